@@ -1,0 +1,271 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"paddock/engine"
+)
+
+// Version is set at build time (-ldflags "-X paddock/cmd.Version=...").
+var Version = "0.1.0-dev"
+
+// Exit codes of the CLI contract.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// ExitError carries an exit code with its message.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageErr marks an error as a usage error (exit 2).
+func usageErr(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+}
+
+// notYet is the answer of commands whose issue has not landed.
+func notYet(what string) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s is not yet available in this build", what)}
+}
+
+// App is what every subcommand shares: configuration, output, logger.
+// It is built once per invocation and passed down (no globals).
+type App struct {
+	V      *viper.Viper
+	In     io.Reader
+	Out    io.Writer
+	Err    io.Writer
+	Log    *slog.Logger
+	Ctx    context.Context
+	cfgErr error
+}
+
+// Run executes the paddock CLI and returns its exit code.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &App{V: viper.New(), In: stdin, Out: stdout, Err: stderr, Ctx: ctx}
+	root := NewRoot(app)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "paddock: %v\n", err)
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if isUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "requires at least", "accepts ", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRoot builds the command tree.
+func NewRoot(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "paddock",
+		Short: "Self-hosted search platform: control plane, allocators, proxies and console",
+		Long: `paddock runs search clusters ("deployments") on your own hosts.
+
+Start a whole platform on this host with 'paddock up'; run each part on
+its own with 'paddock director|constructor|api|proxy|allocator'.
+Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return app.init(cmd)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.String("config", "", "config file (default ~/.paddock/config.yaml)")
+	pf.StringP("output", "o", "text", "output format: text or json")
+	pf.String("log-level", "info", "log level: debug, info, warn, error")
+	pf.String("log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
+	pf.String("zk", "127.0.0.1:2181", "ZooKeeper connection string (host:port,...)")
+	pf.String("state-dir", defaultStateDir(), "state directory (credentials, keys, local caches)")
+	pf.String("zk-credential", "", "ZooKeeper credential file of this role (default <state-dir>/credentials/<role>.json)")
+	pf.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper or the API before giving up")
+
+	for _, add := range []func(*App) *cobra.Command{
+		newVersionCmd, newStatusCmd, newZookeeperCmd,
+		newUpCmd, newDownCmd, newConsoleCmd,
+		newDeploymentCmd, newAllocatorCmd, newTokenCmd,
+		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,
+		newImageCmd, newTunnelCmd,
+	} {
+		root.AddCommand(add(app))
+	}
+	return root
+}
+
+func defaultStateDir() string {
+	if h := os.Getenv("PADDOCK_HOME"); h != "" {
+		return h
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".paddock"
+	}
+	return filepath.Join(home, ".paddock")
+}
+
+// init binds flags, environment and the config file into viper, and sets
+// up logging.
+func (app *App) init(cmd *cobra.Command) error {
+	v := app.V
+	v.SetEnvPrefix("PADDOCK")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.AutomaticEnv()
+	// Bind every flag of this command (and inherited ones) by name.
+	var bindErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err := v.BindPFlag(f.Name, f); err != nil && bindErr == nil {
+			bindErr = err
+		}
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	cfgFile := v.GetString("config")
+	explicit := cfgFile != ""
+	if !explicit {
+		cfgFile = filepath.Join(v.GetString("state-dir"), "config.yaml")
+	}
+	if _, err := os.Stat(cfgFile); err == nil {
+		v.SetConfigFile(cfgFile)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("config file %s: %v: fix the file or move it away", cfgFile, unwrapYAML(err))}
+		}
+	} else if explicit {
+		return usageErr("config file %s: %v", cfgFile, err)
+	}
+	switch o := v.GetString("output"); o {
+	case "text", "json":
+	default:
+		return usageErr("invalid --output %q: use text or json", o)
+	}
+	log, err := newLogger(app.Err, v.GetString("log-level"), v.GetString("log-format"))
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	app.Log = log
+	slog.SetDefault(log)
+	return nil
+}
+
+func unwrapYAML(err error) error {
+	// viper wraps the YAML error, whose text carries "line N".
+	var pe viper.ConfigParseError
+	if errors.As(err, &pe) {
+		if u := errors.Unwrap(pe); u != nil {
+			return u
+		}
+	}
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "auto":
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q: use auto, text or json", format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// JSON reports whether -o json was asked for.
+func (app *App) JSON() bool { return app.V.GetString("output") == "json" }
+
+// PrintJSON writes v as indented JSON on stdout.
+func (app *App) PrintJSON(v any) error {
+	enc := json.NewEncoder(app.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// StateDir is the configured state directory.
+func (app *App) StateDir() string { return app.V.GetString("state-dir") }
+
+// Credential loads the ZooKeeper credential of role.
+func (app *App) Credential(role engine.Role) (engine.Credential, error) {
+	file := app.V.GetString("zk-credential")
+	if file == "" {
+		file = engine.CredentialFile(app.StateDir(), role)
+	}
+	return engine.LoadCredential(file)
+}
+
+// Connect opens the state store as role, with the configured timeout.
+func (app *App) Connect(ctx context.Context, role engine.Role, own *engine.Credential) (*engine.Store, error) {
+	cred, err := app.Credential(role)
+	if err != nil {
+		return nil, err
+	}
+	to := app.V.GetDuration("timeout")
+	s, err := engine.Connect(ctx, engine.Options{
+		Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
+		ConnectTimeout: to, Logger: app.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
