@@ -124,7 +124,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	pf.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper or the API before giving up")
 
 	for _, add := range []func(*App) *cobra.Command{
-		newVersionCmd, newStatusCmd, newZookeeperCmd,
+		newVersionCmd, newStatusCmd, newZookeeperCmd, newInitCmd,
 		newUpCmd, newDownCmd, newConsoleCmd,
 		newDeploymentCmd, newAllocatorCmd, newTokenCmd,
 		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,

@@ -96,6 +96,7 @@ var aclTable = []aclRule{
 	{pattern: "routes/**", perms: map[Role]int32{RoleConstructor: permRW, RoleAdmin: permR, RoleProxy: permR}},
 	{pattern: "proxies", perms: map[Role]int32{RoleProxy: permRC, RoleAdmin: permRD, RoleConstructor: permR}},
 	{pattern: "proxies/*", perms: map[Role]int32{RoleProxy: permRW, RoleAdmin: permR, RoleConstructor: permR}},
+	{pattern: "leader", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permR}},
 	{pattern: "leader/**", perms: map[Role]int32{RoleConstructor: permRW, RoleAdmin: permR}},
 	{pattern: "security/ca", perms: map[Role]int32{RoleDirector: permRW}, world: true},
 	{pattern: "security/**", perms: map[Role]int32{RoleDirector: permRW}},
