@@ -175,7 +175,7 @@ func (c *TreeCache) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	retry := time.NewTimer(0)
 	defer retry.Stop()
-	wasConnected := false
+	wasConnected := c.s.Connected()
 	for {
 		if needSync && c.s.Connected() {
 			if err := c.resync(ctx); err != nil {
@@ -189,6 +189,7 @@ func (c *TreeCache) Run(ctx context.Context) error {
 				needSync = false
 				backoff = 100 * time.Millisecond
 				lastSession = c.s.SessionID()
+				wasConnected = true
 			}
 		}
 		select {

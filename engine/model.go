@@ -320,8 +320,11 @@ func ParseSize(s string) (int, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || f < 0 {
+	if err != nil || f < 0 || f != f {
 		return 0, fmt.Errorf("invalid size %q: use a number with a unit, such as 512m or 4g", orig)
+	}
+	if f*mult > 1<<40 {
+		return 0, fmt.Errorf("size %q is larger than any host: use a number with a unit, such as 512m or 4g", orig)
 	}
 	return int(f * mult), nil
 }

@@ -172,9 +172,10 @@ func (c *Cluster) writeConfig(n *Node) error {
 	fmt.Fprintf(&b, "dataDir=%s\n", filepath.Join(n.Dir, "data"))
 	fmt.Fprintf(&b, "admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,mntr,conf,stat\n")
 	fmt.Fprintf(&b, "maxSessionTimeout=60000\nminSessionTimeout=1000\n")
-	fmt.Fprintf(&b, "clientPortAddress=127.0.0.1\n")
 	if c.cfg.Servers == 1 {
-		fmt.Fprintf(&b, "clientPort=%d\n", n.ClientPort)
+		// Loopback only: agents reach ZooKeeper through the director's
+		// tunnel, never over the network.
+		fmt.Fprintf(&b, "clientPortAddress=127.0.0.1\nclientPort=%d\n", n.ClientPort)
 	} else {
 		dyn := filepath.Join(n.Dir, "conf", "zoo.cfg.dynamic")
 		fmt.Fprintf(&b, "reconfigEnabled=true\nstandaloneEnabled=false\ndynamicConfigFile=%s\n", dyn)

@@ -98,9 +98,16 @@ func (e *Env) Super(t testing.TB) *engine.Store {
 
 func (e *Env) connect(t testing.TB, role engine.Role, c engine.Credential, own *engine.Credential) *engine.Store {
 	t.Helper()
+	return ConnectTo(t, e.Servers(), role, c, own)
+}
+
+// ConnectTo opens a store at servers (a Partition's address, say) with a
+// short session timeout, closed at the end of the test.
+func ConnectTo(t testing.TB, servers string, role engine.Role, c engine.Credential, own *engine.Credential) *engine.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := engine.Connect(ctx, engine.Options{Servers: e.Servers(), Role: role, Credential: c, Own: own,
+	s, err := engine.Connect(ctx, engine.Options{Servers: servers, Role: role, Credential: c, Own: own,
 		SessionTimeout: 4 * time.Second, ConnectTimeout: 20 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("connect as %s: %v", role, err)
@@ -143,6 +150,12 @@ func (e *Env) Fresh(t testing.TB, zones ...string) *Platform {
 func (p *Platform) Connect(t testing.TB, role engine.Role) *engine.Store {
 	t.Helper()
 	return p.env.connect(t, role, p.Creds[role], nil)
+}
+
+// ConnectVia opens a store of role through servers (e.g. a Partition).
+func (p *Platform) ConnectVia(t testing.TB, servers string, role engine.Role) *engine.Store {
+	t.Helper()
+	return ConnectTo(t, servers, role, p.Creds[role], nil)
 }
 
 // ConnectAllocator opens a store as the allocator role plus its own
