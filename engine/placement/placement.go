@@ -1,0 +1,682 @@
+package placement
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"paddock/engine"
+)
+
+// Allocator is one allocator as the placement core sees it.
+type Allocator struct {
+	ID, Zone    string
+	CapacityMB  int
+	UsedMB      int // memory of instances already assigned
+	Alive       bool
+	Maintenance bool
+	Tags        map[string]string
+	Instances   []Assigned // what is already assigned there
+}
+
+// Assigned is an instance already assigned to an allocator.
+type Assigned struct {
+	DeploymentID, Kind string
+	SizeMB             int
+}
+
+// Request asks for one instance per zone in Zones distinct zones.
+type Request struct {
+	DeploymentID string
+	Kind         string // engine.KindElasticsearch | engine.KindKibana
+	SizeMB       int
+	Zones        int               // how many distinct zones (1..3): one instance per zone
+	Filter       map[string]string // allocator tags required
+	Exclude      []string          // allocator ids not to use (vacate, lost allocator)
+	PreferZones  []string          // zones to use first (replacement in the same zone)
+	Targets      []string          // if set, only these allocators (move to targets)
+	// ExcludeZones are zones not to use (the zones a scale-out keeps).
+	ExcludeZones []string
+	// Replaces says the deployment's instances of this kind already
+	// assigned are being replaced (grow-and-shrink): they still take
+	// memory but do not forbid their allocator to the new instances.
+	Replaces bool
+}
+
+// Options tune a placement run.
+type Options struct {
+	Strategy string // engine.Strategy*; empty means fill-anti-affinity
+	Seed     int64
+	// NoExplain skips the per-allocator verdicts of successful requests
+	// (bulk placement); an UnplaceableError always carries them.
+	NoExplain bool
+}
+
+// Placement is one decided instance.
+type Placement struct {
+	Kind, Allocator, Zone string
+	SizeMB                int
+	// DeploymentID and Request (index in the reqs given) say which
+	// request it serves.
+	DeploymentID string
+	Request      int
+}
+
+// Result holds the decisions and their explanation.
+type Result struct {
+	Placements []Placement
+	Explain    []Verdict // one per allocator considered per request: why rejected or how it scored
+}
+
+// Verdict is the decision about one allocator for one request.
+type Verdict struct {
+	Allocator, Zone string
+	Feasible        bool
+	Reason          string
+	Score           float64
+	// Request is the index of the request in the reqs given.
+	Request int
+	// Chosen marks the allocators picked.
+	Chosen bool
+}
+
+// ZoneShortfall says what one zone lacks for a request.
+type ZoneShortfall struct {
+	Zone string
+	// Allocators in the zone, and how many of them are feasible.
+	Allocators, Feasible int
+	// LargestFreeMB is the most free memory on an allocator of the zone
+	// that passed every other check (-1 when none did).
+	LargestFreeMB int
+	NeedsMB       int
+	// Rejected counts rejections by reason kind (dead, maintenance...).
+	Rejected map[string]int
+}
+
+// UnplaceableError is a request that cannot be placed.
+type UnplaceableError struct {
+	Request Request
+	Zones   []ZoneShortfall
+	// FilterExcluded lists allocators whose tags do not match the filter.
+	FilterExcluded []string
+	// Usable is how many zones could take an instance.
+	Usable  int
+	Explain []Verdict
+}
+
+func (e *UnplaceableError) Error() string {
+	r := e.Request
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot place %s of deployment %s (%d MB in %d zones): only %d zone(s) can take it",
+		r.Kind, r.DeploymentID, r.SizeMB, r.Zones, e.Usable)
+	for _, z := range e.Zones {
+		if z.Feasible > 0 {
+			continue
+		}
+		b.WriteString("; ")
+		b.WriteString(z.String())
+	}
+	if len(e.FilterExcluded) > 0 {
+		fmt.Fprintf(&b, "; filter %s: excluded %s", formatTags(r.Filter), strings.Join(e.FilterExcluded, ", "))
+	}
+	b.WriteString(": add capacity or allocators in those zones, take allocators out of maintenance, or ask for fewer zones or less memory")
+	return b.String()
+}
+
+// String renders "zone-2: largest free 512 MB, needs 1024 MB" or why no
+// allocator of the zone qualifies.
+func (z ZoneShortfall) String() string {
+	if z.Allocators == 0 {
+		return fmt.Sprintf("%s: no allocator", z.Zone)
+	}
+	if z.LargestFreeMB >= 0 && z.Rejected["memory"] > 0 {
+		s := fmt.Sprintf("%s: largest free %d MB, needs %d MB", z.Zone, z.LargestFreeMB, z.NeedsMB)
+		if other := z.otherReasons("memory"); other != "" {
+			s += " (" + other + ")"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: no usable allocator (%s)", z.Zone, z.otherReasons(""))
+}
+
+func (z ZoneShortfall) otherReasons(skip string) string {
+	var parts []string
+	for _, k := range reasonOrder {
+		if k == skip || z.Rejected[k] == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", z.Rejected[k], reasonText[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+var reasonOrder = []string{"dead", "maintenance", "excluded", "target", "zone", "filter", "same", "memory"}
+var reasonText = map[string]string{
+	"dead":        "not alive",
+	"maintenance": "in maintenance",
+	"excluded":    "excluded",
+	"target":      "not a target",
+	"zone":        "zone excluded",
+	"filter":      "filtered out",
+	"same":        "already running this deployment",
+	"memory":      "short of memory",
+}
+
+func formatTags(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + m[k]
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// Place places every request (all or nothing), updating its own copy of
+// the state between requests. On failure it returns *UnplaceableError.
+func Place(allocs []Allocator, reqs []Request, opts Options) (Result, error) {
+	st := NewState(allocs, opts.Seed)
+	return st.Place(reqs, opts)
+}
+
+// State is a placement state that successive Place calls update: the
+// bulk path (benchmarks, the constructor's batch of plans) keeps one.
+type State struct {
+	allocs []alloc
+	order  []int // seeded shuffle of allocator indexes (tie-breaks)
+	// hot mirrors what the scan reads, in seeded order, packed for the
+	// cache: hot[rank] describes allocs[order[rank]].
+	hot    []hotAlloc
+	rankOf []int32
+	// ixAsc and ixDesc are the fill and distribute indexes, built on
+	// first use (index.go).
+	ixAsc, ixDesc *index
+	zones         []string
+	zoneIx        map[string]int
+	byID          map[string]int
+	// placed tracks, per deployment and kind, the allocators holding an
+	// instance; perDep the allocators holding any of the deployment.
+	placed map[depKind][]int32
+	perDep map[string][]int32
+}
+
+type depKind struct{ dep, kind string }
+
+type hotAlloc struct {
+	invCap float64
+	free   int32
+	zone   int16
+	usable bool // alive and not in maintenance
+}
+
+type alloc struct {
+	a    Allocator
+	zone int
+	used int
+}
+
+// NewState copies allocs into a fresh state; seed fixes tie-breaks.
+func NewState(allocs []Allocator, seed int64) *State {
+	s := &State{allocs: make([]alloc, len(allocs)), zoneIx: map[string]int{}, byID: make(map[string]int, len(allocs)),
+		placed: map[depKind][]int32{}, perDep: map[string][]int32{}}
+	for i, a := range allocs {
+		a.Instances = append([]Assigned(nil), a.Instances...)
+		z, ok := s.zoneIx[a.Zone]
+		if !ok {
+			z = len(s.zones)
+			s.zoneIx[a.Zone] = z
+			s.zones = append(s.zones, a.Zone)
+		}
+		s.allocs[i] = alloc{a: a, zone: z, used: a.UsedMB}
+		s.byID[a.ID] = i
+		for _, in := range a.Instances {
+			s.note(in.DeploymentID, in.Kind, int32(i))
+		}
+	}
+	// Zones in name order, then allocators in a seeded order: decisions
+	// do not depend on the order the caller listed them in.
+	sortedZones := append([]string(nil), s.zones...)
+	sort.Strings(sortedZones)
+	remap := make([]int, len(s.zones))
+	for i, z := range sortedZones {
+		remap[s.zoneIx[z]] = i
+		s.zoneIx[z] = i
+	}
+	s.zones = sortedZones
+	for i := range s.allocs {
+		s.allocs[i].zone = remap[s.allocs[i].zone]
+	}
+	byName := make([]int, len(allocs))
+	for i := range byName {
+		byName[i] = i
+	}
+	sort.Slice(byName, func(i, j int) bool { return s.allocs[byName[i]].a.ID < s.allocs[byName[j]].a.ID })
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
+	rng.Shuffle(len(byName), func(i, j int) { byName[i], byName[j] = byName[j], byName[i] })
+	s.order = byName
+	s.hot = make([]hotAlloc, len(byName))
+	s.rankOf = make([]int32, len(byName))
+	for rank, i := range byName {
+		a := &s.allocs[i]
+		inv := 0.0
+		if a.a.CapacityMB > 0 {
+			inv = 1 / float64(a.a.CapacityMB)
+		}
+		s.hot[rank] = hotAlloc{invCap: inv, free: int32(a.a.CapacityMB - a.used), zone: int16(a.zone), usable: a.a.Alive && !a.a.Maintenance}
+		s.rankOf[i] = int32(rank)
+	}
+	return s
+}
+
+func (s *State) addUsed(i, mb int) {
+	rank := s.rankOf[i]
+	s.ixRemove(s.ixAsc, rank)
+	s.ixRemove(s.ixDesc, rank)
+	s.allocs[i].used += mb
+	s.hot[rank].free -= int32(mb)
+	s.ixInsert(s.ixAsc, rank)
+	s.ixInsert(s.ixDesc, rank)
+}
+
+func (s *State) note(dep, kind string, i int32) {
+	k := depKind{dep, kind}
+	s.placed[k] = append(s.placed[k], i)
+	if !contains32(s.perDep[dep], i) {
+		s.perDep[dep] = append(s.perDep[dep], i)
+	}
+}
+
+func contains32(xs []int32, x int32) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Allocators returns the state's current view (used memory and
+// instances include the placements made so far), in the caller's order.
+func (s *State) Allocators() []Allocator {
+	out := make([]Allocator, len(s.allocs))
+	for i, a := range s.allocs {
+		out[i] = a.a
+		out[i].UsedMB = a.used
+	}
+	return out
+}
+
+// Place places reqs all or nothing: on error the state is unchanged.
+func (s *State) Place(reqs []Request, opts Options) (Result, error) {
+	strategy := opts.Strategy
+	if strategy == "" {
+		strategy = engine.StrategyFillAntiAffinity
+	}
+	switch strategy {
+	case engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity:
+	default:
+		return Result{}, fmt.Errorf("unknown placement strategy %q: use %s, %s, %s or %s", strategy,
+			engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity)
+	}
+	var res Result
+	var undo []undoEntry
+	for ri, r := range reqs {
+		if err := validate(r); err != nil {
+			s.rollback(undo)
+			return Result{}, err
+		}
+		pl, verdicts, uerr := s.placeOne(ri, r, strategy, !opts.NoExplain)
+		if uerr != nil {
+			s.rollback(undo)
+			return Result{}, uerr
+		}
+		for _, p := range pl {
+			i := s.byID[p.Allocator]
+			undo = append(undo, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB})
+			s.addUsed(i, r.SizeMB)
+			s.allocs[i].a.Instances = append(s.allocs[i].a.Instances, Assigned{DeploymentID: r.DeploymentID, Kind: r.Kind, SizeMB: r.SizeMB})
+			s.note(r.DeploymentID, r.Kind, int32(i))
+		}
+		res.Placements = append(res.Placements, pl...)
+		res.Explain = append(res.Explain, verdicts...)
+	}
+	return res, nil
+}
+
+type undoEntry struct {
+	i         int
+	dep, kind string
+	size      int
+}
+
+func (s *State) rollback(undo []undoEntry) {
+	for j := len(undo) - 1; j >= 0; j-- {
+		u := undo[j]
+		s.addUsed(u.i, -u.size)
+		a := &s.allocs[u.i]
+		a.a.Instances = a.a.Instances[:len(a.a.Instances)-1]
+		k := depKind{u.dep, u.kind}
+		s.placed[k] = s.placed[k][:len(s.placed[k])-1]
+		if len(s.placed[k]) == 0 {
+			delete(s.placed, k)
+		}
+		// perDep: drop the allocator unless another instance of the
+		// deployment remains there.
+		still := false
+		for _, in := range a.a.Instances {
+			if in.DeploymentID == u.dep {
+				still = true
+				break
+			}
+		}
+		if !still {
+			d := s.perDep[u.dep]
+			for x, y := range d {
+				if int(y) == u.i {
+					s.perDep[u.dep] = append(d[:x], d[x+1:]...)
+					break
+				}
+			}
+			if len(s.perDep[u.dep]) == 0 {
+				delete(s.perDep, u.dep)
+			}
+		}
+	}
+}
+
+func validate(r Request) error {
+	switch {
+	case r.DeploymentID == "":
+		return fmt.Errorf("placement request without a deployment id")
+	case r.Kind == "":
+		return fmt.Errorf("placement request for %s without an instance kind", r.DeploymentID)
+	case r.SizeMB <= 0:
+		return fmt.Errorf("placement request for %s %s: size must be positive, got %d MB", r.DeploymentID, r.Kind, r.SizeMB)
+	case r.Zones < 1 || r.Zones > 3:
+		return fmt.Errorf("placement request for %s %s: zone count must be 1 to 3, got %d", r.DeploymentID, r.Kind, r.Zones)
+	}
+	return nil
+}
+
+// candidate is the best allocator found in one zone.
+type candidate struct {
+	i     int
+	score float64
+	ok    bool
+	// rank is the position in the seeded order (lower wins ties).
+	rank int
+}
+
+// placeOne places one request: the best allocator of each zone is found
+// in one pass, then zones are picked (preferred ones first, then by
+// score).
+func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Placement, []Verdict, *UnplaceableError) {
+	nz := len(s.zones)
+	best := make([]candidate, nz)
+	var excluded, targets map[int]bool
+	if len(r.Exclude) > 0 {
+		excluded = s.indexSet(r.Exclude)
+	}
+	if len(r.Targets) > 0 {
+		targets = s.indexSet(r.Targets)
+	}
+	var zoneOut []bool
+	if len(r.ExcludeZones) > 0 {
+		zoneOut = make([]bool, nz)
+		for _, z := range r.ExcludeZones {
+			if zi, ok := s.zoneIx[z]; ok {
+				zoneOut[zi] = true
+			}
+		}
+	}
+	same := s.placed[depKind{r.DeploymentID, r.Kind}]
+	if r.Replaces {
+		same = nil
+	}
+	dep := s.perDep[r.DeploymentID]
+	anti := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyDistributeAntiAffinity
+	fill := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyFill
+	size := r.SizeMB
+
+	var verdicts []Verdict
+	simple := excluded == nil && targets == nil && zoneOut == nil && len(r.Filter) == 0
+	size32 := int32(size)
+	indexed := simple && !explain && s.bestIndexed(best, size32, fill, anti, same, dep)
+	for rank := range s.hot {
+		if indexed {
+			break
+		}
+		h := &s.hot[rank]
+		if !explain && (h.free < size32 || !h.usable) {
+			continue // the common rejections, without touching allocs
+		}
+		i := s.order[rank]
+		reason := ""
+		if !simple || !h.usable || h.free < size32 || same != nil {
+			a := &s.allocs[i]
+			switch {
+			case !a.a.Alive:
+				reason = "dead"
+			case a.a.Maintenance:
+				reason = "maintenance"
+			case excluded != nil && excluded[i]:
+				reason = "excluded"
+			case targets != nil && !targets[i]:
+				reason = "target"
+			case zoneOut != nil && zoneOut[a.zone]:
+				reason = "zone"
+			case len(r.Filter) > 0 && !matches(a.a.Tags, r.Filter):
+				reason = "filter"
+			case same != nil && contains32(same, int32(i)):
+				reason = "same"
+			case h.free < size32:
+				reason = "memory"
+			}
+		}
+		if reason != "" {
+			if explain {
+				verdicts = append(verdicts, s.verdict(ri, i, reason, r))
+			}
+			continue
+		}
+		var score float64
+		if fill {
+			score = 1 - float64(h.free-size32)*h.invCap // fullest after placement
+		} else {
+			score = float64(h.free-size32) * h.invCap // least used after placement
+		}
+		if anti && dep != nil && contains32(dep, int32(i)) {
+			score -= 2 // already hosts this deployment: last resort
+		}
+		if explain {
+			a := &s.allocs[i]
+			verdicts = append(verdicts, Verdict{Allocator: a.a.ID, Zone: a.a.Zone, Feasible: true, Score: score, Request: ri,
+				Reason: fmt.Sprintf("%d MB free of %d MB", a.a.CapacityMB-a.used, a.a.CapacityMB)})
+		}
+		b := &best[h.zone]
+		if !b.ok || score > b.score {
+			*b = candidate{i: i, score: score, ok: true, rank: rank}
+		}
+	}
+	// Zone choice: preferred zones first (in the order given), then the
+	// others by their best score, ties by seeded rank.
+	picked := make([]int, 0, r.Zones)
+	used := make([]bool, nz)
+	for _, z := range r.PreferZones {
+		zi, ok := s.zoneIx[z]
+		if !ok || used[zi] || !best[zi].ok || len(picked) == r.Zones {
+			continue
+		}
+		used[zi] = true
+		picked = append(picked, zi)
+	}
+	if len(picked) < r.Zones {
+		rest := make([]int, 0, nz)
+		for zi := range nz {
+			if !used[zi] && best[zi].ok {
+				rest = append(rest, zi)
+			}
+		}
+		sort.Slice(rest, func(x, y int) bool {
+			bx, by := best[rest[x]], best[rest[y]]
+			if bx.score != by.score {
+				return bx.score > by.score
+			}
+			return bx.rank < by.rank
+		})
+		for _, zi := range rest {
+			if len(picked) == r.Zones {
+				break
+			}
+			picked = append(picked, zi)
+		}
+	}
+	if len(picked) < r.Zones {
+		return nil, nil, s.unplaceable(ri, r, len(picked))
+	}
+	out := make([]Placement, len(picked))
+	for n, zi := range picked {
+		a := s.allocs[best[zi].i].a
+		out[n] = Placement{Kind: r.Kind, Allocator: a.ID, Zone: a.Zone, SizeMB: r.SizeMB, DeploymentID: r.DeploymentID, Request: ri}
+	}
+	if explain {
+		chosen := map[string]bool{}
+		for _, p := range out {
+			chosen[p.Allocator] = true
+		}
+		for k := range verdicts {
+			if chosen[verdicts[k].Allocator] {
+				verdicts[k].Chosen = true
+				verdicts[k].Reason += ", chosen"
+			}
+		}
+	}
+	return out, verdicts, nil
+}
+
+func (s *State) indexSet(ids []string) map[int]bool {
+	m := make(map[int]bool, len(ids))
+	for _, id := range ids {
+		if i, ok := s.byID[id]; ok {
+			m[i] = true
+		}
+	}
+	return m
+}
+
+func matches(tags, filter map[string]string) bool {
+	for k, v := range filter {
+		if tags[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// verdict explains a rejection.
+func (s *State) verdict(ri, i int, reason string, r Request) Verdict {
+	a := &s.allocs[i]
+	v := Verdict{Allocator: a.a.ID, Zone: a.a.Zone, Request: ri}
+	switch reason {
+	case "memory":
+		v.Reason = fmt.Sprintf("free %d MB, needs %d MB", a.a.CapacityMB-a.used, r.SizeMB)
+	case "filter":
+		v.Reason = fmt.Sprintf("tags %s do not match filter %s", formatTags(a.a.Tags), formatTags(r.Filter))
+	case "same":
+		v.Reason = fmt.Sprintf("already runs %s of deployment %s", r.Kind, r.DeploymentID)
+	default:
+		v.Reason = reasonText[reason]
+	}
+	return v
+}
+
+// unplaceable recomputes every verdict (the fast pass may have skipped
+// them) and summarises per zone.
+func (s *State) unplaceable(ri int, r Request, usable int) *UnplaceableError {
+	e := &UnplaceableError{Request: r, Usable: usable}
+	zs := make([]ZoneShortfall, len(s.zones))
+	for zi, z := range s.zones {
+		zs[zi] = ZoneShortfall{Zone: z, LargestFreeMB: -1, NeedsMB: r.SizeMB, Rejected: map[string]int{}}
+	}
+	for _, z := range r.PreferZones {
+		if _, ok := s.zoneIx[z]; !ok {
+			zs = append(zs, ZoneShortfall{Zone: z, LargestFreeMB: -1, NeedsMB: r.SizeMB, Rejected: map[string]int{}})
+		}
+	}
+	excluded := s.indexSet(r.Exclude)
+	targets := s.indexSet(r.Targets)
+	zoneOut := map[string]bool{}
+	for _, z := range r.ExcludeZones {
+		zoneOut[z] = true
+	}
+	same := s.placed[depKind{r.DeploymentID, r.Kind}]
+	if r.Replaces {
+		same = nil
+	}
+	ids := make([]int, len(s.allocs))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.Slice(ids, func(x, y int) bool { return s.allocs[ids[x]].a.ID < s.allocs[ids[y]].a.ID })
+	for _, i := range ids {
+		a := &s.allocs[i]
+		z := &zs[a.zone]
+		z.Allocators++
+		reason := ""
+		switch {
+		case !a.a.Alive:
+			reason = "dead"
+		case a.a.Maintenance:
+			reason = "maintenance"
+		case excluded[i]:
+			reason = "excluded"
+		case len(r.Targets) > 0 && !targets[i]:
+			reason = "target"
+		case zoneOut[a.a.Zone]:
+			reason = "zone"
+		case len(r.Filter) > 0 && !matches(a.a.Tags, r.Filter):
+			reason = "filter"
+			e.FilterExcluded = append(e.FilterExcluded, a.a.ID)
+		case contains32(same, int32(i)):
+			reason = "same"
+		case a.a.CapacityMB-a.used < r.SizeMB:
+			reason = "memory"
+			if free := a.a.CapacityMB - a.used; free > z.LargestFreeMB {
+				z.LargestFreeMB = free
+			}
+		}
+		if reason == "" {
+			z.Feasible++
+			e.Explain = append(e.Explain, Verdict{Allocator: a.a.ID, Zone: a.a.Zone, Feasible: true, Request: ri,
+				Reason: fmt.Sprintf("%d MB free of %d MB", a.a.CapacityMB-a.used, a.a.CapacityMB)})
+			continue
+		}
+		z.Rejected[reason]++
+		e.Explain = append(e.Explain, s.verdict(ri, i, reason, r))
+	}
+	e.Zones = zs
+	return e
+}
+
+// FromInventory converts the engine's inventory into placement input:
+// an allocator is alive while its alive node exists, its used memory is
+// the sum of the instances assigned to it.
+func FromInventory(inv []engine.InventoryAllocator) []Allocator {
+	out := make([]Allocator, 0, len(inv))
+	for _, ia := range inv {
+		a := Allocator{
+			ID: ia.ID(), Zone: ia.Allocator.Zone, CapacityMB: ia.CapacityMB(),
+			Alive: ia.Alive != nil, Maintenance: ia.Maintenance, Tags: ia.Tags(),
+		}
+		for _, in := range ia.Instances {
+			a.UsedMB += in.SizeMB
+			a.Instances = append(a.Instances, Assigned{DeploymentID: in.DeploymentID, Kind: in.Kind, SizeMB: in.SizeMB})
+		}
+		out = append(out, a)
+	}
+	return out
+}
