@@ -2,8 +2,8 @@ package placement
 
 import (
 	"fmt"
-	"reflect"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
