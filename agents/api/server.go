@@ -1,0 +1,252 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"paddock/agents/agentkit"
+	"paddock/engine"
+	"paddock/engine/service"
+)
+
+// Default listen addresses.
+const (
+	DefaultAddr    = "127.0.0.1:12400"
+	DefaultTLSAddr = "127.0.0.1:12443"
+)
+
+// Config configures the API agent.
+type Config struct {
+	// Store is connected as the admin role (the API's ZooKeeper identity).
+	Store *engine.Store
+	// Addr is the HTTP listen address ("" disables HTTP).
+	Addr string
+	// TLSAddr with CertFile and KeyFile serves HTTPS ("" disables it).
+	TLSAddr           string
+	CertFile, KeyFile string
+	// MetricsAddr serves /metrics /healthz /readyz ("" disables).
+	MetricsAddr string
+	Logger      *slog.Logger
+	// Registry (default: a new agentkit registry).
+	Registry *prometheus.Registry
+	// OnListen is called with the bound addresses once serving (tests,
+	// `paddock up`).
+	OnListen func(httpAddr, httpsAddr string)
+}
+
+// server is the HTTP layer over the service.
+type server struct {
+	svc     *service.Service
+	log     *slog.Logger
+	metrics *metrics
+	docJSON []byte
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_api_requests_total",
+			Help: "API requests by route, method and status code."}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_api_request_duration_seconds",
+			Help: "API request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration)
+	}
+	return m
+}
+
+// NewHandler returns the API's HTTP handler over svc (tests and `paddock
+// up` mount it directly).
+func NewHandler(svc *service.Service, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	doc, err := openAPIJSON()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{svc: svc, log: log.With("component", "api"), metrics: newMetrics(reg), docJSON: doc}
+	mux := http.NewServeMux()
+	for _, rt := range routes() {
+		mux.Handle(rt.method+" "+Prefix+rt.path, s.wrap(rt))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, pat := mux.Handler(r2); pat != "/" && pat != "" {
+				s.metrics.requests.WithLabelValues("unknown", r.Method, "405").Inc()
+				w.Header().Set("Allow", m)
+				s.writeError(w, r, &service.Error{Kind: service.KindInvalid, Code: "method.not_allowed",
+					Message: fmt.Sprintf("method %s is not allowed on %s: see %s/api-docs", r.Method, r.URL.Path, Prefix)})
+				return
+			}
+		}
+		s.metrics.requests.WithLabelValues("unknown", r.Method, "404").Inc()
+		s.writeError(w, r, apiErr(service.KindNotFound, "route.not_found",
+			fmt.Sprintf("no such endpoint %s %s: see %s/api-docs", r.Method, r.URL.Path, Prefix)))
+	})
+	return mux, nil
+}
+
+// wrap authenticates, authorises, limits the body, runs the handler and
+// records metrics.
+func (s *server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			s.metrics.requests.WithLabelValues(rt.path, r.Method, strconv.Itoa(rec.status)).Inc()
+			s.metrics.duration.WithLabelValues(rt.path).Observe(time.Since(start).Seconds())
+		}()
+		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes+1)
+		var p service.Principal
+		if rt.access != accessPublic {
+			var err error
+			if p, err = s.authenticate(r.Context(), r); err != nil {
+				s.writeError(rec, r, err)
+				return
+			}
+			if !allowed(p.Role, rt.access) {
+				s.writeError(rec, r, forbidden(p, rt.access))
+				return
+			}
+		}
+		status, body, err := rt.handle(s, r, p)
+		if err != nil {
+			s.writeError(rec, r, err)
+			return
+		}
+		if raw, ok := body.([]byte); ok {
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(status)
+			_, _ = rec.Write(raw)
+			return
+		}
+		writeJSON(rec, status, body)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Run serves the API until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Store == nil {
+		return errors.New("api: no store: connect as the admin role first")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = agentkit.NewRegistry()
+	}
+	svc := service.New(cfg.Store, service.WithLogger(log))
+	h, err := NewHandler(svc, log, reg)
+	if err != nil {
+		return err
+	}
+	st := agentkit.NewStatus()
+	if _, err := agentkit.Serve(ctx, cfg.MetricsAddr, reg, st, log, nil); err != nil {
+		return err
+	}
+	if cfg.Addr == "" && cfg.TLSAddr == "" {
+		return errors.New("api: neither --addr nor --tls-addr given: nothing to serve")
+	}
+	var servers []*http.Server
+	errc := make(chan error, 2)
+	var httpAddr, httpsAddr string
+	if cfg.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("api: listen on %s: %w (choose another with --addr)", cfg.Addr, err)
+		}
+		httpAddr = ln.Addr().String()
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	if cfg.TLSAddr != "" {
+		if cfg.CertFile == "" || cfg.KeyFile == "" {
+			return errors.New("api: --tls-addr needs --tls-cert and --tls-key")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("api: TLS certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
+		}
+		ln, err := tls.Listen("tcp", cfg.TLSAddr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return fmt.Errorf("api: listen on %s: %w (choose another with --tls-addr)", cfg.TLSAddr, err)
+		}
+		httpsAddr = ln.Addr().String()
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	st.SetReady(true)
+	log.Info("api serving", "http", httpAddr, "https", httpsAddr)
+	if cfg.OnListen != nil {
+		cfg.OnListen(httpAddr, httpsAddr)
+	}
+	zkDone := make(chan struct{})
+	go watchStore(ctx, cfg.Store, st, zkDone)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("api: server stopped: %w", err)
+		}
+	}
+	st.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
+	<-zkDone
+	log.Info("api stopped")
+	return runErr
+}
+
+// watchStore reports the ZooKeeper session on the health endpoint.
+func watchStore(ctx context.Context, store *engine.Store, st *agentkit.Status, done chan<- struct{}) {
+	defer close(done)
+	ch, cancel := store.Subscribe()
+	defer cancel()
+	for {
+		if store.Connected() {
+			st.Set("zookeeper", "")
+		} else {
+			st.Set("zookeeper", "no ZooKeeper session: requests answer 503 until it is back")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}

@@ -1,0 +1,606 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"paddock/engine"
+)
+
+// DeploymentView is a deployment as operators see it: the record, its
+// resource version (for If-Match), the plan in progress and its endpoint.
+type DeploymentView struct {
+	engine.Deployment
+	// ResourceVersion is the znode version of the deployment record; pass
+	// it back (If-Match or "version") to update without overwriting a
+	// change made in between.
+	ResourceVersion int32 `json:"resource_version"`
+	// PendingPlan is the plan asked for or running, if any.
+	PendingPlan *engine.Plan `json:"pending_plan,omitempty"`
+	// Endpoint is the host name proxies route to this deployment.
+	Endpoint string `json:"endpoint"`
+}
+
+// DesiredSpec is what the deployment is heading to: the pending plan's
+// spec while one runs, else the applied spec.
+func (v DeploymentView) DesiredSpec() engine.DeploymentSpec {
+	if v.PendingPlan != nil && v.PendingPlan.Action != engine.ActionDelete {
+		return v.PendingPlan.Spec
+	}
+	return v.Spec
+}
+
+// CreateRequest asks for a new deployment.
+type CreateRequest struct {
+	Name string
+	// RequestID makes the create idempotent: the same id returns the same
+	// deployment, never a second one.
+	RequestID string
+	Spec      engine.DeploymentSpec
+	// ValidateOnly checks and explains placement; nothing is written.
+	ValidateOnly bool
+	Actor        Actor
+}
+
+// CreateResult says what Create did.
+type CreateResult struct {
+	Deployment DeploymentView `json:"deployment"`
+	PlanID     string         `json:"plan_id,omitempty"`
+	// Created is false when the request id was seen before (the earlier
+	// deployment is returned) or when ValidateOnly was set.
+	Created bool `json:"created"`
+	// Placement is the placement check (always on ValidateOnly).
+	Placement *PlacementReport `json:"placement,omitempty"`
+}
+
+// RequestRecord is /paddock/requests/<request-id>.
+type RequestRecord struct {
+	RequestID    string `json:"request_id"`
+	DeploymentID string `json:"deployment_id"`
+	PlanID       string `json:"plan_id"`
+}
+
+var (
+	requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	idRe        = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// Limits of a topology.
+const (
+	MinSizeMB       = 256
+	MaxSizeMB       = 64 * 1024
+	MaxKibanaSizeMB = 8 * 1024
+	MaxZones        = 3
+	MaxNameLen      = 64
+)
+
+// ValidID reports whether id is a deployment id (32 lowercase hex).
+func ValidID(id string) bool { return idRe.MatchString(id) }
+
+func checkID(id string) error {
+	if !ValidID(id) {
+		return &Error{Kind: KindNotFound, Code: "deployment.not_found",
+			Message: fmt.Sprintf("deployment %q not found: ids are 32 lowercase hex characters (see `paddock deployment list`)", id)}
+	}
+	return nil
+}
+
+// NormalizeSpec fills defaults: the newest platform version, one zone,
+// Kibana in one zone when it has a size.
+func NormalizeSpec(cfg engine.PlatformConfig, spec engine.DeploymentSpec) engine.DeploymentSpec {
+	if spec.Version == "" && len(cfg.Versions) > 0 {
+		spec.Version = cfg.Versions[len(cfg.Versions)-1]
+	}
+	if spec.Elasticsearch.Zones == 0 {
+		spec.Elasticsearch.Zones = 1
+	}
+	if spec.Kibana.SizeMB > 0 && spec.Kibana.Zones == 0 {
+		spec.Kibana.Zones = 1
+	}
+	if spec.Kibana.SizeMB == 0 {
+		spec.Kibana.Zones = 0
+	}
+	return spec
+}
+
+// ValidateSpec checks a (normalized) spec against the platform: offered
+// versions, sizes, zone counts.
+func ValidateSpec(cfg engine.PlatformConfig, zones int, spec engine.DeploymentSpec) []FieldError {
+	var fe []FieldError
+	if !contains(cfg.Versions, spec.Version) {
+		fe = append(fe, field("spec.version", "version %q is not offered: use one of %s", spec.Version, strings.Join(cfg.Versions, ", ")))
+	}
+	maxZones := min(MaxZones, max(zones, 1))
+	es := spec.Elasticsearch
+	if es.SizeMB < MinSizeMB || es.SizeMB > MaxSizeMB {
+		fe = append(fe, field("spec.elasticsearch.size_mb", "must be between %d and %d (MB), got %d", MinSizeMB, MaxSizeMB, es.SizeMB))
+	}
+	if es.Zones < 1 || es.Zones > maxZones {
+		fe = append(fe, field("spec.elasticsearch.zones", "must be between 1 and %d (the platform has %d zones), got %d", maxZones, zones, es.Zones))
+	}
+	fe = append(fe, checkFilter("spec.elasticsearch.allocator_filter", es.Filter)...)
+	kb := spec.Kibana
+	if kb.SizeMB != 0 {
+		if kb.SizeMB < MinSizeMB || kb.SizeMB > MaxKibanaSizeMB {
+			fe = append(fe, field("spec.kibana.size_mb", "must be 0 (no Kibana) or between %d and %d (MB), got %d", MinSizeMB, MaxKibanaSizeMB, kb.SizeMB))
+		}
+		if kb.Zones < 1 || kb.Zones > maxZones {
+			fe = append(fe, field("spec.kibana.zones", "must be between 1 and %d, got %d", maxZones, kb.Zones))
+		}
+	} else if kb.Zones != 0 {
+		fe = append(fe, field("spec.kibana.zones", "must be 0 when kibana.size_mb is 0"))
+	}
+	fe = append(fe, checkFilter("spec.kibana.allocator_filter", kb.Filter)...)
+	return fe
+}
+
+func checkFilter(name string, f map[string]string) []FieldError {
+	var fe []FieldError
+	if len(f) > 16 {
+		fe = append(fe, field(name, "at most 16 tags"))
+	}
+	for k, v := range f {
+		if k == "" || len(k) > 64 || len(v) > 256 {
+			fe = append(fe, field(name, "tag %q: keys are 1..64 characters, values at most 256", k))
+		}
+	}
+	return fe
+}
+
+func validateName(name string) []FieldError {
+	n := strings.TrimSpace(name)
+	switch {
+	case n == "":
+		return []FieldError{field("name", "required: give the deployment a name")}
+	case len(n) > MaxNameLen:
+		return []FieldError{field("name", "at most %d characters", MaxNameLen)}
+	case strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return []FieldError{field("name", "must not contain control characters")}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// platform reads the platform config and the number of zones.
+func (s *Service) platform(ctx context.Context) (engine.PlatformConfig, int, error) {
+	cfg, _, err := s.store.Platform(ctx)
+	if err != nil {
+		return cfg, 0, storeErr(err, "platform", "config")
+	}
+	zones, err := s.store.Children(ctx, engine.PathZones)
+	if err != nil {
+		return cfg, 0, storeErr(err, "platform", "zones")
+	}
+	return cfg, len(zones), nil
+}
+
+// CreateDeployment validates the request, checks placement, and writes
+// the deployment with its first plan in one Multi (with the idempotency
+// record when a request id is given). The constructor executes the plan.
+func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (CreateResult, error) {
+	var fe []FieldError
+	fe = append(fe, validateName(req.Name)...)
+	if req.RequestID != "" && !requestIDRe.MatchString(req.RequestID) {
+		fe = append(fe, field("request_id", "1..128 characters among letters, digits, '.', '_' and '-'"))
+	}
+	if req.RequestID != "" && !req.ValidateOnly {
+		if res, ok, err := s.replay(ctx, req.RequestID); err != nil || ok {
+			return res, err
+		}
+	}
+	cfg, zones, err := s.platform(ctx)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	spec := NormalizeSpec(cfg, req.Spec)
+	fe = append(fe, ValidateSpec(cfg, zones, spec)...)
+	if len(fe) > 0 {
+		return CreateResult{}, invalid(fe...)
+	}
+	id := engine.NewID()
+	rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec})
+	if err != nil {
+		return CreateResult{}, err
+	}
+	now := s.now()
+	dep := engine.Deployment{ID: id, Name: strings.TrimSpace(req.Name), RequestID: req.RequestID,
+		CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
+	plan := s.newPlan(id, engine.ActionCreate, spec, req.Actor)
+	dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
+	view := DeploymentView{Deployment: dep, PendingPlan: &plan, Endpoint: id + "." + cfg.Domain}
+	if req.ValidateOnly {
+		return CreateResult{Deployment: view, Placement: &rep}, nil
+	}
+	ops := []engine.Op{
+		engine.OpCreate(engine.DeploymentPath(id), dep),
+		engine.OpCreate(engine.PlansPath(id), nil),
+		engine.OpCreate(engine.PlanHistoryPath(id), nil),
+		engine.OpCreate(engine.PendingPlanPath(id), plan),
+	}
+	if req.RequestID != "" {
+		ops = append(ops, engine.OpCreate(engine.RequestPath(req.RequestID), RequestRecord{RequestID: req.RequestID, DeploymentID: id, PlanID: plan.ID}))
+	}
+	if err := s.store.Multi(ctx, ops...); err != nil {
+		if req.RequestID != "" && (errors.Is(err, engine.ErrExists) || errors.Is(err, engine.ErrUnavailable)) {
+			// Another create with this request id won, or ours may have
+			// been applied before the connection dropped: read back.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.readBackTimeout())
+			defer cancel()
+			if res, ok, rerr := s.replay(rctx, req.RequestID); rerr == nil && ok {
+				return res, nil
+			}
+		}
+		return CreateResult{}, storeErr(err, "deployment", id)
+	}
+	s.log.Info("deployment created", "deployment", id, "name", dep.Name, "plan", plan.ID, "by", string(req.Actor))
+	view.ResourceVersion = 0
+	return CreateResult{Deployment: view, PlanID: plan.ID, Created: true, Placement: &rep}, nil
+}
+
+func (s *Service) readBackTimeout() time.Duration { return 5 * time.Second }
+
+// replay returns the deployment created earlier under requestID.
+func (s *Service) replay(ctx context.Context, requestID string) (CreateResult, bool, error) {
+	var rec RequestRecord
+	if _, err := s.store.GetJSON(ctx, engine.RequestPath(requestID), &rec); err != nil {
+		if errors.Is(err, engine.ErrNotFound) {
+			return CreateResult{}, false, nil
+		}
+		return CreateResult{}, false, storeErr(err, "request", requestID)
+	}
+	v, err := s.GetDeployment(ctx, rec.DeploymentID)
+	if err != nil {
+		return CreateResult{}, false, err
+	}
+	return CreateResult{Deployment: v, PlanID: rec.PlanID, Created: false}, true, nil
+}
+
+func (s *Service) newPlan(depID, action string, spec engine.DeploymentSpec, actor Actor) engine.Plan {
+	return engine.Plan{ID: engine.NewID(), DeploymentID: depID, Action: action, Spec: spec,
+		Strategy: engine.PlanGrowAndShrink, CreatedAt: s.now(), CreatedBy: string(actor),
+		Status: engine.PlanPending, Steps: []engine.PlanStep{}}
+}
+
+// GetDeployment reads one deployment with its pending plan.
+func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView, error) {
+	if err := checkID(id); err != nil {
+		return DeploymentView{}, err
+	}
+	var d engine.Deployment
+	ver, err := s.store.GetJSON(ctx, engine.DeploymentPath(id), &d)
+	if err != nil {
+		return DeploymentView{}, storeErr(err, "deployment", id)
+	}
+	v := DeploymentView{Deployment: d, ResourceVersion: ver}
+	if v.Instances == nil {
+		v.Instances = []engine.PlacedInstance{}
+	}
+	var p engine.Plan
+	if _, err := s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p); err == nil {
+		v.PendingPlan = &p
+	} else if !errors.Is(err, engine.ErrNotFound) {
+		return v, storeErr(err, "deployment", id)
+	}
+	cfg, _, err := s.store.Platform(ctx)
+	if err != nil {
+		return v, storeErr(err, "platform", "config")
+	}
+	v.Endpoint = id + "." + cfg.Domain
+	return v, nil
+}
+
+// ListDeployments returns deployments sorted by creation time; deleted
+// ones only when includeDeleted.
+func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]DeploymentView, error) {
+	ids, err := s.store.Children(ctx, engine.PathDeployments)
+	if err != nil {
+		return nil, storeErr(err, "deployment", "list")
+	}
+	out := []DeploymentView{}
+	for _, id := range ids {
+		v, err := s.GetDeployment(ctx, id)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted in between, or a stray znode
+			}
+			return nil, err
+		}
+		if v.Status == engine.DeploymentDeleted && !includeDeleted {
+			continue
+		}
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// UpdateRequest changes a deployment. Spec is the full desired spec (as
+// `show --generate-update-payload` prints it); nil keeps it.
+type UpdateRequest struct {
+	Name *string
+	Spec *engine.DeploymentSpec
+	// Version is the resource version the caller read; a stale one is
+	// refused with a conflict. Nil skips the check.
+	Version *int32
+	Actor   Actor
+}
+
+// PlanResult is the answer of every long operation: it returns at once;
+// the plan's activity follows it.
+type PlanResult struct {
+	DeploymentID string `json:"id"`
+	PlanID       string `json:"plan_id,omitempty"`
+	// Changed is false when the request asked for what is already there.
+	Changed bool `json:"changed"`
+}
+
+// UpdateDeployment renames and/or asks for a new topology or version. A
+// spec change writes a plan (refused while another plan is pending).
+func (s *Service) UpdateDeployment(ctx context.Context, id string, req UpdateRequest) (PlanResult, error) {
+	cur, err := s.GetDeployment(ctx, id)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if req.Version != nil && *req.Version != cur.ResourceVersion {
+		return PlanResult{}, conflict("version.stale",
+			"deployment %s is at version %d, the request was based on version %d: read it again (`paddock deployment show %s`) and retry", id, cur.ResourceVersion, *req.Version, id)
+	}
+	if err := checkLive(cur); err != nil {
+		return PlanResult{}, err
+	}
+	var fe []FieldError
+	dep := cur.Deployment
+	renamed := false
+	if req.Name != nil && strings.TrimSpace(*req.Name) != dep.Name {
+		fe = append(fe, validateName(*req.Name)...)
+		dep.Name = strings.TrimSpace(*req.Name)
+		renamed = true
+	}
+	var spec engine.DeploymentSpec
+	specChanged := false
+	if req.Spec != nil {
+		cfg, zones, err := s.platform(ctx)
+		if err != nil {
+			return PlanResult{}, err
+		}
+		spec = NormalizeSpec(cfg, *req.Spec)
+		fe = append(fe, ValidateSpec(cfg, zones, spec)...)
+		specChanged = !specEqual(spec, cur.DesiredSpec())
+	}
+	if len(fe) > 0 {
+		return PlanResult{}, invalid(fe...)
+	}
+	if !renamed && !specChanged {
+		return PlanResult{DeploymentID: id}, nil
+	}
+	if specChanged && cur.PendingPlan != nil {
+		return PlanResult{}, planPending(id, cur.PendingPlan)
+	}
+	var ops []engine.Op
+	dep.UpdatedAt = s.now()
+	res := PlanResult{DeploymentID: id, Changed: true}
+	if specChanged {
+		if _, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec, Current: cur.Instances}); err != nil {
+			return PlanResult{}, err
+		}
+		plan := s.newPlan(id, engine.ActionUpdate, spec, req.Actor)
+		dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
+		res.PlanID = plan.ID
+		ops = append(ops, engine.OpCreate(engine.PendingPlanPath(id), plan))
+	}
+	ops = append([]engine.Op{engine.OpSet(engine.DeploymentPath(id), dep, cur.ResourceVersion)}, ops...)
+	if err := s.writePlan(ctx, id, ops); err != nil {
+		return PlanResult{}, err
+	}
+	s.log.Info("deployment updated", "deployment", id, "plan", res.PlanID, "renamed", renamed, "by", string(req.Actor))
+	return res, nil
+}
+
+// writePlan applies a Multi that creates a pending plan, mapping its
+// failures: an existing pending plan or a changed record is a conflict.
+func (s *Service) writePlan(ctx context.Context, id string, ops []engine.Op) error {
+	err := s.store.Multi(ctx, ops...)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrExists):
+		return conflict("plan.pending", "deployment %s already has a plan pending: wait for it (`paddock deployment activity %s`) or cancel it (DELETE /api/v1/deployments/%s/plan/pending)", id, id, id)
+	case errors.Is(err, engine.ErrConflict):
+		return conflict("version.stale", "deployment %s changed while the request was processed: read it again and retry", id)
+	case errors.Is(err, engine.ErrNotFound):
+		return notFound("deployment", id)
+	}
+	return storeErr(err, "deployment", id)
+}
+
+func planPending(id string, p *engine.Plan) error {
+	return conflict("plan.pending", "deployment %s already has a plan pending (%s, %s, status %s): wait for it (`paddock deployment activity %s`) or cancel it (DELETE /api/v1/deployments/%s/plan/pending)",
+		id, p.ID, p.Action, p.Status, id, id)
+}
+
+func checkLive(v DeploymentView) error {
+	switch v.Status {
+	case engine.DeploymentDeleted:
+		return &Error{Kind: KindNotFound, Code: "deployment.deleted", Message: fmt.Sprintf("deployment %s was deleted", v.ID)}
+	case engine.DeploymentDeleting:
+		return conflict("deployment.deleting", "deployment %s is being deleted", v.ID)
+	}
+	return nil
+}
+
+func specEqual(a, b engine.DeploymentSpec) bool {
+	return a.Version == b.Version && topoEqual(a.Elasticsearch, b.Elasticsearch) && topoEqual(a.Kibana, b.Kibana)
+}
+
+func topoEqual(a, b engine.Topology) bool {
+	if a.SizeMB != b.SizeMB || a.Zones != b.Zones || len(a.Filter) != len(b.Filter) {
+		return false
+	}
+	for k, v := range a.Filter {
+		if bv, ok := b.Filter[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Resize changes the Elasticsearch size (and keeps everything else).
+func (s *Service) Resize(ctx context.Context, id string, sizeMB int, actor Actor) (PlanResult, error) {
+	cur, err := s.GetDeployment(ctx, id)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	spec := cur.DesiredSpec()
+	spec.Elasticsearch.SizeMB = sizeMB
+	v := cur.ResourceVersion
+	return s.UpdateDeployment(ctx, id, UpdateRequest{Spec: &spec, Version: &v, Actor: actor})
+}
+
+// Upgrade changes the version (and keeps everything else).
+func (s *Service) Upgrade(ctx context.Context, id, version string, actor Actor) (PlanResult, error) {
+	cur, err := s.GetDeployment(ctx, id)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	spec := cur.DesiredSpec()
+	spec.Version = version
+	v := cur.ResourceVersion
+	return s.UpdateDeployment(ctx, id, UpdateRequest{Spec: &spec, Version: &v, Actor: actor})
+}
+
+// DeleteDeployment writes a delete plan: the constructor removes the
+// instances and the route, and marks the deployment deleted.
+func (s *Service) DeleteDeployment(ctx context.Context, id string, actor Actor) (PlanResult, error) {
+	return s.simplePlan(ctx, id, engine.ActionDelete, actor)
+}
+
+// RestartDeployment writes a restart plan (rolling restart of every
+// instance).
+func (s *Service) RestartDeployment(ctx context.Context, id string, actor Actor) (PlanResult, error) {
+	return s.simplePlan(ctx, id, engine.ActionRestart, actor)
+}
+
+func (s *Service) simplePlan(ctx context.Context, id, action string, actor Actor) (PlanResult, error) {
+	cur, err := s.GetDeployment(ctx, id)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if err := checkLive(cur); err != nil {
+		return PlanResult{}, err
+	}
+	if cur.PendingPlan != nil {
+		return PlanResult{}, planPending(id, cur.PendingPlan)
+	}
+	if action == engine.ActionRestart && len(cur.Instances) == 0 {
+		return PlanResult{}, conflict("deployment.not_running", "deployment %s has no instances to restart (status %s)", id, cur.Status)
+	}
+	plan := s.newPlan(id, action, cur.Spec, actor)
+	if err := s.writePlan(ctx, id, []engine.Op{
+		engine.OpCheck(engine.DeploymentPath(id), cur.ResourceVersion),
+		engine.OpCreate(engine.PendingPlanPath(id), plan),
+	}); err != nil {
+		return PlanResult{}, err
+	}
+	s.log.Info("plan written", "deployment", id, "action", action, "plan", plan.ID, "by", string(actor))
+	return PlanResult{DeploymentID: id, PlanID: plan.ID, Changed: true}, nil
+}
+
+// CancelPlan asks the constructor to stop the pending plan and roll back
+// (cancel_requested, by compare-and-set).
+func (s *Service) CancelPlan(ctx context.Context, id string, actor Actor) (engine.Plan, error) {
+	if err := checkID(id); err != nil {
+		return engine.Plan{}, err
+	}
+	var p engine.Plan
+	_, err := s.store.Update(ctx, engine.PendingPlanPath(id), &p, func() error {
+		if p.CancelRequested {
+			return engine.ErrNoChange
+		}
+		p.CancelRequested = true
+		return nil
+	})
+	if errors.Is(err, engine.ErrNotFound) {
+		if ok, _, xerr := s.store.Exists(ctx, engine.DeploymentPath(id)); xerr == nil && !ok {
+			return p, notFound("deployment", id)
+		}
+		return p, &Error{Kind: KindNotFound, Code: "plan.not_found", Message: fmt.Sprintf("deployment %s has no pending plan to cancel", id)}
+	}
+	if err != nil {
+		return p, storeErr(err, "plan", id)
+	}
+	s.log.Info("plan cancel requested", "deployment", id, "plan", p.ID, "by", string(actor))
+	return p, nil
+}
+
+// Activity is a deployment's plans: the one in progress and the history,
+// oldest first.
+type Activity struct {
+	DeploymentID string        `json:"id"`
+	Pending      *engine.Plan  `json:"pending,omitempty"`
+	History      []engine.Plan `json:"history"`
+}
+
+// Activity reads the plan steps, live and history.
+func (s *Service) Activity(ctx context.Context, id string) (Activity, error) {
+	if err := checkID(id); err != nil {
+		return Activity{}, err
+	}
+	act := Activity{DeploymentID: id, History: []engine.Plan{}}
+	if ok, _, err := s.store.Exists(ctx, engine.DeploymentPath(id)); err != nil {
+		return act, storeErr(err, "deployment", id)
+	} else if !ok {
+		return act, notFound("deployment", id)
+	}
+	var p engine.Plan
+	if _, err := s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p); err == nil {
+		act.Pending = &p
+	} else if !errors.Is(err, engine.ErrNotFound) {
+		return act, storeErr(err, "deployment", id)
+	}
+	names, err := s.store.Children(ctx, engine.PlanHistoryPath(id))
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return act, storeErr(err, "deployment", id)
+	}
+	for _, n := range names {
+		var h engine.Plan
+		if _, err := s.store.GetJSON(ctx, engine.PlanHistoryEntryPath(id, n), &h); err != nil {
+			if errors.Is(err, engine.ErrNotFound) {
+				continue
+			}
+			return act, storeErr(err, "deployment", id)
+		}
+		act.History = append(act.History, h)
+	}
+	return act, nil
+}
+
+// Plan finds a plan by id among the pending one and the history.
+func (a Activity) Plan(planID string) (engine.Plan, bool) {
+	if a.Pending != nil && a.Pending.ID == planID {
+		return *a.Pending, true
+	}
+	for i := len(a.History) - 1; i >= 0; i-- {
+		if a.History[i].ID == planID {
+			return a.History[i], true
+		}
+	}
+	return engine.Plan{}, false
+}
