@@ -90,6 +90,9 @@ func InitPlatform(ctx context.Context, app *App, zones []string) (InitResult, er
 		return res, err
 	}
 	res.Created = !ok
+	if ok && !app.V.IsSet("zones") && !app.V.IsSet("zone-names") {
+		zones = nil // an existing platform keeps its zones unless asked
+	}
 	cfg := engine.DefaultPlatformConfig()
 	cfg.Identities = creds.Identities()
 	if err := engine.Bootstrap(ctx, s, cfg, zones); err != nil {

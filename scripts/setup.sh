@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what paddock needs on a fresh Debian machine, idempotently:
+# ZooKeeper (Debian's package) and a JRE, stunnel4, nginx, haproxy, wrk and
+# tmux (interop, side-by-side benchmarks, console end-to-end test). Checks
+# that Go and the Docker engine are there. Safe to run again and again.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null; then SUDO="sudo"; else
+		log "not root and no sudo: install the packages below by hand"; fi
+fi
+
+# Debian package → a file that proves it is installed.
+declare -A want=(
+	[zookeeper]=/usr/share/java/zookeeper.jar
+	[libslf4j-java]=/usr/share/java/slf4j-simple.jar
+	[default-jre-headless]=/usr/bin/java
+	[stunnel4]=/usr/bin/stunnel4
+	[nginx-light]=/usr/sbin/nginx
+	[haproxy]=/usr/sbin/haproxy
+	[wrk]=/usr/bin/wrk
+	[tmux]=/usr/bin/tmux
+	[netcat-openbsd]=/bin/nc
+)
+missing=()
+for pkg in "${!want[@]}"; do
+	if [ ! -e "${want[$pkg]}" ]; then
+		# Java may come from elsewhere (e.g. a JDK already on PATH).
+		if [ "$pkg" = default-jre-headless ] && command -v java >/dev/null; then continue; fi
+		if [ "$pkg" = nginx-light ] && command -v nginx >/dev/null; then continue; fi
+		missing+=("$pkg")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq >/dev/null || log "apt-get update failed; trying the install anyway"
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian starts nginx/haproxy/stunnel services on install in some
+	# images; paddock runs its own instances on other ports.
+	for svc in nginx haproxy zookeeper; do
+		$SUDO systemctl stop "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+	done
+else
+	log "system packages present"
+fi
+
+if ! command -v go >/dev/null; then
+	if [ -x /usr/local/go/bin/go ]; then
+		log "Go is in /usr/local/go/bin: add it to PATH"
+	else
+		log "Go 1.26 is required: install it from https://go.dev/dl/ (or the module proxy's toolchain)"; exit 1
+	fi
+fi
+if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
+	log "the Docker engine is not reachable (docker info failed): start it (systemctl start docker) or set DOCKER_HOST"
+	exit 1
+fi
+log "ok: $(java -version 2>&1 | head -1), $(docker version --format 'docker {{.Server.Version}}' 2>/dev/null)"
