@@ -1,0 +1,364 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"paddock/themes"
+	"paddock/tui/common"
+	"paddock/tui/data"
+	"paddock/tui/keymap"
+)
+
+// Options configure the console.
+type Options struct {
+	Source  data.Source
+	Actions Actions
+	Styles  themes.Styles
+	// Now is the clock (fixed in golden tests); time.Now by default.
+	Now func() time.Time
+	// Tick is how often ages and elapsed times refresh (1s; 0 keeps the
+	// default, negative disables: golden tests).
+	Tick time.Duration
+	// Screen opens on this screen index (0 Overview).
+	Screen int
+}
+
+// screen is a tab: the common contract plus the snapshot it renders.
+type screen interface {
+	common.Screen
+	SetSnapshot(s *data.Snapshot)
+}
+
+// dialog is a modal over the screens: form, confirmation or prompt.
+type dialog interface {
+	Update(msg tea.Msg) (tea.Cmd, bool)
+	View(w int) string
+	Help() []key.Binding
+}
+
+// Messages.
+type (
+	snapshotMsg struct{}
+	tickMsg     time.Time
+	openDialog  struct{ d dialog }
+	closeDialog struct{}
+	// actionDone reports an action's result; DeploymentID (when set)
+	// is shown with its plan after success.
+	actionDone struct {
+		What         string
+		DeploymentID string
+		Err          error
+	}
+	// showDeployment opens a deployment's detail.
+	showDeployment struct{ ID string }
+)
+
+// App is the console's root model.
+type App struct {
+	c       *common.Common
+	src     data.Source
+	actions Actions
+	tick    time.Duration
+	snap    data.Snapshot
+	screens []screen
+	active  int
+	dialog  dialog
+	help    help.Model
+	full    bool
+	flash   string
+	flashAt time.Time
+	isErr   bool
+}
+
+// New builds the console.
+func New(ctx context.Context, o Options) *App {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Actions == nil {
+		o.Actions = NoActions{}
+	}
+	if o.Tick == 0 {
+		o.Tick = time.Second
+	}
+	c := &common.Common{Ctx: ctx, Width: 80, Height: 24, Styles: o.Styles, Keys: keymap.Default(), Now: o.Now}
+	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New()}
+	a.help.Styles.ShortKey = o.Styles.Accent
+	a.help.Styles.FullKey = o.Styles.Accent
+	a.help.Styles.ShortDesc = o.Styles.Muted
+	a.help.Styles.FullDesc = o.Styles.Muted
+	a.screens = []screen{
+		newOverview(c), newAllocators(c, a), newDeployments(c, a), newPlans(c), newProxies(c),
+	}
+	a.active = max(0, min(o.Screen, len(a.screens)-1))
+	a.snap = o.Source.Snapshot()
+	a.layout()
+	for _, s := range a.screens {
+		s.SetSnapshot(&a.snap)
+	}
+	return a
+}
+
+// Init starts listening to the source and the clock.
+func (a *App) Init() tea.Cmd {
+	return tea.Batch(a.waitChange(), a.tickCmd())
+}
+
+func (a *App) waitChange() tea.Cmd {
+	ch := a.src.Changed()
+	ctx := a.c.Ctx
+	return func() tea.Msg {
+		select {
+		case <-ch:
+			return snapshotMsg{}
+		case <-ctx.Done():
+			return tea.Quit()
+		}
+	}
+}
+
+func (a *App) tickCmd() tea.Cmd {
+	if a.tick < 0 {
+		return nil
+	}
+	return tea.Tick(a.tick, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// Snapshot is the snapshot on screen (tests).
+func (a *App) Snapshot() data.Snapshot { return a.snap }
+
+// Active is the active screen's title (tests).
+func (a *App) Active() string { return a.screens[a.active].Title() }
+
+func (a *App) layout() {
+	// Frame: tab line, body, status line, help line.
+	bodyH := max(3, a.c.Height-3)
+	for _, s := range a.screens {
+		s.SetSize(a.c.Width, bodyH)
+	}
+	a.help.Width = a.c.Width
+}
+
+// Update routes messages: global keys, dialogs, then the active screen.
+func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	k := a.c.Keys
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		a.c.Width, a.c.Height = msg.Width, msg.Height
+		a.layout()
+		return a, nil
+	case snapshotMsg:
+		a.snap = a.src.Snapshot()
+		for _, s := range a.screens {
+			s.SetSnapshot(&a.snap)
+		}
+		return a, a.waitChange()
+	case tickMsg:
+		// Ages and elapsed times move; the view reads the clock.
+		return a, a.tickCmd()
+	case openDialog:
+		a.dialog = msg.d
+		return a, nil
+	case closeDialog:
+		a.dialog = nil
+		return a, nil
+	case actionDone:
+		a.dialog = nil
+		if msg.Err != nil {
+			a.setFlash(msg.What+" failed: "+msg.Err.Error(), true)
+			return a, nil
+		}
+		a.setFlash(msg.What+": plan accepted, following it below", false)
+		if msg.DeploymentID != "" {
+			a.active = 2
+			return a, a.screens[2].Update(showDeployment{ID: msg.DeploymentID})
+		}
+		return a, nil
+	case common.ErrorMsg:
+		a.setFlash(msg.Err.Error(), true)
+		return a, nil
+	case common.FlashMsg:
+		a.setFlash(msg.Text, false)
+		return a, nil
+	case tea.KeyMsg:
+		if a.dialog != nil {
+			cmd, _ := a.dialog.Update(msg)
+			return a, cmd
+		}
+		if msg.String() == "ctrl+c" {
+			return a, tea.Quit
+		}
+		cur := a.screens[a.active]
+		if cur.Capturing() {
+			cmd, _ := cur.HandleKey(msg)
+			return a, cmd
+		}
+		if a.full && !key.Matches(msg, k.Quit) {
+			a.full = false
+			return a, nil
+		}
+		switch {
+		case key.Matches(msg, k.Quit):
+			return a, tea.Quit
+		case key.Matches(msg, k.Help):
+			a.full = !a.full
+			return a, nil
+		case msg.String() == "tab" || msg.String() == "shift+tab":
+			a.switchTo(a.active + map[bool]int{true: 1, false: -1}[msg.String() == "tab"])
+			return a, nil
+		case key.Matches(msg, k.Tab1), key.Matches(msg, k.Tab2), key.Matches(msg, k.Tab3), key.Matches(msg, k.Tab4), key.Matches(msg, k.Tab5):
+			a.switchTo(int(msg.String()[0] - '1'))
+			return a, nil
+		}
+		// Screens handle their keys first (detail views use left/right
+		// for nothing, so h/l fall through to tab switching).
+		if cmd, ok := cur.HandleKey(msg); ok {
+			return a, cmd
+		}
+		switch {
+		case key.Matches(msg, k.NextTab):
+			a.switchTo(a.active + 1)
+		case key.Matches(msg, k.PrevTab):
+			a.switchTo(a.active - 1)
+		}
+		return a, nil
+	case tea.MouseMsg:
+		return a, nil
+	}
+	if a.dialog != nil {
+		cmd, _ := a.dialog.Update(msg)
+		return a, cmd
+	}
+	return a, a.screens[a.active].Update(msg)
+}
+
+// open shows a dialog at once (not through a command, so keys typed
+// right after the opening key land in the dialog).
+func (a *App) open(d dialog) tea.Cmd {
+	a.dialog = d
+	return nil
+}
+
+func (a *App) switchTo(i int) {
+	n := len(a.screens)
+	a.active = ((i % n) + n) % n
+}
+
+func (a *App) setFlash(s string, isErr bool) {
+	a.flash, a.isErr, a.flashAt = s, isErr, a.c.Now()
+}
+
+// View renders the frame: tabs with the connection state, the active
+// screen (or a dialog over it), the status line and the help line.
+func (a *App) View() string {
+	w, h := a.c.Width, a.c.Height
+	st := a.c.Styles
+	var b strings.Builder
+	b.WriteString(a.tabs())
+	b.WriteByte('\n')
+	bodyH := max(3, h-3)
+	var body string
+	switch {
+	case a.full:
+		body = a.fullHelp()
+	case a.dialog != nil:
+		body = a.dialog.View(w)
+	default:
+		body = a.screens[a.active].View()
+	}
+	b.WriteString(common.FitLines(body, w, bodyH))
+	b.WriteByte('\n')
+	b.WriteString(common.Truncate(a.statusLine(), w))
+	b.WriteByte('\n')
+	var hk []key.Binding
+	if a.dialog != nil {
+		hk = a.dialog.Help()
+	} else {
+		hk = append(a.screens[a.active].ShortHelp(), a.c.Keys.Help, a.c.Keys.Quit)
+	}
+	b.WriteString(common.Truncate(a.help.ShortHelpView(hk), w))
+	return st.App.Render(b.String())
+}
+
+func (a *App) tabs() string {
+	st := a.c.Styles
+	var parts []string
+	parts = append(parts, st.Title.Render("paddock"))
+	for i, s := range a.screens {
+		label := string(rune('1'+i)) + " " + s.Title()
+		if i == a.active {
+			parts = append(parts, st.TabActive.Render(label))
+		} else {
+			parts = append(parts, st.Tab.Render(label))
+		}
+	}
+	left := strings.Join(parts, "")
+	right := a.connState()
+	gap := a.c.Width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		// Narrow: drop tab numbers' labels to keep state visible.
+		return common.Truncate(left, a.c.Width-lipgloss.Width(right)-1) + " " + right
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (a *App) connState() string {
+	st := a.c.Styles
+	s := a.snap
+	switch {
+	case !s.Loaded && s.Connected:
+		return st.Warn.Render("◌ loading")
+	case !s.Loaded:
+		return st.Warn.Render("◌ connecting")
+	case !s.Connected:
+		age := "?"
+		if !s.LastSync.IsZero() {
+			age = common.Age(a.c.Now().Sub(s.LastSync))
+		} else if !s.StaleSince.IsZero() {
+			age = common.Age(a.c.Now().Sub(s.StaleSince))
+		}
+		return st.Bad.Render("✗ STALE " + age)
+	}
+	return st.Good.Render("● live")
+}
+
+func (a *App) statusLine() string {
+	st := a.c.Styles
+	if a.flash != "" && a.c.Now().Sub(a.flashAt) < 15*time.Second {
+		if a.isErr {
+			return st.Error.Render("✗ " + a.flash)
+		}
+		return st.Info.Render("✓ " + a.flash)
+	}
+	s := a.snap
+	zk := s.ZooKeeper
+	if zk == "" {
+		zk = "ZooKeeper"
+	}
+	state := "connected"
+	if !s.Connected {
+		state = "reconnecting"
+	}
+	return st.StatusBar.Render("zk " + zk + " " + state + " · " + itoa(len(s.Allocators)) + " allocators · " + itoa(len(s.Deployments)) + " deployments · " + itoa(s.PendingPlans) + " plans")
+}
+
+func (a *App) fullHelp() string {
+	k := a.c.Keys
+	groups := [][]key.Binding{
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
+		{k.NextTab, k.PrevTab, k.Tab1, k.Enter, k.Back, k.Filter, k.Sort, k.Reverse},
+	}
+	groups = append(groups, a.screens[a.active].FullHelp()...)
+	groups = append(groups, []key.Binding{k.Help, k.Quit})
+	a.help.ShowAll = true
+	v := a.c.Styles.Title.Render("Keys") + "\n\n" + a.help.FullHelpView(groups)
+	a.help.ShowAll = false
+	return v
+}

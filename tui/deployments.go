@@ -1,0 +1,337 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"paddock/engine"
+	"paddock/tui/common"
+	"paddock/tui/data"
+)
+
+// deployments is the deployment table; enter opens a deployment's
+// detail: instances per zone, endpoint, plan activity. c creates
+// (form), r resizes, u upgrades, R restarts, D deletes, x cancels the
+// running plan.
+type deployments struct {
+	c      *common.Common
+	app    *App
+	snap   *data.Snapshot
+	list   *common.List
+	detail string
+	scroll int
+	w, h   int
+}
+
+func newDeployments(c *common.Common, app *App) *deployments {
+	cols := []common.Column{
+		{Title: "NAME", Width: 12, Flex: true},
+		{Title: "ID", Width: 8},
+		{Title: "HEALTH", Width: 11},
+		{Title: "STATUS", Width: 13},
+		{Title: "VERSION", Width: 7},
+		{Title: "SIZE", Width: 5, Right: true},
+		{Title: "Z", Width: 1, Right: true},
+		{Title: "OK", Width: 5, Right: true},
+		{Title: "PLAN", Width: 8, Flex: true},
+	}
+	return &deployments{c: c, app: app, list: common.NewList(c, cols, 0)}
+}
+
+func (d *deployments) Title() string   { return "Deployments" }
+func (d *deployments) Capturing() bool { return d.list.Editing() }
+
+func (d *deployments) SetSize(w, h int) {
+	d.w, d.h = w, h
+	d.list.SetSize(w, h)
+}
+
+func (d *deployments) Update(msg tea.Msg) tea.Cmd {
+	if m, ok := msg.(showDeployment); ok {
+		d.detail = m.ID
+		d.scroll = 0
+	}
+	return nil
+}
+
+func (d *deployments) SetSnapshot(s *data.Snapshot) {
+	d.snap = s
+	st := d.c.Styles
+	rows := make([]common.Row, 0, len(s.Deployments))
+	for _, x := range s.Deployments {
+		plan := x.LastPlanStatus
+		if x.Pending != nil {
+			plan = x.Pending.Action + " " + x.Pending.Status
+		} else if x.LastPlan != nil {
+			plan = x.LastPlan.Action + " " + x.LastPlan.Status
+		}
+		spec := x.Spec
+		if spec.Version == "" && x.Pending != nil {
+			spec = x.Pending.Spec
+		}
+		rows = append(rows, common.Row{
+			Key: x.ID,
+			Cells: []string{x.Name, common.ShortID(x.ID), healthMark(x.Health) + " " + x.Health, x.Status, spec.Version,
+				size(spec.Elasticsearch.SizeMB), itoa(spec.Elasticsearch.Zones), itoa(x.Healthy) + "/" + itoa(len(x.Members)), plan},
+			StyleCol: 2, Style: healthStyle(st, x.Health),
+		})
+	}
+	d.list.SetRows(rows)
+}
+
+func (d *deployments) ShortHelp() []key.Binding {
+	k := d.c.Keys
+	if d.detail != "" {
+		return []key.Binding{k.Back, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel}
+	}
+	return []key.Binding{k.Enter, k.Create, k.Filter, k.Sort, k.Resize, k.Delete}
+}
+
+func (d *deployments) FullHelp() [][]key.Binding {
+	k := d.c.Keys
+	return [][]key.Binding{{k.Create, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel}}
+}
+
+func (d *deployments) selected() (data.Deployment, bool) {
+	id := d.detail
+	if id == "" {
+		id = d.list.Table.SelectedKey()
+	}
+	if id == "" || d.snap == nil {
+		return data.Deployment{}, false
+	}
+	return d.snap.Deployment(id)
+}
+
+func (d *deployments) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
+	k := d.c.Keys
+	if d.detail == "" {
+		if cmd, ok := d.list.Update(msg); ok {
+			return cmd, true
+		}
+	}
+	act := d.app.actions
+	c := d.c
+	switch {
+	case key.Matches(msg, k.Create):
+		versions := d.snap.Platform.Versions
+		if len(versions) == 0 {
+			versions = engine.DefaultVersions
+		}
+		return d.app.open(newCreateForm(c, versions, len(d.snap.Zones), act)), true
+	case key.Matches(msg, k.Enter) && d.detail == "":
+		if id := d.list.Table.SelectedKey(); id != "" {
+			d.detail = id
+			d.scroll = 0
+		}
+		return nil, true
+	case key.Matches(msg, k.Back) && d.detail != "":
+		d.detail = ""
+		return nil, true
+	case d.detail != "" && key.Matches(msg, k.Down):
+		d.scroll++
+		return nil, true
+	case d.detail != "" && key.Matches(msg, k.Up):
+		d.scroll = max(0, d.scroll-1)
+		return nil, true
+	}
+	x, ok := d.selected()
+	if !ok {
+		return nil, false
+	}
+	id, name := x.ID, x.Name
+	switch {
+	case key.Matches(msg, k.Resize):
+		cur := x.Spec.Elasticsearch.SizeMB
+		return d.app.open(newPrompt(c, "Resize "+name, "Memory per Elasticsearch instance (now "+size(cur)+"), such as 2g or 512m. A grow-and-shrink plan moves the data.",
+			size(cur), func(v string) error {
+				mb, err := engine.ParseSize(v)
+				if err != nil {
+					return err
+				}
+				if mb < 256 {
+					return fmt.Errorf("at least 256m")
+				}
+				return nil
+			}, func(ctx context.Context, v string) actionDone {
+				mb, _ := engine.ParseSize(v)
+				return actionDone{What: "resize " + name + " to " + size(mb), DeploymentID: id, Err: act.ResizeDeployment(ctx, id, mb)}
+			})), true
+	case key.Matches(msg, k.Upgrade):
+		versions := d.snap.Platform.Versions
+		return d.app.open(newPrompt(c, "Upgrade "+name, "Version (now "+x.Spec.Version+"; offered: "+strings.Join(versions, ", ")+").",
+			newest(versions), func(v string) error {
+				if len(versions) > 0 && !slices.Contains(versions, v) {
+					return fmt.Errorf("version %s is not offered: use one of %s", v, strings.Join(versions, ", "))
+				}
+				return nil
+			}, func(ctx context.Context, v string) actionDone {
+				return actionDone{What: "upgrade " + name + " to " + v, DeploymentID: id, Err: act.UpgradeDeployment(ctx, id, v)}
+			})), true
+	case key.Matches(msg, k.Restart):
+		return d.app.open(newConfirm(c, "Restart every instance of "+name+"? Instances restart one zone at a time.", "restart "+name,
+			func(ctx context.Context) actionDone {
+				return actionDone{What: "restart " + name, DeploymentID: id, Err: act.RestartDeployment(ctx, id)}
+			})), true
+	case key.Matches(msg, k.Delete):
+		return d.app.open(newConfirm(c, "Delete "+name+" ("+id+")? Its instances and data are removed. This cannot be undone.", "delete "+name,
+			func(ctx context.Context) actionDone {
+				return actionDone{What: "delete " + name, DeploymentID: id, Err: act.DeleteDeployment(ctx, id)}
+			})), true
+	case key.Matches(msg, k.Cancel):
+		if x.Pending == nil {
+			return func() tea.Msg { return common.FlashMsg{Text: name + " has no running plan to cancel"} }, true
+		}
+		return d.app.open(newConfirm(c, "Cancel the running "+x.Pending.Action+" plan of "+name+"? The constructor rolls back to the last good topology.", "cancel plan of "+name,
+			func(ctx context.Context) actionDone {
+				return actionDone{What: "cancel plan of " + name, DeploymentID: id, Err: act.CancelPlan(ctx, id)}
+			})), true
+	}
+	return nil, false
+}
+
+func newest(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	s := slices.Clone(vs)
+	sort.Strings(s)
+	return s[len(s)-1]
+}
+
+func (d *deployments) View() string {
+	if d.detail == "" {
+		return d.list.View()
+	}
+	st := d.c.Styles
+	x, ok := d.snap.Deployment(d.detail)
+	if !ok {
+		return st.Warn.Render("deployment "+d.detail+" is gone") + st.Muted.Render(" (esc: back)")
+	}
+	now := d.c.Now()
+	w := d.w
+	var lines []string
+	lines = append(lines, st.Title.Render(x.Name)+"  "+healthStyle(st, x.Health).Render(healthMark(x.Health)+" "+x.Health)+"  "+st.Muted.Render(x.Status))
+	lines = append(lines, st.Label.Render("id ")+x.ID)
+	spec := x.Spec
+	if spec.Version == "" && x.Pending != nil {
+		spec = x.Pending.Spec
+	}
+	kib := "none"
+	if spec.Kibana.SizeMB > 0 {
+		kib = size(spec.Kibana.SizeMB)
+	}
+	lines = append(lines, st.Label.Render("version ")+spec.Version+st.Label.Render("  size ")+size(spec.Elasticsearch.SizeMB)+
+		st.Label.Render("  zones ")+itoa(spec.Elasticsearch.Zones)+st.Label.Render("  kibana ")+kib+st.Label.Render("  age ")+common.Age(now.Sub(x.CreatedAt)))
+	route := "no route yet"
+	if x.Route != nil {
+		route = "route " + x.Route.State + ", " + itoa(len(x.Route.Backends)) + " backends, gen " + fmt.Sprint(x.Route.Generation)
+	}
+	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
+
+	lines = append(lines, section(st, "Instances", w))
+	byZone := map[string][]data.Member{}
+	var zones []string
+	for _, m := range x.Members {
+		if _, ok := byZone[m.Zone]; !ok {
+			zones = append(zones, m.Zone)
+		}
+		byZone[m.Zone] = append(byZone[m.Zone], m)
+	}
+	sort.Strings(zones)
+	for _, z := range zones {
+		for _, m := range byZone[z] {
+			state, healthy := instState(m.Status)
+			hs := st.Bad
+			if healthy {
+				hs = st.Good
+			}
+			addr := ""
+			if m.Status != nil {
+				addr = m.Status.Address
+			}
+			lines = append(lines, " "+common.Pad(z, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
+				common.Pad(m.Allocator, 12)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
+		}
+	}
+	if len(x.Members) == 0 {
+		lines = append(lines, st.Muted.Render(" none placed yet"))
+	}
+	p := x.Pending
+	title := "Plan activity"
+	if p == nil {
+		p = x.LastPlan
+		title = "Last plan"
+	}
+	lines = append(lines, section(st, title, w))
+	if p == nil {
+		lines = append(lines, st.Muted.Render(" no plan yet"))
+	} else {
+		lines = append(lines, planLines(d.c, p)...)
+	}
+	if d.scroll > max(0, len(lines)-d.h) {
+		d.scroll = max(0, len(lines)-d.h)
+	}
+	return strings.Join(lines[d.scroll:], "\n")
+}
+
+// planLines renders a plan's header and steps with elapsed times.
+func planLines(c *common.Common, p *engine.Plan) []string {
+	st := c.Styles
+	now := c.Now()
+	elapsed := now.Sub(p.CreatedAt)
+	if p.EndedAt != nil {
+		elapsed = p.EndedAt.Sub(p.CreatedAt)
+	}
+	head := " " + st.Accent.Render(p.Action) + " " + planStatus(c, p.Status) + st.Muted.Render("  "+p.ID+"  "+common.Age(elapsed))
+	if p.CancelRequested {
+		head += st.Warn.Render("  cancel requested")
+	}
+	out := []string{head}
+	for _, s := range p.Steps {
+		end := now
+		if s.Ended != nil {
+			end = *s.Ended
+		}
+		line := "  " + stepMark(c, s.Status) + " " + common.Pad(s.Name, 22) + " " + common.PadLeft(common.Age(end.Sub(s.Started)), 6) + "  " + s.Message
+		out = append(out, line)
+	}
+	if len(p.Steps) == 0 {
+		if p.Status == engine.PlanPending || p.Status == engine.PlanRunning || p.Status == "" {
+			out = append(out, st.Muted.Render("  waiting for the constructor…"))
+		} else {
+			out = append(out, st.Muted.Render("  no steps logged"))
+		}
+	}
+	return out
+}
+
+func planStatus(c *common.Common, s string) string {
+	st := c.Styles
+	switch s {
+	case engine.PlanSuccess:
+		return st.Good.Render(s)
+	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
+		return st.Bad.Render(s)
+	}
+	return st.Warn.Render(s)
+}
+
+func stepMark(c *common.Common, s string) string {
+	st := c.Styles
+	switch s {
+	case engine.PlanSuccess:
+		return st.Good.Render("✓")
+	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
+		return st.Bad.Render("✗")
+	case engine.PlanRunning:
+		return st.Warn.Render("▸")
+	}
+	return st.Muted.Render("·")
+}
