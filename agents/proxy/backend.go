@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// backend is one node address, shared by every table version that names
+// it, so its health, outstanding count and connection pool survive
+// routing-table swaps. A backend no table names any more is drained:
+// idle connections close at once, busy ones when their request ends.
+type backend struct {
+	key  string // address, plus "+tls" for tunnel addresses
+	addr string
+	tls  bool
+
+	outstanding atomic.Int64
+	down        atomic.Bool
+	// failures counts consecutive connection failures and timeouts.
+	failures atomic.Int32
+
+	mu       sync.Mutex
+	idle     []*upConn
+	closed   bool
+	probing  bool
+	downWhy  string
+	downAt   time.Time
+	lastUsed time.Time
+}
+
+// upConn is one keep-alive connection to a backend.
+type upConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	b      *backend
+	reused bool
+}
+
+func newBackend(addr string, isTLS bool) *backend {
+	key := addr
+	if isTLS {
+		key += "+tls"
+	}
+	return &backend{key: key, addr: addr, tls: isTLS}
+}
+
+// pool is the dialing side shared by backends.
+type pool struct {
+	dialer      net.Dialer
+	tlsConfig   *tls.Config
+	maxIdle     int
+	bufSize     int
+	readerPool  sync.Pool
+	writerPool  sync.Pool
+	onStateFunc func(b *backend, down bool, why string)
+}
+
+func newPool(connectTimeout time.Duration, tlsConfig *tls.Config, maxIdle int) *pool {
+	p := &pool{dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}, tlsConfig: tlsConfig, maxIdle: maxIdle, bufSize: 16 << 10}
+	return p
+}
+
+// get returns an idle connection or dials a new one.
+func (p *pool) get(ctx context.Context, b *backend) (*upConn, error) {
+	b.mu.Lock()
+	if n := len(b.idle); n > 0 {
+		c := b.idle[n-1]
+		b.idle[n-1] = nil
+		b.idle = b.idle[:n-1]
+		b.mu.Unlock()
+		c.reused = true
+		return c, nil
+	}
+	b.mu.Unlock()
+	return p.dial(ctx, b)
+}
+
+func (p *pool) dial(ctx context.Context, b *backend) (*upConn, error) {
+	nc, err := p.dialer.DialContext(ctx, "tcp", b.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if b.tls {
+		cfg := p.tlsConfig
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tc := tls.Client(nc, cfg)
+		hctx, cancel := context.WithTimeout(ctx, p.dialer.Timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	c := &upConn{nc: nc, b: b}
+	if r, ok := p.readerPool.Get().(*bufio.Reader); ok {
+		r.Reset(nc)
+		c.br = r
+	} else {
+		c.br = bufio.NewReaderSize(nc, p.bufSize)
+	}
+	if w, ok := p.writerPool.Get().(*bufio.Writer); ok {
+		w.Reset(nc)
+		c.bw = w
+	} else {
+		c.bw = bufio.NewWriterSize(nc, p.bufSize)
+	}
+	return c, nil
+}
+
+// put returns a connection after a complete exchange; reusable false
+// (or a drained backend, or a full pool) closes it.
+func (p *pool) put(c *upConn, reusable bool) {
+	b := c.b
+	if reusable {
+		b.mu.Lock()
+		if !b.closed && len(b.idle) < p.maxIdle {
+			b.idle = append(b.idle, c)
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+	}
+	p.close(c)
+}
+
+func (p *pool) close(c *upConn) {
+	c.nc.Close()
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	p.readerPool.Put(c.br)
+	p.writerPool.Put(c.bw)
+}
+
+// drain closes a backend no route names any more.
+func (p *pool) drain(b *backend) int {
+	b.mu.Lock()
+	b.closed = true
+	idle := b.idle
+	b.idle = nil
+	b.mu.Unlock()
+	for _, c := range idle {
+		p.close(c)
+	}
+	return len(idle)
+}
+
+// idleCount is the number of pooled connections (tests, metrics).
+func (b *backend) idleCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.idle)
+}
+
+// markDown records a connection failure or timeout. It returns true when
+// the backend went from up to down (the caller starts a probe).
+func (b *backend) markDown(why string) bool {
+	b.failures.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.downWhy = why
+	if b.down.Load() || b.closed {
+		return false
+	}
+	b.down.Store(true)
+	b.downAt = time.Now()
+	if b.probing {
+		return false
+	}
+	b.probing = true
+	return true
+}
+
+func (b *backend) markUp() {
+	b.failures.Store(0)
+	b.mu.Lock()
+	b.down.Store(false)
+	b.downWhy = ""
+	b.mu.Unlock()
+}
+
+func (b *backend) reason() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.downWhy
+}
+
+func (b *backend) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}

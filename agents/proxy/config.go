@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"paddock/agents/agentkit"
+	"paddock/engine"
+)
+
+// Config is a proxy's configuration. Zero durations take the defaults.
+type Config struct {
+	// ID names the proxy under /paddock/proxies/<id>.
+	ID string
+	// HTTPAddr is the plain listener (":9200"); ":0" picks a free port.
+	HTTPAddr string
+	// HTTPSAddr is the TLS listener (":9243"); empty disables it.
+	HTTPSAddr string
+	// TLSCertFile and TLSKeyFile hold the 9243 certificate (PEM).
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSConfig, when set, replaces the files (tests, the director).
+	TLSConfig *tls.Config
+	// BackendTLS is used for backends whose Backend.TLS is true (the
+	// allocators' mTLS tunnels).
+	BackendTLS *tls.Config
+	// Domain: deployments are <id>.<Domain> (default "localhost").
+	Domain string
+
+	// Store is an open store of the proxy role. When nil, Connect is
+	// called (and retried in the background) so that a proxy started
+	// while ZooKeeper is down serves from its disk cache.
+	Store   *engine.Store
+	Connect func(ctx context.Context) (*engine.Store, error)
+
+	// CacheFile persists the routing table (empty: no disk cache).
+	CacheFile string
+
+	// MetricsAddr serves /metrics, /healthz, /readyz (empty: none).
+	MetricsAddr string
+	// Pprof adds /debug/pprof/ to the metrics endpoint.
+	Pprof    bool
+	Registry *prometheus.Registry
+	Status   *agentkit.Status
+	Logger   *slog.Logger
+	// AccessLog gets one line per request (nil: no access log). Wrap
+	// its writer with NewBufferedWriter: a write syscall per request
+	// costs a sixth of the throughput.
+	AccessLog *slog.Logger
+
+	// ConnectTimeout bounds a dial to a backend (default 2s).
+	ConnectTimeout time.Duration
+	// UpstreamTimeout bounds the wait for a backend's answer and each
+	// read of its body (default 60s); past it the client gets 504.
+	UpstreamTimeout time.Duration
+	// PauseTimeout bounds how long a request waits on a paused route
+	// (default 30s); past it the client gets 503.
+	PauseTimeout time.Duration
+	// ProbeInterval is the period of probes of a down backend (1s).
+	ProbeInterval time.Duration
+	// Client side timeouts against slow clients.
+	ReadHeaderTimeout time.Duration // default 10s
+	ReadTimeout       time.Duration // default 5m (whole request)
+	WriteTimeout      time.Duration // default 10m (whole response)
+	IdleTimeout       time.Duration // default 90s
+	// MaxHeaderBytes bounds request heads (default 64 KiB; past it 431).
+	MaxHeaderBytes int
+	// MaxIdlePerBackend bounds each keep-alive pool (default 512).
+	MaxIdlePerBackend int
+	// ShutdownGrace is how long in-flight requests may finish on
+	// shutdown (default 10s).
+	ShutdownGrace time.Duration
+	// RegisterInterval refreshes the registration record (10s).
+	RegisterInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ConnectTimeout, 2*time.Second)
+	def(&c.UpstreamTimeout, 60*time.Second)
+	def(&c.PauseTimeout, 30*time.Second)
+	def(&c.ProbeInterval, time.Second)
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.ReadTimeout, 5*time.Minute)
+	def(&c.WriteTimeout, 10*time.Minute)
+	def(&c.IdleTimeout, 90*time.Second)
+	def(&c.ShutdownGrace, 10*time.Second)
+	def(&c.RegisterInterval, 10*time.Second)
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxIdlePerBackend <= 0 {
+		c.MaxIdlePerBackend = 512
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = agentkit.NewRegistry()
+	}
+	if c.Status == nil {
+		c.Status = agentkit.NewStatus()
+	}
+	if c.ID == "" {
+		c.ID = "proxy-" + engine.RandomToken(4)
+	}
+}

@@ -1,0 +1,17 @@
+// Package proxy is paddock's client-facing router: it takes every client
+// request on 9200 (HTTP) and 9243 (HTTPS), finds the deployment by host
+// name (<id>.<domain>, <id>.kb.<domain> for Kibana) or the
+// X-Found-Cluster header, and forwards it to one of the deployment's
+// healthy nodes over keep-alive connection pools.
+//
+// It owns: the routing table (built from the store's TreeCache of
+// /paddock/routes and the allocators' alive nodes, swapped atomically),
+// its copy on local disk (so a proxy started while ZooKeeper is down
+// serves), passive health and probes, least-outstanding load balancing,
+// holding requests of paused routes and draining replaced backends, its
+// registration under /paddock/proxies/<id>, its metrics and access log.
+//
+// It only reads the control plane: it must never write routes,
+// deployments or allocator state, and it must not import tui, cmd or
+// other agents.
+package proxy

@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"paddock/agents/agentkit"
+	"paddock/engine"
+)
+
+// Proxy is one running proxy.
+type Proxy struct {
+	cfg    Config
+	log    *slog.Logger
+	access *slog.Logger
+	met    *metrics
+	pool   *pool
+
+	tbl atomic.Pointer[table]
+	rr  atomic.Uint32
+
+	mu       sync.Mutex
+	backends map[string]*backend
+	snap     Snapshot
+	haveZK   struct{ routes, allocs bool }
+	version  int64
+	saveCh   chan struct{}
+	unknown  *routeMetrics
+	store    atomic.Pointer[engine.Store]
+	// zkDownSince is when the ZooKeeper session was lost (unix ns, 0 when up).
+	zkDownSince atomic.Int64
+	probeCtx    context.Context
+	stopProb    context.CancelFunc
+	probes      sync.WaitGroup
+
+	httpLn  net.Listener
+	httpsLn net.Listener
+}
+
+// Run starts a proxy and serves until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	p, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Serve(ctx)
+}
+
+// New binds the listeners and loads the disk cache, so the proxy can
+// serve before ZooKeeper answers. Serve runs it.
+func New(cfg Config) (*Proxy, error) {
+	cfg.defaults()
+	p := &Proxy{
+		cfg:      cfg,
+		log:      cfg.Logger.With("agent", "proxy", "proxy", cfg.ID),
+		access:   cfg.AccessLog,
+		met:      newMetrics(cfg.Registry),
+		pool:     newPool(cfg.ConnectTimeout, cfg.BackendTLS, cfg.MaxIdlePerBackend),
+		backends: map[string]*backend{},
+		saveCh:   make(chan struct{}, 1),
+	}
+	p.unknown = p.met.forRoute("_unknown")
+	p.probeCtx, p.stopProb = context.WithCancel(context.Background())
+	p.tbl.Store(&table{routes: map[string]*route{}, changed: make(chan struct{}), source: "empty", built: time.Now()})
+	p.snap = Snapshot{Routes: map[string]engine.Route{}, Allocators: map[string]AllocatorView{}, Source: "empty"}
+	if cfg.CacheFile != "" {
+		snap, err := loadSnapshot(cfg.CacheFile)
+		switch {
+		case err == nil:
+			snap.Source = "disk"
+			p.mu.Lock()
+			p.snap = snap
+			p.installLocked()
+			p.mu.Unlock()
+			p.log.Info("routing table loaded from disk cache", "file", cfg.CacheFile, "routes", len(snap.Routes), "saved_at", snap.SavedAt)
+		case errors.Is(err, errNoCache):
+		default:
+			p.log.Warn("disk cache unreadable; starting empty until ZooKeeper answers", "file", cfg.CacheFile, "err", err)
+		}
+	}
+	var err error
+	if p.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("proxy HTTP address %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
+	}
+	if cfg.HTTPSAddr != "" {
+		tc := cfg.TLSConfig
+		if tc == nil {
+			if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
+				p.httpLn.Close()
+				return nil, errors.New("HTTPS listener needs --tls-cert and --tls-key (or disable it with --https-addr \"\")")
+			}
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				p.httpLn.Close()
+				return nil, fmt.Errorf("proxy certificate %s / %s: %w (check the PEM files)", cfg.TLSCertFile, cfg.TLSKeyFile, err)
+			}
+			tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
+		if err != nil {
+			p.httpLn.Close()
+			return nil, fmt.Errorf("proxy HTTPS address %s: %w (choose another with --https-addr)", cfg.HTTPSAddr, err)
+		}
+		p.httpsLn = tls.NewListener(ln, tc)
+	}
+	return p, nil
+}
+
+// HTTPAddr is the bound plain address.
+func (p *Proxy) HTTPAddr() string { return p.httpLn.Addr().String() }
+
+// HTTPSAddr is the bound TLS address ("" when off).
+func (p *Proxy) HTTPSAddr() string {
+	if p.httpsLn == nil {
+		return ""
+	}
+	return p.httpsLn.Addr().String()
+}
+
+// Source says where the current table comes from: zookeeper, disk, empty.
+func (p *Proxy) Source() string { return p.tbl.Load().source }
+
+// Version is the routing table version.
+func (p *Proxy) Version() int64 { return p.tbl.Load().version }
+
+// Serve runs the listeners, the ZooKeeper sources, the registration and
+// the disk cache writer until ctx ends, then drains in-flight requests.
+func (p *Proxy) Serve(ctx context.Context) error {
+	defer p.stopProb()
+	st := p.cfg.Status
+	st.Set("zookeeper", "not connected yet")
+	var extra map[string]http.Handler
+	if p.cfg.Pprof {
+		extra = map[string]http.Handler{"/debug/pprof/": http.HandlerFunc(pprof.Index),
+			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile), "/debug/pprof/symbol": http.HandlerFunc(pprof.Symbol)}
+	}
+	if _, err := agentkit.Serve(ctx, p.cfg.MetricsAddr, p.cfg.Registry, st, p.log, extra); err != nil {
+		p.httpLn.Close()
+		if p.httpsLn != nil {
+			p.httpsLn.Close()
+		}
+		return err
+	}
+	p.registerGauges()
+	mk := func() *http.Server {
+		return &http.Server{
+			Handler:           p,
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			ReadTimeout:       p.cfg.ReadTimeout,
+			WriteTimeout:      p.cfg.WriteTimeout,
+			IdleTimeout:       p.cfg.IdleTimeout,
+			MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		}
+	}
+	servers := []*http.Server{mk()}
+	lns := []net.Listener{p.httpLn}
+	if p.httpsLn != nil {
+		servers = append(servers, mk())
+		lns = append(lns, p.httpsLn)
+	}
+	errCh := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errCh <- fmt.Errorf("proxy listener %s: %w", lns[i].Addr(), err)
+			}
+		}()
+	}
+	st.SetReady(true)
+	p.log.Info("proxy serving", "http", p.HTTPAddr(), "https", p.HTTPSAddr(), "domain", p.cfg.Domain, "routes", len(p.tbl.Load().routes), "source", p.Source())
+
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(ctx)
+	wg.Add(2)
+	go func() { defer wg.Done(); p.control(bg) }()
+	go func() { defer wg.Done(); p.saver(bg) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errCh:
+	}
+	st.SetReady(false)
+	stopBG()
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownGrace)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
+	p.stopProb()
+	p.probes.Wait()
+	p.mu.Lock()
+	for _, b := range p.backends {
+		p.pool.drain(b)
+	}
+	p.mu.Unlock()
+	p.log.Info("proxy stopped")
+	return err
+}
+
+// install builds a new table from p.snap and swaps it in. Call with p.mu.
+func (p *Proxy) installLocked() {
+	old := p.tbl.Load()
+	p.version++
+	zonesDown := zoneState(p.snap.Allocators)
+	t := &table{routes: make(map[string]*route, len(p.snap.Routes)), version: p.version, source: p.snap.Source,
+		built: time.Now(), changed: make(chan struct{}), zonesDown: zonesDown}
+	used := map[string]*backend{}
+	for id, r := range p.snap.Routes {
+		rt := &route{id: id, paused: r.State == engine.RoutePaused, gen: r.Generation, m: p.met.forRoute(id)}
+		for _, be := range r.Backends {
+			if be.Address == "" {
+				continue
+			}
+			b := newBackend(be.Address, be.TLS)
+			if have, ok := p.backends[b.key]; ok {
+				b = have
+			}
+			used[b.key] = b
+			m := &member{b: b, instance: be.InstanceID, zone: be.Zone, allocator: be.Allocator,
+				avoid: avoidBackend(be, p.snap.Allocators, zonesDown)}
+			switch be.Kind {
+			case kindKB:
+				rt.kb = append(rt.kb, m)
+			case kindES, "":
+				rt.es = append(rt.es, m)
+			}
+		}
+		t.routes[id] = rt
+	}
+	for id := range old.routes {
+		if _, ok := t.routes[id]; !ok {
+			p.met.forget(id)
+		}
+	}
+	var drained []*backend
+	for k, b := range p.backends {
+		if _, ok := used[k]; !ok {
+			drained = append(drained, b)
+		}
+	}
+	p.backends = used
+	p.tbl.Store(t)
+	close(old.changed)
+	for _, b := range drained {
+		n := p.pool.drain(b)
+		p.met.drained.Inc()
+		p.log.Info("backend drained: no route names it any more", "backend", b.addr, "idle_closed", n)
+	}
+	p.met.routes.Set(float64(len(t.routes)))
+	p.met.tableVer.Set(float64(t.version))
+}
+
+// startProbe probes a down backend until it answers or is drained.
+func (p *Proxy) startProbe(b *backend) {
+	p.met.down.WithLabelValues("down").Inc()
+	p.log.Warn("backend marked down", "backend", b.addr, "reason", b.reason())
+	p.probes.Add(1)
+	go func() {
+		defer p.probes.Done()
+		t := time.NewTicker(p.cfg.ProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.probeCtx.Done():
+				return
+			case <-t.C:
+			}
+			if b.isClosed() {
+				b.mu.Lock()
+				b.probing = false
+				b.mu.Unlock()
+				return
+			}
+			if err := p.probe(p.probeCtx, b); err != nil {
+				b.mu.Lock()
+				b.downWhy = "probe: " + shortErr(err)
+				b.mu.Unlock()
+				continue
+			}
+			b.mu.Lock()
+			b.probing = false
+			b.mu.Unlock()
+			b.markUp()
+			p.met.down.WithLabelValues("up").Inc()
+			p.log.Info("backend up again", "backend", b.addr)
+			return
+		}
+	}()
+}
+
+// probe sends GET / on a fresh connection: any HTTP answer is "up".
+func (p *Proxy) probe(ctx context.Context, b *backend) error {
+	c, err := p.pool.dial(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer p.pool.close(c)
+	to := min(p.cfg.UpstreamTimeout, 5*time.Second)
+	_ = c.nc.SetDeadline(time.Now().Add(to))
+	c.bw.WriteString("GET / HTTP/1.1\r\nHost: paddock-proxy-probe\r\nUser-Agent: paddock-proxy\r\nConnection: close\r\n\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	_, err = readResponseHead(c.br, http.Header{})
+	return err
+}
