@@ -64,3 +64,45 @@ func Assign(t testing.TB, p *zktest.Platform, alloc string, in engine.Instance) 
 	}
 	cons.Close()
 }
+
+// FinishPlan does what the constructor does at the end of a plan, as the
+// constructor role: history entry, pending plan deleted, deployment
+// updated (spec, instances, status) in one Multi. status is the plan's
+// final status; instances are the new topology on success.
+func FinishPlan(t testing.TB, p *zktest.Platform, depID, status string, instances []engine.PlacedInstance) engine.Plan {
+	t.Helper()
+	cons := p.Connect(t, engine.RoleConstructor)
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var plan engine.Plan
+	pv, err := cons.GetJSON(ctx, engine.PendingPlanPath(depID), &plan)
+	if err != nil {
+		t.Fatalf("finish plan of %s: %v", depID, err)
+	}
+	var dep engine.Deployment
+	dv, err := cons.GetJSON(ctx, engine.DeploymentPath(depID), &dep)
+	if err != nil {
+		t.Fatalf("finish plan of %s: %v", depID, err)
+	}
+	now := time.Now().UTC()
+	plan.Status, plan.EndedAt = status, &now
+	plan.Steps = append(plan.Steps, engine.PlanStep{Name: "done", Status: status, Started: now, Ended: &now})
+	dep.LastPlanID, dep.LastPlanStatus, dep.UpdatedAt = plan.ID, status, now
+	if status == engine.PlanSuccess {
+		switch plan.Action {
+		case engine.ActionDelete:
+			dep.Status, dep.Instances = engine.DeploymentDeleted, nil
+		default:
+			dep.Status, dep.Spec, dep.Instances = engine.DeploymentRunning, plan.Spec, instances
+		}
+	}
+	if err := cons.Multi(ctx,
+		engine.OpCreateSequential(engine.PlanHistoryPath(depID)+"/plan-", plan),
+		engine.OpDelete(engine.PendingPlanPath(depID), pv),
+		engine.OpSet(engine.DeploymentPath(depID), dep, dv),
+	); err != nil {
+		t.Fatalf("finish plan of %s: %v", depID, err)
+	}
+	return plan
+}
