@@ -265,16 +265,19 @@ func TestNotFound(t *testing.T) {
 	svc, _, ctx := newSvc(t, "zone-1")
 	missing := engine.NewID()
 	for name, fn := range map[string]func() error{
-		"get":        func() error { _, err := svc.GetDeployment(ctx, missing); return err },
-		"bad id":     func() error { _, err := svc.GetDeployment(ctx, "../x"); return err },
-		"delete":     func() error { _, err := svc.DeleteDeployment(ctx, missing, ""); return err },
-		"restart":    func() error { _, err := svc.RestartDeployment(ctx, missing, ""); return err },
-		"cancel":     func() error { _, err := svc.CancelPlan(ctx, missing, ""); return err },
-		"activity":   func() error { _, err := svc.Activity(ctx, missing); return err },
-		"allocator":  func() error { _, err := svc.GetAllocator(ctx, "nope"); return err },
-		"maint":      func() error { _, err := svc.SetMaintenance(ctx, "nope", true, "", ""); return err },
-		"vacate":     func() error { _, err := svc.Vacate(ctx, "nope", nil, ""); return err },
-		"settings":   func() error { _, err := svc.SetAllocatorSettings(ctx, "nope", engine.AllocatorSettings{}, ""); return err },
+		"get":       func() error { _, err := svc.GetDeployment(ctx, missing); return err },
+		"bad id":    func() error { _, err := svc.GetDeployment(ctx, "../x"); return err },
+		"delete":    func() error { _, err := svc.DeleteDeployment(ctx, missing, ""); return err },
+		"restart":   func() error { _, err := svc.RestartDeployment(ctx, missing, ""); return err },
+		"cancel":    func() error { _, err := svc.CancelPlan(ctx, missing, ""); return err },
+		"activity":  func() error { _, err := svc.Activity(ctx, missing); return err },
+		"allocator": func() error { _, err := svc.GetAllocator(ctx, "nope"); return err },
+		"maint":     func() error { _, err := svc.SetMaintenance(ctx, "nope", true, "", ""); return err },
+		"vacate":    func() error { _, err := svc.Vacate(ctx, "nope", nil, ""); return err },
+		"settings": func() error {
+			_, err := svc.SetAllocatorSettings(ctx, "nope", engine.AllocatorSettings{}, "")
+			return err
+		},
 		"revoke key": func() error { return svc.RevokeAPIKey(ctx, "0123456789abcdef", "") },
 	} {
 		t.Run(name, func(t *testing.T) { wantKind(t, fn(), service.ErrNotFound, "") })
