@@ -497,19 +497,29 @@ func (c *TreeCache) removeTree(p string) {
 		c.mu.Unlock()
 		return
 	}
-	prefix := p + "/"
-	for _, k := range sortedKeys(c.nodes) {
-		if k == p || strings.HasPrefix(k, prefix) {
-			n := c.nodes[k]
-			events = append(events, CacheEvent{Type: NodeRemoved, Path: k, Data: n.Data, Stat: n.Stat})
-			delete(c.nodes, k)
+	// Depth-first through the children maps: children before parents.
+	var walk func(string)
+	walk = func(q string) {
+		n, ok := c.nodes[q]
+		if !ok {
+			return
 		}
+		kids := make([]string, 0, len(n.children))
+		for k := range n.children {
+			kids = append(kids, k)
+		}
+		sort.Strings(kids)
+		for _, k := range kids {
+			walk(path.Join(q, k))
+		}
+		events = append(events, CacheEvent{Type: NodeRemoved, Path: q, Data: n.Data, Stat: n.Stat})
+		delete(c.nodes, q)
 	}
+	walk(p)
 	if par, ok := c.nodes[path.Dir(p)]; ok {
 		delete(par.children, path.Base(p))
 	}
 	c.mu.Unlock()
-	sort.SliceStable(events, func(i, j int) bool { return depth(events[i].Path) > depth(events[j].Path) })
 	for _, ev := range events {
 		c.emit(ev)
 	}
