@@ -1,13 +1,322 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"paddock/agents/agentkit"
+	"paddock/stunnel"
+)
+
+// newTunnelCmd: `paddock tunnel server|client|config|cert|bench`, the
+// stunnel-style TLS tunnel ends (package stunnel).
 func newTunnelCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "tunnel",
-		Short: "Run a TLS tunnel end (stunnel-style, mutual TLS)",
+		Short: "TLS tunnel ends (stunnel-style, mutual TLS, peers admitted by role/id)",
+		Long: `Run one end of a mutual-TLS tunnel, like stunnel:
+
+  paddock tunnel server --listen :2191 --target 127.0.0.1:2181 --allow role:allocator,role:proxy ...
+  paddock tunnel client --listen 127.0.0.1:2181 --connect director:2191 --allow role:director ...
+
+Both ends present a certificate signed by the platform CA (--cert, --key,
+--ca; the director issues them). Peers are admitted by the identity in
+their certificate (URI SAN paddock://role/<role>/<id>, or OU/CN):
+--allow takes role:<role>, id:<role>/<id> or * (any certificate of the CA).
+Certificates are reloaded on SIGHUP and every --reload-interval; a reload
+that fails keeps the old certificate. SIGTERM drains live connections.
+'paddock tunnel config' prints the equivalent stunnel.conf.`,
+	}
+	c.AddCommand(newTunnelEndCmd(app, "server"), newTunnelEndCmd(app, "client"), newTunnelConfigCmd(app),
+		newTunnelCertCmd(app), newTunnelBenchCmd(app))
+	return c
+}
+
+func tunnelFlags(fs *pflag.FlagSet, mode string) {
+	fs.String("name", "tunnel", "tunnel name (metrics label, stunnel service name)")
+	fs.String("cert", "", "certificate of this end (PEM)")
+	fs.String("key", "", "private key of this end (PEM)")
+	fs.String("ca", "", "CA bundle peers are verified against (PEM)")
+	fs.String("crl", "", "certificate revocation list (PEM, optional)")
+	fs.StringSlice("allow", nil, "peers admitted: role:<role>, id:<role>/<id>, * (repeatable, comma-separated)")
+	fs.Duration("connect-timeout", 10*time.Second, "timeout for connecting to the other side")
+	fs.Duration("idle-timeout", 0, "close connections idle this long (0: never)")
+	if mode == "server" {
+		fs.String("listen", ":2191", "TLS address to accept on")
+		fs.String("target", "127.0.0.1:2181", "plain address to forward to")
+	} else {
+		fs.String("listen", "127.0.0.1:2181", "plain address to accept on (keep it on loopback)")
+		fs.String("connect", "", "tunnel server to connect to (host:port)")
+		fs.String("sni", "", "server name sent in the handshake")
+	}
+}
+
+func newTunnelEndCmd(app *App, mode string) *cobra.Command {
+	short := "Accept mutual TLS and forward plain to a local target"
+	if mode == "client" {
+		short = "Accept plain locally and forward over mutual TLS"
+	}
+	c := &cobra.Command{
+		Use:   mode,
+		Short: short,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notYet("paddock tunnel")
+			return runTunnelEnd(cmd.Context(), app, mode)
 		},
 	}
+	tunnelFlags(c.Flags(), mode)
+	c.Flags().Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long live connections may finish")
+	c.Flags().Duration("reload-interval", time.Minute, "reload the certificate files this often (0: on SIGHUP only)")
+	c.Flags().String("metrics-addr", "", "status endpoint: /metrics, /healthz, /readyz, /status (empty: off)")
+	return c
+}
+
+func tunnelOptions(app *App) (stunnel.Options, error) {
+	v := app.V
+	var o stunnel.Options
+	for _, f := range []string{"cert", "key", "ca"} {
+		if v.GetString(f) == "" {
+			return o, usageErr("--%s is required: tunnels always use mutual TLS (get a certificate from the director, or `paddock tunnel cert` for a test CA)", f)
+		}
+	}
+	allow, err := stunnel.ParseAllow(v.GetStringSlice("allow"))
+	if err != nil {
+		return o, usageErr("%v", err)
+	}
+	if allow.Empty() {
+		return o, usageErr("--allow is required: say which peers may connect (role:<role>, id:<role>/<id>, or * for any certificate of the CA)")
+	}
+	l, err := stunnel.NewFileLoader(v.GetString("cert"), v.GetString("key"), v.GetString("ca"), v.GetString("crl"))
+	if err != nil {
+		return o, fmt.Errorf("load the tunnel certificate: %w", err)
+	}
+	o = stunnel.Options{Name: v.GetString("name"), Loader: l, Allow: allow,
+		ConnectTimeout: v.GetDuration("connect-timeout"), IdleTimeout: v.GetDuration("idle-timeout"),
+		DrainTimeout: v.GetDuration("drain-timeout")}
+	return o, nil
+}
+
+func runTunnelEnd(ctx context.Context, app *App, mode string) error {
+	v := app.V
+	opts, err := tunnelOptions(app)
+	if err != nil {
+		return err
+	}
+	reg := agentkit.NewRegistry()
+	opts.Metrics = stunnel.NewMetrics(reg)
+	var end stunnel.Statuser
+	var serve func(context.Context, string) error
+	switch mode {
+	case "server":
+		s, err := stunnel.NewServer(stunnel.ServerConfig{Options: opts, Target: stunnel.DialTarget(v.GetString("target")),
+			TargetDesc: v.GetString("target"), Logger: app.Log})
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		end, serve = s, s.ListenAndServe
+	default:
+		if v.GetString("connect") == "" {
+			return usageErr("--connect host:port is required: the tunnel server to reach")
+		}
+		c, err := stunnel.NewClient(stunnel.ClientConfig{Options: opts, Remote: v.GetString("connect"), ServerName: v.GetString("sni"), Logger: app.Log})
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		end, serve = c, c.ListenAndServe
+	}
+	st := agentkit.NewStatus()
+	opts.Loader.OnLoad(func(_ *stunnel.Material, err error) {
+		if err != nil {
+			st.Set("certificate", "last reload failed, old certificate in use: "+err.Error())
+		} else {
+			st.Set("certificate", "")
+		}
+	})
+	if _, err := agentkit.Serve(ctx, v.GetString("metrics-addr"), reg, st, app.Log,
+		map[string]http.Handler{"/status": stunnel.StatusHandler(end)}); err != nil {
+		return err
+	}
+	go opts.Loader.WatchReload(ctx, v.GetDuration("reload-interval"), app.Log)
+	st.SetReady(true)
+	m := opts.Loader.Current()
+	app.Log.Info("tunnel started", "mode", mode, "listen", v.GetString("listen"), "identity", m.Identity.String(),
+		"allow", opts.Allow.String(), "cert_not_after", m.Leaf.NotAfter)
+	return serve(ctx, v.GetString("listen"))
+}
+
+func newTunnelConfigCmd(app *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "config",
+		Short: "Print the stunnel.conf equivalent of a tunnel end (for hosts that run stunnel itself)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := app.V
+			mode := v.GetString("mode")
+			if mode != "server" && mode != "client" {
+				return usageErr("--mode must be server or client")
+			}
+			allow, err := stunnel.ParseAllow(v.GetStringSlice("allow"))
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			abs := func(f string) string {
+				if f == "" {
+					return ""
+				}
+				a, err := filepath.Abs(f)
+				if err != nil {
+					return f
+				}
+				return a
+			}
+			svc := stunnel.ConfService{Name: v.GetString("name"), Client: mode == "client", Accept: v.GetString("listen"),
+				CertFile: abs(v.GetString("cert")), KeyFile: abs(v.GetString("key")), CAFile: abs(v.GetString("ca")), CRLFile: abs(v.GetString("crl")),
+				Allow: allow, ConnectTimeout: v.GetDuration("connect-timeout"), IdleTimeout: v.GetDuration("idle-timeout")}
+			if mode == "server" {
+				svc.Connect = v.GetString("target")
+			} else {
+				svc.Connect, svc.SNI = v.GetString("connect"), v.GetString("sni")
+			}
+			out, err := stunnel.RenderConf(stunnel.ConfGlobal{Foreground: v.GetBool("foreground")}, svc)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			fmt.Fprint(app.Out, out)
+			return nil
+		},
+	}
+	c.Flags().String("mode", "server", "server (TLS in, plain out) or client (plain in, TLS out)")
+	c.Flags().Bool("foreground", false, "render foreground = yes")
+	c.Flags().String("target", "127.0.0.1:2181", "server mode: plain address to forward to")
+	c.Flags().String("connect", "", "client mode: tunnel server to connect to")
+	c.Flags().String("sni", "", "client mode: server name to send")
+	c.Flags().String("listen", ":2191", "address stunnel accepts on")
+	fs := c.Flags()
+	fs.String("name", "paddock", "stunnel service name")
+	fs.String("cert", "", "certificate of this end (PEM)")
+	fs.String("key", "", "private key of this end (PEM)")
+	fs.String("ca", "", "CA bundle (PEM)")
+	fs.String("crl", "", "CRL (PEM, optional)")
+	fs.StringSlice("allow", nil, "peers admitted: role:<role>, id:<role>/<id>, *")
+	fs.Duration("connect-timeout", 0, "TIMEOUTconnect (0: stunnel's default)")
+	fs.Duration("idle-timeout", 0, "TIMEOUTidle (0: stunnel's default)")
+	return c
+}
+
+// newTunnelCertCmd issues certificates from a local CA directory: for
+// tests, benchmarks and hosts without a director (the director issues
+// certificates in a platform).
+func newTunnelCertCmd(app *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cert",
+		Short: "Issue a tunnel certificate from a local CA directory (created when missing)",
+		Long: `Issue a certificate for --role/--id from the CA in --ca-dir (ca.pem,
+ca.key; created when missing). Writes <role>-<id>.crt and .key beside it.
+Platforms get their certificates from the director instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := app.V
+			dir, role, id := v.GetString("ca-dir"), v.GetString("role"), v.GetString("id")
+			if dir == "" || role == "" || id == "" {
+				return usageErr("--ca-dir, --role and --id are required")
+			}
+			ca, err := loadOrCreateCA(dir)
+			if err != nil {
+				return err
+			}
+			key, keyPEM, err := stunnel.GenerateKey()
+			if err != nil {
+				return err
+			}
+			certPEM, err := ca.Issue(key.Public(), stunnel.Leaf{Identity: stunnel.Identity{Role: role, ID: id},
+				DNSNames: v.GetStringSlice("dns"), TTL: v.GetDuration("ttl")})
+			if err != nil {
+				return err
+			}
+			base := filepath.Join(dir, role+"-"+id)
+			if err := os.WriteFile(base+".key", keyPEM, 0o600); err != nil {
+				return err
+			}
+			if err := os.WriteFile(base+".crt", certPEM, 0o644); err != nil {
+				return err
+			}
+			if app.JSON() {
+				return app.PrintJSON(map[string]string{"cert": base + ".crt", "key": base + ".key", "ca": filepath.Join(dir, "ca.pem")})
+			}
+			fmt.Fprintf(app.Out, "certificate %s.crt, key %s.key, CA %s\n", base, base, filepath.Join(dir, "ca.pem"))
+			return nil
+		},
+	}
+	c.Flags().String("ca-dir", "", "directory of the CA (ca.pem, ca.key)")
+	c.Flags().String("role", "", "role in the certificate")
+	c.Flags().String("id", "", "id in the certificate")
+	c.Flags().StringSlice("dns", nil, "extra DNS names")
+	c.Flags().Duration("ttl", 24*time.Hour, "certificate lifetime")
+	return c
+}
+
+func loadOrCreateCA(dir string) (*stunnel.CA, error) {
+	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	cb, cerr := os.ReadFile(certFile)
+	kb, kerr := os.ReadFile(keyFile)
+	if cerr == nil && kerr == nil {
+		return stunnel.LoadCA(cb, kb)
+	}
+	if !errors.Is(cerr, os.ErrNotExist) && cerr != nil {
+		return nil, cerr
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, keyPEM, err := stunnel.NewCA("paddock local CA", 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	return ca, os.WriteFile(certFile, ca.CertPEM, 0o644)
+}
+
+func newTunnelBenchCmd(app *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Load a tunnel: bulk throughput or handshakes per second (scripts/bench-tunnel.sh)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := app.V
+			mode := v.GetString("mode")
+			if mode != "bulk" && mode != "handshake" {
+				return usageErr("%v", stunnel.ErrBadMode)
+			}
+			res, err := stunnel.RunLoad(cmd.Context(), stunnel.LoadConfig{Mode: mode, Connect: v.GetString("connect"),
+				Sink: v.GetString("sink"), Duration: v.GetDuration("duration"), Concurrency: v.GetInt("concurrency")})
+			if err != nil {
+				return err
+			}
+			if app.JSON() {
+				return app.PrintJSON(res)
+			}
+			if mode == "bulk" {
+				fmt.Fprintf(app.Out, "bulk: %.1f MB/s over %.1fs (%d streams, %d errors)\n", res.MBps, res.Seconds, res.Concurrency, res.Errors)
+			} else {
+				fmt.Fprintf(app.Out, "handshake: %.0f connections/s over %.1fs (%d workers, %d errors)\n", res.PerSecond, res.Seconds, res.Concurrency, res.Errors)
+			}
+			return nil
+		},
+	}
+	c.Flags().String("mode", "bulk", "bulk or handshake")
+	c.Flags().String("connect", "", "plain entry of the tunnel chain")
+	c.Flags().String("sink", "127.0.0.1:0", "address to serve the sink on (the tunnel's target)")
+	c.Flags().Duration("duration", 5*time.Second, "how long to load")
+	c.Flags().Int("concurrency", 1, "parallel connections")
+	return c
 }
