@@ -1,13 +1,82 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/spf13/cobra"
+
+	"paddock/engine"
+	"paddock/engine/service"
+	"paddock/themes"
+	"paddock/tui"
+	"paddock/tui/data"
+)
 
 func newConsoleCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "console",
-		Short: "Open the terminal console",
+		Short: "Open the terminal console (live allocators, deployments, plans; actions)",
+		Long: `The console shows the platform live from ZooKeeper watches: zones and
+allocator capacity, deployments and their health, running plans,
+proxies. It triggers the same actions as the API (create, resize,
+upgrade, restart, delete, cancel plan, maintenance, vacate).
+
+Keys: tab/shift-tab or 1-5 between screens, arrows or j/k, / filter,
+s sort, enter detail, esc back, ? help, q quit.
+Themes: --theme dark|light|high-contrast|no-color (NO_COLOR respected).
+For scripts use 'paddock status'.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notYet("paddock console")
+			return RunConsole(cmd.Context(), app, 0)
 		},
 	}
+	c.Flags().String("theme", "dark", "colour theme: "+fmt.Sprint(themes.Names()))
+	c.Flags().Int("screen", 1, "screen to open (1 Overview, 2 Allocators, 3 Deployments, 4 Plans, 5 Proxies)")
+	return c
+}
+
+// RunConsole opens the console on the configured platform until the
+// operator quits or ctx ends. `paddock up` calls it after start-up.
+func RunConsole(ctx context.Context, app *App, screen int) error {
+	styles, err := themes.Resolve(app.V.GetString("theme"))
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if screen == 0 {
+		screen = app.V.GetInt("screen")
+	}
+	if !isTerminal(app.Out) {
+		return usageErr("paddock console needs a terminal: for scripts use 'paddock status [-o json]'")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := app.Connect(ctx, engine.RoleAdmin, nil)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	defer s.Close()
+	// Logs would tear the screen: keep warnings in a file in the state dir.
+	log := slog.New(slog.DiscardHandler)
+	if f, err := os.OpenFile(app.StateDir()+"/console.log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
+		defer f.Close()
+		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	live := data.NewLive(s, log)
+	done := make(chan error, 1)
+	go func() { done <- live.Run(ctx) }()
+	acts := tui.ServiceActions{Svc: service.New(s, service.WithLogger(log)), Actor: "console"}
+	m := tui.New(ctx, tui.Options{Source: live, Actions: acts, Styles: styles, Screen: screen - 1})
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(app.In), tea.WithOutput(app.Out))
+	_, err = p.Run()
+	cancel()
+	<-done
+	if err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("console: %w", err)
+	}
+	return nil
 }

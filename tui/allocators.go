@@ -213,5 +213,3 @@ func (a *allocators) View() string {
 	b.WriteString(a.inst.View(st, true))
 	return b.String()
 }
-
-

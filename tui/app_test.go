@@ -178,9 +178,11 @@ func (r *recorder) ResizeDeployment(_ context.Context, id string, mb int) error 
 func (r *recorder) UpgradeDeployment(_ context.Context, id, v string) error {
 	return r.add("upgrade " + id + " " + v)
 }
-func (r *recorder) RestartDeployment(_ context.Context, id string) error { return r.add("restart " + id) }
-func (r *recorder) DeleteDeployment(_ context.Context, id string) error  { return r.add("delete " + id) }
-func (r *recorder) CancelPlan(_ context.Context, id string) error        { return r.add("cancel " + id) }
+func (r *recorder) RestartDeployment(_ context.Context, id string) error {
+	return r.add("restart " + id)
+}
+func (r *recorder) DeleteDeployment(_ context.Context, id string) error { return r.add("delete " + id) }
+func (r *recorder) CancelPlan(_ context.Context, id string) error       { return r.add("cancel " + id) }
 func (r *recorder) SetMaintenance(_ context.Context, id string, on bool) error {
 	return r.add(fmt.Sprintf("maintenance %s %v", id, on))
 }
@@ -268,7 +270,9 @@ func TestActionsConfirm(t *testing.T) {
 			rec := &recorder{}
 			app := newTestApp(t, data.NewStatic(fixture()), rec, tc.screen)
 			tm := teatest.NewTestModel(t, app, teatest.WithInitialTermSize(80, 24))
-			teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("alloc-a1")) || bytes.Contains(b, []byte("logs-prod")) })
+			teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+				return bytes.Contains(b, []byte("alloc-a1")) || bytes.Contains(b, []byte("logs-prod"))
+			})
 			for _, k := range tc.keys {
 				tm.Send(keyMsg(k))
 			}
@@ -345,3 +349,5 @@ func TestNavigationKeys(t *testing.T) {
 		})
 	}
 }
+
+func sizeMsg(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Height: h} }

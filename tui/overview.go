@@ -149,7 +149,7 @@ func (o *overview) zones(budget int) []string {
 	s := o.snap
 	st := o.c.Styles
 	w := o.w
-	barW := max(8, min(40, w-66))
+	barW := max(8, min(40, w-68))
 	var out []string
 	if len(s.Zones) == 0 {
 		return []string{st.Muted.Render("  no zones")}

@@ -14,13 +14,14 @@ import (
 // same shape as the ZooKeeper tree the caches mirror.
 type Tree struct {
 	nodes map[string][]byte
+	mzxid map[string]int64
 	kids  map[string]map[string]struct{}
 	zxid  int64
 }
 
 // NewTree returns an empty tree.
 func NewTree() *Tree {
-	return &Tree{nodes: map[string][]byte{}, kids: map[string]map[string]struct{}{}}
+	return &Tree{nodes: map[string][]byte{}, mzxid: map[string]int64{}, kids: map[string]map[string]struct{}{}}
 }
 
 // Put stores v (JSON) at p, creating parents.
@@ -50,6 +51,7 @@ func (t *Tree) Put(p string, v any) {
 	}
 	t.zxid++
 	t.nodes[p] = b
+	t.mzxid[p] = t.zxid
 }
 
 // Delete removes p and its subtree.
@@ -66,14 +68,14 @@ func (t *Tree) Delete(p string) {
 	t.zxid++
 }
 
-// Get implements Reader. Mzxid is zero so decoders never memoise
-// fixture nodes (they may change in place).
+// Get implements Reader. Every Put bumps the node's Mzxid, as
+// ZooKeeper does, so decoders memoise fixture nodes correctly.
 func (t *Tree) Get(p string) (engine.CachedNode, bool) {
 	b, ok := t.nodes[p]
 	if !ok {
 		return engine.CachedNode{}, false
 	}
-	return engine.CachedNode{Path: p, Data: b}, true
+	return engine.CachedNode{Path: p, Data: b, Stat: engine.Stat{Mzxid: t.mzxid[p]}}, true
 }
 
 // Children implements Reader.
