@@ -115,7 +115,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) (o outcome) {
 			continue
 		case xe.connect:
 			o.code = http.StatusServiceUnavailable
-			writeError(w, o.code, "no_shard_available_action_exception", fmt.Sprintf("cannot connect to node %s of deployment [%s]: %v; the proxy avoids it until a probe succeeds", m.b.addr, tg.ID, xe.err))
+			writeError(w, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms))
 			return o
 		default:
 			o.code = http.StatusBadGateway
