@@ -1,13 +1,56 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"paddock/agents/constructor"
+	"paddock/engine"
+)
 
 func newConstructorCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "constructor",
 		Short: "Run the constructor: the scheduler that places instances and drives plans",
+		Long: `Run a constructor. Several may run; one leads (ZooKeeper election under
+/paddock/leader/constructor) and the others take over within the session
+timeout when it goes. The leader runs pending plans step by step (their
+activity is in 'paddock deployment activity ID'), places instances over
+zones with the platform's placement strategy, writes routes, and replaces
+the instances of allocators lost longer than lost_allocator_grace_seconds
+(platform config, read live).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notYet("paddock constructor")
+			v := app.V
+			id := v.GetString("id")
+			if id == "" {
+				host, _ := os.Hostname()
+				id = fmt.Sprintf("constructor-%s-%d", host, os.Getpid())
+			}
+			ctx := cmd.Context()
+			s, err := app.Connect(ctx, engine.RoleConstructor, nil)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return constructor.Run(ctx, constructor.Config{
+				Store:          s,
+				ID:             id,
+				MetricsAddr:    v.GetString("metrics-addr"),
+				HealthyTimeout: v.GetDuration("healthy-timeout"),
+				StepTimeout:    v.GetDuration("step-timeout"),
+				PauseSettle:    v.GetDuration("pause-settle"),
+				Logger:         app.Log,
+			})
 		},
 	}
+	f := c.Flags()
+	f.String("id", "", "constructor id in the election and plan activity (default constructor-<host>-<pid>)")
+	f.String("metrics-addr", "127.0.0.1:9402", "address of /metrics, /healthz and /readyz (empty: none)")
+	f.Duration("healthy-timeout", 0, "how long new instances may take to run healthy before a plan rolls back (default 3m)")
+	f.Duration("step-timeout", 0, "bound of one node operation: snapshot, restore (default 2m)")
+	f.Duration("pause-settle", 0, "how long a route stays paused before the final sync (default 1s)")
+	return c
 }

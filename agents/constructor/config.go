@@ -1,0 +1,67 @@
+package constructor
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"paddock/engine"
+)
+
+// Config configures a constructor.
+type Config struct {
+	// Store is a session authenticated as the constructor role. Run does
+	// not close it.
+	Store *engine.Store
+	// ID names this constructor in the election and in plan activity
+	// (default: hostname-pid).
+	ID string
+	// MetricsAddr serves /metrics, /healthz, /readyz ("" = none).
+	MetricsAddr string
+	// Nodes talks to deployment nodes (default: HTTP).
+	Nodes NodeAPI
+	// HealthyTimeout bounds the wait for new instances to run healthy.
+	HealthyTimeout time.Duration
+	// StepTimeout bounds a node operation (snapshot, restore).
+	StepTimeout time.Duration
+	// PauseSettle is how long the route stays paused before the final
+	// sync, so proxies see the pause and in-flight writes finish.
+	PauseSettle time.Duration
+	// Tick is the reconcile period besides watch events.
+	Tick time.Duration
+	// Seed fixes placement tie-breaks (0: from the plan id).
+	Seed int64
+	Logger *slog.Logger
+	// Ready, if set, receives the bound metrics address once serving.
+	Ready func(metricsAddr string)
+}
+
+func (c *Config) defaults() error {
+	if c.Store == nil {
+		return fmt.Errorf("constructor: no ZooKeeper store: connect as the constructor role first")
+	}
+	if c.ID == "" {
+		h, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.Nodes == nil {
+		c.Nodes = NewHTTPNodes()
+	}
+	if c.HealthyTimeout == 0 {
+		c.HealthyTimeout = 3 * time.Minute
+	}
+	if c.StepTimeout == 0 {
+		c.StepTimeout = 2 * time.Minute
+	}
+	if c.PauseSettle == 0 {
+		c.PauseSettle = time.Second
+	}
+	if c.Tick == 0 {
+		c.Tick = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package constructor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"paddock/agents/agentkit"
+)
+
+// Run takes part in the constructor election and, while leading, runs
+// plans, writes routes and reschedules lost allocators. It returns when
+// ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	log := cfg.Logger.With("agent", "constructor", "id", cfg.ID)
+	reg := agentkit.NewRegistry()
+	st := agentkit.NewStatus()
+	m := newMetrics(reg)
+	addr, err := agentkit.Serve(ctx, cfg.MetricsAddr, reg, st, log, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(addr)
+	}
+	st.SetReady(true)
+	st.Set("leader", "")
+	s := cfg.Store
+	el := &election{s: s, id: cfg.ID, log: log}
+	defer el.resign()
+	sess, unsub := s.Subscribe()
+	defer unsub()
+
+	var (
+		leaderCancel context.CancelFunc
+		leaderDone   chan struct{}
+		leaderSess   int64
+	)
+	stepDown := func(why string) {
+		if leaderCancel == nil {
+			return
+		}
+		leaderCancel()
+		<-leaderDone
+		leaderCancel, leaderDone = nil, nil
+		m.leader.Set(0)
+		log.Warn("constructor stepped down", "why", why)
+	}
+	defer stepDown("shutting down")
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	lastFollow := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		default:
+		}
+		var watch <-chan struct{}
+		if !s.Connected() {
+			stepDown("ZooKeeper connection lost: the session may expire and another constructor take over")
+			st.Set("zookeeper", "disconnected")
+		} else if leaderCancel != nil && s.SessionID() != leaderSess {
+			stepDown("ZooKeeper session changed")
+		} else {
+			st.Set("zookeeper", "")
+			if err := el.ensureCandidate(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				log.Warn("constructor election", "err", err)
+				stepDown("election failed")
+				retry.Reset(time.Second)
+			} else {
+				lead, who, ch, err := el.leading(ctx)
+				switch {
+				case err != nil:
+					if ctx.Err() != nil {
+						return nil
+					}
+					log.Warn("constructor election", "err", err)
+					retry.Reset(time.Second)
+				case lead && leaderCancel == nil:
+					lctx, cancel := context.WithCancel(ctx)
+					leaderCancel, leaderDone, leaderSess = cancel, make(chan struct{}), s.SessionID()
+					l := newLeader(cfg, m, st, log)
+					done := leaderDone
+					go func() {
+						defer close(done)
+						if err := l.run(lctx); err != nil && !errors.Is(err, context.Canceled) {
+							log.Error("constructor leader stopped", "err", err)
+						}
+					}()
+					m.leader.Set(1)
+					st.Set("leader", "")
+					log.Info("constructor is the leader")
+				case !lead:
+					stepDown("another constructor leads")
+					if who != lastFollow {
+						log.Info("constructor follows", "leader", who)
+						lastFollow = who
+					}
+				}
+				if ch != nil {
+					w := make(chan struct{})
+					go func() {
+						select {
+						case <-ch:
+						case <-ctx.Done():
+						}
+						close(w)
+					}()
+					watch = w
+				}
+			}
+		}
+		var done <-chan struct{}
+		if leaderDone != nil {
+			done = leaderDone
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sess:
+		case <-watch:
+		case <-retry.C:
+		case <-done:
+			// The leader loop ended on its own (an error): start over.
+			leaderCancel, leaderDone = nil, nil
+			m.leader.Set(0)
+			retry.Reset(time.Second)
+		case <-time.After(30 * time.Second): // safety re-check; watches drive the rest
+		}
+	}
+}

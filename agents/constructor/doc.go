@@ -1,0 +1,27 @@
+// Package constructor is the platform's scheduler (`paddock constructor`).
+// Several may run; one leads (ZooKeeper leader election on ephemeral
+// sequential znodes under /paddock/leader/constructor). The leader watches
+// deployments and allocators, and:
+//
+//   - runs every pending plan step by step (validate, place, wait until
+//     running and healthy, snapshot, migrate data, pause route, final sync,
+//     switch route, resume route, remove old instances, completed),
+//     logging each step in the plan's activity by compare-and-set on the
+//     pending znode, rolling back to the last good topology on failure or
+//     cancellation, and resuming (or rolling back) a plan a previous leader
+//     left half-done;
+//   - writes instance assignments (/paddock/allocators/<id>/instances/<iid>)
+//     chosen by the pure placement core (engine/placement);
+//   - writes routes (/paddock/routes/<id>) from healthy Elasticsearch
+//     instances, pausing them during a migration's final sync;
+//   - replaces the instances of allocators lost longer than the platform's
+//     grace period, with a rate limit and a freeze when a whole zone or
+//     most allocators look lost at once.
+//
+// It owns: instance znodes, routes, the leader election znodes, and the
+// running/finished state of plans (pending → history). It must not touch
+// allocator records, alive, status, maintenance or settings znodes (the
+// allocators' and admins'), nor create plans other than the move plans of
+// rescheduling (the service layer creates the others). It talks to nodes
+// only through the NodeAPI (snapshot, restore, peers, health).
+package constructor

@@ -1,0 +1,37 @@
+package constructor
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	leader       prometheus.Gauge
+	plans        *prometheus.CounterVec
+	steps        *prometheus.CounterVec
+	planSeconds  *prometheus.HistogramVec
+	placements   prometheus.Counter
+	replacements prometheus.Counter
+	frozen       prometheus.Gauge
+	lost         prometheus.Gauge
+	routeWrites  prometheus.Counter
+	running      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_leader", Help: "1 while this constructor leads."}),
+		plans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_constructor_plans_total",
+			Help: "Plans finished, by action and result."}, []string{"action", "result"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_constructor_plan_steps_total",
+			Help: "Plan steps finished, by step and status."}, []string{"step", "status"}),
+		planSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_constructor_plan_duration_seconds",
+			Help: "Plan run time.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"action"}),
+		placements:   prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_placements_total", Help: "Instances placed."}),
+		replacements: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_replacements_total", Help: "Instances of lost allocators scheduled for replacement."}),
+		frozen: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_rescheduling_frozen",
+			Help: "1 while rescheduling is frozen because a whole zone or most allocators look lost."}),
+		lost:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_lost_allocators", Help: "Allocators whose alive node is missing."}),
+		routeWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_route_writes_total", Help: "Route writes."}),
+		running:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_plans_running", Help: "Plans being executed."}),
+	}
+	reg.MustRegister(m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running)
+	return m
+}
