@@ -51,7 +51,9 @@ func byKind(ins []engine.PlacedInstance, kind string) []engine.PlacedInstance {
 			out = append(out, in)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Zone < out[j].Zone || (out[i].Zone == out[j].Zone && out[i].ID < out[j].ID) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Zone < out[j].Zone || (out[i].Zone == out[j].Zone && out[i].ID < out[j].ID)
+	})
 	return out
 }
 

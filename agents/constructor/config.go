@@ -31,7 +31,7 @@ type Config struct {
 	// Tick is the reconcile period besides watch events.
 	Tick time.Duration
 	// Seed fixes placement tie-breaks (0: from the plan id).
-	Seed int64
+	Seed   int64
 	Logger *slog.Logger
 	// Ready, if set, receives the bound metrics address once serving.
 	Ready func(metricsAddr string)

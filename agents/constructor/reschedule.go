@@ -30,7 +30,9 @@ type rescheduler struct {
 	frozen       string
 }
 
-func newRescheduler() *rescheduler { return &rescheduler{missingSince: map[string]time.Time{}, tokens: -1} }
+func newRescheduler() *rescheduler {
+	return &rescheduler{missingSince: map[string]time.Time{}, tokens: -1}
+}
 
 // Observe updates the missing-since clock of each allocator and returns
 // the allocators lost longer than grace that hold instances, and a
