@@ -1,13 +1,107 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"paddock/agents/allocator"
+	"paddock/engine"
+)
 
 // newAllocatorCmd: `paddock allocator [flags]` runs the agent;
 // its subcommands (list, maintenance, vacate) are admin verbs, added by
 // addAllocatorAdminCmds (allocator_admin.go).
 func newAllocatorCmd(app *App) *cobra.Command {
-	c := &cobra.Command{Use: "allocator", Short: "Run an allocator agent, or manage allocators (list, maintenance, vacate)",
-		RunE: func(cmd *cobra.Command, _ []string) error { return notYet("paddock allocator") }}
+	c := &cobra.Command{
+		Use:   "allocator",
+		Short: "Run an allocator agent, or manage allocators (list, maintenance, vacate)",
+		Long: `Run an allocator: register this host in ZooKeeper and run the node
+containers the constructor assigns to it on the local Docker engine.
+
+Node images paddock/node:<version> must exist (paddock image build), or
+the allocator builds them itself when it runs from a static binary.
+--runtime sim runs no containers and reports every instance running and
+healthy at once: a scale-test mode for the control plane.`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAllocator(app) },
+	}
+	f := c.Flags()
+	host, _ := os.Hostname()
+	f.String("id", "alloc-"+sanitizeID(host), "allocator id (unique in the platform)")
+	f.String("zone", "zone-1", "availability zone of this host")
+	f.String("host", "", "address proxies use to reach this host's nodes (default: --publish-ip)")
+	f.String("publish-ip", "127.0.0.1", "host address node ports are published on (one interface, never 0.0.0.0)")
+	f.String("capacity", "", "memory offered to nodes, such as 16g (default 85% of host memory)")
+	f.StringToString("tags", nil, "allocator tags, such as --tags instance_family=io,ssd=true")
+	f.String("runtime", allocator.RuntimeDocker, "docker, or sim (no containers; scale tests)")
+	f.String("snapshot-dir", "", "shared snapshot repository directory mounted at /snapshots in nodes (default <state-dir>/snapshots)")
+	f.String("image-repo", allocator.DefaultImageRepo, "repository of node images")
+	f.String("node-binary", "", "static paddock binary to build missing node images with (default: this binary if it is static)")
+	f.Int64("pids-limit", 512, "process limit per node container")
+	f.Duration("probe-interval", 0, "interval between node health probes (default 2s)")
+	f.Duration("probe-timeout", 0, "timeout of one health probe (default 1s)")
+	f.Int("failure-threshold", 3, "consecutive failed health probes before a node is restarted")
+	f.Duration("start-timeout", 0, "restart a node not healthy this long after start (default 60s)")
+	f.Duration("stop-timeout", 0, "time between SIGTERM and SIGKILL when stopping a node (default 10s)")
+	f.Duration("volume-grace", 0, "keep the data volume of a removed node this long (default 24h)")
+	f.String("metrics-addr", "127.0.0.1:9401", "address of /metrics, /healthz and /readyz (empty: none)")
 	addAllocatorAdminCmds(app, c)
 	return c
+}
+
+func sanitizeID(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '-'
+	}, s)
+	if s == "" {
+		return "host"
+	}
+	return s
+}
+
+func runAllocator(app *App) error {
+	v := app.V
+	capMB := 0
+	if s := v.GetString("capacity"); s != "" {
+		n, err := engine.ParseSize(s)
+		if err != nil {
+			return usageErr("--capacity: %v", err)
+		}
+		capMB = n
+	}
+	cred, err := app.Credential(engine.RoleAllocator)
+	if err != nil {
+		return err
+	}
+	bin := v.GetString("node-binary")
+	if bin == "" && v.GetString("runtime") == allocator.RuntimeDocker {
+		if exe, err := os.Executable(); err == nil {
+			if ok, _ := allocator.IsStaticBinary(exe); ok {
+				bin = exe
+			} else {
+				app.Log.Info("this binary is dynamically linked: missing node images will not be built; " + allocator.StaticHint)
+			}
+		}
+	}
+	cfg := allocator.Config{
+		ID: v.GetString("id"), Zone: v.GetString("zone"), Host: v.GetString("host"), PublishIP: v.GetString("publish-ip"),
+		CapacityMB: capMB, Tags: v.GetStringMapString("tags"), StateDir: app.StateDir(), SnapshotDir: v.GetString("snapshot-dir"),
+		Runtime: v.GetString("runtime"), ImageRepo: v.GetString("image-repo"), NodeBinary: bin, PidsLimit: v.GetInt64("pids-limit"),
+		ProbeInterval: v.GetDuration("probe-interval"), ProbeTimeout: v.GetDuration("probe-timeout"),
+		FailureThreshold: v.GetInt("failure-threshold"), StartTimeout: v.GetDuration("start-timeout"),
+		StopTimeout: v.GetDuration("stop-timeout"), VolumeGrace: v.GetDuration("volume-grace"),
+		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, Version: Version,
+		ZK: engine.Options{Servers: v.GetString("zk"), Role: engine.RoleAllocator, Credential: cred,
+			ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
+	}
+	if err := allocator.Run(app.Ctx, cfg); err != nil {
+		return fmt.Errorf("allocator %s: %w", cfg.ID, err)
+	}
+	return nil
 }

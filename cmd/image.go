@@ -1,10 +1,81 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"io"
+	"os"
 
+	"github.com/docker/docker/client"
+	"github.com/spf13/cobra"
+
+	"paddock/agents/allocator"
+	"paddock/engine"
+)
+
+// newImageCmd: `paddock image build [--version V]...` builds the node
+// images FROM scratch out of this (static) binary, with no registry.
 func newImageCmd(app *App) *cobra.Command {
-	c := &cobra.Command{Use: "image", Short: "Build the local node and platform images"}
-	c.AddCommand(&cobra.Command{Use: "build", Short: "Build paddock/node:<version> images from this binary",
-		RunE: func(cmd *cobra.Command, _ []string) error { return notYet("paddock image build") }})
+	c := &cobra.Command{Use: "image", Short: "Build the local node images"}
+	b := &cobra.Command{
+		Use:   "build",
+		Short: "Build paddock/node:<version> images from this binary (FROM scratch, no registry)",
+		Long: `Build the node images the allocators run, FROM scratch, out of a static
+paddock binary (this one by default): non-root user, the binary as
+entrypoint (paddock node --version V) and as its own HEALTHCHECK.
+Without --version, every version the platform offers by default is built.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			versions, _ := f.GetStringSlice("version")
+			if len(versions) == 0 {
+				versions = engine.DefaultVersions
+			}
+			bin, _ := f.GetString("binary")
+			if bin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("find this binary: %w (pass --binary)", err)
+				}
+				bin = exe
+			}
+			static, err := allocator.IsStaticBinary(bin)
+			if err != nil {
+				return err
+			}
+			if !static {
+				return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s (or pass --binary PATH)", bin, allocator.StaticHint)
+			}
+			repo, _ := f.GetString("repo")
+			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+			if err != nil {
+				return fmt.Errorf("docker client: %w (set DOCKER_HOST or start the Docker engine)", err)
+			}
+			defer cli.Close()
+			var progress io.Writer = io.Discard
+			if v, _ := f.GetBool("verbose"); v {
+				progress = app.Err
+			}
+			var built []string
+			for _, v := range versions {
+				ref := allocator.ImageRef(repo, v)
+				app.Log.Info("building node image", "image", ref, "binary", bin)
+				if err := allocator.BuildImage(app.Ctx, cli, allocator.BuildOptions{Binary: bin, Repo: repo, Version: v}, progress); err != nil {
+					return err
+				}
+				built = append(built, ref)
+			}
+			if app.JSON() {
+				return app.PrintJSON(map[string]any{"images": built})
+			}
+			for _, ref := range built {
+				fmt.Fprintf(app.Out, "built %s\n", ref)
+			}
+			return nil
+		},
+	}
+	b.Flags().StringSlice("version", nil, "version(s) to build (default: the platform's default versions)")
+	b.Flags().String("repo", allocator.DefaultImageRepo, "image repository")
+	b.Flags().String("binary", "", "static paddock binary to pack (default: this binary)")
+	b.Flags().Bool("verbose", false, "print the build output on stderr")
+	c.AddCommand(b)
 	return c
 }

@@ -1,0 +1,311 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"paddock/agents/agentkit"
+	"paddock/engine"
+)
+
+// Runtimes.
+const (
+	RuntimeDocker = "docker"
+	RuntimeSim    = "sim"
+)
+
+// Config configures one allocator. `paddock up` runs several in one
+// process, each with its own ID, Zone and StateDir.
+type Config struct {
+	// ID names the allocator (alloc-zone-1-1...). Required.
+	ID string
+	// Zone is the availability zone. Required.
+	Zone string
+	// Host is the address proxies use to reach this host's nodes
+	// (default PublishIP).
+	Host string
+	// PublishIP is where node ports are published (default 127.0.0.1;
+	// 0.0.0.0 is refused: name an interface).
+	PublishIP string
+	// CapacityMB is the memory offered (0: 85% of host memory). The
+	// admin-written settings node overrides it live.
+	CapacityMB int
+	Tags       map[string]string
+	// StateDir holds credentials/allocator-<id>.json and the volume
+	// ledger. Required.
+	StateDir string
+	// SnapshotDir is the shared snapshot repository directory mounted at
+	// /snapshots in nodes (default <StateDir>/snapshots).
+	SnapshotDir string
+	// Runtime is docker (default) or sim.
+	Runtime string
+
+	// Store, when set, is an already-connected store authenticated as the
+	// allocator role plus the allocator's own identity (see
+	// OwnCredential). Otherwise the allocator connects with ZK, adding
+	// its own identity, and closes the store when done.
+	Store *engine.Store
+	ZK    engine.Options
+
+	// ImageRepo of node images (default paddock/node).
+	ImageRepo string
+	// NodeBinary is a static paddock binary to build missing images with
+	// ("" : a missing image is an error).
+	NodeBinary string
+	// Labels are added to every Docker object (tests: paddock.test).
+	Labels map[string]string
+	// PidsLimit per node container (default 512).
+	PidsLimit int64
+
+	// ProbeInterval between health probes (default 2s).
+	ProbeInterval time.Duration
+	// ProbeTimeout of one probe (default 1s).
+	ProbeTimeout time.Duration
+	// FailureThreshold consecutive failed probes restart a node that was
+	// healthy (default 3).
+	FailureThreshold int
+	// StartTimeout restarts a node never healthy this long after start
+	// (default 60s).
+	StartTimeout time.Duration
+	// StopTimeout between SIGTERM and SIGKILL (default 10s).
+	StopTimeout time.Duration
+	// VolumeGrace keeps data volumes of removed instances (default 24h).
+	VolumeGrace time.Duration
+
+	// MetricsAddr serves /metrics /healthz /readyz ("" : none).
+	MetricsAddr string
+	// Registry (default a new agentkit registry).
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Version of paddock, written in the record.
+	Version string
+
+	// NewRuntime overrides the runtime (tests).
+	NewRuntime func(Config) (Runtime, error)
+	// OnReady is called with the bound metrics address once registered.
+	OnReady func(metricsAddr string)
+}
+
+func (c *Config) defaults() error {
+	if c.ID == "" || !idPattern.MatchString(c.ID) {
+		return fmt.Errorf("allocator id %q is missing or invalid: pass --id (letters, digits, '.', '_', '-')", c.ID)
+	}
+	if c.Zone == "" {
+		return errors.New("allocator zone is missing: pass --zone")
+	}
+	if c.StateDir == "" {
+		return errors.New("allocator state directory is missing: pass --state-dir")
+	}
+	if c.PublishIP == "" {
+		c.PublishIP = "127.0.0.1"
+	}
+	if ip := net.ParseIP(c.PublishIP); ip == nil || ip.IsUnspecified() {
+		return fmt.Errorf("publish IP %q must be one interface's address (such as 127.0.0.1), never 0.0.0.0", c.PublishIP)
+	}
+	if c.Host == "" {
+		c.Host = c.PublishIP
+	}
+	if c.SnapshotDir == "" {
+		c.SnapshotDir = filepath.Join(c.StateDir, "snapshots")
+	}
+	if c.Runtime == "" {
+		c.Runtime = RuntimeDocker
+	}
+	if c.Runtime != RuntimeDocker && c.Runtime != RuntimeSim {
+		return fmt.Errorf("unknown runtime %q: use docker or sim", c.Runtime)
+	}
+	if c.ImageRepo == "" {
+		c.ImageRepo = DefaultImageRepo
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 2 * time.Second
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = time.Second
+	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = 3
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 60 * time.Second
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.VolumeGrace == 0 {
+		c.VolumeGrace = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = agentkit.NewRegistry()
+	}
+	return nil
+}
+
+// OwnCredentialFile is <stateDir>/credentials/allocator-<id>.json.
+func OwnCredentialFile(stateDir, id string) string {
+	return filepath.Join(stateDir, "credentials", engine.OwnAllocatorUser(id)+".json")
+}
+
+// OwnCredential loads the allocator's own identity, generating and
+// saving a random one at first start.
+func OwnCredential(stateDir, id string) (engine.Credential, error) {
+	file := OwnCredentialFile(stateDir, id)
+	if _, err := os.Stat(file); err == nil {
+		c, err := engine.LoadCredential(file)
+		if err != nil {
+			return c, err
+		}
+		if c.User != engine.OwnAllocatorUser(id) {
+			return c, fmt.Errorf("credential file %s names %q, not %q: it belongs to another allocator", file, c.User, engine.OwnAllocatorUser(id))
+		}
+		return c, nil
+	}
+	c := engine.Credential{User: engine.OwnAllocatorUser(id), Password: engine.RandomToken(24)}
+	if err := engine.SaveCredential(file, c); err != nil {
+		return c, fmt.Errorf("save own credential %s: %w (is --state-dir writable?)", file, err)
+	}
+	return c, nil
+}
+
+// Run runs an allocator until ctx ends. Node containers keep running
+// when it returns.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	log := cfg.Logger.With("agent", "allocator", "allocator", cfg.ID)
+	own, err := OwnCredential(cfg.StateDir, cfg.ID)
+	if err != nil {
+		return err
+	}
+	store := cfg.Store
+	if store == nil {
+		opts := cfg.ZK
+		opts.Own = &own
+		if opts.Role == "" {
+			opts.Role = engine.RoleAllocator
+		}
+		if opts.Logger == nil {
+			opts.Logger = cfg.Logger
+		}
+		store, err = engine.Connect(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+	rt, err := newRuntime(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	led, err := openLedger(filepath.Join(cfg.StateDir, "allocator-"+cfg.ID+"-volumes.json"))
+	if err != nil {
+		return err
+	}
+	st := agentkit.NewStatus()
+	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
+		tracked: map[string]*tracked{}, done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+	bound, err := agentkit.Serve(ctx, cfg.MetricsAddr, cfg.Registry, st, log, nil)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx, bound)
+}
+
+func newRuntime(cfg Config, log *slog.Logger) (Runtime, error) {
+	if cfg.NewRuntime != nil {
+		return cfg.NewRuntime(cfg)
+	}
+	if cfg.Runtime == RuntimeSim {
+		return NewSim(HostInfo{}), nil
+	}
+	return NewDocker(DockerConfig{AllocatorID: cfg.ID, PublishIP: cfg.PublishIP, SnapshotDir: cfg.SnapshotDir,
+		ImageRepo: cfg.ImageRepo, NodeBinary: cfg.NodeBinary, Labels: cfg.Labels, PidsLimit: cfg.PidsLimit, Logger: log})
+}
+
+// register writes the record and parents, and the ephemeral alive node.
+func (a *agent) register(ctx context.Context) (*engine.Ephemeral, error) {
+	rec := a.record()
+	p := engine.AllocatorPath(a.cfg.ID)
+	err := a.s.Create(ctx, p, rec)
+	if errors.Is(err, engine.ErrExists) {
+		var old engine.Allocator
+		if _, gerr := a.s.GetJSON(ctx, p, &old); gerr == nil && old.Identity != "" && old.Identity != rec.Identity {
+			return nil, fmt.Errorf("allocator record %s was registered with another identity: its credential file %s is not the one used first; restore that file, or have an admin delete the record (paddock allocator ...) before re-registering",
+				p, OwnCredentialFile(a.cfg.StateDir, a.cfg.ID))
+		}
+		_, err = a.s.Set(ctx, p, rec, engine.AnyVersion)
+	}
+	if err != nil {
+		if errors.Is(err, engine.ErrNoAuth) {
+			return nil, fmt.Errorf("register allocator %s: %w (the allocator role credential is wrong, or the record belongs to another identity)", a.cfg.ID, err)
+		}
+		return nil, fmt.Errorf("register allocator %s: %w", a.cfg.ID, err)
+	}
+	for _, child := range []string{engine.InstancesPath(a.cfg.ID), engine.StatusesPath(a.cfg.ID)} {
+		if err := a.s.Create(ctx, child, nil); err != nil && !errors.Is(err, engine.ErrExists) {
+			return nil, fmt.Errorf("register allocator %s: create %s: %w", a.cfg.ID, child, err)
+		}
+	}
+	a.recordWritten = rec
+	return a.s.Register(ctx, engine.AllocatorAlivePath(a.cfg.ID), a.aliveData())
+}
+
+func (a *agent) record() engine.Allocator {
+	tags := map[string]string{}
+	for k, v := range a.cfg.Tags {
+		tags[k] = v
+	}
+	for k, v := range a.settings.Tags {
+		tags[k] = v
+	}
+	if len(tags) == 0 {
+		tags = nil
+	}
+	return engine.Allocator{ID: a.cfg.ID, Zone: a.cfg.Zone, Host: a.cfg.Host, CapacityMB: a.capacity(), Tags: tags,
+		Identity: a.own.DigestID(), Runtime: a.rt.Name(), MetricsAddr: a.metricsAddr, Version: a.cfg.Version,
+		RegisteredAt: a.started}
+}
+
+// capacity applies settings > flag > 85% of host memory.
+func (a *agent) capacity() int {
+	switch {
+	case a.settings.CapacityMB > 0:
+		return a.settings.CapacityMB
+	case a.cfg.CapacityMB > 0:
+		return a.cfg.CapacityMB
+	}
+	return DefaultCapacityMB(a.host.MemoryMB)
+}
+
+func sameTags(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.TrimSpace(err.Error())
+}

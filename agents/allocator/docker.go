@@ -1,0 +1,509 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"paddock/agents/node"
+)
+
+// Labels on everything the allocator creates.
+const (
+	LabelManaged    = "paddock.managed"
+	LabelInstance   = "paddock.instance"
+	LabelDeployment = "paddock.deployment"
+	LabelKind       = "paddock.kind"
+	LabelAllocator  = "paddock.allocator"
+	LabelVersion    = "paddock.version"
+	LabelGeneration = "paddock.generation"
+	LabelSize       = "paddock.size_mb"
+	LabelTest       = "paddock.test"
+)
+
+const nodePort = nat.Port("9200/tcp")
+
+// DockerConfig configures the Docker runtime.
+type DockerConfig struct {
+	AllocatorID string
+	// PublishIP is the host address node ports are published on
+	// (never 0.0.0.0 by default: 127.0.0.1).
+	PublishIP string
+	// SnapshotDir is the host directory mounted at /snapshots.
+	SnapshotDir string
+	ImageRepo   string
+	// NodeBinary, when set, is a static paddock binary used to build a
+	// missing image; when empty a missing image is an error.
+	NodeBinary string
+	// Labels are added to every object (tests: paddock.test=<name>).
+	Labels    map[string]string
+	PidsLimit int64
+	// TmpfsSizeMB bounds /tmp in node containers.
+	TmpfsSizeMB int
+	Logger      *slog.Logger
+	// Client overrides the client built from the environment.
+	Client *client.Client
+}
+
+// Docker runs nodes as containers on the local Docker engine.
+type Docker struct {
+	cfg  DockerConfig
+	cli  *client.Client
+	log  *slog.Logger
+	http *http.Client
+
+	imgMu  sync.Mutex
+	images map[string]bool
+}
+
+// NewDocker connects to the Docker engine (DOCKER_HOST or the default
+// socket) with API version negotiation.
+func NewDocker(cfg DockerConfig) (*Docker, error) {
+	if cfg.PublishIP == "" {
+		cfg.PublishIP = "127.0.0.1"
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = 512
+	}
+	if cfg.TmpfsSizeMB == 0 {
+		cfg.TmpfsSizeMB = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cli := cfg.Client
+	if cli == nil {
+		var err error
+		cli, err = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, fmt.Errorf("docker client: %w (set DOCKER_HOST or start the Docker engine)", err)
+		}
+	}
+	if cfg.SnapshotDir != "" {
+		if err := os.MkdirAll(cfg.SnapshotDir, 0o755); err != nil {
+			return nil, fmt.Errorf("snapshot directory %s: %w (pass a writable --snapshot-dir)", cfg.SnapshotDir, err)
+		}
+		// Nodes run as NodeUID: let them write repositories here.
+		if err := os.Chmod(cfg.SnapshotDir, 0o1777); err != nil {
+			return nil, fmt.Errorf("snapshot directory %s: %w (make it writable for uid %d)", cfg.SnapshotDir, err, NodeUID)
+		}
+	}
+	return &Docker{cfg: cfg, cli: cli, log: cfg.Logger, images: map[string]bool{},
+		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}, nil
+}
+
+// Client exposes the Docker client (tests, image builds).
+func (d *Docker) Client() *client.Client { return d.cli }
+
+// Name is "docker".
+func (d *Docker) Name() string { return "docker" }
+
+// Close releases the client.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// Ping asks the engine.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine unreachable: %w (start it, or check DOCKER_HOST)", err)
+	}
+	return nil
+}
+
+// Host reports the engine's CPUs and memory.
+func (d *Docker) Host(ctx context.Context) (HostInfo, error) {
+	info, err := d.cli.Info(ctx)
+	if err != nil {
+		return HostInfo{}, fmt.Errorf("docker info: %w (is the Docker engine running?)", err)
+	}
+	return HostInfo{CPUs: info.NCPU, MemoryMB: int(info.MemTotal >> 20)}, nil
+}
+
+func (d *Docker) ownFilter() filters.Args {
+	return filters.NewArgs(
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelAllocator+"="+d.cfg.AllocatorID))
+}
+
+// EnsureImage checks the image of version, building it from NodeBinary
+// when it is missing and a binary is configured.
+func (d *Docker) EnsureImage(ctx context.Context, version string) error {
+	ref := ImageRef(d.cfg.ImageRepo, version)
+	d.imgMu.Lock()
+	defer d.imgMu.Unlock()
+	if d.images[ref] {
+		return nil
+	}
+	_, err := d.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		d.images[ref] = true
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	if d.cfg.NodeBinary == "" {
+		return fmt.Errorf("%w: %s is not on this host: build it with `paddock image build --version %s` (this allocator has no static binary to build it itself)", ErrImageMissing, ref, version)
+	}
+	d.log.Info("building missing node image", "image", ref, "binary", d.cfg.NodeBinary)
+	if err := BuildImage(ctx, d.cli, BuildOptions{Binary: d.cfg.NodeBinary, Repo: d.cfg.ImageRepo, Version: version, Labels: d.cfg.Labels}, nil); err != nil {
+		return fmt.Errorf("%w: %s could not be built: %v", ErrImageMissing, ref, err)
+	}
+	d.images[ref] = true
+	return nil
+}
+
+// List returns this allocator's containers.
+func (d *Docker) List(ctx context.Context) ([]Workload, error) {
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]Workload, 0, len(cs))
+	for _, c := range cs {
+		w, err := d.Inspect(ctx, c.ID)
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Inspect reads one container.
+func (d *Docker) Inspect(ctx context.Context, id string) (Workload, error) {
+	ci, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return Workload{}, err
+	}
+	l := ci.Config.Labels
+	w := Workload{ID: ci.ID, Name: trimSlash(ci.Name), Instance: l[LabelInstance], Deployment: l[LabelDeployment],
+		Kind: l[LabelKind], Version: l[LabelVersion]}
+	w.SizeMB, _ = strconv.Atoi(l[LabelSize])
+	w.Generation, _ = strconv.Atoi(l[LabelGeneration])
+	if st := ci.State; st != nil {
+		w.State, w.Running, w.ExitCode, w.OOMKilled, w.Error = string(st.Status), st.Running, st.ExitCode, st.OOMKilled, st.Error
+		w.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+		w.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+		if st.Health != nil {
+			w.Health = string(st.Health.Status)
+		}
+	}
+	if ci.NetworkSettings != nil {
+		for _, b := range ci.NetworkSettings.Ports[nodePort] {
+			if p, err := strconv.Atoi(b.HostPort); err == nil && p > 0 {
+				w.HostPort = p
+				w.Address = d.cfg.PublishIP + ":" + b.HostPort
+				break
+			}
+		}
+	}
+	return w, nil
+}
+
+func trimSlash(s string) string {
+	if len(s) > 0 && s[0] == '/' {
+		return s[1:]
+	}
+	return s
+}
+
+// ContainerName is the container of an instance on an allocator.
+func ContainerName(alloc, iid string) string { return "paddock-" + alloc + "-" + iid }
+
+// VolumeName is the data volume of an instance on an allocator.
+func VolumeName(alloc, iid string) string { return "paddock-data-" + alloc + "-" + iid }
+
+// NetworkName is a deployment's own network.
+func NetworkName(dep string) string { return "paddock-dep-" + dep }
+
+// Alias is a node's name on its deployment network.
+func Alias(iid string) string { return "paddock-" + iid }
+
+func (d *Docker) labels(spec Spec) map[string]string {
+	in := spec.Instance
+	l := map[string]string{}
+	for k, v := range d.cfg.Labels {
+		l[k] = v
+	}
+	l[LabelManaged] = "true"
+	l[LabelAllocator] = d.cfg.AllocatorID
+	l[LabelInstance] = in.ID
+	l[LabelDeployment] = in.DeploymentID
+	l[LabelKind] = in.Kind
+	l[LabelVersion] = in.Version
+	l[LabelGeneration] = strconv.Itoa(in.Generation)
+	l[LabelSize] = strconv.Itoa(in.SizeMB)
+	return l
+}
+
+// ensureNetwork creates the deployment's bridge network if missing
+// (shared by the allocators of one host).
+func (d *Docker) ensureNetwork(ctx context.Context, dep string) error {
+	name := NetworkName(dep)
+	if _, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		return nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	labels := map[string]string{LabelManaged: "true", LabelDeployment: dep}
+	for k, v := range d.cfg.Labels {
+		labels[k] = v
+	}
+	_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels,
+		Options: map[string]string{"com.docker.network.bridge.enable_icc": "true"}})
+	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, error) {
+	name := VolumeName(d.cfg.AllocatorID, spec.Instance.ID)
+	labels := map[string]string{LabelManaged: "true", LabelAllocator: d.cfg.AllocatorID,
+		LabelInstance: spec.Instance.ID, LabelDeployment: spec.Instance.DeploymentID}
+	for k, v := range d.cfg.Labels {
+		labels[k] = v
+	}
+	if _, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
+		return "", fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// Create creates and starts the node container of spec.
+func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
+	in := spec.Instance
+	if err := d.EnsureImage(ctx, in.Version); err != nil {
+		return Workload{}, err
+	}
+	if err := d.ensureNetwork(ctx, in.DeploymentID); err != nil {
+		return Workload{}, err
+	}
+	vol, err := d.ensureVolume(ctx, spec)
+	if err != nil {
+		return Workload{}, err
+	}
+	name := ContainerName(d.cfg.AllocatorID, in.ID)
+	// A leftover container of the same name (a crash between create and
+	// the first List) is ours: replace it.
+	if err := d.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return Workload{}, fmt.Errorf("remove leftover container %s: %w", name, err)
+	}
+	cfg := &container.Config{
+		Image:        ImageRef(d.cfg.ImageRepo, in.Version),
+		Hostname:     Alias(in.ID),
+		Cmd:          []string{"--name", in.ID, "--cluster-name", in.DeploymentID, "--kind", in.Kind, "--data-dir", "/data", "--snapshot-root", node.ContainerSnapshotRoot},
+		Labels:       d.labels(spec),
+		ExposedPorts: nat.PortSet{nodePort: struct{}{}},
+		StopSignal:   "SIGTERM",
+	}
+	res := spec.Resources
+	pids := d.cfg.PidsLimit
+	host := &container.HostConfig{
+		PortBindings:   nat.PortMap{nodePort: []nat.PortBinding{{HostIP: d.cfg.PublishIP, HostPort: ""}}},
+		NetworkMode:    container.NetworkMode(NetworkName(in.DeploymentID)),
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,noexec,nosuid,nodev,size=%dm", d.cfg.TmpfsSizeMB)},
+		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}},
+		Resources: container.Resources{
+			Memory:     res.MemoryBytes,
+			MemorySwap: res.MemoryBytes, // no swap beyond the limit
+			CPUShares:  res.CPUShares,
+			NanoCPUs:   res.NanoCPUs,
+			PidsLimit:  &pids,
+		},
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
+		Init:      nil,
+	}
+	if d.cfg.SnapshotDir != "" {
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: d.cfg.SnapshotDir, Target: node.ContainerSnapshotRoot})
+	}
+	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		NetworkName(in.DeploymentID): {Aliases: []string{Alias(in.ID)}},
+	}}
+	created, err := d.cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
+	if err != nil {
+		return Workload{}, fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return Workload{}, fmt.Errorf("start container %s: %w", name, err)
+	}
+	return d.Inspect(ctx, created.ID)
+}
+
+// Start starts a stopped container in place.
+func (d *Docker) Start(ctx context.Context, id string) error {
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Restart stops (SIGTERM, timeout, SIGKILL) and starts a container.
+func (d *Docker) Restart(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout.Seconds())
+	if err := d.cli.ContainerRestart(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("restart container %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Remove stops gracefully and removes the container; the volume stays.
+func (d *Docker) Remove(ctx context.Context, w Workload, timeout time.Duration) error {
+	secs := int(timeout.Seconds())
+	if w.Running {
+		if err := d.cli.ContainerStop(ctx, w.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("stop container %s: %w", short(w.ID), err)
+		}
+	}
+	if err := d.cli.ContainerRemove(ctx, w.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", short(w.ID), err)
+	}
+	d.dropNetworkIfUnused(ctx, w.Deployment)
+	return nil
+}
+
+// dropNetworkIfUnused removes a deployment network nobody uses any more
+// (another allocator of the host may still use it: then it stays).
+func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
+	if dep == "" {
+		return
+	}
+	n, err := d.cli.NetworkInspect(ctx, NetworkName(dep), network.InspectOptions{})
+	if err != nil || len(n.Containers) > 0 {
+		return
+	}
+	if err := d.cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+		d.log.Debug("deployment network kept", "network", n.Name, "err", err)
+	}
+}
+
+// Probe GETs the node's health endpoint through its published port.
+func (d *Docker) Probe(ctx context.Context, w Workload) error {
+	if w.Address == "" {
+		return errors.New("no published port")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.Address+node.HealthPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health endpoint answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Events follows Docker events of this allocator's containers and
+// signals each one, re-subscribing (with Since) after errors.
+func (d *Docker) Events(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		since := time.Now()
+		backoff := 200 * time.Millisecond
+		for ctx.Err() == nil {
+			f := d.ownFilter()
+			f.Add("type", string(events.ContainerEventType))
+			msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: f, Since: strconv.FormatInt(since.Unix(), 10)})
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-msgs:
+					since = time.Unix(0, m.TimeNano)
+					backoff = 200 * time.Millisecond
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				case err := <-errs:
+					if ctx.Err() != nil {
+						return
+					}
+					d.log.Warn("docker event stream lost; re-subscribing", "err", err, "in", backoff)
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+					break loop
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}()
+	return out
+}
+
+// Volumes lists this allocator's data volumes by instance.
+func (d *Docker) Volumes(ctx context.Context) (map[string]string, error) {
+	res, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: d.ownFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	out := map[string]string{}
+	for _, v := range res.Volumes {
+		if iid := v.Labels[LabelInstance]; iid != "" {
+			out[iid] = v.Name
+		}
+	}
+	return out, nil
+}
+
+// RemoveVolume deletes a data volume.
+func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+	if err := d.cli.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove volume %s: %w", name, err)
+	}
+	return nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

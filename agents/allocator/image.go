@@ -1,0 +1,185 @@
+package allocator
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+)
+
+// DefaultImageRepo is the repository of node images.
+const DefaultImageRepo = "paddock/node"
+
+// NodeUID is the numeric user nodes run as (scratch images have no
+// /etc/passwd).
+const NodeUID = 65532
+
+// ImageRef is <repo>:<version>.
+func ImageRef(repo, version string) string {
+	if repo == "" {
+		repo = DefaultImageRepo
+	}
+	return repo + ":" + version
+}
+
+// IsStaticBinary tells whether the ELF file at path needs no dynamic
+// loader (a CGO_ENABLED=0 build), so it can run FROM scratch.
+func IsStaticBinary(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// StaticHint tells the operator how to get a binary usable in images.
+const StaticHint = "build a static binary with `CGO_ENABLED=0 go build -o paddock .` and run `./paddock image build`"
+
+// BuildOptions say what image to build.
+type BuildOptions struct {
+	// Binary is the static paddock binary to pack.
+	Binary  string
+	Repo    string
+	Version string
+	// Labels are added to the image (paddock.managed=true is always set).
+	Labels map[string]string
+}
+
+// Dockerfile renders the node image's Dockerfile.
+func Dockerfile(version string, labels map[string]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "FROM scratch\n")
+	fmt.Fprintf(&b, "COPY paddock /paddock\n")
+	fmt.Fprintf(&b, "COPY --chown=%d:%d rootfs/ /\n", NodeUID, NodeUID)
+	keys := sortedKeys(labels)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "LABEL %q=%q\n", k, labels[k])
+	}
+	fmt.Fprintf(&b, "LABEL \"paddock.managed\"=\"true\" \"paddock.node.version\"=%q\n", version)
+	fmt.Fprintf(&b, "USER %d:%d\n", NodeUID, NodeUID)
+	fmt.Fprintf(&b, "EXPOSE 9200\n")
+	fmt.Fprintf(&b, "HEALTHCHECK --interval=2s --timeout=2s --start-period=2s --retries=3 CMD [\"/paddock\", \"node\", \"healthcheck\", \"--log-level\", \"error\"]\n")
+	fmt.Fprintf(&b, "ENTRYPOINT [\"/paddock\", \"node\", \"--version\", %q, \"--log-format\", \"json\"]\n", version)
+	return b.String()
+}
+
+// buildContext is the in-memory tar: Dockerfile, the binary and the
+// empty directories the node writes to (owned by NodeUID).
+func buildContext(binary, dockerfile string) (io.Reader, error) {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, fmt.Errorf("read node binary %s: %w", binary, err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	add := func(h *tar.Header, body []byte) error {
+		h.ModTime = now
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := tw.Write(body)
+		return err
+	}
+	if err := add(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))}, []byte(dockerfile)); err != nil {
+		return nil, err
+	}
+	if err := add(&tar.Header{Name: "paddock", Mode: 0o755, Size: int64(len(bin))}, bin); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"rootfs/", "rootfs/data/", "rootfs/snapshots/", "rootfs/tmp/"} {
+		mode := int64(0o755)
+		if d == "rootfs/tmp/" {
+			mode = 0o1777
+		}
+		if err := add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: mode}, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// BuildImage builds <repo>:<version> FROM scratch with the classic
+// builder (no registry, no pull). Build errors arrive inside the
+// response stream and are returned.
+func BuildImage(ctx context.Context, cli *client.Client, opts BuildOptions, progress io.Writer) error {
+	if opts.Version == "" {
+		return errors.New("image build needs a version")
+	}
+	static, err := IsStaticBinary(opts.Binary)
+	if err != nil {
+		return err
+	}
+	if !static {
+		return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s", opts.Binary, StaticHint)
+	}
+	ref := ImageRef(opts.Repo, opts.Version)
+	bctx, err := buildContext(opts.Binary, Dockerfile(opts.Version, opts.Labels))
+	if err != nil {
+		return err
+	}
+	resp, err := cli.ImageBuild(ctx, bctx, build.ImageBuildOptions{
+		Tags: []string{ref}, Remove: true, ForceRemove: true, Dockerfile: "Dockerfile",
+		Version: build.BuilderV1,
+	})
+	if err != nil {
+		return fmt.Errorf("build %s: %w (is the Docker engine running? check `docker info`)", ref, err)
+	}
+	defer resp.Body.Close()
+	if progress == nil {
+		progress = io.Discard
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m buildMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("build %s: read build output: %w", ref, err)
+		}
+		if m.Error != nil || m.ErrorText != "" {
+			msg := m.ErrorText
+			if m.Error != nil && m.Error.Message != "" {
+				msg = m.Error.Message
+			}
+			return fmt.Errorf("build %s: %s", ref, msg)
+		}
+		if m.Stream != "" {
+			_, _ = io.WriteString(progress, m.Stream)
+		}
+	}
+	if _, err := cli.ImageInspect(ctx, ref); err != nil {
+		return fmt.Errorf("build %s finished but the image is not there: %w", ref, err)
+	}
+	return nil
+}
+
+// buildMessage is one line of the build response stream (the subset of
+// Docker's jsonmessage the builder sends).
+type buildMessage struct {
+	Stream    string `json:"stream"`
+	ErrorText string `json:"error"`
+	Error     *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}

@@ -1,0 +1,865 @@
+package allocator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"paddock/agents/agentkit"
+	"paddock/engine"
+)
+
+// agent is one running allocator.
+type agent struct {
+	cfg    Config
+	log    *slog.Logger
+	s      *engine.Store
+	rt     Runtime
+	own    engine.Credential
+	m      *metrics
+	status *agentkit.Status
+	ledger *ledger
+
+	ctx         context.Context
+	host        HostInfo
+	started     time.Time
+	metricsAddr string
+
+	settings      engine.AllocatorSettings
+	maintenance   engine.Maintenance
+	recordWritten engine.Allocator
+	alive         *engine.Ephemeral
+	aliveWritten  engine.AllocatorAlive
+	cache         *engine.TreeCache
+
+	tracked  map[string]*tracked
+	done     chan opResult
+	trigger  chan struct{}
+	inflight sync.WaitGroup
+
+	runtimeErr string
+	lastGC     time.Time
+	lastZKWarn time.Time
+	usedMB     int
+	desiredN   int
+	healthyN   int
+}
+
+// tracked is what the allocator knows of one instance.
+type tracked struct {
+	id      string
+	desired *engine.Instance
+	// rejected is why the desired instance is not run ("" when admitted).
+	rejected string
+	w        *Workload
+	busy     bool
+
+	state    string
+	reason   string
+	healthy  bool
+	restarts int
+
+	failures    int
+	everHealthy bool
+	crashes     int
+	nextAttempt time.Time
+	firstSeen   time.Time
+
+	written *engine.InstanceStatus
+}
+
+// opResult is the outcome of an asynchronous runtime action.
+type opResult struct {
+	iid    string
+	action string
+	w      *Workload
+	err    error
+}
+
+// Actions.
+const (
+	actCreate   = "create"
+	actRecreate = "recreate"
+	actStart    = "start"
+	actRestart  = "restart"
+	actRemove   = "remove"
+)
+
+func (a *agent) run(ctx context.Context, metricsAddr string) error {
+	a.ctx = ctx
+	a.started = time.Now().UTC()
+	a.metricsAddr = metricsAddr
+	if h, err := a.rt.Host(ctx); err != nil {
+		a.runtimeErr = errText(err)
+		a.log.Error("container runtime unreachable at start; nodes cannot be run until it answers", "err", err)
+	} else {
+		a.host = h
+	}
+	a.readAdminNodes(ctx)
+	alive, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	a.alive = alive
+	defer alive.Close()
+	a.log.Info("allocator registered", "zone", a.cfg.Zone, "capacity_mb", a.capacity(), "runtime", a.rt.Name(),
+		"host", a.cfg.Host, "metrics", metricsAddr)
+
+	cctx, cancelCache := context.WithCancel(ctx)
+	defer cancelCache()
+	a.cache = engine.NewTreeCache(a.s, engine.AllocatorPath(a.cfg.ID))
+	events := a.cache.Listen()
+	go func() { _ = a.cache.Run(cctx) }()
+	go a.filterCacheEvents(cctx, events)
+	rtEvents := a.rt.Events(cctx)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-a.cache.Ready():
+	}
+	a.loadPriorStatuses()
+	a.status.SetReady(true)
+	if a.cfg.OnReady != nil {
+		a.cfg.OnReady(metricsAddr)
+	}
+
+	tick := time.NewTicker(a.cfg.ProbeInterval)
+	defer tick.Stop()
+	a.pass(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case <-a.trigger:
+		case _, ok := <-rtEvents:
+			if !ok {
+				rtEvents = nil
+			}
+		case r := <-a.done:
+			a.handleResult(r)
+		case <-tick.C:
+		}
+		// Coalesce bursts (a batch of assignments, a stream of events).
+		a.drainFor(20 * time.Millisecond)
+		if ctx.Err() == nil {
+			a.pass(ctx)
+		}
+	}
+}
+
+func (a *agent) drainFor(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-a.done:
+			a.handleResult(r)
+		case <-a.trigger:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+func (a *agent) shutdown() {
+	a.status.SetReady(false)
+	all := make(chan struct{})
+	go func() { a.inflight.Wait(); close(all) }()
+	for {
+		select {
+		case <-all:
+			a.log.Info("allocator stopped; node containers keep running")
+			return
+		case r := <-a.done:
+			a.handleResult(r)
+		}
+	}
+}
+
+func (a *agent) poke() {
+	select {
+	case a.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// filterCacheEvents triggers a pass on changes of instances, settings,
+// maintenance and connection, not on the allocator's own status/alive
+// writes.
+func (a *agent) filterCacheEvents(ctx context.Context, events <-chan engine.CacheEvent) {
+	statuses := engine.StatusesPath(a.cfg.ID)
+	alive := engine.AllocatorAlivePath(a.cfg.ID)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			if ev.Path == alive || strings.HasPrefix(ev.Path, statuses+"/") {
+				if ev.Type != engine.CacheResynced && ev.Type != engine.ConnectionRestored {
+					continue
+				}
+			}
+			a.poke()
+		}
+	}
+}
+
+// readAdminNodes reads settings and maintenance before the cache runs.
+func (a *agent) readAdminNodes(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var set engine.AllocatorSettings
+	if _, err := a.s.GetJSON(rctx, engine.AllocatorSettingsPath(a.cfg.ID), &set); err == nil {
+		a.settings = set
+	}
+	var m engine.Maintenance
+	if _, err := a.s.GetJSON(rctx, engine.AllocatorMaintenancePath(a.cfg.ID), &m); err == nil {
+		a.maintenance = m
+	}
+}
+
+// loadPriorStatuses adopts what an earlier run of this allocator
+// reported (restart counts), so a restart of the agent loses nothing.
+func (a *agent) loadPriorStatuses() {
+	for _, id := range a.cache.Children(engine.StatusesPath(a.cfg.ID)) {
+		n, ok := a.cache.Get(engine.StatusPath(a.cfg.ID, id))
+		if !ok {
+			continue
+		}
+		var st engine.InstanceStatus
+		if json.Unmarshal(n.Data, &st) != nil {
+			continue
+		}
+		a.tracked[id] = &tracked{id: id, restarts: st.Restarts, state: st.State, written: &st, everHealthy: false}
+	}
+}
+
+// desired reads the assignments from the cache.
+func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
+	desired := map[string]engine.Instance{}
+	invalid := map[string]error{}
+	for _, id := range a.cache.Children(engine.InstancesPath(a.cfg.ID)) {
+		n, ok := a.cache.Get(engine.InstancePath(a.cfg.ID, id))
+		if !ok {
+			continue
+		}
+		var in engine.Instance
+		if err := json.Unmarshal(n.Data, &in); err != nil {
+			desired[id] = engine.Instance{ID: id}
+			invalid[id] = fmt.Errorf("malformed instance record: %v: the constructor must rewrite it", err)
+			continue
+		}
+		if err := ValidateInstance(in, id); err != nil {
+			invalid[id] = err
+		}
+		if in.ID == "" {
+			in.ID = id
+		}
+		desired[id] = in
+	}
+	return desired, invalid
+}
+
+func (a *agent) adminNodes() {
+	if n, ok := a.cache.Get(engine.AllocatorSettingsPath(a.cfg.ID)); ok {
+		var set engine.AllocatorSettings
+		if len(n.Data) == 0 || json.Unmarshal(n.Data, &set) == nil {
+			if set.CapacityMB != a.settings.CapacityMB {
+				a.log.Info("capacity setting changed", "capacity_mb", set.CapacityMB)
+			}
+			a.settings = set
+		} else {
+			a.log.Warn("settings node is malformed; keeping the previous settings", "path", n.Path)
+		}
+	} else {
+		a.settings = engine.AllocatorSettings{}
+	}
+	var m engine.Maintenance
+	if n, ok := a.cache.Get(engine.AllocatorMaintenancePath(a.cfg.ID)); ok && len(n.Data) > 0 {
+		_ = json.Unmarshal(n.Data, &m)
+	}
+	if m.On != a.maintenance.On {
+		a.log.Info("maintenance mode changed", "on", m.On, "reason", m.Reason)
+	}
+	a.maintenance = m
+}
+
+// pass is one reconcile of desired instances against the runtime.
+func (a *agent) pass(ctx context.Context) {
+	start := time.Now()
+	defer func() {
+		a.m.passes.Inc()
+		a.m.passSeconds.Observe(time.Since(start).Seconds())
+	}()
+	now := time.Now()
+	a.adminNodes()
+	desired, invalid := a.desired()
+
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ws, err := a.rt.List(lctx)
+	cancel()
+	runtimeOK := err == nil
+	if err != nil {
+		if a.runtimeErr == "" {
+			a.log.Error("container runtime unreachable; nodes keep their last known state", "err", err)
+		}
+		a.runtimeErr = errText(err)
+	} else {
+		if a.runtimeErr != "" {
+			a.log.Info("container runtime answers again")
+		}
+		a.runtimeErr = ""
+		if a.host.CPUs == 0 {
+			if h, err := a.rt.Host(ctx); err == nil {
+				a.host = h
+			}
+		}
+	}
+	a.status.Set("runtime", a.runtimeErr)
+	if runtimeOK {
+		a.m.runtimeUp.Set(1)
+	} else {
+		a.m.runtimeUp.Set(0)
+	}
+
+	byInst := map[string]Workload{}
+	var dupes []Workload
+	for _, w := range ws {
+		if old, ok := byInst[w.Instance]; ok {
+			// Two containers for one instance: keep the running/newer one.
+			if old.Running && !w.Running {
+				dupes = append(dupes, w)
+				continue
+			}
+			dupes = append(dupes, old)
+		}
+		byInst[w.Instance] = w
+	}
+	for _, w := range dupes {
+		w := w
+		a.log.Warn("removing duplicate container of an instance", "instance", w.Instance, "container", short(w.ID))
+		a.inflight.Add(1)
+		go func() {
+			defer a.inflight.Done()
+			_ = a.rt.Remove(ctx, w, a.cfg.StopTimeout)
+		}()
+	}
+
+	running := map[string]bool{}
+	for id, w := range byInst {
+		if _, ok := desired[id]; ok && w.Running {
+			running[id] = true
+		}
+	}
+	adm := admit(desired, invalid, running, a.capacity())
+	a.usedMB = adm.usedMB
+	a.desiredN = len(desired)
+
+	ids := map[string]bool{}
+	for id := range desired {
+		ids[id] = true
+	}
+	for id := range byInst {
+		ids[id] = true
+	}
+	for id := range a.tracked {
+		ids[id] = true
+	}
+	var probe []*tracked
+	for id := range ids {
+		t := a.tracked[id]
+		if t == nil {
+			t = &tracked{id: id}
+			a.tracked[id] = t
+		}
+		if in, ok := desired[id]; ok {
+			in := in
+			if t.desired == nil && t.firstSeen.IsZero() && !t.everHealthy && t.written == nil {
+				t.firstSeen = now
+			}
+			t.desired = &in
+			t.rejected = adm.rejected[id]
+		} else {
+			t.desired, t.rejected = nil, ""
+		}
+		if t.busy {
+			continue
+		}
+		if w, ok := byInst[id]; ok {
+			t.w = &w
+		} else if runtimeOK {
+			t.w = nil
+		}
+		if !runtimeOK {
+			if t.desired != nil || t.w != nil {
+				t.reason = "container runtime unreachable: " + a.runtimeErr
+			}
+			if t.w != nil && t.w.Running {
+				probe = append(probe, t)
+			}
+			continue
+		}
+		switch {
+		case t.desired == nil && t.w == nil:
+			// Gone and removed: drop it (its status is deleted below).
+			delete(a.tracked, id)
+		case t.desired == nil:
+			t.state, t.reason, t.healthy = engine.StateStopping, "instance no longer assigned", false
+			a.dispatch(t, actRemove, a.removeFn(*t.w))
+		case t.rejected != "":
+			if t.w == nil {
+				t.state, t.reason, t.healthy = engine.StateFailed, t.rejected, false
+			} else {
+				// Never destroy a running node over a bad record.
+				t.reason = t.rejected
+				if t.w.Running {
+					probe = append(probe, t)
+				}
+			}
+		case now.Before(t.nextAttempt):
+			if t.w != nil && t.w.Running {
+				probe = append(probe, t)
+			}
+		case t.w == nil:
+			t.state, t.reason, t.healthy = engine.StateCreating, "", false
+			a.dispatch(t, actCreate, a.createFn(*t.desired))
+		default:
+			if why := needsRecreate(*t.w, *t.desired); why != "" {
+				t.state, t.reason, t.healthy = engine.StateRestarting, why, false
+				a.dispatch(t, actRecreate, a.recreateFn(*t.w, *t.desired))
+				continue
+			}
+			if !t.w.Running {
+				a.restartStopped(t)
+				continue
+			}
+			probe = append(probe, t)
+		}
+	}
+	a.probeAll(ctx, probe, now)
+	a.writeStatuses(ctx)
+	a.publish(ctx)
+	if runtimeOK && time.Since(a.lastGC) > gcInterval(a.cfg.VolumeGrace) {
+		a.lastGC = time.Now()
+		a.collectVolumes(ctx, desired)
+	}
+}
+
+func gcInterval(grace time.Duration) time.Duration {
+	return min(max(grace/4, time.Second), 30*time.Second)
+}
+
+// needsRecreate says why a container no longer matches its instance.
+func needsRecreate(w Workload, in engine.Instance) string {
+	switch {
+	case in.Generation > w.Generation:
+		return fmt.Sprintf("restart asked (generation %d → %d)", w.Generation, in.Generation)
+	case in.Version != w.Version:
+		return fmt.Sprintf("version %s → %s", w.Version, in.Version)
+	case in.SizeMB != w.SizeMB:
+		return fmt.Sprintf("size %d MB → %d MB", w.SizeMB, in.SizeMB)
+	case in.Kind != w.Kind:
+		return fmt.Sprintf("kind %s → %s", w.Kind, in.Kind)
+	}
+	return ""
+}
+
+// restartStopped starts a container that is not running: one never
+// started (created), or one that died (counted as a restart).
+func (a *agent) restartStopped(t *tracked) {
+	w := *t.w
+	if w.State == "created" {
+		t.state, t.reason, t.healthy = engine.StateStarting, "", false
+		a.dispatch(t, actStart, a.startFn(w.ID))
+		return
+	}
+	cause, reason := "exited", fmt.Sprintf("node exited with code %d", w.ExitCode)
+	if w.OOMKilled {
+		cause, reason = "oom", fmt.Sprintf("node killed: out of memory (limit %d MB)", w.SizeMB)
+	}
+	a.countRestart(t, cause)
+	t.state, t.reason, t.healthy = engine.StateRestarting, reason, false
+	a.log.Warn("node stopped; restarting it", "instance", t.id, "container", short(w.ID), "reason", reason, "restarts", t.restarts)
+	a.dispatch(t, actStart, a.startFn(w.ID))
+}
+
+func (a *agent) countRestart(t *tracked, cause string) {
+	t.restarts++
+	t.crashes++
+	t.nextAttempt = time.Now().Add(min(time.Duration(1<<min(t.crashes-1, 6))*500*time.Millisecond, 30*time.Second))
+	a.m.restarts.WithLabelValues(cause).Inc()
+}
+
+func (a *agent) resources(in engine.Instance) Resources {
+	return ComputeResources(in.SizeMB, a.capacity(), a.host.CPUs)
+}
+
+func (a *agent) createFn(in engine.Instance) func(context.Context) (*Workload, error) {
+	spec := Spec{Instance: in, Resources: a.resources(in)}
+	return func(ctx context.Context) (*Workload, error) {
+		if err := a.rt.EnsureImage(ctx, in.Version); err != nil {
+			return nil, err
+		}
+		w, err := a.rt.Create(ctx, spec)
+		return &w, err
+	}
+}
+
+func (a *agent) recreateFn(old Workload, in engine.Instance) func(context.Context) (*Workload, error) {
+	create := a.createFn(in)
+	return func(ctx context.Context) (*Workload, error) {
+		if err := a.rt.EnsureImage(ctx, in.Version); err != nil {
+			return nil, err
+		}
+		if err := a.rt.Remove(ctx, old, a.cfg.StopTimeout); err != nil {
+			return nil, err
+		}
+		return create(ctx)
+	}
+}
+
+func (a *agent) startFn(id string) func(context.Context) (*Workload, error) {
+	return func(ctx context.Context) (*Workload, error) { return nil, a.rt.Start(ctx, id) }
+}
+
+func (a *agent) restartFn(id string) func(context.Context) (*Workload, error) {
+	return func(ctx context.Context) (*Workload, error) { return nil, a.rt.Restart(ctx, id, a.cfg.StopTimeout) }
+}
+
+func (a *agent) removeFn(w Workload) func(context.Context) (*Workload, error) {
+	return func(ctx context.Context) (*Workload, error) { return nil, a.rt.Remove(ctx, w, a.cfg.StopTimeout) }
+}
+
+// dispatch runs a runtime action in the background; its result comes
+// back through a.done and triggers a pass.
+func (a *agent) dispatch(t *tracked, action string, fn func(context.Context) (*Workload, error)) {
+	t.busy = true
+	a.m.actions.WithLabelValues(action).Inc()
+	a.inflight.Add(1)
+	iid := t.id
+	go func() {
+		defer a.inflight.Done()
+		ctx, cancel := context.WithTimeout(a.ctx, a.cfg.StopTimeout+2*time.Minute)
+		w, err := fn(ctx)
+		cancel()
+		a.done <- opResult{iid: iid, action: action, w: w, err: err}
+	}()
+}
+
+func (a *agent) handleResult(r opResult) {
+	defer a.poke()
+	t := a.tracked[r.iid]
+	if t == nil {
+		return
+	}
+	t.busy = false
+	if r.err != nil {
+		a.m.actionErrors.WithLabelValues(r.action).Inc()
+		if a.ctx.Err() != nil {
+			return
+		}
+		t.state, t.healthy = engine.StateFailed, false
+		t.reason = fmt.Sprintf("%s failed: %v", r.action, r.err)
+		t.crashes++
+		t.nextAttempt = time.Now().Add(min(time.Duration(1<<min(t.crashes-1, 6))*time.Second, time.Minute))
+		a.log.Error("runtime action failed; will retry", "instance", r.iid, "action", r.action, "err", r.err, "retry_at", t.nextAttempt.Format(time.TimeOnly))
+		return
+	}
+	switch r.action {
+	case actRemove:
+		t.w = nil
+		if t.desired == nil {
+			t.state = engine.StateStopped
+		}
+		a.log.Info("node removed; its data volume is kept for the grace period", "instance", r.iid, "grace", a.cfg.VolumeGrace)
+		if _, marked := a.ledger.mark(VolumeName(a.cfg.ID, r.iid), time.Now()); marked {
+			a.saveLedger()
+		}
+	default:
+		if r.w != nil {
+			t.w = r.w
+		}
+		if r.action == actCreate || r.action == actRecreate {
+			if a.ledger.clear(VolumeName(a.cfg.ID, r.iid)) {
+				a.saveLedger()
+			}
+		}
+		t.everHealthy, t.failures = false, 0
+		if t.state != engine.StateRestarting {
+			t.reason = ""
+		}
+		t.state = engine.StateStarting
+		a.log.Info("node started", "instance", r.iid, "action", r.action)
+	}
+}
+
+func (a *agent) saveLedger() {
+	if err := a.ledger.save(); err != nil {
+		a.log.Warn("cannot save the volume ledger; grace periods restart with the allocator", "err", err)
+	}
+}
+
+// probeAll probes running nodes in parallel and updates their state.
+func (a *agent) probeAll(ctx context.Context, ts []*tracked, now time.Time) {
+	if len(ts) == 0 {
+		return
+	}
+	errs := make([]error, len(ts))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func(i int, w Workload) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
+			errs[i] = a.rt.Probe(pctx, w)
+			cancel()
+		}(i, *t.w)
+	}
+	wg.Wait()
+	for i, t := range ts {
+		err := errs[i]
+		if err == nil {
+			if !t.everHealthy {
+				t.everHealthy, t.crashes = true, 0
+				if !t.firstSeen.IsZero() {
+					a.m.readySeconds.Observe(now.Sub(t.firstSeen).Seconds())
+					t.firstSeen = time.Time{}
+				}
+				a.log.Info("node healthy", "instance", t.id, "address", t.w.Address)
+			}
+			t.failures, t.healthy = 0, true
+			if t.rejected == "" && a.runtimeErr == "" {
+				t.reason = ""
+			}
+			t.state = engine.StateRunning
+			continue
+		}
+		a.m.probeFailures.Inc()
+		t.failures++
+		t.healthy = false
+		if t.rejected != "" || t.busy {
+			continue
+		}
+		if t.everHealthy {
+			t.state = engine.StateUnhealthy
+			t.reason = fmt.Sprintf("health check failed %d time(s): %v", t.failures, err)
+			if t.failures >= a.cfg.FailureThreshold && a.runtimeErr == "" {
+				a.countRestart(t, "unhealthy")
+				t.state = engine.StateRestarting
+				t.reason = fmt.Sprintf("restarted after %d failed health checks: %v", t.failures, err)
+				a.log.Warn("node unhealthy; restarting it", "instance", t.id, "failures", t.failures, "err", err, "restarts", t.restarts)
+				a.dispatch(t, actRestart, a.restartFn(t.w.ID))
+			}
+			continue
+		}
+		if t.state != engine.StateRestarting {
+			t.state = engine.StateStarting
+		}
+		if !t.w.StartedAt.IsZero() && now.Sub(t.w.StartedAt) > a.cfg.StartTimeout && a.runtimeErr == "" {
+			a.countRestart(t, "start_timeout")
+			t.state = engine.StateRestarting
+			t.reason = fmt.Sprintf("not healthy %s after start: %v", a.cfg.StartTimeout, err)
+			a.log.Warn("node never became healthy; restarting it", "instance", t.id, "err", err)
+			a.dispatch(t, actRestart, a.restartFn(t.w.ID))
+		}
+	}
+}
+
+// statusOf renders an instance's status znode.
+func (a *agent) statusOf(t *tracked) engine.InstanceStatus {
+	st := engine.InstanceStatus{ID: t.id, State: t.state, Reason: t.reason, Healthy: t.healthy, Restarts: t.restarts}
+	if st.State == "" {
+		st.State = engine.StateCreating
+	}
+	if t.desired != nil {
+		in := t.desired
+		st.DeploymentID, st.Kind, st.Version, st.SizeMB = in.DeploymentID, in.Kind, in.Version, in.SizeMB
+	}
+	if w := t.w; w != nil {
+		if st.DeploymentID == "" {
+			st.DeploymentID, st.Kind, st.Version, st.SizeMB = w.Deployment, w.Kind, w.Version, w.SizeMB
+		}
+		st.ContainerID, st.Address, st.HostPort, st.Generation = w.ID, w.Address, w.HostPort, w.Generation
+		if w.Running {
+			st.StartedAt = w.StartedAt.UTC()
+		}
+	}
+	return st
+}
+
+func sameStatus(a, b engine.InstanceStatus) bool {
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// writeStatuses writes changed status znodes (in parallel) and deletes
+// those of instances that are gone.
+func (a *agent) writeStatuses(ctx context.Context) {
+	counts := map[string]int{}
+	healthy := 0
+	type write struct {
+		t  *tracked
+		st engine.InstanceStatus
+	}
+	var writes []write
+	for _, t := range a.tracked {
+		st := a.statusOf(t)
+		counts[st.State]++
+		if st.Healthy {
+			healthy++
+		}
+		if t.written != nil && sameStatus(*t.written, st) {
+			continue
+		}
+		st.UpdatedAt = time.Now().UTC()
+		writes = append(writes, write{t, st})
+	}
+	a.healthyN = healthy
+	for _, s := range []string{engine.StateCreating, engine.StateStarting, engine.StateRunning, engine.StateUnhealthy,
+		engine.StateRestarting, engine.StateStopping, engine.StateStopped, engine.StateFailed} {
+		a.m.instances.WithLabelValues(s).Set(float64(counts[s]))
+	}
+	var stale []string
+	for _, id := range a.cache.Children(engine.StatusesPath(a.cfg.ID)) {
+		if _, ok := a.tracked[id]; !ok {
+			stale = append(stale, id)
+		}
+	}
+	if !a.s.Connected() {
+		a.m.zkConnected.Set(0)
+		a.status.Set("zookeeper", "no ZooKeeper session: statuses are kept and written when it returns")
+		return
+	}
+	a.m.zkConnected.Set(1)
+	a.status.Set("zookeeper", "")
+	sort.Slice(writes, func(i, j int) bool { return writes[i].t.id < writes[j].t.id })
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, w := range writes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(w write) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			err := a.s.Put(wctx, engine.StatusPath(a.cfg.ID, w.t.id), w.st)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				a.m.statusErrors.Inc()
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			a.m.statusWrites.Inc()
+			st := w.st
+			w.t.written = &st
+		}(w)
+	}
+	wg.Wait()
+	for _, id := range stale {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.s.Delete(dctx, engine.StatusPath(a.cfg.ID, id), engine.AnyVersion)
+		cancel()
+		if err != nil && !errors.Is(err, engine.ErrNotFound) && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil && ctx.Err() == nil && time.Since(a.lastZKWarn) > 10*time.Second {
+		a.lastZKWarn = time.Now()
+		a.log.Warn("cannot write instance status; retrying on the next pass", "err", firstErr)
+	}
+}
+
+// publish updates the alive node and the record when they changed.
+func (a *agent) publish(ctx context.Context) {
+	if !a.s.Connected() {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	capMB := a.capacity()
+	a.m.capacity.Set(float64(capMB))
+	a.m.used.Set(float64(a.usedMB))
+	alive := a.aliveData()
+	if alive != a.aliveWritten {
+		alive.UpdatedAt = time.Now().UTC()
+		if err := a.alive.Update(pctx, alive); err != nil {
+			a.log.Warn("cannot update the alive node", "err", err)
+		} else {
+			alive.UpdatedAt = time.Time{}
+			a.aliveWritten = alive
+		}
+	}
+	rec := a.record()
+	old := a.recordWritten
+	if rec.CapacityMB != old.CapacityMB || !sameTags(rec.Tags, old.Tags) || rec.MetricsAddr != old.MetricsAddr || rec.Host != old.Host {
+		if _, err := a.s.Set(pctx, engine.AllocatorPath(a.cfg.ID), rec, engine.AnyVersion); err != nil {
+			a.log.Warn("cannot update the allocator record", "err", err)
+		} else {
+			a.recordWritten = rec
+			a.log.Info("allocator record updated", "capacity_mb", rec.CapacityMB)
+		}
+	}
+}
+
+// aliveData is the alive node's content (UpdatedAt left zero).
+func (a *agent) aliveData() engine.AllocatorAlive {
+	capMB := a.capacity()
+	return engine.AllocatorAlive{CapacityMB: capMB, UsedMB: a.usedMB, FreeMB: max(capMB-a.usedMB, 0),
+		Instances: a.desiredN, Healthy: a.healthyN, StartedAt: a.started, DockerOK: a.runtimeErr == "", Error: a.runtimeErr}
+}
+
+// collectVolumes removes data volumes whose instance has been gone
+// longer than the grace period.
+func (a *agent) collectVolumes(ctx context.Context, desired map[string]engine.Instance) {
+	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	vols, err := a.rt.Volumes(vctx)
+	if err != nil {
+		a.log.Warn("cannot list data volumes", "err", err)
+		return
+	}
+	changed := false
+	now := time.Now()
+	for iid, name := range vols {
+		t := a.tracked[iid]
+		if _, ok := desired[iid]; ok || (t != nil && (t.w != nil || t.busy)) {
+			changed = a.ledger.clear(name) || changed
+			continue
+		}
+		since, marked := a.ledger.mark(name, now)
+		changed = changed || marked
+		if now.Sub(since) < a.cfg.VolumeGrace {
+			continue
+		}
+		if err := a.rt.RemoveVolume(vctx, name); err != nil {
+			a.log.Warn("cannot remove an expired data volume", "volume", name, "err", err)
+			continue
+		}
+		a.ledger.clear(name)
+		changed = true
+		a.m.volumesGC.Inc()
+		a.log.Info("data volume removed after its grace period", "volume", name, "instance", iid, "unassigned_since", since.Format(time.RFC3339))
+	}
+	if changed {
+		a.saveLedger()
+	}
+}

@@ -1,0 +1,140 @@
+package allocator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// SimAddress is the address sim instances report: TEST-NET-1, which
+// routes nowhere. Sim is a scale-test mode for the control plane (100
+// allocators × thousands of instances on one machine), not a workload.
+const SimAddress = "192.0.2.1:9200"
+
+// Sim is the in-memory runtime: no containers, every instance runs and
+// is healthy as soon as it is created.
+type Sim struct {
+	host HostInfo
+
+	mu   sync.Mutex
+	ws   map[string]Workload // by id
+	seq  int
+	subs []chan struct{}
+}
+
+// NewSim returns a sim runtime advertising host.
+func NewSim(host HostInfo) *Sim {
+	if host.CPUs == 0 {
+		host.CPUs = 8
+	}
+	if host.MemoryMB == 0 {
+		host.MemoryMB = 64 << 10
+	}
+	return &Sim{host: host, ws: map[string]Workload{}}
+}
+
+// Name is "sim".
+func (s *Sim) Name() string { return "sim" }
+
+// Host is the advertised host.
+func (s *Sim) Host(context.Context) (HostInfo, error) { return s.host, nil }
+
+// Ping always succeeds.
+func (s *Sim) Ping(context.Context) error { return nil }
+
+// EnsureImage accepts every version.
+func (s *Sim) EnsureImage(context.Context, string) error { return nil }
+
+// List returns the simulated workloads.
+func (s *Sim) List(context.Context) ([]Workload, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Workload, 0, len(s.ws))
+	for _, w := range s.ws {
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Create "runs" an instance at once.
+func (s *Sim) Create(_ context.Context, spec Spec) (Workload, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	in := spec.Instance
+	w := Workload{ID: fmt.Sprintf("sim-%d", s.seq), Name: "sim-" + in.ID, Instance: in.ID, Deployment: in.DeploymentID,
+		Kind: in.Kind, Version: in.Version, SizeMB: in.SizeMB, Generation: in.Generation, State: "running", Running: true,
+		StartedAt: time.Now().UTC(), HostPort: 9200, Address: SimAddress, Health: "healthy"}
+	s.ws[w.ID] = w
+	return w, nil
+}
+
+// Start marks a workload running.
+func (s *Sim) Start(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.ws[id]
+	if !ok {
+		return fmt.Errorf("sim workload %s not found", id)
+	}
+	w.Running, w.State, w.StartedAt = true, "running", time.Now().UTC()
+	s.ws[id] = w
+	return nil
+}
+
+// Restart is Start.
+func (s *Sim) Restart(ctx context.Context, id string, _ time.Duration) error { return s.Start(ctx, id) }
+
+// Remove forgets a workload.
+func (s *Sim) Remove(_ context.Context, w Workload, _ time.Duration) error {
+	s.mu.Lock()
+	delete(s.ws, w.ID)
+	s.mu.Unlock()
+	return nil
+}
+
+// Probe always succeeds for running workloads.
+func (s *Sim) Probe(_ context.Context, w Workload) error {
+	if !w.Running {
+		return fmt.Errorf("not running")
+	}
+	return nil
+}
+
+// Kill stops a workload as if it had crashed (tests of the sim mode).
+func (s *Sim) Kill(iid string) {
+	s.mu.Lock()
+	for id, w := range s.ws {
+		if w.Instance == iid {
+			w.Running, w.State, w.ExitCode, w.FinishedAt = false, "exited", 137, time.Now().UTC()
+			s.ws[id] = w
+		}
+	}
+	subs := append([]chan struct{}(nil), s.subs...)
+	s.mu.Unlock()
+	for _, ch := range subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Events signals after Kill.
+func (s *Sim) Events(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs = append(s.subs, ch)
+	s.mu.Unlock()
+	return ch
+}
+
+// Volumes: sim keeps no data.
+func (s *Sim) Volumes(context.Context) (map[string]string, error) { return nil, nil }
+
+// RemoveVolume does nothing.
+func (s *Sim) RemoveVolume(context.Context, string) error { return nil }
+
+// Close does nothing.
+func (s *Sim) Close() error { return nil }
