@@ -24,6 +24,9 @@ const (
 	DefaultTLSAddr = "127.0.0.1:12443"
 )
 
+// RequestTimeout bounds the time one request may wait on ZooKeeper.
+const RequestTimeout = 15 * time.Second
+
 // Config configures the API agent.
 type Config struct {
 	// Store is connected as the admin role (the API's ZooKeeper identity).
@@ -114,6 +117,11 @@ func (s *server) wrap(rt route) http.Handler {
 			s.metrics.duration.WithLabelValues(rt.path).Observe(time.Since(start).Seconds())
 		}()
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes+1)
+		// No request waits on ZooKeeper for ever: past the deadline it is
+		// answered 503 (retry).
+		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 		var p service.Principal
 		if rt.access != accessPublic {
 			var err error

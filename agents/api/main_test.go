@@ -1,0 +1,12 @@
+package api
+
+import (
+	"os"
+	"testing"
+
+	"paddock/engine/zktest"
+)
+
+var env *zktest.Env
+
+func TestMain(m *testing.M) { os.Exit(zktest.Main(m, 1, &env)) }
