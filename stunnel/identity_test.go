@@ -131,3 +131,21 @@ func TestRenderConf(t *testing.T) {
 		})
 	}
 }
+
+func TestIssueDropsSpoofedIdentityNames(t *testing.T) {
+	ca, _, _ := NewCA("ca", time.Hour)
+	key, _, _ := GenerateKey()
+	pemCert, err := ca.Issue(key.Public(), Leaf{Identity: Identity{"allocator", "a1"}, DNSNames: []string{"proxy.role.paddock", "x.proxy.ID.paddock", "host.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, _ := ParseCerts(pemCert)
+	for _, bad := range []string{"proxy.role.paddock", "x.proxy.id.paddock"} {
+		if certs[0].VerifyHostname(bad) == nil {
+			t.Errorf("certificate of allocator/a1 carries %s", bad)
+		}
+	}
+	if err := certs[0].VerifyHostname("host.example"); err != nil {
+		t.Errorf("plain DNS name dropped: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -188,7 +189,7 @@ func (ca *CA) Issue(pub crypto.PublicKey, l Leaf) ([]byte, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         []*url.URL{l.Identity.URI()},
-		DNSNames:     append([]string{RoleDNSName(l.Identity.Role), IDDNSName(l.Identity)}, l.DNSNames...),
+		DNSNames:     append([]string{RoleDNSName(l.Identity.Role), IDDNSName(l.Identity)}, plainDNS(l.DNSNames)...),
 		IPAddresses:  l.IPs,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
@@ -243,4 +244,19 @@ func (ca *CA) CRL(number int64, serials []*big.Int, ttl time.Duration) ([]byte, 
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
+}
+
+// plainDNS drops requested names in the identity namespaces (.role.paddock,
+// .id.paddock): only Issue puts those in, from the identity itself, so a
+// CSR cannot claim another role for tools that match host names.
+func plainDNS(names []string) []string {
+	var out []string
+	for _, n := range names {
+		l := strings.ToLower(n)
+		if strings.HasSuffix(l, ".role.paddock") || strings.HasSuffix(l, ".id.paddock") {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
