@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paddock/engine"
+	"paddock/engine/zktest"
+)
+
+var env *zktest.Env
+
+func TestMain(m *testing.M) { os.Exit(zktest.Main(m, 1, &env)) }
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func putRoute(t *testing.T, s *engine.Store, r engine.Route) {
+	t.Helper()
+	r.UpdatedAt = time.Now().UTC()
+	if err := s.Put(ctxT(t), engine.RoutePath(r.DeploymentID), r); err != nil {
+		t.Fatalf("write route %s: %v", r.DeploymentID, err)
+	}
+}
+
+func routedTo(t testing.TB, p *Proxy, host, backend string) func() bool {
+	c := newClient()
+	return func() bool {
+		a, err := get(t, c, p.HTTPAddr(), host, "/", nil)
+		return err == nil && a.code == 200 && a.backend == backend
+	}
+}
+
+func TestRoutesFromZooKeeperTwoProxies(t *testing.T) {
+	plat := env.Fresh(t, "zone-1", "zone-2")
+	cons := plat.Connect(t, engine.RoleConstructor)
+	b1 := newTestBackend(t, "b1")
+	b2 := newTestBackend(t, "b2")
+	var proxies []*Proxy
+	for _, id := range []string{"p1", "p2"} {
+		proxies = append(proxies, startProxy(t, func(c *Config) {
+			c.ID = id
+			c.Store = plat.Connect(t, engine.RoleProxy)
+			c.CacheFile = filepath.Join(t.TempDir(), "routes.json")
+			c.RegisterInterval = 200 * time.Millisecond
+		}))
+	}
+	host := testID + ".localhost"
+	putRoute(t, cons, liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", b1.addr())))
+	for _, p := range proxies {
+		waitFor(t, 10*time.Second, "proxy "+p.cfg.ID+" to route the new deployment", routedTo(t, p, host, "b1"))
+	}
+	// A change applies to both, within the deadline.
+	putRoute(t, cons, liveRoute(testID, 2, esBackend("i2", "zone-2", "a2", b2.addr())))
+	for _, p := range proxies {
+		waitFor(t, 10*time.Second, "proxy "+p.cfg.ID+" to follow the switch", routedTo(t, p, host, "b2"))
+	}
+	// Registrations, readable by admins.
+	waitFor(t, 10*time.Second, "both proxies registered", func() bool {
+		kids, err := plat.Admin.Children(ctxT(t), engine.PathProxies)
+		return err == nil && len(kids) == 2
+	})
+	for _, p := range proxies {
+		var rec engine.ProxyRecord
+		waitFor(t, 10*time.Second, "registration of "+p.cfg.ID+" with its route count", func() bool {
+			_, err := plat.Admin.GetJSON(ctxT(t), engine.ProxyPath(p.cfg.ID), &rec)
+			return err == nil && rec.Routes == 1
+		})
+		if rec.HTTPAddr != p.HTTPAddr() || rec.State != "serving" {
+			t.Fatalf("registration %+v, want address %s and state serving", rec, p.HTTPAddr())
+		}
+	}
+	// Removal: 404 everywhere.
+	if err := cons.Delete(ctxT(t), engine.RoutePath(testID), engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range proxies {
+		c := newClient()
+		waitFor(t, 10*time.Second, "proxy "+p.cfg.ID+" to forget the deployment", func() bool {
+			a, err := get(t, c, p.HTTPAddr(), host, "/", nil)
+			return err == nil && a.code == http.StatusNotFound
+		})
+	}
+	// The disk cache follows.
+	waitFor(t, 10*time.Second, "disk cache rewritten without the route", func() bool {
+		s, err := loadSnapshot(proxies[0].cfg.CacheFile)
+		return err == nil && s.Source == "zookeeper" && len(s.Routes) == 0
+	})
+}
+
+// TestZooKeeperOutage stops ZooKeeper for 60 s (5 s with -short) under a
+// steady stream of requests: every request succeeds; a second proxy
+// started during the outage serves from the disk cache; when ZooKeeper
+// returns the caches follow changes again.
+func TestZooKeeperOutage(t *testing.T) {
+	plat := env.Fresh(t, "zone-1")
+	cons := plat.Connect(t, engine.RoleConstructor)
+	b1 := newTestBackend(t, "b1")
+	b2 := newTestBackend(t, "b2")
+	cache := filepath.Join(t.TempDir(), "routes.json")
+	connect := func(ctx context.Context) (*engine.Store, error) {
+		return engine.Connect(ctx, engine.Options{Servers: env.Servers(), Role: engine.RoleProxy, Credential: plat.Creds[engine.RoleProxy],
+			SessionTimeout: 4 * time.Second, ConnectTimeout: 2 * time.Second, Logger: quietLogger()})
+	}
+	host := testID + ".localhost"
+	putRoute(t, cons, liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", b1.addr())))
+	p1ctx, stopP1 := context.WithCancel(context.Background())
+	p1 := startProxy(t, func(c *Config) { c.ID = "p1"; c.Connect = connect; c.CacheFile = cache })
+	waitFor(t, 15*time.Second, "p1 routing from ZooKeeper", routedTo(t, p1, host, "b1"))
+	waitFor(t, 10*time.Second, "p1's disk cache", func() bool {
+		s, err := loadSnapshot(cache)
+		return err == nil && len(s.Routes) == 1
+	})
+	// Stop p1 on demand (startProxy's cleanup stops it at the end anyway).
+	go func() { <-p1ctx.Done() }()
+
+	var mu sync.Mutex
+	target := p1.HTTPAddr()
+	addr := func() string { mu.Lock(); defer mu.Unlock(); return target }
+	l := startLoad(t, 4, addr, host)
+
+	outage := 60 * time.Second
+	if testing.Short() {
+		outage = 5 * time.Second
+	}
+	if err := env.Cluster.StopNode(1); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	restart := func() {
+		if restarted {
+			return
+		}
+		restarted = true
+		if err := env.Cluster.StartNode(1); err != nil {
+			t.Errorf("restart ZooKeeper: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := env.Cluster.WaitReady(ctx); err != nil {
+			t.Errorf("ZooKeeper after restart: %v", err)
+		}
+	}
+	t.Cleanup(restart)
+	down := time.Now()
+	waitFor(t, 15*time.Second, "p1 to notice the outage", func() bool { return p1.cacheAge() > 0 })
+
+	// A proxy (re)started in the middle of the outage serves from disk.
+	time.Sleep(outage / 2)
+	p2 := startProxy(t, func(c *Config) { c.ID = "p2"; c.Connect = connect; c.CacheFile = cache })
+	if p2.Source() != "disk" {
+		t.Fatalf("proxy started during the outage: table source %q, want disk", p2.Source())
+	}
+	if a, err := get(t, newClient(), p2.HTTPAddr(), host, "/", nil); err != nil || a.code != 200 || a.backend != "b1" {
+		t.Fatalf("proxy started during the outage: %d from %q %v", a.code, a.backend, err)
+	}
+	mu.Lock()
+	target = p2.HTTPAddr()
+	mu.Unlock()
+	stopP1()
+	if rest := outage - time.Since(down); rest > 0 {
+		time.Sleep(rest)
+	}
+	before := l.ok.Load()
+	restart()
+	// p2 connects, loads the tree, and follows a change.
+	waitFor(t, 30*time.Second, "p2 to take its table from ZooKeeper", func() bool { return p2.Source() == "zookeeper" })
+	putRoute(t, cons, liveRoute(testID, 2, esBackend("i2", "zone-1", "a1", b2.addr())))
+	waitFor(t, 15*time.Second, "p2 to follow a change after the outage", func() bool { return l.count("b2") > 0 })
+	waitFor(t, 15*time.Second, "p1 to resync too", routedTo(t, p1, host, "b2"))
+	l.finish(t)
+	t.Logf("%d requests during a %s outage, %d after, none failed", before, outage, l.ok.Load()-before)
+}
+
+// TestZoneDown takes a zone's allocator down (its alive node goes) while
+// its node still answers: the proxy stops sending there. Then the node
+// stops too. The client sees no error throughout.
+func TestZoneDown(t *testing.T) {
+	plat := env.Fresh(t, "zone-1", "zone-2")
+	cons := plat.Connect(t, engine.RoleConstructor)
+	allocs := map[string]*engine.Store{}
+	for _, a := range []struct{ id, zone string }{{"a1", "zone-1"}, {"a2", "zone-2"}} {
+		own := engine.Credential{User: engine.OwnAllocatorUser(a.id), Password: engine.RandomToken(8)}
+		s := plat.ConnectAllocator(t, a.id, own)
+		if err := s.Create(ctxT(t), engine.AllocatorPath(a.id), engine.Allocator{ID: a.id, Zone: a.zone, Identity: own.DigestID()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateEphemeral(ctxT(t), engine.AllocatorAlivePath(a.id), engine.AllocatorAlive{UpdatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		allocs[a.id] = s
+	}
+	z1 := newTestBackend(t, "z1")
+	z2 := newTestBackend(t, "z2")
+	p := startProxy(t, func(c *Config) { c.Store = plat.Connect(t, engine.RoleProxy) })
+	putRoute(t, cons, liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", z1.addr()), esBackend("i2", "zone-2", "a2", z2.addr())))
+	c := newClient()
+	waitFor(t, 15*time.Second, "the route applied", func() bool {
+		a, err := get(t, c, p.HTTPAddr(), testID+".localhost", "/", nil)
+		return err == nil && a.code == 200
+	})
+	l := startLoad(t, 4, p.HTTPAddr, testID+".localhost")
+	waitFor(t, 15*time.Second, "traffic in both zones", func() bool { return l.count("z1") > 20 && l.count("z2") > 20 })
+
+	allocs["a2"].Close() // the allocator stops: its alive node goes at once
+	waitFor(t, 15*time.Second, "the proxy to mark zone-2 down", func() bool { return p.tbl.Load().zonesDown["zone-2"] })
+	hits := z2.hits.Load()
+	waitFor(t, 15*time.Second, "traffic on zone-1 only", func() bool { return l.count("z1") > 200 })
+	if got := z2.hits.Load(); got != hits {
+		t.Fatalf("zone-2 is down but got %d more requests", got-hits)
+	}
+	z2.close() // and its nodes stop
+	n := l.count("z1")
+	waitFor(t, 15*time.Second, "more traffic", func() bool { return l.count("z1") > n+100 })
+	l.finish(t)
+}
+
+func TestCacheFileIsAtomicAndReadable(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "sub", "routes.json")
+	if _, err := loadSnapshot(f); err != errNoCache {
+		t.Fatalf("missing cache: %v, want errNoCache", err)
+	}
+	want := Snapshot{Routes: map[string]engine.Route{testID: liveRoute(testID, 3)}, Allocators: map[string]AllocatorView{"a": {Zone: "z", Alive: true}}, Source: "zookeeper"}
+	if err := saveSnapshot(f, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadSnapshot(f)
+	if err != nil || got.Routes[testID].Generation != 3 || !got.Allocators["a"].Alive {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(f))
+	if len(entries) != 1 {
+		t.Fatalf("temp files left behind: %v", entries)
+	}
+	if err := os.WriteFile(f, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadSnapshot(f); err == nil || !strings.Contains(err.Error(), "delete it") {
+		t.Fatalf("corrupt cache: %v, want an error telling what to do", err)
+	}
+}
