@@ -1,21 +1,508 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/spf13/cobra"
+
+	"paddock/agents/api"
+	"paddock/agents/api/client"
+	"paddock/engine"
+	"paddock/engine/service"
+)
+
+// newDeploymentCmd: `paddock deployment …`, the API's client for
+// deployments. Every verb is one API call; --track follows the plan.
 func newDeploymentCmd(app *App) *cobra.Command {
-	c := &cobra.Command{Use: "deployment", Aliases: []string{"deployments", "dep"}, Short: "Create and manage deployments"}
-	create := &cobra.Command{Use: "create", Short: "Create a deployment",
-		RunE: func(cmd *cobra.Command, _ []string) error { return notYet("paddock deployment create") }}
-	create.Flags().String("name", "", "deployment name")
-	create.Flags().String("version", "", "stack version")
-	create.Flags().String("size", "1g", "memory per Elasticsearch instance")
-	create.Flags().Int("zones", 1, "availability zones (1..3)")
-	create.Flags().String("kibana-size", "0", "memory of the Kibana instance (0: none)")
-	c.AddCommand(create)
-	for _, u := range []string{"list", "show ID", "resize ID", "upgrade ID", "delete ID", "activity ID"} {
-		u := u
-		c.AddCommand(&cobra.Command{Use: u, Short: u + " deployment",
-			RunE: func(cmd *cobra.Command, _ []string) error { return notYet("paddock deployment " + u) }})
+	c := &cobra.Command{Use: "deployment", Aliases: []string{"deployments", "dep"}, Short: "Create and manage deployments (through the API)"}
+	addAPIClientFlags(c, true)
+
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a deployment",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := app.V
+			size, err := engine.ParseSize(v.GetString("size"))
+			if err != nil {
+				return usageErr("--size: %v", err)
+			}
+			kib, err := engine.ParseSize(v.GetString("kibana-size"))
+			if err != nil {
+				return usageErr("--kibana-size: %v", err)
+			}
+			if v.GetString("name") == "" {
+				return usageErr("--name is required")
+			}
+			body := api.CreateDeploymentBody{Name: v.GetString("name"), RequestID: v.GetString("request-id"), ValidateOnly: v.GetBool("validate-only"),
+				Spec: engine.DeploymentSpec{Version: v.GetString("version"),
+					Elasticsearch: engine.Topology{SizeMB: size, Zones: v.GetInt("zones")}, Kibana: engine.Topology{SizeMB: kib}}}
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			res, raw, err := cl.CreateDeployment(ctx, body)
+			if err != nil {
+				return apiFailure(err)
+			}
+			if err := app.emit(raw, func() {
+				switch {
+				case body.ValidateOnly:
+					fmt.Fprintln(app.Out, "validate only: the deployment fits; nothing was written")
+					printPlacement(app.Out, res.Placement)
+				case res.Created:
+					fmt.Fprintf(app.Out, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
+				default:
+					fmt.Fprintf(app.Out, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, body.RequestID, res.PlanID)
+				}
+			}); err != nil {
+				return err
+			}
+			if body.ValidateOnly {
+				return nil
+			}
+			return app.maybeTrack(cmd, cl, res.Deployment.ID, res.PlanID)
+		},
 	}
+	cf := create.Flags()
+	cf.String("name", "", "deployment name (required)")
+	cf.String("version", "", "stack version (default: the newest the platform offers)")
+	cf.String("size", "1g", "memory per Elasticsearch instance")
+	cf.Int("zones", 1, "availability zones (1..3): one Elasticsearch instance per zone")
+	cf.String("kibana-size", "0", "memory of the Kibana instance (0: none)")
+	cf.String("request-id", "", "idempotency key: the same id never creates a second deployment")
+	cf.Bool("validate-only", false, "check and explain placement; write nothing")
+	addTrackFlags(create)
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List deployments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			l, raw, err := cl.ListDeployments(ctx, app.V.GetBool("all"))
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.emit(raw, func() { printDeployments(app.Out, l.Deployments) })
+		},
+	}
+	list.Flags().Bool("all", false, "include deleted deployments")
+
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			d, raw, err := cl.GetDeployment(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			if app.V.GetBool("generate-update-payload") {
+				spec := d.DesiredSpec()
+				name, ver := d.Name, d.ResourceVersion
+				return app.PrintJSON(api.UpdateDeploymentBody{Name: &name, Version: &ver, Spec: &spec})
+			}
+			return app.emit(raw, func() { printDeployment(app.Out, d) })
+		},
+	}
+	show.Flags().Bool("generate-update-payload", false, "print the update body (name, resource version, desired spec) that `paddock deployment update ID -f FILE` accepts")
+
+	update := &cobra.Command{
+		Use:   "update ID -f FILE",
+		Short: "Update a deployment from a JSON body (see show --generate-update-payload; - reads stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := app.V.GetString("file")
+			if file == "" {
+				return usageErr("-f FILE is required (generate one with `paddock deployment show %s --generate-update-payload`)", args[0])
+			}
+			var b []byte
+			var err error
+			if file == "-" {
+				b, err = io.ReadAll(app.In)
+			} else {
+				b, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return usageErr("read %s: %v", file, err)
+			}
+			if !json.Valid(b) {
+				return usageErr("%s is not valid JSON", file)
+			}
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			res, raw, err := cl.UpdateDeploymentRaw(ctx, args[0], json.RawMessage(b))
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.afterPlan(cmd, cl, res, raw)
+		},
+	}
+	update.Flags().StringP("file", "f", "", "JSON body file (- for stdin)")
+	addTrackFlags(update)
+
+	resize := &cobra.Command{
+		Use:   "resize ID --size S",
+		Short: "Change the memory of each Elasticsearch instance (and optionally the zones)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var size int
+			if s := app.V.GetString("size"); s != "" {
+				var err error
+				if size, err = engine.ParseSize(s); err != nil {
+					return usageErr("--size: %v", err)
+				}
+			}
+			zones := app.V.GetInt("zones")
+			if size == 0 && zones == 0 {
+				return usageErr("give --size and/or --zones")
+			}
+			return app.changeSpec(cmd, args[0], func(s *engine.DeploymentSpec) {
+				if size > 0 {
+					s.Elasticsearch.SizeMB = size
+				}
+				if zones > 0 {
+					s.Elasticsearch.Zones = zones
+				}
+			})
+		},
+	}
+	resize.Flags().String("size", "", "memory per Elasticsearch instance, such as 2g")
+	resize.Flags().Int("zones", 0, "availability zones (1..3); 0 keeps them")
+	addTrackFlags(resize)
+
+	upgrade := &cobra.Command{
+		Use:   "upgrade ID --version V",
+		Short: "Change the stack version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ver := app.V.GetString("version")
+			if ver == "" {
+				return usageErr("--version is required")
+			}
+			return app.changeSpec(cmd, args[0], func(s *engine.DeploymentSpec) { s.Version = ver })
+		},
+	}
+	upgrade.Flags().String("version", "", "target stack version")
+	addTrackFlags(upgrade)
+
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a deployment (its instances and route go)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			res, raw, err := cl.DeleteDeployment(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.afterPlan(cmd, cl, res, raw)
+		},
+	}
+	addTrackFlags(del)
+
+	restart := &cobra.Command{
+		Use:   "restart ID",
+		Short: "Restart every instance of a deployment",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			res, raw, err := cl.RestartDeployment(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.afterPlan(cmd, cl, res, raw)
+		},
+	}
+	addTrackFlags(restart)
+
+	cancelCmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel the pending plan (the constructor stops and rolls back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			res, raw, err := cl.CancelPlan(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.emit(raw, func() { fmt.Fprintf(app.Out, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID) })
+		},
+	}
+
+	activity := &cobra.Command{
+		Use:   "activity ID",
+		Short: "Plan steps of a deployment, live and history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			a, raw, err := cl.Activity(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			return app.emit(raw, func() { printActivity(app.Out, a) })
+		},
+	}
+
+	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
 	return c
+}
+
+// changeSpec reads the deployment, changes its desired spec and sends
+// it with the resource version read (a concurrent change gives 409).
+func (app *App) changeSpec(cmd *cobra.Command, id string, change func(*engine.DeploymentSpec)) error {
+	cl, err := app.apiClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := app.apiContext(cmd)
+	defer cancel()
+	d, _, err := cl.GetDeployment(ctx, id)
+	if err != nil {
+		return apiFailure(err)
+	}
+	spec := d.DesiredSpec()
+	change(&spec)
+	res, raw, err := cl.UpdateDeployment(ctx, id, api.UpdateDeploymentBody{Spec: &spec}, d.ResourceVersion)
+	if err != nil {
+		return apiFailure(err)
+	}
+	return app.afterPlan(cmd, cl, res, raw)
+}
+
+// afterPlan prints a long operation's answer and tracks it if asked.
+func (app *App) afterPlan(cmd *cobra.Command, cl *client.Client, res service.PlanResult, raw []byte) error {
+	if err := app.emit(raw, func() {
+		if res.PlanID == "" {
+			fmt.Fprintf(app.Out, "deployment %s: nothing to change\n", res.DeploymentID)
+			return
+		}
+		fmt.Fprintf(app.Out, "deployment %s: plan %s written\n", res.DeploymentID, res.PlanID)
+	}); err != nil {
+		return err
+	}
+	if res.PlanID == "" {
+		return nil
+	}
+	return app.maybeTrack(cmd, cl, res.DeploymentID, res.PlanID)
+}
+
+func addTrackFlags(c *cobra.Command) {
+	c.Flags().Bool("track", false, "follow the plan's steps until the last one; exit non-zero if the plan failed")
+	c.Flags().Duration("track-timeout", 30*time.Minute, "give up tracking after this long")
+}
+
+func (app *App) maybeTrack(cmd *cobra.Command, cl *client.Client, depID, planID string) error {
+	if !app.V.GetBool("track") || planID == "" {
+		return nil
+	}
+	// Progress goes to stderr with -o json: stdout holds the API's JSON only.
+	w := app.Out
+	if app.JSON() {
+		w = app.Err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), app.V.GetDuration("track-timeout"))
+	defer cancel()
+	return trackPlan(ctx, cl, depID, planID, w)
+}
+
+// trackPlan polls the activity and prints each step as it starts and
+// ends, until the plan is in the history. The last step's status decides
+// the outcome: anything but success is an error (exit 1).
+func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w io.Writer) error {
+	seen := map[int]string{}
+	missing := 0
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a, _, err := cl.Activity(ctx, depID)
+		if err != nil && client.StatusOf(err) != 503 {
+			if ctx.Err() != nil {
+				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("stopped tracking plan %s of %s: %w (it goes on: `paddock deployment activity %s`)", planID, depID, ctx.Err(), depID)}
+			}
+			return apiFailure(err)
+		}
+		if err == nil {
+			p, found := a.Plan(planID)
+			if found {
+				missing = 0
+				for i, st := range p.Steps {
+					if seen[i] != st.Status {
+						seen[i] = st.Status
+						printStep(w, st)
+					}
+				}
+				done := a.Pending == nil || a.Pending.ID != planID
+				if done {
+					return planOutcome(p)
+				}
+			} else if missing++; missing > 20 {
+				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("plan %s of deployment %s is neither pending nor in the history", planID, depID)}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &ExitError{Code: ExitFailure, Err: fmt.Errorf("stopped tracking plan %s of %s: %w (it goes on: `paddock deployment activity %s`)", planID, depID, ctx.Err(), depID)}
+		case <-tick.C:
+		}
+	}
+}
+
+func planOutcome(p engine.Plan) error {
+	status, msg := p.Status, ""
+	if n := len(p.Steps); n > 0 {
+		status, msg = p.Steps[n-1].Status, p.Steps[n-1].Message
+	}
+	if status == engine.PlanSuccess {
+		return nil
+	}
+	if msg == "" {
+		msg = "plan status " + p.Status
+	}
+	return &ExitError{Code: ExitFailure, Err: fmt.Errorf("plan %s %s: %s", p.ID, status, msg)}
+}
+
+func printStep(w io.Writer, st engine.PlanStep) {
+	ts := st.Started
+	if st.Ended != nil {
+		ts = *st.Ended
+	}
+	line := fmt.Sprintf("  %s  %-24s %s", ts.Local().Format("15:04:05"), st.Name, st.Status)
+	if st.Message != "" {
+		line += "  " + st.Message
+	}
+	fmt.Fprintln(w, line)
+}
+
+func topo(t engine.Topology) string {
+	if t.SizeMB == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s x %d", engine.FormatSize(t.SizeMB), t.Zones)
+}
+
+func printDeployments(w io.Writer, deps []service.DeploymentView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
+	for _, d := range deps {
+		s := d.DesiredSpec()
+		plan := d.LastPlanStatus
+		if d.PendingPlan != nil {
+			plan = d.PendingPlan.Action + " " + d.PendingPlan.Status
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, s.Version, topo(s.Elasticsearch), topo(s.Kibana), plan)
+	}
+	tw.Flush()
+}
+
+func printDeployment(w io.Writer, d service.DeploymentView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	s := d.DesiredSpec()
+	fmt.Fprintf(tw, "ID\t%s\n", d.ID)
+	fmt.Fprintf(tw, "Name\t%s\n", d.Name)
+	fmt.Fprintf(tw, "Status\t%s\n", d.Status)
+	fmt.Fprintf(tw, "Version\t%s\n", s.Version)
+	fmt.Fprintf(tw, "Elasticsearch\t%s\n", topo(s.Elasticsearch))
+	fmt.Fprintf(tw, "Kibana\t%s\n", topo(s.Kibana))
+	fmt.Fprintf(tw, "Endpoint\t%s\n", d.Endpoint)
+	fmt.Fprintf(tw, "Resource version\t%d\n", d.ResourceVersion)
+	if d.PendingPlan != nil {
+		fmt.Fprintf(tw, "Pending plan\t%s %s (%s)\n", d.PendingPlan.ID, d.PendingPlan.Action, d.PendingPlan.Status)
+	}
+	if d.LastPlanID != "" {
+		fmt.Fprintf(tw, "Last plan\t%s %s\n", d.LastPlanID, d.LastPlanStatus)
+	}
+	tw.Flush()
+	if len(d.Instances) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
+		for _, in := range d.Instances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version)
+		}
+		tw.Flush()
+	}
+}
+
+func printActivity(w io.Writer, a service.Activity) {
+	plans := append([]engine.Plan(nil), a.History...)
+	if a.Pending != nil {
+		plans = append(plans, *a.Pending)
+	}
+	if len(plans) == 0 {
+		fmt.Fprintln(w, "no plans")
+		return
+	}
+	for _, p := range plans {
+		fmt.Fprintf(w, "plan %s  %s  %s  created %s by %s\n", p.ID, p.Action, p.Status, p.CreatedAt.Local().Format("2006-01-02 15:04:05"), p.CreatedBy)
+		for _, st := range p.Steps {
+			printStep(w, st)
+		}
+	}
+}
+
+func printPlacement(w io.Writer, rep *service.PlacementReport) {
+	if rep == nil {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tSIZE")
+	for _, p := range rep.Placements {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, p.Allocator, p.Zone, engine.FormatSize(p.SizeMB))
+	}
+	tw.Flush()
+	if len(rep.Explain) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tFEASIBLE\tREASON")
+		for _, v := range rep.Explain {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", v.Kind, v.Allocator, v.Zone, v.Feasible, strings.TrimSpace(v.Reason))
+		}
+		tw.Flush()
+	}
 }
