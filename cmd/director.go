@@ -1,13 +1,174 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"paddock/agents/director"
+	"paddock/engine"
+	"paddock/stunnel"
+)
 
 func newDirectorCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "director",
-		Short: "Run the director: certificate authority, roles tokens, ZooKeeper tunnels and ensemble",
+		Short: "Run the director: certificate authority, roles tokens, ZooKeeper tunnel, enrollment",
+		Long: `The director owns the platform's CA (created on first start under
+<state-dir>/director, key mode 0600; the certificate is published at
+/paddock/security/ca), signs short-lived certificates for joining hosts,
+and runs the mutual-TLS tunnel in front of ZooKeeper (--tunnel-addr,
+forwarding to --zk on loopback) and the enrollment endpoint
+(--enroll-addr). Run it on the host where 'paddock init' ran: it hands the
+roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notYet("paddock director")
+			v := app.V
+			cred, err := app.Credential(engine.RoleDirector)
+			if err != nil {
+				return err
+			}
+			creds := engine.CredentialSet{}
+			for _, r := range engine.Roles {
+				if c, err := engine.LoadCredential(engine.CredentialFile(app.StateDir(), r)); err == nil {
+					creds[r] = c
+				}
+			}
+			if len(creds) < len(engine.Roles) {
+				app.Log.Warn("some role credentials are missing from the state dir: hosts cannot join with those roles", "dir", app.StateDir())
+			}
+			return director.Run(cmd.Context(), director.Config{
+				ID: v.GetString("id"), StateDir: app.StateDir(),
+				Store:       engine.Options{Servers: v.GetString("zk"), Credential: cred, ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
+				Credentials: creds, ZooKeeper: firstServer(v.GetString("zk")),
+				TunnelAddr: v.GetString("tunnel-addr"), EnrollAddr: v.GetString("enroll-addr"),
+				Hosts: v.GetStringSlice("hosts"), CertTTL: v.GetDuration("cert-ttl"),
+				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log,
+			})
 		},
 	}
+	f := c.Flags()
+	f.String("id", "", "director id (default: the host name)")
+	f.String("tunnel-addr", director.DefaultTunnelAddr, "mTLS tunnel in front of ZooKeeper ('-' disables)")
+	f.String("enroll-addr", director.DefaultEnrollAddr, "enrollment endpoint, HTTPS ('-' disables)")
+	f.StringSlice("hosts", nil, "extra host names / IPs of this director for its certificate")
+	f.Duration("cert-ttl", director.DefaultCertTTL, "lifetime of the certificates the director signs (renewed at 2/3)")
+	f.String("metrics-addr", "", "status endpoint: /metrics, /healthz, /readyz, /status")
+	c.AddCommand(newDirectorJoinCmd(app))
+	return c
+}
+
+// newDirectorJoinCmd: `paddock director join DIRECTOR --token T --roles r,…`
+// enrolls this host without starting an agent (the agents' --join flag
+// does the same for their own role).
+func newDirectorJoinCmd(app *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "join DIRECTOR",
+		Short: "Enroll this host with a roles token: certificates and ZooKeeper credentials under the state dir",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token := app.V.GetString("token")
+			if token == "" {
+				return usageErr("--token is required (from `paddock token create`)")
+			}
+			roles := app.V.GetStringSlice("roles")
+			if len(roles) == 0 {
+				return usageErr("--roles is required, e.g. --roles allocator")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), app.V.GetDuration("timeout")+20*time.Second)
+			defer cancel()
+			ji, err := director.Join(ctx, args[0], token, roles, app.StateDir())
+			if err != nil {
+				return err
+			}
+			if app.JSON() {
+				return app.PrintJSON(ji)
+			}
+			fmt.Fprintf(app.Out, "joined as %s with roles %v; ZooKeeper through the tunnel at %s; certificates in %s (valid until %s)\n",
+				ji.ID, ji.Roles, ji.ZooKeeper, director.TLSDir(app.StateDir()), ji.NotAfter.Format(time.RFC3339))
+			return nil
+		},
+	}
+	c.Flags().String("token", "", "roles token")
+	c.Flags().StringSlice("roles", nil, "roles to enroll for (the token must grant each)")
+	return c
+}
+
+func firstServer(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// AddJoinFlags adds --join and --token to an agent command (allocator,
+// proxy, constructor, api): with them the host enrolls before starting.
+func AddJoinFlags(c *cobra.Command) {
+	c.Flags().String("join", "", "director to enroll with (host[:12343]); needs --token")
+	c.Flags().String("token", "", "roles token from `paddock token create` (pins the platform CA)")
+}
+
+// JoinIfAsked enrolls this host for role when --join and --token are set
+// (writing the role's credential and certificate under the state dir),
+// and points --zk at the director's tunnel unless --zk was given. A host
+// that joined earlier keeps using its tunnel address.
+func (app *App) JoinIfAsked(ctx context.Context, cmd *cobra.Command, role engine.Role) error {
+	join, token := app.V.GetString("join"), app.V.GetString("token")
+	zkSet := cmd.Flags().Changed("zk") || os.Getenv("PADDOCK_ZK") != ""
+	if join == "" && token == "" {
+		if ji, err := director.LoadJoinInfo(app.StateDir()); err == nil && !zkSet && ji.ZooKeeper != "" {
+			app.V.Set("zk", ji.ZooKeeper)
+		}
+		return nil
+	}
+	if join == "" || token == "" {
+		return usageErr("--join and --token go together: --join DIRECTOR --token T")
+	}
+	jctx, cancel := context.WithTimeout(ctx, app.V.GetDuration("timeout")+20*time.Second)
+	defer cancel()
+	ji, err := director.Join(jctx, join, token, []string{string(role)}, app.StateDir())
+	if err != nil {
+		var mr *director.MissingRolesError
+		if errors.As(err, &mr) {
+			return &ExitError{Code: ExitFailure, Err: err}
+		}
+		return err
+	}
+	app.Log.Info("joined the platform", "director", join, "id", ji.ID, "roles", ji.Roles, "zookeeper", ji.ZooKeeper, "cert_not_after", ji.NotAfter)
+	if !zkSet && ji.ZooKeeper != "" {
+		app.V.Set("zk", ji.ZooKeeper)
+	}
+	return nil
+}
+
+// ConnectTunnel opens the store as role through the director's mTLS
+// tunnel when this host holds a certificate for role (it joined), else
+// directly like Connect. The returned AgentTLS (nil when direct) must be
+// run (go tls.Run(ctx)) to renew the certificate before it expires.
+func (app *App) ConnectTunnel(ctx context.Context, role engine.Role, own *engine.Credential, metrics *stunnel.Metrics) (*engine.Store, *director.AgentTLS, error) {
+	certFile, _, _ := director.TLSFiles(app.StateDir(), string(role))
+	if _, err := os.Stat(certFile); err != nil {
+		s, err := app.Connect(ctx, role, own)
+		return s, nil, err
+	}
+	at, err := director.NewAgentTLS(app.StateDir(), string(role), metrics, app.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cred, err := app.Credential(role)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := engine.Connect(ctx, engine.Options{Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
+		Dialer: at.Dialer(), ConnectTimeout: app.V.GetDuration("timeout"), Logger: app.Log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (through the director's tunnel as %s)", err, role)
+	}
+	return s, at, nil
 }
