@@ -173,6 +173,9 @@ func (x *executor) step(ctx context.Context, name, key string, fn func(ctx conte
 func (x *executor) run(ctx context.Context) error {
 	s := x.l.s
 	ver, err := s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &x.plan)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil // finished meanwhile (the cache lagged)
+	}
 	if err != nil {
 		return err
 	}

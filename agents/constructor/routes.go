@@ -66,6 +66,7 @@ func (l *leader) writeRoute(ctx context.Context, depID string, backends []engine
 	}
 	if err == nil {
 		l.m.routeWrites.Inc()
+		l.log.Debug("route written", "deployment", depID, "state", state, "backends", len(backends), "generation", r.Generation)
 	}
 	return err
 }
@@ -101,7 +102,9 @@ func (l *leader) syncRoutes(ctx context.Context) {
 			continue
 		}
 		d, ok := l.cachedDeployment(id)
-		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 {
+		// LastPlanStatus running: the cache has not seen the plan's end
+		// yet (its znodes update independently); wait for it.
+		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 || d.LastPlanStatus == engine.PlanRunning {
 			continue
 		}
 		n, ok := l.routes.Get(engine.RoutePath(id))
@@ -119,6 +122,19 @@ func (l *leader) syncRoutes(ctx context.Context) {
 			continue
 		}
 		if sameBackends(r.Backends, want) && r.State == engine.RouteLive {
+			continue
+		}
+		// About to change a route: confirm from ZooKeeper itself that no
+		// plan runs and the deployment is what the cache says.
+		var fresh engine.Deployment
+		if _, err := l.s.GetJSON(ctx, engine.DeploymentPath(id), &fresh); err != nil || fresh.LastPlanStatus == engine.PlanRunning {
+			continue
+		}
+		if ok, _, err := l.s.Exists(ctx, engine.PendingPlanPath(id)); err != nil || ok {
+			continue
+		}
+		want = l.backends(fresh.Instances)
+		if len(want) == 0 || (sameBackends(r.Backends, want) && r.State == engine.RouteLive) {
 			continue
 		}
 		if err := l.writeRoute(ctx, id, want, engine.RouteLive); err != nil && ctx.Err() == nil {
