@@ -93,4 +93,3 @@ func jsonPath(doc any, path string) (any, bool) {
 	}
 	return cur, true
 }
-
