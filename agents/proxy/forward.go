@@ -6,22 +6,21 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httputil"
-	"net/textproto"
 	"strconv"
 	"sync"
-	"time"
 )
 
-// The forwarding path writes the request straight onto a pooled
-// keep-alive connection and parses the response head itself, copying
-// header names from a table of common ones and body bytes from the
-// connection's buffer: no http.Transport, no per-request goroutine.
+// The forwarding path writes the request head straight from the parsed
+// client buffer onto a pooled keep-alive backend connection, builds the
+// client's response head from the backend's header lines (dropping
+// hop-by-hop ones) and copies bodies between the two buffered
+// connections: no http.Request, no header maps, no per-request
+// goroutine.
 
 // errStale: a reused connection failed before any response byte (the
-// backend closed it while idle); the request may be sent again on a
-// fresh connection when it is idempotent.
+// backend closed it while idle); an idempotent request may be sent
+// again on a fresh connection.
 var errStale = errors.New("pooled connection closed by the backend")
 
 // exchangeError tells the handler what failed.
@@ -29,12 +28,14 @@ type exchangeError struct {
 	err error
 	// timeout: no answer within the upstream timeout (504).
 	timeout bool
-	// started: response bytes reached the client; only aborting is left.
+	// started: response bytes went to the client; only closing is left.
 	started bool
 	// stale: see errStale.
 	stale bool
 	// connect: no connection could be made (another backend may do).
 	connect bool
+	// client: the client side failed (gone, or its body was malformed).
+	client bool
 }
 
 func (e *exchangeError) Error() string { return e.err.Error() }
@@ -46,98 +47,170 @@ var (
 	crlf         = []byte("\r\n")
 	colonSpace   = []byte(": ")
 	http11       = []byte(" HTTP/1.1\r\n")
+	statusPrefix = []byte("HTTP/1.1 ")
 	hdrChunked   = []byte("Transfer-Encoding: chunked\r\n")
 	hdrCL        = []byte("Content-Length: ")
 	hdrXFF       = []byte("X-Forwarded-For: ")
-	hdrHost      = []byte("Host: ")
 	hdrXFProto   = []byte("X-Forwarded-Proto: ")
+	hdrConnClose = []byte("Connection: close\r\n")
+	hdrConnKA    = []byte("Connection: keep-alive\r\n")
 	commaSpace   = []byte(", ")
-	strHTTPS     = []byte("https")
-	strHTTP      = []byte("http")
+	protoHTTPS   = []byte("https\r\n")
+	protoHTTP    = []byte("http\r\n")
 	connClose    = []byte("close")
 	chunkedBytes = []byte("chunked")
+	lastChunk    = []byte("0\r\n")
 )
 
-// skipRequestHeader lists hop-by-hop headers and those the proxy writes
-// itself.
-func skipRequestHeader(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Content-Length", "X-Forwarded-For", "X-Forwarded-Proto", "Proxy-Authorization":
-		return true
-	}
-	return false
-}
-
-// writeRequest writes the request head and body to the backend.
-func writeRequest(c *upConn, r *http.Request, clientIP string, isTLS bool) error {
-	bw := c.bw
-	bw.WriteString(r.Method)
+// writeRequestHead writes the request head to the backend's buffer.
+func writeRequestHead(bw *bufio.Writer, r *request, clientIP string, isTLS bool) {
+	bw.WriteString(r.method)
 	bw.WriteByte(' ')
-	uri := r.RequestURI
-	if uri == "" || uri[0] != '/' && uri != "*" {
-		uri = r.URL.RequestURI()
-	}
-	bw.WriteString(uri)
+	bw.Write(r.uri())
 	bw.Write(http11)
-	bw.Write(hdrHost)
-	bw.WriteString(r.Host)
-	bw.Write(crlf)
-	for k, vs := range r.Header {
-		if skipRequestHeader(k) {
+	var xff [][]byte
+	for _, f := range r.fields {
+		switch f.class {
+		case hConnection, hHopByHop, hContentLength, hTransferEncoding, hExpect, hXFProto:
+			continue
+		case hXFF:
+			xff = append(xff, r.value(f))
 			continue
 		}
-		for _, v := range vs {
-			bw.WriteString(k)
-			bw.Write(colonSpace)
-			bw.WriteString(v)
-			bw.Write(crlf)
-		}
+		bw.Write(r.buf[f.ns:f.ne])
+		bw.Write(colonSpace)
+		bw.Write(r.buf[f.vs:f.ve])
+		bw.Write(crlf)
 	}
 	bw.Write(hdrXFF)
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		for _, p := range prior {
-			bw.WriteString(p)
-			bw.Write(commaSpace)
-		}
+	for _, v := range xff {
+		bw.Write(v)
+		bw.Write(commaSpace)
 	}
 	bw.WriteString(clientIP)
 	bw.Write(crlf)
 	bw.Write(hdrXFProto)
 	if isTLS {
-		bw.Write(strHTTPS)
+		bw.Write(protoHTTPS)
 	} else {
-		bw.Write(strHTTP)
+		bw.Write(protoHTTP)
 	}
-	bw.Write(crlf)
-	hasBody := r.Body != nil && r.Body != http.NoBody
 	switch {
-	case r.ContentLength > 0:
+	case r.chunked:
+		bw.Write(hdrChunked)
+	case r.contentLength > 0:
 		bw.Write(hdrCL)
 		var nb [20]byte
-		bw.Write(strconv.AppendInt(nb[:0], r.ContentLength, 10))
+		bw.Write(strconv.AppendInt(nb[:0], r.contentLength, 10))
 		bw.Write(crlf)
-	case r.ContentLength < 0 && hasBody:
-		bw.Write(hdrChunked)
 	}
 	bw.Write(crlf)
-	if hasBody && r.ContentLength != 0 {
-		bp := copyBufPool.Get().(*[]byte)
-		defer copyBufPool.Put(bp)
-		if r.ContentLength > 0 {
-			if _, err := io.CopyBuffer(bw, io.LimitReader(r.Body, r.ContentLength), *bp); err != nil {
+}
+
+// srcError marks a failure reading the source of a copy (the client's
+// body, or the backend's).
+type srcError struct{ error }
+
+func (e srcError) Unwrap() error { return e.error }
+
+// copyExact copies n bytes from br to w, straight from br's buffer.
+// flush, when set, is called before each blocking read (streaming).
+func copyExact(w io.Writer, br *bufio.Reader, n int64, flush func() error) error {
+	for n > 0 {
+		if br.Buffered() == 0 {
+			if flush != nil {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return srcError{err}
+			}
+		}
+		k := br.Buffered()
+		if int64(k) > n {
+			k = int(n)
+		}
+		b, _ := br.Peek(k)
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		br.Discard(k)
+		n -= int64(k)
+	}
+	return nil
+}
+
+// copyChunked passes a chunked body through verbatim (chunk framing and
+// trailers included), so it streams without re-encoding.
+func copyChunked(w *bufio.Writer, br *bufio.Reader, flush func() error) error {
+	for {
+		if br.Buffered() == 0 && flush != nil {
+			if err := flush(); err != nil {
 				return err
 			}
-		} else {
-			cw := httputil.NewChunkedWriter(bw)
-			if _, err := io.CopyBuffer(cw, r.Body, *bp); err != nil {
-				return err
+		}
+		line, err := headLine(br)
+		if err != nil {
+			return srcError{err}
+		}
+		size := line
+		if i := bytes.IndexByte(size, ';'); i >= 0 {
+			size = size[:i]
+		}
+		n, ok := parseHex(bytes.TrimSpace(size))
+		if !ok {
+			return srcError{errors.New("malformed chunk size")}
+		}
+		if n == 0 {
+			w.Write(lastChunk)
+			for { // trailer section up to the empty line
+				line, err := headLine(br)
+				if err != nil {
+					return srcError{err}
+				}
+				w.Write(line)
+				w.Write(crlf)
+				if len(line) == 0 {
+					return nil
+				}
 			}
-			cw.Close()
-			bw.Write(crlf) // end of the (empty) trailer
+		}
+		var hb [20]byte
+		w.Write(strconv.AppendInt(hb[:0], n, 16))
+		w.Write(crlf)
+		if err := copyExact(w, br, n, flush); err != nil {
+			return err
+		}
+		line, err = headLine(br)
+		if err != nil || len(line) != 0 {
+			return srcError{errors.New("malformed chunk end")}
+		}
+		w.Write(crlf)
+	}
+}
+
+func parseHex(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | int64(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | int64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			n = n<<4 | int64(c-'A'+10)
+		default:
+			return 0, false
 		}
 	}
-	return bw.Flush()
+	return n, true
 }
 
 // respHead is the parsed head of a backend response.
@@ -148,89 +221,75 @@ type respHead struct {
 	close         bool
 }
 
-// readResponseHead parses the status line and headers into dst, skipping
-// 1xx interim answers.
-func readResponseHead(br *bufio.Reader, dst http.Header) (respHead, error) {
+// readResponseHead parses the backend's status line and headers,
+// appending the client's response head (without framing headers and
+// the final CRLF) to out. 1xx interim answers are skipped.
+func readResponseHead(br *bufio.Reader, out []byte) (respHead, []byte, error) {
+	start := len(out)
 	for {
+		out = out[:start]
 		h := respHead{contentLength: -1}
-		line, err := readLine(br)
+		line, err := headLine(br)
 		if err != nil {
-			return h, err
+			return h, out, err
 		}
 		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-			return h, errors.New("malformed status line from backend")
+			return h, out, errors.New("malformed status line from backend")
 		}
 		code, ok := atoi3(line[9:12])
 		if !ok {
-			return h, errors.New("malformed status code from backend")
+			return h, out, errors.New("malformed status code from backend")
 		}
 		if line[7] == '0' {
 			h.close = true // HTTP/1.0 backend
 		}
 		h.status = code
-		// Count header lines first to allocate their values at once.
+		out = append(out, statusPrefix...)
+		out = append(out, line[9:]...)
+		out = append(out, crlf...)
 		for {
-			line, err = readLine(br)
+			line, err = headLine(br)
 			if err != nil {
-				return h, err
+				return h, out, err
 			}
 			if len(line) == 0 {
 				break
 			}
 			i := bytes.IndexByte(line, ':')
 			if i <= 0 {
-				return h, errors.New("malformed header line from backend")
+				return h, out, errors.New("malformed header line from backend")
 			}
-			name, val := line[:i], bytes.TrimSpace(line[i+1:])
-			if code >= 100 && code < 200 {
-				continue
-			}
-			key := headerKey(name)
-			switch key {
-			case "Content-Length":
-				n, err := strconv.ParseInt(string(val), 10, 64)
-				if err != nil || n < 0 {
-					return h, errors.New("malformed Content-Length from backend")
+			switch classify(line[:i]) {
+			case hContentLength:
+				n, ok := parseLength(bytes.TrimSpace(line[i+1:]))
+				if !ok {
+					return h, out, errors.New("malformed Content-Length from backend")
 				}
 				h.contentLength = n
 				continue
-			case "Transfer-Encoding":
-				if bytes.EqualFold(val, chunkedBytes) {
+			case hTransferEncoding:
+				if bytes.EqualFold(bytes.TrimSpace(line[i+1:]), chunkedBytes) {
 					h.chunked = true
 				}
 				continue
-			case "Connection":
-				if bytes.EqualFold(val, connClose) {
-					h.close = true
-				}
+			case hConnection:
+				forTokens(line[i+1:], func(tok []byte) {
+					if bytes.EqualFold(tok, connClose) {
+						h.close = true
+					}
+				})
 				continue
-			case "Keep-Alive", "Proxy-Connection", "Upgrade", "Trailer", "Te":
+			case hHopByHop:
 				continue
 			}
-			dst[key] = append(dst[key], string(val))
+			out = append(out, line...)
+			out = append(out, crlf...)
 		}
 		if code >= 100 && code < 200 {
 			continue
 		}
-		return h, nil
+		return h, out, nil
 	}
-}
-
-// readLine returns one line without its CRLF; the slice is valid until
-// the next read. Lines longer than the buffer are refused.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, errors.New("header line from backend too long")
-		}
-		return nil, err
-	}
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, nil
 }
 
 func atoi3(b []byte) (int, bool) {
@@ -244,118 +303,53 @@ func atoi3(b []byte) (int, bool) {
 	return n, true
 }
 
-// commonHeaders maps lowercase names to their canonical form without
-// allocating (the compiler optimises map[string(bytes)] lookups).
-var commonHeaders = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Transfer-Encoding",
-		"Connection", "Keep-Alive", "Date", "Server", "Cache-Control", "Etag", "Last-Modified", "Location",
-		"Vary", "Set-Cookie", "X-Elastic-Product", "Warning", "Www-Authenticate", "Accept-Ranges",
-		"Proxy-Connection", "Upgrade", "Trailer", "Te", "Expires", "Pragma", "Access-Control-Allow-Origin",
-		"X-Opaque-Id", "Kbn-Name", "Kbn-License-Sig", "Content-Security-Policy", "Referrer-Policy",
-		"X-Content-Type-Options", "Strict-Transport-Security"} {
-		m[k] = k
-		b := []byte(k)
-		for i := range b {
-			if b[i] >= 'A' && b[i] <= 'Z' {
-				b[i] += 'a' - 'A'
-			}
-		}
-		m[string(b)] = k
-	}
-	return m
-}()
-
-func headerKey(name []byte) string {
-	if k, ok := commonHeaders[string(name)]; ok {
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(string(name))
-}
-
 // bodyless reports responses that carry no body whatever their headers.
 func bodyless(method string, status int) bool {
-	return method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified || status < 200
+	return method == "HEAD" || status == 204 || status == 304 || status < 200
 }
 
-// copyBody streams the response body to the client. It returns whether
-// the connection may be reused, whether the client write failed, and the
-// error.
-func copyBody(w io.Writer, c *upConn, h respHead, deadline time.Duration) (reusable bool, clientErr bool, err error) {
-	br := c.br
-	switch {
-	case h.chunked:
-		cr := httputil.NewChunkedReader(br)
-		bp := copyBufPool.Get().(*[]byte)
-		defer copyBufPool.Put(bp)
-		buf := *bp
-		for {
-			n, rerr := cr.Read(buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return false, true, werr
-				}
-			}
-			if rerr == io.EOF {
-				break
-			}
-			if rerr != nil {
-				return false, false, rerr
-			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(deadline))
-		}
-		// Trailer section up to the empty line.
-		for {
-			line, err := readLine(br)
-			if err != nil {
-				return false, false, err
-			}
-			if len(line) == 0 {
-				break
+// copyUntilEOF streams a body delimited by the backend closing.
+func copyUntilEOF(w io.Writer, br *bufio.Reader, flush func() error) error {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	for {
+		if br.Buffered() == 0 && flush != nil {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
-		return !h.close, false, nil
-	case h.contentLength >= 0:
-		left := h.contentLength
-		// Small bodies: straight from the connection buffer.
-		if left > 0 && int64(br.Buffered()) >= left {
-			b, _ := br.Peek(int(left))
-			_, werr := w.Write(b)
-			br.Discard(int(left))
-			if werr != nil {
-				return !h.close, true, werr
+		n, err := br.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
 			}
-			return !h.close, false, nil
 		}
-		bp := copyBufPool.Get().(*[]byte)
-		defer copyBufPool.Put(bp)
-		buf := *bp
-		for left > 0 {
-			chunk := buf
-			if int64(len(chunk)) > left {
-				chunk = chunk[:left]
-			}
-			n, rerr := br.Read(chunk)
-			left -= int64(n)
-			if n > 0 {
-				if _, werr := w.Write(chunk[:n]); werr != nil {
-					return false, true, werr
-				}
-			}
-			if rerr != nil && left > 0 {
-				if rerr == io.EOF {
-					rerr = io.ErrUnexpectedEOF
-				}
-				return false, false, rerr
-			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(deadline))
+		if err == io.EOF {
+			return nil
 		}
-		return !h.close, false, nil
-	default:
-		bp := copyBufPool.Get().(*[]byte)
-		defer copyBufPool.Put(bp)
-		_, err := io.CopyBuffer(w, readerOnly{br}, *bp)
-		return false, false, err
+		if err != nil {
+			return srcError{err}
+		}
+	}
+}
+
+// dechunk copies a chunked body decoded (for HTTP/1.0 clients).
+func dechunk(w io.Writer, br *bufio.Reader) error {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	_, err := io.CopyBuffer(w, readerOnly{httputil.NewChunkedReader(br)}, *bp)
+	if err != nil {
+		return srcError{err}
+	}
+	for { // trailers
+		line, err := headLine(br)
+		if err != nil {
+			return srcError{err}
+		}
+		if len(line) == 0 {
+			return nil
+		}
 	}
 }
 

@@ -6,24 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 )
-
-// ServeHTTP routes one client request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	st := p.serve(w, r)
-	if st.rm != nil {
-		st.rm.inc(st.code)
-	} else {
-		p.unknown.inc(st.code)
-	}
-	if p.access != nil {
-		p.logAccess(r, st, time.Since(start))
-	}
-}
 
 // outcome is what the access log and metrics record.
 type outcome struct {
@@ -35,99 +21,121 @@ type outcome struct {
 	err      string
 }
 
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) (o outcome) {
-	var hdr string
-	if v := r.Header[HeaderCluster]; len(v) > 0 {
-		hdr = v[0]
+// handle serves the request parsed into cc.req and reports whether the
+// connection may serve another.
+func (p *Proxy) handle(cc *clientConn, start time.Time) bool {
+	o, keep := p.route(cc)
+	if o.rm != nil {
+		o.rm.inc(o.code)
+	} else {
+		p.unknown.inc(o.code)
 	}
-	tg, err := ParseTarget(r.Host, hdr, p.cfg.Domain)
+	if p.access != nil {
+		p.logAccess(cc, o, time.Since(start), cc.req.method, cc.req.path())
+	}
+	return keep
+}
+
+// bstr views b as a string without copying; only for lookups and
+// parsing that do not keep the string.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
+	r := &cc.req
+	// An error answer before the body was read closes the connection
+	// (the unread body would be taken for the next request).
+	keepAfterError := !r.hasBody() && !r.close
+	tg, err := ParseTarget(bstr(r.host), bstr(r.cluster), p.cfg.Domain)
 	if err != nil {
-		o.code = http.StatusBadRequest
-		reason := fmt.Sprintf("cannot tell the deployment from host [%s]: %v; address it as <deployment id>.%s or send the header %s: <deployment id>", r.Host, err, p.cfg.Domain, HeaderCluster)
-		if errors.Is(err, errBadID) && hdr != "" {
-			reason = fmt.Sprintf("malformed deployment id in %s: [%s]; ids are lowercase letters, digits and '-'", HeaderCluster, hdr)
+		o.code = 400
+		reason := fmt.Sprintf("cannot tell the deployment from host [%s]: %v; address it as <deployment id>.%s or send the header %s: <deployment id>", r.host, err, p.cfg.Domain, HeaderCluster)
+		if errors.Is(err, errBadID) && len(r.cluster) > 0 {
+			reason = fmt.Sprintf("malformed deployment id in %s: [%s]; ids are lowercase letters, digits and '-'", HeaderCluster, r.cluster)
 		}
 		if errors.Is(err, errNotOurs) {
-			o.code = http.StatusNotFound
+			o.code = 404
 		}
 		o.err = reason
-		writeError(w, o.code, "illegal_argument_exception", reason)
-		return o
+		p.writeError(cc, o.code, "illegal_argument_exception", reason, !keepAfterError)
+		return o, keepAfterError
 	}
-	o.id = tg.ID
 	tbl := p.tbl.Load()
 	rt := tbl.routes[tg.ID]
 	if rt == nil {
-		o.code = http.StatusNotFound
+		o.code = 404
+		o.id = "_unknown"
 		o.err = "unknown deployment"
-		writeError(w, o.code, "resource_not_found_exception", "deployment ["+tg.ID+"] not found: check the id (paddock deployment list), or wait a moment if it was just created")
-		return o
+		p.writeError(cc, o.code, "resource_not_found_exception", "deployment ["+tg.ID+"] not found: check the id (paddock deployment list), or wait a moment if it was just created", !keepAfterError)
+		return o, keepAfterError
 	}
+	o.id = rt.id
 	o.rm = rt.m
 	if rt.paused {
 		var code int
-		rt, code = p.hold(r.Context(), tbl, tg.ID)
+		rt, code = p.hold(tbl, tg.ID)
 		if rt == nil {
 			o.code = code
 			switch code {
-			case http.StatusNotFound:
-				writeError(w, code, "resource_not_found_exception", "deployment ["+tg.ID+"] was removed while its traffic was paused")
-			case http.StatusServiceUnavailable:
+			case 404:
+				p.writeError(cc, code, "resource_not_found_exception", "deployment ["+tg.ID+"] was removed while its traffic was paused", !keepAfterError)
+			case 503:
 				o.err = "paused too long"
-				writeError(w, code, "unavailable_shards_exception", fmt.Sprintf("deployment [%s] is switching nodes and stayed paused longer than %s: retry", tg.ID, p.cfg.PauseTimeout))
-			default:
-				o.err = "client gone while paused"
+				p.writeError(cc, code, "unavailable_shards_exception", fmt.Sprintf("deployment [%s] is switching nodes and stayed paused longer than %s: retry", tg.ID, p.cfg.PauseTimeout), !keepAfterError)
 			}
-			return o
+			return o, keepAfterError
 		}
 	}
 	ms := rt.members(tg.Kind)
-	replayable := r.Body == nil || r.Body == http.NoBody
-	idempotent := (r.Method == http.MethodGet || r.Method == http.MethodHead) && replayable
+	replayable := !r.hasBody()
+	idempotent := (r.method == "GET" || r.method == "HEAD") && replayable
 	var exclude *backend
 	for {
 		o.attempts++
 		m := pick(ms, p.rr.Add(1), exclude)
 		if m == nil {
-			o.code = http.StatusServiceUnavailable
+			o.code = 503
 			o.err = "no healthy backend"
-			writeError(w, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms))
-			return o
+			p.writeError(cc, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms), !keepAfterError)
+			return o, keepAfterError
 		}
 		o.upstream = m.b.addr
-		code, xe := p.forward(w, r, m.b, replayable)
+		code, keep, xe := p.forward(cc, m.b, replayable)
 		if xe == nil {
 			o.code = code
-			return o
+			return o, keep
 		}
 		o.err = xe.Error()
+		bodySent := r.hasBody() // a failed exchange may have read part of it
 		switch {
-		case xe.started:
+		case xe.started || xe.client:
 			o.code = code
-			panic(http.ErrAbortHandler) // truncated answer: close the client connection
+			if o.code == 0 {
+				o.code = 499
+			}
+			return o, false
 		case xe.timeout:
-			o.code = http.StatusGatewayTimeout
-			writeError(w, o.code, "timeout_exception", fmt.Sprintf("node %s of deployment [%s] did not answer within %s", m.b.addr, tg.ID, p.cfg.UpstreamTimeout))
-			return o
+			o.code = 504
+			p.writeError(cc, o.code, "timeout_exception", fmt.Sprintf("node %s of deployment [%s] did not answer within %s", m.b.addr, tg.ID, p.cfg.UpstreamTimeout), bodySent || r.close)
+			return o, !bodySent && !r.close
 		case xe.connect && idempotent && o.attempts < 2:
 			exclude = m.b
 			p.met.retries.Inc()
 			continue
 		case xe.connect:
-			o.code = http.StatusServiceUnavailable
-			writeError(w, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms))
-			return o
+			o.code = 503
+			p.writeError(cc, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms), !keepAfterError)
+			return o, keepAfterError
 		default:
-			o.code = http.StatusBadGateway
-			writeError(w, o.code, "bad_gateway_exception", fmt.Sprintf("node %s of deployment [%s] failed: %v", m.b.addr, tg.ID, xe.err))
-			return o
+			o.code = 502
+			p.writeError(cc, o.code, "bad_gateway_exception", fmt.Sprintf("node %s of deployment [%s] failed: %v", m.b.addr, tg.ID, xe.err), true)
+			return o, false
 		}
 	}
 }
 
 // hold waits while a route is paused, up to PauseTimeout. It returns
 // the live route, or nil and the status to answer.
-func (p *Proxy) hold(ctx context.Context, tbl *table, id string) (*route, int) {
+func (p *Proxy) hold(tbl *table, id string) (*route, int) {
 	p.met.held.Inc()
 	defer p.met.held.Dec()
 	timer := time.NewTimer(p.cfg.PauseTimeout)
@@ -138,40 +146,40 @@ func (p *Proxy) hold(ctx context.Context, tbl *table, id string) (*route, int) {
 			tbl = p.tbl.Load()
 			rt := tbl.routes[id]
 			if rt == nil {
-				return nil, http.StatusNotFound
+				return nil, 404
 			}
 			if !rt.paused {
 				return rt, 0
 			}
 		case <-timer.C:
-			return nil, http.StatusServiceUnavailable
-		case <-ctx.Done():
-			return nil, 499
+			return nil, 503
+		case <-p.stopping:
+			return nil, 503
 		}
 	}
 }
 
-// forward sends one request to b and streams the answer back.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *backend, replayable bool) (int, *exchangeError) {
+// forward sends the request to b and streams the answer back.
+func (p *Proxy) forward(cc *clientConn, b *backend, replayable bool) (int, bool, *exchangeError) {
 	b.outstanding.Add(1)
 	defer b.outstanding.Add(-1)
-	c, err := p.pool.get(r.Context(), b)
+	c, err := p.pool.get(context.Background(), b)
 	if err != nil {
 		p.connectFailed(b, err)
-		return 0, &exchangeError{err: err, connect: true}
+		return 0, false, &exchangeError{err: err, connect: true}
 	}
 	for {
-		code, xe := p.exchange(w, r, c)
+		code, keep, xe := p.exchange(cc, c)
 		if xe == nil || !xe.stale {
-			return code, xe
+			return code, keep, xe
 		}
 		p.met.upErrors.WithLabelValues("stale").Inc()
 		if !replayable {
-			return 0, &exchangeError{err: fmt.Errorf("%w; the request body cannot be sent twice: retry the request", errStale)}
+			return 0, false, &exchangeError{err: fmt.Errorf("%w; the request body cannot be sent twice: retry the request", errStale)}
 		}
-		if c, err = p.pool.dial(r.Context(), b); err != nil {
+		if c, err = p.pool.dial(context.Background(), b); err != nil {
 			p.connectFailed(b, err)
-			return 0, &exchangeError{err: err, connect: true}
+			return 0, false, &exchangeError{err: err, connect: true}
 		}
 	}
 }
@@ -183,57 +191,113 @@ func (p *Proxy) connectFailed(b *backend, err error) {
 	}
 }
 
-// exchange runs one request/response on c and returns c to the pool or
-// closes it.
-func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, c *upConn) (int, *exchangeError) {
+// exchange runs one request/response on c, then pools or closes c.
+func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) {
+	r := &cc.req
 	to := p.cfg.UpstreamTimeout
 	_ = c.nc.SetDeadline(time.Now().Add(to))
-	if err := writeRequest(c, r, clientIP(r.RemoteAddr), r.TLS != nil); err != nil {
+	writeRequestHead(c.bw, r, cc.ip, cc.tls)
+	if r.hasBody() {
+		if r.expect {
+			cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := cc.bw.Flush(); err != nil {
+				p.pool.close(c)
+				return 0, false, &exchangeError{err: err, client: true}
+			}
+		}
+		_ = cc.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
+		var err error
+		if r.chunked {
+			err = copyChunked(c.bw, cc.br, nil)
+		} else {
+			err = copyExact(c.bw, cc.br, r.contentLength, nil)
+		}
+		if err != nil {
+			p.pool.close(c)
+			var se srcError
+			if errors.As(err, &se) {
+				return 0, false, &exchangeError{err: fmt.Errorf("reading the request body: %w", err), client: true}
+			}
+			return 0, false, p.upstreamFailed(c.b, err)
+		}
+	}
+	if err := c.bw.Flush(); err != nil {
 		p.pool.close(c)
 		if c.reused && !isTimeout(err) {
-			return 0, &exchangeError{err: err, stale: true}
+			return 0, false, &exchangeError{err: err, stale: true}
 		}
-		return 0, p.upstreamFailed(c.b, err)
+		return 0, false, p.upstreamFailed(c.b, err)
 	}
 	sent := time.Now()
 	if _, err := c.br.Peek(1); err != nil {
 		p.pool.close(c)
 		if c.reused && !isTimeout(err) {
-			return 0, &exchangeError{err: err, stale: true}
+			return 0, false, &exchangeError{err: err, stale: true}
 		}
-		return 0, p.upstreamFailed(c.b, err)
+		return 0, false, p.upstreamFailed(c.b, err)
 	}
-	h := w.Header()
-	rh, err := readResponseHead(c.br, h)
+	rh, out, err := readResponseHead(c.br, cc.out[:0])
+	cc.out = out
 	if err != nil {
 		p.pool.close(c)
-		clear(h)
-		return 0, p.upstreamFailed(c.b, err)
+		return 0, false, p.upstreamFailed(c.b, err)
 	}
 	p.met.upstream.Observe(time.Since(sent).Seconds())
-	if c.b.down.Load() {
-		c.b.markUp()
+	noBody := bodyless(r.method, rh.status)
+	keep := !r.close
+	// Framing towards the client.
+	var nb [20]byte
+	switch {
+	case noBody:
+		if rh.contentLength >= 0 {
+			out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
+		}
+	case rh.contentLength >= 0 && !rh.chunked:
+		out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
+	case rh.chunked && r.minor == 1:
+		out = append(out, hdrChunked...)
+	default: // until EOF, or chunked to an HTTP/1.0 client
+		keep = false
 	}
-	noBody := bodyless(r.Method, rh.status)
-	if rh.contentLength >= 0 && (!rh.chunked || noBody) {
-		h["Content-Length"] = []string{strconv.FormatInt(rh.contentLength, 10)}
+	if !keep {
+		out = append(out, hdrConnClose...)
+	} else if r.minor == 0 {
+		out = append(out, hdrConnKA...)
 	}
-	w.WriteHeader(rh.status)
+	out = append(out, crlf...)
+	cc.out = out
+	if _, err := cc.bw.Write(out); err != nil {
+		p.pool.close(c)
+		return rh.status, false, &exchangeError{err: err, client: true}
+	}
 	if noBody {
 		p.pool.put(c, !rh.close)
-		return rh.status, nil
+		return rh.status, keep, nil
 	}
-	reusable, clientErr, err := copyBody(w, c, rh, to)
+	flush := cc.bw.Flush
+	switch {
+	case rh.contentLength >= 0 && !rh.chunked:
+		err = copyExact(cc.bw, c.br, rh.contentLength, flush)
+	case rh.chunked && r.minor == 1:
+		err = copyChunked(cc.bw, c.br, flush)
+	case rh.chunked:
+		err = dechunk(cc.bw, c.br)
+		rh.close = true
+	default:
+		err = copyUntilEOF(cc.bw, c.br, flush)
+		rh.close = true
+	}
 	if err != nil {
 		p.pool.close(c)
-		if clientErr {
-			return rh.status, nil // the client left; nothing to tell it
+		var se srcError
+		if errors.As(err, &se) {
+			p.met.upErrors.WithLabelValues("body").Inc()
+			return rh.status, false, &exchangeError{err: err, started: true}
 		}
-		p.met.upErrors.WithLabelValues("body").Inc()
-		return rh.status, &exchangeError{err: err, started: true}
+		return rh.status, false, &exchangeError{err: err, client: true}
 	}
-	p.pool.put(c, reusable)
-	return rh.status, nil
+	p.pool.put(c, !rh.close)
+	return rh.status, keep, nil
 }
 
 func (p *Proxy) upstreamFailed(b *backend, err error) *exchangeError {
@@ -264,23 +328,59 @@ func shortErr(err error) string {
 }
 
 // writeError answers with an Elasticsearch-shaped error body.
-func writeError(w http.ResponseWriter, code int, typ, reason string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=UTF-8")
-	h.Set("X-Paddock-Proxy-Error", typ)
-	w.WriteHeader(code)
-	fmt.Fprintf(w, `{"error":{"root_cause":[{"type":%q,"reason":%q}],"type":%q,"reason":%q},"status":%d}`+"\n", typ, reason, typ, reason, code)
+func (p *Proxy) writeError(cc *clientConn, code int, typ, reason string, close bool) {
+	body := fmt.Appendf(nil, `{"error":{"root_cause":[{"type":%q,"reason":%q}],"type":%q,"reason":%q},"status":%d}`+"\n", typ, reason, typ, reason, code)
+	bw := cc.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
+	bw.WriteString(statusText(code))
+	bw.WriteString("\r\nContent-Type: application/json; charset=UTF-8\r\nX-Paddock-Proxy-Error: ")
+	bw.WriteString(typ)
+	bw.WriteString("\r\nContent-Length: ")
+	bw.WriteString(strconv.Itoa(len(body)))
+	if close {
+		bw.WriteString("\r\nConnection: close")
+	}
+	bw.WriteString("\r\n\r\n")
+	if cc.req.method != "HEAD" {
+		bw.Write(body)
+	}
 }
 
-func (p *Proxy) logAccess(r *http.Request, o outcome, d time.Duration) {
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}
+
+func (p *Proxy) logAccess(cc *clientConn, o outcome, d time.Duration, method, path string) {
 	p.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
 		slog.String("deployment", o.id),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("method", method),
+		slog.String("path", path),
 		slog.Int("status", o.code),
 		slog.String("upstream", o.upstream),
 		slog.Int64("duration_us", d.Microseconds()),
-		slog.String("client", r.RemoteAddr),
+		slog.String("client", cc.remote),
 		slog.Int("attempts", o.attempts),
 		slog.String("error", o.err),
 	)

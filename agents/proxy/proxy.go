@@ -42,6 +42,9 @@ type Proxy struct {
 	stopProb    context.CancelFunc
 	probes      sync.WaitGroup
 
+	// stopping closes when shutdown starts (held requests give up).
+	stopping chan struct{}
+
 	httpLn  net.Listener
 	httpsLn net.Listener
 }
@@ -67,6 +70,7 @@ func New(cfg Config) (*Proxy, error) {
 		pool:     newPool(cfg.ConnectTimeout, cfg.BackendTLS, cfg.MaxIdlePerBackend),
 		backends: map[string]*backend{},
 		saveCh:   make(chan struct{}, 1),
+		stopping: make(chan struct{}),
 	}
 	p.unknown = p.met.forRoute("_unknown")
 	p.probeCtx, p.stopProb = context.WithCancel(context.Background())
@@ -151,28 +155,15 @@ func (p *Proxy) Serve(ctx context.Context) error {
 		return err
 	}
 	p.registerGauges()
-	mk := func() *http.Server {
-		return &http.Server{
-			Handler:           p,
-			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
-			ReadTimeout:       p.cfg.ReadTimeout,
-			WriteTimeout:      p.cfg.WriteTimeout,
-			IdleTimeout:       p.cfg.IdleTimeout,
-			MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		}
-	}
-	servers := []*http.Server{mk()}
-	lns := []net.Listener{p.httpLn}
+	servers := []*server{newServer(p, p.httpLn, false)}
 	if p.httpsLn != nil {
-		servers = append(servers, mk())
-		lns = append(lns, p.httpsLn)
+		servers = append(servers, newServer(p, p.httpsLn, true))
 	}
 	errCh := make(chan error, len(servers))
-	for i, srv := range servers {
+	for _, srv := range servers {
 		go func() {
-			if err := srv.Serve(lns[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errCh <- fmt.Errorf("proxy listener %s: %w", lns[i].Addr(), err)
+			if err := srv.serve(); err != nil {
+				errCh <- fmt.Errorf("proxy listener %s: %w", srv.ln.Addr(), err)
 			}
 		}()
 	}
@@ -191,13 +182,17 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	case err = <-errCh:
 	}
 	st.SetReady(false)
+	close(p.stopping)
 	stopBG()
 	wg.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownGrace)
 	defer cancel()
+	var swg sync.WaitGroup
 	for _, srv := range servers {
-		_ = srv.Shutdown(sctx)
+		swg.Add(1)
+		go func() { defer swg.Done(); srv.shutdown(sctx) }()
 	}
+	swg.Wait()
 	p.stopProb()
 	p.probes.Wait()
 	p.mu.Lock()
@@ -313,6 +308,6 @@ func (p *Proxy) probe(ctx context.Context, b *backend) error {
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	_, err = readResponseHead(c.br, http.Header{})
+	_, _, err = readResponseHead(c.br, nil)
 	return err
 }

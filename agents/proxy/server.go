@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// server is the proxy's HTTP/1.1 front end: one goroutine per client
+// connection, a request head parsed in place, keep-alive, pipelining
+// served in order, and the timeouts that keep slow clients from holding
+// the proxy (header, body, idle, write).
+type server struct {
+	p        *Proxy
+	ln       net.Listener
+	tls      bool
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	closing  atomic.Bool
+	wg       sync.WaitGroup
+	connPool sync.Pool
+}
+
+// clientConn is one client connection and its reusable buffers.
+type clientConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	req    request
+	out    []byte // response head being built
+	remote string
+	ip     string
+	tls    bool
+	// idle is set while waiting for the next request (shutdown closes
+	// idle connections at once).
+	idle atomic.Bool
+}
+
+func newServer(p *Proxy, ln net.Listener, isTLS bool) *server {
+	return &server{p: p, ln: ln, tls: isTLS, conns: map[*clientConn]struct{}{}}
+}
+
+// serve accepts until the listener closes.
+func (s *server) serve() error {
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+				s.p.log.Warn("accept failed; retrying", "err", err, "in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		cc := s.get(nc)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[cc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(cc)
+	}
+}
+
+func (s *server) get(nc net.Conn) *clientConn {
+	cc, _ := s.connPool.Get().(*clientConn)
+	if cc == nil {
+		cc = &clientConn{br: bufio.NewReaderSize(nil, 16<<10), bw: bufio.NewWriterSize(nil, 16<<10)}
+	}
+	cc.nc = nc
+	cc.br.Reset(nc)
+	cc.bw.Reset(nc)
+	cc.remote = nc.RemoteAddr().String()
+	cc.ip = clientIP(cc.remote)
+	cc.tls = s.tls
+	cc.idle.Store(false)
+	return cc
+}
+
+// shutdown stops accepting, closes idle connections, lets active ones
+// finish their request until ctx ends, then closes the rest.
+func (s *server) shutdown(ctx context.Context) {
+	s.closing.Store(true)
+	s.ln.Close()
+	s.mu.Lock()
+	for cc := range s.conns {
+		if cc.idle.Load() {
+			_ = cc.nc.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for cc := range s.conns {
+			cc.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+func (s *server) serveConn(cc *clientConn) {
+	p := s.p
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic serving a client connection", "panic", v, "client", cc.remote)
+		}
+		cc.nc.Close()
+		s.mu.Lock()
+		delete(s.conns, cc)
+		s.mu.Unlock()
+		s.wg.Done()
+		cc.nc = nil
+		cc.br.Reset(nil)
+		cc.bw.Reset(nil)
+		if cap(cc.req.buf) <= 64<<10 {
+			s.connPool.Put(cc)
+		}
+	}()
+	cfg := &p.cfg
+	if tc, ok := cc.nc.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Now().Add(cfg.ReadHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			p.log.Debug("TLS handshake failed", "client", cc.remote, "err", err)
+			return
+		}
+		_ = tc.SetWriteDeadline(time.Time{})
+	}
+	first := true
+	for {
+		if cc.br.Buffered() == 0 {
+			wait := cfg.IdleTimeout
+			if first {
+				wait = cfg.ReadHeaderTimeout
+			}
+			cc.idle.Store(true)
+			if s.closing.Load() {
+				return
+			}
+			_ = cc.nc.SetReadDeadline(time.Now().Add(wait))
+			_, err := cc.br.Peek(1)
+			cc.idle.Store(false)
+			if err != nil {
+				return // closed, idle too long, or shutting down
+			}
+		}
+		_ = cc.nc.SetReadDeadline(time.Now().Add(cfg.ReadHeaderTimeout))
+		start := time.Now()
+		if err := readRequest(cc.br, &cc.req, cfg.MaxHeaderBytes); err != nil {
+			var he *headError
+			if errors.As(err, &he) {
+				p.answerBadRequest(cc, he, start)
+			} else if isTimeout(err) {
+				s.writeSimple(cc, 408, "Request Timeout")
+			}
+			return
+		}
+		_ = cc.nc.SetWriteDeadline(start.Add(cfg.WriteTimeout))
+		keep := p.handle(cc, start)
+		if err := cc.bw.Flush(); err != nil || !keep || s.closing.Load() {
+			return
+		}
+		first = false
+	}
+}
+
+func (s *server) writeSimple(cc *clientConn, code int, text string) {
+	_ = cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	cc.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	cc.bw.Flush()
+}
+
+// answerBadRequest answers a malformed request head and closes.
+func (p *Proxy) answerBadRequest(cc *clientConn, he *headError, start time.Time) {
+	typ := "illegal_argument_exception"
+	_ = cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	p.writeError(cc, he.status, typ, he.msg, true)
+	cc.bw.Flush()
+	p.unknown.inc(he.status)
+	if p.access != nil {
+		p.logAccess(cc, outcome{code: he.status, err: he.msg}, time.Since(start), "-", "-")
+	}
+}
