@@ -45,6 +45,9 @@ type Config struct {
 	// Credentials are the ZooKeeper digest credentials the director hands
 	// to joining hosts, per role (from `paddock init`'s state dir).
 	Credentials engine.CredentialSet
+	// SuperPassword is ZooKeeper's super user password: with it the
+	// director grows and shrinks the ensemble (dynamic reconfig).
+	SuperPassword string
 	// ZooKeeper is the loopback address the tunnel forwards to.
 	ZooKeeper string
 	// TunnelAddr (mTLS, default :2191) and EnrollAddr (HTTPS, default

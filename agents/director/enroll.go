@@ -58,6 +58,9 @@ func (d *Director) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/enroll", d.enroll)
 	mux.HandleFunc("POST /v1/renew", d.renew)
+	mux.HandleFunc("GET /v1/ensemble", d.ensembleStatus)
+	mux.HandleFunc("POST /v1/ensemble/add", d.ensembleChange(true))
+	mux.HandleFunc("POST /v1/ensemble/remove", d.ensembleChange(false))
 	mux.HandleFunc("GET /v1/ca", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(d.ca.CertPEM)

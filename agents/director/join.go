@@ -338,3 +338,11 @@ func (a *AgentTLS) Run(ctx context.Context) {
 		a.log.Info("certificate renewed", "role", a.Role, "not_after", na)
 	}
 }
+
+func readFile(f string) ([]byte, error) {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f, err)
+	}
+	return b, nil
+}
