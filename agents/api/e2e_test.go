@@ -150,4 +150,3 @@ func waitPlan(t *testing.T, f *fixture, id, planID string) engine.Plan {
 	})
 	return out
 }
-
