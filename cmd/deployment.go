@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -351,60 +352,19 @@ func (app *App) maybeTrack(cmd *cobra.Command, cl *client.Client, depID, planID 
 	return trackPlan(ctx, cl, depID, planID, w)
 }
 
-// trackPlan polls the activity and prints each step as it starts and
-// ends, until the plan is in the history. The last step's status decides
-// the outcome: anything but success is an error (exit 1).
+// trackPlan follows the plan, printing each step as it starts and ends.
+// The last step's status decides the outcome: anything but success is
+// an error (exit 1).
 func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w io.Writer) error {
-	seen := map[int]string{}
-	missing := 0
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		a, _, err := cl.Activity(ctx, depID)
-		if err != nil && client.StatusOf(err) != 503 {
-			if ctx.Err() != nil {
-				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("stopped tracking plan %s of %s: %w (it goes on: `paddock deployment activity %s`)", planID, depID, ctx.Err(), depID)}
-			}
+	_, err := cl.Track(ctx, depID, planID, 500*time.Millisecond, func(st engine.PlanStep) { printStep(w, st) })
+	if err != nil {
+		var ae *client.Error
+		if errors.As(err, &ae) {
 			return apiFailure(err)
 		}
-		if err == nil {
-			p, found := a.Plan(planID)
-			if found {
-				missing = 0
-				for i, st := range p.Steps {
-					if seen[i] != st.Status {
-						seen[i] = st.Status
-						printStep(w, st)
-					}
-				}
-				done := a.Pending == nil || a.Pending.ID != planID
-				if done {
-					return planOutcome(p)
-				}
-			} else if missing++; missing > 20 {
-				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("plan %s of deployment %s is neither pending nor in the history", planID, depID)}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return &ExitError{Code: ExitFailure, Err: fmt.Errorf("stopped tracking plan %s of %s: %w (it goes on: `paddock deployment activity %s`)", planID, depID, ctx.Err(), depID)}
-		case <-tick.C:
-		}
+		return &ExitError{Code: ExitFailure, Err: err}
 	}
-}
-
-func planOutcome(p engine.Plan) error {
-	status, msg := p.Status, ""
-	if n := len(p.Steps); n > 0 {
-		status, msg = p.Steps[n-1].Status, p.Steps[n-1].Message
-	}
-	if status == engine.PlanSuccess {
-		return nil
-	}
-	if msg == "" {
-		msg = "plan status " + p.Status
-	}
-	return &ExitError{Code: ExitFailure, Err: fmt.Errorf("plan %s %s: %s", p.ID, status, msg)}
+	return nil
 }
 
 func printStep(w io.Writer, st engine.PlanStep) {
