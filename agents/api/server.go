@@ -177,14 +177,28 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Addr == "" && cfg.TLSAddr == "" {
+		return errors.New("api: neither --addr nor --tls-addr given: nothing to serve")
+	}
+	var cert tls.Certificate
+	if cfg.TLSAddr != "" {
+		if cfg.CertFile == "" || cfg.KeyFile == "" {
+			return errors.New("api: --tls-addr needs --tls-cert and --tls-key")
+		}
+		if cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile); err != nil {
+			return fmt.Errorf("api: TLS certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
+		}
+	}
 	st := agentkit.NewStatus()
 	if _, err := agentkit.Serve(ctx, cfg.MetricsAddr, reg, st, log, nil); err != nil {
 		return err
 	}
-	if cfg.Addr == "" && cfg.TLSAddr == "" {
-		return errors.New("api: neither --addr nor --tls-addr given: nothing to serve")
-	}
 	var servers []*http.Server
+	closeAll := func() {
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
+	}
 	errc := make(chan error, 2)
 	var httpAddr, httpsAddr string
 	if cfg.Addr != "" {
@@ -198,15 +212,9 @@ func Run(ctx context.Context, cfg Config) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	if cfg.TLSAddr != "" {
-		if cfg.CertFile == "" || cfg.KeyFile == "" {
-			return errors.New("api: --tls-addr needs --tls-cert and --tls-key")
-		}
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return fmt.Errorf("api: TLS certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
-		}
 		ln, err := tls.Listen("tcp", cfg.TLSAddr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		if err != nil {
+			closeAll()
 			return fmt.Errorf("api: listen on %s: %w (choose another with --tls-addr)", cfg.TLSAddr, err)
 		}
 		httpsAddr = ln.Addr().String()
