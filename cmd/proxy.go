@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -90,7 +89,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				}
 				bw := proxy.NewBufferedWriter(w, 200*time.Millisecond)
 				defer bw.Close()
-				cfg.AccessLog = slog.New(slog.NewJSONHandler(bw, nil)).With("log", "access", "proxy", id)
+				cfg.AccessLog = bw
 			}
 			return proxy.Run(cmd.Context(), cfg)
 		},

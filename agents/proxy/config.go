@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"time"
 
@@ -47,10 +48,11 @@ type Config struct {
 	Registry *prometheus.Registry
 	Status   *agentkit.Status
 	Logger   *slog.Logger
-	// AccessLog gets one line per request (nil: no access log). Wrap
-	// its writer with NewBufferedWriter: a write syscall per request
-	// costs a sixth of the throughput.
-	AccessLog *slog.Logger
+	// AccessLog gets one JSON line per request (nil: no access log),
+	// in slog's JSON shape. Wrap files with NewBufferedWriter: a write
+	// syscall per request costs a sixth of the throughput. Writes are
+	// concurrent: the writer must be safe for that (BufferedWriter is).
+	AccessLog io.Writer
 
 	// ConnectTimeout bounds a dial to a backend (default 2s).
 	ConnectTimeout time.Duration

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -370,18 +369,4 @@ func statusText(code int) string {
 		return "HTTP Version Not Supported"
 	}
 	return "Error"
-}
-
-func (p *Proxy) logAccess(cc *clientConn, o outcome, d time.Duration, method, path string) {
-	p.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
-		slog.String("deployment", o.id),
-		slog.String("method", method),
-		slog.String("path", path),
-		slog.Int("status", o.code),
-		slog.String("upstream", o.upstream),
-		slog.Int64("duration_us", d.Microseconds()),
-		slog.String("client", cc.remote),
-		slog.Int("attempts", o.attempts),
-		slog.String("error", o.err),
-	)
 }

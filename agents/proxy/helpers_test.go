@@ -277,3 +277,17 @@ func (l *load) count(backend string) int64 {
 	defer l.mu.Unlock()
 	return l.byBackend[backend]
 }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
+
+func (p *Proxy) backendsOutstanding() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, b := range p.backends {
+		n += b.outstanding.Load()
+	}
+	return n
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +22,7 @@ import (
 type Proxy struct {
 	cfg    Config
 	log    *slog.Logger
-	access *slog.Logger
+	access io.Writer
 	met    *metrics
 	pool   *pool
 

@@ -80,12 +80,12 @@ func (r *request) value(f field) []byte { return r.buf[f.vs:f.ve] }
 func (r *request) hasBody() bool { return r.chunked || r.contentLength > 0 }
 
 // path is the request path without the query (for the access log).
-func (r *request) path() string {
+func (r *request) path() []byte {
 	u := r.uri()
 	if i := bytes.IndexByte(u, '?'); i >= 0 {
 		u = u[:i]
 	}
-	return string(u)
+	return u
 }
 
 // Errors of readRequest, each with the status the client gets.

@@ -35,6 +35,7 @@ type clientConn struct {
 	bw     *bufio.Writer
 	req    request
 	out    []byte // response head being built
+	log    []byte // access log line being built
 	remote string
 	ip     string
 	tls    bool
@@ -200,6 +201,6 @@ func (p *Proxy) answerBadRequest(cc *clientConn, he *headError, start time.Time)
 	cc.bw.Flush()
 	p.unknown.inc(he.status)
 	if p.access != nil {
-		p.logAccess(cc, outcome{code: he.status, err: he.msg}, time.Since(start), "-", "-")
+		p.logAccess(cc, outcome{code: he.status, err: he.msg}, time.Since(start), "-", nil)
 	}
 }

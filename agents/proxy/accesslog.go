@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The access log is one JSON object per line, in slog's JSON shape
+// (time, level, msg, then the fields), encoded by hand into the
+// connection's scratch buffer: slog's handler cost a tenth of the
+// proxy's CPU at full load.
+
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigit[c>>4], hexDigit[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+const hexDigit = "0123456789abcdef"
+
+// accessLine appends one access log line.
+func accessLine(b []byte, now time.Time, proxyID string, o outcome, d time.Duration, method, path, client string) []byte {
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","log":"access","proxy":`...)
+	b = appendJSONString(b, proxyID)
+	b = append(b, `,"deployment":`...)
+	b = appendJSONString(b, o.id)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(o.code), 10)
+	b = append(b, `,"upstream":`...)
+	b = appendJSONString(b, o.upstream)
+	b = append(b, `,"duration_us":`...)
+	b = strconv.AppendInt(b, d.Microseconds(), 10)
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, client)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(o.attempts), 10)
+	if o.err != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, o.err)
+	}
+	return append(b, "}\n"...)
+}
+
+func (p *Proxy) logAccess(cc *clientConn, o outcome, d time.Duration, method string, path []byte) {
+	cc.log = accessLine(cc.log[:0], time.Now(), p.cfg.ID, o, d, method, bstr(path), cc.remote)
+	_, _ = p.access.Write(cc.log)
+}
+
+var _ io.Writer = (*BufferedWriter)(nil)
