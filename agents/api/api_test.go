@@ -23,7 +23,7 @@ import (
 // fixture is a live API over a fresh platform: real ZooKeeper, the real
 // service layer, an HTTP server on a free port, and one key per role.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	p     *zktest.Platform
 	svc   *service.Service
 	url   string
@@ -32,7 +32,9 @@ type fixture struct {
 	close func()
 }
 
-func newFixture(t *testing.T, zones ...string) *fixture {
+func newFixture(t *testing.T, zones ...string) *fixture { return newFixtureTB(t, zones...) }
+
+func newFixtureTB(t testing.TB, zones ...string) *fixture {
 	t.Helper()
 	p := env.Fresh(t, zones...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -69,7 +71,14 @@ func (a answer) decode(t *testing.T, v any) {
 	}
 }
 
-func (a answer) errBody(t *testing.T) ErrorBody {
+func (a answer) decodeTB(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, v); err != nil {
+		t.Fatalf("decode %s: %v", a.body, err)
+	}
+}
+
+func (a answer) errBody(t testing.TB) ErrorBody {
 	t.Helper()
 	var eb ErrorBody
 	if err := json.Unmarshal(a.body, &eb); err != nil || len(eb.Errors) == 0 || eb.Errors[0].Code == "" || eb.Errors[0].Message == "" {

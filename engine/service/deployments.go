@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"paddock/engine"
@@ -279,12 +280,20 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 	if err := checkID(id); err != nil {
 		return DeploymentView{}, err
 	}
+	cfg, _, err := s.store.Platform(ctx)
+	if err != nil {
+		return DeploymentView{}, storeErr(err, "platform", "config")
+	}
+	return s.getDeployment(ctx, id, cfg.Domain)
+}
+
+func (s *Service) getDeployment(ctx context.Context, id, domain string) (DeploymentView, error) {
 	var d engine.Deployment
 	ver, err := s.store.GetJSON(ctx, engine.DeploymentPath(id), &d)
 	if err != nil {
 		return DeploymentView{}, storeErr(err, "deployment", id)
 	}
-	v := DeploymentView{Deployment: d, ResourceVersion: ver}
+	v := DeploymentView{Deployment: d, ResourceVersion: ver, Endpoint: id + "." + domain}
 	if v.Instances == nil {
 		v.Instances = []engine.PlacedInstance{}
 	}
@@ -294,25 +303,41 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return v, storeErr(err, "deployment", id)
 	}
-	cfg, _, err := s.store.Platform(ctx)
-	if err != nil {
-		return v, storeErr(err, "platform", "config")
-	}
-	v.Endpoint = id + "." + cfg.Domain
 	return v, nil
 }
 
 // ListDeployments returns deployments sorted by creation time; deleted
-// ones only when includeDeleted.
+// ones only when includeDeleted. Records are read concurrently (requests
+// pipeline on the one ZooKeeper session).
 func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]DeploymentView, error) {
 	ids, err := s.store.Children(ctx, engine.PathDeployments)
 	if err != nil {
 		return nil, storeErr(err, "deployment", "list")
 	}
+	cfg, _, err := s.store.Platform(ctx)
+	if err != nil {
+		return nil, storeErr(err, "platform", "config")
+	}
+	views := make([]DeploymentView, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		if !ValidID(id) {
+			errs[i] = ErrNotFound
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			views[i], errs[i] = s.getDeployment(ctx, id, cfg.Domain)
+		}()
+	}
+	wg.Wait()
 	out := []DeploymentView{}
-	for _, id := range ids {
-		v, err := s.GetDeployment(ctx, id)
-		if err != nil {
+	for i, v := range views {
+		if err := errs[i]; err != nil {
 			if errors.Is(err, ErrNotFound) {
 				continue // deleted in between, or a stray znode
 			}
