@@ -188,15 +188,20 @@ func readUpStatus(stateDir string) (UpStatus, error) {
 // --- the supervisor -------------------------------------------------------
 
 type supervisor struct {
-	app   *App
-	log   *slog.Logger
-	dir   string
-	mu    sync.Mutex
-	st    UpStatus
-	print bool
+	app    *App
+	log    *slog.Logger
+	dir    string
+	mu     sync.Mutex
+	saveMu sync.Mutex
+	st     UpStatus
+	print  bool
 }
 
+// save writes up.json; saves are serialised so an older state never
+// overwrites a newer one.
 func (s *supervisor) save() {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	s.mu.Lock()
 	b, _ := json.MarshalIndent(s.st, "", "  ")
 	s.mu.Unlock()
@@ -217,6 +222,14 @@ func (s *supervisor) step(format string, args ...any) {
 	if s.print {
 		fmt.Fprintf(s.app.Err, "· %s\n", msg)
 	}
+}
+
+// set changes the status under the lock and saves it.
+func (s *supervisor) set(fn func(*UpStatus)) {
+	s.mu.Lock()
+	fn(&s.st)
+	s.mu.Unlock()
+	s.save()
 }
 
 func (s *supervisor) service(name string, fn func(*UpService)) {
@@ -308,7 +321,7 @@ func runHeadless(ctx context.Context, app *App) error {
 		s.step("ZooKeeper serving on %s", zkAddr)
 	}
 	v.Set("zk", zkAddr)
-	s.st.ZooKeeper = zkAddr
+	s.set(func(st *UpStatus) { st.ZooKeeper = zkAddr })
 	s.service("zookeeper", func(u *UpService) { u.Kind, u.Addr, u.State = "zookeeper", zkAddr, "running" })
 
 	// 2. The platform in ZooKeeper.
@@ -351,7 +364,7 @@ func runHeadless(ctx context.Context, app *App) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	s.st.APIKeyFile = keyFile
+	s.set(func(st *UpStatus) { st.APIKeyFile = keyFile })
 
 	// 5. Services, in this process.
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -386,7 +399,9 @@ func runHeadless(ctx context.Context, app *App) error {
 			}
 		})
 	}
-	s.st.Missing = []string{"director (certificate authority, ZooKeeper tunnels): not available in this build"}
+	s.set(func(st *UpStatus) {
+		st.Missing = []string{"director (certificate authority, ZooKeeper tunnels): not available in this build"}
+	})
 
 	s.step("starting the constructor")
 	cons, err := app.Connect(ctx, engine.RoleConstructor, nil)
@@ -457,7 +472,7 @@ func runHeadless(ctx context.Context, app *App) error {
 	defer cancel()
 	select {
 	case u := <-apiURL:
-		s.st.APIURL = u
+		s.set(func(st *UpStatus) { st.APIURL = u })
 	case err := <-errc:
 		stop()
 		wg.Wait()
@@ -474,7 +489,7 @@ func runHeadless(ctx context.Context, app *App) error {
 		return s.fail(err)
 	}
 	ready("proxy", proxyAddr, "")
-	s.st.ProxyURL = "http://" + proxyAddr
+	s.set(func(st *UpStatus) { st.ProxyURL = "http://" + proxyAddr })
 	if err := waitAllocators(wctx, admin, allocIDs, errc); err != nil {
 		stop()
 		wg.Wait()
@@ -761,4 +776,3 @@ func followProgress(ctx context.Context, app *App) (UpStatus, error) {
 		}
 	}
 }
-
