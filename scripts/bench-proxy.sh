@@ -4,16 +4,24 @@
 # proxy (keep-alive upstream), in one run, with the ratios.
 #
 # Usage: scripts/bench-proxy.sh [duration=10s] [connections=32]
-# Env:   PROXY_CPU (core for the proxy under test, default 1),
-#        LOAD_CPU (core for wrk and the backend, default 0),
+# Env:   RUNS (rounds of direct/nginx/paddock, alternating; medians are
+#        reported; default 3),
+#        PROXY_CPU / LOAD_CPU (taskset lists for the proxy under test and
+#        for wrk + backend; default 0,1 for both: on 2 cores, pinning
+#        wrk and the backend to one core starves them),
 #        ACCESS_LOG=on|off (both proxies log each request; default on).
 # Equal worker cores: paddock runs with GOMAXPROCS=1, nginx with
-# worker_processes 1, each pinned to PROXY_CPU.
+# worker_processes 1.
+#
+# Then latency at half of saturation: agents/proxy/internal/ratebench
+# sends at a fixed rate (half the lower of nginx's and paddock's median
+# req/s) to each target; added latency = target - direct.
 set -euo pipefail
 DUR=${1:-10s}
 CONNS=${2:-32}
-PROXY_CPU=${PROXY_CPU:-1}
-LOAD_CPU=${LOAD_CPU:-0}
+PROXY_CPU=${PROXY_CPU:-0,1}
+LOAD_CPU=${LOAD_CPU:-0,1}
+RUNS=${RUNS:-3}
 ACCESS_LOG=${ACCESS_LOG:-on}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/paddock-bench-proxy.XXXXXX)
@@ -33,7 +41,7 @@ ID=0123456789abcdef0123456789abcdef
 BODY='{"name":"bench-node","cluster_name":"bench","cluster_uuid":"bench","version":{"number":"8.17.0"},"tagline":"You Know, for Search"}'
 
 echo "building paddock" >&2
-(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/paddock" .)
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/paddock" . && go build -o "$WORK/ratebench" ./agents/proxy/internal/ratebench)
 
 # Backend: a static JSON answer from nginx (one worker on the load core).
 mkdir -p "$WORK/backend" "$WORK/nginx"
@@ -94,27 +102,41 @@ PIDS+=($!)
 waitport "$BPORT"; waitport "$NPORT"; waitport "$PPORT"
 curl -fsS -H "Host: $ID.localhost" "http://127.0.0.1:$PPORT/" >/dev/null
 
-run() { # name url [header]
-	local name=$1 url=$2 hdr=${3:-}
+run() { # name round url [header]
+	local name=$1 round=$2 url=$3 hdr=${4:-}
 	local args=(-t1 -c"$CONNS" -d"$DUR" --latency)
 	[ -n "$hdr" ] && args+=(-H "$hdr")
-	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$url" >/dev/null 2>&1 || true # warm-up pass discarded below
-	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$url" >"$WORK/$name.txt"
+	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$url" >"$WORK/$name.$round.txt"
 	local rps p50 p99
-	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
-	p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
-	p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
-	printf '%-8s %12s %10s %10s\n' "$name" "$rps" "$p50" "$p99"
-	echo "$rps" >"$WORK/$name.rps"
+	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.$round.txt")
+	p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.$round.txt")
+	p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.$round.txt")
+	printf '%-8s %5s %12s %10s %10s\n' "$name" "$round" "$rps" "$p50" "$p99"
+	echo "$rps" >>"$WORK/$name.rps"
 }
-echo "wrk -t1 -c$CONNS -d$DUR; proxies on cpu $PROXY_CPU, wrk and backend on cpu $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores"
-printf '%-8s %12s %10s %10s\n' target "req/s" p50 p99
-run direct "http://127.0.0.1:$BPORT/"
-run nginx "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
-run paddock "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
-python3 - "$WORK" <<'PY'
-import sys
+echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; proxies on cpus $PROXY_CPU, wrk and backend on cpus $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Warm-up (connections, JIT-free but caches and pools).
+for u in "http://127.0.0.1:$BPORT/" "http://127.0.0.1:$NPORT/" "http://127.0.0.1:$PPORT/"; do
+	wrk -t1 -c"$CONNS" -d2s -H "Host: $ID.localhost" "$u" >/dev/null
+done
+printf '%-8s %5s %12s %10s %10s\n' target round "req/s" p50 p99
+for r in $(seq "$RUNS"); do
+	run direct "$r" "http://127.0.0.1:$BPORT/"
+	run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
+	run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
+done
+RATE=$(python3 - "$WORK" <<'PY'
+import sys, statistics
 w = sys.argv[1]
-r = {n: float(open(f"{w}/{n}.rps").read()) for n in ("direct", "nginx", "paddock")}
-print(f"paddock/nginx {r['paddock']/r['nginx']:.2f}x   paddock/direct {r['paddock']/r['direct']:.2f}x   nginx/direct {r['nginx']/r['direct']:.2f}x")
+r = {n: statistics.median(float(x) for x in open(f"{w}/{n}.rps").read().split()) for n in ("direct", "nginx", "paddock")}
+print(f"median req/s: direct {r['direct']:.0f}  nginx {r['nginx']:.0f}  paddock {r['paddock']:.0f}", file=sys.stderr)
+print(f"paddock/nginx {r['paddock']/r['nginx']:.2f}x   paddock/direct {r['paddock']/r['direct']:.2f}x   nginx/direct {r['nginx']/r['direct']:.2f}x", file=sys.stderr)
+print(int(min(r['nginx'], r['paddock']) / 2))
 PY
+)
+echo "latency at half of saturation: $RATE req/s, 32 connections, 10 s (open loop, from scheduled send time)"
+for t in "direct $BPORT" "nginx $NPORT" "paddock $PPORT"; do
+	set -- $t
+	printf '%-8s ' "$1"
+	taskset -c "$LOAD_CPU" "$WORK/ratebench" -addr "127.0.0.1:$2" -host "$ID.localhost" -rate "$RATE" -conns 32 -duration 10s | head -1
+done
