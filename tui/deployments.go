@@ -257,7 +257,7 @@ func (d *deployments) View() string {
 				addr = m.Status.Address
 			}
 			lines = append(lines, " "+common.Pad(z, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
-				common.Pad(m.Allocator, 12)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
+				common.Pad(m.Allocator, 15)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
 		}
 	}
 	if len(x.Members) == 0 {

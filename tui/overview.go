@@ -149,7 +149,7 @@ func (o *overview) zones(budget int) []string {
 	s := o.snap
 	st := o.c.Styles
 	w := o.w
-	barW := max(8, min(40, w-68))
+	barW := max(8, min(40, w-72))
 	var out []string
 	if len(s.Zones) == 0 {
 		return []string{st.Muted.Render("  no zones")}
@@ -181,7 +181,7 @@ func (o *overview) zones(budget int) []string {
 		if z.Allocators > 0 && z.Alive == 0 {
 			aliveS = st.Bad
 		}
-		line := " " + st.Title.Render(common.Pad(z.Name, 13)) + " " + aliveS.Render(common.Pad(alive, 11)) + " " +
+		line := " " + st.Title.Render(common.Pad(z.Name, 17)) + " " + aliveS.Render(common.Pad(alive, 11)) + " " +
 			common.Bar(st, z.UsedMB, z.CapacityMB, barW) + " " +
 			common.PadLeft(size(z.UsedMB)+"/"+size(z.CapacityMB), 11) + " " + common.PadLeft(common.Percent(z.UsedMB, z.CapacityMB), 4) +
 			"  inst " + common.PadLeft(itoa(z.Instances), 3) + " ✓" + itoa(z.Healthy)
@@ -196,7 +196,7 @@ func (o *overview) zones(budget int) []string {
 		}
 		for _, a := range as[:show] {
 			state := a.State()
-			out = append(out, "   "+common.Pad(a.ID, 11)+" "+allocStyle(st, state).Render(common.Pad(state, 11))+" "+
+			out = append(out, "   "+common.Pad(a.ID, 15)+" "+allocStyle(st, state).Render(common.Pad(state, 11))+" "+
 				common.Bar(st, a.UsedMB(), a.CapacityMB(), barW)+" "+
 				common.PadLeft(size(a.UsedMB())+"/"+size(a.CapacityMB()), 11)+" "+common.PadLeft(common.Percent(a.UsedMB(), a.CapacityMB()), 4)+
 				"  inst "+common.PadLeft(itoa(len(a.Instances)), 3)+" ✓"+itoa(a.Healthy()))
