@@ -102,4 +102,3 @@ func BenchmarkCreate(b *testing.B) {
 		}
 	}
 }
-
