@@ -105,24 +105,25 @@ func (r cacheReader) children(_ context.Context, p string) ([]string, error) {
 
 // Inventory reads every allocator from ZooKeeper, sorted by id.
 func (s *Store) Inventory(ctx context.Context) ([]InventoryAllocator, error) {
-	return readInventory(ctx, storeReader{s})
+	return readInventory(ctx, storeReader{s}, true)
 }
 
 // InventoryFromCache builds the inventory from a TreeCache of
-// PathAllocators (no ZooKeeper round trips).
-func InventoryFromCache(c *TreeCache) []InventoryAllocator {
-	inv, _ := readInventory(context.Background(), cacheReader{c})
+// PathAllocators (no ZooKeeper round trips). Without statuses it skips
+// the observed states (placement needs only the desired instances).
+func InventoryFromCache(c *TreeCache, statuses bool) []InventoryAllocator {
+	inv, _ := readInventory(context.Background(), cacheReader{c}, statuses)
 	return inv
 }
 
-func readInventory(ctx context.Context, r nodeReader) ([]InventoryAllocator, error) {
+func readInventory(ctx context.Context, r nodeReader, statuses bool) ([]InventoryAllocator, error) {
 	ids, err := r.children(ctx, PathAllocators)
 	if err != nil {
 		return nil, fmt.Errorf("list allocators: %w", err)
 	}
 	out := make([]InventoryAllocator, 0, len(ids))
 	for _, id := range ids {
-		a, ok, err := readAllocator(ctx, r, id)
+		a, ok, err := readAllocator(ctx, r, id, statuses)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +136,7 @@ func readInventory(ctx context.Context, r nodeReader) ([]InventoryAllocator, err
 
 // readAllocator reads one allocator; ok is false when its record is gone
 // or not yet written (a registration in progress).
-func readAllocator(ctx context.Context, r nodeReader, id string) (InventoryAllocator, bool, error) {
+func readAllocator(ctx context.Context, r nodeReader, id string, statuses bool) (InventoryAllocator, bool, error) {
 	var a InventoryAllocator
 	b, _, ok, err := r.read(ctx, AllocatorPath(id))
 	if err != nil || !ok || len(b) == 0 {
@@ -188,6 +189,9 @@ func readAllocator(ctx context.Context, r nodeReader, id string) (InventoryAlloc
 		a.Instances = append(a.Instances, in)
 	}
 	sort.Slice(a.Instances, func(i, j int) bool { return a.Instances[i].ID < a.Instances[j].ID })
+	if !statuses {
+		return a, true, nil
+	}
 	sids, err := r.children(ctx, StatusesPath(id))
 	if err != nil {
 		return a, false, err

@@ -310,10 +310,10 @@ func (x *executor) place(ctx context.Context, reqs []placement.Request) ([]engin
 	l := x.l
 	l.placeMu.Lock()
 	defer l.placeMu.Unlock()
-	inv, err := l.s.Inventory(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read allocators: %w", err)
-	}
+	// The cache is the inventory (no round trips); it holds every
+	// instance this leader placed, because placements wait for the cache
+	// to show their writes before letting the next one decide.
+	inv := engine.InventoryFromCache(l.allocs, false)
 	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: l.config().PlacementStrategy, Seed: x.seed()})
 	if err != nil {
 		return nil, err
@@ -335,6 +335,22 @@ func (x *executor) place(ctx context.Context, reqs []placement.Request) ([]engin
 		return nil, fmt.Errorf("write instance assignments: %w", err)
 	}
 	l.m.placements.Add(float64(len(placed)))
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range placed {
+		for {
+			if _, ok := l.allocs.Get(engine.InstancePath(p.Allocator, p.ID)); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("the allocator cache does not show instance %s 10 s after writing it: is ZooKeeper overloaded?", p.ID)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
 	return placed, nil
 }
 

@@ -172,6 +172,10 @@ func (c *Cluster) writeConfig(n *Node) error {
 	fmt.Fprintf(&b, "dataDir=%s\n", filepath.Join(n.Dir, "data"))
 	fmt.Fprintf(&b, "admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,mntr,conf,stat\n")
 	fmt.Fprintf(&b, "maxSessionTimeout=60000\nminSessionTimeout=1000\n")
+	// Every agent of a one-host platform connects from 127.0.0.1: lift
+	// the default cap of 60 connections per address (scale tests run 100
+	// allocators).
+	fmt.Fprintf(&b, "maxClientCnxns=0\n")
 	if c.cfg.Servers == 1 {
 		// Loopback only: agents reach ZooKeeper through the director's
 		// tunnel, never over the network.
