@@ -112,9 +112,14 @@ func (s *server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var p service.Principal
 		defer func() {
+			d := time.Since(start)
 			s.metrics.requests.WithLabelValues(rt.path, r.Method, strconv.Itoa(rec.status)).Inc()
-			s.metrics.duration.WithLabelValues(rt.path).Observe(time.Since(start).Seconds())
+			s.metrics.duration.WithLabelValues(rt.path).Observe(d.Seconds())
+			// Never the Authorization header: only who it authenticated.
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"principal", string(p.Actor()), "duration", d)
 		}()
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes+1)
 		// No request waits on ZooKeeper for ever: past the deadline it is
@@ -122,7 +127,6 @@ func (s *server) wrap(rt route) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		var p service.Principal
 		if rt.access != accessPublic {
 			var err error
 			if p, err = s.authenticate(r.Context(), r); err != nil {

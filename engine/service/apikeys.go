@@ -220,6 +220,9 @@ func (s *Service) AuthenticateUser(ctx context.Context, name, password string) (
 	var r APIKeyRecord
 	if _, err := s.store.GetJSON(ctx, engine.APIKeyPath(id), &r); err != nil {
 		if errors.Is(err, engine.ErrNotFound) {
+			// Spend the same work as for a real user: the answer's time
+			// must not tell which user names exist.
+			_, _ = pbkdf2.Key(sha256.New, password, []byte("paddock-no-such-user"), pbkdf2Iterations, 32)
 			return Principal{}, errBadAuth
 		}
 		return Principal{}, storeErr(err, "user", name)
