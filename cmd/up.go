@@ -285,86 +285,13 @@ func runHeadless(ctx context.Context, app *App) error {
 	}
 	s.save()
 
-	zones := v.GetInt("zones")
-	if zones < 1 || zones > 9 {
-		return s.fail(usageErr("--zones %d: use 1 to 9", zones))
-	}
-	perZone := v.GetInt("allocators-per-zone")
-	if perZone < 1 {
-		return s.fail(usageErr("--allocators-per-zone %d: use 1 or more", perZone))
-	}
-	memMB, err := engine.ParseSize(v.GetString("allocator-memory"))
-	if err != nil {
-		return s.fail(usageErr("--allocator-memory: %v", err))
-	}
-	runtime := v.GetString("runtime")
-
-	// 1. ZooKeeper.
-	zkDir := filepath.Join(dir, "zookeeper")
-	zkAddr := ""
-	for _, st := range zkserver.StatusDir(zkDir) {
-		if st.Status == "serving" {
-			zkAddr = st.Addr
-		}
-	}
-	if zkAddr != "" {
-		s.step("ZooKeeper already serving on %s", zkAddr)
-	} else {
-		s.step("starting ZooKeeper (data in %s)", zkDir)
-		zctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cl, err := zkserver.Start(zctx, zkserver.Config{Dir: zkDir, Servers: 1, ClientPort: v.GetInt("zk-port"), Detach: true})
-		cancel()
-		if err != nil {
-			return s.fail(fmt.Errorf("start ZooKeeper: %w (is Java and Debian's zookeeper package installed? run scripts/setup.sh; is port %d free? choose another with --zk-port)", err, v.GetInt("zk-port")))
-		}
-		zkAddr = cl.ConnectString()
-		s.step("ZooKeeper serving on %s", zkAddr)
-	}
-	v.Set("zk", zkAddr)
-	s.set(func(st *UpStatus) { st.ZooKeeper = zkAddr })
-	s.service("zookeeper", func(u *UpService) { u.Kind, u.Addr, u.State = "zookeeper", zkAddr, "running" })
-
-	// 2. The platform in ZooKeeper.
-	var zoneNames []string
-	for i := 1; i <= zones; i++ {
-		zoneNames = append(zoneNames, fmt.Sprintf("zone-%d", i))
-	}
-	s.step("creating the platform (zones %s)", strings.Join(zoneNames, ", "))
-	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	res, err := InitPlatform(ictx, app, zoneNames)
-	cancel()
-	if err != nil {
-		return s.fail(fmt.Errorf("create the platform: %w", err))
-	}
-	if !res.Created {
-		s.step("platform found in ZooKeeper; reusing it")
-	}
-	admin, err := app.Connect(ctx, engine.RoleAdmin, nil)
+	pr, err := prepare(ctx, s)
 	if err != nil {
 		return s.fail(err)
 	}
-	defer admin.Close()
-	cfg, _, err := admin.Platform(ctx)
-	if err != nil {
-		return s.fail(fmt.Errorf("read the platform config: %w", err))
-	}
-
-	// 3. Node images.
-	nodeBin := ""
-	if runtime == allocator.RuntimeDocker {
-		nodeBin, err = ensureImages(ctx, s, cfg.Versions, map[string]string{labelUp: s.st.Label})
-		if err != nil {
-			return s.fail(err)
-		}
-	}
-
-	// 4. Admin API key.
-	svc := service.New(admin, service.WithLogger(app.Log))
-	key, keyFile, err := ensureAPIKey(ctx, svc, dir)
-	if err != nil {
-		return s.fail(err)
-	}
-	s.set(func(st *UpStatus) { st.APIKeyFile = keyFile })
+	defer pr.admin.Close()
+	zkAddr, cfg, admin, key, keyFile, nodeBin := pr.zk, pr.cfg, pr.admin, pr.key, pr.keyFile, pr.nodeBin
+	zoneNames, perZone, memMB, runtime := pr.zones, pr.perZone, pr.memMB, pr.runtime
 
 	// 5. Services, in this process.
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -539,6 +466,111 @@ func runHeadless(ctx context.Context, app *App) error {
 		return fmt.Errorf("%w: see %s and run `paddock up` again", runErr, filepath.Join(dir, upLogFile))
 	}
 	return nil
+}
+
+// prepared is what both modes of up share once the platform exists.
+type prepared struct {
+	zk, key, keyFile, nodeBin, runtime string
+	cfg                                engine.PlatformConfig
+	admin                              *engine.Store
+	zones                              []string
+	perZone, memMB                     int
+}
+
+// prepare validates the flags, starts (or finds) ZooKeeper, creates (or
+// finds) the platform, builds missing node images and keeps the admin
+// API key.
+func prepare(ctx context.Context, s *supervisor) (*prepared, error) {
+	app, v, dir := s.app, s.app.V, s.dir
+	zones := v.GetInt("zones")
+	if zones < 1 || zones > 9 {
+		return nil, (usageErr("--zones %d: use 1 to 9", zones))
+	}
+	perZone := v.GetInt("allocators-per-zone")
+	if perZone < 1 {
+		return nil, (usageErr("--allocators-per-zone %d: use 1 or more", perZone))
+	}
+	memMB, err := engine.ParseSize(v.GetString("allocator-memory"))
+	if err != nil {
+		return nil, (usageErr("--allocator-memory: %v", err))
+	}
+	runtime := v.GetString("runtime")
+
+	// 1. ZooKeeper.
+	zkDir := filepath.Join(dir, "zookeeper")
+	zkAddr := ""
+	for _, st := range zkserver.StatusDir(zkDir) {
+		if st.Status == "serving" {
+			zkAddr = st.Addr
+		}
+	}
+	if zkAddr != "" {
+		s.step("ZooKeeper already serving on %s", zkAddr)
+	} else {
+		s.step("starting ZooKeeper (data in %s)", zkDir)
+		zctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		cl, err := zkserver.Start(zctx, zkserver.Config{Dir: zkDir, Servers: 1, ClientPort: v.GetInt("zk-port"), Detach: true})
+		cancel()
+		if err != nil {
+			return nil, (fmt.Errorf("start ZooKeeper: %w (is Java and Debian's zookeeper package installed? run scripts/setup.sh; is port %d free? choose another with --zk-port)", err, v.GetInt("zk-port")))
+		}
+		zkAddr = cl.ConnectString()
+		s.step("ZooKeeper serving on %s", zkAddr)
+	}
+	v.Set("zk", zkAddr)
+	s.set(func(st *UpStatus) { st.ZooKeeper = zkAddr })
+	s.service("zookeeper", func(u *UpService) { u.Kind, u.Addr, u.State = "zookeeper", zkAddr, "running" })
+
+	// 2. The platform in ZooKeeper.
+	var zoneNames []string
+	for i := 1; i <= zones; i++ {
+		zoneNames = append(zoneNames, fmt.Sprintf("zone-%d", i))
+	}
+	s.step("creating the platform (zones %s)", strings.Join(zoneNames, ", "))
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	res, err := InitPlatform(ictx, app, zoneNames)
+	cancel()
+	if err != nil {
+		return nil, (fmt.Errorf("create the platform: %w", err))
+	}
+	if !res.Created {
+		s.step("platform found in ZooKeeper; reusing it")
+	}
+	admin, err := app.Connect(ctx, engine.RoleAdmin, nil)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			admin.Close()
+		}
+	}()
+	cfg, _, err := admin.Platform(ctx)
+	if err != nil {
+		return nil, (fmt.Errorf("read the platform config: %w", err))
+	}
+
+	// 3. Node images.
+	nodeBin := ""
+	if runtime == allocator.RuntimeDocker {
+		nodeBin, err = ensureImages(ctx, s, cfg.Versions, map[string]string{labelUp: s.st.Label})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// 4. Admin API key.
+	svc := service.New(admin, service.WithLogger(app.Log))
+	key, keyFile, err := ensureAPIKey(ctx, svc, dir)
+	if err != nil {
+		return nil, err
+	}
+	s.set(func(st *UpStatus) { st.APIKeyFile = keyFile })
+
+	done = true
+	return &prepared{zk: zkAddr, key: key, keyFile: keyFile, nodeBin: nodeBin, runtime: runtime, cfg: cfg, admin: admin,
+		zones: zoneNames, perZone: perZone, memMB: memMB}, nil
 }
 
 // printWhere tells the operator where everything listens.
