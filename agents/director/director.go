@@ -84,6 +84,7 @@ type Director struct {
 	own    *stunnel.Loader
 	m      metrics
 	mu     sync.Mutex
+	known  []string // ensemble client addresses, as last seen
 	tunnel string
 }
 

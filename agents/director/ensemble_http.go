@@ -43,12 +43,37 @@ func (d *Director) requireDirector(r *http.Request) (stunnel.Identity, error) {
 	return id, nil
 }
 
+// members is where the director reaches the ensemble: every member's
+// client address as last seen, so that reconfig works while any quorum
+// of servers lives (the director's own store names only its local one).
+func (d *Director) members() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.known) == 0 {
+		return strings.Split(d.cfg.Store.Servers, ",")
+	}
+	return append([]string(nil), d.known...)
+}
+
+func (d *Director) remember(st EnsembleStatus) {
+	var addrs []string
+	for _, m := range st.Members {
+		addrs = append(addrs, m.Client)
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	d.known = addrs
+	d.mu.Unlock()
+}
+
 // superConn opens a ZooKeeper session as the super user (reconfig).
 func (d *Director) superConn(ctx context.Context) (*zk.Conn, error) {
 	if d.cfg.SuperPassword == "" {
 		return nil, errors.New("the director has no ZooKeeper super password (--zk-super-password): it cannot change the ensemble")
 	}
-	servers := strings.Split(d.cfg.Store.Servers, ",")
+	servers := d.members()
 	conn, ev, err := zk.Connect(servers, 10*time.Second, zk.WithLogger(zkNoLog{}))
 	if err != nil {
 		return nil, err
@@ -81,11 +106,22 @@ func (d *Director) ensembleStatus(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, apiError{Error: err.Error()})
 		return
 	}
-	st, err := Ensemble(r.Context(), d.store.Conn())
+	conn := d.store.Conn()
+	if d.cfg.SuperPassword != "" {
+		sc, err := d.superConn(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+			return
+		}
+		defer sc.Close()
+		conn = sc
+	}
+	st, err := Ensemble(r.Context(), conn)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
 		return
 	}
+	d.remember(st)
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -122,6 +158,7 @@ func (d *Director) ensembleChange(add bool) http.HandlerFunc {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
 			return
 		}
+		d.remember(st)
 		writeJSON(w, http.StatusOK, st)
 	}
 }

@@ -2,8 +2,10 @@ package director
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,26 +109,80 @@ func TestEnsembleGrowsThroughDirector(t *testing.T) {
 		t.Fatal("an allocator changed the ensemble")
 	}
 
-	var servers = []ZKServer{s1}
-	for i := 2; i <= 3; i++ {
-		host := t.TempDir()
-		if _, err := Join(ctx, addrs.Enroll, tok.String(), []string{"director"}, host); err != nil {
-			t.Fatal(err)
-		}
-		self, err := NewLoopbackServer(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		z, st, err := GrowEnsemble(ctx, host, filepath.Join(host, "zk"), self, super)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(z.Stop)
-		servers = append(servers, z.Server)
-		if z.Server.ID != i || st.Voters != i {
-			t.Fatalf("after growth %d: server id %d, %d voters (%+v)", i, z.Server.ID, st.Voters, st)
-		}
+	// Host 2 grows the ensemble with the library call; host 3 runs as a
+	// secondary director (its own ZooKeeper server and tunnel).
+	host2 := t.TempDir()
+	if _, err := Join(ctx, addrs.Enroll, tok.String(), []string{"director"}, host2); err != nil {
+		t.Fatal(err)
 	}
+	self2, err := NewLoopbackServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z2, st2, err := GrowEnsemble(ctx, host2, filepath.Join(host2, "zk"), self2, super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(z2.Stop)
+	if z2.Server.ID != 2 || st2.Voters != 2 {
+		t.Fatalf("after growth to 2: server id %d, %+v", z2.Server.ID, st2)
+	}
+
+	host3 := t.TempDir()
+	if _, err := Join(ctx, addrs.Enroll, tok.String(), []string{"director"}, host3); err != nil {
+		t.Fatal(err)
+	}
+	self3, err := NewLoopbackServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	sready := make(chan Addrs, 1)
+	sdone := make(chan error, 1)
+	go func() {
+		sdone <- RunSecondary(sctx, SecondaryConfig{StateDir: host3, ZKDir: filepath.Join(host3, "zk"), Server: self3,
+			SuperPassword: super, TunnelAddr: "127.0.0.1:0", Logger: quiet(), Ready: func(a Addrs) { sready <- a }})
+	}()
+	var sec Addrs
+	select {
+	case sec = <-sready:
+	case err := <-sdone:
+		t.Fatalf("secondary director: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("secondary director not ready within 2m")
+	}
+	var stopOnce sync.Once
+	var stopErr error
+	stopSecondary := func() error {
+		stopOnce.Do(func() {
+			scancel()
+			select {
+			case stopErr = <-sdone:
+			case <-time.After(90 * time.Second):
+				stopErr = fmt.Errorf("secondary director did not stop")
+			}
+		})
+		return stopErr
+	}
+	defer stopSecondary()
+	self3.ID = 3
+	servers := []ZKServer{s1, z2.Server, self3}
+
+	// The allocator host reaches ZooKeeper through the secondary's tunnel.
+	at, err := NewAgentTLS(alloc, "allocator", nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := engine.Connect(ctx, engine.Options{Servers: sec.Tunnel, Dialer: at.Dialer(), Role: engine.RoleAllocator,
+		Credential: creds[engine.RoleAllocator], ConnectTimeout: 30 * time.Second, Logger: quiet()})
+	if err != nil {
+		t.Fatalf("ZooKeeper through the secondary director's tunnel: %v", err)
+	}
+	if _, _, err := as.Platform(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as.Close()
+
 	st, err := EnsembleOf(ctx, t.TempDir()) // no join info: refused
 	if err == nil {
 		t.Fatalf("ensemble status without a director certificate: %+v", st)
@@ -181,5 +237,22 @@ func TestEnsembleGrowsThroughDirector(t *testing.T) {
 	}
 	if st.Voters != 2 || !st.Quorum {
 		t.Fatalf("after removing server 1: %+v", st)
+	}
+
+	// Stopping the secondary director removes its server: one voter left.
+	if err := stopSecondary(); err != nil {
+		t.Fatalf("secondary director: %v", err)
+	}
+	last, err := engine.Connect(ctx, engine.Options{Servers: z2.Server.Client, Role: engine.RoleAdmin, Credential: creds[engine.RoleAdmin], Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer last.Close()
+	st, err = Ensemble(ctx, last.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Voters != 1 || st.Members[0].ID != 2 {
+		t.Fatalf("after the secondary stopped: %+v, want server 2 alone", st)
 	}
 }
