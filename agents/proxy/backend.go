@@ -24,13 +24,14 @@ type backend struct {
 	// failures counts consecutive connection failures and timeouts.
 	failures atomic.Int32
 
-	mu       sync.Mutex
-	idle     []*upConn
-	closed   bool
-	probing  bool
-	downWhy  string
-	downAt   time.Time
-	lastUsed time.Time
+	mu      sync.Mutex
+	idle    []*upConn
+	closed  bool
+	probing bool
+	downWhy string
+	downAt  time.Time
+	// tlsConfig is the client config of a tunnel backend (lazily built).
+	tlsConfig *tls.Config
 }
 
 // upConn is one keep-alive connection to a backend.
@@ -90,11 +91,7 @@ func (p *pool) dial(ctx context.Context, b *backend) (*upConn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	if b.tls {
-		cfg := p.tlsConfig
-		if cfg == nil {
-			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		tc := tls.Client(nc, cfg)
+		tc := tls.Client(nc, p.tlsFor(b))
 		hctx, cancel := context.WithTimeout(ctx, p.dialer.Timeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
@@ -118,6 +115,30 @@ func (p *pool) dial(ctx context.Context, b *backend) (*upConn, error) {
 		c.bw = bufio.NewWriterSize(nc, p.bufSize)
 	}
 	return c, nil
+}
+
+// tlsFor is the client TLS config of a tunnel backend: BackendTLS with
+// the server name taken from the address when it names none.
+func (p *pool) tlsFor(b *backend) *tls.Config {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tlsConfig != nil {
+		return b.tlsConfig
+	}
+	cfg := p.tlsConfig
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		host, _, err := net.SplitHostPort(b.addr)
+		if err != nil {
+			host = b.addr
+		}
+		cfg.ServerName = host
+	}
+	b.tlsConfig = cfg
+	return cfg
 }
 
 // put returns a connection after a complete exchange; reusable false
