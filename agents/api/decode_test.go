@@ -57,7 +57,7 @@ func TestDecodeBytes(t *testing.T) {
 func FuzzDecodeCreate(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"a","request_id":"r","validate_only":true,"spec":{"version":"8.18.0","elasticsearch":{"size_mb":1024,"zones":2,"allocator_filter":{"t":"hot"}},"kibana":{"size_mb":512,"zones":1}}}`,
-		`{}`, `[]`, `null`, `{"name":1}`, `{"spec":{"kibana":{"zones":-1}}}`, "\x00", `{"a":`, `"x"`, `{"name":"\ud800"}`,
+		`{}`, `[]`, `null`, `{"name":1}`, `{"spec":{"elasticsearch":{"allocator_filter":{}}}}`, `{"spec":{"kibana":{"zones":-1}}}`, "\x00", `{"a":`, `"x"`, `{"name":"\ud800"}`,
 	} {
 		f.Add([]byte(s))
 	}
