@@ -41,6 +41,7 @@ type upConn struct {
 	bw     *bufio.Writer
 	b      *backend
 	reused bool
+	idleAt time.Time
 }
 
 func newBackend(addr string, isTLS bool) *backend {
@@ -148,6 +149,7 @@ func (p *pool) put(c *upConn, reusable bool) {
 	if reusable {
 		b.mu.Lock()
 		if !b.closed && len(b.idle) < p.maxIdle {
+			c.idleAt = time.Now()
 			b.idle = append(b.idle, c)
 			b.mu.Unlock()
 			return
@@ -163,6 +165,25 @@ func (p *pool) close(c *upConn) {
 	c.bw.Reset(nil)
 	p.readerPool.Put(c.br)
 	p.writerPool.Put(c.bw)
+}
+
+// reap closes connections idle longer than maxIdle: the pool is LIFO,
+// so the oldest sit at the bottom, and a backend's own idle timeout
+// would otherwise turn them stale.
+func (p *pool) reap(b *backend, maxIdle time.Duration) int {
+	cutoff := time.Now().Add(-maxIdle)
+	b.mu.Lock()
+	n := 0
+	for n < len(b.idle) && b.idle[n].idleAt.Before(cutoff) {
+		n++
+	}
+	old := append([]*upConn(nil), b.idle[:n]...)
+	b.idle = append(b.idle[:0], b.idle[n:]...)
+	b.mu.Unlock()
+	for _, c := range old {
+		p.close(c)
+	}
+	return n
 }
 
 // drain closes a backend no route names any more.

@@ -73,6 +73,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxIdlePerBackend bounds each keep-alive pool (default 512).
 	MaxIdlePerBackend int
+	// BackendIdleTimeout closes pooled connections unused this long
+	// (default 30s), before backends time them out themselves.
+	BackendIdleTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests may finish on
 	// shutdown (default 10s).
 	ShutdownGrace time.Duration
@@ -96,6 +99,7 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 90*time.Second)
 	def(&c.ShutdownGrace, 10*time.Second)
 	def(&c.RegisterInterval, 10*time.Second)
+	def(&c.BackendIdleTimeout, 30*time.Second)
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}

@@ -173,9 +173,10 @@ func (p *Proxy) Serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(ctx)
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); p.control(bg) }()
 	go func() { defer wg.Done(); p.saver(bg) }()
+	go func() { defer wg.Done(); p.reaper(bg) }()
 
 	var err error
 	select {
@@ -256,6 +257,28 @@ func (p *Proxy) installLocked() {
 	}
 	p.met.routes.Set(float64(len(t.routes)))
 	p.met.tableVer.Set(float64(t.version))
+}
+
+// reaper closes backend connections idle past BackendIdleTimeout.
+func (p *Proxy) reaper(ctx context.Context) {
+	t := time.NewTicker(max(p.cfg.BackendIdleTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		bs := make([]*backend, 0, len(p.backends))
+		for _, b := range p.backends {
+			bs = append(bs, b)
+		}
+		p.mu.Unlock()
+		for _, b := range bs {
+			p.pool.reap(b, p.cfg.BackendIdleTimeout)
+		}
+	}
 }
 
 // startProbe probes a down backend until it answers or is drained.

@@ -324,3 +324,13 @@ func TestPauseTimeout(t *testing.T) {
 		t.Fatalf("paused past the bound: %d %q %v, want 503 naming the bound", a.code, a.body, err)
 	}
 }
+
+func TestIdleBackendConnectionsExpire(t *testing.T) {
+	es := newTestBackend(t, "es-1")
+	p := startProxy(t, func(c *Config) { c.BackendIdleTimeout = 200 * time.Millisecond })
+	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("es-1", "z1", "a1", es.addr()))}, nil)
+	if a, err := get(t, newClient(), p.HTTPAddr(), testID+".localhost", "/", nil); err != nil || a.code != 200 {
+		t.Fatalf("%d %v", a.code, err)
+	}
+	waitFor(t, 10*time.Second, "the idle backend connection closed", func() bool { return es.active.Load() == 0 })
+}
