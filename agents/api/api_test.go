@@ -249,9 +249,19 @@ func TestPlatformEndpoints(t *testing.T) {
 	f := newFixture(t, "zone-1", "zone-2")
 	servicetest.AddAllocator(t, f.p, "a1", "zone-1", 4096)
 	servicetest.AddAllocator(t, f.p, "a2", "zone-2", 4096)
+	// A proxy registration and a constructor leader, as those agents write them.
+	px := f.p.Connect(t, engine.RoleProxy)
+	if err := px.CreateEphemeral(f.ctx, engine.ProxyPath("proxy-1"), engine.ProxyRecord{ID: "proxy-1", HTTPAddr: "127.0.0.1:9200", State: "serving"}); err != nil {
+		t.Fatal(err)
+	}
+	cons := f.p.Connect(t, engine.RoleConstructor)
+	if _, err := cons.CreateSequential(f.ctx, engine.PathLeaderCons+"/n-", "cons-1", true); err != nil {
+		t.Fatal(err)
+	}
 	var pv service.PlatformView
 	f.want(f.do(service.RolePlatformViewer, "GET", "/platform", nil), 200).decode(t, &pv)
-	if len(pv.Zones) != 2 || pv.AllocatorsAlive != 2 || pv.CapacityMB != 8192 {
+	if len(pv.Zones) != 2 || pv.AllocatorsAlive != 2 || pv.CapacityMB != 8192 || pv.Zones[0].Allocators != 1 ||
+		pv.ConstructorLeader != "cons-1" || pv.Proxies != 1 || len(pv.ProxyRecords) != 1 {
 		t.Fatalf("platform: %+v", pv)
 	}
 	var al AllocatorList
@@ -285,8 +295,11 @@ func TestPlatformEndpoints(t *testing.T) {
 		t.Fatalf("vacate empty allocator: %+v", vr)
 	}
 	f.want(f.do(admin, "POST", "/platform/infrastructure/allocators/zz/clusters/_move", `{}`), 404)
-	var px ProxyList
-	f.want(f.do(admin, "GET", "/platform/infrastructure/proxies", nil), 200).decode(t, &px)
+	var pl ProxyList
+	f.want(f.do(admin, "GET", "/platform/infrastructure/proxies", nil), 200).decode(t, &pl)
+	if len(pl.Proxies) != 1 || pl.Proxies[0].HTTPAddr != "127.0.0.1:9200" {
+		t.Fatalf("proxies: %+v", pl)
+	}
 	var cs service.ConstructorSettings
 	f.want(f.do(service.RolePlatformViewer, "GET", "/platform/configuration/store/constructor", nil), 200).decode(t, &cs)
 	body := ConstructorBody{PlacementStrategy: engine.StrategyFill, LostAllocatorGraceSeconds: 45, MaxReplacementsPerMinute: 5, Version: &cs.ResourceVersion}
