@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -212,6 +213,9 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	var dv service.DeploymentView
 	a := f.want(f.do(admin, "GET", "/deployments/"+id, nil), 200)
 	a.decode(t, &dv)
+	if etag := a.hdr.Get("ETag"); etag != fmt.Sprintf("%q", fmt.Sprint(dv.ResourceVersion)) {
+		t.Fatalf("ETag %q for resource version %d", etag, dv.ResourceVersion)
+	}
 	spec := dv.Spec
 	spec.Elasticsearch.SizeMB = 2048
 	stale := dv.ResourceVersion - 1

@@ -105,7 +105,7 @@ func (s *server) getDeployment(r *http.Request, _ service.Principal) (int, any, 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, v, nil
+	return http.StatusOK, withETag{v, `"` + strconv.Itoa(int(v.ResourceVersion)) + `"`}, nil
 }
 
 // ifMatch reads the If-Match header ("3" or "\"3\""); nil when absent.

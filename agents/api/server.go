@@ -143,6 +143,10 @@ func (s *server) wrap(rt route) http.Handler {
 			s.writeError(rec, r, err)
 			return
 		}
+		if e, ok := body.(withETag); ok {
+			rec.Header().Set("ETag", e.etag)
+			body = e.v
+		}
 		if raw, ok := body.([]byte); ok {
 			rec.Header().Set("Content-Type", "application/json")
 			rec.WriteHeader(status)
@@ -151,6 +155,13 @@ func (s *server) wrap(rt route) http.Handler {
 		}
 		writeJSON(rec, status, body)
 	})
+}
+
+// withETag makes wrap send an ETag header (the resource version, for
+// If-Match) with the body.
+type withETag struct {
+	v    any
+	etag string
 }
 
 type statusRecorder struct {
