@@ -257,6 +257,27 @@ func TestSlowAndOversizedClients(t *testing.T) {
 			t.Fatalf("oversized header: %d %v, want 431", a.code, err)
 		}
 	})
+	t.Run("slow second request", func(t *testing.T) {
+		nc, err := net.Dial("tcp", p.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s.localhost\r\n\r\n", testID)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("first request: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s.loc", testID)
+		start := time.Now()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, br)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("a keep-alive client stalling mid-head was cut after %s, want the header timeout", d)
+		}
+	})
 	t.Run("slowloris", func(t *testing.T) {
 		var conns []net.Conn
 		for i := 0; i < 20; i++ {

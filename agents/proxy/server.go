@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,6 +40,8 @@ type clientConn struct {
 	remote string
 	ip     string
 	tls    bool
+	// wdl is the connection's current write deadline.
+	wdl time.Time
 	// idle is set while waiting for the next request (shutdown closes
 	// idle connections at once).
 	idle atomic.Bool
@@ -93,6 +96,7 @@ func (s *server) get(nc net.Conn) *clientConn {
 	cc.ip = clientIP(cc.remote)
 	cc.tls = s.tls
 	cc.idle.Store(false)
+	cc.wdl = time.Time{}
 	return cc
 }
 
@@ -167,7 +171,11 @@ func (s *server) serveConn(cc *clientConn) {
 				return // closed, idle too long, or shutting down
 			}
 		}
-		_ = cc.nc.SetReadDeadline(time.Now().Add(cfg.ReadHeaderTimeout))
+		// The head usually arrives whole with its first byte; only a
+		// partial one needs the (tighter) header deadline.
+		if !first && !headBuffered(cc.br) {
+			_ = cc.nc.SetReadDeadline(time.Now().Add(cfg.ReadHeaderTimeout))
+		}
 		start := time.Now()
 		if err := readRequest(cc.br, &cc.req, cfg.MaxHeaderBytes); err != nil {
 			var he *headError
@@ -178,7 +186,12 @@ func (s *server) serveConn(cc *clientConn) {
 			}
 			return
 		}
-		_ = cc.nc.SetWriteDeadline(start.Add(cfg.WriteTimeout))
+		// Write deadline, refreshed when half of it is used: each
+		// response gets between WriteTimeout/2 and WriteTimeout.
+		if start.After(cc.wdl.Add(-cfg.WriteTimeout / 2)) {
+			cc.wdl = start.Add(cfg.WriteTimeout)
+			_ = cc.nc.SetWriteDeadline(cc.wdl)
+		}
 		keep := p.handle(cc, start)
 		if err := cc.bw.Flush(); err != nil || !keep || s.closing.Load() {
 			return
@@ -186,6 +199,17 @@ func (s *server) serveConn(cc *clientConn) {
 		first = false
 	}
 }
+
+// headBuffered reports whether a whole request head is in the buffer.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var (
+	crlfcrlf = []byte("\r\n\r\n")
+	lflf     = []byte("\n\n")
+)
 
 func (s *server) writeSimple(cc *clientConn, code int, text string) {
 	_ = cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
