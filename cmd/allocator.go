@@ -47,6 +47,7 @@ healthy at once: a scale-test mode for the control plane.`,
 	f.Duration("stop-timeout", 0, "time between SIGTERM and SIGKILL when stopping a node (default 10s)")
 	f.Duration("volume-grace", 0, "keep the data volume of a removed node this long (default 24h)")
 	f.String("metrics-addr", "127.0.0.1:9401", "address of /metrics, /healthz and /readyz (empty: none)")
+	f.StringToString("label", nil, "extra labels on every Docker object this allocator creates (paddock up --containers: paddock.up=<platform>)")
 	addAllocatorAdminCmds(app, c)
 	return c
 }
@@ -96,7 +97,7 @@ func runAllocator(app *App) error {
 		ProbeInterval: v.GetDuration("probe-interval"), ProbeTimeout: v.GetDuration("probe-timeout"),
 		FailureThreshold: v.GetInt("failure-threshold"), StartTimeout: v.GetDuration("start-timeout"),
 		StopTimeout: v.GetDuration("stop-timeout"), VolumeGrace: v.GetDuration("volume-grace"),
-		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, Version: Version,
+		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, Version: Version, Labels: v.GetStringMapString("label"),
 		ZK: engine.Options{Servers: v.GetString("zk"), Role: engine.RoleAllocator, Credential: cred,
 			ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
 	}

@@ -88,7 +88,9 @@ func runDown(ctx context.Context, app *App, purge bool) error {
 }
 
 // removeDocker removes the containers (and networks; volumes on purge)
-// labelled paddock.up=<label>.
+// labelled paddock.up=<label> — platform containers first, so their
+// allocators stop making nodes — then the node containers (allocators
+// started by up, in-process or in containers, add that label).
 func removeDocker(ctx context.Context, app *App, label string, purge bool) error {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -103,17 +105,31 @@ func removeDocker(ctx context.Context, app *App, label string, purge bool) error
 		return nil
 	}
 	f := filters.NewArgs(filters.Arg("label", labelUp+"="+label))
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	if err != nil {
-		return fmt.Errorf("list node containers: %w", err)
-	}
-	for _, c := range cs {
-		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
-			return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+	remove := func(f filters.Args) (int, error) {
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		if err != nil {
+			return 0, fmt.Errorf("list containers: %w", err)
 		}
+		for _, c := range cs {
+			if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+				return 0, fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+			}
+		}
+		return len(cs), nil
 	}
-	if len(cs) > 0 {
-		fmt.Fprintf(app.Out, "removed %d node container(s)\n", len(cs))
+	n, err := remove(filters.NewArgs(filters.Arg("label", labelUp+"="+label), filters.Arg("label", labelService)))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(app.Out, "removed %d platform container(s)\n", n)
+	}
+	nodes, err := remove(f)
+	if err != nil {
+		return err
+	}
+	if nodes > 0 {
+		fmt.Fprintf(app.Out, "removed %d node container(s)\n", nodes)
 	}
 	nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
 	if err == nil {

@@ -77,6 +77,7 @@ type UpStatus struct {
 	ProxyURL   string      `json:"proxy_url,omitempty"`
 	APIKeyFile string      `json:"api_key_file,omitempty"`
 	Label      string      `json:"label"`
+	Containers bool        `json:"containers,omitempty"`
 	Missing    []string    `json:"not_available,omitempty"`
 	Services   []UpService `json:"services"`
 }
@@ -98,7 +99,11 @@ attaches to the running platform. 'paddock down' stops it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if app.V.GetBool("containers") {
-				return notYet("paddock up --containers")
+				return runContainers(cmd.Context(), app)
+			}
+			if st, err := readUpStatus(app.StateDir()); err == nil && st.Containers && st.Ready {
+				// The platform runs in containers: attach to it.
+				return runContainers(cmd.Context(), app)
 			}
 			if app.V.GetBool("headless") {
 				return runHeadless(cmd.Context(), app)
@@ -117,7 +122,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.String("runtime", allocator.RuntimeDocker, "allocator runtime: docker, or sim (no containers)")
 	f.StringToString("label", nil, "extra labels on every Docker object the allocators create (tests: paddock.test=<name>)")
 	f.Duration("start-timeout", 3*time.Minute, "how long to wait for the platform to be ready")
-	f.Bool("containers", false, "run every platform service in its own container (not available in this build)")
+	f.Bool("containers", false, "run every platform service in its own container of paddock/platform:<version> (ZooKeeper stays a host process)")
 	f.String("theme", "dark", "console theme")
 	f.Int("screen", 1, "console screen to open")
 	return c

@@ -1,0 +1,327 @@
+package cmd
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"paddock/agents/allocator"
+	"paddock/engine"
+)
+
+// `paddock up --containers`: every platform service (constructor, API,
+// proxy, each allocator) in its own container of one image,
+// paddock/platform:<version>, built FROM scratch from this static binary.
+// The containers share the host's network namespace (the platform
+// network): ZooKeeper stays a host process on loopback (no Java image
+// can be built without a registry), node ports are published on the
+// host's loopback, so every service reaches the others where the
+// in-process mode does. Only allocator containers get the Docker
+// socket. Each service is one container, restarted unless stopped; run
+// more of one with the same image and another --id.
+
+const (
+	platformRepo = "paddock/platform"
+	labelService = "paddock.platform.service"
+)
+
+// platformImage is the image every platform container runs.
+func platformImage() string { return platformRepo + ":" + Version }
+
+func runContainers(ctx context.Context, app *App) error {
+	dir, err := filepath.Abs(app.StateDir())
+	if err != nil {
+		return err
+	}
+	app.V.Set("state-dir", dir)
+	if pid, ok := runningPid(dir); ok {
+		if st, err := readUpStatus(dir); err != nil || !st.Containers {
+			return fmt.Errorf("an in-process platform runs from %s (pid %d): stop it with `paddock down` first", dir, pid)
+		}
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("Docker client: %w", err)
+	}
+	defer cli.Close()
+	if _, err := cli.Ping(ctx); err != nil {
+		return fmt.Errorf("cannot reach Docker: %w (--containers needs the Docker daemon)", err)
+	}
+	label := upLabel(dir)
+	if n, _ := platformContainers(ctx, cli, label, true); n > 0 {
+		if st, err := readUpStatus(dir); err == nil && st.Ready {
+			fmt.Fprintf(app.Err, "paddock is already up in %d containers: attaching\n", n)
+			if app.V.GetBool("headless") {
+				printWhere(app.Out, st)
+				return nil
+			}
+			return openConsole(ctx, app, st)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if ok, _ := allocator.IsStaticBinary(exe); !ok {
+		return fmt.Errorf("--containers packs this binary into a FROM scratch image, and it is dynamically linked: %s", allocator.StaticHint)
+	}
+	s := &supervisor{app: app, log: app.Log, dir: dir, print: true}
+	s.st = UpStatus{Pid: 0, StartedAt: time.Now().UTC(), Label: label, Containers: true}
+	s.save()
+	pr, err := prepare(ctx, s)
+	if err != nil {
+		return s.fail(err)
+	}
+	defer pr.admin.Close()
+	v := app.V
+
+	s.step("building platform image %s", platformImage())
+	if err := buildPlatformImage(ctx, cli, exe, map[string]string{labelUp: label}); err != nil {
+		return s.fail(err)
+	}
+
+	port := func(flag string) (int, error) {
+		p := v.GetInt(flag)
+		if p != 0 {
+			return p, nil
+		}
+		return freePort()
+	}
+	apiPort, err := port("api-port")
+	if err != nil {
+		return s.fail(err)
+	}
+	proxyPort, err := port("proxy-port")
+	if err != nil {
+		return s.fail(err)
+	}
+	global := []string{"--zk", pr.zk, "--state-dir", dir, "--log-format", "json"}
+	type spec struct {
+		name, kind string
+		args       []string
+		docker     bool
+	}
+	specs := []spec{
+		{"constructor", "constructor", []string{"constructor", "--id", "constructor-c", "--metrics-addr", "127.0.0.1:0"}, false},
+		{"api", "api", []string{"api", "--addr", "127.0.0.1:" + strconv.Itoa(apiPort), "--tls-addr", "", "--metrics-addr", "127.0.0.1:0"}, false},
+		{"proxy", "proxy", []string{"proxy", "--id", "proxy-c", "--http-addr", "127.0.0.1:" + strconv.Itoa(proxyPort), "--https-addr", "",
+			"--domain", pr.cfg.Domain, "--access-log", "", "--metrics-addr", "127.0.0.1:0"}, false},
+	}
+	var allocIDs []string
+	for _, z := range pr.zones {
+		for n := 1; n <= pr.perZone; n++ {
+			id := fmt.Sprintf("alloc-%s-%d", z, n)
+			allocIDs = append(allocIDs, id)
+			specs = append(specs, spec{id, "allocator", []string{"allocator", "--id", id, "--zone", z,
+				"--capacity", engine.FormatSize(pr.memMB), "--runtime", pr.runtime,
+				"--zk-credential", engine.CredentialFile(dir, engine.RoleAllocator),
+				"--snapshot-dir", filepath.Join(dir, "snapshots"), "--node-binary", "/paddock",
+				"--metrics-addr", "127.0.0.1:0", "--label", labelUp + "=" + label}, true})
+		}
+	}
+	extra := v.GetStringMapString("label")
+	for _, sp := range specs {
+		args := append(append([]string{}, global...), sp.args...)
+		if sp.kind == "allocator" {
+			// The allocator's own state (identity, volume ledger) in a
+			// directory of its own; the role credential stays shared.
+			args = append(args[:0:0], append([]string{"--zk", pr.zk, "--state-dir", filepath.Join(dir, "allocators", sp.name), "--log-format", "json"}, sp.args...)...)
+		}
+		s.step("starting container %s", sp.name)
+		cid, err := startPlatformContainer(ctx, cli, label, sp.name, args, dir, sp.docker, extra)
+		if err != nil {
+			return s.fail(err)
+		}
+		s.service(sp.name, func(u *UpService) { u.Kind, u.State, u.Addr = sp.kind, "starting", "container "+cid[:12] })
+	}
+
+	s.step("waiting for the services to be ready")
+	wctx, cancel := context.WithTimeout(ctx, v.GetDuration("start-timeout"))
+	defer cancel()
+	none := make(chan error)
+	apiURL := "http://127.0.0.1:" + strconv.Itoa(apiPort)
+	if err := waitHTTP(wctx, apiURL+"/healthz"); err != nil {
+		return s.fail(fmt.Errorf("the API container did not answer on %s: %w (docker logs %s)", apiURL, err, containerName(label, "api")))
+	}
+	s.service("api", func(u *UpService) { u.State, u.Addr = "running", "127.0.0.1:"+strconv.Itoa(apiPort) })
+	proxyAddr, err := waitProxy(wctx, pr.admin, "proxy-c", none)
+	if err != nil {
+		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "proxy")))
+	}
+	s.service("proxy", func(u *UpService) { u.State, u.Addr = "running", proxyAddr })
+	if err := waitAllocators(wctx, pr.admin, allocIDs, none); err != nil {
+		return s.fail(err)
+	}
+	for _, id := range allocIDs {
+		s.service(id, func(u *UpService) { u.State = "running" })
+	}
+	s.service("constructor", func(u *UpService) { u.State = "running" })
+	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{
+		"zk": pr.zk, "api-url": apiURL, "api-key": pr.key, "api-key-file": pr.keyFile,
+	}); err != nil {
+		return s.fail(err)
+	}
+	s.set(func(st *UpStatus) {
+		st.APIURL, st.ProxyURL, st.Ready, st.Step = apiURL, "http://"+proxyAddr, true, "ready"
+		st.Missing = []string{"director (certificate authority, ZooKeeper tunnels): not available in this build",
+			"ZooKeeper runs as a host process (no Java image can be built without a registry)"}
+	})
+	st, _ := readUpStatus(dir)
+	if v.GetBool("headless") {
+		printWhere(app.Out, st)
+		fmt.Fprintf(app.Out, "platform containers run on; `paddock down` removes them\n")
+		// Stay in the foreground; the pid lock lets `paddock down`
+		// signal this process too.
+		if lock, err := lockPid(dir); err == nil {
+			defer func() {
+				os.Remove(filepath.Join(dir, upPidFile))
+				lock.Close()
+			}()
+		}
+		<-ctx.Done()
+		return nil
+	}
+	return openConsole(ctx, app, st)
+}
+
+func containerName(label, service string) string { return "paddock-" + label[:6] + "-" + service }
+
+// platformContainers counts this platform's service containers.
+func platformContainers(ctx context.Context, cli *client.Client, label string, runningOnly bool) (int, error) {
+	f := filters.NewArgs(filters.Arg("label", labelUp+"="+label), filters.Arg("label", labelService))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: !runningOnly, Filters: f})
+	return len(cs), err
+}
+
+// startPlatformContainer (re)creates one service's container.
+func startPlatformContainer(ctx context.Context, cli *client.Client, label, service string, args []string, stateDir string, dockerSock bool, extra map[string]string) (string, error) {
+	name := containerName(label, service)
+	if err := cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !strings.Contains(err.Error(), "No such container") {
+		return "", fmt.Errorf("remove old container %s: %w", name, err)
+	}
+	labels := map[string]string{"paddock.managed": "true", labelUp: label, labelService: service}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	binds := []string{stateDir + ":" + stateDir}
+	if dockerSock {
+		binds = append(binds, "/var/run/docker.sock:/var/run/docker.sock")
+	}
+	cfg := &container.Config{Image: platformImage(), Cmd: args, Labels: labels, Env: []string{"PADDOCK_HOME=" + stateDir}}
+	hc := &container.HostConfig{
+		NetworkMode:   "host",
+		Binds:         binds,
+		Tmpfs:         map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	created, err := cli.ContainerCreate(ctx, cfg, hc, nil, nil, name)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return "", fmt.Errorf("start container %s: %w", name, err)
+	}
+	return created.ID, nil
+}
+
+// buildPlatformImage builds paddock/platform:<version> FROM scratch
+// with this binary as /paddock (classic builder: no registry needed).
+func buildPlatformImage(ctx context.Context, cli *client.Client, binary string, labels map[string]string) error {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return err
+	}
+	var df strings.Builder
+	df.WriteString("FROM scratch\nCOPY paddock /paddock\n")
+	for k, v := range labels {
+		fmt.Fprintf(&df, "LABEL %q=%q\n", k, v)
+	}
+	fmt.Fprintf(&df, "LABEL \"paddock.managed\"=\"true\" \"paddock.platform.version\"=%q\n", Version)
+	df.WriteString("ENTRYPOINT [\"/paddock\"]\n")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	for _, f := range []struct {
+		name string
+		mode int64
+		body []byte
+	}{{"Dockerfile", 0o644, []byte(df.String())}, {"paddock", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.body); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{platformImage()}, Remove: true, ForceRemove: true, Version: build.BuilderV1})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", platformImage(), err)
+	}
+	defer resp.Body.Close()
+	// Build errors arrive inside the stream.
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("build %s: read the build output: %w", platformImage(), err)
+		}
+		if m.Error != "" {
+			return fmt.Errorf("build %s: %s", platformImage(), m.Error)
+		}
+	}
+}
+
+// waitHTTP waits until url answers (any status below 500).
+func waitHTTP(ctx context.Context, url string) error {
+	c := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("not answering within --start-timeout")
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+// freePort picks a free loopback port (host-network containers bind it).
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
