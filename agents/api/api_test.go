@@ -226,6 +226,14 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	f.want(f.do(admin, "PUT", "/deployments/"+id, UpdateDeploymentBody{Spec: &spec}, "If-Match", `"0"`), 409)
 	f.want(f.do(admin, "PUT", "/deployments/"+id, UpdateDeploymentBody{Spec: &spec}, "If-Match", "zz"), 400)
 	var pr service.PlanResult
+	// validate_only: checked and explained, nothing written.
+	f.want(f.do(admin, "PUT", "/deployments/"+id+"?validate_only=true", UpdateDeploymentBody{Spec: &spec}), 200).decode(t, &pr)
+	if pr.PlanID != "" || !pr.Changed || pr.Placement == nil || len(pr.Placement.Placements) != 2 {
+		t.Fatalf("validate_only update: %+v", pr)
+	}
+	huge := spec
+	huge.Elasticsearch.SizeMB = 8192
+	f.want(f.do(admin, "PUT", "/deployments/"+id+"?validate_only=true", UpdateDeploymentBody{Spec: &huge}), 422)
 	f.want(f.do(service.RoleDeploymentManager, "PUT", "/deployments/"+id, UpdateDeploymentBody{Spec: &spec, Version: &dv.ResourceVersion}), 202).decode(t, &pr)
 	if pr.PlanID == "" {
 		t.Fatalf("update: %+v", pr)

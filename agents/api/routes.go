@@ -140,7 +140,12 @@ func (s *server) updateDeployment(r *http.Request, p service.Principal) (int, an
 		}
 		ver = hv
 	}
-	res, err := s.svc.UpdateDeployment(r.Context(), r.PathValue("id"), service.UpdateRequest{Name: b.Name, Spec: b.Spec, Version: ver, Actor: p.Actor()})
+	vo, err := boolQuery(r, "validate_only")
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := s.svc.UpdateDeployment(r.Context(), r.PathValue("id"), service.UpdateRequest{Name: b.Name, Spec: b.Spec, Version: ver,
+		Actor: p.Actor(), ValidateOnly: vo})
 	if err != nil {
 		return 0, nil, err
 	}

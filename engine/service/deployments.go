@@ -366,6 +366,9 @@ type UpdateRequest struct {
 	// refused with a conflict. Nil skips the check.
 	Version *int32
 	Actor   Actor
+	// ValidateOnly checks the request and the placement of what the
+	// plan would add; nothing is written.
+	ValidateOnly bool
 }
 
 // PlanResult is the answer of every long operation: it returns at once;
@@ -375,6 +378,8 @@ type PlanResult struct {
 	PlanID       string `json:"plan_id,omitempty"`
 	// Changed is false when the request asked for what is already there.
 	Changed bool `json:"changed"`
+	// Placement is the placement check of a validate-only update.
+	Placement *PlacementReport `json:"placement,omitempty"`
 }
 
 // UpdateDeployment renames and/or asks for a new topology or version. A
@@ -423,13 +428,20 @@ func (s *Service) UpdateDeployment(ctx context.Context, id string, req UpdateReq
 	dep.UpdatedAt = s.now()
 	res := PlanResult{DeploymentID: id, Changed: true}
 	if specChanged {
-		if _, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec, Current: cur.Instances}); err != nil {
+		rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec, Current: cur.Instances})
+		if err != nil {
 			return PlanResult{}, err
+		}
+		if req.ValidateOnly {
+			return PlanResult{DeploymentID: id, Changed: true, Placement: &rep}, nil
 		}
 		plan := s.newPlan(id, engine.ActionUpdate, spec, req.Actor)
 		dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
 		res.PlanID = plan.ID
 		ops = append(ops, engine.OpCreate(engine.PendingPlanPath(id), plan))
+	}
+	if req.ValidateOnly {
+		return res, nil
 	}
 	ops = append([]engine.Op{engine.OpSet(engine.DeploymentPath(id), dep, cur.ResourceVersion)}, ops...)
 	if err := s.writePlan(ctx, id, ops); err != nil {
