@@ -90,3 +90,20 @@ func FuzzParseTarget(f *testing.F) {
 		}
 	})
 }
+
+func TestClassify(t *testing.T) {
+	cases := map[string]int{
+		"Host": hHost, "HOST": hHost, "X-Found-Cluster": hCluster, "content-length": hContentLength,
+		"Transfer-Encoding": hTransferEncoding, "Connection": hConnection, "Expect": hExpect,
+		"Keep-Alive": hHopByHop, "Proxy-Connection": hHopByHop, "TE": hHopByHop, "Trailer": hHopByHop,
+		"Upgrade": hHopByHop, "Proxy-Authorization": hHopByHop, "X-Forwarded-For": hXFF,
+		"X-Forwarded-Proto": hXFProto, "Hosts": hOther, "Authorization": hOther, "": hOther, "Content-Lengt": hOther,
+	}
+	for name, want := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := classify([]byte(name)); got != want {
+				t.Fatalf("classify(%q) = %d, want %d", name, got, want)
+			}
+		})
+	}
+}

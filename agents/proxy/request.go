@@ -24,27 +24,76 @@ const (
 	hXFProto
 )
 
-var headerClasses = map[string]int{
-	"host": hHost, "x-found-cluster": hCluster, "content-length": hContentLength,
-	"transfer-encoding": hTransferEncoding, "connection": hConnection, "expect": hExpect,
-	"keep-alive": hHopByHop, "proxy-connection": hHopByHop, "te": hHopByHop, "trailer": hHopByHop,
-	"upgrade": hHopByHop, "proxy-authorization": hHopByHop,
-	"x-forwarded-for": hXFF, "x-forwarded-proto": hXFProto,
+// classify returns a header name's class: a switch on the length, then
+// a case-insensitive compare (faster than hashing into a map).
+func classify(name []byte) int {
+	switch len(name) {
+	case 2:
+		if eqLower(name, "te") {
+			return hHopByHop
+		}
+	case 4:
+		if eqLower(name, "host") {
+			return hHost
+		}
+	case 6:
+		if eqLower(name, "expect") {
+			return hExpect
+		}
+	case 7:
+		if eqLower(name, "trailer") || eqLower(name, "upgrade") {
+			return hHopByHop
+		}
+	case 10:
+		if eqLower(name, "connection") {
+			return hConnection
+		}
+		if eqLower(name, "keep-alive") {
+			return hHopByHop
+		}
+	case 14:
+		if eqLower(name, "content-length") {
+			return hContentLength
+		}
+	case 15:
+		if eqLower(name, "x-found-cluster") {
+			return hCluster
+		}
+		if eqLower(name, "x-forwarded-for") {
+			return hXFF
+		}
+	case 16:
+		if eqLower(name, "proxy-connection") {
+			return hHopByHop
+		}
+	case 17:
+		if eqLower(name, "transfer-encoding") {
+			return hTransferEncoding
+		}
+		if eqLower(name, "x-forwarded-proto") {
+			return hXFProto
+		}
+	case 19:
+		if eqLower(name, "proxy-authorization") {
+			return hHopByHop
+		}
+	}
+	return hOther
 }
 
-// classify returns a header name's class without allocating.
-func classify(name []byte) int {
-	if len(name) > 32 {
-		return hOther
-	}
-	var low [32]byte
-	for i, c := range name {
+// eqLower compares b, case-insensitively, with the lowercase ASCII s of
+// the same length.
+func eqLower(b []byte, s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := b[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		low[i] = c
+		if c != s[i] {
+			return false
+		}
 	}
-	return headerClasses[string(low[:len(name)])]
+	return true
 }
 
 // field is a header line: name and value as offsets into request.buf.
