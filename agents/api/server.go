@@ -244,6 +244,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	zkDone := make(chan struct{})
 	go watchStore(ctx, cfg.Store, st, zkDone)
+	pruneDone := make(chan struct{})
+	go pruneRequests(ctx, svc, log, pruneDone)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -259,8 +261,30 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = srv.Shutdown(sctx)
 	}
 	<-zkDone
+	<-pruneDone
 	log.Info("api stopped")
 	return runErr
+}
+
+// pruneRequests forgets create request ids older than
+// service.RequestTTL, every ten minutes (several APIs may do it at once:
+// deletes are by version and a lost race is harmless).
+func pruneRequests(ctx context.Context, svc *service.Service, log *slog.Logger, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := svc.PruneRequests(ctx, service.RequestTTL); err != nil && ctx.Err() == nil {
+			log.Warn("pruning request ids failed; retrying in 10 minutes", "err", err)
+		} else if n > 0 {
+			log.Info("request ids pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // watchStore reports the ZooKeeper session on the health endpoint.

@@ -471,3 +471,23 @@ func contains(s, sub string) bool {
 		return false
 	})()
 }
+
+func TestPruneRequests(t *testing.T) {
+	svc, p, ctx := newSvc(t, "zone-1")
+	servicetest.AddAllocator(t, p, "a1", "zone-1", 8192)
+	first, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "p", RequestID: "old", Spec: spec(512, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := svc.PruneRequests(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("prune young records: %d %v", n, err)
+	}
+	if n, err := svc.PruneRequests(ctx, -time.Second); err != nil || n != 1 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	// Past the window the id is free again.
+	again, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "p", RequestID: "old", Spec: spec(512, 1)})
+	if err != nil || !again.Created || again.Deployment.ID == first.Deployment.ID {
+		t.Fatalf("create after prune: %+v %v", again, err)
+	}
+}
