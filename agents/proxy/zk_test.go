@@ -249,3 +249,44 @@ func TestCacheFileIsAtomicAndReadable(t *testing.T) {
 		t.Fatalf("corrupt cache: %v, want an error telling what to do", err)
 	}
 }
+
+// BenchmarkRoutePropagation measures the time from a route write (as the
+// constructor does it) to the proxy's table holding it: the "within
+// milliseconds" of the issue. go test -bench RoutePropagation.
+func BenchmarkRoutePropagation(b *testing.B) {
+	plat := env.Fresh(b, "zone-1")
+	cons := plat.Connect(b, engine.RoleConstructor)
+	cfg := Config{HTTPAddr: "127.0.0.1:0", Logger: quietLogger(), Store: plat.Connect(b, engine.RoleProxy)}
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	bg := context.Background()
+	r := liveRoute(testID, 0, esBackend("i1", "zone-1", "a1", "127.0.0.1:9"))
+	var afterWrite time.Duration
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		r.Generation = int64(i + 1)
+		if err := cons.Put(bg, engine.RoutePath(testID), r); err != nil {
+			b.Fatal(err)
+		}
+		written := time.Now()
+		n++
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if rt := p.tbl.Load().routes[testID]; rt != nil && rt.gen == r.Generation {
+				afterWrite += time.Since(written)
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("generation %d not applied within 10s", r.Generation)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	b.ReportMetric(float64(afterWrite.Microseconds())/float64(n), "us-after-write/op")
+}
