@@ -28,6 +28,9 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
+			if v.GetString("join") != "" || v.GetString("token") != "" {
+				return runSecondaryDirector(cmd, app)
+			}
 			cred, err := app.Credential(engine.RoleDirector)
 			if err != nil {
 				return err
@@ -47,7 +50,7 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 				Credentials: creds, ZooKeeper: firstServer(v.GetString("zk")),
 				TunnelAddr: v.GetString("tunnel-addr"), EnrollAddr: v.GetString("enroll-addr"),
 				Hosts: v.GetStringSlice("hosts"), CertTTL: v.GetDuration("cert-ttl"),
-				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log,
+				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, SuperPassword: v.GetString("zk-super-password"),
 			})
 		},
 	}
@@ -58,7 +61,11 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 	f.StringSlice("hosts", nil, "extra host names / IPs of this director for its certificate")
 	f.Duration("cert-ttl", director.DefaultCertTTL, "lifetime of the certificates the director signs (renewed at 2/3)")
 	f.String("metrics-addr", "", "status endpoint: /metrics, /healthz, /readyz, /status")
-	c.AddCommand(newDirectorJoinCmd(app))
+	f.String("zk-super-password", "", "ZooKeeper super user password: lets the director grow/shrink the ensemble (reconfig)")
+	f.String("zk-host", "127.0.0.1", "secondary director: address other ZooKeeper servers reach this one at")
+	f.IntSlice("zk-ports", []int{2888, 3888, 2181}, "secondary director: peer, election and client ports of the local ZooKeeper server")
+	AddJoinFlags(c)
+	c.AddCommand(newDirectorJoinCmd(app), newDirectorEnsembleCmd(app))
 	return c
 }
 
@@ -171,4 +178,73 @@ func (app *App) ConnectTunnel(ctx context.Context, role engine.Role, own *engine
 		return nil, nil, fmt.Errorf("%w (through the director's tunnel as %s)", err, role)
 	}
 	return s, at, nil
+}
+
+// runSecondaryDirector: `paddock director --join DIRECTOR --token T`
+// enrolls this host with the director role, adds a ZooKeeper server here
+// to the ensemble and runs the tunnel in front of it; on SIGTERM the
+// server leaves the ensemble again.
+func runSecondaryDirector(cmd *cobra.Command, app *App) error {
+	v := app.V
+	ctx := cmd.Context()
+	if _, err := director.LoadJoinInfo(app.StateDir()); err != nil || v.GetString("token") != "" {
+		if v.GetString("join") == "" || v.GetString("token") == "" {
+			return usageErr("--join and --token go together: --join DIRECTOR --token T")
+		}
+		jctx, cancel := context.WithTimeout(ctx, v.GetDuration("timeout")+20*time.Second)
+		ji, err := director.Join(jctx, v.GetString("join"), v.GetString("token"), []string{"director"}, app.StateDir())
+		cancel()
+		if err != nil {
+			return err
+		}
+		app.Log.Info("joined as a director", "id", ji.ID)
+	}
+	ports := v.GetIntSlice("zk-ports")
+	if len(ports) != 3 {
+		return usageErr("--zk-ports takes three ports: peer,election,client")
+	}
+	if v.GetString("zk-super-password") == "" {
+		return usageErr("--zk-super-password is required: every ZooKeeper server of the ensemble shares it")
+	}
+	host := v.GetString("zk-host")
+	self := director.ZKServer{Host: host, PeerPort: ports[0], ElectPort: ports[1], Role: "participant",
+		Client: fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	return director.RunSecondary(ctx, director.SecondaryConfig{StateDir: app.StateDir(), ZKDir: app.StateDir() + "/zookeeper-ensemble",
+		Server: self, SuperPassword: v.GetString("zk-super-password"), TunnelAddr: v.GetString("tunnel-addr"),
+		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log})
+}
+
+// newDirectorEnsembleCmd: `paddock director ensemble` shows the
+// ZooKeeper ensemble's members, leader and quorum.
+func newDirectorEnsembleCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ensemble",
+		Short: "Show the ZooKeeper ensemble: members, modes, leader, quorum",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), app.V.GetDuration("timeout")+5*time.Second)
+			defer cancel()
+			s, err := app.Connect(ctx, engine.RoleAdmin, nil)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := director.Ensemble(ctx, s.Conn())
+			if err != nil {
+				return err
+			}
+			if app.JSON() {
+				return app.PrintJSON(st)
+			}
+			quorum := "yes"
+			if !st.Quorum {
+				quorum = "NO"
+			}
+			fmt.Fprintf(app.Out, "ensemble: %d voters, %d up, leader %d, quorum %s\n", st.Voters, st.Up, st.Leader, quorum)
+			for _, m := range st.Members {
+				fmt.Fprintf(app.Out, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
+			}
+			return nil
+		},
+	}
 }

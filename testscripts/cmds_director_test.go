@@ -1,10 +1,16 @@
 package testscripts
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -12,6 +18,105 @@ import (
 func init() {
 	commands["freeport"] = cmdFreePort
 	commands["envfile"] = cmdEnvFile
+	commands["echoserver"] = cmdEchoServer
+	commands["tcpsend"] = cmdTCPSend
+	commands["httpget"] = cmdHTTPGet
+}
+
+// echoserver VAR starts a TCP echo server on 127.0.0.1 for the rest of
+// the script and sets VAR to its port.
+func cmdEchoServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: echoserver VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+// tcpsend ADDR MSG sends MSG and prints what comes back (MSG through an
+// echo). It retries for up to 30s until the echo comes (waitfor only runs
+// programs); `! tcpsend` waits until ADDR accepts and wants the
+// exchange to break after that.
+func cmdTCPSend(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: tcpsend ADDR MSG")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := tcpSendOnce(ts, args)
+		var dialErr *dialError
+		if neg && !errors.As(err, &dialErr) {
+			if err == nil {
+				ts.Fatalf("tcpsend %s: echoed, want failure", args[0])
+			}
+			return
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("tcpsend %s: no echo within 30s: %v", args[0], err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tcpSendOnce(ts *testscript.TestScript, args []string) error {
+	return func() error {
+		c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+		if err != nil {
+			return &dialError{err}
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, args[1]); err != nil {
+			return err
+		}
+		buf := make([]byte, len(args[1]))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		ts.Stdout().Write(append(buf, '\n'))
+		return nil
+	}()
+}
+
+// httpget URL [REGEXP] fetches URL and prints the body; with REGEXP it
+// retries for up to 30s until the body matches.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 || neg {
+		ts.Fatalf("usage: httpget URL [REGEXP]")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var b []byte
+		resp, err := c.Get(args[0])
+		if err == nil {
+			b, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(args) == 1 || regexp.MustCompile(args[1]).Match(b) {
+				ts.Stdout().Write(b)
+				return
+			}
+			err = fmt.Errorf("body does not match %s:\n%s", args[1], b)
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("httpget %s: %v", args[0], err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // freeport VAR... sets each VAR to a free TCP port on 127.0.0.1.
@@ -38,3 +143,5 @@ func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
 	line, _, _ := strings.Cut(string(b), "\n")
 	ts.Setenv(args[0], strings.TrimSpace(line))
 }
+
+type dialError struct{ error }
