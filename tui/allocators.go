@@ -177,7 +177,7 @@ func (a *allocators) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 		what := "vacate " + id
 		return a.app.open(newConfirm(a.c, "Vacate "+id+"? Its "+itoa(len(al.Instances))+" instances move to other allocators (one plan per deployment).", what,
 			func(ctx context.Context) actionDone {
-				return actionDone{What: what, Err: act.VacateAllocator(ctx, id)}
+				return actionDone{What: what, ShowPlans: true, Err: act.VacateAllocator(ctx, id)}
 			})), true
 	default:
 		return nil, false

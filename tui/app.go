@@ -54,10 +54,15 @@ type (
 	actionDone struct {
 		What         string
 		DeploymentID string
-		Err          error
+		// ShowPlans opens the Plans screen after success (vacate starts
+		// one plan per deployment).
+		ShowPlans bool
+		Err       error
 	}
 	// showDeployment opens a deployment's detail.
 	showDeployment struct{ ID string }
+	// showPlanOf opens a deployment's detail from the Plans screen.
+	showPlanOf struct{ ID string }
 )
 
 // App is the console's root model.
@@ -175,12 +180,24 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			a.setFlash(msg.What+" failed: "+msg.Err.Error(), true)
 			return a, nil
 		}
+		if msg.ShowPlans {
+			a.setFlash(msg.What+": plans accepted, following them below", false)
+			a.active = 3
+			return a, nil
+		}
+		if msg.DeploymentID == "" {
+			a.setFlash(msg.What+": done", false)
+			return a, nil
+		}
 		a.setFlash(msg.What+": plan accepted, following it below", false)
 		if msg.DeploymentID != "" {
 			a.active = 2
 			return a, a.screens[2].Update(showDeployment{ID: msg.DeploymentID})
 		}
 		return a, nil
+	case showPlanOf:
+		a.active = 2
+		return a, a.screens[2].Update(showDeployment{ID: msg.ID})
 	case common.ErrorMsg:
 		a.setFlash(msg.Err.Error(), true)
 		return a, nil

@@ -351,3 +351,36 @@ func TestNavigationKeys(t *testing.T) {
 }
 
 func sizeMsg(w, h int) tea.Msg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// TestAfterActionScreens: after an action the console shows where its
+// plan runs.
+func TestAfterActionScreens(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		screen int
+		keys   []string
+		want   string
+		shows  string
+	}{
+		{"vacate shows plans", 1, []string{"v", "y"}, "Plans", "Steps of"},
+		{"plans enter opens the deployment", 3, []string{"enter"}, "Deployments", "Plan activity"},
+		{"maintenance stays", 1, []string{"m", "y"}, "Allocators", "maintenance on alloc-a1: done"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newTestApp(t, data.NewStatic(fixture()), &recorder{}, tc.screen)
+			tm := teatest.NewTestModel(t, app, teatest.WithInitialTermSize(80, 24))
+			teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("live")) })
+			for _, k := range tc.keys {
+				tm.Send(keyMsg(k))
+			}
+			teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(tc.shows)) },
+				teatest.WithDuration(5*time.Second))
+			if err := tm.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := tm.FinalModel(t).(*App).Active(); got != tc.want {
+				t.Fatalf("active = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

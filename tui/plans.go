@@ -75,7 +75,7 @@ func (p *plans) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 		p.table.Move(1)
 	case key.Matches(msg, k.Enter):
 		if id := p.table.SelectedKey(); id != "" {
-			return func() tea.Msg { return actionDone{What: "open", DeploymentID: id} }, true
+			return func() tea.Msg { return showPlanOf{ID: id} }, true
 		}
 	default:
 		return nil, false
