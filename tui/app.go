@@ -335,11 +335,12 @@ func (a *App) connState() string {
 	case !s.Loaded:
 		return st.Warn.Render("◌ connecting")
 	case !s.Connected:
+		// The state shown is as of the moment the connection dropped.
 		age := "?"
-		if !s.LastSync.IsZero() {
-			age = common.Age(a.c.Now().Sub(s.LastSync))
-		} else if !s.StaleSince.IsZero() {
+		if !s.StaleSince.IsZero() {
 			age = common.Age(a.c.Now().Sub(s.StaleSince))
+		} else if !s.LastSync.IsZero() {
+			age = common.Age(a.c.Now().Sub(s.LastSync))
 		}
 		return st.Bad.Render("✗ STALE " + age)
 	}

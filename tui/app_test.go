@@ -307,7 +307,8 @@ func TestLiveUpdateAndStale(t *testing.T) {
 	s := data.Build(tree, nil)
 	s.ZooKeeper = "127.0.0.1:2181"
 	s.Connected = false
-	s.LastSync = data.FixtureTime.Add(-75 * time.Second)
+	s.LastSync = data.FixtureTime.Add(-time.Hour)
+	s.StaleSince = data.FixtureTime.Add(-75 * time.Second)
 	src.Set(s)
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("STALE 1m15s")) },
 		teatest.WithDuration(5*time.Second))

@@ -140,19 +140,14 @@ func (l *Live) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	// While stale, tick once a second so the age on screen moves.
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	// (The stale age on screen moves with the console's own clock tick;
+	// no rebuild is needed for it.)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-sig:
 			l.rebuild()
-		case <-tick.C:
-			if stale, _ := l.stale(); stale {
-				l.rebuild()
-			}
 		}
 	}
 }
