@@ -57,7 +57,7 @@ func (c *Client) ReloadingTLSConfig() *tls.Config {
 		MinVersion:         tls.VersionTLS12,
 		CurvePreferences:   c.cfg.Curves,
 		InsecureSkipVerify: true, // verified in VerifyConnection, by identity
-		ClientSessionCache: tls.NewLRUClientSessionCache(1024),
+		ClientSessionCache: &genSessionCache{lru: tls.NewLRUClientSessionCache(1024), l: c.cfg.Loader},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			m := c.cfg.Loader.Current()
 			return &m.Cert, nil
@@ -72,3 +72,19 @@ func (c *Client) ReloadingTLSConfig() *tls.Config {
 		},
 	}
 }
+
+// genSessionCache scopes resumable sessions to the material generation:
+// a session resumed after a reload would carry the old certificate, so
+// sessions of older generations are never offered.
+type genSessionCache struct {
+	lru tls.ClientSessionCache
+	l   *Loader
+}
+
+func (g *genSessionCache) key(k string) string {
+	return fmt.Sprintf("%d|%s", g.l.Current().Generation, k)
+}
+
+func (g *genSessionCache) Get(k string) (*tls.ClientSessionState, bool) { return g.lru.Get(g.key(k)) }
+
+func (g *genSessionCache) Put(k string, cs *tls.ClientSessionState) { g.lru.Put(g.key(k), cs) }
