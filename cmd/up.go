@@ -25,6 +25,7 @@ import (
 	"paddock/agents/allocator"
 	"paddock/agents/api"
 	"paddock/agents/constructor"
+	"paddock/agents/director"
 	"paddock/agents/proxy"
 	"paddock/engine"
 	"paddock/engine/service"
@@ -119,6 +120,8 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.Int("zk-port", 2181, "ZooKeeper client port (0: a free port)")
 	f.Int("api-port", 12400, "API HTTP port (0: a free port)")
 	f.Int("proxy-port", 9200, "proxy HTTP port (0: a free port)")
+	f.String("director-tunnel-addr", director.DefaultTunnelAddr, "director's mTLS tunnel in front of ZooKeeper ('-' disables)")
+	f.String("director-enroll-addr", director.DefaultEnrollAddr, "director's enrollment endpoint, HTTPS ('-' disables)")
 	f.String("runtime", allocator.RuntimeDocker, "allocator runtime: docker, or sim (no containers)")
 	f.StringToString("label", nil, "extra labels on every Docker object the allocators create (tests: paddock.test=<name>)")
 	f.Duration("start-timeout", 3*time.Minute, "how long to wait for the platform to be ready")
@@ -331,8 +334,27 @@ func runHeadless(ctx context.Context, app *App) error {
 			}
 		})
 	}
-	s.set(func(st *UpStatus) {
-		st.Missing = []string{"director (certificate authority, ZooKeeper tunnels): not available in this build"}
+	s.step("starting the director")
+	dirCreds := engine.CredentialSet{}
+	for _, r := range engine.Roles {
+		if c, err := engine.LoadCredential(engine.CredentialFile(dir, r)); err == nil {
+			dirCreds[r] = c
+		}
+	}
+	super, _ := zkSuperPassword(dir)
+	dirReady := make(chan struct{})
+	var dirOnce sync.Once
+	start("director", "director", func(ctx context.Context) error {
+		return director.Run(ctx, director.Config{ID: "director-up", StateDir: dir,
+			Store:       engine.Options{Servers: zkAddr, Credential: dirCreds[engine.RoleDirector], ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log.With("service", "director")},
+			Credentials: dirCreds, ZooKeeper: zkAddr, SuperPassword: super,
+			TunnelAddr: v.GetString("director-tunnel-addr"), EnrollAddr: v.GetString("director-enroll-addr"),
+			MetricsAddr: "127.0.0.1:0", Logger: app.Log.With("service", "director"),
+			Ready: func(a director.Addrs) {
+				ready("director", "tunnel "+a.Tunnel+", enroll "+a.Enroll, a.Metrics)
+				dirOnce.Do(func() { close(dirReady) })
+			},
+		})
 	})
 
 	s.step("starting the constructor")
@@ -430,6 +452,17 @@ func runHeadless(ctx context.Context, app *App) error {
 	for _, id := range allocIDs {
 		ready(id, "", "")
 	}
+	select {
+	case <-dirReady:
+	case err := <-errc:
+		stop()
+		wg.Wait()
+		return s.fail(err)
+	case <-wctx.Done():
+		stop()
+		wg.Wait()
+		return s.fail(fmt.Errorf("the director did not start within --start-timeout: are its ports free? choose others with --director-tunnel-addr/--director-enroll-addr"))
+	}
 	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{
 		"zk": zkAddr, "api-url": s.st.APIURL, "api-key": key, "api-key-file": keyFile,
 	}); err != nil {
@@ -514,7 +547,12 @@ func prepare(ctx context.Context, s *supervisor) (*prepared, error) {
 	} else {
 		s.step("starting ZooKeeper (data in %s)", zkDir)
 		zctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cl, err := zkserver.Start(zctx, zkserver.Config{Dir: zkDir, Servers: 1, ClientPort: v.GetInt("zk-port"), Detach: true})
+		super, err := zkSuperPassword(dir)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		cl, err := zkserver.Start(zctx, zkserver.Config{Dir: zkDir, Servers: 1, ClientPort: v.GetInt("zk-port"), Detach: true, SuperPassword: super})
 		cancel()
 		if err != nil {
 			return nil, (fmt.Errorf("start ZooKeeper: %w (is Java and Debian's zookeeper package installed? run scripts/setup.sh; is port %d free? choose another with --zk-port)", err, v.GetInt("zk-port")))
@@ -593,8 +631,13 @@ func printWhere(w io.Writer, st UpStatus) {
 	}
 	sort.Strings(allocs)
 	fmt.Fprintf(w, "  allocators %s\n", strings.Join(allocs, ", "))
+	for _, s := range st.Services {
+		if s.Kind == "director" && s.Addr != "" {
+			fmt.Fprintf(w, "  director   %s\n", s.Addr)
+		}
+	}
 	for _, m := range st.Missing {
-		fmt.Fprintf(w, "  missing    %s\n", m)
+		fmt.Fprintf(w, "  note       %s\n", m)
 	}
 	fmt.Fprintf(w, "console: paddock console · status: paddock status · stop: paddock down\n")
 }
@@ -763,7 +806,8 @@ func spawnSupervisor(app *App) error {
 		"--zones", strconv.Itoa(v.GetInt("zones")), "--allocators-per-zone", strconv.Itoa(v.GetInt("allocators-per-zone")),
 		"--allocator-memory", v.GetString("allocator-memory"), "--zk-port", strconv.Itoa(v.GetInt("zk-port")),
 		"--api-port", strconv.Itoa(v.GetInt("api-port")), "--proxy-port", strconv.Itoa(v.GetInt("proxy-port")),
-		"--runtime", v.GetString("runtime"), "--start-timeout", v.GetDuration("start-timeout").String()}
+		"--runtime", v.GetString("runtime"), "--start-timeout", v.GetDuration("start-timeout").String(),
+		"--director-tunnel-addr", v.GetString("director-tunnel-addr"), "--director-enroll-addr", v.GetString("director-enroll-addr")}
 	for k, val := range v.GetStringMapString("label") {
 		args = append(args, "--label", k+"="+val)
 	}
@@ -812,4 +856,22 @@ func followProgress(ctx context.Context, app *App) (UpStatus, error) {
 		case <-time.After(150 * time.Millisecond):
 		}
 	}
+}
+
+// zkSuperPassword is the ZooKeeper super user's password for the
+// ZooKeeper up starts (the director needs it to grow the ensemble),
+// created once in <state-dir>/credentials/zookeeper-super (0600).
+func zkSuperPassword(dir string) (string, error) {
+	file := filepath.Join(dir, "credentials", "zookeeper-super")
+	if b, err := os.ReadFile(file); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	pw := engine.RandomToken(16)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return pw, nil
 }

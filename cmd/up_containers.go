@@ -117,7 +117,13 @@ func runContainers(ctx context.Context, app *App) error {
 		args       []string
 		docker     bool
 	}
+	super, err := zkSuperPassword(dir)
+	if err != nil {
+		return s.fail(err)
+	}
 	specs := []spec{
+		{"director", "director", []string{"director", "--id", "director-c", "--tunnel-addr", v.GetString("director-tunnel-addr"),
+			"--enroll-addr", v.GetString("director-enroll-addr"), "--metrics-addr", "127.0.0.1:0", "--zk-super-password", super}, false},
 		{"constructor", "constructor", []string{"constructor", "--id", "constructor-c", "--metrics-addr", "127.0.0.1:0"}, false},
 		{"api", "api", []string{"api", "--addr", "127.0.0.1:" + strconv.Itoa(apiPort), "--tls-addr", "", "--metrics-addr", "127.0.0.1:0"}, false},
 		{"proxy", "proxy", []string{"proxy", "--id", "proxy-c", "--http-addr", "127.0.0.1:" + strconv.Itoa(proxyPort), "--https-addr", "",
@@ -172,6 +178,10 @@ func runContainers(ctx context.Context, app *App) error {
 		s.service(id, func(u *UpService) { u.State = "running" })
 	}
 	s.service("constructor", func(u *UpService) { u.State = "running" })
+	if err := waitCA(wctx, pr.admin); err != nil {
+		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "director")))
+	}
+	s.service("director", func(u *UpService) { u.State = "running" })
 	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{
 		"zk": pr.zk, "api-url": apiURL, "api-key": pr.key, "api-key-file": pr.keyFile,
 	}); err != nil {
@@ -179,8 +189,7 @@ func runContainers(ctx context.Context, app *App) error {
 	}
 	s.set(func(st *UpStatus) {
 		st.APIURL, st.ProxyURL, st.Ready, st.Step = apiURL, "http://"+proxyAddr, true, "ready"
-		st.Missing = []string{"director (certificate authority, ZooKeeper tunnels): not available in this build",
-			"ZooKeeper runs as a host process (no Java image can be built without a registry)"}
+		st.Missing = []string{"ZooKeeper runs as a host process (no Java image can be built without a registry)"}
 	})
 	st, _ := readUpStatus(dir)
 	if v.GetBool("headless") {
@@ -324,4 +333,18 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitCA waits until the director has published the platform CA.
+func waitCA(ctx context.Context, s *engine.Store) error {
+	for {
+		if ok, _, err := s.Exists(ctx, engine.PathCA); err == nil && ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the director did not publish the platform CA within --start-timeout")
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
 }
