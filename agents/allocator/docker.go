@@ -72,6 +72,7 @@ type Docker struct {
 
 	imgMu  sync.Mutex
 	images map[string]bool
+	netMu  sync.Mutex
 }
 
 // NewDocker connects to the Docker engine (DOCKER_HOST or the default
@@ -257,25 +258,62 @@ func (d *Docker) labels(spec Spec) map[string]string {
 	return l
 }
 
-// ensureNetwork creates the deployment's bridge network if missing
-// (shared by the allocators of one host).
-func (d *Docker) ensureNetwork(ctx context.Context, dep string) error {
+// ensureNetwork returns the id of the deployment's bridge network,
+// creating it if missing (shared by the allocators of one host). Docker
+// allows two networks of one name when creates race, so duplicates are
+// resolved to the oldest one and the others removed.
+func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
 	name := NetworkName(dep)
-	if _, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
-		return nil
-	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect network %s: %w", name, err)
+	id, err := d.oldestNetwork(ctx, name)
+	if err != nil || id != "" {
+		return id, err
 	}
 	labels := map[string]string{LabelManaged: "true", LabelDeployment: dep}
 	for k, v := range d.cfg.Labels {
 		labels[k] = v
 	}
-	_, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels,
+	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels,
 		Options: map[string]string{"com.docker.network.bridge.enable_icc": "true"}})
 	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("create network %s: %w", name, err)
+		return "", fmt.Errorf("create network %s: %w", name, err)
 	}
-	return nil
+	id, err = d.oldestNetwork(ctx, name)
+	if err == nil && id == "" {
+		err = fmt.Errorf("network %s vanished right after its creation", name)
+	}
+	return id, err
+}
+
+// oldestNetwork finds the network called name ("" if none), removing
+// unused younger duplicates.
+func (d *Docker) oldestNetwork(ctx context.Context, name string) (string, error) {
+	ns, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return "", fmt.Errorf("list networks: %w", err)
+	}
+	var same []network.Summary
+	for _, n := range ns {
+		if n.Name == name {
+			same = append(same, n)
+		}
+	}
+	if len(same) == 0 {
+		return "", nil
+	}
+	sort.Slice(same, func(i, j int) bool {
+		if !same[i].Created.Equal(same[j].Created) {
+			return same[i].Created.Before(same[j].Created)
+		}
+		return same[i].ID < same[j].ID
+	})
+	for _, n := range same[1:] {
+		if err := d.cli.NetworkRemove(ctx, n.ID); err != nil {
+			d.log.Debug("duplicate deployment network kept (in use)", "network", name, "id", short(n.ID), "err", err)
+		}
+	}
+	return same[0].ID, nil
 }
 
 func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, error) {
@@ -297,7 +335,8 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	if err := d.EnsureImage(ctx, in.Version); err != nil {
 		return Workload{}, err
 	}
-	if err := d.ensureNetwork(ctx, in.DeploymentID); err != nil {
+	netID, err := d.ensureNetwork(ctx, in.DeploymentID)
+	if err != nil {
 		return Workload{}, err
 	}
 	vol, err := d.ensureVolume(ctx, spec)
@@ -322,7 +361,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	pids := d.cfg.PidsLimit
 	host := &container.HostConfig{
 		PortBindings:   nat.PortMap{nodePort: []nat.PortBinding{{HostIP: d.cfg.PublishIP, HostPort: ""}}},
-		NetworkMode:    container.NetworkMode(NetworkName(in.DeploymentID)),
+		NetworkMode:    container.NetworkMode(netID),
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges:true"},
 		ReadonlyRootfs: true,
@@ -342,7 +381,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: d.cfg.SnapshotDir, Target: node.ContainerSnapshotRoot})
 	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		NetworkName(in.DeploymentID): {Aliases: []string{Alias(in.ID)}},
+		netID: {NetworkID: netID, Aliases: []string{Alias(in.ID)}},
 	}}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
 	if err != nil {
@@ -392,7 +431,13 @@ func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
 	if dep == "" {
 		return
 	}
-	n, err := d.cli.NetworkInspect(ctx, NetworkName(dep), network.InspectOptions{})
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	id, err := d.oldestNetwork(ctx, NetworkName(dep))
+	if err != nil || id == "" {
+		return
+	}
+	n, err := d.cli.NetworkInspect(ctx, id, network.InspectOptions{})
 	if err != nil || len(n.Containers) > 0 {
 		return
 	}

@@ -802,7 +802,9 @@ func (a *agent) publish(ctx context.Context) {
 	if alive != a.aliveWritten {
 		alive.UpdatedAt = time.Now().UTC()
 		if err := a.alive.Update(pctx, alive); err != nil {
-			a.log.Warn("cannot update the alive node", "err", err)
+			if ctx.Err() == nil {
+				a.log.Warn("cannot update the alive node", "err", err)
+			}
 		} else {
 			alive.UpdatedAt = time.Time{}
 			a.aliveWritten = alive
@@ -812,7 +814,9 @@ func (a *agent) publish(ctx context.Context) {
 	old := a.recordWritten
 	if rec.CapacityMB != old.CapacityMB || !sameTags(rec.Tags, old.Tags) || rec.MetricsAddr != old.MetricsAddr || rec.Host != old.Host {
 		if _, err := a.s.Set(pctx, engine.AllocatorPath(a.cfg.ID), rec, engine.AnyVersion); err != nil {
-			a.log.Warn("cannot update the allocator record", "err", err)
+			if ctx.Err() == nil {
+				a.log.Warn("cannot update the allocator record", "err", err)
+			}
 		} else {
 			a.recordWritten = rec
 			a.log.Info("allocator record updated", "capacity_mb", rec.CapacityMB)

@@ -1,0 +1,403 @@
+package allocator_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"paddock/agents/allocator"
+	"paddock/engine"
+	"paddock/engine/zktest"
+)
+
+func dockerAllocator(t testing.TB, id, label, stateDir string) allocator.Config {
+	return allocator.Config{
+		ID: id, Zone: "zone-1", StateDir: stateDir, CapacityMB: 4096, ImageRepo: testRepo,
+		Labels:        map[string]string{allocator.LabelTest: label},
+		ProbeInterval: 300 * time.Millisecond, ProbeTimeout: time.Second, StopTimeout: 2 * time.Second,
+		StartTimeout: 30 * time.Second, VolumeGrace: time.Hour,
+	}
+}
+
+// TestNodeLifecycle: assignment → running healthy container serving on
+// the reported port; docker kill → restarted and counted, documents
+// intact; allocator restart → same container, same start time, served
+// throughout; session expiry → re-registered, nodes untouched;
+// unassign → removed, volume kept; reassign → data found.
+func TestNodeLifecycle(t *testing.T) {
+	cli := needDocker(t)
+	p := env.Fresh(t, "zone-1")
+	needImages(t, cli)
+	label := testLabel(t)
+	cleanupDocker(t, cli, label)
+	cons := p.Connect(t, engine.RoleConstructor)
+	ctx := ctxT(t, 5*time.Minute)
+
+	id := "t-" + engine.RandomToken(4)
+	stateDir := t.TempDir()
+	part, err := zktest.NewPartition(env.Servers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(part.Close) // after the stores using it are closed (cleanups run last-in first-out)
+	cfg := dockerAllocator(t, id, label, stateDir)
+	r := start(t, p, part.Addr(), cfg)
+
+	// Registration: record with identity, parents, alive.
+	var rec engine.Allocator
+	if _, err := p.Admin.GetJSON(ctx, engine.AllocatorPath(id), &rec); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := allocator.OwnCredential(stateDir, id)
+	if rec.Identity != own.DigestID() || rec.Zone != "zone-1" || rec.CapacityMB != 4096 || rec.Runtime != "docker" {
+		t.Fatalf("record = %+v", rec)
+	}
+	var alive engine.AllocatorAlive
+	if _, err := p.Admin.GetJSON(ctx, engine.AllocatorAlivePath(id), &alive); err != nil || !alive.DockerOK || alive.CapacityMB != 4096 {
+		t.Fatalf("alive = %+v, %v", alive, err)
+	}
+
+	dep := engine.NewID()
+	in := engine.Instance{ID: "i-" + engine.RandomToken(4), DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
+	assign(t, cons, id, in)
+	st := waitStatus(t, cons, id, in.ID, 60*time.Second, "running and healthy", runningHealthy)
+	if !strings.HasPrefix(st.Address, "127.0.0.1:") || st.Address != fmt.Sprintf("127.0.0.1:%d", st.HostPort) {
+		t.Fatalf("address %q / host port %d", st.Address, st.HostPort)
+	}
+	base := "http://" + st.Address
+	code, root, err := httpDo("GET", base+"/", "")
+	if err != nil || code != 200 || root["cluster_name"] != dep || root["name"] != in.ID {
+		t.Fatalf("GET / = %d %v %v", code, root, err)
+	}
+	if v, _ := root["version"].(map[string]any); v["number"] != "8.17.0" {
+		t.Fatalf("version = %v", root["version"])
+	}
+	if code, _, err := httpDo("PUT", base+"/books/_doc/1?refresh=true", `{"title":"Dune"}`); err != nil || code != 201 {
+		t.Fatalf("index doc: %d %v", code, err)
+	}
+
+	// The container carries the labels and the limits.
+	ci, ok := containerOf(t, cli, id, in.ID)
+	if !ok {
+		t.Fatal("container not found")
+	}
+	for k, v := range map[string]string{allocator.LabelManaged: "true", allocator.LabelInstance: in.ID, allocator.LabelDeployment: dep,
+		allocator.LabelKind: engine.KindElasticsearch, allocator.LabelAllocator: id, allocator.LabelTest: label} {
+		if ci.Config.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, ci.Config.Labels[k], v)
+		}
+	}
+	if ci.ID != st.ContainerID {
+		t.Fatalf("status container %s, docker %s", st.ContainerID, ci.ID)
+	}
+
+	// docker kill: restarted in place, counted, documents intact.
+	firstStart := ci.State.StartedAt
+	if err := cli.ContainerKill(ctx, ci.ID, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, cons, id, in.ID, 60*time.Second, "restarted after docker kill", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && s.Restarts == 1
+	})
+	ci2, _ := containerOf(t, cli, id, in.ID)
+	if ci2.ID != ci.ID || ci2.State.StartedAt == firstStart {
+		t.Fatalf("after kill: container %s (was %s), started %s (was %s)", ci2.ID, ci.ID, ci2.State.StartedAt, firstStart)
+	}
+	base = "http://" + st.Address
+	if code, doc, err := httpDo("GET", base+"/books/_doc/1", ""); err != nil || code != 200 || doc["found"] != true {
+		t.Fatalf("document after container restart: %d %v %v", code, doc, err)
+	}
+
+	// Allocator restart: nodes keep serving; adopted unchanged.
+	var fails, probes atomic.Int64
+	stopProbe := make(chan struct{})
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		for {
+			select {
+			case <-stopProbe:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			probes.Add(1)
+			if code, _, err := httpDo("GET", base+"/books/_doc/1", ""); err != nil || code != 200 {
+				fails.Add(1)
+			}
+		}
+	}()
+	r.stop(t)
+	time.Sleep(500 * time.Millisecond) // the node must serve while no allocator runs (observed by the prober)
+	r = start(t, p, part.Addr(), cfg)
+	waitStatus(t, cons, id, in.ID, 30*time.Second, "adopted", runningHealthy)
+	ci3, _ := containerOf(t, cli, id, in.ID)
+	if ci3.ID != ci2.ID || ci3.State.StartedAt != ci2.State.StartedAt {
+		t.Fatalf("allocator restart touched the container: %s@%s, was %s@%s", ci3.ID, ci3.State.StartedAt, ci2.ID, ci2.State.StartedAt)
+	}
+	if st, _ := readStatus(ctx, cons, id, in.ID); st.Restarts != 1 {
+		t.Fatalf("restart count after allocator restart = %d, want 1", st.Restarts)
+	}
+
+	// Session expiry: cut the allocator off ZooKeeper until its session
+	// expires; nodes serve throughout; it re-registers and reconciles.
+	oldOwner := aliveOwner(t, p.Admin, id)
+	part.Cut()
+	waitFor(t, 30*time.Second, "the allocator's session to expire", func() (bool, string) {
+		ok, _, err := p.Admin.Exists(ctx, engine.AllocatorAlivePath(id))
+		return err == nil && !ok, fmt.Sprint(ok, err)
+	})
+	part.Restore()
+	waitFor(t, 30*time.Second, "alive re-created under a new session", func() (bool, string) {
+		o := aliveOwner(t, p.Admin, id)
+		return o != 0 && o != oldOwner, fmt.Sprint(o)
+	})
+	close(stopProbe)
+	<-probeDone
+	if fails.Load() != 0 || probes.Load() < 10 {
+		t.Fatalf("node failed %d of %d requests across allocator restart and session expiry", fails.Load(), probes.Load())
+	}
+	ci4, _ := containerOf(t, cli, id, in.ID)
+	if ci4.ID != ci2.ID || ci4.State.StartedAt != ci2.State.StartedAt {
+		t.Fatal("session expiry touched the container")
+	}
+
+	// Unassign: the container goes, its status goes, the volume stays.
+	unassign(t, cons, id, in.ID)
+	waitFor(t, 60*time.Second, "container removed", func() (bool, string) {
+		_, ok := containerOf(t, cli, id, in.ID)
+		return !ok, "container still there"
+	})
+	waitFor(t, 30*time.Second, "status removed", func() (bool, string) {
+		ok, _, err := cons.Exists(ctx, engine.StatusPath(id, in.ID))
+		return err == nil && !ok, fmt.Sprint(ok, err)
+	})
+	if !volumeExists(t, cli, allocator.VolumeName(id, in.ID)) {
+		t.Fatal("data volume removed with the container: it must be kept for the grace period")
+	}
+	// Re-assign within the grace period: the data is back.
+	assign(t, cons, id, in)
+	st = waitStatus(t, cons, id, in.ID, 60*time.Second, "running again", runningHealthy)
+	if code, doc, err := httpDo("GET", "http://"+st.Address+"/books/_doc/1", ""); err != nil || code != 200 || doc["found"] != true {
+		t.Fatalf("document after re-assignment: %d %v %v", code, doc, err)
+	}
+	r.stop(t)
+}
+
+func aliveOwner(t testing.TB, s *engine.Store, id string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ok, st, err := s.Exists(ctx, engine.AllocatorAlivePath(id))
+	if err != nil || !ok {
+		return 0
+	}
+	return st.EphemeralOwner
+}
+
+// TestContainerConfinement: limits in proportion to memory, dropped
+// capabilities, read-only root, no Docker socket, and no way from a node
+// to ZooKeeper, the Docker socket or another deployment's nodes.
+func TestContainerConfinement(t *testing.T) {
+	cli := needDocker(t)
+	p := env.Fresh(t, "zone-1")
+	needImages(t, cli)
+	label := testLabel(t)
+	cleanupDocker(t, cli, label)
+	cons := p.Connect(t, engine.RoleConstructor)
+	ctx := ctxT(t, 3*time.Minute)
+	id := "t-" + engine.RandomToken(4)
+	cfg := dockerAllocator(t, id, label, t.TempDir())
+	cfg.CapacityMB = 2048
+	start(t, p, env.Servers(), cfg)
+
+	depA, depB := engine.NewID(), engine.NewID()
+	small := engine.Instance{ID: "small-" + engine.RandomToken(3), DeploymentID: depA, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
+	big := engine.Instance{ID: "big-" + engine.RandomToken(3), DeploymentID: depA, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 512}
+	other := engine.Instance{ID: "other-" + engine.RandomToken(3), DeploymentID: depB, Kind: engine.KindKibana, Version: "8.18.0", SizeMB: 128}
+	for _, in := range []engine.Instance{small, big, other} {
+		assign(t, cons, id, in)
+	}
+	for _, in := range []engine.Instance{small, big, other} {
+		waitStatus(t, cons, id, in.ID, 90*time.Second, "running and healthy", runningHealthy)
+	}
+	cs, _ := containerOf(t, cli, id, small.ID)
+	cb, _ := containerOf(t, cli, id, big.ID)
+	hs, hb := cs.HostConfig, cb.HostConfig
+	if hs.Memory != 256<<20 || hb.Memory != 512<<20 {
+		t.Errorf("memory limits %d / %d", hs.Memory, hb.Memory)
+	}
+	if hb.CPUShares != 2*hs.CPUShares || hs.CPUShares == 0 {
+		t.Errorf("CPU shares %d / %d: want 2:1", hb.CPUShares, hs.CPUShares)
+	}
+	if hb.NanoCPUs != 2*hs.NanoCPUs || hs.NanoCPUs == 0 {
+		t.Errorf("NanoCPUs %d / %d: want 2:1", hb.NanoCPUs, hs.NanoCPUs)
+	}
+	info, _ := cli.Info(ctx)
+	if want := int64(float64(512) / 2048 * float64(info.NCPU) * 1e9); hb.NanoCPUs != want {
+		t.Errorf("NanoCPUs of the 512 MB node = %d, want size/capacity × %d CPUs = %d", hb.NanoCPUs, info.NCPU, want)
+	}
+	for _, ci := range []container.InspectResponse{cs, cb} {
+		h := ci.HostConfig
+		if len(h.CapDrop) != 1 || h.CapDrop[0] != "ALL" || len(h.CapAdd) != 0 {
+			t.Errorf("%s: CapDrop %v CapAdd %v", ci.Name, h.CapDrop, h.CapAdd)
+		}
+		if !h.ReadonlyRootfs {
+			t.Errorf("%s: root filesystem is writable", ci.Name)
+		}
+		if !contains(h.SecurityOpt, "no-new-privileges:true") {
+			t.Errorf("%s: SecurityOpt %v", ci.Name, h.SecurityOpt)
+		}
+		if h.PidsLimit == nil || *h.PidsLimit <= 0 {
+			t.Errorf("%s: no pids limit", ci.Name)
+		}
+		if h.Privileged || h.NetworkMode.IsHost() {
+			t.Errorf("%s: privileged or host network", ci.Name)
+		}
+		if ci.Config.User != fmt.Sprint(allocator.NodeUID)+":"+fmt.Sprint(allocator.NodeUID) {
+			t.Errorf("%s: user %q", ci.Name, ci.Config.User)
+		}
+		for _, m := range ci.Mounts {
+			if strings.Contains(m.Source, "docker.sock") || strings.Contains(m.Destination, "docker.sock") {
+				t.Errorf("%s mounts the Docker socket: %+v", ci.Name, m)
+			}
+		}
+		for _, b := range h.PortBindings["9200/tcp"] {
+			if b.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port published on %q", ci.Name, b.HostIP)
+			}
+		}
+	}
+
+	// From inside: ZooKeeper (loopback and the host through the bridge
+	// gateway), the Docker socket and the other deployment are out of
+	// reach; the deployment's own peer is reachable by alias.
+	zkPort := env.Servers()[strings.LastIndex(env.Servers(), ":")+1:]
+	gw := ""
+	for _, n := range cs.NetworkSettings.Networks {
+		gw = n.Gateway
+	}
+	if gw == "" {
+		t.Fatal("node container has no network gateway")
+	}
+	unreachable := []string{"127.0.0.1:" + zkPort, gw + ":" + zkPort, "unix:///var/run/docker.sock", "unix:///run/docker.sock",
+		allocator.Alias(other.ID) + ":9200"}
+	if out, code := execIn(t, cli, cs.ID, append([]string{"/paddock", "node", "dial", "--timeout", "2s", "--expect-unreachable"}, unreachable...)); code != 0 {
+		t.Fatalf("node reaches what it must not (exit %d):\n%s", code, out)
+	}
+	if out, code := execIn(t, cli, cs.ID, []string{"/paddock", "node", "dial", "--timeout", "2s", allocator.Alias(big.ID) + ":9200"}); code != 0 {
+		t.Fatalf("node cannot reach its own deployment's peer (exit %d):\n%s", code, out)
+	}
+	// Kibana kind answers its status API.
+	so, _ := readStatus(ctx, cons, id, other.ID)
+	if code, body, err := httpDo("GET", "http://"+so.Address+"/api/status", ""); err != nil || code != 200 || body["status"] == nil {
+		t.Fatalf("kibana /api/status: %d %v %v", code, body, err)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, s := range xs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// execIn runs a command in a container and returns its output and exit
+// code.
+func execIn(t testing.TB, cli *client.Client, id string, cmd []string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ex, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatalf("exec create: %v", err)
+	}
+	att, err := cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("exec attach: %v", err)
+	}
+	defer att.Close()
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := att.Reader.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	for {
+		res, err := cli.ContainerExecInspect(ctx, ex.ID)
+		if err != nil {
+			t.Fatalf("exec inspect: %v", err)
+		}
+		if !res.Running {
+			return out.String(), res.ExitCode
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBadInputKeepsServing: assignments that cannot run fail with a
+// clear reason in their status; the healthy node keeps serving.
+func TestBadInputKeepsServing(t *testing.T) {
+	cli := needDocker(t)
+	p := env.Fresh(t, "zone-1")
+	needImages(t, cli)
+	label := testLabel(t)
+	cleanupDocker(t, cli, label)
+	cons := p.Connect(t, engine.RoleConstructor)
+	ctx := ctxT(t, 3*time.Minute)
+	id := "t-" + engine.RandomToken(4)
+	cfg := dockerAllocator(t, id, label, t.TempDir())
+	cfg.CapacityMB = 1024
+	start(t, p, env.Servers(), cfg)
+
+	dep := engine.NewID()
+	good := engine.Instance{ID: "good", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
+	assign(t, cons, id, good)
+	gst := waitStatus(t, cons, id, good.ID, 60*time.Second, "running", runningHealthy)
+
+	assign(t, cons, id, engine.Instance{ID: "huge", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 4096})
+	assign(t, cons, id, engine.Instance{ID: "nover", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "9.9.9", SizeMB: 128})
+	assign(t, cons, id, engine.Instance{ID: "nokind", DeploymentID: dep, Kind: "logstash", Version: "8.17.0", SizeMB: 128})
+	if err := cons.Create(ctx, engine.InstancePath(id, "garbage"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	for iid, want := range map[string]string{
+		"huge":    "does not fit",
+		"nover":   "paddock image build --version 9.9.9",
+		"nokind":  "unknown kind",
+		"garbage": "malformed instance record",
+	} {
+		waitStatus(t, cons, id, iid, 60*time.Second, "failed with "+want, func(s engine.InstanceStatus) bool {
+			return s.State == engine.StateFailed && strings.Contains(s.Reason, want) && !s.Healthy
+		})
+	}
+	if _, ok := containerOf(t, cli, id, "huge"); ok {
+		t.Fatal("an instance over capacity got a container")
+	}
+	st, _ := readStatus(ctx, cons, id, good.ID)
+	if !runningHealthy(st) || st.ContainerID != gst.ContainerID || st.Restarts != 0 {
+		t.Fatalf("good node disturbed: %+v", st)
+	}
+	if code, _, err := httpDo("GET", "http://"+st.Address+"/_cluster/health", ""); err != nil || code != 200 {
+		t.Fatalf("good node not serving: %d %v", code, err)
+	}
+	// A live capacity raise admits the big one.
+	if err := p.Admin.Put(ctx, engine.AllocatorSettingsPath(id), engine.AllocatorSettings{CapacityMB: 8192}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "record capacity updated live", func() (bool, string) {
+		var rec engine.Allocator
+		_, err := p.Admin.GetJSON(ctx, engine.AllocatorPath(id), &rec)
+		return err == nil && rec.CapacityMB == 8192, fmt.Sprint(rec.CapacityMB, err)
+	})
+	waitStatus(t, cons, id, "huge", 60*time.Second, "admitted after the capacity raise", runningHealthy)
+}
