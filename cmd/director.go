@@ -65,7 +65,7 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 	f.String("zk-host", "127.0.0.1", "secondary director: address other ZooKeeper servers reach this one at")
 	f.IntSlice("zk-ports", []int{2888, 3888, 2181}, "secondary director: peer, election and client ports of the local ZooKeeper server")
 	AddJoinFlags(c)
-	c.AddCommand(newDirectorJoinCmd(app), newDirectorEnsembleCmd(app))
+	c.AddCommand(newDirectorJoinCmd(app), newDirectorEnsembleCmd(app), newDirectorRevokeCmd(app))
 	return c
 }
 
@@ -245,6 +245,32 @@ func newDirectorEnsembleCmd(app *App) *cobra.Command {
 				fmt.Fprintf(app.Out, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
 			}
 			return nil
+		},
+	}
+}
+
+// newDirectorRevokeCmd: `paddock director revoke ROLE/ID|HOST|SERIAL`
+// revokes issued certificates; tunnels refuse them within seconds (the
+// director's) or a minute (agents fetching the list).
+func newDirectorRevokeCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ROLE/ID|HOST-ID|SERIAL",
+		Short: "Revoke certificates the director issued (by identity, host id or serial)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withDirectorStore(cmd.Context(), app, func(ctx context.Context, s *engine.Store) error {
+				recs, err := director.RevokeCertificates(ctx, s, args[0])
+				if err != nil {
+					return err
+				}
+				if app.JSON() {
+					return app.PrintJSON(recs)
+				}
+				for _, r := range recs {
+					fmt.Fprintf(app.Out, "revoked %s (serial %s, valid until %s)\n", r.Identity, r.Serial, r.NotAfter.Format(time.RFC3339))
+				}
+				return nil
+			})
 		},
 	}
 }

@@ -86,6 +86,12 @@ type Director struct {
 	mu     sync.Mutex
 	known  []string // ensemble client addresses, as last seen
 	tunnel string
+	// own certificate (leaf+CA) and key, and the current CRL.
+	ownCert, ownKey []byte
+	crl             []byte
+	crlKey          string
+	crlNext         time.Time
+	crlNum          int64
 }
 
 // Run starts the director and returns when ctx ends (after draining).
@@ -135,6 +141,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := s.Create(ctx, engine.PathTokens, nil); err != nil && !errors.Is(err, engine.ErrExists) {
 		return fmt.Errorf("create %s: %w", engine.PathTokens, err)
 	}
+	if err := ensureCertPaths(ctx, s); err != nil {
+		return err
+	}
 	reg := agentkit.NewRegistry()
 	d := &Director{cfg: cfg, log: log, ca: ca, store: s}
 	d.m.enrollments = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_director_enrollments_total",
@@ -145,6 +154,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if d.own, err = d.issueOwn(); err != nil {
 		return err
+	}
+	if err := d.refreshCRL(ctx); err != nil {
+		return fmt.Errorf("revocation list: %w", err)
 	}
 	st := agentkit.NewStatus()
 	tm := stunnel.NewMetrics(reg)
@@ -200,8 +212,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	addrs.Metrics = maddr
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.renewOwn(ctx) }()
+	go func() { defer wg.Done(); d.crlLoop(ctx) }()
 	st.SetReady(true)
 	log.Info("director serving", "tunnel", addrs.Tunnel, "enroll", addrs.Enroll, "zookeeper", cfg.ZooKeeper,
 		"ca_fingerprint", stunnel.Fingerprint(ca.Cert))
@@ -224,6 +237,9 @@ func (d *Director) issueOwn() (*stunnel.Loader, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	d.ownCert, d.ownKey = certPEM, keyPEM
+	d.mu.Unlock()
 	return stunnel.NewPEMLoader(certPEM, keyPEM, d.ca.CertPEM, nil)
 }
 
@@ -255,7 +271,12 @@ func (d *Director) renewOwn(ctx context.Context) {
 		}
 		certPEM, keyPEM, err := d.signOwn()
 		if err == nil {
-			err = d.own.SetPEM(certPEM, keyPEM, d.ca.CertPEM, nil)
+			d.mu.Lock()
+			err = d.own.SetPEM(certPEM, keyPEM, d.ca.CertPEM, d.crl)
+			if err == nil {
+				d.ownCert, d.ownKey = certPEM, keyPEM
+			}
+			d.mu.Unlock()
 		}
 		if err != nil {
 			d.log.Error("renewing the director certificate failed; retrying in a minute", "err", err)

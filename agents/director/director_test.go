@@ -235,3 +235,69 @@ func TestJoinRefusals(t *testing.T) {
 		t.Fatalf("token list = %+v, want only the persistent token with one use", list)
 	}
 }
+
+func TestRevokedCertificateRefused(t *testing.T) {
+	p := env.Fresh(t, "zone-1")
+	addrs, _ := startDirector(t, p)
+	ctx := context.Background()
+	ds := p.Connect(t, engine.RoleDirector)
+	tok, _, err := CreateToken(ctx, ds, []string{"allocator"}, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	ji, err := Join(ctx, addrs.Enroll, tok.String(), []string{"allocator"}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := NewAgentTLS(host, "allocator", nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at.Loader.CRLFile == "" {
+		t.Fatal("joined host has no revocation list")
+	}
+	c, err := at.Client.DialContext(ctx, "tcp", addrs.Tunnel)
+	if err != nil {
+		t.Fatalf("before revocation: %v", err)
+	}
+	c.Close()
+
+	recs, err := RevokeCertificates(ctx, ds, "allocator/"+ji.ID)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("revoke = %v, %v", recs, err)
+	}
+	// The director's tunnel refuses it once the list is re-read.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := at.Client.DialContext(ctx, "tcp", addrs.Tunnel)
+		refused := err != nil
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, rerr := c.Read(make([]byte, 1))
+			var ne interface{ Timeout() bool }
+			refused = rerr != nil && !(errors.As(rerr, &ne) && ne.Timeout())
+			c.Close()
+		}
+		if refused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("revoked certificate still admitted by the tunnel after 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := Renew(ctx, host, "allocator"); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("renewal of a revoked certificate: %v", err)
+	}
+	// The published list names it, for every other tunnel end.
+	if err := FetchCRL(ctx, addrs.Enroll, tok.CAFingerprint, host); err != nil {
+		t.Fatal(err)
+	}
+	if err := at.Loader.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !at.Loader.Current().Revoked[recs[0].Serial] {
+		t.Fatal("revoked serial missing from the fetched list")
+	}
+}

@@ -61,6 +61,7 @@ func (d *Director) handler() http.Handler {
 	mux.HandleFunc("GET /v1/ensemble", d.ensembleStatus)
 	mux.HandleFunc("POST /v1/ensemble/add", d.ensembleChange(true))
 	mux.HandleFunc("POST /v1/ensemble/remove", d.ensembleChange(false))
+	mux.HandleFunc("GET /v1/crl", d.serveCRL)
 	mux.HandleFunc("GET /v1/ca", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(d.ca.CertPEM)
@@ -139,6 +140,7 @@ func (d *Director) enroll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.m.issued.WithLabelValues(role).Inc()
+		d.recordIssued(r.Context(), cert)
 		resp.Certificates[role] = string(cert)
 		if c, _ := stunnel.ParseCerts(cert); len(c) > 0 {
 			resp.NotAfter = c[0].NotAfter
@@ -185,6 +187,10 @@ func (d *Director) renew(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "bad_certificate", err)
 		return
 	}
+	if d.isRevoked(leaf.SerialNumber) {
+		fail(http.StatusUnauthorized, "revoked", fmt.Errorf("certificate %s of %s is revoked: the host must join again with a new roles token", leaf.SerialNumber, id))
+		return
+	}
 	var req RenewRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		fail(http.StatusBadRequest, "bad_request", err)
@@ -201,6 +207,7 @@ func (d *Director) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.m.issued.WithLabelValues(id.Role).Inc()
+	d.recordIssued(r.Context(), cert)
 	d.m.enrollments.WithLabelValues("renew", "ok").Inc()
 	c, _ := stunnel.ParseCerts(cert)
 	d.log.Info("certificate renewed", "identity", id.String())

@@ -30,6 +30,28 @@ func TLSFiles(stateDir string, role string) (cert, key, ca string) {
 	return filepath.Join(d, role+".crt"), filepath.Join(d, "key.pem"), filepath.Join(d, "ca.pem")
 }
 
+// CRLFile is where a host keeps the director's revocation list.
+func CRLFile(stateDir string) string { return filepath.Join(TLSDir(stateDir), "ca.crl") }
+
+// FetchCRL downloads the director's revocation list (signed by the CA
+// pinned by fingerprint) into tls/ca.crl.
+func FetchCRL(ctx context.Context, director, pin, stateDir string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, directorURL(director, "/v1/crl"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := pinnedClient(pin, nil).Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch the revocation list from %s: %w", director, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch the revocation list from %s: HTTP %d", director, resp.StatusCode)
+	}
+	return writeAtomic(CRLFile(stateDir), b, 0o644)
+}
+
 // JoinInfo is what a host remembers of its enrollment (tls/join.json).
 type JoinInfo struct {
 	Director  string    `json:"director"`
@@ -212,6 +234,9 @@ func Join(ctx context.Context, directorAddr, token string, roles []string, state
 			return JoinInfo{}, err
 		}
 	}
+	if err := FetchCRL(ctx, directorAddr, tok.CAFingerprint, stateDir); err != nil {
+		return JoinInfo{}, err
+	}
 	ji := JoinInfo{Director: directorAddr, ID: id, Roles: norm, ZooKeeper: resp.ZooKeeper, JoinedAt: time.Now().UTC(), NotAfter: resp.NotAfter}
 	b, _ := json.MarshalIndent(ji, "", "  ")
 	return ji, writeAtomic(joinInfoFile(stateDir), append(b, '\n'), 0o600)
@@ -276,13 +301,16 @@ func mustRead(f string) []byte {
 }
 
 // AgentTLS is an agent's mutual-TLS identity for one role: the tunnel
-// client to ZooKeeper, kept renewed.
+// client to ZooKeeper, kept renewed, with the revocation list refreshed.
 type AgentTLS struct {
 	Role     string
 	StateDir string
-	Loader   *stunnel.Loader
-	Client   *stunnel.Client
-	log      *slog.Logger
+	// CRLInterval is how often the revocation list is fetched (default
+	// one minute).
+	CRLInterval time.Duration
+	Loader      *stunnel.Loader
+	Client      *stunnel.Client
+	log         *slog.Logger
 }
 
 // NewAgentTLS loads the role's certificate from stateDir and builds the
@@ -292,7 +320,11 @@ func NewAgentTLS(stateDir, role string, metrics *stunnel.Metrics, log *slog.Logg
 		log = slog.Default()
 	}
 	certFile, keyFile, caFile := TLSFiles(stateDir, role)
-	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, "")
+	crl := CRLFile(stateDir)
+	if _, err := os.Stat(crl); err != nil {
+		crl = ""
+	}
+	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, crl)
 	if err != nil {
 		return nil, fmt.Errorf("TLS identity of %s: %w (join first: --join DIRECTOR --token T)", role, err)
 	}
@@ -311,9 +343,11 @@ func (a *AgentTLS) Dialer() func(network, address string, timeout time.Duration)
 }
 
 // Run renews the certificate at two thirds of its life (retrying every
-// minute on failure) and reloads it on SIGHUP, until ctx ends.
+// minute on failure), refreshes the revocation list, and reloads on
+// SIGHUP, until ctx ends.
 func (a *AgentTLS) Run(ctx context.Context) {
 	go a.Loader.WatchReload(ctx, 0, a.log)
+	go a.refreshCRL(ctx)
 	for {
 		m := a.Loader.Current()
 		wait := time.Until(renewAt(m.Leaf.NotBefore, m.Leaf.NotAfter))
@@ -345,4 +379,43 @@ func readFile(f string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", f, err)
 	}
 	return b, nil
+}
+
+func (a *AgentTLS) refreshCRL(ctx context.Context) {
+	every := a.CRLInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ji, err := LoadJoinInfo(a.StateDir)
+		if err != nil {
+			continue
+		}
+		_, _, caFile := TLSFiles(a.StateDir, a.Role)
+		caPEM, err := readFile(caFile)
+		if err != nil {
+			continue
+		}
+		cas, err := stunnel.ParseCerts(caPEM)
+		if err != nil {
+			continue
+		}
+		if err := FetchCRL(ctx, ji.Director, stunnel.Fingerprint(cas[0]), a.StateDir); err != nil {
+			a.log.Warn("revocation list refresh failed; keeping the previous one", "err", err)
+			continue
+		}
+		if a.Loader.CRLFile == "" {
+			continue // loaded before the host had a list: picked up at the next start
+		}
+		if err := a.Loader.Reload(); err != nil {
+			a.log.Warn("revocation list reload failed; keeping the previous one", "err", err)
+		}
+	}
 }
