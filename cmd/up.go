@@ -102,6 +102,9 @@ attaches to the running platform. 'paddock down' stops it.`,
 			if app.V.GetBool("containers") {
 				return runContainers(cmd.Context(), app)
 			}
+			if len(app.V.GetStringMapString("scale")) > 0 {
+				return usageErr("--scale applies to --containers: the in-process mode runs one of each service")
+			}
 			if st, err := readUpStatus(app.StateDir()); err == nil && st.Containers && st.Ready {
 				// The platform runs in containers: attach to it.
 				return runContainers(cmd.Context(), app)
@@ -126,6 +129,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.StringToString("label", nil, "extra labels on every Docker object the allocators create (tests: paddock.test=<name>)")
 	f.Duration("start-timeout", 3*time.Minute, "how long to wait for the platform to be ready")
 	f.Bool("containers", false, "run every platform service in its own container of paddock/platform:<version> (ZooKeeper stays a host process)")
+	f.StringToString("scale", nil, "with --containers: containers per service, such as constructor=2,proxy=2")
 	f.String("theme", "dark", "console theme")
 	f.Int("screen", 1, "console screen to open")
 	return c

@@ -124,10 +124,55 @@ func runContainers(ctx context.Context, app *App) error {
 	specs := []spec{
 		{"director", "director", []string{"director", "--id", "director-c", "--tunnel-addr", v.GetString("director-tunnel-addr"),
 			"--enroll-addr", v.GetString("director-enroll-addr"), "--metrics-addr", "127.0.0.1:0", "--zk-super-password", super}, false},
-		{"constructor", "constructor", []string{"constructor", "--id", "constructor-c", "--metrics-addr", "127.0.0.1:0"}, false},
 		{"api", "api", []string{"api", "--addr", "127.0.0.1:" + strconv.Itoa(apiPort), "--tls-addr", "", "--metrics-addr", "127.0.0.1:0"}, false},
-		{"proxy", "proxy", []string{"proxy", "--id", "proxy-c", "--http-addr", "127.0.0.1:" + strconv.Itoa(proxyPort), "--https-addr", "",
-			"--domain", pr.cfg.Domain, "--access-log", "", "--metrics-addr", "127.0.0.1:0"}, false},
+	}
+	// Constructors and proxies scale on their own (--scale): more
+	// constructors stand by for the leadership, more proxies serve on
+	// ports of their own (behind your load balancer).
+	scale := v.GetStringMapString("scale")
+	count := func(svc string) (int, error) {
+		n := 1
+		if s, ok := scale[svc]; ok {
+			var err error
+			if n, err = strconv.Atoi(s); err != nil || n < 1 || n > 9 {
+				return 0, usageErr("--scale %s=%s: use 1 to 9", svc, s)
+			}
+		}
+		return n, nil
+	}
+	for k := range scale {
+		if k != "constructor" && k != "proxy" {
+			return s.fail(usageErr("--scale %s: only constructor and proxy scale (allocators scale with --zones and --allocators-per-zone)", k))
+		}
+	}
+	nCons, err := count("constructor")
+	if err != nil {
+		return s.fail(err)
+	}
+	nProx, err := count("proxy")
+	if err != nil {
+		return s.fail(err)
+	}
+	suffix := func(i int) string {
+		if i == 1 {
+			return ""
+		}
+		return "-" + strconv.Itoa(i)
+	}
+	for i := 1; i <= nCons; i++ {
+		specs = append(specs, spec{"constructor" + suffix(i), "constructor", []string{"constructor", "--id", "constructor-c" + suffix(i), "--metrics-addr", "127.0.0.1:0"}, false})
+	}
+	var proxyIDs []string
+	for i := 1; i <= nProx; i++ {
+		p := proxyPort
+		if i > 1 {
+			if p, err = freePort(); err != nil {
+				return s.fail(err)
+			}
+		}
+		proxyIDs = append(proxyIDs, "proxy-c"+suffix(i))
+		specs = append(specs, spec{"proxy" + suffix(i), "proxy", []string{"proxy", "--id", "proxy-c" + suffix(i), "--http-addr", "127.0.0.1:" + strconv.Itoa(p), "--https-addr", "",
+			"--domain", pr.cfg.Domain, "--access-log", "", "--metrics-addr", "127.0.0.1:0"}, false})
 	}
 	var allocIDs []string
 	for _, z := range pr.zones {
@@ -166,18 +211,26 @@ func runContainers(ctx context.Context, app *App) error {
 		return s.fail(fmt.Errorf("the API container did not answer on %s: %w (docker logs %s)", apiURL, err, containerName(label, "api")))
 	}
 	s.service("api", func(u *UpService) { u.State, u.Addr = "running", "127.0.0.1:"+strconv.Itoa(apiPort) })
-	proxyAddr, err := waitProxy(wctx, pr.admin, "proxy-c", none)
-	if err != nil {
-		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "proxy")))
+	var proxyAddr string
+	for i, id := range proxyIDs {
+		addr, err := waitProxy(wctx, pr.admin, id, none)
+		if err != nil {
+			return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "proxy"+suffix(i+1))))
+		}
+		if i == 0 {
+			proxyAddr = addr
+		}
+		s.service("proxy"+suffix(i+1), func(u *UpService) { u.State, u.Addr = "running", addr })
 	}
-	s.service("proxy", func(u *UpService) { u.State, u.Addr = "running", proxyAddr })
 	if err := waitAllocators(wctx, pr.admin, allocIDs, none); err != nil {
 		return s.fail(err)
 	}
 	for _, id := range allocIDs {
 		s.service(id, func(u *UpService) { u.State = "running" })
 	}
-	s.service("constructor", func(u *UpService) { u.State = "running" })
+	for i := 1; i <= nCons; i++ {
+		s.service("constructor"+suffix(i), func(u *UpService) { u.State = "running" })
+	}
 	if err := waitCA(wctx, pr.admin); err != nil {
 		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "director")))
 	}
