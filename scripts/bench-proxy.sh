@@ -63,6 +63,8 @@ http {
 CONF
 taskset -c "$LOAD_CPU" nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
 PIDS+=($!)
+declare -A PIDOF
+PIDOF[direct]=$!
 
 if [ "$ACCESS_LOG" = on ]; then NGLOG="access_log $WORK/nginx/access.log combined buffer=64k flush=1s;"; PLOG="$WORK/paddock-access.log"; else NGLOG="access_log off;"; PLOG=""; fi
 cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -89,6 +91,7 @@ http {
 CONF
 taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 PIDS+=($!)
+PIDOF[nginx]=$!
 
 cat >"$WORK/routes.json" <<JSON
 {"source":"disk","routes":{"$ID":{"deployment_id":"$ID","state":"live","generation":1,
@@ -99,36 +102,61 @@ GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$WORK/paddock" proxy --routes-file "$WORK/
 	--http-addr "127.0.0.1:$PPORT" --https-addr "" --access-log "$PLOG" --log-level warn \
 	--metrics-addr "127.0.0.1:$(freeport)" --state-dir "$WORK/state" &
 PIDS+=($!)
+PIDOF[paddock]=$!
 waitport "$BPORT"; waitport "$NPORT"; waitport "$PPORT"
 curl -fsS -H "Host: $ID.localhost" "http://127.0.0.1:$PPORT/" >/dev/null
 
+# cputicks PID: user+system clock ticks of PID and its children (the
+# nginx worker), so CPU per request can be compared even when other
+# work shares the machine.
+cputicks() {
+	local t=0 p
+	for p in $1 $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
 run() { # name round url [header]
 	local name=$1 round=$2 url=$3 hdr=${4:-}
 	local args=(-t1 -c"$CONNS" -d"$DUR" --latency)
 	[ -n "$hdr" ] && args+=(-H "$hdr")
+	local pid=${PIDOF[$name]} t0 t1
+	t0=$(cputicks "$pid")
 	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$url" >"$WORK/$name.$round.txt"
-	local rps p50 p99
+	t1=$(cputicks "$pid")
+	local rps p50 p99 n cpu
 	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.$round.txt")
+	n=$(awk '/requests in/ {print $1}' "$WORK/$name.$round.txt")
 	p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.$round.txt")
 	p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.$round.txt")
-	printf '%-8s %5s %12s %10s %10s\n' "$name" "$round" "$rps" "$p50" "$p99"
+	cpu=$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)*1e6/$n:.1f}')")
+	printf '%-8s %5s %12s %10s %10s %12s\n' "$name" "$round" "$rps" "$p50" "$p99" "$cpu"
 	echo "$rps" >>"$WORK/$name.rps"
+	echo "$cpu" >>"$WORK/$name.cpu"
 }
 echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; proxies on cpus $PROXY_CPU, wrk and backend on cpus $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up (connections, JIT-free but caches and pools).
 for u in "http://127.0.0.1:$BPORT/" "http://127.0.0.1:$NPORT/" "http://127.0.0.1:$PPORT/"; do
 	wrk -t1 -c"$CONNS" -d2s -H "Host: $ID.localhost" "$u" >/dev/null
 done
-printf '%-8s %5s %12s %10s %10s\n' target round "req/s" p50 p99
+printf '%-8s %5s %12s %10s %10s %12s\n' target round "req/s" p50 p99 "cpu-us/req"
 for r in $(seq "$RUNS"); do
 	run direct "$r" "http://127.0.0.1:$BPORT/"
-	run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
-	run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
+	# Alternate the order of the two proxies from round to round.
+	if [ $((r % 2)) = 1 ]; then
+		run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
+		run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
+	else
+		run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
+		run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
+	fi
 done
 RATE=$(python3 - "$WORK" <<'PY'
 import sys, statistics
 w = sys.argv[1]
 r = {n: statistics.median(float(x) for x in open(f"{w}/{n}.rps").read().split()) for n in ("direct", "nginx", "paddock")}
+c = {n: statistics.median(float(x) for x in open(f"{w}/{n}.cpu").read().split()) for n in ("direct", "nginx", "paddock")}
+print(f"median cpu-us/request (process user+sys): backend {c['direct']:.1f}  nginx {c['nginx']:.1f}  paddock {c['paddock']:.1f}  nginx/paddock {c['nginx']/c['paddock']:.2f}x", file=sys.stderr)
 print(f"median req/s: direct {r['direct']:.0f}  nginx {r['nginx']:.0f}  paddock {r['paddock']:.0f}", file=sys.stderr)
 print(f"paddock/nginx {r['paddock']/r['nginx']:.2f}x   paddock/direct {r['paddock']/r['direct']:.2f}x   nginx/direct {r['nginx']/r['direct']:.2f}x", file=sys.stderr)
 print(int(min(r['nginx'], r['paddock']) / 2))

@@ -32,7 +32,6 @@ type Proxy struct {
 	mu       sync.Mutex
 	backends map[string]*backend
 	snap     Snapshot
-	haveZK   struct{ routes, allocs bool }
 	version  int64
 	saveCh   chan struct{}
 	unknown  *routeMetrics

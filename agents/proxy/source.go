@@ -141,7 +141,6 @@ func (p *Proxy) watchRoutes(ctx context.Context, s *engine.Store) {
 		p.mu.Lock()
 		p.snap.Routes = routes
 		p.snap.Source = "zookeeper"
-		p.haveZK.routes = true
 		p.installLocked()
 		p.mu.Unlock()
 		p.requestSave()
@@ -185,7 +184,6 @@ func (p *Proxy) watchAllocators(ctx context.Context, s *engine.Store) {
 				lastSession = s.SessionID()
 				p.mu.Lock()
 				p.snap.Allocators = view
-				p.haveZK.allocs = true
 				p.installLocked() // a disk table keeps its routes, with fresh zones
 				p.mu.Unlock()
 				p.requestSave()
