@@ -1,16 +1,44 @@
 package testscripts
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 func init() {
 	commands["jsonget"] = cmdJSONGet
+	commands["dockercleanup"] = cmdDockerCleanup
+}
+
+// dockercleanup LABEL=VALUE removes, when the script ends (pass or
+// fail), every Docker container and volume carrying that label, so no
+// node outlives a script that runs allocators itself.
+func cmdDockerCleanup(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || !strings.Contains(args[0], "=") {
+		ts.Fatalf("usage: dockercleanup LABEL=VALUE")
+	}
+	filter := "label=" + args[0]
+	ts.Defer(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", filter).Output(); err == nil {
+			if ids := strings.Fields(string(out)); len(ids) > 0 {
+				_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f", "-v"}, ids...)...).Run()
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", filter).Output(); err == nil {
+			if ids := strings.Fields(string(out)); len(ids) > 0 {
+				_ = exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, ids...)...).Run()
+			}
+		}
+	})
 }
 
 // jsonget FILE PATH [VAR | == VALUE] reads the JSON document in FILE (e.g. `cp
