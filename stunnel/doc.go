@@ -17,6 +17,16 @@
 // endpoint. Live connections are never dropped by a reload: only new
 // handshakes see the new material.
 //
+// Embedding. Server.Serve(ctx, listener) and Client.DialSNI /
+// Client.ReloadingTLSConfig are the embeddable ends. A server that fronts
+// several plain backends (an allocator in front of its node containers
+// on :9400, admitting only proxy certificates) routes by SNI: the client
+// sends BackendSNI(instanceID) = "<instance>.node.paddock" (a host name,
+// so it is sent even when the tunnel address is an IP) and the server's
+// Target is SNIRouter(lookup), lookup mapping the instance id to the
+// node's loopback or container-network address. A connection naming no
+// known backend is closed after the handshake.
+//
 // The package also holds the small PKI used by the director (NewCA,
 // Issue) and the stunnel.conf renderer for hosts that prefer running
 // stunnel itself (RenderConf).
