@@ -639,6 +639,9 @@ func printWhere(w io.Writer, st UpStatus) {
 		if s.Kind == "director" && s.Addr != "" {
 			fmt.Fprintf(w, "  director   %s\n", s.Addr)
 		}
+		if s.Kind == "proxy" && s.Addr != "" && "http://"+s.Addr != st.ProxyURL {
+			fmt.Fprintf(w, "  proxy      http://%s (%s)\n", s.Addr, s.Name)
+		}
 	}
 	for _, m := range st.Missing {
 		fmt.Fprintf(w, "  note       %s\n", m)
