@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func TestLiveFollowsZooKeeper(t *testing.T) {
 		return len(s.Allocators) == 2 && !s.Allocators[0].Lost() && !s.Allocators[1].Lost()
 	})
 
-	act := ServiceActions{Svc: service.New(p.Admin), Actor: "console"}
+	act := ServiceActions{Svc: service.New(p.Admin, service.WithLogger(slog.New(slog.DiscardHandler))), Actor: "console"}
 	ctx := context.Background()
 	if err := act.SetMaintenance(ctx, "alloc-2", true); err != nil {
 		t.Fatalf("maintenance through the service: %v", err)
@@ -119,45 +120,62 @@ func TestLiveFollowsZooKeeper(t *testing.T) {
 
 // TestLiveStaleThenReconnects cuts the console's connection: the last
 // state stays, marked stale; changes made meanwhile show once the
-// connection is back, without any action of the operator.
+// connection is back, without any action of the operator. The long cut
+// outlasts the session timeout (4s in zktest): the session expires and
+// the caches rebuild from a new session.
 func TestLiveStaleThenReconnects(t *testing.T) {
-	p := env.Fresh(t, "zone-1")
-	servicetest.AddAllocator(t, p, "alloc-1", "zone-1", 8192)
-	part, err := zktest.NewPartition(env.Servers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(part.Close)
-	console := p.ConnectVia(t, part.Addr(), engine.RoleAdmin)
-	live := startLive(t, console)
-	waitSnap(t, live, "first load", func(s data.Snapshot) bool { return s.Loaded && s.Connected })
+	for _, tc := range []struct {
+		name string
+		cut  time.Duration
+	}{
+		{"short outage", 500 * time.Millisecond},
+		{"session expiry", 6 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := env.Fresh(t, "zone-1")
+			servicetest.AddAllocator(t, p, "alloc-1", "zone-1", 8192)
+			part, err := zktest.NewPartition(env.Servers())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(part.Close)
+			console := p.ConnectVia(t, part.Addr(), engine.RoleAdmin)
+			live := startLive(t, console)
+			waitSnap(t, live, "first load", func(s data.Snapshot) bool { return s.Loaded && s.Connected })
 
-	ctx := context.Background()
-	svc := service.New(p.Admin)
-	if _, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "before", Spec: engine.DeploymentSpec{Version: engine.DefaultVersions[0], Elasticsearch: engine.Topology{SizeMB: 512, Zones: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	waitSnap(t, live, "deployment before the cut", func(s data.Snapshot) bool { return len(s.Deployments) == 1 })
+			ctx := context.Background()
+			svc := service.New(p.Admin, service.WithLogger(slog.New(slog.DiscardHandler)))
+			spec := engine.DeploymentSpec{Version: engine.DefaultVersions[0], Elasticsearch: engine.Topology{SizeMB: 512, Zones: 1}}
+			if _, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "before", Spec: spec}); err != nil {
+				t.Fatal(err)
+			}
+			waitSnap(t, live, "deployment before the cut", func(s data.Snapshot) bool { return len(s.Deployments) == 1 })
 
-	part.Cut()
-	s := waitSnap(t, live, "stale marker", func(s data.Snapshot) bool { return !s.Connected })
-	if len(s.Deployments) != 1 || s.Alerts[0].Severity != data.SevCritical || !strings.Contains(s.Alerts[0].Message, "ZooKeeper") {
-		t.Fatalf("stale snapshot lost its state or alert: deployments=%d alerts=%v", len(s.Deployments), s.Alerts)
+			part.Cut()
+			s := waitSnap(t, live, "stale marker", func(s data.Snapshot) bool { return !s.Connected })
+			if len(s.Deployments) != 1 || s.Alerts[0].Severity != data.SevCritical || !strings.Contains(s.Alerts[0].Message, "ZooKeeper") {
+				t.Fatalf("stale snapshot lost its state or alert: deployments=%d alerts=%v", len(s.Deployments), s.Alerts)
+			}
+			app := newTestApp(t, live, nil, 0)
+			app.c.Now = time.Now
+			app.Update(snapshotMsg{})
+			if v := app.View(); !strings.Contains(v, "STALE") {
+				t.Fatalf("no stale marker on screen:\n%s", v)
+			}
+			if _, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "during", Spec: spec}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tc.cut) // the outage itself (scenario length, not an assertion)
+			part.Restore()
+			waitSnap(t, live, "reconnected with the change made during the cut", func(s data.Snapshot) bool {
+				return s.Connected && len(s.Deployments) == 2
+			})
+			app.Update(snapshotMsg{})
+			if v := app.View(); strings.Contains(v, "STALE") || !strings.Contains(v, "live") {
+				t.Fatalf("still stale after reconnecting:\n%s", v)
+			}
+		})
 	}
-	app := newTestApp(t, live, nil, 0)
-	app.c.Now = time.Now
-	app.Update(snapshotMsg{})
-	if v := app.View(); !strings.Contains(v, "STALE") {
-		t.Fatalf("no stale marker on screen:\n%s", v)
-	}
-	if _, err := svc.CreateDeployment(ctx, service.CreateRequest{Name: "during", Spec: engine.DeploymentSpec{Version: engine.DefaultVersions[0], Elasticsearch: engine.Topology{SizeMB: 512, Zones: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond) // keep the cut long enough to be seen; not an assertion
-	part.Restore()
-	waitSnap(t, live, "reconnected with the change made during the cut", func(s data.Snapshot) bool {
-		return s.Connected && len(s.Deployments) == 2
-	})
 }
 
 // BenchmarkChangeToScreen measures ZooKeeper-change-to-screen latency:
