@@ -3,6 +3,7 @@ package director
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -191,7 +192,7 @@ func Join(ctx context.Context, directorAddr, token string, roles []string, state
 	if err != nil {
 		return JoinInfo{}, fmt.Errorf("host id: %w", err)
 	}
-	key, keyPEM, err := stunnel.GenerateKey()
+	key, keyPEM, err := hostKey(stateDir)
 	if err != nil {
 		return JoinInfo{}, err
 	}
@@ -240,6 +241,21 @@ func Join(ctx context.Context, directorAddr, token string, roles []string, state
 	ji := JoinInfo{Director: directorAddr, ID: id, Roles: norm, ZooKeeper: resp.ZooKeeper, JoinedAt: time.Now().UTC(), NotAfter: resp.NotAfter}
 	b, _ := json.MarshalIndent(ji, "", "  ")
 	return ji, writeAtomic(joinInfoFile(stateDir), append(b, '\n'), 0o600)
+}
+
+// hostKey is the host's key (tls/key.pem), shared by its role
+// certificates: kept when present, so joining for another role later
+// does not invalidate the certificates already held.
+func hostKey(stateDir string) (crypto.Signer, []byte, error) {
+	_, keyFile, _ := TLSFiles(stateDir, "")
+	if b, err := os.ReadFile(keyFile); err == nil {
+		k, err := stunnel.ParseKey(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("host key %s: %w (remove it to make a new one; then join again for every role)", keyFile, err)
+		}
+		return k, b, nil
+	}
+	return stunnel.GenerateKey()
 }
 
 func writeAtomic(file string, b []byte, mode os.FileMode) error {
