@@ -36,6 +36,7 @@ For scripts use 'paddock status'.`,
 		},
 	}
 	c.Flags().String("theme", "dark", "colour theme: "+fmt.Sprint(themes.Names()))
+	c.Flags().Bool("mouse", false, "mouse: wheel scrolls, click on a tab switches screens (terminal text selection then needs shift)")
 	c.Flags().Int("screen", 1, "screen to open (1 Overview, 2 Allocators, 3 Deployments, 4 Plans, 5 Proxies)")
 	return c
 }
@@ -71,7 +72,11 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 	go func() { done <- live.Run(ctx) }()
 	acts := tui.ServiceActions{Svc: service.New(s, service.WithLogger(log)), Actor: "console"}
 	m := tui.New(ctx, tui.Options{Source: live, Actions: acts, Styles: styles, Screen: screen - 1})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(app.In), tea.WithOutput(app.Out))
+	opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(app.In), tea.WithOutput(app.Out)}
+	if app.V.GetBool("mouse") {
+		opts = append(opts, tea.WithMouseCellMotion())
+	}
+	p := tea.NewProgram(m, opts...)
 	_, err = p.Run()
 	cancel()
 	<-done

@@ -247,7 +247,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return a, nil
 	case tea.MouseMsg:
-		return a, nil
+		return a, a.mouse(msg)
 	}
 	if a.dialog != nil {
 		cmd, _ := a.dialog.Update(msg)
@@ -260,6 +260,34 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // right after the opening key land in the dialog).
 func (a *App) open(d dialog) tea.Cmd {
 	a.dialog = d
+	return nil
+}
+
+// mouse: the wheel scrolls like the arrows; a click on the tab line
+// switches screens (enabled with `paddock console --mouse`).
+func (a *App) mouse(m tea.MouseMsg) tea.Cmd {
+	if a.dialog != nil || a.full {
+		return nil
+	}
+	cur := a.screens[a.active]
+	switch {
+	case m.Button == tea.MouseButtonWheelUp:
+		cmd, _ := cur.HandleKey(tea.KeyMsg{Type: tea.KeyUp})
+		return cmd
+	case m.Button == tea.MouseButtonWheelDown:
+		cmd, _ := cur.HandleKey(tea.KeyMsg{Type: tea.KeyDown})
+		return cmd
+	case m.Button == tea.MouseButtonLeft && m.Action == tea.MouseActionPress && m.Y == 0:
+		x := lipgloss.Width(a.c.Styles.Title.Render("paddock"))
+		for i, s := range a.screens {
+			w := lipgloss.Width(a.c.Styles.Tab.Render(string(rune('1'+i)) + " " + s.Title()))
+			if m.X >= x && m.X < x+w {
+				a.switchTo(i)
+				return nil
+			}
+			x += w
+		}
+	}
 	return nil
 }
 

@@ -385,3 +385,25 @@ func TestAfterActionScreens(t *testing.T) {
 		})
 	}
 }
+
+func TestMouse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  tea.MouseMsg
+		want string
+	}{
+		{"click on Deployments tab", tea.MouseMsg{X: 35, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Deployments"},
+		{"click on Proxies tab", tea.MouseMsg{X: 60, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Proxies"},
+		{"click below the tabs", tea.MouseMsg{X: 35, Y: 5, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Overview"},
+		{"wheel", tea.MouseMsg{X: 5, Y: 5, Button: tea.MouseButtonWheelDown, Action: tea.MouseActionPress}, "Overview"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newTestApp(t, data.NewStatic(fixture()), nil, 0)
+			app.Update(sizeMsg(80, 24))
+			app.Update(tc.msg)
+			if got := app.Active(); got != tc.want {
+				t.Fatalf("active = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
