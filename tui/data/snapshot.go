@@ -145,6 +145,9 @@ type Snapshot struct {
 
 	ByHealth     map[string]int
 	PendingPlans int
+	// Frozen says why the constructor holds rescheduling back ("" when
+	// it may replace lost instances).
+	Frozen string
 }
 
 // Allocator returns the allocator with id.
@@ -302,13 +305,25 @@ func Build(r Reader, d *Decoder) Snapshot {
 		s.Zones = append(s.Zones, *z)
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Name < s.Zones[j].Name })
+	// Rescheduling freeze: the constructor's rule (agents/constructor,
+	// reschedule.go) read from the same data — a zone of two or more
+	// allocators all lost, or more than half of a fleet of three or more
+	// — looks like a network split, so lost instances are not replaced.
+	var freeze []string
 	for _, z := range s.Zones {
 		if z.Allocators > 0 && z.Alive == 0 {
 			s.Alerts = append(s.Alerts, Alert{SevCritical, "zone " + z.Name + " down: no allocator alive"})
+			if z.Allocators >= 2 {
+				freeze = append(freeze, "every allocator of "+z.Name+" lost")
+			}
 		}
 	}
-	if n := lostAllocators(s.Allocators); n > 0 && n*2 >= len(s.Allocators) {
-		s.Alerts = append(s.Alerts, Alert{SevCritical, itoa(n) + " of " + itoa(len(s.Allocators)) + " allocators lost: rescheduling is held back (replacement rate limit)"})
+	if n := lostAllocators(s.Allocators); len(s.Allocators) >= 3 && 2*n > len(s.Allocators) {
+		freeze = append(freeze, itoa(n)+" of "+itoa(len(s.Allocators))+" allocators lost")
+	}
+	if len(freeze) > 0 {
+		s.Frozen = strings.Join(freeze, "; ")
+		s.Alerts = append(s.Alerts, Alert{SevCritical, "rescheduling frozen (" + s.Frozen + "): looks like a network split; vacate allocators by hand if they are really gone"})
 	}
 
 	for _, id := range r.Children(engine.PathDeployments) {

@@ -26,6 +26,9 @@ func TestBuildSmallFixture(t *testing.T) {
 			}
 		})
 	}
+	if s.Frozen != "" {
+		t.Fatalf("one lost allocator of four froze rescheduling: %s", s.Frozen)
+	}
 	if s.PendingPlans != 2 || s.Leader != "constructor-1" {
 		t.Fatalf("pending %d leader %q", s.PendingPlans, s.Leader)
 	}
@@ -58,7 +61,11 @@ func TestBuildAlerts(t *testing.T) {
 		{"majority lost", func(tr *Tree) {
 			tr.Delete(engine.AllocatorAlivePath("alloc-a1"))
 			tr.Delete(engine.AllocatorAlivePath("alloc-b1"))
-		}, "3 of 4 allocators lost"},
+		}, "rescheduling frozen (3 of 4 allocators lost)"},
+		{"whole zone of two lost", func(tr *Tree) {
+			tr.Delete(engine.AllocatorAlivePath("alloc-b1"))
+			tr.Delete(engine.AllocatorAlivePath("alloc-b2"))
+		}, "every allocator of zone-2 lost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := SmallFixture()
