@@ -119,6 +119,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.ZooKeeper = "127.0.0.1:2181"
 	}
 	log := cfg.Logger.With("agent", "director", "id", cfg.ID)
+	// Everything started below stops with this context, also when Run
+	// returns early on an error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ca, created, err := LoadOrCreateCA(cfg.StateDir)
 	if err != nil {
 		return err
