@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -154,26 +155,42 @@ func (app *App) JoinIfAsked(ctx context.Context, cmd *cobra.Command, role engine
 	return nil
 }
 
-// ConnectTunnel opens the store as role through the director's mTLS
-// tunnel when this host holds a certificate for role (it joined), else
-// directly like Connect. The returned AgentTLS (nil when direct) must be
-// run (go tls.Run(ctx)) to renew the certificate before it expires.
-func (app *App) ConnectTunnel(ctx context.Context, role engine.Role, own *engine.Credential, metrics *stunnel.Metrics) (*engine.Store, *director.AgentTLS, error) {
+// TunnelDialer returns the ZooKeeper dialer through the director's mTLS
+// tunnel when this host holds a certificate for role (it joined, or
+// `paddock up` issued it), with the AgentTLS that must run (go
+// at.Run(ctx)) to renew it; nil, nil when the host has not joined (dial
+// ZooKeeper directly). Put the dialer in engine.Options.Dialer.
+func (app *App) TunnelDialer(role engine.Role, metrics *stunnel.Metrics) (func(string, string, time.Duration) (net.Conn, error), *director.AgentTLS, error) {
 	certFile, _, _ := director.TLSFiles(app.StateDir(), string(role))
 	if _, err := os.Stat(certFile); err != nil {
-		s, err := app.Connect(ctx, role, own)
-		return s, nil, err
+		return nil, nil, nil
 	}
 	at, err := director.NewAgentTLS(app.StateDir(), string(role), metrics, app.Log)
 	if err != nil {
 		return nil, nil, err
+	}
+	return at.Dialer(), at, nil
+}
+
+// ConnectTunnel opens the store as role through the director's mTLS
+// tunnel when this host holds a certificate for role, else directly like
+// Connect. The returned AgentTLS (nil when direct) must be run (go
+// at.Run(ctx)) to renew the certificate before it expires.
+func (app *App) ConnectTunnel(ctx context.Context, role engine.Role, own *engine.Credential, metrics *stunnel.Metrics) (*engine.Store, *director.AgentTLS, error) {
+	dialer, at, err := app.TunnelDialer(role, metrics)
+	if err != nil {
+		return nil, nil, err
+	}
+	if at == nil {
+		s, err := app.Connect(ctx, role, own)
+		return s, nil, err
 	}
 	cred, err := app.Credential(role)
 	if err != nil {
 		return nil, nil, err
 	}
 	s, err := engine.Connect(ctx, engine.Options{Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
-		Dialer: at.Dialer(), ConnectTimeout: app.V.GetDuration("timeout"), Logger: app.Log})
+		Dialer: dialer, ConnectTimeout: app.V.GetDuration("timeout"), Logger: app.Log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (through the director's tunnel as %s)", err, role)
 	}
