@@ -253,14 +253,7 @@ func newDirectorEnsembleCmd(app *App) *cobra.Command {
 			if app.JSON() {
 				return app.PrintJSON(st)
 			}
-			quorum := "yes"
-			if !st.Quorum {
-				quorum = "NO"
-			}
-			fmt.Fprintf(app.Out, "ensemble: %d voters, %d up, leader %d, quorum %s\n", st.Voters, st.Up, st.Leader, quorum)
-			for _, m := range st.Members {
-				fmt.Fprintf(app.Out, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
-			}
+			printEnsemble(app, st)
 			return nil
 		},
 	}
@@ -289,5 +282,25 @@ func newDirectorRevokeCmd(app *App) *cobra.Command {
 				return nil
 			})
 		},
+	}
+}
+
+// printEnsemble writes the ensemble block of `paddock status` and
+// `paddock director ensemble` (nothing for a standalone server).
+func printEnsemble(app *App, st director.EnsembleStatus) {
+	if len(st.Members) == 0 {
+		return
+	}
+	quorum := "yes"
+	if !st.Quorum {
+		quorum = "NO"
+	}
+	if st.ModesUnknown {
+		fmt.Fprintf(app.Out, "ensemble: %d voters, quorum yes (modes not reachable from this host)\n", st.Voters)
+	} else {
+		fmt.Fprintf(app.Out, "ensemble: %d voters, %d up, leader %d, quorum %s\n", st.Voters, st.Up, st.Leader, quorum)
+	}
+	for _, m := range st.Members {
+		fmt.Fprintf(app.Out, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/director"
 	"paddock/engine"
 )
 
@@ -27,10 +28,24 @@ func newStatusCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The ZooKeeper ensemble (members, leader, quorum), when the
+			// servers run with dynamic configuration.
+			ens, err := director.Ensemble(ctx, s.Conn())
+			if err != nil || len(ens.Members) == 0 {
+				ens = director.EnsembleStatus{}
+			}
 			if app.JSON() {
-				return app.PrintJSON(sum)
+				out := struct {
+					engine.PlatformSummary
+					Ensemble *director.EnsembleStatus `json:"ensemble,omitempty"`
+				}{PlatformSummary: sum}
+				if len(ens.Members) > 0 {
+					out.Ensemble = &ens
+				}
+				return app.PrintJSON(out)
 			}
 			printSummary(app, sum)
+			printEnsemble(app, ens)
 			return nil
 		},
 	}

@@ -95,6 +95,10 @@ type EnsembleStatus struct {
 	Voters  int              `json:"voters"`
 	Up      int              `json:"voters_up"`
 	Quorum  bool             `json:"quorum"`
+	// ModesUnknown: no member answered srvr from here (their client
+	// ports are other hosts' loopback); the quorum is then inferred from
+	// the session having read the configuration.
+	ModesUnknown bool `json:"modes_unknown,omitempty"`
 }
 
 // Ensemble reads the ensemble's configuration through conn and asks each
@@ -127,6 +131,10 @@ func Ensemble(ctx context.Context, conn *zk.Conn) (EnsembleStatus, error) {
 		st.Members = append(st.Members, m)
 	}
 	st.Quorum = st.Voters > 0 && st.Up > st.Voters/2 && st.Leader != 0
+	if st.Voters > 0 && st.Up == 0 {
+		// A server without quorum serves no reads: this one answered.
+		st.ModesUnknown, st.Quorum = true, true
+	}
 	return st, ctx.Err()
 }
 
