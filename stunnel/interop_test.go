@@ -169,3 +169,36 @@ func TestInteropStunnelClientToOurServer(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropStunnelHonoursOurCRL: a stunnel server given the CRL the
+// CA signs (CRLfile) refuses a revoked certificate of an allowed role.
+func TestInteropStunnelHonoursOurCRL(t *testing.T) {
+	p := newPKI(t)
+	backend := echoServer(t)
+	sc, sk, _ := p.issue("stunnel-srv", Leaf{Identity: Identity{Role: "director", ID: "d1"}, TTL: time.Hour})
+	_, _, revoked := p.issue("cli-revoked", Leaf{Identity: Identity{Role: "proxy", ID: "gone"}, TTL: time.Hour})
+	crl := p.revoke(revoked)
+	accept := freeAddr(t)
+	runStunnel(t, ConfService{Name: "zk", Accept: accept, Connect: backend, CertFile: sc, KeyFile: sk, CAFile: p.caFile(),
+		CRLFile: crl, Allow: Allow{Roles: []string{"proxy"}}})
+	dial := func(name string) error {
+		l, err := NewFileLoader(p.dir+"/"+name+".crt", p.dir+"/"+name+".key", p.caFile(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, _ := NewClient(ClientConfig{Options: Options{Loader: l, Allow: Allow{Roles: []string{"director"}}}, Remote: accept, Logger: quietLog()})
+		c, err := cli.DialContext(context.Background(), "tcp", "")
+		if err == nil {
+			err = roundTrip(c, "crl")
+			c.Close()
+		}
+		return err
+	}
+	p.issue("cli-ok", Leaf{Identity: Identity{Role: "proxy", ID: "fine"}, TTL: time.Hour})
+	if err := dial("cli-ok"); err != nil {
+		t.Fatalf("valid certificate refused: %v", err)
+	}
+	if err := dial("cli-revoked"); err == nil {
+		t.Fatal("stunnel admitted a revoked certificate")
+	}
+}
