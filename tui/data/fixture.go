@@ -235,3 +235,19 @@ func LargeFixture(nAlloc, nDep int) *Tree {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Walk visits every node of the tree, parents before children.
+func (t *Tree) Walk(fn func(p string, data []byte)) {
+	var visit func(p string)
+	visit = func(p string) {
+		if b, ok := t.nodes[p]; ok {
+			fn(p, b)
+		}
+		for _, k := range t.Children(p) {
+			visit(path.Join(p, k))
+		}
+	}
+	for _, k := range t.Children("/") {
+		visit("/" + k)
+	}
+}
