@@ -65,6 +65,9 @@ type Config struct {
 	Labels map[string]string
 	// PidsLimit per node container (default 512).
 	PidsLimit int64
+	// ParallelCreates bounds concurrent container creations (default 2;
+	// sim: 64).
+	ParallelCreates int
 
 	// ProbeInterval between health probes (default 2s).
 	ProbeInterval time.Duration
@@ -144,6 +147,12 @@ func (c *Config) defaults() error {
 	if c.VolumeGrace == 0 {
 		c.VolumeGrace = 24 * time.Hour
 	}
+	if c.ParallelCreates == 0 {
+		c.ParallelCreates = 2
+		if c.Runtime == RuntimeSim {
+			c.ParallelCreates = 64
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -217,7 +226,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := agentkit.NewStatus()
 	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
-		tracked: map[string]*tracked{}, done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+		tracked: map[string]*tracked{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
 	bound, err := agentkit.Serve(ctx, cfg.MetricsAddr, cfg.Registry, st, log, nil)
 	if err != nil {
 		return err

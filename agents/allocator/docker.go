@@ -332,6 +332,7 @@ func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, error) {
 // Create creates and starts the node container of spec.
 func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	in := spec.Instance
+
 	if err := d.EnsureImage(ctx, in.Version); err != nil {
 		return Workload{}, err
 	}

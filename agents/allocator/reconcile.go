@@ -38,10 +38,11 @@ type agent struct {
 	aliveWritten  engine.AllocatorAlive
 	cache         *engine.TreeCache
 
-	tracked  map[string]*tracked
-	done     chan opResult
-	trigger  chan struct{}
-	inflight sync.WaitGroup
+	tracked   map[string]*tracked
+	createSem chan struct{}
+	done      chan opResult
+	trigger   chan struct{}
+	inflight  sync.WaitGroup
 
 	runtimeErr string
 	lastGC     time.Time
@@ -132,8 +133,15 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 
 	tick := time.NewTicker(a.cfg.ProbeInterval)
 	defer tick.Stop()
+	// soon re-runs a pass quickly while nodes are starting, so a node is
+	// reported healthy within ~100ms of serving.
+	soon := time.NewTimer(time.Hour)
+	defer soon.Stop()
 	a.pass(ctx)
 	for {
+		if a.starting() {
+			soon.Reset(startingProbeInterval)
+		}
 		select {
 		case <-ctx.Done():
 			a.shutdown()
@@ -146,6 +154,7 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 		case r := <-a.done:
 			a.handleResult(r)
 		case <-tick.C:
+		case <-soon.C:
 		}
 		// Coalesce bursts (a batch of assignments, a stream of events).
 		a.drainFor(20 * time.Millisecond)
@@ -153,6 +162,19 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 			a.pass(ctx)
 		}
 	}
+}
+
+// startingProbeInterval is the probe interval of nodes not yet healthy.
+const startingProbeInterval = 100 * time.Millisecond
+
+// starting reports whether a started node awaits its first good probe.
+func (a *agent) starting() bool {
+	for _, t := range a.tracked {
+		if !t.busy && t.w != nil && t.w.Running && !t.everHealthy {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *agent) drainFor(d time.Duration) {
@@ -508,6 +530,14 @@ func (a *agent) createFn(in engine.Instance) func(context.Context) (*Workload, e
 		if err := a.rt.EnsureImage(ctx, in.Version); err != nil {
 			return nil, err
 		}
+		// A few creates at a time: the engine serialises much of the work,
+		// and a batch finishing together makes every node late.
+		select {
+		case a.createSem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-a.createSem }()
 		w, err := a.rt.Create(ctx, spec)
 		return &w, err
 	}
