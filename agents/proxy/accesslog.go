@@ -41,10 +41,36 @@ func appendJSONString(b []byte, s string) []byte {
 
 const hexDigit = "0123456789abcdef"
 
+// stamp caches the formatted second of the last line (per connection).
+type stamp struct {
+	sec    int64
+	prefix []byte // "2006-01-02T15:04:05"
+}
+
+// appendTime appends now in UTC as RFC 3339 with nanoseconds, formatting
+// the date part once per second.
+func (st *stamp) appendTime(b []byte, now time.Time) []byte {
+	now = now.UTC()
+	if sec := now.Unix(); sec != st.sec || st.prefix == nil {
+		st.sec = sec
+		st.prefix = now.AppendFormat(st.prefix[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, st.prefix...)
+	var frac [10]byte
+	frac[0] = '.'
+	ns := now.Nanosecond()
+	for i := 9; i >= 1; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	b = append(b, frac[:]...)
+	return append(b, 'Z')
+}
+
 // accessLine appends one access log line.
-func accessLine(b []byte, now time.Time, proxyID string, o outcome, d time.Duration, method, path, client string) []byte {
+func accessLine(b []byte, st *stamp, now time.Time, proxyID string, o outcome, d time.Duration, method, path, client string) []byte {
 	b = append(b, `{"time":"`...)
-	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = st.appendTime(b, now)
 	b = append(b, `","level":"INFO","msg":"request","log":"access","proxy":`...)
 	b = appendJSONString(b, proxyID)
 	b = append(b, `,"deployment":`...)
@@ -71,7 +97,7 @@ func accessLine(b []byte, now time.Time, proxyID string, o outcome, d time.Durat
 }
 
 func (p *Proxy) logAccess(cc *clientConn, o outcome, d time.Duration, method string, path []byte) {
-	cc.log = accessLine(cc.log[:0], time.Now(), p.cfg.ID, o, d, method, bstr(path), cc.remote)
+	cc.log = accessLine(cc.log[:0], &cc.stamp, time.Now(), p.cfg.ID, o, d, method, bstr(path), cc.remote)
 	_, _ = p.access.Write(cc.log)
 }
 

@@ -37,6 +37,7 @@ type clientConn struct {
 	req    request
 	out    []byte // response head being built
 	log    []byte // access log line being built
+	stamp  stamp
 	remote string
 	ip     string
 	tls    bool
