@@ -290,3 +290,39 @@ func BenchmarkRoutePropagation(b *testing.B) {
 	}
 	b.ReportMetric(float64(afterWrite.Microseconds())/float64(n), "us-after-write/op")
 }
+
+// TestSwitchThroughZooKeeper: the constructor's pause → switch → resume,
+// written to ZooKeeper under a steady load: no request fails, the old
+// backend gets nothing after the switch and its connections close.
+func TestSwitchThroughZooKeeper(t *testing.T) {
+	plat := env.Fresh(t, "zone-1")
+	cons := plat.Connect(t, engine.RoleConstructor)
+	oldB := newTestBackend(t, "old")
+	newB := newTestBackend(t, "new")
+	p := startProxy(t, func(c *Config) { c.Store = plat.Connect(t, engine.RoleProxy) })
+	host := testID + ".localhost"
+	r := liveRoute(testID, 1, esBackend("i-old", "zone-1", "a1", oldB.addr()))
+	putRoute(t, cons, r)
+	waitFor(t, 10*time.Second, "the route applied", routedTo(t, p, host, "old"))
+	l := startLoad(t, 8, p.HTTPAddr, host)
+	waitFor(t, 10*time.Second, "load on the old backend", func() bool { return l.count("old") > 100 })
+	r.State = engine.RoutePaused
+	putRoute(t, cons, r)
+	waitFor(t, 10*time.Second, "requests held", func() bool { return testutilGauge(p.met.held) > 0 })
+	r.Backends = []engine.Backend{esBackend("i-new", "zone-1", "a1", newB.addr())}
+	r.Generation = 2
+	putRoute(t, cons, r)
+	r.State = engine.RouteLive
+	putRoute(t, cons, r)
+	waitFor(t, 10*time.Second, "the new route live", func() bool {
+		rt := p.tbl.Load().routes[testID]
+		return rt != nil && !rt.paused && rt.gen == 2
+	})
+	hitsOld := oldB.hits.Load()
+	waitFor(t, 10*time.Second, "load on the new backend", func() bool { return l.count("new") > 100 })
+	l.finish(t)
+	if got := oldB.hits.Load(); got != hitsOld {
+		t.Fatalf("old backend got %d requests after the switch", got-hitsOld)
+	}
+	waitFor(t, 10*time.Second, "old backend connections drained", func() bool { return oldB.active.Load() == 0 })
+}
