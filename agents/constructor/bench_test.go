@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,10 +31,10 @@ func (simNodes) SetPeers(context.Context, string, []string) error       { return
 //
 //	go test ./agents/constructor -run '^$' -bench ZooKeeper -benchtime 1x
 func BenchmarkZooKeeper1000Deployments(b *testing.B) {
-	const (
-		allocators  = 100
-		deployments = 1000
-	)
+	allocators, deployments := 100, 1000
+	if n, err := strconv.Atoi(os.Getenv("PADDOCK_BENCH_DEPLOYMENTS")); err == nil && n > 0 {
+		deployments = n
+	}
 	for b.Loop() {
 		elapsed, placed := runZKScale(b, allocators, deployments)
 		b.ReportMetric(elapsed.Seconds(), "s-total")
@@ -89,7 +91,6 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 	}()
 	// Watch deployments through a cache, as a console would.
 	watch := engine.NewTreeCache(admin, engine.PathDeployments)
-	changed := watch.Changed()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = watch.Run(ctx) }()
 	<-watch.Ready()
@@ -117,11 +118,11 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 	}
 	cwg.Wait()
 	done, failed := 0, 0
+	failedID := ""
 	limit := time.After(10 * time.Minute)
 	for done+failed < deployments {
 		select {
-		case <-changed:
-		case <-time.After(time.Second):
+		case <-time.After(250 * time.Millisecond):
 		case <-limit:
 			b.Fatalf("after 10 minutes: %d of %d deployments running, %d failed", done, deployments, failed)
 		}
@@ -137,11 +138,23 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 				done++
 			case d.LastPlanStatus == engine.PlanError:
 				failed++
+				if failedID == "" {
+					failedID = id
+				}
 			}
 		}
 	}
 	elapsed := time.Since(start)
 	if failed > 0 {
+		for _, name := range watch.Children(engine.PlanHistoryPath(failedID)) {
+			var p engine.Plan
+			if n, ok := watch.Get(engine.PlanHistoryEntryPath(failedID, name)); ok && json.Unmarshal(n.Data, &p) == nil {
+				b.Logf("failed plan: %s", stepNames(p))
+				for _, st := range p.Steps {
+					b.Logf("  %s %s: %s", st.Name, st.Status, st.Message)
+				}
+			}
+		}
 		b.Fatalf("%d deployments failed", failed)
 	}
 	// Every instance acknowledged running by its allocator.
@@ -162,4 +175,3 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 	}
 	return elapsed, running
 }
-

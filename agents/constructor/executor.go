@@ -310,10 +310,9 @@ func (x *executor) place(ctx context.Context, reqs []placement.Request) ([]engin
 	l := x.l
 	l.placeMu.Lock()
 	defer l.placeMu.Unlock()
-	// The cache is the inventory (no round trips); it holds every
-	// instance this leader placed, because placements wait for the cache
-	// to show their writes before letting the next one decide.
-	inv := engine.InventoryFromCache(l.allocs, false)
+	// The cache is the inventory (no round trips), plus the instances
+	// this leader wrote that the cache does not show yet.
+	inv := l.inventory()
 	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: l.config().PlacementStrategy, Seed: x.seed()})
 	if err != nil {
 		return nil, err
@@ -335,21 +334,9 @@ func (x *executor) place(ctx context.Context, reqs []placement.Request) ([]engin
 		return nil, fmt.Errorf("write instance assignments: %w", err)
 	}
 	l.m.placements.Add(float64(len(placed)))
-	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range placed {
-		for {
-			if _, ok := l.allocs.Get(engine.InstancePath(p.Allocator, p.ID)); ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("the allocator cache does not show instance %s 10 s after writing it: is ZooKeeper overloaded?", p.ID)
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
-		}
+		in := engine.Instance{ID: p.ID, DeploymentID: x.depID, Kind: p.Kind, SizeMB: p.SizeMB, Zone: p.Zone}
+		l.placed[engine.InstancePath(p.Allocator, p.ID)] = placedEntry{alloc: p.Allocator, in: in, at: time.Now()}
 	}
 	return placed, nil
 }
@@ -670,6 +657,11 @@ func (x *executor) retryRemove(ctx context.Context, first error) error {
 }
 
 func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInstance) error {
+	x.l.placeMu.Lock()
+	for _, in := range ins {
+		delete(x.l.placed, engine.InstancePath(in.Allocator, in.ID))
+	}
+	x.l.placeMu.Unlock()
 	for _, in := range ins {
 		if err := x.l.s.Delete(ctx, engine.InstancePath(in.Allocator, in.ID), engine.AnyVersion); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return fmt.Errorf("remove instance %s from %s: %w", in.ID, in.Allocator, err)

@@ -2,7 +2,6 @@ package constructor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sort"
 	"time"
@@ -107,12 +106,8 @@ func (l *leader) syncRoutes(ctx context.Context) {
 		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 || d.LastPlanStatus == engine.PlanRunning {
 			continue
 		}
-		n, ok := l.routes.Get(engine.RoutePath(id))
+		r, ok := cached[engine.Route](l, l.routes, engine.RoutePath(id))
 		if !ok {
-			continue
-		}
-		var r engine.Route
-		if json.Unmarshal(n.Data, &r) != nil {
 			continue
 		}
 		want := l.backends(d.Instances)
