@@ -100,7 +100,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	f.String("https-addr", ":9243", "HTTPS listen address (needs --tls-cert/--tls-key; \"\" turns it off)")
 	f.String("tls-cert", "", "PEM certificate of the HTTPS listener")
 	f.String("tls-key", "", "PEM private key of the HTTPS listener")
-	f.String("domain", "localhost", "deployments are addressed as <id>.<domain>")
+	f.String("domain", "", "deployments are addressed as <id>.<domain> (default: the platform's domain, localhost)")
 	f.String("metrics-addr", "", "serve /metrics, /healthz, /readyz on this address")
 	f.Bool("pprof", false, "serve /debug/pprof/ on --metrics-addr (profiling)")
 	f.String("cache-file", "", "disk copy of the routing table (default <state-dir>/proxy/<id>/routes.json)")

@@ -29,7 +29,9 @@ type Config struct {
 	// BackendTLS is used for backends whose Backend.TLS is true (the
 	// allocators' mTLS tunnels).
 	BackendTLS *tls.Config
-	// Domain: deployments are <id>.<Domain> (default "localhost").
+	// Domain: deployments are <id>.<Domain>. Empty follows the
+	// platform's domain (/paddock/config, kept in the disk cache),
+	// "localhost" until it is known.
 	Domain string
 
 	// Store is an open store of the proxy role. When nil, Connect is
@@ -105,9 +107,6 @@ func (c *Config) defaults() {
 	}
 	if c.MaxIdlePerBackend <= 0 {
 		c.MaxIdlePerBackend = 512
-	}
-	if c.Domain == "" {
-		c.Domain = "localhost"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

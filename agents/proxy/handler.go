@@ -44,10 +44,11 @@ func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
 	// An error answer before the body was read closes the connection
 	// (the unread body would be taken for the next request).
 	keepAfterError := !r.hasBody() && !r.close
-	tg, err := ParseTarget(bstr(r.host), bstr(r.cluster), p.cfg.Domain)
+	domain := *p.domain.Load()
+	tg, err := ParseTarget(bstr(r.host), bstr(r.cluster), domain)
 	if err != nil {
 		o.code = 400
-		reason := fmt.Sprintf("cannot tell the deployment from host [%s]: %v; address it as <deployment id>.%s or send the header %s: <deployment id>", r.host, err, p.cfg.Domain, HeaderCluster)
+		reason := fmt.Sprintf("cannot tell the deployment from host [%s]: %v; address it as <deployment id>.%s or send the header %s: <deployment id>", r.host, err, domain, HeaderCluster)
 		if errors.Is(err, errBadID) && len(r.cluster) > 0 {
 			reason = fmt.Sprintf("malformed deployment id in %s: [%s]; ids are lowercase letters, digits and '-'", HeaderCluster, r.cluster)
 		}

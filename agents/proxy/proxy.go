@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,9 @@ type Proxy struct {
 	pool   *pool
 
 	tbl atomic.Pointer[table]
-	rr  atomic.Uint32
+	// domain is the host name suffix of deployments.
+	domain atomic.Pointer[string]
+	rr     atomic.Uint32
 
 	mu       sync.Mutex
 	backends map[string]*backend
@@ -73,6 +76,7 @@ func New(cfg Config) (*Proxy, error) {
 		stopping: make(chan struct{}),
 	}
 	p.unknown = p.met.forRoute("_unknown")
+	p.setDomain(cfg.Domain)
 	p.probeCtx, p.stopProb = context.WithCancel(context.Background())
 	p.tbl.Store(&table{routes: map[string]*route{}, changed: make(chan struct{}), source: "empty", built: time.Now()})
 	p.snap = Snapshot{Routes: map[string]engine.Route{}, Allocators: map[string]AllocatorView{}, Source: "empty"}
@@ -81,6 +85,9 @@ func New(cfg Config) (*Proxy, error) {
 		switch {
 		case err == nil:
 			snap.Source = "disk"
+			if cfg.Domain == "" && snap.Domain != "" {
+				p.setDomain(snap.Domain)
+			}
 			p.mu.Lock()
 			p.snap = snap
 			p.installLocked()
@@ -118,6 +125,18 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	return p, nil
 }
+
+// setDomain sets the deployments' host name suffix ("" → localhost).
+func (p *Proxy) setDomain(d string) {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if d == "" {
+		d = "localhost"
+	}
+	p.domain.Store(&d)
+}
+
+// Domain is the host name suffix the proxy routes under.
+func (p *Proxy) Domain() string { return *p.domain.Load() }
 
 // HTTPAddr is the bound plain address.
 func (p *Proxy) HTTPAddr() string { return p.httpLn.Addr().String() }

@@ -47,12 +47,41 @@ func (p *Proxy) control(ctx context.Context) {
 		defer s.Close()
 	}
 	p.store.Store(s)
+	if p.cfg.Domain == "" {
+		p.followDomain(ctx, s)
+	}
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context, *engine.Store){p.watchRoutes, p.watchAllocators, p.register, p.watchSession} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx, s) }()
 	}
 	wg.Wait()
+}
+
+// followDomain reads the platform's domain (retrying while ZooKeeper
+// is away); the disk cache keeps it for restarts during outages.
+func (p *Proxy) followDomain(ctx context.Context, s *engine.Store) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cfg, _, err := s.Platform(cctx)
+		cancel()
+		if err == nil {
+			if cfg.Domain != "" && cfg.Domain != p.Domain() {
+				p.setDomain(cfg.Domain)
+				p.log.Info("routing under the platform's domain", "domain", p.Domain())
+			}
+			p.mu.Lock()
+			p.snap.Domain = p.Domain()
+			p.mu.Unlock()
+			return
+		}
+		p.log.Warn("cannot read the platform's domain; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // watchSession tracks the ZooKeeper connection for /healthz and metrics.

@@ -26,6 +26,8 @@ type AllocatorView struct {
 type Snapshot struct {
 	Routes     map[string]engine.Route  `json:"routes"`
 	Allocators map[string]AllocatorView `json:"allocators"`
+	// Domain is the platform's domain when the proxy follows it.
+	Domain string `json:"domain,omitempty"`
 	// Source is "zookeeper" or "disk".
 	Source  string    `json:"source"`
 	SavedAt time.Time `json:"saved_at"`

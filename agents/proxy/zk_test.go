@@ -326,3 +326,31 @@ func TestSwitchThroughZooKeeper(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "old backend connections drained", func() bool { return oldB.active.Load() == 0 })
 }
+
+// TestFollowsPlatformDomain: a proxy without --domain routes under the
+// platform's domain and keeps it in its disk cache.
+func TestFollowsPlatformDomain(t *testing.T) {
+	plat := env.Fresh(t, "zone-1")
+	var cfg engine.PlatformConfig
+	if _, err := plat.Admin.GetJSON(ctxT(t), engine.PathConfig, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Domain = "search.example.test"
+	if err := plat.Admin.Put(ctxT(t), engine.PathConfig, cfg); err != nil {
+		t.Fatal(err)
+	}
+	b1 := newTestBackend(t, "b1")
+	putRoute(t, plat.Connect(t, engine.RoleConstructor), liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", b1.addr())))
+	cache := filepath.Join(t.TempDir(), "routes.json")
+	p := startProxy(t, func(c *Config) { c.Store = plat.Connect(t, engine.RoleProxy); c.CacheFile = cache })
+	waitFor(t, 10*time.Second, "routing under the platform's domain", routedTo(t, p, testID+".search.example.test", "b1"))
+	waitFor(t, 10*time.Second, "the domain in the disk cache", func() bool {
+		s, err := loadSnapshot(cache)
+		return err == nil && s.Domain == "search.example.test" && len(s.Routes) == 1
+	})
+	// A proxy started from that cache alone knows the domain.
+	p2 := startProxy(t, func(c *Config) { c.CacheFile = cache })
+	if p2.Domain() != "search.example.test" {
+		t.Fatalf("proxy from the disk cache routes under %q", p2.Domain())
+	}
+}
