@@ -117,7 +117,9 @@ func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
 			o.code = 504
 			p.writeError(cc, o.code, "timeout_exception", fmt.Sprintf("node %s of deployment [%s] did not answer within %s", m.b.addr, tg.ID, p.cfg.UpstreamTimeout), bodySent || r.close)
 			return o, !bodySent && !r.close
-		case xe.connect && idempotent && o.attempts < 2:
+		case idempotent && o.attempts < 2 && !xe.timeout:
+			// Could not connect, or the connection broke before any
+			// answer: another backend may serve it.
 			exclude = m.b
 			p.met.retries.Inc()
 			continue

@@ -210,17 +210,66 @@ func TestBackendComesBack(t *testing.T) {
 	})
 }
 
-func TestRetryOnAnotherBackend(t *testing.T) {
-	live := newTestBackend(t, "live")
-	p := startProxy(t, func(c *Config) { c.ProbeInterval = time.Hour })
-	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1,
-		esBackend("dead", "z1", "a1", deadAddr(t)), esBackend("live", "z2", "a2", live.addr()))}, nil)
-	c := newClient()
-	for i := 0; i < 20; i++ {
-		a, err := get(t, c, p.HTTPAddr(), testID+".localhost", "/", nil)
-		if err != nil || a.code != 200 || a.backend != "live" {
-			t.Fatalf("request %d: %d from %q, %v; a GET that cannot connect must be retried on another backend", i, a.code, a.backend, err)
+// closer accepts connections, reads the request and closes without an
+// answer (a node dying mid-request).
+func closer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 4096))
+			c.Close()
 		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+func TestRetryOnAnotherBackend(t *testing.T) {
+	cases := []struct {
+		name string
+		bad  func(*testing.T) string
+	}{
+		{"cannot connect", deadAddr},
+		{"connection closed before the answer", closer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			live := newTestBackend(t, "live")
+			p := startProxy(t, func(c *Config) { c.ProbeInterval = time.Hour })
+			p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1,
+				esBackend("bad", "z1", "a1", tc.bad(t)), esBackend("live", "z2", "a2", live.addr()))}, nil)
+			c := newClient()
+			for i := 0; i < 20; i++ {
+				a, err := get(t, c, p.HTTPAddr(), testID+".localhost", "/", nil)
+				if err != nil || a.code != 200 || a.backend != "live" {
+					t.Fatalf("request %d: %d from %q, %v; a GET that fails before any answer must be retried on another backend", i, a.code, a.backend, err)
+				}
+			}
+			// A POST is not retried: the client hears about it.
+			req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr()+"/echo", strings.NewReader("x"))
+			req.Host = testID + ".localhost"
+			seenBad := false
+			for i := 0; i < 20 && !seenBad; i++ {
+				req.Body = io.NopCloser(strings.NewReader("x"))
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				seenBad = resp.StatusCode >= 500
+			}
+			if tc.name == "connection closed before the answer" && !seenBad {
+				t.Fatalf("POSTs to a backend that drops them never failed: were they sent twice?")
+			}
+		})
 	}
 }
 
