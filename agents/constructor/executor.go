@@ -464,18 +464,19 @@ func (x *executor) takeSnapshot(ctx context.Context, src, snap string) error {
 // setPeers makes the ES nodes of ins replicate to each other (best
 // effort: a failure is reported in the step message).
 func (x *executor) setPeers(ctx context.Context, ins []engine.PlacedInstance) string {
-	var addrs []string
+	var addrs, peerURLs []string
 	for _, in := range esOnly(ins) {
 		if a := x.address(in); a != "" {
 			addrs = append(addrs, a)
+			peerURLs = append(peerURLs, x.l.peerURL(in, a))
 		}
 	}
 	var failed []string
-	for _, a := range addrs {
+	for i, a := range addrs {
 		var peers []string
-		for _, b := range addrs {
-			if b != a {
-				peers = append(peers, "http://"+b)
+		for j := range addrs {
+			if j != i {
+				peers = append(peers, peerURLs[j])
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -23,7 +23,11 @@ import (
 
 var env *zktest.Env
 
-func TestMain(m *testing.M) { os.Exit(zktest.Main(m, 1, &env)) }
+func TestMain(m *testing.M) {
+	code := zktest.Main(m, 1, &env)
+	removeE2EImages()
+	os.Exit(code)
+}
 
 func quiet() *slog.Logger {
 	if os.Getenv("PADDOCK_TEST_LOG") != "" {

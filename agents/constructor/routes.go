@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"sort"
 	"time"
@@ -136,4 +137,19 @@ func (l *leader) syncRoutes(ctx context.Context) {
 			l.log.Warn("route update failed", "deployment", id, "err", err)
 		}
 	}
+}
+
+// DockerPeerPort is the port nodes serve on inside their containers.
+const DockerPeerPort = 9200
+
+// peerURL is how the other nodes of a deployment reach a node: nodes in
+// Docker containers talk over their deployment's network, where the
+// allocator names each node paddock-<instance id> (its published
+// host:port is only reachable from the host); other runtimes' nodes by
+// their address.
+func (l *leader) peerURL(in engine.PlacedInstance, addr string) string {
+	if rec, ok := cached[engine.Allocator](l, l.allocs, engine.AllocatorPath(in.Allocator)); ok && rec.Runtime == "docker" {
+		return fmt.Sprintf("http://paddock-%s:%d", in.ID, DockerPeerPort)
+	}
+	return "http://" + addr
 }
