@@ -2,8 +2,8 @@ package constructor
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
