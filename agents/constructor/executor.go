@@ -749,7 +749,44 @@ func (x *executor) fail(ctx context.Context, cause error) error {
 	case engine.ActionDelete, engine.ActionRestart:
 	default:
 		if x.progress("rolling") != "" {
+			// Zones already replaced stay replaced; the route serves
+			// what runs, live again if it was paused.
 			instances = x.rollingInstances()
+			if err := x.step(ctx, StepRollback, "", func(ctx context.Context) (string, error) {
+				// A successor that is not healthy, or whose data was not
+				// restored, must not serve: it goes.
+				unrestored := map[string]bool{}
+				for _, o := range x.change.Retire {
+					if s := x.progress("successor:" + o.ID); s != "" && o.Kind == engine.KindElasticsearch &&
+						x.progress("nosnap:"+o.ID) == "" && x.progress("done:"+StepMigrate+"@"+o.ID) == "" {
+						unrestored[s] = true
+					}
+				}
+				var pending []engine.PlacedInstance
+				for _, in := range x.plan.NewInstances {
+					if x.address(in) == "" || unrestored[in.ID] {
+						pending = append(pending, in)
+					}
+				}
+				if err := x.removeInstances(ctx, pending); err != nil {
+					return "", err
+				}
+				kept := instances[:0:0]
+				for _, in := range instances {
+					if !slices.ContainsFunc(pending, func(p engine.PlacedInstance) bool { return p.ID == in.ID }) {
+						kept = append(kept, in)
+					}
+				}
+				instances = kept
+				b := x.l.backends(instances)
+				if len(b) == 0 {
+					return "no node left to route to", nil
+				}
+				return fmt.Sprintf("rolling stopped: %d new instance(s) unhealthy or without their data removed; route to the %d serving node(s)", len(pending), len(b)),
+					x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
+			}); err != nil && (errors.Is(err, errLost) || ctx.Err() != nil) {
+				return err
+			}
 			break
 		}
 		if err := x.step(ctx, StepRollback, "", func(ctx context.Context) (string, error) {

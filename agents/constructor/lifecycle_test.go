@@ -339,3 +339,35 @@ func TestRollingUpgradeOneZoneAtATime(t *testing.T) {
 		}
 	}
 }
+
+func TestRollingFailureKeepsWhatRuns(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 1024, nil)
+	h.startAllocator("alloc-2", "zone-2", 1024, nil)
+	nodes := &failingNodes{NodeAPI: NewHTTPNodes()}
+	h.startConstructor("c1", nodes, nil)
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	h.waitPlan(id, planID, 60*time.Second)
+	checkRunning(t, h, id, 2)
+	r0, _ := h.route(id)
+	if err := nodeHTTP(t, "PUT", r0.Backends[0].Address, "/logs/_doc/kept", `{"x":1}`, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodes.fail.Store(true)
+	up := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Strategy: engine.PlanRolling, Spec: spec("8.18.0", 1024, 2)})
+	p := h.waitPlan(id, up, 90*time.Second)
+	if p.Status != engine.PlanError || !strings.Contains(stepNames(p), StepRollback+"=success") {
+		t.Fatalf("rolling failure: %s %s", p.Status, stepNames(p))
+	}
+	// The failure hit zone-1's restore: its new node (without the data)
+	// goes, zone-2's old node keeps serving with the data; the spec is
+	// unchanged and the plan's error recorded.
+	d := checkRunning(t, h, id, 1)
+	if d.Instances[0].Version != "8.17.0" || d.Instances[0].Zone != "zone-2" || d.Spec.Version != "8.17.0" || d.LastPlanStatus != engine.PlanError {
+		t.Fatalf("after a failed rolling plan: %+v", d)
+	}
+	r, _ := h.route(id)
+	if err := nodeHTTP(t, "GET", r.Backends[0].Address, "/logs/_doc/kept", "", nil); err != nil {
+		t.Fatalf("data lost: %v", err)
+	}
+}
