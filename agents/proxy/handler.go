@@ -208,11 +208,17 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 			}
 		}
 		_ = cc.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
+		// Before each wait for more of the client's body: send what
+		// we have on, and give the backend a fresh write deadline.
+		more := func() error {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(to))
+			return c.bw.Flush()
+		}
 		var err error
 		if r.chunked {
-			err = copyChunked(c.bw, cc.br, nil)
+			err = copyChunked(c.bw, cc.br, more)
 		} else {
-			err = copyExact(c.bw, cc.br, r.contentLength, nil)
+			err = copyExact(c.bw, cc.br, r.contentLength, more)
 		}
 		if err != nil {
 			p.pool.close(c)
@@ -231,6 +237,9 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 		return 0, false, p.upstreamFailed(c.b, err)
 	}
 	sent := time.Now()
+	if r.hasBody() {
+		_ = c.nc.SetReadDeadline(sent.Add(to)) // the wait starts now
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		p.pool.close(c)
 		if c.reused && !isTimeout(err) {
@@ -276,7 +285,13 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 		p.pool.put(c, !rh.close)
 		return rh.status, keep, nil
 	}
-	flush := cc.bw.Flush
+	// Before each wait for more of the backend's body: send what we
+	// have to the client, and give the backend a fresh read deadline
+	// (UpstreamTimeout bounds each wait, not the whole stream).
+	flush := func() error {
+		_ = c.nc.SetReadDeadline(time.Now().Add(to))
+		return cc.bw.Flush()
+	}
 	switch {
 	case rh.contentLength >= 0 && !rh.chunked:
 		err = copyExact(cc.bw, c.br, rh.contentLength, flush)

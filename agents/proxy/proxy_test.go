@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -403,4 +404,48 @@ func TestIdleBackendConnectionsExpire(t *testing.T) {
 		t.Fatalf("%d %v", a.code, err)
 	}
 	waitFor(t, 10*time.Second, "the idle backend connection closed", func() bool { return es.active.Load() == 0 })
+}
+
+// A response or an upload that lasts longer than UpstreamTimeout is
+// fine as long as bytes keep flowing: the timeout bounds each wait.
+func TestLongStreamsOutliveUpstreamTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "got %d", n)
+			return
+		}
+		for i := 0; i < 8; i++ {
+			fmt.Fprintf(w, "tick-%d;", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(slow.Close)
+	p := startProxy(t, func(c *Config) { c.UpstreamTimeout = 300 * time.Millisecond })
+	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("s", "z1", "a1", slow.Listener.Addr().String()))}, nil)
+	c := newClient()
+	a, err := get(t, c, p.HTTPAddr(), testID+".localhost", "/", nil)
+	if err != nil || a.code != 200 || a.body != "tick-0;tick-1;tick-2;tick-3;tick-4;tick-5;tick-6;tick-7;" {
+		t.Fatalf("slow stream: %d %q %v", a.code, a.body, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 8; i++ {
+			pw.Write([]byte("0123456789"))
+			time.Sleep(100 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr()+"/", pr)
+	req.Host = testID + ".localhost"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "got 80" {
+		t.Fatalf("slow upload: %d %q", resp.StatusCode, b)
+	}
 }
