@@ -289,7 +289,9 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 	// have to the client, and give the backend a fresh read deadline
 	// (UpstreamTimeout bounds each wait, not the whole stream).
 	flush := func() error {
-		_ = c.nc.SetReadDeadline(time.Now().Add(to))
+		now := time.Now()
+		_ = c.nc.SetReadDeadline(now.Add(to))
+		cc.refreshWriteDeadline(now, p.cfg.WriteTimeout)
 		return cc.bw.Flush()
 	}
 	switch {

@@ -187,17 +187,22 @@ func (s *server) serveConn(cc *clientConn) {
 			}
 			return
 		}
-		// Write deadline, refreshed when half of it is used: each
-		// response gets between WriteTimeout/2 and WriteTimeout.
-		if start.After(cc.wdl.Add(-cfg.WriteTimeout / 2)) {
-			cc.wdl = start.Add(cfg.WriteTimeout)
-			_ = cc.nc.SetWriteDeadline(cc.wdl)
-		}
+		cc.refreshWriteDeadline(start, cfg.WriteTimeout)
 		keep := p.handle(cc, start)
 		if err := cc.bw.Flush(); err != nil || !keep || s.closing.Load() {
 			return
 		}
 		first = false
+	}
+}
+
+// refreshWriteDeadline moves the write deadline when half of it is
+// used: each response (and each stall of a streamed one) gets between
+// d/2 and d to be written.
+func (cc *clientConn) refreshWriteDeadline(now time.Time, d time.Duration) {
+	if now.After(cc.wdl.Add(-d / 2)) {
+		cc.wdl = now.Add(d)
+		_ = cc.nc.SetWriteDeadline(cc.wdl)
 	}
 }
 
