@@ -58,19 +58,26 @@ type Config struct {
 
 	// ConnectTimeout bounds a dial to a backend (default 2s).
 	ConnectTimeout time.Duration
-	// UpstreamTimeout bounds the wait for a backend's answer and each
-	// read of its body (default 60s); past it the client gets 504.
+	// UpstreamTimeout bounds each wait on a backend: for the answer's
+	// head after the request was sent (past it the client gets 504 and
+	// the backend is marked down until a probe answers), and each stall
+	// of a body in either direction (default 60s).
 	UpstreamTimeout time.Duration
 	// PauseTimeout bounds how long a request waits on a paused route
 	// (default 30s); past it the client gets 503.
 	PauseTimeout time.Duration
 	// ProbeInterval is the period of probes of a down backend (1s).
 	ProbeInterval time.Duration
-	// Client side timeouts against slow clients.
-	ReadHeaderTimeout time.Duration // default 10s
-	ReadTimeout       time.Duration // default 5m (whole request)
-	WriteTimeout      time.Duration // default 10m (whole response)
-	IdleTimeout       time.Duration // default 90s
+	// Client side timeouts against slow clients: ReadHeaderTimeout
+	// bounds a request head (10s; past it the connection closes, after
+	// a 408 when the head was begun), ReadTimeout a request body (5m),
+	// WriteTimeout each response and each stall of a streamed one
+	// (10m; refreshed when half used, so between 5 and 10 minutes),
+	// IdleTimeout a keep-alive connection between requests (90s).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 	// MaxHeaderBytes bounds request heads (default 64 KiB; past it 431).
 	MaxHeaderBytes int
 	// MaxIdlePerBackend bounds each keep-alive pool (default 512).
