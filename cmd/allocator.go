@@ -39,6 +39,7 @@ healthy at once: a scale-test mode for the control plane.`,
 	f.String("snapshot-dir", "", "shared snapshot repository directory mounted at /snapshots in nodes (default <state-dir>/snapshots)")
 	f.String("image-repo", allocator.DefaultImageRepo, "repository of node images")
 	f.String("node-binary", "", "static paddock binary to build missing node images with (default: this binary if it is static)")
+	f.Bool("build-images", true, "build a missing node image from the static binary (false: report the instance failed)")
 	f.Int64("pids-limit", 512, "process limit per node container")
 	f.Duration("probe-interval", 0, "interval between node health probes (default 2s)")
 	f.Duration("probe-timeout", 0, "timeout of one health probe (default 1s)")
@@ -81,7 +82,9 @@ func runAllocator(app *App) error {
 		return err
 	}
 	bin := v.GetString("node-binary")
-	if bin == "" && v.GetString("runtime") == allocator.RuntimeDocker {
+	if !v.GetBool("build-images") {
+		bin = ""
+	} else if bin == "" && v.GetString("runtime") == allocator.RuntimeDocker {
 		if exe, err := os.Executable(); err == nil {
 			if ok, _ := allocator.IsStaticBinary(exe); ok {
 				bin = exe

@@ -316,7 +316,7 @@ func (d *Docker) oldestNetwork(ctx context.Context, name string) (string, error)
 	return same[0].ID, nil
 }
 
-func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, error) {
+func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, map[string]string, error) {
 	name := VolumeName(d.cfg.AllocatorID, spec.Instance.ID)
 	labels := map[string]string{LabelManaged: "true", LabelAllocator: d.cfg.AllocatorID,
 		LabelInstance: spec.Instance.ID, LabelDeployment: spec.Instance.DeploymentID}
@@ -324,9 +324,9 @@ func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, error) {
 		labels[k] = v
 	}
 	if _, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
-		return "", fmt.Errorf("create volume %s: %w", name, err)
+		return "", nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
-	return name, nil
+	return name, labels, nil
 }
 
 // Create creates and starts the node container of spec.
@@ -340,7 +340,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	if err != nil {
 		return Workload{}, err
 	}
-	vol, err := d.ensureVolume(ctx, spec)
+	vol, volLabels, err := d.ensureVolume(ctx, spec)
 	if err != nil {
 		return Workload{}, err
 	}
@@ -367,7 +367,10 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 		SecurityOpt:    []string{"no-new-privileges:true"},
 		ReadonlyRootfs: true,
 		Tmpfs:          map[string]string{"/tmp": fmt.Sprintf("rw,noexec,nosuid,nodev,size=%dm", d.cfg.TmpfsSizeMB)},
-		Mounts:         []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}},
+		// The labels again on the mount: should the volume vanish before
+		// the container is created, Docker re-creates it labelled.
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data",
+			VolumeOptions: &mount.VolumeOptions{Labels: volLabels}}},
 		Resources: container.Resources{
 			Memory:     res.MemoryBytes,
 			MemorySwap: res.MemoryBytes, // no swap beyond the limit

@@ -609,7 +609,7 @@ func (a *agent) handleResult(r opResult) {
 		if t.desired == nil {
 			t.state = engine.StateStopped
 		}
-		a.log.Info("node removed; its data volume is kept for the grace period", "instance", r.iid, "grace", a.cfg.VolumeGrace)
+		a.log.Info("node removed; its data volume is kept for the grace period", "instance", r.iid, "grace", a.cfg.VolumeGrace.String())
 		if _, marked := a.ledger.mark(VolumeName(a.cfg.ID, r.iid), time.Now()); marked {
 			a.saveLedger()
 		}
