@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/zktest"
 )
 
 func setMaintenance(t *testing.T, h *harness, alloc string, on bool) {
@@ -369,5 +370,118 @@ func TestRollingFailureKeepsWhatRuns(t *testing.T) {
 	r, _ := h.route(id)
 	if err := nodeHTTP(t, "GET", r.Backends[0].Address, "/logs/_doc/kept", "", nil); err != nil {
 		t.Fatalf("data lost: %v", err)
+	}
+}
+
+// TestPartitionedLeaderHandsOver: the leader's connection to ZooKeeper is
+// cut mid-plan (as when its host dies or is partitioned, no clean
+// close): it stops acting at once, its session expires, the standby takes
+// over within the session timeout and finishes the plan; each step is
+// applied once.
+func TestPartitionedLeaderHandsOver(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2", "zone-3")
+	threeAllocators(h)
+	part, err := zktest.NewPartition(env.Servers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(part.Close)
+	viaPart := h.p.ConnectVia(t, part.Addr(), engine.RoleConstructor)
+	block := &blockingNodes{NodeAPI: NewHTTPNodes(), entered: make(chan struct{}), release: make(chan struct{})}
+	h.startConstructor("c1", block, func(c *Config) { c.Store = viaPart })
+	h.waitFor("c1 to lead", 20*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 1
+	})
+	h.startConstructor("c2", NewHTTPNodes(), nil)
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Leader != "c1" {
+		t.Fatalf("create plan led by %q, want c1", p.Leader)
+	}
+	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	select {
+	case <-block.entered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the plan never reached the migration")
+	}
+	part.Cut()
+	p := h.waitPlan(id, resize, 90*time.Second)
+	close(block.release)
+	if p.Status != engine.PlanSuccess || p.Leader != "c2" {
+		t.Fatalf("plan %s led by %s: %s", p.Status, p.Leader, stepNames(p))
+	}
+	applied := map[string]int{}
+	for _, s := range p.Steps {
+		if s.Status == engine.PlanSuccess {
+			applied[s.Name]++
+		}
+	}
+	for name, n := range applied {
+		if n > 1 {
+			t.Fatalf("step %q applied %d times: %s", name, n, stepNames(p))
+		}
+	}
+	checkRunning(t, h, id, 2)
+	// The old leader comes back with a new session and stands by: the
+	// plan is not touched again.
+	part.Restore()
+	h.waitFor("c1 back in the election", 30*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 2
+	})
+	hist := h.history(id)
+	if last := hist[len(hist)-1]; last.ID != resize {
+		t.Fatalf("a plan ran after the handover: %+v", last)
+	}
+}
+
+// TestWholeZoneLostFreezesRescheduling: both allocators of a zone vanish
+// at once (a partition, not two failed hosts): nothing is rescheduled and
+// the constructor says so loudly on /healthz and in its metrics.
+func TestWholeZoneLostFreezesRescheduling(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
+	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
+	h.startAllocator("alloc-2b", "zone-2", 4096, nil)
+	var cfg engine.PlatformConfig
+	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PathConfig, &cfg, func() error {
+		cfg.LostAllocatorGraceSeconds = 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) {
+		c.MetricsAddr = "127.0.0.1:0"
+		c.Ready = func(a string) { addr <- a }
+	})
+	metrics := <-addr
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	h.waitPlan(id, planID, 60*time.Second)
+	checkRunning(t, h, id, 2)
+	h.allocs["alloc-1a"].kill()
+	h.allocs["alloc-1b"].kill()
+	var health string
+	h.waitFor("the freeze on /healthz", 30*time.Second, func() bool {
+		var body map[string]any
+		_ = nodeHTTP(t, "GET", metrics, "/healthz", "", &body)
+		checks, _ := body["checks"].(map[string]any)
+		health, _ = checks["rescheduling"].(string)
+		return strings.Contains(health, "every allocator of zone-1 (2) looks lost")
+	})
+	time.Sleep(2 * time.Second) // well past the 1 s grace: still nothing may move
+	for _, p := range h.history(id) {
+		if p.Action == engine.ActionMove {
+			t.Fatalf("a move plan ran while frozen: %s", stepNames(p))
+		}
+	}
+	if _, ok := h.pendingPlan(id); ok {
+		t.Fatal("a move plan is pending while frozen")
+	}
+	// The zone-2 instance keeps the route.
+	r, _ := h.route(id)
+	if len(r.Backends) == 0 {
+		t.Fatal("route emptied")
 	}
 }
