@@ -114,6 +114,36 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Fatalf("document after container restart: %d %v %v", code, doc, err)
 	}
 
+	// A node that stops answering (paused) is restarted after
+	// FailureThreshold failed probes, in place, and counted.
+	if err := cli.ContainerPause(ctx, ci.ID); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, cons, id, in.ID, 60*time.Second, "restarted after failed health checks", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && s.Restarts == 2
+	})
+	if st.ContainerID != ci.ID {
+		t.Fatalf("unhealthy restart replaced the container: %s, was %s", st.ContainerID, ci.ID)
+	}
+
+	// A higher generation asks for a restart: a new container on the same
+	// data volume.
+	in.Generation = 1
+	if _, err := cons.Set(ctx, engine.InstancePath(id, in.ID), in, engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, cons, id, in.ID, 60*time.Second, "recreated for generation 1", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && s.Generation == 1
+	})
+	if st.ContainerID == ci.ID {
+		t.Fatal("generation bump did not replace the container")
+	}
+	base = "http://" + st.Address
+	if code, doc, err := httpDo("GET", base+"/books/_doc/1", ""); err != nil || code != 200 || doc["found"] != true {
+		t.Fatalf("document after generation restart: %d %v %v", code, doc, err)
+	}
+	ci2, _ = containerOf(t, cli, id, in.ID)
+
 	// Allocator restart: nodes keep serving; adopted unchanged.
 	var fails, probes atomic.Int64
 	stopProbe := make(chan struct{})
@@ -140,8 +170,8 @@ func TestNodeLifecycle(t *testing.T) {
 	if ci3.ID != ci2.ID || ci3.State.StartedAt != ci2.State.StartedAt {
 		t.Fatalf("allocator restart touched the container: %s@%s, was %s@%s", ci3.ID, ci3.State.StartedAt, ci2.ID, ci2.State.StartedAt)
 	}
-	if st, _ := readStatus(ctx, cons, id, in.ID); st.Restarts != 1 {
-		t.Fatalf("restart count after allocator restart = %d, want 1", st.Restarts)
+	if st, _ := readStatus(ctx, cons, id, in.ID); st.Restarts != 2 || st.Generation != 1 {
+		t.Fatalf("after allocator restart: restarts %d generation %d, want 2 and 1", st.Restarts, st.Generation)
 	}
 
 	// Session expiry: cut the allocator off ZooKeeper until its session
