@@ -180,32 +180,44 @@ func TestPackingQuality(t *testing.T) {
 // explained scan decide exactly the same, for every strategy, on a fleet
 // with dead and maintenance allocators and deployments placed in steps.
 func TestIndexMatchesScan(t *testing.T) {
-	for _, strategy := range []string{engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity} {
-		t.Run(strategy, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(3, 4))
-			allocs := make([]Allocator, 300)
-			for i := range allocs {
-				allocs[i] = Allocator{ID: fmt.Sprintf("a%03d", i), Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: 16384, Alive: rng.IntN(20) > 0, Maintenance: rng.IntN(20) == 0}
-			}
-			reqs := benchRequests(1500, 2)
-			// Second waves of some deployments: anti-affinity with
-			// instances already placed.
-			for i := 0; i < len(reqs); i += 7 {
-				r := reqs[i]
-				r.Zones = 1
-				reqs = append(reqs, r)
-			}
-			fast, slow := NewState(allocs, 11), NewState(allocs, 11)
-			for i, r := range reqs {
-				a, errA := fast.Place([]Request{r}, Options{Strategy: strategy, NoExplain: true})
-				b, errB := slow.Place([]Request{r}, Options{Strategy: strategy})
-				if (errA == nil) != (errB == nil) {
-					t.Fatalf("request %d: indexed err %v, scan err %v", i, errA, errB)
+	for _, fleet := range []struct {
+		name string
+		caps []int
+	}{{"uniform", []int{16384}}, {"three capacities", []int{8192, 16384, 32768}}, {"too many capacities", nil}} {
+		for _, strategy := range []string{engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity} {
+			t.Run(fleet.name+"/"+strategy, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(3, 4))
+				allocs := make([]Allocator, 300)
+				for i := range allocs {
+					c := 4096 + 512*i // every allocator its own capacity
+					if fleet.caps != nil {
+						c = fleet.caps[rng.IntN(len(fleet.caps))]
+					}
+					allocs[i] = Allocator{ID: fmt.Sprintf("a%03d", i), Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: c, Alive: rng.IntN(20) > 0, Maintenance: rng.IntN(20) == 0}
 				}
-				if !reflect.DeepEqual(allocOf(a), allocOf(b)) {
-					t.Fatalf("request %d %+v: indexed %v, scan %v", i, r, allocOf(a), allocOf(b))
+				reqs := benchRequests(1500, 2)
+				// Second waves of some deployments: anti-affinity with
+				// instances already placed.
+				for i := 0; i < len(reqs); i += 7 {
+					r := reqs[i]
+					r.Zones = 1
+					reqs = append(reqs, r)
 				}
-			}
-		})
+				fast, slow := NewState(allocs, 11), NewState(allocs, 11)
+				for i, r := range reqs {
+					a, errA := fast.Place([]Request{r}, Options{Strategy: strategy, NoExplain: true})
+					b, errB := slow.Place([]Request{r}, Options{Strategy: strategy})
+					if (errA == nil) != (errB == nil) {
+						t.Fatalf("request %d: indexed err %v, scan err %v", i, errA, errB)
+					}
+					if !reflect.DeepEqual(allocOf(a), allocOf(b)) {
+						t.Fatalf("request %d %+v: indexed %v, scan %v", i, r, allocOf(a), allocOf(b))
+					}
+				}
+				if indexed := fast.ixAsc != nil || fast.ixDesc != nil; indexed != (fleet.caps != nil) {
+					t.Fatalf("index used: %v, want %v", indexed, fleet.caps != nil)
+				}
+			})
+		}
 	}
 }

@@ -10,10 +10,19 @@ import "sort"
 // free; ties go to the lower seeded rank, exactly as in the scan.
 // Requests with filters, exclusions, targets or zone exclusions, and
 // explained runs, use the scan (placeOne), which records every verdict.
+//
+// A fleet of several capacities keeps one sorted list per (zone,
+// capacity): within a list the score is monotonic in free memory, and the
+// zone's best is the best of its lists' heads (at most maxClasses).
 type index struct {
-	desc  bool      // distribute: largest free first
-	zones [][]int32 // ranks, sorted by key
+	desc   bool      // distribute: largest free first
+	lists  [][]int32 // per zone*classes+class: ranks, sorted by key
+	nclass int
 }
+
+// maxClasses bounds the distinct capacities the index handles; more
+// falls back to the scan.
+const maxClasses = 16
 
 func (s *State) less(desc bool, a, b int32) bool {
 	fa, fb := s.hot[a].free, s.hot[b].free
@@ -26,20 +35,26 @@ func (s *State) less(desc bool, a, b int32) bool {
 	return a < b
 }
 
-// uniform reports whether every usable allocator has the same capacity.
-func (s *State) uniform() bool {
-	c := -1.0
-	for _, h := range s.hot {
-		if !h.usable {
+// classes numbers the distinct capacities of usable allocators (false
+// when there are too many).
+func (s *State) classes() (int, bool) {
+	seen := map[float64]int16{}
+	for i := range s.hot {
+		h := &s.hot[i]
+		if !h.usable || h.invCap == 0 {
 			continue
 		}
-		if c < 0 {
-			c = h.invCap
-		} else if h.invCap != c {
-			return false
+		c, ok := seen[h.invCap]
+		if !ok {
+			if len(seen) == maxClasses {
+				return 0, false
+			}
+			c = int16(len(seen))
+			seen[h.invCap] = c
 		}
+		h.class = c
 	}
-	return true
+	return max(1, len(seen)), true
 }
 
 func (s *State) indexFor(desc bool) *index {
@@ -47,34 +62,40 @@ func (s *State) indexFor(desc bool) *index {
 	if desc {
 		ix = &s.ixDesc
 	}
-	if *ix != nil {
+	if *ix != nil || s.noIndex {
 		return *ix
 	}
-	if !s.uniform() {
+	nc, ok := s.classes()
+	if !ok {
+		s.noIndex = true
 		return nil
 	}
-	n := &index{desc: desc, zones: make([][]int32, len(s.zones))}
+	n := &index{desc: desc, lists: make([][]int32, len(s.zones)*nc), nclass: nc}
 	for rank, h := range s.hot {
 		if h.usable && h.invCap > 0 {
-			n.zones[h.zone] = append(n.zones[h.zone], int32(rank))
+			k := n.key(h)
+			n.lists[k] = append(n.lists[k], int32(rank))
 		}
 	}
-	for _, z := range n.zones {
+	for _, z := range n.lists {
 		sort.Slice(z, func(i, j int) bool { return s.less(desc, z[i], z[j]) })
 	}
 	*ix = n
 	return n
 }
 
+func (ix *index) key(h hotAlloc) int { return int(h.zone)*ix.nclass + int(h.class) }
+
 // remove takes rank out of its zone list (before its free memory changes).
 func (s *State) ixRemove(ix *index, rank int32) {
 	if ix == nil || !s.hot[rank].usable || s.hot[rank].invCap == 0 {
 		return
 	}
-	z := ix.zones[s.hot[rank].zone]
+	k := ix.key(s.hot[rank])
+	z := ix.lists[k]
 	j := sort.Search(len(z), func(k int) bool { return !s.less(ix.desc, z[k], rank) })
 	if j < len(z) && z[j] == rank {
-		ix.zones[s.hot[rank].zone] = append(z[:j], z[j+1:]...)
+		ix.lists[k] = append(z[:j], z[j+1:]...)
 	}
 }
 
@@ -83,23 +104,23 @@ func (s *State) ixInsert(ix *index, rank int32) {
 	if ix == nil || !s.hot[rank].usable || s.hot[rank].invCap == 0 {
 		return
 	}
-	zi := s.hot[rank].zone
-	z := ix.zones[zi]
+	zi := ix.key(s.hot[rank])
+	z := ix.lists[zi]
 	j := sort.Search(len(z), func(k int) bool { return !s.less(ix.desc, z[k], rank) })
 	z = append(z, 0)
 	copy(z[j+1:], z[j:])
 	z[j] = rank
-	ix.zones[zi] = z
+	ix.lists[zi] = z
 }
 
 // bestIndexed finds each zone's best allocator through the index; it
-// returns false when the index cannot answer (heterogeneous fleet).
+// returns false when the index cannot answer (too many capacities).
 func (s *State) bestIndexed(best []candidate, size int32, fill, anti bool, same, dep []int32) bool {
 	ix := s.indexFor(!fill)
 	if ix == nil {
 		return false
 	}
-	for zi, z := range ix.zones {
+	for k, z := range ix.lists {
 		start := 0
 		if fill {
 			start = sort.Search(len(z), func(k int) bool { return s.hot[z[k]].free >= size })
@@ -138,7 +159,11 @@ func (s *State) bestIndexed(best []candidate, size int32, fill, anti bool, same,
 		} else {
 			score = float64(h.free-size) * h.invCap
 		}
-		best[zi] = candidate{i: s.order[found], score: score - penalty, ok: true, rank: int(found)}
+		score -= penalty
+		b := &best[k/ix.nclass]
+		if !b.ok || score > b.score || (score == b.score && int(found) < b.rank) {
+			*b = candidate{i: s.order[found], score: score, ok: true, rank: int(found)}
+		}
 	}
 	return true
 }

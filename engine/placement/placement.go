@@ -195,6 +195,7 @@ type State struct {
 	// ixAsc and ixDesc are the fill and distribute indexes, built on
 	// first use (index.go).
 	ixAsc, ixDesc *index
+	noIndex       bool // too many capacities: always scan
 	zones         []string
 	zoneIx        map[string]int
 	byID          map[string]int
@@ -210,7 +211,8 @@ type hotAlloc struct {
 	invCap float64
 	free   int32
 	zone   int16
-	usable bool // alive and not in maintenance
+	class  int16 // capacity class in the index
+	usable bool  // alive and not in maintenance
 }
 
 type alloc struct {
