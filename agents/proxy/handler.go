@@ -255,7 +255,7 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 	}
 	p.met.upstream.Observe(time.Since(sent).Seconds())
 	noBody := bodyless(r.method, rh.status)
-	keep := !r.close
+	keep := !r.close && !p.isStopping() // shutting down: tell keep-alive clients
 	// Framing towards the client.
 	var nb [20]byte
 	switch {
@@ -317,6 +317,15 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 	}
 	p.pool.put(c, !rh.close)
 	return rh.status, keep, nil
+}
+
+func (p *Proxy) isStopping() bool {
+	select {
+	case <-p.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Proxy) upstreamFailed(b *backend, err error) *exchangeError {

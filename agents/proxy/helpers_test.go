@@ -183,6 +183,7 @@ type answer struct {
 	body    string
 	backend string
 	header  http.Header
+	close   bool // the answer said Connection: close
 }
 
 func get(t testing.TB, c *http.Client, proxyAddr, host, path string, hdr map[string]string) (answer, error) {
@@ -203,7 +204,7 @@ func get(t testing.TB, c *http.Client, proxyAddr, host, path string, hdr map[str
 	if err != nil {
 		return answer{}, err
 	}
-	return answer{code: resp.StatusCode, body: string(b), backend: resp.Header.Get("X-Backend"), header: resp.Header}, nil
+	return answer{code: resp.StatusCode, body: string(b), backend: resp.Header.Get("X-Backend"), header: resp.Header, close: resp.Close}, nil
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -174,8 +174,12 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	cancel()
 	time.Sleep(50 * time.Millisecond)
 	close(release)
-	if a := <-res; a.code != 200 || a.body != "done" {
+	a := <-res
+	if a.code != 200 || a.body != "done" {
 		t.Fatalf("request in flight at shutdown: %d %q, want it finished", a.code, a.body)
+	}
+	if !a.close {
+		t.Fatalf("answer during shutdown without Connection: close: %v", a.header)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Serve: %v", err)
