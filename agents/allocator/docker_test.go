@@ -229,21 +229,37 @@ func aliveOwner(t testing.TB, s *engine.Store, id string) int64 {
 	return st.EphemeralOwner
 }
 
+// fixture is a fresh platform with one Docker allocator running.
+type fixture struct {
+	cli  *client.Client
+	p    *zktest.Platform
+	cons *engine.Store
+	ctx  context.Context
+	id   string
+}
+
+func dockerFixture(t *testing.T, capacityMB int) fixture {
+	t.Helper()
+	f := fixture{cli: needDocker(t)}
+	f.p = env.Fresh(t, "zone-1")
+	needImages(t, f.cli)
+	label := testLabel(t)
+	cleanupDocker(t, f.cli, label)
+	f.cons = f.p.Connect(t, engine.RoleConstructor)
+	f.ctx = ctxT(t, 3*time.Minute)
+	f.id = "t-" + engine.RandomToken(4)
+	cfg := dockerAllocator(t, f.id, label, t.TempDir())
+	cfg.CapacityMB = capacityMB
+	start(t, f.p, env.Servers(), cfg)
+	return f
+}
+
 // TestContainerConfinement: limits in proportion to memory, dropped
 // capabilities, read-only root, no Docker socket, and no way from a node
 // to ZooKeeper, the Docker socket or another deployment's nodes.
 func TestContainerConfinement(t *testing.T) {
-	cli := needDocker(t)
-	p := env.Fresh(t, "zone-1")
-	needImages(t, cli)
-	label := testLabel(t)
-	cleanupDocker(t, cli, label)
-	cons := p.Connect(t, engine.RoleConstructor)
-	ctx := ctxT(t, 3*time.Minute)
-	id := "t-" + engine.RandomToken(4)
-	cfg := dockerAllocator(t, id, label, t.TempDir())
-	cfg.CapacityMB = 2048
-	start(t, p, env.Servers(), cfg)
+	f := dockerFixture(t, 2048)
+	cli, cons, ctx, id := f.cli, f.cons, f.ctx, f.id
 
 	depA, depB := engine.NewID(), engine.NewID()
 	small := engine.Instance{ID: "small-" + engine.RandomToken(3), DeploymentID: depA, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
@@ -377,17 +393,8 @@ func execIn(t testing.TB, cli *client.Client, id string, cmd []string) (string, 
 // TestBadInputKeepsServing: assignments that cannot run fail with a
 // clear reason in their status; the healthy node keeps serving.
 func TestBadInputKeepsServing(t *testing.T) {
-	cli := needDocker(t)
-	p := env.Fresh(t, "zone-1")
-	needImages(t, cli)
-	label := testLabel(t)
-	cleanupDocker(t, cli, label)
-	cons := p.Connect(t, engine.RoleConstructor)
-	ctx := ctxT(t, 3*time.Minute)
-	id := "t-" + engine.RandomToken(4)
-	cfg := dockerAllocator(t, id, label, t.TempDir())
-	cfg.CapacityMB = 1024
-	start(t, p, env.Servers(), cfg)
+	f := dockerFixture(t, 1024)
+	cli, p, cons, ctx, id := f.cli, f.p, f.cons, f.ctx, f.id
 
 	dep := engine.NewID()
 	good := engine.Instance{ID: "good", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
