@@ -178,6 +178,10 @@ func (r *nodeRuntime) Events(ctx context.Context) <-chan struct{} {
 	r.mu.Unlock()
 	return ch
 }
+
+// Update accepts new CPU settings (in-process nodes have no cgroup).
+func (r *nodeRuntime) Update(context.Context, string, allocator.Resources) error { return nil }
+
 func (r *nodeRuntime) Volumes(context.Context) (map[string]string, error) { return nil, nil }
 func (r *nodeRuntime) RemoveVolume(context.Context, string) error         { return nil }
 func (r *nodeRuntime) Close() error                                       { return nil }
