@@ -210,6 +210,9 @@ func (d *Docker) Inspect(ctx context.Context, id string) (Workload, error) {
 			w.Health = string(st.Health.Status)
 		}
 	}
+	if ci.HostConfig != nil {
+		w.CPUShares, w.NanoCPUs = ci.HostConfig.CPUShares, ci.HostConfig.NanoCPUs
+	}
 	if ci.NetworkSettings != nil {
 		for _, b := range ci.NetworkSettings.Ports[nodePort] {
 			if p, err := strconv.Atoi(b.HostPort); err == nil && p > 0 {
@@ -448,6 +451,15 @@ func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
 	if err := d.cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
 		d.log.Debug("deployment network kept", "network", n.Name, "err", err)
 	}
+}
+
+// Update changes CPU shares and quota of a container in place.
+func (d *Docker) Update(ctx context.Context, id string, r Resources) error {
+	_, err := d.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: container.Resources{CPUShares: r.CPUShares, NanoCPUs: r.NanoCPUs}})
+	if err != nil {
+		return fmt.Errorf("update container %s: %w", short(id), err)
+	}
+	return nil
 }
 
 // Probe GETs the node's health endpoint through its published port.

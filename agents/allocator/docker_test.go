@@ -2,6 +2,7 @@ package allocator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -238,7 +239,7 @@ type fixture struct {
 	id   string
 }
 
-func dockerFixture(t *testing.T, capacityMB int) fixture {
+func dockerFixture(t *testing.T, capacityMB int, tune ...func(*allocator.Config)) fixture {
 	t.Helper()
 	f := fixture{cli: needDocker(t)}
 	f.p = env.Fresh(t, "zone-1")
@@ -250,6 +251,9 @@ func dockerFixture(t *testing.T, capacityMB int) fixture {
 	f.id = "t-" + engine.RandomToken(4)
 	cfg := dockerAllocator(t, f.id, label, t.TempDir())
 	cfg.CapacityMB = capacityMB
+	for _, fn := range tune {
+		fn(&cfg)
+	}
 	start(t, f.p, env.Servers(), cfg)
 	return f
 }
@@ -437,4 +441,98 @@ func TestBadInputKeepsServing(t *testing.T) {
 		return err == nil && rec.CapacityMB == 8192, fmt.Sprint(rec.CapacityMB, err)
 	})
 	waitStatus(t, cons, id, "huge", 60*time.Second, "admitted after the capacity raise", runningHealthy)
+	// The CPU quota of the running node follows the capacity: 256/8192 of
+	// the host's CPUs now.
+	info, err := cli.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := allocator.ComputeResources(256, 8192, info.NCPU).NanoCPUs
+	waitFor(t, 30*time.Second, "CPU quota updated live", func() (bool, string) {
+		ci, _ := containerOf(t, cli, id, good.ID)
+		return ci.HostConfig.NanoCPUs == want, fmt.Sprint(ci.HostConfig.NanoCPUs, " want ", want)
+	})
+	if st, _ := readStatus(ctx, cons, id, good.ID); st.ContainerID != gst.ContainerID || st.Restarts != 0 || !runningHealthy(st) {
+		t.Fatalf("the CPU update disturbed the node: %+v", st)
+	}
+}
+
+// flakyRuntime is the real Docker runtime with the engine's API made to
+// fail on demand (probes still reach the nodes, as they do when only
+// the Docker daemon is down).
+type flakyRuntime struct {
+	allocator.Runtime
+	down atomic.Bool
+}
+
+var errEngineDown = errors.New("cannot connect to the Docker daemon at unix:///var/run/docker.sock (injected)")
+
+func (f *flakyRuntime) List(ctx context.Context) ([]allocator.Workload, error) {
+	if f.down.Load() {
+		return nil, errEngineDown
+	}
+	return f.Runtime.List(ctx)
+}
+
+func (f *flakyRuntime) Create(ctx context.Context, s allocator.Spec) (allocator.Workload, error) {
+	if f.down.Load() {
+		return allocator.Workload{}, errEngineDown
+	}
+	return f.Runtime.Create(ctx, s)
+}
+
+func (f *flakyRuntime) Ping(ctx context.Context) error {
+	if f.down.Load() {
+		return errEngineDown
+	}
+	return f.Runtime.Ping(ctx)
+}
+
+// TestDockerUnreachable: while the engine does not answer, the allocator
+// says so (alive and statuses), keeps probing and reporting its nodes,
+// and catches up when the engine is back.
+func TestDockerUnreachable(t *testing.T) {
+	flaky := &flakyRuntime{}
+	f := dockerFixture(t, 4096, func(cfg *allocator.Config) {
+		cfg.NewRuntime = func(c allocator.Config) (allocator.Runtime, error) {
+			d, err := allocator.NewDocker(allocator.DockerConfig{AllocatorID: c.ID, PublishIP: c.PublishIP, SnapshotDir: c.SnapshotDir,
+				ImageRepo: c.ImageRepo, Labels: c.Labels, Logger: c.Logger})
+			flaky.Runtime = d
+			return flaky, err
+		}
+	})
+	cons, ctx, id := f.cons, f.ctx, f.id
+
+	dep := engine.NewID()
+	good := engine.Instance{ID: "good", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256}
+	assign(t, cons, id, good)
+	gst := waitStatus(t, cons, id, good.ID, 60*time.Second, "running", runningHealthy)
+
+	flaky.down.Store(true)
+	waitFor(t, 30*time.Second, "alive to report the engine down", func() (bool, string) {
+		var alive engine.AllocatorAlive
+		_, err := cons.GetJSON(ctx, engine.AllocatorAlivePath(id), &alive)
+		return err == nil && !alive.DockerOK && strings.Contains(alive.Error, "Docker daemon"), fmt.Sprintf("%+v %v", alive, err)
+	})
+	waitStatus(t, cons, id, good.ID, 30*time.Second, "still running, with the engine error", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && strings.Contains(s.Reason, "container runtime unreachable") && s.ContainerID == gst.ContainerID
+	})
+	assign(t, cons, id, engine.Instance{ID: "late", DeploymentID: dep, Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 256})
+	waitStatus(t, cons, id, "late", 30*time.Second, "waiting on the engine", func(s engine.InstanceStatus) bool {
+		return !s.Healthy && strings.Contains(s.Reason, "container runtime unreachable")
+	})
+	if code, _, err := httpDo("GET", "http://"+gst.Address+"/", ""); err != nil || code != 200 {
+		t.Fatalf("node not serving while the engine is down: %d %v", code, err)
+	}
+
+	flaky.down.Store(false)
+	waitStatus(t, cons, id, "late", 60*time.Second, "created once the engine answers", runningHealthy)
+	waitStatus(t, cons, id, good.ID, 30*time.Second, "error cleared", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && s.Reason == "" && s.ContainerID == gst.ContainerID
+	})
+	waitFor(t, 30*time.Second, "alive to report the engine back", func() (bool, string) {
+		var alive engine.AllocatorAlive
+		_, err := cons.GetJSON(ctx, engine.AllocatorAlivePath(id), &alive)
+		return err == nil && alive.DockerOK && alive.Error == "" && alive.Healthy == 2, fmt.Sprintf("%+v %v", alive, err)
+	})
 }

@@ -90,6 +90,7 @@ const (
 	actStart    = "start"
 	actRestart  = "restart"
 	actRemove   = "remove"
+	actUpdate   = "update"
 )
 
 func (a *agent) run(ctx context.Context, metricsAddr string) error {
@@ -463,6 +464,11 @@ func (a *agent) pass(ctx context.Context) {
 				a.restartStopped(t)
 				continue
 			}
+			if r := a.resources(*t.desired); a.host.CPUs > 0 && (r.NanoCPUs != t.w.NanoCPUs || r.CPUShares != t.w.CPUShares) {
+				// The capacity changed: the CPU quota follows, live.
+				a.dispatch(t, actUpdate, a.updateFn(t.w.ID, r))
+				continue
+			}
 			probe = append(probe, t)
 		}
 	}
@@ -564,6 +570,30 @@ func (a *agent) restartFn(id string) func(context.Context) (*Workload, error) {
 	return func(ctx context.Context) (*Workload, error) { return nil, a.rt.Restart(ctx, id, a.cfg.StopTimeout) }
 }
 
+func (a *agent) updateFn(id string, r Resources) func(context.Context) (*Workload, error) {
+	return func(ctx context.Context) (*Workload, error) {
+		if err := a.rt.Update(ctx, id, r); err != nil {
+			return nil, err
+		}
+		w, err := a.inspect(ctx, id)
+		return w, err
+	}
+}
+
+// inspect re-reads one workload after an action.
+func (a *agent) inspect(ctx context.Context, id string) (*Workload, error) {
+	ws, err := a.rt.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		if w.ID == id {
+			return &w, nil
+		}
+	}
+	return nil, fmt.Errorf("workload %s vanished", short(id))
+}
+
 func (a *agent) removeFn(w Workload) func(context.Context) (*Workload, error) {
 	return func(ctx context.Context) (*Workload, error) { return nil, a.rt.Remove(ctx, w, a.cfg.StopTimeout) }
 }
@@ -596,6 +626,13 @@ func (a *agent) handleResult(r opResult) {
 		if a.ctx.Err() != nil {
 			return
 		}
+		if r.action == actUpdate {
+			// The node still runs with its old CPU settings.
+			t.reason = fmt.Sprintf("CPU quota update failed: %v", r.err)
+			t.nextAttempt = time.Now().Add(30 * time.Second)
+			a.log.Warn("cannot update a node's CPU settings; will retry", "instance", r.iid, "err", r.err)
+			return
+		}
 		t.state, t.healthy = engine.StateFailed, false
 		t.reason = fmt.Sprintf("%s failed: %v", r.action, r.err)
 		t.crashes++
@@ -613,6 +650,12 @@ func (a *agent) handleResult(r opResult) {
 		if _, marked := a.ledger.mark(VolumeName(a.cfg.ID, r.iid), time.Now()); marked {
 			a.saveLedger()
 		}
+	case actUpdate:
+		if r.w != nil {
+			t.w = r.w
+		}
+		a.log.Info("node CPU share and quota updated to the allocator's capacity", "instance", r.iid,
+			"cpu_shares", t.w.CPUShares, "nano_cpus", t.w.NanoCPUs)
 	default:
 		if r.w != nil {
 			t.w = r.w

@@ -34,6 +34,9 @@ type Runtime interface {
 	// Remove stops a workload gracefully (SIGTERM, timeout, kill) and
 	// removes it; its data volume is kept.
 	Remove(ctx context.Context, w Workload, timeout time.Duration) error
+	// Update changes a running workload's CPU shares and quota in place
+	// (the allocator's capacity changed).
+	Update(ctx context.Context, id string, r Resources) error
 	// Probe asks a running workload's health endpoint.
 	Probe(ctx context.Context, w Workload) error
 	// Events signals (coalesced) when a workload changed state (died,
@@ -83,6 +86,9 @@ type Workload struct {
 	// Health is the runtime's own healthcheck state (starting, healthy,
 	// unhealthy; "" when none).
 	Health string
+	// CPUShares and NanoCPUs in force.
+	CPUShares int64
+	NanoCPUs  int64
 }
 
 // ErrImageMissing says a node image is absent and cannot be built here.

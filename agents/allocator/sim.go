@@ -65,7 +65,8 @@ func (s *Sim) Create(_ context.Context, spec Spec) (Workload, error) {
 	in := spec.Instance
 	w := Workload{ID: fmt.Sprintf("sim-%d", s.seq), Name: "sim-" + in.ID, Instance: in.ID, Deployment: in.DeploymentID,
 		Kind: in.Kind, Version: in.Version, SizeMB: in.SizeMB, Generation: in.Generation, State: "running", Running: true,
-		StartedAt: time.Now().UTC(), HostPort: 9200, Address: SimAddress, Health: "healthy"}
+		StartedAt: time.Now().UTC(), HostPort: 9200, Address: SimAddress, Health: "healthy",
+		CPUShares: spec.Resources.CPUShares, NanoCPUs: spec.Resources.NanoCPUs}
 	s.ws[w.ID] = w
 	return w, nil
 }
@@ -91,6 +92,19 @@ func (s *Sim) Remove(_ context.Context, w Workload, _ time.Duration) error {
 	s.mu.Lock()
 	delete(s.ws, w.ID)
 	s.mu.Unlock()
+	return nil
+}
+
+// Update records the new CPU settings.
+func (s *Sim) Update(_ context.Context, id string, r Resources) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.ws[id]
+	if !ok {
+		return fmt.Errorf("sim workload %s not found", id)
+	}
+	w.CPUShares, w.NanoCPUs = r.CPUShares, r.NanoCPUs
+	s.ws[id] = w
 	return nil
 }
 
