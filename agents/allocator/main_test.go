@@ -3,7 +3,6 @@ package allocator_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -347,5 +346,3 @@ func volumeExists(t testing.TB, cli *client.Client, name string) bool {
 	}
 	return err == nil
 }
-
-var errNotYet = errors.New("not yet")
