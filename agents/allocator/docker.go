@@ -102,9 +102,18 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 		if err := os.MkdirAll(cfg.SnapshotDir, 0o755); err != nil {
 			return nil, fmt.Errorf("snapshot directory %s: %w (pass a writable --snapshot-dir)", cfg.SnapshotDir, err)
 		}
-		// Nodes run as NodeUID: let them write repositories here.
-		if err := os.Chmod(cfg.SnapshotDir, 0o1777); err != nil {
-			return nil, fmt.Errorf("snapshot directory %s: %w (make it writable for uid %d)", cfg.SnapshotDir, err, NodeUID)
+		// Nodes run as NodeUID: let them write repositories here. A shared
+		// directory (NFS, another allocator's) may already allow it and
+		// belong to someone else.
+		st, err := os.Stat(cfg.SnapshotDir)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot directory %s: %w", cfg.SnapshotDir, err)
+		}
+		if st.Mode().Perm()&0o002 == 0 {
+			if err := os.Chmod(cfg.SnapshotDir, 0o1777); err != nil {
+				return nil, fmt.Errorf("snapshot directory %s is not writable by the nodes (uid %d): %w (chmod 1777 it, or chown it to %d)",
+					cfg.SnapshotDir, NodeUID, err, NodeUID)
+			}
 		}
 	}
 	return &Docker{cfg: cfg, cli: cli, log: cfg.Logger, images: map[string]bool{},

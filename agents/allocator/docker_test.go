@@ -342,6 +342,26 @@ func TestContainerConfinement(t *testing.T) {
 	if out, code := execIn(t, cli, cs.ID, []string{"/paddock", "node", "dial", "--timeout", "2s", allocator.Alias(big.ID) + ":9200"}); code != 0 {
 		t.Fatalf("node cannot reach its own deployment's peer (exit %d):\n%s", code, out)
 	}
+	// Snapshot on one node, restore on another, through the shared
+	// snapshot directory mounted at /snapshots (written as the node user).
+	ss, _ := readStatus(ctx, cons, id, small.ID)
+	sb, _ := readStatus(ctx, cons, id, big.ID)
+	repo := `{"type":"fs","settings":{"location":"/snapshots/` + depA + `"}}`
+	for _, c := range []struct{ method, url, body string }{
+		{"PUT", "http://" + ss.Address + "/books/_doc/1", `{"title":"Dune"}`},
+		{"PUT", "http://" + ss.Address + "/_snapshot/found-snapshots", repo},
+		{"PUT", "http://" + ss.Address + "/_snapshot/found-snapshots/snap-1?wait_for_completion=true", ""},
+		{"PUT", "http://" + sb.Address + "/_snapshot/found-snapshots", repo},
+		{"POST", "http://" + sb.Address + "/_snapshot/found-snapshots/snap-1/_restore", ""},
+	} {
+		if code, body, err := httpDo(c.method, c.url, c.body); err != nil || code >= 300 {
+			t.Fatalf("%s %s: %d %v %v", c.method, c.url, code, body, err)
+		}
+	}
+	if code, doc, err := httpDo("GET", "http://"+sb.Address+"/books/_doc/1", ""); err != nil || code != 200 || doc["found"] != true {
+		t.Fatalf("restored document: %d %v %v", code, doc, err)
+	}
+
 	// Kibana kind answers its status API.
 	so, _ := readStatus(ctx, cons, id, other.ID)
 	if code, body, err := httpDo("GET", "http://"+so.Address+"/api/status", ""); err != nil || code != 200 || body["status"] == nil {
