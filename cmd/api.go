@@ -33,9 +33,26 @@ dir). Create a first key with 'paddock api key create --save'.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
 			ctx := cmd.Context()
-			s, err := app.Connect(ctx, engine.RoleAdmin, nil)
-			if err != nil {
+			// Through the director's tunnel when this host joined (or
+			// `paddock up` issued its certificates), renewed while it runs.
+			if err := app.JoinIfAsked(ctx, cmd, engine.RoleAdmin); err != nil {
 				return err
+			}
+			var s *engine.Store
+			if app.useTunnel() {
+				st, at, err := app.ConnectTunnel(ctx, engine.RoleAdmin, nil, nil)
+				if err != nil {
+					return err
+				}
+				if at != nil {
+					go at.Run(ctx)
+				}
+				s = st
+			} else {
+				var err error
+				if s, err = app.Connect(ctx, engine.RoleAdmin, nil); err != nil {
+					return err
+				}
 			}
 			defer s.Close()
 			tlsAddr := ""
@@ -54,6 +71,7 @@ dir). Create a first key with 'paddock api key create --save'.`,
 			})
 		},
 	}
+	AddJoinFlags(c)
 	f := c.Flags()
 	f.String("addr", api.DefaultAddr, "HTTP listen address (empty: no HTTP)")
 	f.String("tls-addr", api.DefaultTLSAddr, "HTTPS listen address (used with --tls-cert and --tls-key)")

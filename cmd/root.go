@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"paddock/agents/director"
 	"paddock/engine"
 )
 
@@ -122,6 +123,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	pf.String("state-dir", defaultStateDir(), "state directory (credentials, keys, local caches)")
 	pf.String("zk-credential", "", "ZooKeeper credential file of this role (default <state-dir>/credentials/<role>.json)")
 	pf.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper or the API before giving up")
+	pf.Bool("zk-tls", false, "reach ZooKeeper (--zk) through the director's mutual-TLS tunnel with this host's certificate of the role (<state-dir>/tls/<role>.crt); `paddock up` sets it in config.yaml")
 
 	for _, add := range []func(*App) *cobra.Command{
 		newVersionCmd, newStatusCmd, newZookeeperCmd, newInitCmd,
@@ -260,11 +262,29 @@ func (app *App) Connect(ctx context.Context, role engine.Role, own *engine.Crede
 		return nil, err
 	}
 	to := app.V.GetDuration("timeout")
-	s, err := engine.Connect(ctx, engine.Options{
+	opts := engine.Options{
 		Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
 		ConnectTimeout: to, Logger: app.Log,
-	})
+	}
+	if app.V.GetBool("zk-tls") {
+		// Through the director's tunnel: the certificate is read as is
+		// (the long-running holder, `paddock up` or a joined agent,
+		// renews the files).
+		dialer, at, err := app.TunnelDialer(role, nil)
+		if err != nil {
+			return nil, err
+		}
+		if at == nil {
+			certFile, _, _ := director.TLSFiles(app.StateDir(), string(role))
+			return nil, fmt.Errorf("zk-tls is set but this host holds no %s certificate (%s): run `paddock up`, or join with --join DIRECTOR --token T, or pass --zk-tls=false with --zk at ZooKeeper itself", role, certFile)
+		}
+		opts.Dialer = dialer
+	}
+	s, err := engine.Connect(ctx, opts)
 	if err != nil {
+		if opts.Dialer != nil {
+			return nil, fmt.Errorf("%w (through the director's tunnel at %s as %s: is the director running?)", err, opts.Servers, role)
+		}
 		return nil, err
 	}
 	return s, nil

@@ -67,13 +67,16 @@ type UpService struct {
 // UpStatus is <state-dir>/up.json: the supervisor's progress and where
 // everything listens.
 type UpStatus struct {
-	Pid        int         `json:"pid"`
-	StartedAt  time.Time   `json:"started_at"`
-	Step       string      `json:"step"`
-	Ready      bool        `json:"ready"`
-	Stopping   bool        `json:"stopping,omitempty"`
-	Error      string      `json:"error,omitempty"`
-	ZooKeeper  string      `json:"zookeeper"`
+	Pid       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+	Step      string    `json:"step"`
+	Ready     bool      `json:"ready"`
+	Stopping  bool      `json:"stopping,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	ZooKeeper string    `json:"zookeeper"`
+	// Tunnel is the director's mTLS tunnel the agents reach ZooKeeper
+	// through (empty: they connect directly).
+	Tunnel     string      `json:"zookeeper_tunnel,omitempty"`
 	APIURL     string      `json:"api_url,omitempty"`
 	ProxyURL   string      `json:"proxy_url,omitempty"`
 	APIKeyFile string      `json:"api_key_file,omitempty"`
@@ -125,6 +128,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.Int("proxy-port", 9200, "proxy HTTP port (0: a free port)")
 	f.String("director-tunnel-addr", director.DefaultTunnelAddr, "director's mTLS tunnel in front of ZooKeeper ('-' disables)")
 	f.String("director-enroll-addr", director.DefaultEnrollAddr, "director's enrollment endpoint, HTTPS ('-' disables)")
+	f.Duration("cert-ttl", director.DefaultCertTTL, "lifetime of the agents' tunnel certificates (renewed at 2/3)")
 	f.String("runtime", allocator.RuntimeDocker, "allocator runtime: docker, or sim (no containers)")
 	f.StringToString("label", nil, "extra labels on every Docker object the allocators create (tests: paddock.test=<name>)")
 	f.Duration("start-timeout", 3*time.Minute, "how long to wait for the platform to be ready")
@@ -301,8 +305,14 @@ func runHeadless(ctx context.Context, app *App) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	defer pr.admin.Close()
-	zkAddr, cfg, admin, key, keyFile, nodeBin := pr.zk, pr.cfg, pr.admin, pr.key, pr.keyFile, pr.nodeBin
+	// The bootstrap's direct admin store closes once the tunnel is up.
+	bootstrap := pr.admin
+	defer func() {
+		if bootstrap != nil {
+			bootstrap.Close()
+		}
+	}()
+	zkAddr, cfg, key, keyFile, nodeBin := pr.zk, pr.cfg, pr.key, pr.keyFile, pr.nodeBin
 	zoneNames, perZone, memMB, runtime := pr.zones, pr.perZone, pr.memMB, pr.runtime
 
 	// 5. Services, in this process.
@@ -348,23 +358,72 @@ func runHeadless(ctx context.Context, app *App) error {
 	super, _ := zkSuperPassword(dir)
 	dirReady := make(chan struct{})
 	var dirOnce sync.Once
+	var dirAddrs director.Addrs
 	start("director", "director", func(ctx context.Context) error {
 		return director.Run(ctx, director.Config{ID: "director-up", StateDir: dir,
 			Store:       engine.Options{Servers: zkAddr, Credential: dirCreds[engine.RoleDirector], ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log.With("service", "director")},
 			Credentials: dirCreds, ZooKeeper: zkAddr, SuperPassword: super,
 			TunnelAddr: v.GetString("director-tunnel-addr"), EnrollAddr: v.GetString("director-enroll-addr"),
+			CertTTL:     v.GetDuration("cert-ttl"),
 			MetricsAddr: "127.0.0.1:0", Logger: app.Log.With("service", "director"),
 			Ready: func(a director.Addrs) {
 				ready("director", "tunnel "+a.Tunnel+", enroll "+a.Enroll, a.Metrics)
-				dirOnce.Do(func() { close(dirReady) })
+				dirOnce.Do(func() { dirAddrs = a; close(dirReady) })
 			},
 		})
 	})
 
-	s.step("starting the constructor")
-	cons, err := app.Connect(ctx, engine.RoleConstructor, nil)
+	// The agents reach ZooKeeper through the director's tunnel: wait
+	// for it, then issue this host's role certificates.
+	wctx, cancel := context.WithTimeout(ctx, v.GetDuration("start-timeout"))
+	defer cancel()
+	select {
+	case <-dirReady:
+	case err := <-errc:
+		stop()
+		wg.Wait()
+		return s.fail(err)
+	case <-wctx.Done():
+		stop()
+		wg.Wait()
+		return s.fail(fmt.Errorf("the director did not start within --start-timeout: are its ports free? choose others with --director-tunnel-addr/--director-enroll-addr"))
+	}
+	link, err := linkAgents(sctx, app, dir, zkAddr, dirAddrs)
+	if err != nil {
+		stop()
+		wg.Wait()
+		return s.fail(err)
+	}
+	if link.tunnel {
+		s.set(func(st *UpStatus) { st.Tunnel = link.servers })
+		s.step("agents reach ZooKeeper through the director's tunnel at %s", link.servers)
+	}
+	adminCred, err := app.Credential(engine.RoleAdmin)
 	if err != nil {
 		return s.fail(err)
+	}
+	// From here on the supervisor's own admin store goes through the
+	// tunnel too; the direct one served the bootstrap only.
+	admin, err := engine.Connect(ctx, link.options(engine.RoleAdmin, adminCred, app.Log.With("service", "api")))
+	if err != nil {
+		stop()
+		wg.Wait()
+		return s.fail(fmt.Errorf("connect as admin: %w", err))
+	}
+	defer admin.Close()
+	bootstrap.Close()
+	bootstrap = nil
+
+	s.step("starting the constructor")
+	consCred, err := app.Credential(engine.RoleConstructor)
+	if err != nil {
+		return s.fail(err)
+	}
+	cons, err := engine.Connect(ctx, link.options(engine.RoleConstructor, consCred, app.Log.With("service", "constructor")))
+	if err != nil {
+		stop()
+		wg.Wait()
+		return s.fail(fmt.Errorf("connect as constructor: %w", err))
 	}
 	defer cons.Close()
 	start("constructor", "constructor", func(ctx context.Context) error {
@@ -394,8 +453,7 @@ func runHeadless(ctx context.Context, app *App) error {
 			Domain: cfg.Domain, CacheFile: filepath.Join(dir, "proxy-routes.json"), MetricsAddr: "127.0.0.1:0",
 			Logger: app.Log.With("service", "proxy"),
 			Connect: func(ctx context.Context) (*engine.Store, error) {
-				return engine.Connect(ctx, engine.Options{Servers: zkAddr, Role: engine.RoleProxy, Credential: proxyCred,
-					ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log.With("service", "proxy")})
+				return engine.Connect(ctx, link.options(engine.RoleProxy, proxyCred, app.Log.With("service", "proxy")))
 			}})
 	})
 
@@ -416,8 +474,7 @@ func runHeadless(ctx context.Context, app *App) error {
 			acfg := allocator.Config{ID: id, Zone: z, CapacityMB: memMB, StateDir: filepath.Join(dir, "allocators", id),
 				SnapshotDir: filepath.Join(dir, "snapshots"), Runtime: runtime, NodeBinary: nodeBin, Labels: labels,
 				MetricsAddr: "127.0.0.1:0", Logger: app.Log.With("service", id), Version: Version,
-				ZK: engine.Options{Servers: zkAddr, Role: engine.RoleAllocator, Credential: allocCred,
-					ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log.With("service", id)},
+				ZK:      link.options(engine.RoleAllocator, allocCred, app.Log.With("service", id)),
 				OnReady: func(m string) { ready(id, "", m) },
 			}
 			start(id, "allocator", func(ctx context.Context) error { return allocator.Run(ctx, acfg) })
@@ -426,8 +483,6 @@ func runHeadless(ctx context.Context, app *App) error {
 
 	// 6. Wait until every service is ready.
 	s.step("waiting for the services to be ready")
-	wctx, cancel := context.WithTimeout(ctx, v.GetDuration("start-timeout"))
-	defer cancel()
 	select {
 	case u := <-apiURL:
 		s.set(func(st *UpStatus) { st.APIURL = u })
@@ -456,19 +511,11 @@ func runHeadless(ctx context.Context, app *App) error {
 	for _, id := range allocIDs {
 		ready(id, "", "")
 	}
-	select {
-	case <-dirReady:
-	case err := <-errc:
-		stop()
-		wg.Wait()
-		return s.fail(err)
-	case <-wctx.Done():
-		stop()
-		wg.Wait()
-		return s.fail(fmt.Errorf("the director did not start within --start-timeout: are its ports free? choose others with --director-tunnel-addr/--director-enroll-addr"))
-	}
+	// The CLI on this host (status, console, deployment, …) goes
+	// through the tunnel too: zk is the tunnel, zk-tls picks this host's
+	// role certificate.
 	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{
-		"zk": zkAddr, "api-url": s.st.APIURL, "api-key": key, "api-key-file": keyFile,
+		"zk": link.servers, "zk-tls": link.tunnel, "api-url": s.st.APIURL, "api-key": key, "api-key-file": keyFile,
 	}); err != nil {
 		stop()
 		wg.Wait()
@@ -482,7 +529,7 @@ func runHeadless(ctx context.Context, app *App) error {
 	if s.print {
 		printWhere(app.Out, s.st)
 	}
-	app.Log.Info("paddock is up", "api", s.st.APIURL, "proxy", s.st.ProxyURL, "zookeeper", zkAddr)
+	app.Log.Info("paddock is up", "api", s.st.APIURL, "proxy", s.st.ProxyURL, "zookeeper", zkAddr, "zookeeper_tunnel", s.st.Tunnel)
 
 	// 7. Until SIGINT/SIGTERM (or a service failing).
 	var runErr error
@@ -564,7 +611,14 @@ func prepare(ctx context.Context, s *supervisor) (*prepared, error) {
 		zkAddr = cl.ConnectString()
 		s.step("ZooKeeper serving on %s", zkAddr)
 	}
+	// The bootstrap (platform, admin API key) talks to ZooKeeper
+	// directly: the director, and so its tunnel, starts after it. The
+	// config file says so until the tunnel is up.
 	v.Set("zk", zkAddr)
+	v.Set("zk-tls", false)
+	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{"zk": zkAddr, "zk-tls": false}); err != nil {
+		return nil, err
+	}
 	s.set(func(st *UpStatus) { st.ZooKeeper = zkAddr })
 	s.service("zookeeper", func(u *UpService) { u.Kind, u.Addr, u.State = "zookeeper", zkAddr, "running" })
 
@@ -625,7 +679,11 @@ func printWhere(w io.Writer, st UpStatus) {
 	fmt.Fprintf(w, "paddock is up\n")
 	fmt.Fprintf(w, "  API        %s\n", st.APIURL)
 	fmt.Fprintf(w, "  proxy      %s   (curl http://<deployment-id>.localhost:%s/)\n", st.ProxyURL, portOf(st.ProxyURL))
-	fmt.Fprintf(w, "  ZooKeeper  %s\n", st.ZooKeeper)
+	if st.Tunnel != "" {
+		fmt.Fprintf(w, "  ZooKeeper  %s (loopback only; agents and CLI through the director's mTLS tunnel %s)\n", st.ZooKeeper, st.Tunnel)
+	} else {
+		fmt.Fprintf(w, "  ZooKeeper  %s\n", st.ZooKeeper)
+	}
 	fmt.Fprintf(w, "  admin key  %s\n", st.APIKeyFile)
 	var allocs []string
 	for _, s := range st.Services {
@@ -784,6 +842,11 @@ func runUpConsole(ctx context.Context, app *App) error {
 
 func openConsole(ctx context.Context, app *App, st UpStatus) error {
 	app.V.Set("zk", st.ZooKeeper)
+	app.V.Set("zk-tls", false)
+	if st.Tunnel != "" {
+		app.V.Set("zk", st.Tunnel)
+		app.V.Set("zk-tls", true)
+	}
 	if !isTerminal(app.Out) {
 		printWhere(app.Out, st)
 		return nil
@@ -814,7 +877,8 @@ func spawnSupervisor(app *App) error {
 		"--allocator-memory", v.GetString("allocator-memory"), "--zk-port", strconv.Itoa(v.GetInt("zk-port")),
 		"--api-port", strconv.Itoa(v.GetInt("api-port")), "--proxy-port", strconv.Itoa(v.GetInt("proxy-port")),
 		"--runtime", v.GetString("runtime"), "--start-timeout", v.GetDuration("start-timeout").String(),
-		"--director-tunnel-addr", v.GetString("director-tunnel-addr"), "--director-enroll-addr", v.GetString("director-enroll-addr")}
+		"--director-tunnel-addr", v.GetString("director-tunnel-addr"), "--director-enroll-addr", v.GetString("director-enroll-addr"),
+		"--cert-ttl", v.GetDuration("cert-ttl").String()}
 	for k, val := range v.GetStringMapString("label") {
 		args = append(args, "--label", k+"="+val)
 	}
