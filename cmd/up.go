@@ -95,7 +95,10 @@ the constructor, the API, the proxy and one allocator per zone, all in
 one supervisor process running the same code as the separate agents.
 Node images are built first when missing (from this static binary).
 ~/.paddock/config.yaml is written so the other commands find the
-platform, with an admin API key.
+platform, with an admin API key. ZooKeeper listens on loopback only:
+once the director serves, every agent and the CLI reach it through the
+director's mutual-TLS tunnel (--director-tunnel-addr) with this host's
+certificate of its role (<state-dir>/tls, issued and renewed by up).
 
 Without --headless the supervisor runs detached and the console opens;
 quitting the console leaves the platform running. A second 'paddock up'
