@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
 	"paddock/agents/allocator"
@@ -164,7 +167,11 @@ func TestNodeLifecycle(t *testing.T) {
 		}
 	}()
 	r.stop(t)
-	time.Sleep(500 * time.Millisecond) // the node must serve while no allocator runs (observed by the prober)
+	// The node serves while no allocator runs: let the prober see it.
+	seen := probes.Load()
+	waitFor(t, 10*time.Second, "requests served while the allocator is down", func() (bool, string) {
+		return probes.Load() >= seen+5, fmt.Sprint(probes.Load()-seen)
+	})
 	r = start(t, p, part.Addr(), cfg)
 	waitStatus(t, cons, id, in.ID, 30*time.Second, "adopted", runningHealthy)
 	ci3, _ := containerOf(t, cli, id, in.ID)
@@ -554,5 +561,46 @@ func TestDockerUnreachable(t *testing.T) {
 		var alive engine.AllocatorAlive
 		_, err := cons.GetJSON(ctx, engine.AllocatorAlivePath(id), &alive)
 		return err == nil && alive.DockerOK && alive.Error == "" && alive.Healthy == 2, fmt.Sprintf("%+v %v", alive, err)
+	})
+}
+
+// TestRemovalIsGracefulAndVolumesExpire: an unassigned node gets SIGTERM
+// and exits cleanly (code 0) before its container is removed; its data
+// volume outlives it for the grace period, then goes.
+func TestRemovalIsGracefulAndVolumesExpire(t *testing.T) {
+	f := dockerFixture(t, 2048, func(cfg *allocator.Config) { cfg.VolumeGrace = 3 * time.Second })
+	cli, cons, ctx, id := f.cli, f.cons, f.ctx, f.id
+	in := engine.Instance{ID: "gone", DeploymentID: engine.NewID(), Kind: engine.KindElasticsearch, Version: "8.18.0", SizeMB: 256}
+	assign(t, cons, id, in)
+	st := waitStatus(t, cons, id, in.ID, 60*time.Second, "running", runningHealthy)
+
+	evctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Since replays what happened from now on, whenever the subscription
+	// reaches the engine.
+	since := strconv.FormatInt(time.Now().Unix(), 10)
+	unassign(t, cons, id, in.ID)
+	msgs, errs := cli.Events(evctx, events.ListOptions{Since: since, Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("container", st.ContainerID), filters.Arg("event", "die"))})
+	select {
+	case m := <-msgs:
+		if code := m.Actor.Attributes["exitCode"]; code != "0" {
+			t.Fatalf("node exited with code %s on removal: SIGTERM must stop it cleanly", code)
+		}
+	case err := <-errs:
+		t.Fatalf("docker events: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no die event within 30s of the unassignment")
+	}
+	waitFor(t, 30*time.Second, "container removed", func() (bool, string) {
+		_, ok := containerOf(t, cli, id, in.ID)
+		return !ok, "container still there"
+	})
+	vol := allocator.VolumeName(id, in.ID)
+	if !volumeExists(t, cli, vol) {
+		t.Fatal("volume removed with its container, before the grace period")
+	}
+	waitFor(t, 30*time.Second, "volume removed after the grace period", func() (bool, string) {
+		return !volumeExists(t, cli, vol), "volume still there"
 	})
 }
