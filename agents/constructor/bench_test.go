@@ -21,6 +21,9 @@ type simNodes struct{}
 func (simNodes) Snapshot(context.Context, string, string, string) error { return nil }
 func (simNodes) Restore(context.Context, string, string, string) error  { return nil }
 func (simNodes) SetPeers(context.Context, string, []string) error       { return nil }
+func (simNodes) LatestSnapshot(context.Context, string, string) (string, error) {
+	return "", nil
+}
 
 // BenchmarkZooKeeper1000Deployments: 1,000 deployments of 3 instances
 // (one per zone) against 100 allocators in 3 zones running the sim

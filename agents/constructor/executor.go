@@ -539,7 +539,27 @@ func (x *executor) runGrowAndShrink(ctx context.Context) error {
 			src = x.source()
 			if src == "" {
 				x.setProgress("nosource", "1")
-				return "no healthy node holds the data (lost allocator?): the new nodes start from their peers only", nil
+				// The data is on no running node (its allocator is lost):
+				// recover the newest snapshot of the deployment's repository.
+				for _, in := range esOnly(x.plan.NewInstances) {
+					addr := x.address(in)
+					if addr == "" {
+						continue
+					}
+					cctx, cancel := context.WithTimeout(ctx, x.l.cfg.StepTimeout)
+					latest, err := x.l.cfg.Nodes.LatestSnapshot(cctx, addr, SnapshotLocation(x.depID))
+					cancel()
+					if err != nil {
+						return "", fmt.Errorf("no healthy node holds the data, and the snapshot repository cannot be listed: %w", err)
+					}
+					if latest != "" {
+						x.setProgress("recover", latest)
+						return "no healthy node holds the data (lost allocator): recovering the newest snapshot " + latest +
+							"; writes made after it are lost", nil
+					}
+					break
+				}
+				return "no healthy node holds the data and the repository has no snapshot: the new nodes start empty", nil
 			}
 			x.setProgress("source", src)
 			return "snapshot " + x.snapName("initial") + " of " + src, x.takeSnapshot(ctx, src, x.snapName("initial"))
@@ -548,10 +568,14 @@ func (x *executor) runGrowAndShrink(ctx context.Context) error {
 		}
 		migrate = x.progress("nosource") == ""
 	}
-	if migrate {
+	if migrate || x.progress("recover") != "" {
+		snap := x.snapName("initial")
+		if r := x.progress("recover"); r != "" {
+			snap = r
+		}
 		if err := x.step(ctx, StepMigrate, "", func(ctx context.Context) (string, error) {
-			return fmt.Sprintf("restored %s into %d new node(s)", x.snapName("initial"), len(esOnly(x.plan.NewInstances))),
-				x.restoreAll(ctx, x.snapName("initial"), x.plan.NewInstances)
+			return fmt.Sprintf("restored %s into %d new node(s)", snap, len(esOnly(x.plan.NewInstances))),
+				x.restoreAll(ctx, snap, x.plan.NewInstances)
 		}); err != nil {
 			return err
 		}

@@ -118,7 +118,8 @@ func (r *nodeRuntime) Create(_ context.Context, spec allocator.Spec) (allocator.
 	r.seq++
 	in := spec.Instance
 	w := &nodeWorkload{w: allocator.Workload{ID: fmt.Sprintf("node-%d", r.seq), Name: "node-" + in.ID, Instance: in.ID,
-		Deployment: in.DeploymentID, Kind: in.Kind, Version: in.Version, SizeMB: in.SizeMB, Generation: in.Generation}}
+		Deployment: in.DeploymentID, Kind: in.Kind, Version: in.Version, SizeMB: in.SizeMB, Generation: in.Generation,
+		CPUShares: spec.Resources.CPUShares, NanoCPUs: spec.Resources.NanoCPUs}}
 	if err := r.start(in, w); err != nil {
 		return allocator.Workload{}, err
 	}
@@ -179,8 +180,17 @@ func (r *nodeRuntime) Events(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// Update accepts new CPU settings (in-process nodes have no cgroup).
-func (r *nodeRuntime) Update(context.Context, string, allocator.Resources) error { return nil }
+// Update records new CPU settings (in-process nodes have no cgroup).
+func (r *nodeRuntime) Update(_ context.Context, id string, res allocator.Resources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, ok := r.ws[id]
+	if !ok {
+		return fmt.Errorf("workload %s not found", id)
+	}
+	w.w.CPUShares, w.w.NanoCPUs = res.CPUShares, res.NanoCPUs
+	return nil
+}
 
 func (r *nodeRuntime) Volumes(context.Context) (map[string]string, error) { return nil, nil }
 func (r *nodeRuntime) RemoveVolume(context.Context, string) error         { return nil }

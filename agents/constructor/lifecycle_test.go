@@ -485,3 +485,55 @@ func TestWholeZoneLostFreezesRescheduling(t *testing.T) {
 		t.Fatal("route emptied")
 	}
 }
+
+// TestLostSingleZoneDeploymentRecoversFromSnapshot: the only node of a
+// 1-zone deployment dies with its allocator: its replacement restores
+// the newest snapshot of the deployment's repository (the last plan's).
+func TestLostSingleZoneDeploymentRecoversFromSnapshot(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
+	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
+	var cfg engine.PlatformConfig
+	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PathConfig, &cfg, func() error {
+		cfg.LostAllocatorGraceSeconds = 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.startConstructor("c1", NewHTTPNodes(), nil)
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 1))
+	h.waitPlan(id, planID, 60*time.Second)
+	r, _ := h.route(id)
+	if err := nodeHTTP(t, "PUT", r.Backends[0].Address, "/logs/_doc/precious", `{"x":1}`, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A resize snapshots the data into the repository.
+	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 1)})
+	if p := h.waitPlan(id, resize, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("resize: %s", stepNames(p))
+	}
+	d := checkRunning(t, h, id, 1)
+	h.allocs[d.Instances[0].Allocator].kill()
+	var mv engine.Plan
+	h.waitFor("the move plan off the lost allocator", 60*time.Second, func() bool {
+		for _, p := range h.history(id) {
+			if p.Action == engine.ActionMove {
+				mv = p
+				return true
+			}
+		}
+		return false
+	})
+	if mv.Status != engine.PlanSuccess || !strings.Contains(stepNames(mv), StepMigrate+"=success") {
+		t.Fatalf("move: %s", stepNames(mv))
+	}
+	d = checkRunning(t, h, id, 1)
+	if d.Instances[0].Zone != "zone-1" {
+		t.Fatalf("replacement left the zone: %+v", d.Instances)
+	}
+	r, _ = h.route(id)
+	if err := nodeHTTP(t, "GET", r.Backends[0].Address, "/logs/_doc/precious", "", nil); err != nil {
+		t.Fatalf("snapshot not recovered: %v", err)
+	}
+}

@@ -22,6 +22,9 @@ type NodeAPI interface {
 	Restore(ctx context.Context, addr, location, snap string) error
 	// SetPeers replaces the node's replication peers (URLs).
 	SetPeers(ctx context.Context, addr string, peers []string) error
+	// LatestSnapshot registers the repository and names its newest
+	// successful snapshot ("" when there is none).
+	LatestSnapshot(ctx context.Context, addr, location string) (string, error)
 }
 
 // SnapshotRepo is the repository name every deployment uses.
@@ -53,6 +56,10 @@ func (h *HTTPNodes) url(addr, path string) string {
 }
 
 func (h *HTTPNodes) call(ctx context.Context, method, addr, path string, body any) error {
+	return h.callInto(ctx, method, addr, path, body, nil)
+}
+
+func (h *HTTPNodes) callInto(ctx context.Context, method, addr, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -75,9 +82,14 @@ func (h *HTTPNodes) call(ctx context.Context, method, addr, path string, body an
 		return fmt.Errorf("%s %s on node %s: %w (is the node running? check its allocator's status)", method, path, addr, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s %s on node %s: %s: %s", method, path, addr, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s on node %s: undecodable answer: %w", method, path, addr, err)
+		}
 	}
 	return nil
 }
@@ -109,4 +121,28 @@ func (h *HTTPNodes) SetPeers(ctx context.Context, addr string, peers []string) e
 		peers = []string{}
 	}
 	return h.call(ctx, http.MethodPut, addr, "/_paddock/peers", map[string]any{"peers": peers})
+}
+
+// LatestSnapshot implements NodeAPI.
+func (h *HTTPNodes) LatestSnapshot(ctx context.Context, addr, location string) (string, error) {
+	if err := h.repo(ctx, addr, location); err != nil {
+		return "", err
+	}
+	var out struct {
+		Snapshots []struct {
+			Snapshot string `json:"snapshot"`
+			State    string `json:"state"`
+			EndMS    int64  `json:"end_time_in_millis"`
+		} `json:"snapshots"`
+	}
+	if err := h.callInto(ctx, http.MethodGet, addr, "/_snapshot/"+SnapshotRepo+"/_all", nil, &out); err != nil {
+		return "", err
+	}
+	latest, end := "", int64(-1)
+	for _, s := range out.Snapshots {
+		if strings.EqualFold(s.State, "SUCCESS") && s.EndMS > end {
+			latest, end = s.Snapshot, s.EndMS
+		}
+	}
+	return latest, nil
 }
