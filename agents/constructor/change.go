@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -72,18 +73,6 @@ func topo(spec engine.DeploymentSpec, kind string) engine.Topology {
 		return spec.Kibana
 	}
 	return spec.Elasticsearch
-}
-
-func sameFilter(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateSpec checks a plan's spec against the platform.
@@ -162,7 +151,7 @@ func ComputeChange(dep engine.Deployment, plan engine.Plan) Change {
 		case len(have) == 0:
 			c.Requests = append(c.Requests, placement.Request{DeploymentID: dep.ID, Kind: kind, SizeMB: want.SizeMB, Zones: want.Zones, Filter: want.Filter})
 			desc += fmt.Sprintf("; add %s %s × %d zone(s)", kind, engine.FormatSize(want.SizeMB), want.Zones)
-		case plan.Spec.Version != dep.Spec.Version || want.SizeMB != old.SizeMB || !sameFilter(want.Filter, old.Filter) || instancesDiffer(have, want.SizeMB, plan.Spec.Version):
+		case plan.Spec.Version != dep.Spec.Version || want.SizeMB != old.SizeMB || !maps.Equal(want.Filter, old.Filter) || instancesDiffer(have, want.SizeMB, plan.Spec.Version):
 			c.Retire = append(c.Retire, have...)
 			c.Requests = append(c.Requests, placement.Request{DeploymentID: dep.ID, Kind: kind, SizeMB: want.SizeMB, Zones: want.Zones,
 				Filter: want.Filter, PreferZones: zonesOf(have), Replaces: true})

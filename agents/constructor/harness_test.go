@@ -438,3 +438,15 @@ func nodeHTTP(t *testing.T, method, addr, path, body string, out any) error {
 	}
 	return nil
 }
+
+// setGrace sets the platform's lost-allocator grace (read live).
+func (h *harness) setGrace(seconds int) {
+	h.t.Helper()
+	var cfg engine.PlatformConfig
+	if _, err := h.admin.Update(ctxT(h.t, 10*time.Second), engine.PathConfig, &cfg, func() error {
+		cfg.LostAllocatorGraceSeconds = seconds
+		return nil
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+}

@@ -86,13 +86,7 @@ func TestLostAllocatorInstancesReplaced(t *testing.T) {
 	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
 	// Grace is read live from the platform config.
-	var cfg engine.PlatformConfig
-	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PathConfig, &cfg, func() error {
-		cfg.LostAllocatorGraceSeconds = 2
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.setGrace(2)
 	h.startConstructor("c1", NewHTTPNodes(), nil)
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
 	h.waitPlan(id, planID, 60*time.Second)
@@ -444,13 +438,7 @@ func TestWholeZoneLostFreezesRescheduling(t *testing.T) {
 	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
 	h.startAllocator("alloc-2b", "zone-2", 4096, nil)
-	var cfg engine.PlatformConfig
-	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PathConfig, &cfg, func() error {
-		cfg.LostAllocatorGraceSeconds = 1
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.setGrace(1)
 	addr := make(chan string, 1)
 	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) {
 		c.MetricsAddr = "127.0.0.1:0"
@@ -494,13 +482,7 @@ func TestLostSingleZoneDeploymentRecoversFromSnapshot(t *testing.T) {
 	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
 	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
-	var cfg engine.PlatformConfig
-	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PathConfig, &cfg, func() error {
-		cfg.LostAllocatorGraceSeconds = 1
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.setGrace(1)
 	h.startConstructor("c1", NewHTTPNodes(), nil)
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 1))
 	h.waitPlan(id, planID, 60*time.Second)
