@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-retry.C:
 		case <-done:
 			// The leader loop ended on its own (an error): start over.
+			leaderCancel()
 			leaderCancel, leaderDone = nil, nil
 			m.leader.Set(0)
 			retry.Reset(time.Second)
