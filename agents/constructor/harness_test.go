@@ -274,7 +274,7 @@ func (h *harness) startConstructor(id string, nodes NodeAPI, mod func(*Config)) 
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agentHandle{cancel: cancel, store: s, done: make(chan struct{})}
 	cfg := Config{Store: s, ID: id, Nodes: nodes, Logger: quiet().With("constructor", id), HealthyTimeout: 30 * time.Second,
-		PauseSettle: 50 * time.Millisecond, Tick: 200 * time.Millisecond, Seed: 1}
+		PauseSettle: 250 * time.Millisecond, Tick: 200 * time.Millisecond, Seed: 1}
 	if mod != nil {
 		mod(&cfg)
 	}
