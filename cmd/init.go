@@ -105,7 +105,9 @@ func InitPlatform(ctx context.Context, app *App, zones []string) (InitResult, er
 			}
 		}
 	}
-	if err := writeConfigKeys(res.ConfigFile, map[string]any{"zk": res.ZooKeeper}); err != nil {
+	// init reached ZooKeeper directly: so does the CLI (zk-tls off, in
+	// case an earlier `paddock up` pointed the config at a tunnel).
+	if err := writeConfigKeys(res.ConfigFile, map[string]any{"zk": res.ZooKeeper, "zk-tls": false}); err != nil {
 		return res, err
 	}
 	return res, nil
