@@ -170,7 +170,7 @@ func TestNodeLifecycle(t *testing.T) {
 	// The node serves while no allocator runs: let the prober see it.
 	seen := probes.Load()
 	waitFor(t, 10*time.Second, "requests served while the allocator is down", func() (bool, string) {
-		return probes.Load() >= seen+5, fmt.Sprint(probes.Load()-seen)
+		return probes.Load() >= seen+5, fmt.Sprint(probes.Load() - seen)
 	})
 	r = start(t, p, part.Addr(), cfg)
 	waitStatus(t, cons, id, in.ID, 30*time.Second, "adopted", runningHealthy)

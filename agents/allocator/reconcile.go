@@ -69,8 +69,10 @@ type tracked struct {
 	failures    int
 	everHealthy bool
 	crashes     int
-	nextAttempt time.Time
-	firstSeen   time.Time
+	// failedActions counts consecutive failed runtime actions.
+	failedActions int
+	nextAttempt   time.Time
+	firstSeen     time.Time
 
 	written *engine.InstanceStatus
 }
@@ -164,6 +166,10 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 		}
 	}
 }
+
+// failedActionsBeforeFailed consecutive failed runtime actions make an
+// instance "failed" (a missing image does at once).
+const failedActionsBeforeFailed = 3
 
 // startingProbeInterval is the probe interval of nodes not yet healthy.
 const startingProbeInterval = 100 * time.Millisecond
@@ -633,13 +639,24 @@ func (a *agent) handleResult(r opResult) {
 			a.log.Warn("cannot update a node's CPU settings; will retry", "instance", r.iid, "err", r.err)
 			return
 		}
-		t.state, t.healthy = engine.StateFailed, false
-		t.reason = fmt.Sprintf("%s failed: %v", r.action, r.err)
-		t.crashes++
-		t.nextAttempt = time.Now().Add(min(time.Duration(1<<min(t.crashes-1, 6))*time.Second, time.Minute))
-		a.log.Error("runtime action failed; will retry", "instance", r.iid, "action", r.action, "err", r.err, "retry_at", t.nextAttempt.Format(time.TimeOnly))
+		t.healthy = false
+		t.failedActions++
+		// A missing image will not appear by retrying; other errors (a
+		// busy engine, a port race between concurrent starts) often pass:
+		// report failed only when they persist, so that the constructor,
+		// which gives up on "failed", does not give up on a hiccup.
+		if errors.Is(r.err, ErrImageMissing) || t.failedActions >= failedActionsBeforeFailed {
+			t.state = engine.StateFailed
+			t.reason = fmt.Sprintf("%s failed: %v", r.action, r.err)
+		} else {
+			t.reason = fmt.Sprintf("%s failed (attempt %d, retrying): %v", r.action, t.failedActions, r.err)
+		}
+		t.nextAttempt = time.Now().Add(min(time.Duration(1<<min(t.failedActions-1, 6))*500*time.Millisecond, time.Minute))
+		a.log.Error("runtime action failed; will retry", "instance", r.iid, "action", r.action, "err", r.err,
+			"attempt", t.failedActions, "retry_at", t.nextAttempt.Format(time.TimeOnly))
 		return
 	}
+	t.failedActions = 0
 	switch r.action {
 	case actRemove:
 		t.w = nil
