@@ -1,6 +1,14 @@
 package cmd
 
-import "testing"
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"paddock/agents/director"
+	"paddock/engine"
+)
 
 func TestLoopbackAddr(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -18,5 +26,56 @@ func TestLoopbackAddr(t *testing.T) {
 				t.Errorf("loopbackAddr(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReissueLocal: with no enrollment endpoint, up re-issues the
+// role certificates from the CA in the state dir and the agents'
+// loaders pick them up.
+func TestReissueLocal(t *testing.T) {
+	dir := t.TempDir()
+	for r, c := range engine.GenerateCredentials() {
+		if err := engine.SaveCredential(engine.CredentialFile(dir, r), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roles := []string{"admin", "constructor"}
+	ji, err := director.IssueLocal(dir, "", "127.0.0.1:2191", "", roles, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ats []*director.AgentTLS
+	for _, r := range roles {
+		at, err := director.NewAgentTLS(dir, r, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ats = append(ats, at)
+	}
+	before := ats[0].Loader.Current().Leaf.SerialNumber
+	// Pretend the certificates are due: two thirds of their life passed.
+	due := ji
+	due.JoinedAt, due.NotAfter = time.Now().Add(-2*time.Second), time.Now().Add(time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go reissueLocal(ctx, slog.New(slog.DiscardHandler), dir, "127.0.0.1:2191", due, roles, time.Hour, ats)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, at := range ats {
+		for at.Loader.Current().Leaf.SerialNumber.Cmp(before) == 0 || at.Loader.Current().Generation < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the certificate was not re-issued and reloaded within 10s", at.Role)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := at.Loader.Current().Identity.Role; got != at.Role {
+			t.Errorf("re-issued certificate of %s has role %s", at.Role, got)
+		}
+	}
+	after, err := director.LoadJoinInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != ji.ID || !after.NotAfter.After(ji.NotAfter.Add(-time.Second)) {
+		t.Errorf("join info after re-issue: %+v, before %+v", after, ji)
 	}
 }
