@@ -123,7 +123,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	pf.String("state-dir", defaultStateDir(), "state directory (credentials, keys, local caches)")
 	pf.String("zk-credential", "", "ZooKeeper credential file of this role (default <state-dir>/credentials/<role>.json)")
 	pf.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper or the API before giving up")
-	pf.Bool("zk-tls", false, "reach ZooKeeper (--zk) through the director's mutual-TLS tunnel with this host's certificate of the role (<state-dir>/tls/<role>.crt); `paddock up` sets it in config.yaml")
+	pf.Bool("zk-tls", false, "reach ZooKeeper (--zk) through the director's mutual-TLS tunnel with this host's certificate of the role (<state-dir>/tls/<role>.crt); paddock up sets it in config.yaml")
 
 	for _, add := range []func(*App) *cobra.Command{
 		newVersionCmd, newStatusCmd, newZookeeperCmd, newInitCmd,
