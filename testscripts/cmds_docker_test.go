@@ -20,18 +20,23 @@ func init() {
 	commands["allocdrainatend"] = cmdAllocDrainAtEnd
 }
 
-// allocdrainatend ALLOC: when the script ends, pass or fail, unassign
+// allocdrainatend ALLOC [LABEL=VALUE]: when the script ends, pass or fail, unassign
 // every instance of the allocator and wait (30s at most) until it has
 // removed their containers. testscript runs deferred commands before it
 // stops background processes, so a still-running allocator would
 // otherwise re-create what a plain cleanup removes. Pair it with
 // `dockercleanup paddock.allocator=ALLOC` (registered first, so it runs
-// after) for volumes and leftovers.
+// after) for volumes and leftovers. With LABEL=VALUE (the allocator's
+// --label), the deployment networks it made go too.
 func cmdAllocDrainAtEnd(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: allocdrainatend ALLOC")
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: allocdrainatend ALLOC [LABEL=VALUE]")
 	}
 	alloc := args[0]
+	netLabel := ""
+	if len(args) == 2 {
+		netLabel = args[1]
+	}
 	home, zk := ts.Getenv("PADDOCK_HOME"), ts.Getenv("PADDOCK_ZK")
 	ts.Defer(func() {
 		cred, err := engine.LoadCredential(engine.CredentialFile(home, engine.RoleConstructor))
@@ -61,6 +66,12 @@ func cmdAllocDrainAtEnd(ts *testscript.TestScript, neg bool, args []string) {
 				continue
 			}
 			time.Sleep(250 * time.Millisecond)
+		}
+		if netLabel != "" {
+			out, _ := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", "label="+netLabel).Output()
+			if ids := strings.Fields(string(out)); len(ids) > 0 {
+				_ = exec.CommandContext(ctx, "docker", append([]string{"network", "rm"}, ids...)...).Run()
+			}
 		}
 		// Data volumes outlive their containers by design: remove them
 		// (retrying while the engine finishes releasing them).
