@@ -73,6 +73,28 @@ type Docker struct {
 	imgMu  sync.Mutex
 	images map[string]bool
 	netMu  sync.Mutex
+
+	// inspected caches container inspections between passes: a container
+	// is inspected again when its state changed, an event named it, an
+	// action of ours touched it, or the entry is older than inspectTTL.
+	cacheMu   sync.Mutex
+	inspected map[string]cachedWorkload
+}
+
+type cachedWorkload struct {
+	w  Workload
+	at time.Time
+}
+
+// inspectTTL bounds how stale a cached inspection may be when no event
+// arrived (the event stream may be re-subscribing).
+const inspectTTL = 10 * time.Second
+
+// invalidate drops the cached inspection of a container.
+func (d *Docker) invalidate(id string) {
+	d.cacheMu.Lock()
+	delete(d.inspected, id)
+	d.cacheMu.Unlock()
 }
 
 // NewDocker connects to the Docker engine (DOCKER_HOST or the default
@@ -116,7 +138,7 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 			}
 		}
 	}
-	return &Docker{cfg: cfg, cli: cli, log: cfg.Logger, images: map[string]bool{},
+	return &Docker{cfg: cfg, cli: cli, log: cfg.Logger, images: map[string]bool{}, inspected: map[string]cachedWorkload{},
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}, nil
 }
 
@@ -187,7 +209,17 @@ func (d *Docker) List(ctx context.Context) ([]Workload, error) {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	out := make([]Workload, 0, len(cs))
+	live := make(map[string]bool, len(cs))
+	now := time.Now()
 	for _, c := range cs {
+		live[c.ID] = true
+		d.cacheMu.Lock()
+		cw, ok := d.inspected[c.ID]
+		d.cacheMu.Unlock()
+		if ok && cw.w.State == string(c.State) && now.Sub(cw.at) < inspectTTL {
+			out = append(out, cw.w)
+			continue
+		}
 		w, err := d.Inspect(ctx, c.ID)
 		if cerrdefs.IsNotFound(err) {
 			continue
@@ -195,8 +227,18 @@ func (d *Docker) List(ctx context.Context) ([]Workload, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.cacheMu.Lock()
+		d.inspected[c.ID] = cachedWorkload{w: w, at: now}
+		d.cacheMu.Unlock()
 		out = append(out, w)
 	}
+	d.cacheMu.Lock()
+	for id := range d.inspected {
+		if !live[id] {
+			delete(d.inspected, id)
+		}
+	}
+	d.cacheMu.Unlock()
 	return out, nil
 }
 
@@ -411,6 +453,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 
 // Start starts a stopped container in place.
 func (d *Docker) Start(ctx context.Context, id string) error {
+	defer d.invalidate(id)
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fmt.Errorf("start container %s: %w", short(id), err)
 	}
@@ -419,6 +462,7 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 
 // Restart stops (SIGTERM, timeout, SIGKILL) and starts a container.
 func (d *Docker) Restart(ctx context.Context, id string, timeout time.Duration) error {
+	defer d.invalidate(id)
 	secs := int(timeout.Seconds())
 	if err := d.cli.ContainerRestart(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
 		return fmt.Errorf("restart container %s: %w", short(id), err)
@@ -428,6 +472,7 @@ func (d *Docker) Restart(ctx context.Context, id string, timeout time.Duration) 
 
 // Remove stops gracefully and removes the container; the volume stays.
 func (d *Docker) Remove(ctx context.Context, w Workload, timeout time.Duration) error {
+	defer d.invalidate(w.ID)
 	secs := int(timeout.Seconds())
 	if w.Running {
 		if err := d.cli.ContainerStop(ctx, w.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -464,6 +509,7 @@ func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
 
 // Update changes CPU shares and quota of a container in place.
 func (d *Docker) Update(ctx context.Context, id string, r Resources) error {
+	defer d.invalidate(id)
 	_, err := d.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: container.Resources{CPUShares: r.CPUShares, NanoCPUs: r.NanoCPUs}})
 	if err != nil {
 		return fmt.Errorf("update container %s: %w", short(id), err)
@@ -511,6 +557,7 @@ func (d *Docker) Events(ctx context.Context) <-chan struct{} {
 					return
 				case m := <-msgs:
 					since = time.Unix(0, m.TimeNano)
+					d.invalidate(m.Actor.ID)
 					backoff = 200 * time.Millisecond
 					select {
 					case out <- struct{}{}:
