@@ -29,6 +29,10 @@ const (
 
 // PlatformConfig is /paddock/config.
 type PlatformConfig struct {
+	// ID names this platform (32 hex), generated at creation. Docker
+	// objects carry it as the label paddock.platform so that two
+	// platforms on one Docker host never touch each other's containers.
+	ID   string `json:"id"`
 	Name string `json:"name"`
 	// Domain is the suffix of deployment host names (<id>.<domain>).
 	Domain string `json:"domain"`

@@ -95,6 +95,9 @@ func Bootstrap(ctx context.Context, s *Store, cfg PlatformConfig, zones []string
 	if cfg.CreatedAt.IsZero() {
 		cfg.CreatedAt = time.Now().UTC()
 	}
+	if cfg.ID == "" {
+		cfg.ID = NewID()
+	}
 	s.SetIdentities(cfg.Identities)
 	if err := s.Create(ctx, Root, nil); err != nil && !errors.Is(err, ErrExists) {
 		return err
