@@ -149,8 +149,12 @@ type InstanceStatus struct {
 	ContainerID  string `json:"container_id,omitempty"`
 	// Address is host:port where the node serves for proxies (the
 	// allocator tunnel when tunnels are on).
-	Address    string    `json:"address,omitempty"`
-	HostPort   int       `json:"host_port,omitempty"`
+	Address  string `json:"address,omitempty"`
+	HostPort int    `json:"host_port,omitempty"`
+	// TunnelAddr is the allocator's mTLS tunnel (host:9400) in front of
+	// its nodes; when set, proxies reach the node there, with the SNI
+	// stunnel.BackendSNI(instance id), and never at Address.
+	TunnelAddr string    `json:"tunnel_addr,omitempty"`
 	Restarts   int       `json:"restarts"`
 	Generation int       `json:"generation"`
 	StartedAt  time.Time `json:"started_at,omitempty"`
