@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"paddock/stunnel"
 )
 
 // backend is one node address, shared by every table version that names
@@ -15,9 +17,11 @@ import (
 // routing-table swaps. A backend no table names any more is drained:
 // idle connections close at once, busy ones when their request ends.
 type backend struct {
-	key  string // address, plus "+tls" for tunnel addresses
+	key  string // address, plus "+tls/<instance>" for tunnel addresses
 	addr string
 	tls  bool
+	// instance is the instance id a tunnel backend routes to (its SNI).
+	instance string
 
 	outstanding atomic.Int64
 	down        atomic.Bool
@@ -44,18 +48,25 @@ type upConn struct {
 	idleAt time.Time
 }
 
-func newBackend(addr string, isTLS bool) *backend {
+// newBackend names a node: a plain address, or (isTLS) an allocator
+// tunnel address and the instance behind it. Several instances share a
+// tunnel address, and each gets its own keep-alive pool: a tunnel
+// connection is routed to one instance by the SNI of its handshake.
+func newBackend(addr string, isTLS bool, instance string) *backend {
 	key := addr
 	if isTLS {
-		key += "+tls"
+		key += "+tls/" + instance
 	}
-	return &backend{key: key, addr: addr, tls: isTLS}
+	return &backend{key: key, addr: addr, tls: isTLS, instance: instance}
 }
 
 // pool is the dialing side shared by backends.
 type pool struct {
-	dialer      net.Dialer
-	tlsConfig   *tls.Config
+	dialer    net.Dialer
+	tlsConfig *tls.Config
+	// nodeTLS is the reloading mTLS client config of the allocator
+	// tunnels (Config.BackendLoader); it wins over tlsConfig.
+	nodeTLS     *tls.Config
 	maxIdle     int
 	bufSize     int
 	readerPool  sync.Pool
@@ -63,8 +74,9 @@ type pool struct {
 	onStateFunc func(b *backend, down bool, why string)
 }
 
-func newPool(connectTimeout time.Duration, tlsConfig *tls.Config, maxIdle int) *pool {
-	p := &pool{dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}, tlsConfig: tlsConfig, maxIdle: maxIdle, bufSize: 16 << 10}
+func newPool(connectTimeout time.Duration, tlsConfig, nodeTLS *tls.Config, maxIdle int) *pool {
+	p := &pool{dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}, tlsConfig: tlsConfig, nodeTLS: nodeTLS,
+		maxIdle: maxIdle, bufSize: 16 << 10}
 	return p
 }
 
@@ -118,13 +130,23 @@ func (p *pool) dial(ctx context.Context, b *backend) (*upConn, error) {
 	return c, nil
 }
 
-// tlsFor is the client TLS config of a tunnel backend: BackendTLS with
-// the server name taken from the address when it names none.
+// tlsFor is the client TLS config of a tunnel backend. With a
+// BackendLoader: the reloading mTLS config (current proxy certificate,
+// the server verified as an allocator of the platform CA at every
+// handshake) sending BackendSNI(instance), so the allocator's tunnel
+// picks the node. Else BackendTLS with the server name taken from the
+// address when it names none.
 func (p *pool) tlsFor(b *backend) *tls.Config {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.tlsConfig != nil {
 		return b.tlsConfig
+	}
+	if p.nodeTLS != nil {
+		cfg := p.nodeTLS.Clone()
+		cfg.ServerName = stunnel.BackendSNI(b.instance)
+		b.tlsConfig = cfg
+		return cfg
 	}
 	cfg := p.tlsConfig
 	if cfg == nil {

@@ -11,6 +11,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // Config is a proxy's configuration. Zero durations take the defaults.
@@ -26,8 +27,21 @@ type Config struct {
 	TLSKeyFile  string
 	// TLSConfig, when set, replaces the files (tests, the director).
 	TLSConfig *tls.Config
-	// BackendTLS is used for backends whose Backend.TLS is true (the
-	// allocators' mTLS tunnels).
+	// BackendLoader holds this proxy's proxy-role certificate, the
+	// platform CA and CRL (director.TLSFiles(stateDir, "proxy"); the
+	// proxy role's AgentTLS.Loader renews it). Backends whose
+	// Backend.TLS is true (allocator node tunnels, :9400) are dialled
+	// with mutual TLS: the loader's current certificate is presented,
+	// the server must be a certificate of the CA admitted by
+	// BackendAllow, and the SNI is stunnel.BackendSNI(InstanceID) so the
+	// tunnel picks the node. Reloads apply to new connections at once;
+	// pooled connections live on. Wins over BackendTLS.
+	BackendLoader *stunnel.Loader
+	// BackendAllow admits tunnel servers (default: role allocator).
+	BackendAllow stunnel.Allow
+	// BackendTLS, without BackendLoader, is a fixed client config for
+	// TLS backends (verified as it says; SNI from the address when it
+	// names none): for backends outside the platform's PKI.
 	BackendTLS *tls.Config
 	// Domain: deployments are <id>.<Domain>. Empty follows the
 	// platform's domain (/paddock/config, kept in the disk cache),
@@ -123,6 +137,9 @@ func (c *Config) defaults() {
 	}
 	if c.Status == nil {
 		c.Status = agentkit.NewStatus()
+	}
+	if c.BackendAllow.Empty() {
+		c.BackendAllow = stunnel.Allow{Roles: []string{"allocator"}}
 	}
 	if c.ID == "" {
 		c.ID = "proxy-" + engine.RandomToken(4)

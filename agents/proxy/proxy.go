@@ -17,6 +17,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // Proxy is one running proxy.
@@ -65,12 +66,22 @@ func Run(ctx context.Context, cfg Config) error {
 // serve before ZooKeeper answers. Serve runs it.
 func New(cfg Config) (*Proxy, error) {
 	cfg.defaults()
+	var nodeTLS *tls.Config
+	if cfg.BackendLoader != nil {
+		c, err := stunnel.NewClient(stunnel.ClientConfig{Options: stunnel.Options{Name: "nodes", Loader: cfg.BackendLoader,
+			Allow: cfg.BackendAllow, HandshakeTimeout: cfg.ConnectTimeout, ConnectTimeout: cfg.ConnectTimeout,
+			Metrics: stunnel.NewMetrics(cfg.Registry)}, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: client of the allocators' node tunnels: %w (check the proxy certificate under <state-dir>/tls)", err)
+		}
+		nodeTLS = c.ReloadingTLSConfig()
+	}
 	p := &Proxy{
 		cfg:      cfg,
 		log:      cfg.Logger.With("agent", "proxy", "proxy", cfg.ID),
 		access:   cfg.AccessLog,
 		met:      newMetrics(cfg.Registry),
-		pool:     newPool(cfg.ConnectTimeout, cfg.BackendTLS, cfg.MaxIdlePerBackend),
+		pool:     newPool(cfg.ConnectTimeout, cfg.BackendTLS, nodeTLS, cfg.MaxIdlePerBackend),
 		backends: map[string]*backend{},
 		saveCh:   make(chan struct{}, 1),
 		stopping: make(chan struct{}),
@@ -238,7 +249,7 @@ func (p *Proxy) installLocked() {
 			if be.Address == "" {
 				continue
 			}
-			b := newBackend(be.Address, be.TLS)
+			b := newBackend(be.Address, be.TLS, be.InstanceID)
 			if have, ok := p.backends[b.key]; ok {
 				b = have
 			}

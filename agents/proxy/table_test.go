@@ -57,7 +57,7 @@ func TestAvoidBackend(t *testing.T) {
 
 func TestPick(t *testing.T) {
 	mk := func(name string, out int64, down, avoid bool) *member {
-		b := newBackend(name, false)
+		b := newBackend(name, false, "")
 		b.outstanding.Store(out)
 		b.down.Store(down)
 		return &member{b: b, instance: name, avoid: avoid}
