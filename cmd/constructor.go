@@ -20,7 +20,11 @@ timeout when it goes. The leader runs pending plans step by step (their
 activity is in 'paddock deployment activity ID'), places instances over
 zones with the platform's placement strategy, writes routes, and replaces
 the instances of allocators lost longer than lost_allocator_grace_seconds
-(platform config, read live).`,
+(platform config, read live).
+
+--join DIRECTOR --token T enrolls this host with the constructor role
+(once); from then on it reaches ZooKeeper through the director's
+mutual-TLS tunnel, renewing its certificate while it runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
@@ -30,9 +34,26 @@ the instances of allocators lost longer than lost_allocator_grace_seconds
 				id = fmt.Sprintf("constructor-%s-%d", host, os.Getpid())
 			}
 			ctx := cmd.Context()
-			s, err := app.Connect(ctx, engine.RoleConstructor, nil)
-			if err != nil {
+			// Through the director's tunnel when this host joined (or
+			// `paddock up` issued its certificates), renewed while it runs.
+			if err := app.JoinIfAsked(ctx, cmd, engine.RoleConstructor); err != nil {
 				return err
+			}
+			var s *engine.Store
+			if app.useTunnel() {
+				st, at, err := app.ConnectTunnel(ctx, engine.RoleConstructor, nil, nil)
+				if err != nil {
+					return err
+				}
+				if at != nil {
+					go at.Run(ctx)
+				}
+				s = st
+			} else {
+				var err error
+				if s, err = app.Connect(ctx, engine.RoleConstructor, nil); err != nil {
+					return err
+				}
 			}
 			defer s.Close()
 			return constructor.Run(ctx, constructor.Config{
@@ -46,6 +67,7 @@ the instances of allocators lost longer than lost_allocator_grace_seconds
 			})
 		},
 	}
+	AddJoinFlags(c)
 	f := c.Flags()
 	f.String("id", "", "constructor id in the election and plan activity (default constructor-<host>-<pid>)")
 	f.String("metrics-addr", "127.0.0.1:9402", "address of /metrics, /healthz and /readyz (empty: none)")

@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/agentkit"
+	"paddock/agents/director"
 	"paddock/agents/proxy"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 func newProxyCmd(app *App) *cobra.Command {
@@ -24,6 +25,12 @@ func newProxyCmd(app *App) *cobra.Command {
 go to the deployment's healthy Elasticsearch nodes, <id>.kb.<domain> to its
 Kibana. The routing table comes from ZooKeeper and is kept on disk, so the
 proxy keeps serving (and can start) while ZooKeeper is down.
+
+A host that joined the platform (--join DIRECTOR --token T once, with a
+roles token holding the proxy role; or 'paddock up') reaches ZooKeeper
+through the director's mutual-TLS tunnel and dials deployment nodes behind
+the allocators' tunnels (:9400) with its proxy certificate, renewed while
+it runs.
 
 --routes-file serves a fixed table (the disk cache format) without
 ZooKeeper: for benchmarks and isolated tests.`,
@@ -56,11 +63,37 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				cfg.HTTPSAddr = ""
 				app.Log.Info("HTTPS listener off: pass --tls-cert and --tls-key to serve 9243")
 			}
-			tc, err := backendTLS(v.GetString("backend-ca"), v.GetString("backend-cert"), v.GetString("backend-key"))
+			ctx := cmd.Context()
+			// Joined hosts (and `paddock up`'s) hold a proxy certificate:
+			// ZooKeeper through the director's tunnel, and the allocators'
+			// node tunnels (backends with tls) with mutual TLS, renewed
+			// while the proxy runs.
+			if f := v.GetString("routes-file"); f == "" {
+				if err := app.JoinIfAsked(ctx, cmd, engine.RoleProxy); err != nil {
+					return err
+				}
+			}
+			cfg.Registry = agentkit.NewRegistry()
+			tm := stunnel.NewMetrics(cfg.Registry)
+			dialer, at, err := app.TunnelDialer(engine.RoleProxy, tm)
 			if err != nil {
 				return err
 			}
-			cfg.BackendTLS = tc
+			if at != nil {
+				go at.Run(ctx)
+				cfg.BackendLoader = at.Loader
+			} else if v.GetBool("zk-tls") && v.GetString("routes-file") == "" {
+				certFile, _, _ := director.TLSFiles(app.StateDir(), string(engine.RoleProxy))
+				return fmt.Errorf("zk-tls is set but this host holds no proxy certificate (%s): join with --join DIRECTOR --token T, or pass --zk-tls=false with --zk at ZooKeeper itself", certFile)
+			}
+			if bl, err := backendLoader(ctx, app, v.GetString("backend-cert"), v.GetString("backend-key"), v.GetString("backend-ca")); err != nil {
+				return err
+			} else if bl != nil {
+				cfg.BackendLoader = bl
+			}
+			if cfg.BackendLoader == nil {
+				app.Log.Info("no proxy certificate on this host: backends behind allocator tunnels (tls) cannot be reached; join with --join DIRECTOR --token T or pass --backend-cert/--backend-key/--backend-ca")
+			}
 			if f := v.GetString("routes-file"); f != "" {
 				cfg.CacheFile = f
 			} else {
@@ -68,11 +101,25 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				if cfg.CacheFile == "" {
 					cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
 				}
-				cfg.Connect = func(ctx context.Context) (*engine.Store, error) {
-					return app.Connect(ctx, engine.RoleProxy, nil)
-				}
-				if _, err := app.Credential(engine.RoleProxy); err != nil {
+				cred, err := app.Credential(engine.RoleProxy)
+				if err != nil {
 					return err
+				}
+				if at != nil && app.useTunnel() {
+					zk, to := v.GetString("zk"), v.GetDuration("timeout")
+					app.Log.Info("reaching ZooKeeper through the director's tunnel", "tunnel", zk)
+					cfg.Connect = func(ctx context.Context) (*engine.Store, error) {
+						s, err := engine.Connect(ctx, engine.Options{Servers: zk, Role: engine.RoleProxy, Credential: cred,
+							Dialer: dialer, ConnectTimeout: to, Logger: app.Log})
+						if err != nil {
+							return nil, fmt.Errorf("%w (through the director's tunnel at %s as proxy: is the director running?)", err, zk)
+						}
+						return s, nil
+					}
+				} else {
+					cfg.Connect = func(ctx context.Context) (*engine.Store, error) {
+						return app.Connect(ctx, engine.RoleProxy, nil)
+					}
 				}
 			}
 			switch al := v.GetString("access-log"); al {
@@ -91,7 +138,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				defer bw.Close()
 				cfg.AccessLog = bw
 			}
-			return proxy.Run(cmd.Context(), cfg)
+			return proxy.Run(ctx, cfg)
 		},
 	}
 	f := c.Flags()
@@ -106,38 +153,31 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	f.String("cache-file", "", "disk copy of the routing table (default <state-dir>/proxy/<id>/routes.json)")
 	f.String("routes-file", "", "serve this fixed routing table, without ZooKeeper")
 	f.String("access-log", "-", "access log file (\"-\" stderr, \"\" off)")
-	f.String("backend-ca", "", "CA certificate to verify allocator tunnels (backends with tls)")
-	f.String("backend-cert", "", "client certificate presented to allocator tunnels")
-	f.String("backend-key", "", "client key presented to allocator tunnels")
+	f.String("backend-cert", "", "proxy-role certificate presented to allocator node tunnels (default: <state-dir>/tls/proxy.crt when this host joined); reloaded on SIGHUP and every minute")
+	f.String("backend-key", "", "private key of --backend-cert")
+	f.String("backend-ca", "", "platform CA the allocator tunnels' certificates must chain to (with --backend-cert)")
+	f.String("backend-crl", "", "revocation list of the platform CA (PEM, optional, with --backend-cert)")
 	f.Duration("connect-timeout", 2*time.Second, "dial timeout to a backend")
 	f.Duration("upstream-timeout", 60*time.Second, "wait for a backend's answer before 504")
 	f.Duration("pause-timeout", 30*time.Second, "how long requests wait on a paused route before 503")
+	AddJoinFlags(c)
 	return c
 }
 
-// backendTLS builds the client side of the allocator tunnels' mTLS.
-func backendTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	if caFile == "" && certFile == "" {
+// backendLoader loads the proxy certificate of --backend-cert (nil when
+// not given) and keeps reloading it until ctx ends: hosts whose
+// certificate is managed outside paddock (benchmarks, external PKI).
+func backendLoader(ctx context.Context, app *App, certFile, keyFile, caFile string) (*stunnel.Loader, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("backend CA %s: %w", caFile, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("backend CA %s holds no PEM certificate", caFile)
-		}
-		tc.RootCAs = pool
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, usageErr("--backend-cert, --backend-key and --backend-ca go together")
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("backend client certificate %s / %s: %w", certFile, keyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, app.V.GetString("backend-crl"))
+	if err != nil {
+		return nil, fmt.Errorf("proxy certificate for the allocator tunnels: %w (check --backend-cert/--backend-key/--backend-ca)", err)
 	}
-	return tc, nil
+	go l.WatchReload(ctx, time.Minute, app.Log)
+	return l, nil
 }
