@@ -15,6 +15,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // Runtimes.
@@ -92,6 +93,28 @@ type Config struct {
 	// Version of paddock, written in the record.
 	Version string
 
+	// PlatformID labels every Docker object (paddock.platform) and
+	// scopes what the allocator lists and removes to this platform. ""
+	// reads it from /paddock/config (the normal case); tests running two
+	// platforms' allocators set it.
+	PlatformID string
+
+	// TunnelLoader is this host's allocator-role certificate (reloaded
+	// on renewal, e.g. stunnel.NewFileLoader over director.TLSFiles(
+	// stateDir, "allocator")). With it the allocator runs an mTLS tunnel
+	// in front of its nodes, routing by SNI (stunnel.BackendSNI(instance
+	// id)) to each node's loopback port, admitting proxy and
+	// constructor certificates only. nil: no tunnel.
+	TunnelLoader *stunnel.Loader
+	// TunnelListen is the tunnel's listen address (default ":9400" when
+	// TunnelLoader is set; "-" disables it).
+	TunnelListen string
+	// TunnelHost is the host advertised in InstanceStatus.TunnelAddr
+	// (default Host).
+	TunnelHost string
+	// TunnelMetrics (default stunnel.NewMetrics(Registry)).
+	TunnelMetrics *stunnel.Metrics
+
 	// NewRuntime overrides the runtime (tests).
 	NewRuntime func(Config) (Runtime, error)
 	// OnReady is called with the bound metrics address once registered.
@@ -116,6 +139,14 @@ func (c *Config) defaults() error {
 	}
 	if c.Host == "" {
 		c.Host = c.PublishIP
+	}
+	if c.TunnelListen == "-" || c.TunnelLoader == nil {
+		c.TunnelListen = ""
+	} else if c.TunnelListen == "" {
+		c.TunnelListen = DefaultTunnelListen
+	}
+	if c.TunnelHost == "" {
+		c.TunnelHost = c.Host
 	}
 	if c.SnapshotDir == "" {
 		c.SnapshotDir = filepath.Join(c.StateDir, "snapshots")
@@ -215,6 +246,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer store.Close()
 	}
+	if cfg.PlatformID == "" {
+		if cfg.PlatformID, err = platformID(ctx, store); err != nil {
+			return err
+		}
+	}
+	log = log.With("platform", cfg.PlatformID)
 	rt, err := newRuntime(cfg, log)
 	if err != nil {
 		return err
@@ -227,6 +264,13 @@ func Run(ctx context.Context, cfg Config) error {
 	st := agentkit.NewStatus()
 	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
 		tracked: map[string]*tracked{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+	if cfg.TunnelListen != "" {
+		tun, err := a.startTunnel(ctx)
+		if err != nil {
+			return err
+		}
+		defer tun.wait()
+	}
 	bound, err := agentkit.Serve(ctx, cfg.MetricsAddr, cfg.Registry, st, log, nil)
 	if err != nil {
 		return err
@@ -241,7 +285,7 @@ func newRuntime(cfg Config, log *slog.Logger) (Runtime, error) {
 	if cfg.Runtime == RuntimeSim {
 		return NewSim(HostInfo{}), nil
 	}
-	return NewDocker(DockerConfig{AllocatorID: cfg.ID, PublishIP: cfg.PublishIP, SnapshotDir: cfg.SnapshotDir,
+	return NewDocker(DockerConfig{AllocatorID: cfg.ID, PlatformID: cfg.PlatformID, PublishIP: cfg.PublishIP, SnapshotDir: cfg.SnapshotDir,
 		ImageRepo: cfg.ImageRepo, NodeBinary: cfg.NodeBinary, Labels: cfg.Labels, PidsLimit: cfg.PidsLimit, Logger: log})
 }
 
@@ -285,7 +329,7 @@ func (a *agent) record() engine.Allocator {
 		tags = nil
 	}
 	return engine.Allocator{ID: a.cfg.ID, Zone: a.cfg.Zone, Host: a.cfg.Host, CapacityMB: a.capacity(), Tags: tags,
-		Identity: a.own.DigestID(), Runtime: a.rt.Name(), MetricsAddr: a.metricsAddr, Version: a.cfg.Version,
+		Identity: a.own.DigestID(), Runtime: a.rt.Name(), TunnelAddr: a.tunnelAddr, MetricsAddr: a.metricsAddr, Version: a.cfg.Version,
 		RegisteredAt: a.started}
 }
 

@@ -33,6 +33,11 @@ const (
 	LabelDeployment = "paddock.deployment"
 	LabelKind       = "paddock.kind"
 	LabelAllocator  = "paddock.allocator"
+	// LabelPlatform carries the platform id (engine.PlatformConfig.ID):
+	// an allocator lists and removes only objects of its own platform,
+	// so two platforms on one Docker host (a test beside a live `paddock
+	// up`, both with allocator alloc-zone-1-1) never touch each other's.
+	LabelPlatform   = "paddock.platform"
 	LabelVersion    = "paddock.version"
 	LabelGeneration = "paddock.generation"
 	LabelSize       = "paddock.size_mb"
@@ -44,6 +49,8 @@ const nodePort = nat.Port("9200/tcp")
 // DockerConfig configures the Docker runtime.
 type DockerConfig struct {
 	AllocatorID string
+	// PlatformID is the platform's id (label paddock.platform). Required.
+	PlatformID string
 	// PublishIP is the host address node ports are published on
 	// (never 0.0.0.0 by default: 127.0.0.1).
 	PublishIP string
@@ -79,6 +86,8 @@ type Docker struct {
 	// action of ours touched it, or the entry is older than inspectTTL.
 	cacheMu   sync.Mutex
 	inspected map[string]cachedWorkload
+
+	foreignOnce sync.Once
 }
 
 type cachedWorkload struct {
@@ -100,6 +109,9 @@ func (d *Docker) invalidate(id string) {
 // NewDocker connects to the Docker engine (DOCKER_HOST or the default
 // socket) with API version negotiation.
 func NewDocker(cfg DockerConfig) (*Docker, error) {
+	if cfg.PlatformID == "" {
+		return nil, errors.New("docker runtime needs the platform id (paddock.platform label): read it from /paddock/config")
+	}
 	if cfg.PublishIP == "" {
 		cfg.PublishIP = "127.0.0.1"
 	}
@@ -171,6 +183,7 @@ func (d *Docker) Host(ctx context.Context) (HostInfo, error) {
 func (d *Docker) ownFilter() filters.Args {
 	return filters.NewArgs(
 		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelPlatform+"="+d.cfg.PlatformID),
 		filters.Arg("label", LabelAllocator+"="+d.cfg.AllocatorID))
 }
 
@@ -202,8 +215,46 @@ func (d *Docker) EnsureImage(ctx context.Context, version string) error {
 	return nil
 }
 
-// List returns this allocator's containers.
+func platformDesc(id string) string {
+	if id == "" {
+		return "no platform (unlabelled, from before platform ids)"
+	}
+	return "platform " + id
+}
+
+// reportForeign logs, once, the containers and volumes named for this
+// allocator id that belong to another platform or to none (made before
+// platform ids): they are never listed, probed or removed here.
+func (d *Docker) reportForeign(ctx context.Context) {
+	d.foreignOnce.Do(func() {
+		f := filters.NewArgs(filters.Arg("label", LabelManaged+"=true"), filters.Arg("label", LabelAllocator+"="+d.cfg.AllocatorID))
+		if cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err == nil {
+			for _, c := range cs {
+				if got := c.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+					name := ""
+					if len(c.Names) > 0 {
+						name = trimSlash(c.Names[0])
+					}
+					d.log.Warn("container of another platform with this allocator id: left alone", "container", name,
+						"owner", platformDesc(got), "platform", d.cfg.PlatformID,
+						"hint", "remove it yourself (docker rm -f) if its platform is gone")
+				}
+			}
+		}
+		if vs, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: f}); err == nil {
+			for _, v := range vs.Volumes {
+				if got := v.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+					d.log.Warn("data volume of another platform with this allocator id: left alone", "volume", v.Name,
+						"owner", platformDesc(got), "platform", d.cfg.PlatformID)
+				}
+			}
+		}
+	})
+}
+
+// List returns this allocator's containers (this platform's only).
 func (d *Docker) List(ctx context.Context) ([]Workload, error) {
+	d.reportForeign(ctx)
 	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownFilter()})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -303,6 +354,7 @@ func (d *Docker) labels(spec Spec) map[string]string {
 	}
 	l[LabelManaged] = "true"
 	l[LabelAllocator] = d.cfg.AllocatorID
+	l[LabelPlatform] = d.cfg.PlatformID
 	l[LabelInstance] = in.ID
 	l[LabelDeployment] = in.DeploymentID
 	l[LabelKind] = in.Kind
@@ -324,10 +376,11 @@ func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) 
 	if err != nil || id != "" {
 		return id, err
 	}
-	labels := map[string]string{LabelManaged: "true", LabelDeployment: dep}
+	labels := map[string]string{}
 	for k, v := range d.cfg.Labels {
 		labels[k] = v
 	}
+	labels[LabelManaged], labels[LabelDeployment], labels[LabelPlatform] = "true", dep, d.cfg.PlatformID
 	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels,
 		Options: map[string]string{"com.docker.network.bridge.enable_icc": "true"}})
 	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
@@ -336,6 +389,13 @@ func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) 
 	id, err = d.oldestNetwork(ctx, name)
 	if err == nil && id == "" {
 		err = fmt.Errorf("network %s vanished right after its creation", name)
+		if ns, lerr := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}); lerr == nil {
+			for _, n := range ns {
+				if n.Name == name {
+					err = fmt.Errorf("network %s belongs to %s, not this platform (%s): it is left alone", name, platformDesc(n.Labels[LabelPlatform]), d.cfg.PlatformID)
+				}
+			}
+		}
 	}
 	return id, err
 }
@@ -343,7 +403,11 @@ func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) 
 // oldestNetwork finds the network called name ("" if none), removing
 // unused younger duplicates.
 func (d *Docker) oldestNetwork(ctx context.Context, name string) (string, error) {
-	ns, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	// Only this platform's networks: another platform's network of the
+	// same name (or an unlabelled one from before platform ids) is
+	// never chosen nor removed as a duplicate.
+	ns, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name),
+		filters.Arg("label", LabelPlatform+"="+d.cfg.PlatformID))})
 	if err != nil {
 		return "", fmt.Errorf("list networks: %w", err)
 	}
@@ -372,13 +436,20 @@ func (d *Docker) oldestNetwork(ctx context.Context, name string) (string, error)
 
 func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, map[string]string, error) {
 	name := VolumeName(d.cfg.AllocatorID, spec.Instance.ID)
-	labels := map[string]string{LabelManaged: "true", LabelAllocator: d.cfg.AllocatorID,
-		LabelInstance: spec.Instance.ID, LabelDeployment: spec.Instance.DeploymentID}
+	labels := map[string]string{}
 	for k, v := range d.cfg.Labels {
 		labels[k] = v
 	}
-	if _, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
+	labels[LabelManaged], labels[LabelAllocator], labels[LabelPlatform] = "true", d.cfg.AllocatorID, d.cfg.PlatformID
+	labels[LabelInstance], labels[LabelDeployment] = spec.Instance.ID, spec.Instance.DeploymentID
+	v, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels})
+	if err != nil {
 		return "", nil, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	// Creating an existing volume returns it as it is: it must be ours.
+	if got := v.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+		return "", nil, fmt.Errorf("data volume %s already exists and belongs to %s, not to this platform (%s): it is left alone; give this allocator another --id, or remove the volume if that platform is gone",
+			name, platformDesc(got), d.cfg.PlatformID)
 	}
 	return name, labels, nil
 }
@@ -400,9 +471,19 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	}
 	name := ContainerName(d.cfg.AllocatorID, in.ID)
 	// A leftover container of the same name (a crash between create and
-	// the first List) is ours: replace it.
-	if err := d.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		return Workload{}, fmt.Errorf("remove leftover container %s: %w", name, err)
+	// the first List) is replaced when it is this platform's; another
+	// platform's (or an unlabelled one from before platform ids) is left
+	// alone.
+	if old, err := d.cli.ContainerInspect(ctx, name); err == nil {
+		if got := old.Config.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+			return Workload{}, fmt.Errorf("container name %s is taken by %s, not this platform (%s): it is left alone; give this allocator another --id, or remove that container if its platform is gone",
+				name, platformDesc(got), d.cfg.PlatformID)
+		}
+		if err := d.cli.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return Workload{}, fmt.Errorf("remove leftover container %s: %w", name, err)
+		}
+	} else if !cerrdefs.IsNotFound(err) {
+		return Workload{}, fmt.Errorf("inspect leftover container %s: %w", name, err)
 	}
 	cfg := &container.Config{
 		Image:        ImageRef(d.cfg.ImageRepo, in.Version),
@@ -601,8 +682,19 @@ func (d *Docker) Volumes(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-// RemoveVolume deletes a data volume.
+// RemoveVolume deletes a data volume of this platform (another
+// platform's volume of that name is refused).
 func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+	v, err := d.cli.VolumeInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	if got := v.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+		return fmt.Errorf("volume %s belongs to %s, not this platform (%s): left alone", name, platformDesc(got), d.cfg.PlatformID)
+	}
 	if err := d.cli.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}

@@ -522,7 +522,7 @@ func TestDockerUnreachable(t *testing.T) {
 	flaky := &flakyRuntime{}
 	f := dockerFixture(t, 4096, func(cfg *allocator.Config) {
 		cfg.NewRuntime = func(c allocator.Config) (allocator.Runtime, error) {
-			d, err := allocator.NewDocker(allocator.DockerConfig{AllocatorID: c.ID, PublishIP: c.PublishIP, SnapshotDir: c.SnapshotDir,
+			d, err := allocator.NewDocker(allocator.DockerConfig{AllocatorID: c.ID, PlatformID: c.PlatformID, PublishIP: c.PublishIP, SnapshotDir: c.SnapshotDir,
 				ImageRepo: c.ImageRepo, Labels: c.Labels, Logger: c.Logger})
 			flaky.Runtime = d
 			return flaky, err

@@ -46,6 +46,12 @@ type agent struct {
 
 	runtimeErr string
 	lastGC     time.Time
+
+	// tunnelAddr is "<TunnelHost>:<port>" when the tunnel runs; routes
+	// maps instance id → node address for it.
+	tunnelAddr string
+	routesMu   sync.RWMutex
+	routes     map[string]string
 	lastZKWarn time.Time
 	usedMB     int
 	desiredN   int
@@ -783,6 +789,9 @@ func (a *agent) statusOf(t *tracked) engine.InstanceStatus {
 		st.ContainerID, st.Address, st.HostPort, st.Generation = w.ID, w.Address, w.HostPort, w.Generation
 		if w.Running {
 			st.StartedAt = w.StartedAt.UTC()
+			if w.Address != "" {
+				st.TunnelAddr = a.tunnelAddr
+			}
 		}
 	}
 	return st
@@ -818,6 +827,7 @@ func (a *agent) writeStatuses(ctx context.Context) {
 		writes = append(writes, write{t, st})
 	}
 	a.healthyN = healthy
+	a.updateRoutes()
 	for _, s := range []string{engine.StateCreating, engine.StateStarting, engine.StateRunning, engine.StateUnhealthy,
 		engine.StateRestarting, engine.StateStopping, engine.StateStopped, engine.StateFailed} {
 		a.m.instances.WithLabelValues(s).Set(float64(counts[s]))

@@ -22,10 +22,21 @@ func (l *leader) backends(ins []engine.PlacedInstance) []engine.Backend {
 		if !ok || !st.Healthy || st.State != engine.StateRunning || st.Address == "" || !l.alive(in.Allocator) {
 			continue
 		}
-		out = append(out, engine.Backend{InstanceID: in.ID, Kind: in.Kind, Allocator: in.Allocator, Zone: in.Zone, Address: st.Address})
+		out = append(out, backendOf(in, st))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].InstanceID < out[j].InstanceID })
 	return out
+}
+
+// backendOf is the route entry of a healthy instance: the allocator's
+// mTLS tunnel (proxies send the SNI stunnel.BackendSNI(instance id))
+// when its allocator runs one, else the node's plain address.
+func backendOf(in engine.PlacedInstance, st engine.InstanceStatus) engine.Backend {
+	b := engine.Backend{InstanceID: in.ID, Kind: in.Kind, Allocator: in.Allocator, Zone: in.Zone, Address: st.Address}
+	if st.TunnelAddr != "" {
+		b.Address, b.TLS = st.TunnelAddr, true
+	}
+	return b
 }
 
 func sameBackends(a, b []engine.Backend) bool {
