@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"paddock/engine"
 	"paddock/stunnel"
@@ -58,7 +59,10 @@ func (a *agent) startTunnel(ctx context.Context) (*tunnel, error) {
 	}
 	srv, err := stunnel.NewServer(stunnel.ServerConfig{
 		Options: stunnel.Options{Name: "allocator-" + a.cfg.ID, Loader: a.cfg.TunnelLoader,
-			Allow: stunnel.Allow{Roles: TunnelRoles}, Metrics: metrics},
+			Allow: stunnel.Allow{Roles: TunnelRoles}, Metrics: metrics,
+			// Nodes outlive the allocator: on shutdown proxies just reconnect
+			// to the next allocator process, so do not hold the exit long.
+			DrainTimeout: 5 * time.Second},
 		Target:     stunnel.SNIRouter(a.routeOf),
 		TargetDesc: "nodes of allocator " + a.cfg.ID + " (by SNI <instance>.node.paddock)",
 		Logger:     a.log,
