@@ -65,7 +65,7 @@ func cmdStaticBin(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("PADDOCK_BIN", out)
 }
 
-// downatend runs `$PADDOCK_BIN down` when the script ends, pass or
+// downatend runs `$PADDOCK_BIN down --purge` when the script ends, pass or
 // fail, so no supervisor, ZooKeeper or node container outlives it.
 func cmdDownAtEnd(ts *testscript.TestScript, neg bool, args []string) {
 	bin := ts.Getenv("PADDOCK_BIN")
@@ -76,7 +76,7 @@ func cmdDownAtEnd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Defer(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		c := exec.CommandContext(ctx, bin, "down")
+		c := exec.CommandContext(ctx, bin, "down", "--purge")
 		c.Env = env
 		c.Run()
 	})
