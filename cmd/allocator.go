@@ -1,14 +1,19 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/agentkit"
 	"paddock/agents/allocator"
+	"paddock/agents/director"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // newAllocatorCmd: `paddock allocator [flags]` runs the agent;
@@ -24,9 +29,17 @@ containers the constructor assigns to it on the local Docker engine.
 Node images paddock/node:<version> must exist (paddock image build), or
 the allocator builds them itself when it runs from a static binary.
 --runtime sim runs no containers and reports every instance running and
-healthy at once: a scale-test mode for the control plane.`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAllocator(app) },
+healthy at once: a scale-test mode for the control plane.
+
+With --join DIRECTOR --token T the host enrolls first (allocator role).
+A host holding an allocator certificate (it joined, or zk-tls is set)
+reaches ZooKeeper through the director's mTLS tunnel, renews the
+certificate while it runs, and serves its nodes to proxies (and the
+constructor) only through its own mTLS tunnel on --tunnel-addr (:9400):
+node ports stay published on --publish-ip (loopback by default).`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAllocator(cmd, app) },
 	}
+	AddJoinFlags(c)
 	f := c.Flags()
 	host, _ := os.Hostname()
 	f.String("id", "alloc-"+sanitizeID(host), "allocator id (unique in the platform)")
@@ -48,6 +61,7 @@ healthy at once: a scale-test mode for the control plane.`,
 	f.Duration("stop-timeout", 0, "time between SIGTERM and SIGKILL when stopping a node (default 10s)")
 	f.Duration("volume-grace", 0, "keep the data volume of a removed node this long (default 24h)")
 	f.String("metrics-addr", "127.0.0.1:9401", "address of /metrics, /healthz and /readyz (empty: none)")
+	f.String("tunnel-addr", allocator.DefaultTunnelListen, "listen address of the mTLS tunnel in front of the nodes, used when this host holds an allocator certificate ('-': no tunnel)")
 	f.StringToString("label", nil, "extra labels on every Docker object this allocator creates (paddock up --containers: paddock.up=<platform>)")
 	addAllocatorAdminCmds(app, c)
 	return c
@@ -67,8 +81,12 @@ func sanitizeID(s string) string {
 	return s
 }
 
-func runAllocator(app *App) error {
+func runAllocator(cmd *cobra.Command, app *App) error {
 	v := app.V
+	ctx := app.Ctx
+	if err := app.JoinIfAsked(ctx, cmd, engine.RoleAllocator); err != nil {
+		return err
+	}
 	capMB := 0
 	if s := v.GetString("capacity"); s != "" {
 		n, err := engine.ParseSize(s)
@@ -104,8 +122,62 @@ func runAllocator(app *App) error {
 		ZK: engine.Options{Servers: v.GetString("zk"), Role: engine.RoleAllocator, Credential: cred,
 			ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
 	}
-	if err := allocator.Run(app.Ctx, cfg); err != nil {
+	if err := allocatorTLS(ctx, app, &cfg); err != nil {
+		return err
+	}
+	if err := allocator.Run(ctx, cfg); err != nil {
 		return fmt.Errorf("allocator %s: %w", cfg.ID, err)
 	}
 	return nil
+}
+
+// allocatorTLS wires the host's allocator certificate into cfg: the
+// ZooKeeper connection through the director's tunnel (when this host
+// joined or zk-tls is set), renewed while the allocator runs, and the
+// node tunnel (--tunnel-addr) presenting the same, renewed certificate.
+// A host without a certificate connects directly and runs no tunnel.
+func allocatorTLS(ctx context.Context, app *App, cfg *allocator.Config) error {
+	reg := agentkit.NewRegistry()
+	metrics := stunnel.NewMetrics(reg)
+	cfg.Registry, cfg.TunnelMetrics = reg, metrics
+	listen := app.V.GetString("tunnel-addr")
+	var loader *stunnel.Loader
+	if app.useTunnel() {
+		dialer, at, err := app.TunnelDialer(engine.RoleAllocator, metrics)
+		if err != nil {
+			return err
+		}
+		if at == nil {
+			certFile, _, _ := director.TLSFiles(app.StateDir(), string(engine.RoleAllocator))
+			return fmt.Errorf("ZooKeeper is reached through the director's tunnel (zk-tls, or joined) but this host holds no allocator certificate (%s): join with --join DIRECTOR --token T (a token with the allocator role), or pass --zk-tls=false with --zk at ZooKeeper itself", certFile)
+		}
+		cfg.ZK.Dialer = dialer
+		go at.Run(ctx) // renews the certificate and refreshes the CRL: at.Loader reloads
+		loader = at.Loader
+		app.Log.Info("reaching ZooKeeper through the director's tunnel", "zk", cfg.ZK.Servers, "identity", loader.Current().Identity.String())
+	} else if certFile, keyFile, caFile := director.TLSFiles(app.StateDir(), string(engine.RoleAllocator)); allocatorFileExists(certFile) && listen != "-" {
+		crl := director.CRLFile(app.StateDir())
+		if !allocatorFileExists(crl) {
+			crl = ""
+		}
+		l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, crl)
+		if err != nil {
+			return fmt.Errorf("allocator certificate for the node tunnel: %w (re-join with --join DIRECTOR --token T, or pass --tunnel-addr -)", err)
+		}
+		go l.WatchReload(ctx, time.Minute, app.Log) // whoever renews the files (paddock up, a joined agent)
+		loader = l
+	}
+	if loader == nil || listen == "-" {
+		if listen != "-" {
+			app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
+		}
+		return nil
+	}
+	cfg.TunnelLoader, cfg.TunnelListen = loader, listen
+	return nil
+}
+
+func allocatorFileExists(f string) bool {
+	_, err := os.Stat(f)
+	return err == nil
 }
