@@ -126,7 +126,8 @@ func cmdAllocAssign(ts *testscript.TestScript, neg bool, args []string) {
 
 // allocstatus [-t 60s] ALLOC IID STATE waits until the instance's status
 // znode says STATE (running also means healthy; "gone" means no status
-// any more) and sets $NODE_ADDR to its address when it has one.
+// any more) and sets $NODE_ADDR to its address when it has one, and
+// $TUNNEL_ADDR to its allocator's tunnel when it has one.
 func cmdAllocStatus(ts *testscript.TestScript, neg bool, args []string) {
 	timeout := 60 * time.Second
 	if len(args) > 2 && args[0] == "-t" {
@@ -152,6 +153,9 @@ func cmdAllocStatus(ts *testscript.TestScript, neg bool, args []string) {
 		case err == nil && st.State == args[2] && (st.State != engine.StateRunning || st.Healthy):
 			if st.Address != "" {
 				ts.Setenv("NODE_ADDR", st.Address)
+			}
+			if st.TunnelAddr != "" {
+				ts.Setenv("TUNNEL_ADDR", st.TunnelAddr)
 			}
 			b, _ := json.Marshal(st)
 			ts.Logf("status: %s", b)
