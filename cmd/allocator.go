@@ -168,7 +168,9 @@ func allocatorTLS(ctx context.Context, app *App, cfg *allocator.Config) error {
 		loader = l
 	}
 	if loader == nil || listen == "-" {
-		if listen != "-" {
+		if loader != nil {
+			app.Log.Warn("NODE TUNNEL DISABLED (--tunnel-addr -): proxies on other hosts cannot reach this host's nodes, which stay on " + cfg.PublishIP)
+		} else if listen != "-" {
 			app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
 		}
 		return nil
