@@ -215,6 +215,16 @@ func (d *Docker) EnsureImage(ctx context.Context, version string) error {
 	return nil
 }
 
+// legacyOf says whether labels are those of an object made before
+// platform ids for exactly spec's instance: same allocator, instance and
+// deployment (random ids: another platform never assigns the same
+// pair). A platform upgraded from before platform ids adopts such
+// objects: the container is re-created on its data volume.
+func (d *Docker) legacyOf(labels map[string]string, spec Spec) bool {
+	return labels[LabelPlatform] == "" && labels[LabelManaged] == "true" && labels[LabelAllocator] == d.cfg.AllocatorID &&
+		labels[LabelInstance] == spec.Instance.ID && labels[LabelDeployment] == spec.Instance.DeploymentID
+}
+
 func platformDesc(id string) string {
 	if id == "" {
 		return "no platform (unlabelled, from before platform ids)"
@@ -237,7 +247,7 @@ func (d *Docker) reportForeign(ctx context.Context) {
 					}
 					d.log.Warn("container of another platform with this allocator id: left alone", "container", name,
 						"owner", platformDesc(got), "platform", d.cfg.PlatformID,
-						"hint", "remove it yourself (docker rm -f) if its platform is gone")
+						"hint", "remove it yourself (docker rm -f) if its platform is gone; an unlabelled one whose instance this platform assigns is re-created on its volume")
 				}
 			}
 		}
@@ -391,9 +401,16 @@ func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) 
 		err = fmt.Errorf("network %s vanished right after its creation", name)
 		if ns, lerr := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}); lerr == nil {
 			for _, n := range ns {
-				if n.Name == name {
-					err = fmt.Errorf("network %s belongs to %s, not this platform (%s): it is left alone", name, platformDesc(n.Labels[LabelPlatform]), d.cfg.PlatformID)
+				if n.Name != name {
+					continue
 				}
+				if n.Labels[LabelPlatform] == "" && n.Labels[LabelManaged] == "true" && n.Labels[LabelDeployment] == dep {
+					// This deployment's network from before platform ids
+					// (deployment ids are random: it is ours): adopted.
+					d.log.Warn("adopting a deployment network from before platform ids", "network", name)
+					return n.ID, nil
+				}
+				err = fmt.Errorf("network %s belongs to %s, not this platform (%s): it is left alone", name, platformDesc(n.Labels[LabelPlatform]), d.cfg.PlatformID)
 			}
 		}
 	}
@@ -446,8 +463,14 @@ func (d *Docker) ensureVolume(ctx context.Context, spec Spec) (string, map[strin
 	if err != nil {
 		return "", nil, fmt.Errorf("create volume %s: %w", name, err)
 	}
-	// Creating an existing volume returns it as it is: it must be ours.
+	// Creating an existing volume returns it as it is: it must be ours,
+	// or this very instance's from before platform ids (adopted).
 	if got := v.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+		if d.legacyOf(v.Labels, spec) {
+			d.log.Warn("adopting a data volume from before platform ids: this platform assigns its instance", "volume", name,
+				"instance", spec.Instance.ID, "note", "it keeps its old labels, so it is not collected after the instance goes: remove it by hand then")
+			return name, labels, nil
+		}
 		return "", nil, fmt.Errorf("data volume %s already exists and belongs to %s, not to this platform (%s): it is left alone; give this allocator another --id, or remove the volume if that platform is gone",
 			name, platformDesc(got), d.cfg.PlatformID)
 	}
@@ -475,7 +498,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	// platform's (or an unlabelled one from before platform ids) is left
 	// alone.
 	if old, err := d.cli.ContainerInspect(ctx, name); err == nil {
-		if got := old.Config.Labels[LabelPlatform]; got != d.cfg.PlatformID {
+		if got := old.Config.Labels[LabelPlatform]; got != d.cfg.PlatformID && !d.legacyOf(old.Config.Labels, spec) {
 			return Workload{}, fmt.Errorf("container name %s is taken by %s, not this platform (%s): it is left alone; give this allocator another --id, or remove that container if its platform is gone",
 				name, platformDesc(got), d.cfg.PlatformID)
 		}

@@ -8,6 +8,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 
 	"paddock/agents/allocator"
@@ -63,6 +64,27 @@ func TestPlatformsApart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// This very allocator's objects from before platform ids, for an
+	// instance platform A assigns (same allocator, instance and
+	// deployment ids): A adopts them, re-creating the container on the
+	// same volume and network.
+	adopt := engine.Instance{ID: "adopt-" + engine.RandomToken(3), DeploymentID: engine.NewID(), Kind: engine.KindElasticsearch, Version: "8.17.0", SizeMB: 128}
+	adoptLabels := map[string]string{allocator.LabelManaged: "true", allocator.LabelAllocator: id,
+		allocator.LabelInstance: adopt.ID, allocator.LabelDeployment: adopt.DeploymentID, allocator.LabelTest: label}
+	oldNet, err := cli.NetworkCreate(ctx, allocator.NetworkName(adopt.DeploymentID), network.CreateOptions{Driver: "bridge",
+		Labels: map[string]string{allocator.LabelManaged: "true", allocator.LabelDeployment: adopt.DeploymentID, allocator.LabelTest: label}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.VolumeCreate(ctx, volume.CreateOptions{Name: allocator.VolumeName(id, adopt.ID), Labels: adoptLabels}); err != nil {
+		t.Fatal(err)
+	}
+	oldAdopt, err := cli.ContainerCreate(ctx, &container.Config{Image: allocator.ImageRef(testRepo, "8.17.0"), Labels: adoptLabels},
+		nil, nil, nil, allocator.ContainerName(id, adopt.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	tune := func(cfg allocator.Config) allocator.Config {
 		cfg.VolumeGrace = time.Second // collect quickly: a listed foreign volume would go
 		return cfg
@@ -86,6 +108,26 @@ func TestPlatformsApart(t *testing.T) {
 		if err != nil || v.Labels[allocator.LabelPlatform] != plat {
 			t.Fatalf("volume of %s: %v, platform label %q, want %q", in, err, v.Labels[allocator.LabelPlatform], plat)
 		}
+	}
+
+	// Adoption: A's container for the legacy instance replaces the old
+	// one, labelled with A's platform, on the old volume and network.
+	assign(t, consA, id, adopt)
+	stAdopt := waitStatus(t, consA, id, adopt.ID, 90*time.Second, "adopted, running and healthy", runningHealthy)
+	if stAdopt.ContainerID == oldAdopt.ID {
+		t.Fatal("the legacy container was kept as is: want it re-created")
+	}
+	ciAdopt, _ := containerOf(t, cli, id, adopt.ID)
+	if ciAdopt.Config.Labels[allocator.LabelPlatform] != platA.ID {
+		t.Fatalf("adopted container's platform label %q, want %q", ciAdopt.Config.Labels[allocator.LabelPlatform], platA.ID)
+	}
+	mounted := false
+	for _, m := range ciAdopt.Mounts {
+		mounted = mounted || (m.Name == allocator.VolumeName(id, adopt.ID) && m.Destination == "/data")
+	}
+	if _, onOld := ciAdopt.NetworkSettings.Networks[allocator.NetworkName(adopt.DeploymentID)]; !mounted || !onOld ||
+		ciAdopt.NetworkSettings.Networks[allocator.NetworkName(adopt.DeploymentID)].NetworkID != oldNet.ID {
+		t.Fatalf("adopted container: legacy volume mounted %v, networks %v (legacy network %s)", mounted, ciAdopt.NetworkSettings.Networks, oldNet.ID)
 	}
 
 	// Platform B is assigned an instance whose id is platform A's: the
