@@ -48,7 +48,7 @@ trap cleanup EXIT
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
 waitport() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-BPORT=$(freeport); NPORT=$(freeport); PPORT=$(freeport); TPORT=$(freeport); NTPORT=$(freeport)
+BPORT=$(freeport); NPORT=$(freeport); PPORT=$(freeport); TPORT=$(freeport); NTPORT=$(freeport); TMPORT=$(freeport)
 ID=0123456789abcdef0123456789abcdef
 TID=fedcba9876543210fedcba9876543210
 SNI=bench-1.node.paddock
@@ -89,7 +89,8 @@ if [ "$TLS" = on ]; then
 	"$WORK/paddock" tunnel cert --ca-dir "$PKI" --role proxy --id p1 >/dev/null
 	# The allocator's node tunnel in front of the backend (load cores).
 	taskset -c "$LOAD_CPU" "$WORK/paddock" tunnel server --name nodes --listen "127.0.0.1:$TPORT" --target "127.0.0.1:$BPORT" \
-		--cert "$PKI/allocator-a1.crt" --key "$PKI/allocator-a1.key" --ca "$PKI/ca.pem" --allow role:proxy --log-level error &
+		--cert "$PKI/allocator-a1.crt" --key "$PKI/allocator-a1.key" --ca "$PKI/ca.pem" --allow role:proxy --log-level error \
+		--metrics-addr "127.0.0.1:$TMPORT" &
 	PIDS+=($!)
 	NGTLS="
   upstream backend_tls { server 127.0.0.1:$TPORT; keepalive 128; }
@@ -251,3 +252,8 @@ for t in "${LAT[@]}"; do
 	printf '%-11s %6s/s ' "$1" "$4"
 	taskset -c "$LOAD_CPU" "$WORK/ratebench" -addr "127.0.0.1:$2" -host "$3.localhost" -rate "$4" -conns 32 -duration 10s | head -1
 done
+if [ "$TLS" = on ]; then
+	# Both proxies keep their tunnel connections alive: the tunnel's
+	# accepted connections over the whole run stay in the hundreds.
+	echo "node tunnel: $(curl -fsS "http://127.0.0.1:$TMPORT/metrics" | awk '/^paddock_tunnel_connections_total/ {print "connections accepted " $2} /^paddock_tunnel_handshake_failures_total/ {print "handshake failures " $2}' | tr '\n' ' ')"
+fi
