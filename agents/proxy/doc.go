@@ -10,6 +10,11 @@
 // serves), passive health and probes, least-outstanding load balancing,
 // holding requests of paused routes and draining replaced backends, its
 // registration under /paddock/proxies/<id>, its metrics and access log.
+// Backends marked tls are allocator node tunnels (:9400): the proxy dials
+// them with mutual TLS (Config.BackendLoader: its proxy-role
+// certificate, reloaded in place; the server must be an allocator of the
+// platform CA), sending stunnel.BackendSNI(instance id), one keep-alive
+// pool per (tunnel address, instance).
 //
 // It only reads the control plane: it must never write routes,
 // deployments or allocator state, and it must not import tui, cmd or
