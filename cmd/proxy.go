@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -179,5 +180,29 @@ func backendLoader(ctx context.Context, app *App, certFile, keyFile, caFile stri
 		return nil, fmt.Errorf("proxy certificate for the allocator tunnels: %w (check --backend-cert/--backend-key/--backend-ca)", err)
 	}
 	go l.WatchReload(ctx, time.Minute, app.Log)
+	return l, nil
+}
+
+// proxyCertLoader loads this host's proxy-role certificate
+// (<stateDir>/tls/proxy.crt, key.pem, ca.pem, ca.crl) for the allocators'
+// node tunnels, for a proxy whose certificate another holder renews (the
+// proxy role's AgentTLS of `paddock up`): the files are re-read every
+// minute and on SIGHUP until ctx ends, so a renewal applies to new
+// tunnel connections within a minute. Nil when the host holds no proxy
+// certificate.
+func proxyCertLoader(ctx context.Context, stateDir string, log *slog.Logger) (*stunnel.Loader, error) {
+	certFile, keyFile, caFile := director.TLSFiles(stateDir, string(engine.RoleProxy))
+	if _, err := os.Stat(certFile); err != nil {
+		return nil, nil
+	}
+	crl := director.CRLFile(stateDir)
+	if _, err := os.Stat(crl); err != nil {
+		crl = ""
+	}
+	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, crl)
+	if err != nil {
+		return nil, fmt.Errorf("proxy certificate for the allocators' node tunnels: %w (remove %s and restart to re-issue it)", err, director.TLSDir(stateDir))
+	}
+	go l.WatchReload(ctx, time.Minute, log)
 	return l, nil
 }
