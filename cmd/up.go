@@ -455,6 +455,8 @@ func runHeadless(ctx context.Context, app *App) error {
 		return proxy.Run(ctx, proxy.Config{ID: proxyID, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", v.GetInt("proxy-port")),
 			Domain: cfg.Domain, CacheFile: filepath.Join(dir, "proxy-routes.json"), MetricsAddr: "127.0.0.1:0",
 			Logger: app.Log.With("service", "proxy"),
+			// mTLS to the allocators' node tunnels with the proxy's certificate.
+			BackendLoader: link.loader(engine.RoleProxy),
 			Connect: func(ctx context.Context) (*engine.Store, error) {
 				return engine.Connect(ctx, link.options(engine.RoleProxy, proxyCred, app.Log.With("service", "proxy")))
 			}})
@@ -479,6 +481,10 @@ func runHeadless(ctx context.Context, app *App) error {
 				MetricsAddr: "127.0.0.1:0", Logger: app.Log.With("service", id), Version: Version,
 				ZK:      link.options(engine.RoleAllocator, allocCred, app.Log.With("service", id)),
 				OnReady: func(m string) { ready(id, "", m) },
+				// Each allocator fronts its nodes with an mTLS tunnel that
+				// admits proxies (and the constructor); several share this
+				// host, so each takes a free loopback port.
+				TunnelLoader: link.loader(engine.RoleAllocator), TunnelListen: "127.0.0.1:0",
 			}
 			start(id, "allocator", func(ctx context.Context) error { return allocator.Run(ctx, acfg) })
 		}

@@ -9,6 +9,7 @@ import (
 
 	"paddock/agents/director"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // How the agents of `paddock up` reach ZooKeeper. ZooKeeper listens on
@@ -28,7 +29,19 @@ type zkLink struct {
 	servers string
 	tunnel  bool
 	dialers map[engine.Role]func(string, string, time.Duration) (net.Conn, error)
+	// loaders hold each role's certificate, reloaded on renewal: the
+	// allocators' node tunnels and the proxy's mTLS to them use them.
+	loaders map[engine.Role]*stunnel.Loader
 	timeout time.Duration
+}
+
+// loader is role's certificate loader (nil with the tunnel disabled:
+// then allocators run no node tunnel and proxies dial nodes in plain).
+func (l *zkLink) loader(role engine.Role) *stunnel.Loader {
+	if l.loaders == nil {
+		return nil
+	}
+	return l.loaders[role]
 }
 
 // options are the store options of role's agent.
@@ -75,7 +88,8 @@ func linkAgents(ctx context.Context, app *App, dir, zkAddr string, addrs directo
 		return nil, fmt.Errorf("issue this host's certificates for the director's tunnel: %w (remove %s to start over)", err, director.TLSDir(dir))
 	}
 	l := &zkLink{servers: tunnel, tunnel: true, timeout: to,
-		dialers: map[engine.Role]func(string, string, time.Duration) (net.Conn, error){}}
+		dialers: map[engine.Role]func(string, string, time.Duration) (net.Conn, error){},
+		loaders: map[engine.Role]*stunnel.Loader{}}
 	var ats []*director.AgentTLS
 	for _, r := range upTunnelRoles {
 		dialer, at, err := app.TunnelDialer(r, nil)
@@ -86,6 +100,7 @@ func linkAgents(ctx context.Context, app *App, dir, zkAddr string, addrs directo
 			return nil, fmt.Errorf("no %s certificate under %s after issuing it", r, director.TLSDir(dir))
 		}
 		l.dialers[r] = dialer
+		l.loaders[r] = at.Loader
 		ats = append(ats, at)
 	}
 	if enroll != "" {
