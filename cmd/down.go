@@ -75,7 +75,7 @@ func runDown(ctx context.Context, app *App, purge bool) error {
 	}
 	os.Remove(filepath.Join(dir, upStatusFile))
 	if purge {
-		for _, p := range []string{"zookeeper", "allocators", "snapshots", "credentials", "director", "logs", "config.yaml", "proxy-routes.json", "console.log", upStatusFile} {
+		for _, p := range []string{"zookeeper", "allocators", "snapshots", "credentials", "director", "tls", "logs", "config.yaml", "proxy-routes.json", "console.log", upStatusFile} {
 			if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
 				return fmt.Errorf("purge %s: %w", p, err)
 			}
