@@ -8,6 +8,7 @@ import (
 
 	"paddock/agents/constructor"
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 func newConstructorCmd(app *App) *cobra.Command {
@@ -24,7 +25,9 @@ the instances of allocators lost longer than lost_allocator_grace_seconds
 
 --join DIRECTOR --token T enrolls this host with the constructor role
 (once); from then on it reaches ZooKeeper through the director's
-mutual-TLS tunnel, renewing its certificate while it runs.`,
+mutual-TLS tunnel, renewing its certificate while it runs, and calls the
+deployment nodes (snapshots, restores, replication peers) through their
+allocators' node tunnels with that certificate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
@@ -39,7 +42,10 @@ mutual-TLS tunnel, renewing its certificate while it runs.`,
 			if err := app.JoinIfAsked(ctx, cmd, engine.RoleConstructor); err != nil {
 				return err
 			}
-			var s *engine.Store
+			var (
+				s          *engine.Store
+				nodeLoader *stunnel.Loader
+			)
 			if app.useTunnel() {
 				st, at, err := app.ConnectTunnel(ctx, engine.RoleConstructor, nil, nil)
 				if err != nil {
@@ -47,6 +53,9 @@ mutual-TLS tunnel, renewing its certificate while it runs.`,
 				}
 				if at != nil {
 					go at.Run(ctx)
+					// The same certificate opens the allocators' node
+					// tunnels: snapshots, restores and peers go through them.
+					nodeLoader = at.Loader
 				}
 				s = st
 			} else {
@@ -63,6 +72,7 @@ mutual-TLS tunnel, renewing its certificate while it runs.`,
 				HealthyTimeout: v.GetDuration("healthy-timeout"),
 				StepTimeout:    v.GetDuration("step-timeout"),
 				PauseSettle:    v.GetDuration("pause-settle"),
+				NodeLoader:     nodeLoader,
 				Logger:         app.Log,
 			})
 		},

@@ -431,7 +431,7 @@ func runHeadless(ctx context.Context, app *App) error {
 	defer cons.Close()
 	start("constructor", "constructor", func(ctx context.Context) error {
 		return constructor.Run(ctx, constructor.Config{Store: cons, ID: "constructor-up", MetricsAddr: "127.0.0.1:0",
-			Logger: app.Log.With("service", "constructor"), Ready: func(m string) { ready("constructor", "", m) }})
+			NodeLoader: link.loader(engine.RoleConstructor), Logger: app.Log.With("service", "constructor"), Ready: func(m string) { ready("constructor", "", m) }})
 	})
 
 	s.step("starting the API")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/stunnel"
 )
 
 // Config configures a constructor.
@@ -21,6 +22,13 @@ type Config struct {
 	MetricsAddr string
 	// Nodes talks to deployment nodes (default: HTTP).
 	Nodes NodeAPI
+	// NodeLoader is this host's constructor-role certificate (reloaded on
+	// renewal). With it, a node whose status has a TunnelAddr is reached
+	// there over mutual TLS (SNI stunnel.BackendSNI(instance id), the
+	// server must hold an allocator-role certificate of the platform CA),
+	// never at its Address; Nodes must then be an *HTTPNodes (or nil).
+	// Without it, nodes are called at their Address (same-host only).
+	NodeLoader *stunnel.Loader
 	// HealthyTimeout bounds the wait for new instances to run healthy.
 	HealthyTimeout time.Duration
 	// StepTimeout bounds a node operation (snapshot, restore).

@@ -3,9 +3,14 @@ package constructor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"paddock/agents/agentkit"
+	"paddock/stunnel"
 )
 
 // Run takes part in the constructor election and, while leading, runs
@@ -19,6 +24,11 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := agentkit.NewRegistry()
 	st := agentkit.NewStatus()
 	m := newMetrics(reg)
+	if cfg.NodeLoader != nil {
+		if err := cfg.tunnelNodes(reg, log); err != nil {
+			return err
+		}
+	}
 	addr, err := agentkit.Serve(ctx, cfg.MetricsAddr, reg, st, log, nil)
 	if err != nil {
 		return err
@@ -136,4 +146,25 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-time.After(30 * time.Second): // safety re-check; watches drive the rest
 		}
 	}
+}
+
+// tunnelNodes gives the HTTP NodeAPI the mTLS client of the allocators'
+// node tunnels, built from NodeLoader.
+func (c *Config) tunnelNodes(reg prometheus.Registerer, log *slog.Logger) error {
+	cl, err := stunnel.NewClient(stunnel.ClientConfig{Options: stunnel.Options{Name: "nodes", Loader: c.NodeLoader,
+		Allow: stunnel.Allow{Roles: []string{"allocator"}}, HandshakeTimeout: 10 * time.Second, ConnectTimeout: 10 * time.Second,
+		Metrics: stunnel.NewMetrics(reg)}, Logger: log})
+	if err != nil {
+		return fmt.Errorf("constructor: client of the allocators' node tunnels: %w (check the constructor certificate under <state-dir>/tls)", err)
+	}
+	tlsCfg := cl.ReloadingTLSConfig()
+	switch n := c.Nodes.(type) {
+	case *HTTPNodes:
+		if n.Tunnel == nil {
+			c.Nodes = &HTTPNodes{Client: n.Client, Scheme: n.Scheme, Tunnel: tlsCfg}
+		}
+	default:
+		log.Warn("constructor has a node certificate but a custom NodeAPI: it is handed tunnel targets (instance@tunnel) as is")
+	}
+	return nil
 }

@@ -23,5 +23,11 @@
 // allocator records, alive, status, maintenance or settings znodes (the
 // allocators' and admins'), nor create plans other than the move plans of
 // rescheduling (the service layer creates the others). It talks to nodes
-// only through the NodeAPI (snapshot, restore, peers, health).
+// only through the NodeAPI (snapshot, restore, peers, health): with a
+// constructor certificate (Config.NodeLoader) a node whose allocator runs
+// a node tunnel (InstanceStatus.TunnelAddr) is called there over mutual
+// TLS, SNI stunnel.BackendSNI(instance id), the server checked to be an
+// allocator of the platform CA, so the constructor needs no other route
+// to the allocators' hosts; otherwise at its published Address (same
+// host only).
 package constructor

@@ -407,6 +407,21 @@ func (x *executor) address(in engine.PlacedInstance) string {
 	return st.Address
 }
 
+// nodeAddr is where the NodeAPI calls a healthy instance (the address()
+// rules): its allocator's node tunnel when this constructor has a node
+// certificate and the allocator runs one, else its Address. "" when not
+// healthy.
+func (x *executor) nodeAddr(in engine.PlacedInstance) string {
+	a := x.address(in)
+	if a == "" || x.l.cfg.NodeLoader == nil {
+		return a
+	}
+	if st, _ := x.l.status(in.Allocator, in.ID); st.TunnelAddr != "" {
+		return TunnelTarget(st.TunnelAddr, in.ID)
+	}
+	return a
+}
+
 func esOnly(ins []engine.PlacedInstance) []engine.PlacedInstance {
 	var out []engine.PlacedInstance
 	for _, in := range ins {
@@ -424,7 +439,7 @@ func (x *executor) source() string {
 		if slices.Contains(x.plan.MoveFrom, in.Allocator) && !x.l.alive(in.Allocator) {
 			continue
 		}
-		if a := x.address(in); a != "" {
+		if a := x.nodeAddr(in); a != "" {
 			return a
 		}
 	}
@@ -438,7 +453,7 @@ func (x *executor) snapName(phase string) string {
 // migrate copies snapshot snap from the source into every new ES node.
 func (x *executor) restoreAll(ctx context.Context, snap string, targets []engine.PlacedInstance) error {
 	for _, in := range esOnly(targets) {
-		addr := x.address(in)
+		addr := x.nodeAddr(in)
 		if addr == "" {
 			return fmt.Errorf("new instance %s on %s is not healthy: cannot restore into it", in.ID, in.Allocator)
 		}
@@ -467,7 +482,7 @@ func (x *executor) setPeers(ctx context.Context, ins []engine.PlacedInstance) st
 	var addrs, peerURLs []string
 	for _, in := range esOnly(ins) {
 		if a := x.address(in); a != "" {
-			addrs = append(addrs, a)
+			addrs = append(addrs, x.nodeAddr(in))
 			peerURLs = append(peerURLs, x.l.peerURL(in, a))
 		}
 	}
@@ -542,7 +557,7 @@ func (x *executor) runGrowAndShrink(ctx context.Context) error {
 				// The data is on no running node (its allocator is lost):
 				// recover the newest snapshot of the deployment's repository.
 				for _, in := range esOnly(x.plan.NewInstances) {
-					addr := x.address(in)
+					addr := x.nodeAddr(in)
 					if addr == "" {
 						continue
 					}

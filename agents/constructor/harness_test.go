@@ -241,6 +241,13 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 func (h *harness) startAllocator(id, zone string, capMB int, tags map[string]string) *agentHandle {
+	h.t.Helper()
+	return h.startAllocatorWith(id, zone, capMB, tags, nil)
+}
+
+// startAllocatorWith is startAllocator with mod applied to its Config
+// (node tunnel settings).
+func (h *harness) startAllocatorWith(id, zone string, capMB int, tags map[string]string, mod func(*allocator.Config)) *agentHandle {
 	t := h.t
 	t.Helper()
 	dir := t.TempDir()
@@ -252,11 +259,15 @@ func (h *harness) startAllocator(id, zone string, capMB int, tags map[string]str
 	rt := newNodeRuntime(t, h.snapshots)
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agentHandle{cancel: cancel, store: s, done: make(chan struct{})}
+	cfg := allocator.Config{ID: id, Zone: zone, CapacityMB: capMB, Tags: tags, StateDir: dir,
+		SnapshotDir: h.snapshots, Runtime: allocator.RuntimeSim, Store: s, ProbeInterval: 200 * time.Millisecond,
+		Logger: quiet(), NewRuntime: func(allocator.Config) (allocator.Runtime, error) { return rt, nil }}
+	if mod != nil {
+		mod(&cfg)
+	}
 	go func() {
 		defer close(a.done)
-		a.err = allocator.Run(ctx, allocator.Config{ID: id, Zone: zone, CapacityMB: capMB, Tags: tags, StateDir: dir,
-			SnapshotDir: h.snapshots, Runtime: allocator.RuntimeSim, Store: s, ProbeInterval: 200 * time.Millisecond,
-			Logger: quiet(), NewRuntime: func(allocator.Config) (allocator.Runtime, error) { return rt, nil }})
+		a.err = allocator.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() { cancel(); <-a.done })
 	h.allocs[id] = a

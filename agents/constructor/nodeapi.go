@@ -3,17 +3,23 @@ package constructor
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"paddock/stunnel"
 )
 
 // NodeAPI is what the plan executor asks of a deployment's nodes: data
 // snapshots into the shared repository, restores, replication peers.
-// addr is the node's host:port as its InstanceStatus reports it.
+// addr is the node's host:port as its InstanceStatus reports it, or,
+// for a node behind its allocator's mTLS tunnel, TunnelTarget(tunnel
+// address, instance id).
 type NodeAPI interface {
 	// Snapshot registers the repository (an fs location shared by the
 	// deployment's nodes) and takes snapshot snap, waiting for it.
@@ -34,12 +40,72 @@ const SnapshotRepo = "found-snapshots"
 // containers see the shared snapshot directory.
 func SnapshotLocation(deploymentID string) string { return "/snapshots/" + deploymentID }
 
+// TunnelTarget names a node reached through its allocator's node tunnel
+// (tunnelAddr, host:port) by SNI stunnel.BackendSNI(instanceID); it is
+// the addr the executor hands the NodeAPI for such a node.
+func TunnelTarget(tunnelAddr, instanceID string) string {
+	return instanceID + "@" + tunnelAddr
+}
+
+// ParseTunnelTarget splits a TunnelTarget; ok is false for a plain
+// host:port.
+func ParseTunnelTarget(addr string) (tunnelAddr, instanceID string, ok bool) {
+	iid, ta, ok := strings.Cut(addr, "@")
+	if !ok || iid == "" || ta == "" {
+		return "", "", false
+	}
+	return ta, iid, true
+}
+
 // HTTPNodes is the NodeAPI over the nodes' Elasticsearch-compatible HTTP
 // API.
 type HTTPNodes struct {
+	// Client serves plain host:port addresses.
 	Client *http.Client
 	// Scheme is "http" (default) or "https".
 	Scheme string
+	// Tunnel is the mutual TLS client config for TunnelTarget addresses
+	// (normally stunnel.Client.ReloadingTLSConfig of the constructor
+	// certificate); each (tunnel, instance) gets a clone with ServerName
+	// stunnel.BackendSNI(instance) and its own keep-alive transport.
+	Tunnel *tls.Config
+
+	mu         sync.Mutex
+	transports map[string]*http.Transport
+}
+
+// maxTunnelTransports bounds the per-node transports kept; past it the
+// idle ones are closed and the table starts over.
+const maxTunnelTransports = 512
+
+// tunnelClient is the client for node iid behind tunnelAddr.
+func (h *HTTPNodes) tunnelClient(tunnelAddr, iid string) (*http.Client, error) {
+	if h.Tunnel == nil {
+		return nil, fmt.Errorf("node %s sits behind the allocator tunnel %s but this constructor has no certificate for it: "+
+			"give the constructor its constructor-role certificate (paddock up / constructor --state-dir with tls/)", iid, tunnelAddr)
+	}
+	key := iid + "@" + tunnelAddr
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tr, ok := h.transports[key]
+	if !ok {
+		if h.transports == nil || len(h.transports) >= maxTunnelTransports {
+			for _, old := range h.transports {
+				old.CloseIdleConnections()
+			}
+			h.transports = map[string]*http.Transport{}
+		}
+		cfg := h.Tunnel.Clone()
+		cfg.ServerName = stunnel.BackendSNI(iid)
+		tr = &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 2,
+			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+		h.transports[key] = tr
+	}
+	timeout := 2 * time.Minute
+	if h.Client != nil && h.Client.Timeout > 0 {
+		timeout = h.Client.Timeout
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
 // NewHTTPNodes returns a NodeAPI with sane timeouts.
@@ -48,6 +114,9 @@ func NewHTTPNodes() *HTTPNodes {
 }
 
 func (h *HTTPNodes) url(addr, path string) string {
+	if ta, _, ok := ParseTunnelTarget(addr); ok {
+		return "https://" + ta + path
+	}
 	scheme := h.Scheme
 	if scheme == "" {
 		scheme = "http"
@@ -77,9 +146,17 @@ func (h *HTTPNodes) callInto(ctx context.Context, method, addr, path string, bod
 	if c == nil {
 		c = http.DefaultClient
 	}
+	hint := "is the node running? check its allocator's status"
+	if ta, iid, ok := ParseTunnelTarget(addr); ok {
+		if c, err = h.tunnelClient(ta, iid); err != nil {
+			return err
+		}
+		addr = iid + " through tunnel " + ta
+		hint = "check that the allocator's node tunnel is up and that this constructor's certificate is of the same platform CA, role constructor"
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s on node %s: %w (is the node running? check its allocator's status)", method, path, addr, err)
+		return fmt.Errorf("%s %s on node %s: %w (%s)", method, path, addr, err, hint)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))

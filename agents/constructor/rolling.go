@@ -89,7 +89,7 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 	snap := x.snapName("roll-" + o.ID[:min(8, len(o.ID))])
 	if o.Kind == engine.KindElasticsearch {
 		if err := x.rollStep(ctx, StepSnapshot, o.ID, func(ctx context.Context) (string, error) {
-			addr := x.address(o)
+			addr := x.nodeAddr(o)
 			if addr == "" {
 				x.setProgress("nosnap:"+o.ID, "1")
 				return zone + ": the old node is not healthy: its successor restores nothing and relies on its peers", nil
