@@ -363,7 +363,24 @@ func (s *Server) replicate(r *http.Request, method, path string, body []byte) (o
 		wg.Add(1)
 		go func(p string) {
 			defer wg.Done()
-			err := s.forward(r.Context(), p, method, path, body)
+			// Forwarded writes carry explicit ids, so a retry is
+			// idempotent: retry a transient failure (a peer busy
+			// starting, a reset connection) before reporting the shard
+			// failed.
+			// The whole replication of one write is bounded (5 s), so
+			// a partitioned peer costs a write at most that.
+			rctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			var err error
+			for attempt, backoff := 0, 50*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, backoff*3 {
+				if err = s.forward(rctx, p, method, path, body); err == nil || rctx.Err() != nil {
+					break
+				}
+				select {
+				case <-time.After(backoff):
+				case <-rctx.Done():
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
