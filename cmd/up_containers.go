@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"paddock/agents/allocator"
+	"paddock/agents/director"
 	"paddock/engine"
 )
 
@@ -32,8 +33,11 @@ import (
 // network): ZooKeeper stays a host process on loopback (no Java image
 // can be built without a registry), node ports are published on the
 // host's loopback, so every service reaches the others where the
-// in-process mode does. Only allocator containers get the Docker
-// socket. Each service is one container, restarted unless stopped; run
+// in-process mode does. As there, only the director talks to ZooKeeper
+// directly: the other containers dial its mTLS tunnel with the role
+// certificates up issues into the state dir they mount, and each
+// allocator fronts its nodes with an mTLS node tunnel of its own. Only
+// allocator containers get the Docker socket. Each service is one container, restarted unless stopped; run
 // more of one with the same image and another --id.
 
 const (
@@ -111,7 +115,20 @@ func runContainers(ctx context.Context, app *App) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	global := []string{"--zk", pr.zk, "--state-dir", dir, "--log-format", "json"}
+	// The director's addresses are fixed before it starts (a port 0 is
+	// resolved here): the other containers are pointed at its tunnel.
+	tunnelAddr, err := pinPort(v.GetString("director-tunnel-addr"))
+	if err != nil {
+		return s.fail(err)
+	}
+	enrollAddr, err := pinPort(v.GetString("director-enroll-addr"))
+	if err != nil {
+		return s.fail(err)
+	}
+	dirMetrics, err := freePort()
+	if err != nil {
+		return s.fail(err)
+	}
 	type spec struct {
 		name, kind string
 		args       []string
@@ -122,8 +139,8 @@ func runContainers(ctx context.Context, app *App) error {
 		return s.fail(err)
 	}
 	specs := []spec{
-		{"director", "director", []string{"director", "--id", "director-c", "--tunnel-addr", v.GetString("director-tunnel-addr"),
-			"--enroll-addr", v.GetString("director-enroll-addr"), "--metrics-addr", "127.0.0.1:0", "--zk-super-password", super}, false},
+		{"director", "director", []string{"director", "--id", "director-c", "--tunnel-addr", tunnelAddr,
+			"--enroll-addr", enrollAddr, "--metrics-addr", "127.0.0.1:" + strconv.Itoa(dirMetrics), "--zk-super-password", super}, false},
 		{"api", "api", []string{"api", "--addr", "127.0.0.1:" + strconv.Itoa(apiPort), "--tls-addr", "", "--metrics-addr", "127.0.0.1:0"}, false},
 	}
 	// Constructors and proxies scale on their own (--scale): more
@@ -175,36 +192,91 @@ func runContainers(ctx context.Context, app *App) error {
 			"--domain", pr.cfg.Domain, "--access-log", "", "--metrics-addr", "127.0.0.1:0"}, false})
 	}
 	var allocIDs []string
+	// Allocators' status endpoints on known ports (up.json lists them).
+	allocMetrics := map[string]string{}
 	for _, z := range pr.zones {
 		for n := 1; n <= pr.perZone; n++ {
 			id := fmt.Sprintf("alloc-%s-%d", z, n)
 			allocIDs = append(allocIDs, id)
+			mp, err := freePort()
+			if err != nil {
+				return s.fail(err)
+			}
+			allocMetrics[id] = "127.0.0.1:" + strconv.Itoa(mp)
 			specs = append(specs, spec{id, "allocator", []string{"allocator", "--id", id, "--zone", z,
 				"--capacity", engine.FormatSize(pr.memMB), "--runtime", pr.runtime,
 				"--zk-credential", engine.CredentialFile(dir, engine.RoleAllocator),
 				"--snapshot-dir", filepath.Join(dir, "snapshots"), "--node-binary", "/paddock",
-				"--metrics-addr", "127.0.0.1:0", "--label", labelUp + "=" + label}, true})
+				"--metrics-addr", allocMetrics[id], "--label", labelUp + "=" + label,
+				// Several allocators share the host network: each fronts
+				// its nodes with an mTLS tunnel on a port of its own.
+				"--tunnel-addr", "127.0.0.1:0"}, true})
 		}
 	}
 	extra := v.GetStringMapString("label")
-	for _, sp := range specs {
-		args := append(append([]string{}, global...), sp.args...)
+	start := func(sp spec, zk []string) error {
+		stateDir := dir
 		if sp.kind == "allocator" {
-			// The allocator's own state (identity, volume ledger) in a
-			// directory of its own; the role credential stays shared.
-			args = append(args[:0:0], append([]string{"--zk", pr.zk, "--state-dir", filepath.Join(dir, "allocators", sp.name), "--log-format", "json"}, sp.args...)...)
+			// The allocator's own state (identity, volume ledger, its
+			// copy of the certificates) in a directory of its own; the
+			// role credential stays shared.
+			stateDir = filepath.Join(dir, "allocators", sp.name)
 		}
+		args := append(append(append([]string{}, zk...), "--state-dir", stateDir, "--log-format", "json"), sp.args...)
 		s.step("starting container %s", sp.name)
 		cid, err := startPlatformContainer(ctx, cli, label, sp.name, args, dir, sp.docker, extra)
 		if err != nil {
-			return s.fail(err)
+			return err
 		}
 		s.service(sp.name, func(u *UpService) { u.Kind, u.State, u.Addr = sp.kind, "starting", "container "+cid[:12] })
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, v.GetDuration("start-timeout"))
+	defer cancel()
+
+	// The director alone talks to ZooKeeper directly; once its tunnel
+	// serves, this host gets a certificate per role (as in-process up
+	// does) and every other container dials the tunnel with its own.
+	if err := start(specs[0], []string{"--zk", pr.zk, "--zk-tls=false"}); err != nil {
+		return s.fail(err)
+	}
+	if err := waitCA(wctx, pr.admin); err != nil {
+		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "director")))
+	}
+	s.service("director", func(u *UpService) { u.Metrics = "127.0.0.1:" + strconv.Itoa(dirMetrics) })
+	zk := []string{"--zk", pr.zk, "--zk-tls=false"}
+	admin := pr.admin
+	if tunnelAddr == "-" {
+		app.Log.Warn("DIRECTOR TUNNEL DISABLED (--director-tunnel-addr -): every platform container connects to ZooKeeper directly at "+pr.zk+
+			", without mutual TLS; drop the flag to put the tunnel back in front of ZooKeeper", "zookeeper", pr.zk)
+	} else {
+		tunnel := loopbackAddr(tunnelAddr)
+		if err := waitTCP(wctx, tunnel); err != nil {
+			return s.fail(fmt.Errorf("the director's tunnel %s: %w (docker logs %s)", tunnel, err, containerName(label, "director")))
+		}
+		if err := issueContainerCerts(app, dir, tunnel, enrollAddr, allocIDs); err != nil {
+			return s.fail(err)
+		}
+		// From here up itself waits through the tunnel too; the direct
+		// store served the bootstrap only.
+		v.Set("zk", tunnel)
+		v.Set("zk-tls", true)
+		if admin, err = app.Connect(wctx, engine.RoleAdmin, nil); err != nil {
+			return s.fail(fmt.Errorf("reach ZooKeeper through the director's tunnel %s: %w (docker logs %s)", tunnel, err, containerName(label, "director")))
+		}
+		defer admin.Close()
+		pr.admin.Close()
+		zk = []string{"--zk", tunnel, "--zk-tls"}
+		s.set(func(st *UpStatus) { st.Tunnel = tunnel })
+		s.step("platform containers reach ZooKeeper through the director's tunnel at %s", tunnel)
+	}
+	for _, sp := range specs[1:] {
+		if err := start(sp, zk); err != nil {
+			return s.fail(err)
+		}
 	}
 
 	s.step("waiting for the services to be ready")
-	wctx, cancel := context.WithTimeout(ctx, v.GetDuration("start-timeout"))
-	defer cancel()
 	none := make(chan error)
 	apiURL := "http://127.0.0.1:" + strconv.Itoa(apiPort)
 	if err := waitHTTP(wctx, apiURL+"/healthz"); err != nil {
@@ -213,7 +285,7 @@ func runContainers(ctx context.Context, app *App) error {
 	s.service("api", func(u *UpService) { u.State, u.Addr = "running", "127.0.0.1:"+strconv.Itoa(apiPort) })
 	var proxyAddr string
 	for i, id := range proxyIDs {
-		addr, err := waitProxy(wctx, pr.admin, id, none)
+		addr, err := waitProxy(wctx, admin, id, none)
 		if err != nil {
 			return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "proxy"+suffix(i+1))))
 		}
@@ -222,21 +294,19 @@ func runContainers(ctx context.Context, app *App) error {
 		}
 		s.service("proxy"+suffix(i+1), func(u *UpService) { u.State, u.Addr = "running", addr })
 	}
-	if err := waitAllocators(wctx, pr.admin, allocIDs, none); err != nil {
+	if err := waitAllocators(wctx, admin, allocIDs, none); err != nil {
 		return s.fail(err)
 	}
 	for _, id := range allocIDs {
-		s.service(id, func(u *UpService) { u.State = "running" })
+		s.service(id, func(u *UpService) { u.State, u.Metrics = "running", allocMetrics[id] })
 	}
 	for i := 1; i <= nCons; i++ {
 		s.service("constructor"+suffix(i), func(u *UpService) { u.State = "running" })
 	}
-	if err := waitCA(wctx, pr.admin); err != nil {
-		return s.fail(fmt.Errorf("%w (docker logs %s)", err, containerName(label, "director")))
-	}
 	s.service("director", func(u *UpService) { u.State = "running" })
+	// The CLI on this host reaches ZooKeeper where the containers do.
 	if err := writeConfigKeys(filepath.Join(dir, "config.yaml"), map[string]any{
-		"zk": pr.zk, "api-url": apiURL, "api-key": pr.key, "api-key-file": pr.keyFile,
+		"zk": v.GetString("zk"), "zk-tls": v.GetBool("zk-tls"), "api-url": apiURL, "api-key": pr.key, "api-key-file": pr.keyFile,
 	}); err != nil {
 		return s.fail(err)
 	}
@@ -386,6 +456,98 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pinPort resolves a port 0 in a listen address to a free port, so the
+// address can be handed to other containers before its owner binds it.
+// "-" (disabled) and fixed ports pass through.
+func pinPort(addr string) (string, error) {
+	if addr == "-" || addr == "" {
+		return addr, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", usageErr("listen address %q: %v", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	p, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// waitTCP waits until addr accepts connections.
+func waitTCP(ctx context.Context, addr string) error {
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("not accepting connections within --start-timeout")
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+// issueContainerCerts gives this host a certificate per role from the
+// platform CA (<state-dir>/tls, which the containers mount at the same
+// path) and each allocator's state dir a copy of the host key, the CA,
+// the allocator certificate and join.json: allocator containers run
+// with a state dir of their own and renew their copy through the
+// director's enrollment endpoint.
+func issueContainerCerts(app *App, dir, tunnel, enrollAddr string, allocIDs []string) error {
+	enroll := ""
+	if enrollAddr != "-" && enrollAddr != "" {
+		enroll = loopbackAddr(enrollAddr)
+	}
+	roles := make([]string, len(upTunnelRoles))
+	for i, r := range upTunnelRoles {
+		roles[i] = string(r)
+	}
+	ji, err := director.IssueLocal(dir, enroll, tunnel, "", roles, app.V.GetDuration("cert-ttl"))
+	if err != nil {
+		return fmt.Errorf("issue this host's certificates for the director's tunnel: %w (remove %s to start over)", err, director.TLSDir(dir))
+	}
+	if enroll == "" {
+		app.Log.Warn("the director's enrollment endpoint is disabled (--director-enroll-addr -): the containers cannot renew their certificates, which expire "+
+			ji.NotAfter.Format(time.RFC3339)+"; run `paddock up --containers` again before then", "not_after", ji.NotAfter)
+	}
+	src := director.TLSDir(dir)
+	files := []string{"key.pem", "ca.pem", "join.json", "host-id", "ca.crl", string(engine.RoleAllocator) + ".crt"}
+	for _, id := range allocIDs {
+		dst := director.TLSDir(filepath.Join(dir, "allocators", id))
+		if err := os.MkdirAll(dst, 0o700); err != nil {
+			return err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if errors.Is(err, os.ErrNotExist) && (f == "ca.crl" || f == "host-id") {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("copy the allocator certificate to %s: %w", dst, err)
+			}
+			mode := os.FileMode(0o644)
+			if f == "key.pem" {
+				mode = 0o600
+			}
+			tmp := filepath.Join(dst, "."+f+".tmp")
+			if err := os.WriteFile(tmp, b, mode); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, filepath.Join(dst, f)); err != nil {
+				return err
+			}
+		}
+	}
+	app.Log.Info("issued the platform containers' tunnel certificates", "tunnel", tunnel, "id", ji.ID, "roles", ji.Roles, "cert_not_after", ji.NotAfter)
+	return nil
 }
 
 // waitCA waits until the director has published the platform CA.
