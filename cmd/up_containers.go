@@ -381,10 +381,13 @@ func buildPlatformImage(ctx context.Context, cli *client.Client, binary string, 
 	}
 	var df strings.Builder
 	df.WriteString("FROM scratch\nCOPY paddock /paddock\n")
+	// Not ownership labels: containers inherit their image's labels, and
+	// the image is shared by every platform of this host (see
+	// allocator.Dockerfile).
 	for k, v := range labels {
-		fmt.Fprintf(&df, "LABEL %q=%q\n", k, v)
+		fmt.Fprintf(&df, "LABEL %q=%q\n", allocator.ImageLabelPrefix+k, v)
 	}
-	fmt.Fprintf(&df, "LABEL \"paddock.managed\"=\"true\" \"paddock.platform.version\"=%q\n", Version)
+	fmt.Fprintf(&df, "LABEL \"paddock.platform.version\"=%q\n", Version)
 	df.WriteString("ENTRYPOINT [\"/paddock\"]\n")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

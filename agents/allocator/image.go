@@ -62,14 +62,21 @@ type BuildOptions struct {
 }
 
 // Dockerfile renders the node image's Dockerfile.
+// ImageLabelPrefix namespaces the build's labels on the image.
+const ImageLabelPrefix = "paddock.image."
+
 func Dockerfile(version string, labels map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "FROM scratch\n")
 	fmt.Fprintf(&b, "COPY paddock /paddock\n")
 	fmt.Fprintf(&b, "COPY --chown=%d:%d rootfs/ /\n", NodeUID, NodeUID)
-	keys := sortedKeys(labels)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "LABEL %q=%q\n", k, labels[k])
+	// Containers inherit their image's labels: an image shared by several
+	// platforms (one tag per version on a host) must not carry one
+	// platform's or one test's ownership labels, or `paddock down` and
+	// test clean-ups of one would remove the others' containers. Caller
+	// labels are kept as image provenance under paddock.image.*.
+	for _, k := range sortedKeys(labels) {
+		fmt.Fprintf(&b, "LABEL %q=%q\n", ImageLabelPrefix+k, labels[k])
 	}
 	fmt.Fprintf(&b, "LABEL \"paddock.managed\"=\"true\" \"paddock.node.version\"=%q\n", version)
 	fmt.Fprintf(&b, "USER %d:%d\n", NodeUID, NodeUID)

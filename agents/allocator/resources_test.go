@@ -205,12 +205,16 @@ func TestDockerfile(t *testing.T) {
 		`ENTRYPOINT ["/paddock", "node", "--version", "8.18.0"`,
 		`HEALTHCHECK --interval=2s`,
 		`CMD ["/paddock", "node", "healthcheck"`,
-		`"paddock.test"="x"`,
+		`"paddock.image.paddock.test"="x"`,
 		`"paddock.managed"="true"`,
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q:\n%s", want, df)
 		}
+	}
+	// Ownership labels never go on the image: containers inherit them.
+	if strings.Contains(df, `LABEL "paddock.test"`) {
+		t.Errorf("Dockerfile puts an ownership label on the shared image:\n%s", df)
 	}
 }
 
