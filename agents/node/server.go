@@ -367,9 +367,9 @@ func (s *Server) replicate(r *http.Request, method, path string, body []byte) (o
 			// idempotent: retry a transient failure (a peer busy
 			// starting, a reset connection) before reporting the shard
 			// failed.
-			// The whole replication of one write is bounded (5 s), so
+			// The whole replication of one write is bounded (2 s), so
 			// a partitioned peer costs a write at most that.
-			rctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			var err error
 			for attempt, backoff := 0, 50*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, backoff*3 {
