@@ -18,7 +18,7 @@ func init() {
 }
 
 // dockercleanup LABEL=VALUE removes, when the script ends (pass or
-// fail), every Docker container and volume carrying that label, so no
+// fail), every Docker container, volume and network carrying that label, so no
 // node outlives a script that runs allocators itself.
 func cmdDockerCleanup(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || !strings.Contains(args[0], "=") {
@@ -36,6 +36,11 @@ func cmdDockerCleanup(ts *testscript.TestScript, neg bool, args []string) {
 		if out, err := exec.CommandContext(ctx, "docker", "volume", "ls", "-q", "--filter", filter).Output(); err == nil {
 			if ids := strings.Fields(string(out)); len(ids) > 0 {
 				_ = exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, ids...)...).Run()
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", filter).Output(); err == nil {
+			if ids := strings.Fields(string(out)); len(ids) > 0 {
+				_ = exec.CommandContext(ctx, "docker", append([]string{"network", "rm"}, ids...)...).Run()
 			}
 		}
 	})
