@@ -25,6 +25,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -55,20 +56,7 @@ var (
 // when the engine is unreachable.
 func needDocker(t testing.TB) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Docker engine unavailable under CI: %v", err)
-		}
-		t.Skipf("Docker engine unavailable: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return testenv.Docker(t)
 }
 
 // needImages builds a static paddock binary once and the test images

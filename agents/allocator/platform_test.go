@@ -1,7 +1,6 @@
 package allocator_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -26,10 +26,7 @@ func TestPlatformsApart(t *testing.T) {
 	pa := env.Fresh(t, "zone-1")
 	env2, err := zktest.Start(1)
 	if err != nil {
-		if ciMode() {
-			t.Fatalf("second ZooKeeper: %v", err)
-		}
-		t.Skipf("second ZooKeeper: %v", err)
+		testenv.Unavailable(t, "a second ZooKeeper", err)
 	}
 	t.Cleanup(env2.Stop)
 	pb := env2.Fresh(t, "zone-1")
@@ -171,5 +168,3 @@ func TestPlatformsApart(t *testing.T) {
 		t.Fatal("the unlabelled (pre-platform-id) volume was removed")
 	}
 }
-
-func ciMode() bool { return os.Getenv("CI") == "true" }

@@ -19,6 +19,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // e2eRepo keeps this package's node images apart from a live platform's
@@ -34,20 +35,7 @@ var (
 // fails under CI=true.
 func needDocker(t *testing.T) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Docker engine unavailable under CI: %v", err)
-		}
-		t.Skipf("Docker engine unavailable: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return testenv.Docker(t)
 }
 
 // needImages builds a static paddock binary and the node images of both

@@ -20,26 +20,14 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // dockerClient returns a Docker client; without Docker the test skips,
 // or fails under CI=true.
 func dockerClient(t *testing.T) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err = cli.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Docker unavailable under CI: %v", err)
-		}
-		t.Skipf("Docker unavailable: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return testenv.Docker(t)
 }
 
 type probeResult struct {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zkserver"
 )
 
@@ -49,7 +50,7 @@ func Start(servers int) (*Env, error) {
 func Main(m *testing.M, servers int, env **Env) int {
 	e, err := Start(servers)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if testenv.CI() {
 			fmt.Fprintf(os.Stderr, "zktest: cannot start ZooKeeper under CI: %v\n", err)
 			return 1
 		}
@@ -70,10 +71,7 @@ func (e *Env) Need(t testing.TB) {
 		if e != nil {
 			err = e.startErr
 		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ZooKeeper unavailable under CI: %v", err)
-		}
-		t.Skipf("ZooKeeper unavailable (run scripts/setup.sh): %v", err)
+		testenv.Unavailable(t, "ZooKeeper", err)
 	}
 }
 
