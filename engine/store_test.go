@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -22,13 +23,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, cond)
 }
 
 func TestCompareAndSetConflict(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"paddock/agents/constructor"
 	"paddock/engine"
 	"paddock/engine/service"
+	"paddock/engine/testenv"
 )
 
 // TestEndToEndSim drives the API against a live platform: real
@@ -124,13 +125,7 @@ func TestEndToEndSim(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s", what, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, cond)
 }
 
 // waitPlan follows a plan through the activity endpoint until it is in

@@ -235,7 +235,15 @@ func TestResizeAndUpgradeUnderWritesLoseNothing(t *testing.T) {
 	if d := checkRunning(t, h, id, 2); d.Spec.Version != "8.18.0" || d.Instances[0].Version != "8.18.0" {
 		t.Fatalf("not upgraded: %+v", d)
 	}
-	time.Sleep(100 * time.Millisecond) // a few writes on the new nodes too
+	// A few writes on the new nodes too.
+	w.mu.Lock()
+	upto := len(w.acked) + 5
+	w.mu.Unlock()
+	h.waitFor("writes on the upgraded nodes", 30*time.Second, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.acked) >= upto
+	})
 	cancel()
 	<-done
 	w.checkNoLoss(t)

@@ -18,6 +18,7 @@ import (
 	"paddock/agents/allocator"
 	"paddock/agents/node"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -299,13 +300,7 @@ func (h *harness) startConstructor(id string, nodes NodeAPI, mod func(*Config)) 
 
 func (h *harness) waitFor(what string, d time.Duration, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(h.t, d, what, cond)
 }
 
 func spec(version string, sizeMB, zones int) engine.DeploymentSpec {

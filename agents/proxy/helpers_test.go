@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // testBackend is a real HTTP server on loopback that counts what it
@@ -210,13 +211,7 @@ func get(t testing.TB, c *http.Client, proxyAddr, host, path string, hdr map[str
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, cond)
 }
 
 // load sends GETs from n clients until stop is closed and counts results.
