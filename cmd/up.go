@@ -746,7 +746,11 @@ func ensureImages(ctx context.Context, s *supervisor, versions []string, labels 
 	}
 	for _, ver := range versions {
 		ref := allocator.ImageRef(allocator.DefaultImageRepo, ver)
-		if _, err := cli.ImageInspect(ctx, ref); err == nil {
+		current, err := allocator.ImageUpToDate(ctx, cli, ref, bin)
+		if err != nil {
+			return "", err
+		}
+		if current {
 			s.step("node image %s present", ref)
 			continue
 		}

@@ -58,7 +58,8 @@ type DockerConfig struct {
 	SnapshotDir string
 	ImageRepo   string
 	// NodeBinary, when set, is a static paddock binary used to build a
-	// missing image; when empty a missing image is an error.
+	// missing image, or to rebuild one built from another binary; when
+	// empty a missing image is an error.
 	NodeBinary string
 	// Labels are added to every object (tests: paddock.test=<name>).
 	Labels    map[string]string
@@ -188,7 +189,8 @@ func (d *Docker) ownFilter() filters.Args {
 }
 
 // EnsureImage checks the image of version, building it from NodeBinary
-// when it is missing and a binary is configured.
+// when it is missing or was built from another binary (and a binary is
+// configured).
 func (d *Docker) EnsureImage(ctx context.Context, version string) error {
 	ref := ImageRef(d.cfg.ImageRepo, version)
 	d.imgMu.Lock()
@@ -196,18 +198,18 @@ func (d *Docker) EnsureImage(ctx context.Context, version string) error {
 	if d.images[ref] {
 		return nil
 	}
-	_, err := d.cli.ImageInspect(ctx, ref)
-	if err == nil {
+	current, err := ImageUpToDate(ctx, d.cli, ref, d.cfg.NodeBinary)
+	if err != nil {
+		return err
+	}
+	if current {
 		d.images[ref] = true
 		return nil
-	}
-	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	if d.cfg.NodeBinary == "" {
 		return fmt.Errorf("%w: %s is not on this host: build it with `paddock image build --version %s` (this allocator has no static binary to build it itself)", ErrImageMissing, ref, version)
 	}
-	d.log.Info("building missing node image", "image", ref, "binary", d.cfg.NodeBinary)
+	d.log.Info("building node image (missing, or built from another binary)", "image", ref, "binary", d.cfg.NodeBinary)
 	if err := BuildImage(ctx, d.cli, BuildOptions{Binary: d.cfg.NodeBinary, Repo: d.cfg.ImageRepo, Version: version, Labels: d.cfg.Labels}, nil); err != nil {
 		return fmt.Errorf("%w: %s could not be built: %v", ErrImageMissing, ref, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -603,4 +605,48 @@ func TestRemovalIsGracefulAndVolumesExpire(t *testing.T) {
 	waitFor(t, 30*time.Second, "volume removed after the grace period", func() (bool, string) {
 		return !volumeExists(t, cli, vol), "volume still there"
 	})
+}
+
+// An image built from another binary under the same tag is rebuilt: a
+// host whose paddock binary changed must not run nodes of the old build.
+func TestImageRebuiltForAnotherBinary(t *testing.T) {
+	cli := needDocker(t)
+	needImages(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref := allocator.ImageRef(testRepo, testVersions[0])
+	current, err := allocator.ImageUpToDate(ctx, cli, ref, binPath)
+	if err != nil || !current {
+		t.Fatalf("image built from binPath: up to date = %v, %v; want true", current, err)
+	}
+	// The same program with one more byte: another build as far as the
+	// digest goes, still a static ELF.
+	other := filepath.Join(t.TempDir(), "paddock")
+	b, err := os.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, append(b, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if current, err := allocator.ImageUpToDate(ctx, cli, ref, other); err != nil || current {
+		t.Fatalf("image against another binary: up to date = %v, %v; want false", current, err)
+	}
+	if current, err := allocator.ImageUpToDate(ctx, cli, ref, ""); err != nil || !current {
+		t.Fatalf("no binary to compare: up to date = %v, %v; want true", current, err)
+	}
+	if current, err := allocator.ImageUpToDate(ctx, cli, allocator.ImageRef(testRepo, "0.0.0-missing"), binPath); err != nil || current {
+		t.Fatalf("missing image: up to date = %v, %v; want false, nil", current, err)
+	}
+	d, err := allocator.NewDocker(allocator.DockerConfig{PlatformID: "image-test", ImageRepo: testRepo, NodeBinary: other, Labels: map[string]string{allocator.LabelTest: "allocator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.EnsureImage(ctx, testVersions[0]); err != nil {
+		t.Fatal(err)
+	}
+	if current, err := allocator.ImageUpToDate(ctx, cli, ref, other); err != nil || !current {
+		t.Fatalf("after EnsureImage with the other binary: up to date = %v, %v; want true", current, err)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
@@ -59,6 +62,46 @@ type BuildOptions struct {
 	Version string
 	// Labels are added to the image (paddock.managed=true is always set).
 	Labels map[string]string
+}
+
+// BinaryDigestLabel on a node image holds the SHA-256 of the binary it
+// was built from, so a host whose binary changed rebuilds its images
+// instead of running nodes of an older build under the same tag.
+const BinaryDigestLabel = "paddock.image.binary-sha256"
+
+// BinaryDigest is the hex SHA-256 of the file at path.
+func BinaryDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ImageUpToDate tells whether image ref exists and was built from
+// binary (its BinaryDigestLabel). With no binary to compare (""), any
+// existing image is up to date. A missing image is (false, nil).
+func ImageUpToDate(ctx context.Context, cli *client.Client, ref, binary string) (bool, error) {
+	img, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	if binary == "" {
+		return true, nil
+	}
+	digest, err := BinaryDigest(binary)
+	if err != nil {
+		return false, err
+	}
+	return img.Config != nil && img.Config.Labels[BinaryDigestLabel] == digest, nil
 }
 
 // Dockerfile renders the node image's Dockerfile.
@@ -140,7 +183,11 @@ func BuildImage(ctx context.Context, cli *client.Client, opts BuildOptions, prog
 		return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s", opts.Binary, StaticHint)
 	}
 	ref := ImageRef(opts.Repo, opts.Version)
-	bctx, err := buildContext(opts.Binary, Dockerfile(opts.Version, opts.Labels))
+	digest, err := BinaryDigest(opts.Binary)
+	if err != nil {
+		return err
+	}
+	bctx, err := buildContext(opts.Binary, Dockerfile(opts.Version, opts.Labels)+fmt.Sprintf("LABEL %q=%q\n", BinaryDigestLabel, digest))
 	if err != nil {
 		return err
 	}

@@ -31,8 +31,10 @@ import (
 
 var env *zktest.Env
 
-// testRepo keeps test images apart from a live platform's paddock/node.
-const testRepo = "paddock-test/node"
+// testRepo keeps test images apart from a live platform's paddock/node
+// and from other test runs on this Docker host (one repository per test
+// process: a run in another checkout builds from another binary).
+var testRepo = fmt.Sprintf("paddock-test/node-%d", os.Getpid())
 
 var testVersions = []string{"8.17.0", "8.18.0"}
 

@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,7 @@ import (
 
 // e2eRepo keeps this package's node images apart from a live platform's
 // and from the allocator tests' images.
-const e2eRepo = "paddock-ctest/node"
+var e2eRepo = fmt.Sprintf("paddock-ctest/node-%d", os.Getpid())
 
 var (
 	e2eOnce sync.Once
