@@ -97,8 +97,14 @@ func accessLine(b []byte, st *stamp, now time.Time, proxyID string, o outcome, d
 }
 
 func (p *Proxy) logAccess(cc *clientConn, o outcome, d time.Duration, method string, path []byte) {
-	cc.log = accessLine(cc.log[:0], &cc.stamp, time.Now(), p.cfg.ID, o, d, method, bstr(path), cc.remote)
-	_, _ = p.access.Write(cc.log)
+	p.writeAccess(&cc.log, &cc.stamp, o, d, method, path, cc.remote)
+}
+
+// writeAccess writes one access log line, built in the connection's
+// scratch buffer.
+func (p *Proxy) writeAccess(buf *[]byte, st *stamp, o outcome, d time.Duration, method string, path []byte, remote string) {
+	*buf = accessLine((*buf)[:0], st, time.Now(), p.cfg.ID, o, d, method, bstr(path), remote)
+	_, _ = p.access.Write(*buf)
 }
 
 var _ io.Writer = (*BufferedWriter)(nil)

@@ -64,47 +64,65 @@ var (
 
 // writeRequestHead writes the request head to the backend's buffer.
 func writeRequestHead(bw *bufio.Writer, r *request, clientIP string, isTLS bool) {
-	bw.WriteString(r.method)
-	bw.WriteByte(' ')
-	bw.Write(r.uri())
-	bw.Write(http11)
-	var xff [][]byte
+	bw.Write(appendRequestHead(bw.AvailableBuffer(), r, clientIP, isTLS))
+}
+
+// appendRequestHead appends the head sent to the backend: the client's
+// request line and headers less hop-by-hop ones, X-Forwarded-For with
+// the client's address appended, X-Forwarded-Proto, and the body's
+// framing.
+func appendRequestHead(dst []byte, r *request, clientIP string, isTLS bool) []byte {
+	dst = append(dst, r.method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.uri()...)
+	dst = append(dst, http11...)
+	var xff [8][]byte
+	nx := 0
 	for _, f := range r.fields {
 		switch f.class {
-		case hConnection, hHopByHop, hContentLength, hTransferEncoding, hExpect, hXFProto:
+		case hConnection, hHopByHop, hUpgrade, hContentLength, hTransferEncoding, hExpect, hXFProto:
 			continue
 		case hXFF:
-			xff = append(xff, r.value(f))
+			if nx < len(xff) {
+				xff[nx] = r.value(f)
+			}
+			nx++
 			continue
 		}
-		bw.Write(r.buf[f.ns:f.ne])
-		bw.Write(colonSpace)
-		bw.Write(r.buf[f.vs:f.ve])
-		bw.Write(crlf)
+		dst = append(dst, r.buf[f.ns:f.ne]...)
+		dst = append(dst, colonSpace...)
+		dst = append(dst, r.buf[f.vs:f.ve]...)
+		dst = append(dst, crlf...)
 	}
-	bw.Write(hdrXFF)
-	for _, v := range xff {
-		bw.Write(v)
-		bw.Write(commaSpace)
-	}
-	bw.WriteString(clientIP)
-	bw.Write(crlf)
-	bw.Write(hdrXFProto)
-	if isTLS {
-		bw.Write(protoHTTPS)
+	dst = append(dst, hdrXFF...)
+	if nx > len(xff) { // rare: walk the fields again
+		for _, f := range r.fields {
+			if f.class == hXFF {
+				dst = append(append(dst, r.value(f)...), commaSpace...)
+			}
+		}
 	} else {
-		bw.Write(protoHTTP)
+		for _, v := range xff[:nx] {
+			dst = append(append(dst, v...), commaSpace...)
+		}
+	}
+	dst = append(dst, clientIP...)
+	dst = append(dst, crlf...)
+	dst = append(dst, hdrXFProto...)
+	if isTLS {
+		dst = append(dst, protoHTTPS...)
+	} else {
+		dst = append(dst, protoHTTP...)
 	}
 	switch {
 	case r.chunked:
-		bw.Write(hdrChunked)
+		dst = append(dst, hdrChunked...)
 	case r.contentLength > 0:
-		bw.Write(hdrCL)
-		var nb [20]byte
-		bw.Write(strconv.AppendInt(nb[:0], r.contentLength, 10))
-		bw.Write(crlf)
+		dst = append(dst, hdrCL...)
+		dst = strconv.AppendInt(dst, r.contentLength, 10)
+		dst = append(dst, crlf...)
 	}
-	bw.Write(crlf)
+	return append(dst, crlf...)
 }
 
 // srcError marks a failure reading the source of a copy (the client's
@@ -279,7 +297,7 @@ func readResponseHead(br *bufio.Reader, out []byte) (respHead, []byte, error) {
 					}
 				})
 				continue
-			case hHopByHop:
+			case hHopByHop, hUpgrade:
 				continue
 			}
 			out = append(out, line...)

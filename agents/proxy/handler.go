@@ -39,10 +39,19 @@ func (p *Proxy) handle(cc *clientConn, start time.Time) bool {
 // parsing that do not keep the string.
 func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
-	r := &cc.req
-	// An error answer before the body was read closes the connection
-	// (the unread body would be taken for the next request).
+// reply is an error the proxy gives itself (no backend answered).
+type reply struct {
+	code   int
+	typ    string
+	reason string
+	// close: the connection closes after it.
+	close bool
+}
+
+// resolve finds the route of the request parsed into r. On failure it
+// fills o and returns the answer to give. keepAfterError is whether an
+// error answer may keep the connection (nothing of a body was read).
+func (p *Proxy) resolve(tbl *table, r *request, o *outcome) (*route, Target, *reply) {
 	keepAfterError := !r.hasBody() && !r.close
 	domain := *p.domain.Load()
 	tg, err := ParseTarget(bstr(r.host), bstr(r.cluster), domain)
@@ -56,47 +65,102 @@ func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
 			o.code = 404
 		}
 		o.err = reason
-		p.writeError(cc, o.code, "illegal_argument_exception", reason, !keepAfterError)
-		return o, keepAfterError
+		return nil, tg, &reply{o.code, "illegal_argument_exception", reason, !keepAfterError}
 	}
-	tbl := p.tbl.Load()
+	if r.upgrade {
+		o.code = 501
+		o.err = "protocol upgrade refused"
+		return nil, tg, &reply{501, "illegal_argument_exception", "the proxy does not pass protocol upgrades (Upgrade: " + string(r.upgradeTo) + "): send plain HTTP/1.1 requests", true}
+	}
 	rt := tbl.routes[tg.ID]
 	if rt == nil {
 		o.code = 404
 		o.id = "_unknown"
 		o.err = "unknown deployment"
-		p.writeError(cc, o.code, "resource_not_found_exception", "deployment ["+tg.ID+"] not found: check the id (paddock deployment list), or wait a moment if it was just created", !keepAfterError)
-		return o, keepAfterError
+		return nil, tg, &reply{404, "resource_not_found_exception", "deployment [" + tg.ID + "] not found: check the id (paddock deployment list), or wait a moment if it was just created", !keepAfterError}
 	}
 	o.id = rt.id
 	o.rm = rt.m
+	return rt, tg, nil
+}
+
+// heldAnswer is the answer to a request whose paused route did not
+// resume (code from hold).
+func (p *Proxy) heldAnswer(r *request, id string, code int, o *outcome) *reply {
+	o.code = code
+	close := r.hasBody() || r.close
+	if code == 404 {
+		return &reply{code, "resource_not_found_exception", "deployment [" + id + "] was removed while its traffic was paused", close}
+	}
+	o.err = "paused too long"
+	return &reply{code, "unavailable_shards_exception", fmt.Sprintf("deployment [%s] is switching nodes and stayed paused longer than %s: retry", id, p.cfg.PauseTimeout), close}
+}
+
+// noBackend is the answer when pick finds no backend.
+func noBackend(r *request, tg Target, ms []*member, o *outcome) *reply {
+	o.code = 503
+	o.err = "no healthy backend"
+	return &reply{503, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms), r.hasBody() || r.close}
+}
+
+// afterFailure decides what follows a failed exchange with backend b:
+// retry (on another backend, b excluded), an answer to give, or nil
+// answer and no retry when only closing the client is left (o.code is
+// then the status to log).
+func (p *Proxy) afterFailure(r *request, tg Target, ms []*member, b *backend, xe *exchangeError, code int, o *outcome) (retry bool, a *reply) {
+	o.err = xe.Error()
+	bodySent := r.hasBody() // a failed exchange may have read part of it
+	idempotent := (r.method == "GET" || r.method == "HEAD") && !r.hasBody()
+	switch {
+	case xe.started || xe.client:
+		o.code = code
+		if o.code == 0 {
+			o.code = 499
+		}
+		return false, nil
+	case xe.timeout:
+		o.code = 504
+		return false, &reply{504, "timeout_exception", fmt.Sprintf("node %s of deployment [%s] did not answer within %s", b.addr, tg.ID, p.cfg.UpstreamTimeout), bodySent || r.close}
+	case idempotent && o.attempts < 2:
+		// Could not connect, or the connection broke before any
+		// answer: another backend may serve it.
+		p.met.retries.Inc()
+		return true, nil
+	case xe.connect:
+		return false, noBackend(r, tg, ms, o)
+	default:
+		o.code = 502
+		return false, &reply{502, "bad_gateway_exception", fmt.Sprintf("node %s of deployment [%s] failed: %v", b.addr, tg.ID, xe.err), true}
+	}
+}
+
+func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
+	r := &cc.req
+	tbl := p.tbl.Load()
+	rt, tg, a := p.resolve(tbl, r, &o)
+	if a != nil {
+		p.writeError(cc, a)
+		return o, !a.close
+	}
 	if rt.paused {
 		var code int
 		rt, code = p.hold(tbl, tg.ID)
 		if rt == nil {
-			o.code = code
-			switch code {
-			case 404:
-				p.writeError(cc, code, "resource_not_found_exception", "deployment ["+tg.ID+"] was removed while its traffic was paused", !keepAfterError)
-			case 503:
-				o.err = "paused too long"
-				p.writeError(cc, code, "unavailable_shards_exception", fmt.Sprintf("deployment [%s] is switching nodes and stayed paused longer than %s: retry", tg.ID, p.cfg.PauseTimeout), !keepAfterError)
-			}
-			return o, keepAfterError
+			a := p.heldAnswer(r, tg.ID, code, &o)
+			p.writeError(cc, a)
+			return o, !a.close
 		}
 	}
 	ms := rt.members(tg.Kind)
 	replayable := !r.hasBody()
-	idempotent := (r.method == "GET" || r.method == "HEAD") && replayable
 	var exclude *backend
 	for {
 		o.attempts++
 		m := pick(ms, p.rr.Add(1), exclude)
 		if m == nil {
-			o.code = 503
-			o.err = "no healthy backend"
-			p.writeError(cc, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms), !keepAfterError)
-			return o, keepAfterError
+			a := noBackend(r, tg, ms, &o)
+			p.writeError(cc, a)
+			return o, !a.close
 		}
 		o.upstream = m.b.addr
 		code, keep, xe := p.forward(cc, m.b, replayable)
@@ -104,34 +168,16 @@ func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
 			o.code = code
 			return o, keep
 		}
-		o.err = xe.Error()
-		bodySent := r.hasBody() // a failed exchange may have read part of it
-		switch {
-		case xe.started || xe.client:
-			o.code = code
-			if o.code == 0 {
-				o.code = 499
-			}
-			return o, false
-		case xe.timeout:
-			o.code = 504
-			p.writeError(cc, o.code, "timeout_exception", fmt.Sprintf("node %s of deployment [%s] did not answer within %s", m.b.addr, tg.ID, p.cfg.UpstreamTimeout), bodySent || r.close)
-			return o, !bodySent && !r.close
-		case idempotent && o.attempts < 2 && !xe.timeout:
-			// Could not connect, or the connection broke before any
-			// answer: another backend may serve it.
+		retry, a := p.afterFailure(r, tg, ms, m.b, xe, code, &o)
+		if retry {
 			exclude = m.b
-			p.met.retries.Inc()
 			continue
-		case xe.connect:
-			o.code = 503
-			p.writeError(cc, o.code, "no_shard_available_action_exception", whyNone(tg.ID, tg.Kind, ms), !keepAfterError)
-			return o, keepAfterError
-		default:
-			o.code = 502
-			p.writeError(cc, o.code, "bad_gateway_exception", fmt.Sprintf("node %s of deployment [%s] failed: %v", m.b.addr, tg.ID, xe.err), true)
+		}
+		if a == nil {
 			return o, false
 		}
+		p.writeError(cc, a)
+		return o, !a.close
 	}
 }
 
@@ -356,24 +402,30 @@ func shortErr(err error) string {
 }
 
 // writeError answers with an Elasticsearch-shaped error body.
-func (p *Proxy) writeError(cc *clientConn, code int, typ, reason string, close bool) {
-	body := fmt.Appendf(nil, `{"error":{"root_cause":[{"type":%q,"reason":%q}],"type":%q,"reason":%q},"status":%d}`+"\n", typ, reason, typ, reason, code)
-	bw := cc.bw
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(code))
-	bw.WriteByte(' ')
-	bw.WriteString(statusText(code))
-	bw.WriteString("\r\nContent-Type: application/json; charset=UTF-8\r\nX-Paddock-Proxy-Error: ")
-	bw.WriteString(typ)
-	bw.WriteString("\r\nContent-Length: ")
-	bw.WriteString(strconv.Itoa(len(body)))
-	if close {
-		bw.WriteString("\r\nConnection: close")
+func (p *Proxy) writeError(cc *clientConn, a *reply) {
+	cc.bw.Write(appendError(cc.bw.AvailableBuffer(), a, cc.req.method == "HEAD"))
+}
+
+// appendError appends an error response (head and Elasticsearch-shaped
+// body; no body to a HEAD request) to dst.
+func appendError(dst []byte, a *reply, head bool) []byte {
+	body := fmt.Appendf(nil, `{"error":{"root_cause":[{"type":%q,"reason":%q}],"type":%q,"reason":%q},"status":%d}`+"\n", a.typ, a.reason, a.typ, a.reason, a.code)
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(a.code), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(a.code)...)
+	dst = append(dst, "\r\nContent-Type: application/json; charset=UTF-8\r\nX-Paddock-Proxy-Error: "...)
+	dst = append(dst, a.typ...)
+	dst = append(dst, "\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if a.close {
+		dst = append(dst, "\r\nConnection: close"...)
 	}
-	bw.WriteString("\r\n\r\n")
-	if cc.req.method != "HEAD" {
-		bw.Write(body)
+	dst = append(dst, "\r\n\r\n"...)
+	if !head {
+		dst = append(dst, body...)
 	}
+	return dst
 }
 
 func statusText(code int) string {

@@ -96,7 +96,7 @@ func TestClassify(t *testing.T) {
 		"Host": hHost, "HOST": hHost, "X-Found-Cluster": hCluster, "content-length": hContentLength,
 		"Transfer-Encoding": hTransferEncoding, "Connection": hConnection, "Expect": hExpect,
 		"Keep-Alive": hHopByHop, "Proxy-Connection": hHopByHop, "TE": hHopByHop, "Trailer": hHopByHop,
-		"Upgrade": hHopByHop, "Proxy-Authorization": hHopByHop, "X-Forwarded-For": hXFF,
+		"Upgrade": hUpgrade, "Proxy-Authorization": hHopByHop, "X-Forwarded-For": hXFF,
 		"X-Forwarded-Proto": hXFProto, "Hosts": hOther, "Authorization": hOther, "": hOther, "Content-Lengt": hOther,
 	}
 	for name, want := range cases {

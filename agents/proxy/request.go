@@ -22,6 +22,7 @@ const (
 	hHopByHop // Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authorization
 	hXFF
 	hXFProto
+	hUpgrade // hop-by-hop too
 )
 
 // classify returns a header name's class: a switch on the length, then
@@ -41,8 +42,11 @@ func classify(name []byte) int {
 			return hExpect
 		}
 	case 7:
-		if eqLower(name, "trailer") || eqLower(name, "upgrade") {
+		if eqLower(name, "trailer") {
 			return hHopByHop
+		}
+		if eqLower(name, "upgrade") {
+			return hUpgrade
 		}
 	case 10:
 		if eqLower(name, "connection") {
@@ -119,6 +123,12 @@ type request struct {
 	chunked       bool
 	close         bool // the client wants the connection closed after
 	expect        bool // Expect: 100-continue
+	// upgrade: the client asks to switch protocols (WebSocket...),
+	// which the proxy refuses with 501; upgradeTo is the header value.
+	// An Upgrade to h2c alone is ignored (the request is served over
+	// HTTP/1.1, as RFC 9110 allows).
+	upgrade   bool
+	upgradeTo []byte
 }
 
 func (r *request) uri() []byte { return r.buf[r.uriS:r.uriE] }
@@ -159,6 +169,7 @@ func readRequest(br *bufio.Reader, r *request, max int) error {
 	r.fields = r.fields[:0]
 	r.host, r.cluster = nil, nil
 	r.contentLength, r.chunked, r.close, r.expect = 0, false, false, false
+	r.upgrade, r.upgradeTo = false, nil
 	total := 0
 	var line []byte
 	var err error
@@ -280,6 +291,15 @@ func readRequest(br *bufio.Reader, r *request, max int) error {
 			if bytes.EqualFold(val, continue100) {
 				r.expect = true
 			}
+		case hUpgrade:
+			forTokens(val, func(tok []byte) {
+				if !bytes.EqualFold(tok, h2c) {
+					r.upgrade = true
+				}
+			})
+			if r.upgrade {
+				r.upgradeTo = r.buf[f.vs:f.ve]
+			}
 		}
 		r.fields = append(r.fields, f)
 	}
@@ -303,6 +323,7 @@ func readRequest(br *bufio.Reader, r *request, max int) error {
 var (
 	keepAlive   = []byte("keep-alive")
 	continue100 = []byte("100-continue")
+	h2c         = []byte("h2c")
 )
 
 // headLine reads one head line without CRLF (valid until the next read).

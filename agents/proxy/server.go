@@ -225,9 +225,8 @@ func (s *server) writeSimple(cc *clientConn, code int, text string) {
 
 // answerBadRequest answers a malformed request head and closes.
 func (p *Proxy) answerBadRequest(cc *clientConn, he *headError, start time.Time) {
-	typ := "illegal_argument_exception"
 	_ = cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	p.writeError(cc, he.status, typ, he.msg, true)
+	p.writeError(cc, &reply{he.status, "illegal_argument_exception", he.msg, true})
 	cc.bw.Flush()
 	p.unknown.inc(he.status)
 	if p.access != nil {
