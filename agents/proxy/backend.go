@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,12 @@ type backend struct {
 	tls  bool
 	// instance is the instance id a tunnel backend routes to (its SNI).
 	instance string
+	// ap is addr when it is a literal IP address and port (the event
+	// loops dial those themselves).
+	ap netip.AddrPort
+	// gone is set when the backend is drained (event loops close their
+	// idle connections to it).
+	gone atomic.Bool
 
 	outstanding atomic.Int64
 	down        atomic.Bool
@@ -57,7 +64,8 @@ func newBackend(addr string, isTLS bool, instance string) *backend {
 	if isTLS {
 		key += "+tls/" + instance
 	}
-	return &backend{key: key, addr: addr, tls: isTLS, instance: instance}
+	ap, _ := netip.ParseAddrPort(addr)
+	return &backend{key: key, addr: addr, tls: isTLS, instance: instance, ap: ap}
 }
 
 // pool is the dialing side shared by backends.
@@ -210,6 +218,7 @@ func (p *pool) reap(b *backend, maxIdle time.Duration) int {
 
 // drain closes a backend no route names any more.
 func (p *pool) drain(b *backend) int {
+	b.gone.Store(true)
 	b.mu.Lock()
 	b.closed = true
 	idle := b.idle

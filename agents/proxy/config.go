@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,11 @@ type Config struct {
 	// concurrent: the writer must be safe for that (BufferedWriter is).
 	AccessLog io.Writer
 
+	// EventLoops is the number of epoll event loops serving the plain
+	// listener (0: one per GOMAXPROCS; negative: none, one goroutine per
+	// connection instead). Linux only; elsewhere always goroutines.
+	EventLoops int
+
 	// ConnectTimeout bounds a dial to a backend (default 2s).
 	ConnectTimeout time.Duration
 	// UpstreamTimeout bounds each wait on a backend: for the answer's
@@ -104,6 +110,17 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// RegisterInterval refreshes the registration record (10s).
 	RegisterInterval time.Duration
+}
+
+// loops is the number of event loops to run.
+func (c *Config) loops() int {
+	if c.EventLoops < 0 {
+		return 0
+	}
+	if c.EventLoops == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return c.EventLoops
 }
 
 func (c *Config) defaults() {

@@ -300,28 +300,7 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 		return 0, false, p.upstreamFailed(c.b, err)
 	}
 	p.met.upstream.Observe(time.Since(sent).Seconds())
-	noBody := bodyless(r.method, rh.status)
-	keep := !r.close && !p.isStopping() // shutting down: tell keep-alive clients
-	// Framing towards the client.
-	var nb [20]byte
-	switch {
-	case noBody:
-		if rh.contentLength >= 0 {
-			out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
-		}
-	case rh.contentLength >= 0 && !rh.chunked:
-		out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
-	case rh.chunked && r.minor == 1:
-		out = append(out, hdrChunked...)
-	default: // until EOF, or chunked to an HTTP/1.0 client
-		keep = false
-	}
-	if !keep {
-		out = append(out, hdrConnClose...)
-	} else if r.minor == 0 {
-		out = append(out, hdrConnKA...)
-	}
-	out = append(out, crlf...)
+	out, keep, noBody := p.frameResponse(out, r, &rh)
 	cc.out = out
 	if _, err := cc.bw.Write(out); err != nil {
 		p.pool.close(c)
@@ -363,6 +342,34 @@ func (p *Proxy) exchange(cc *clientConn, c *upConn) (int, bool, *exchangeError) 
 	}
 	p.pool.put(c, !rh.close)
 	return rh.status, keep, nil
+}
+
+// frameResponse completes the client's response head built by
+// readResponseHead in out (framing headers, Connection, the final CRLF)
+// and says whether the client connection stays open and whether a body
+// follows.
+func (p *Proxy) frameResponse(out []byte, r *request, rh *respHead) ([]byte, bool, bool) {
+	noBody := bodyless(r.method, rh.status)
+	keep := !r.close && !p.isStopping() // shutting down: tell keep-alive clients
+	var nb [20]byte
+	switch {
+	case noBody:
+		if rh.contentLength >= 0 {
+			out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
+		}
+	case rh.contentLength >= 0 && !rh.chunked:
+		out = append(append(append(out, hdrCL...), strconv.AppendInt(nb[:0], rh.contentLength, 10)...), crlf...)
+	case rh.chunked && r.minor == 1:
+		out = append(out, hdrChunked...)
+	default: // until EOF, or chunked to an HTTP/1.0 client
+		keep = false
+	}
+	if !keep {
+		out = append(out, hdrConnClose...)
+	} else if r.minor == 0 {
+		out = append(out, hdrConnKA...)
+	}
+	return append(out, crlf...), keep, noBody
 }
 
 func (p *Proxy) isStopping() bool {

@@ -19,6 +19,7 @@ type metrics struct {
 	down      *prometheus.CounterVec
 	drained   prometheus.Counter
 	cacheSave *prometheus.CounterVec
+	handoffs  *prometheus.CounterVec
 
 	mu       sync.Mutex
 	perRoute map[string]*routeMetrics
@@ -71,9 +72,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Backends no route names any more, drained and closed."}),
 		cacheSave: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_disk_cache_saves_total",
 			Help: "Writes of the routing table to disk by result."}, []string{"result"}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_loop_handoffs_total",
+			Help: "Client connections the event loops handed over to the goroutine-per-connection server, by reason (http/1.0, expect, chunked-body, paused, tls-backend, named-backend, large-head)."}, []string{"reason"}),
 		perRoute: map[string]*routeMetrics{},
 	}
-	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave)
+	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs)
 	return m
 }
 

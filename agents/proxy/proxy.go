@@ -185,7 +185,21 @@ func (p *Proxy) Serve(ctx context.Context) error {
 		return err
 	}
 	p.registerGauges()
-	servers := []*server{newServer(p, p.httpLn, false)}
+	// The plain listener: event loops (Config.EventLoops), which hand
+	// the requests they do not serve to a goroutine-per-connection
+	// server of the same listener; HTTPS: goroutine per connection.
+	plain := newServer(p, p.httpLn, false)
+	var servers []frontEnd
+	if n := p.cfg.loops(); n > 0 {
+		ls, err := newLoopServer(p, p.httpLn, n, plain)
+		if err != nil {
+			p.log.Warn("event-loop front end unavailable; one goroutine per connection instead", "err", err)
+		} else {
+			servers = append(servers, ls)
+			plain.accepting = false
+		}
+	}
+	servers = append(servers, plain)
 	if p.httpsLn != nil {
 		servers = append(servers, newServer(p, p.httpsLn, true))
 	}
@@ -193,7 +207,7 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	for _, srv := range servers {
 		go func() {
 			if err := srv.serve(); err != nil {
-				errCh <- fmt.Errorf("proxy listener %s: %w", srv.ln.Addr(), err)
+				errCh <- fmt.Errorf("proxy listener: %w", err)
 			}
 		}()
 	}
@@ -218,8 +232,18 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	wg.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownGrace)
 	defer cancel()
+	// Loops first: they may still hand connections to the goroutine
+	// server until they stop.
+	for _, srv := range servers {
+		if ls, ok := srv.(*loopServer); ok {
+			ls.shutdown(sctx)
+		}
+	}
 	var swg sync.WaitGroup
 	for _, srv := range servers {
+		if _, ok := srv.(*loopServer); ok {
+			continue
+		}
 		swg.Add(1)
 		go func() { defer swg.Done(); srv.shutdown(sctx) }()
 	}
@@ -233,6 +257,12 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	p.mu.Unlock()
 	p.log.Info("proxy stopped")
 	return err
+}
+
+// frontEnd serves a listener.
+type frontEnd interface {
+	serve() error
+	shutdown(ctx context.Context)
 }
 
 // install builds a new table from p.snap and swaps it in. Call with p.mu.

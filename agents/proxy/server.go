@@ -27,6 +27,9 @@ type server struct {
 	closing  atomic.Bool
 	wg       sync.WaitGroup
 	connPool sync.Pool
+	// accepting is false when event loops accept on ln: the server only
+	// serves the connections they hand over.
+	accepting bool
 }
 
 // clientConn is one client connection and its reusable buffers.
@@ -49,11 +52,14 @@ type clientConn struct {
 }
 
 func newServer(p *Proxy, ln net.Listener, isTLS bool) *server {
-	return &server{p: p, ln: ln, tls: isTLS, conns: map[*clientConn]struct{}{}}
+	return &server{p: p, ln: ln, tls: isTLS, conns: map[*clientConn]struct{}{}, accepting: true}
 }
 
 // serve accepts until the listener closes.
 func (s *server) serve() error {
+	if !s.accepting {
+		return nil
+	}
 	var delay time.Duration
 	for {
 		nc, err := s.ln.Accept()
@@ -127,7 +133,69 @@ func (s *server) shutdown(ctx context.Context) {
 	}
 }
 
-func (s *server) serveConn(cc *clientConn) {
+// adopt serves a connection the event loop hands over with a request it
+// does not serve itself (see loopServer): out holds answer bytes not yet
+// written to the client, buffered the bytes read past req, the request
+// head already parsed, served first.
+func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
+	s.adoptConn(nc, buffered, out, req)
+}
+
+func (s *server) adoptConn(nc net.Conn, buffered, out []byte, req *request) {
+	if len(buffered) > 0 {
+		nc = &prefixConn{Conn: nc, prefix: buffered}
+	}
+	cc := s.get(nc)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[cc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if req != nil {
+		cc.req = *req
+	}
+	go func() {
+		if len(out) > 0 {
+			_ = nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
+			if _, err := nc.Write(out); err != nil {
+				nc.Close()
+			}
+		}
+		s.serveConnFrom(cc, req != nil)
+	}()
+}
+
+// adoptUnparsed serves a connection the event loop hands over before it
+// could parse the request head (larger than its buffer): buffered holds
+// the bytes read so far, out answer bytes not yet written.
+func (s *server) adoptUnparsed(nc net.Conn, buffered, out []byte) {
+	s.adoptConn(nc, buffered, out, nil)
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+func (s *server) serveConn(cc *clientConn) { s.serveConnFrom(cc, false) }
+
+// serveConnFrom serves cc until it closes; parsed: cc.req holds a
+// request head already read (a connection adopted from the event loop).
+func (s *server) serveConnFrom(cc *clientConn, parsed bool) {
 	p := s.p
 	defer func() {
 		if v := recover(); v != nil {
@@ -154,8 +222,18 @@ func (s *server) serveConn(cc *clientConn) {
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
 	}
-	first := true
+	first := !parsed
 	for {
+		if parsed {
+			parsed = false
+			start := time.Now()
+			cc.refreshWriteDeadline(start, cfg.WriteTimeout)
+			keep := p.handle(cc, start)
+			if err := cc.bw.Flush(); err != nil || !keep || s.closing.Load() {
+				return
+			}
+			continue
+		}
 		if cc.br.Buffered() == 0 {
 			wait := cfg.IdleTimeout
 			if first {
