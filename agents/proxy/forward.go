@@ -171,24 +171,23 @@ func copyChunked(w *bufio.Writer, br *bufio.Reader, flush func() error) error {
 				return err
 			}
 		}
-		line, err := headLine(br)
+		line, err := crlfLine(br)
 		if err != nil {
 			return srcError{err}
 		}
-		size := line
-		if i := bytes.IndexByte(size, ';'); i >= 0 {
-			size = size[:i]
-		}
-		n, ok := parseHex(bytes.TrimSpace(size))
-		if !ok {
-			return srcError{errors.New("malformed chunk size")}
+		n, err := parseChunkSize(line)
+		if err != nil {
+			return srcError{err}
 		}
 		if n == 0 {
 			w.Write(lastChunk)
 			for { // trailer section up to the empty line
-				line, err := headLine(br)
+				line, err := crlfLine(br)
 				if err != nil {
 					return srcError{err}
+				}
+				if len(line) > 0 && !validTrailer(line) {
+					return srcError{errors.New("malformed trailer line")}
 				}
 				w.Write(line)
 				w.Write(crlf)
@@ -203,12 +202,61 @@ func copyChunked(w *bufio.Writer, br *bufio.Reader, flush func() error) error {
 		if err := copyExact(w, br, n, flush); err != nil {
 			return err
 		}
-		line, err = headLine(br)
+		line, err = crlfLine(br)
 		if err != nil || len(line) != 0 {
 			return srcError{errors.New("malformed chunk end")}
 		}
 		w.Write(crlf)
 	}
+}
+
+// crlfLine reads one line of a chunked body without its CRLF: lines of
+// the chunked coding end with CRLF (a bare LF is refused, as net/http
+// does: two readers could split the body differently).
+func crlfLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, errors.New("chunked line too long")
+		}
+		return nil, err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, errors.New("chunked line ends with a bare LF")
+	}
+	return line[:len(line)-2], nil
+}
+
+// parseChunkSize reads a chunk-size line (without its CRLF): hex digits,
+// optional whitespace and extensions, no bare CR (as net/http).
+func parseChunkSize(line []byte) (int64, error) {
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return 0, errors.New("malformed chunk size: bare CR")
+	}
+	size := line
+	if i := bytes.IndexByte(size, ';'); i >= 0 {
+		size = size[:i]
+	}
+	n, ok := parseHex(bytes.TrimSpace(size))
+	if !ok {
+		return 0, errors.New("malformed chunk size")
+	}
+	return n, nil
+}
+
+// validTrailer checks a trailer line as a header line: a token, a colon,
+// a value without CR, NUL or folding.
+func validTrailer(line []byte) bool {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if !tokenChar(c) {
+			return false
+		}
+	}
+	return bytes.IndexByte(line[i:], '\r') < 0 && bytes.IndexByte(line[i:], 0) < 0
 }
 
 func parseHex(b []byte) (int64, bool) {

@@ -1448,19 +1448,18 @@ func (k *chunkReader) pass(br *bufio.Reader, out *[]byte) (bool, error) {
 			return false, err
 		}
 		if k.trailer {
+			if len(line) > 0 && !validTrailer(line) {
+				return false, errors.New("malformed trailer line")
+			}
 			*out = append(append(*out, line...), crlf...)
 			if len(line) == 0 {
 				return true, nil
 			}
 			continue
 		}
-		size := line
-		if i := bytes.IndexByte(size, ';'); i >= 0 {
-			size = size[:i]
-		}
-		n, ok := parseHex(bytes.TrimSpace(size))
-		if !ok {
-			return false, errors.New("malformed chunk size")
+		n, err := parseChunkSize(line)
+		if err != nil {
+			return false, err
 		}
 		if n == 0 {
 			*out = append(*out, lastChunk...)
@@ -1492,12 +1491,7 @@ func chunkLine(br *bufio.Reader) ([]byte, error) {
 	for {
 		b, _ := br.Peek(br.Buffered())
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, _ := br.ReadSlice('\n')
-			line = line[:len(line)-1]
-			if n := len(line); n > 0 && line[n-1] == '\r' {
-				line = line[:n-1]
-			}
-			return line, nil
+			return crlfLine(br)
 		}
 		if len(b) >= 4<<10 {
 			return nil, errors.New("chunk line longer than 4 KiB")

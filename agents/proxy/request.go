@@ -274,6 +274,9 @@ func readRequest(br *bufio.Reader, r *request, max int) error {
 			}
 			sawCL, r.contentLength = true, n
 		case hTransferEncoding:
+			if r.chunked {
+				return errBadRequest("more than one Transfer-Encoding header: send one")
+			}
 			if !bytes.EqualFold(val, chunkedBytes) {
 				return &headError{501, "only the chunked transfer coding is supported"}
 			}
