@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,6 +85,7 @@ type evloop struct {
 	p      *Proxy
 	idx    int
 	epfd   int
+	file   *os.File // epfd, in Go's poller
 	wakefd int
 	fds    []pollee // by descriptor
 	events []unix.EpollEvent
@@ -156,12 +159,16 @@ func newEvloop(s *loopServer, idx int, tick time.Duration) (*evloop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event loop: epoll: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("event loop: epoll: %w", err)
+	}
 	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("event loop: eventfd: %w", err)
 	}
-	l := &evloop{s: s, p: s.p, idx: idx, epfd: epfd, wakefd: wfd, events: make([]unix.EpollEvent, 128),
+	l := &evloop{s: s, p: s.p, idx: idx, epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), wakefd: wfd, events: make([]unix.EpollEvent, 128),
 		pools: map[*backend][]*bconn{}, tick: tick, done: make(chan struct{})}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wfd)}); err != nil {
 		l.closeFDs()
@@ -183,7 +190,7 @@ func (l *evloop) listen(on bool) error {
 
 func (l *evloop) closeFDs() {
 	unix.Close(l.wakefd)
-	unix.Close(l.epfd)
+	l.file.Close() // epfd
 }
 
 func (s *loopServer) closeLoops() {
@@ -262,40 +269,108 @@ func (l *evloop) runTasks() {
 	}
 }
 
+// run serves the loop's sockets until exit. It does not block a thread
+// in epoll_wait: the loop's epoll descriptor is itself in Go's poller,
+// so when nothing is ready the goroutine parks there (its thread and P
+// go to other work, and the runtime's sysmon, which would otherwise
+// wake every 20 µs to take the P of a thread blocked in a system call,
+// stays asleep). When ready, the loop takes its events with a
+// non-blocking epoll_wait, and reads and writes its non-blocking
+// sockets with raw system calls.
 func (l *evloop) run() {
 	defer close(l.done)
 	defer l.release()
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		l.p.log.Error("event loop: cannot wait on its epoll descriptor; the loop stops", "loop", l.idx, "err", err)
+		return
+	}
 	l.now = time.Now()
 	l.sweep = l.now.Add(l.tick)
-	for !l.exit {
-		wait := int(l.sweep.Sub(l.now) / time.Millisecond)
-		if wait < 0 {
-			wait = 0
-		}
-		n, err := unix.EpollWait(l.epfd, l.events, wait+1)
-		l.now = time.Now()
-		if err != nil && err != unix.EINTR {
-			l.p.log.Error("event loop: epoll_wait failed; the loop stops", "loop", l.idx, "err", err)
-			return
-		}
-		for i := 0; i < n; i++ {
-			ev := &l.events[i]
-			switch fd := int(ev.Fd); fd {
-			case l.s.lnfd:
-				l.accept()
-			case l.wakefd:
-				l.runTasks()
-			default:
-				if fd < len(l.fds) && l.fds[fd] != nil {
-					l.fds[fd].onEvent(ev.Events)
+	_ = l.file.SetReadDeadline(l.sweep)
+	var werr error
+	wait := func(uintptr) bool {
+		for batches := 0; !l.exit && batches < 64; batches++ {
+			n, err := epollWaitNow(l.epfd, l.events)
+			if err != nil {
+				if err == syscall.EINTR {
+					continue
 				}
+				werr = err
+				return true
+			}
+			l.now = time.Now()
+			if n == 0 {
+				return !l.now.Before(l.sweep) // park until ready (or the sweep)
+			}
+			l.handle(n)
+			if !l.now.Before(l.sweep) {
+				return true
 			}
 		}
+		return true // let other goroutines run now and then
+	}
+	for !l.exit {
+		err := rc.Read(wait)
+		if werr != nil {
+			l.p.log.Error("event loop: epoll_wait failed; the loop stops", "loop", l.idx, "err", werr)
+			return
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			l.p.log.Error("event loop: waiting on its epoll descriptor failed; the loop stops", "loop", l.idx, "err", err)
+			return
+		}
+		l.now = time.Now()
 		if !l.now.Before(l.sweep) {
 			l.sweepTimers()
 			l.sweep = l.now.Add(l.tick)
+			_ = l.file.SetReadDeadline(l.sweep)
+		}
+		runtime.Gosched()
+	}
+}
+
+func (l *evloop) handle(n int) {
+	for i := 0; i < n; i++ {
+		ev := &l.events[i]
+		switch fd := int(ev.Fd); fd {
+		case l.s.lnfd:
+			l.accept()
+		case l.wakefd:
+			l.runTasks()
+		default:
+			if fd < len(l.fds) && l.fds[fd] != nil {
+				l.fds[fd].onEvent(ev.Events)
+			}
 		}
 	}
+}
+
+// epollWaitNow takes the ready events without waiting.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// rawRead and rawWrite are read(2) and write(2) on non-blocking sockets
+// without the runtime's system call bookkeeping (they never block).
+func rawRead(fd int, b []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // release closes what the loop still holds when it stops.
@@ -457,7 +532,7 @@ func (r *fdReader) Read(b []byte) (int, error) {
 		return 0, errWouldBlock
 	}
 	for {
-		n, err := unix.Read(r.fd, b)
+		n, err := rawRead(r.fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -482,7 +557,7 @@ func writeOut(fd int, out *[]byte, off *int, ready *bool) error {
 		if !*ready {
 			return nil
 		}
-		n, err := unix.Write(fd, (*out)[*off:])
+		n, err := rawWrite(fd, (*out)[*off:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -615,38 +690,48 @@ func (c *lconn) onEvent(ev uint32) {
 	c.step()
 }
 
-// step moves the connection on as far as its sockets allow.
+// step moves the connection on as far as its sockets allow. Output is
+// written when the connection has to wait (so a response head and body
+// leave in one write), and again while writing lets it move on.
 func (c *lconn) step() {
 	for !c.closed {
-		if !c.flush() {
+		if c.advance() {
+			continue
+		}
+		if c.closed || c.pending() == 0 {
 			return
 		}
-		var more bool
-		switch c.state {
-		case csHead:
-			more = c.pending() < outHigh && c.readHead()
-		case csSend:
-			more = c.send()
-		case csRespHead:
-			more = c.respHead()
-		case csRespBody:
-			more = c.respBody()
-		case csClose:
-			if c.pending() == 0 {
-				if c.linger {
-					c.startLinger()
-					more = true
-				} else {
-					c.close()
-				}
-			}
-		case csLinger:
-			c.drainLinger()
-		}
-		if !more {
+		before := c.pending()
+		if !c.flush() || c.pending() == before {
 			return
 		}
 	}
+}
+
+// advance runs the current state; false when it waits.
+func (c *lconn) advance() bool {
+	switch c.state {
+	case csHead:
+		return c.pending() < outHigh && c.readHead()
+	case csSend:
+		return c.send()
+	case csRespHead:
+		return c.respHead()
+	case csRespBody:
+		return c.respBody()
+	case csClose:
+		if c.pending() > 0 {
+			return false
+		}
+		if c.linger {
+			c.startLinger()
+			return true
+		}
+		c.close()
+	case csLinger:
+		c.drainLinger()
+	}
+	return false
 }
 
 // flush writes pending output; false when the connection failed.

@@ -148,23 +148,23 @@ func (r *trickle) Read(p []byte) (int, error) {
 var smuggling = []struct{ name, req string }{
 	{"valid with length", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n\r\nabc"},
 	{"valid chunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
-	{"two different lengths", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
+	{"two different lengths", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"two equal lengths", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"},
-	{"length list", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3, 3\r\n\r\nabc"},
-	{"length with sign", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: +3\r\n\r\nabc"},
+	{"length list", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3, 3\r\n\r\nabc" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"length with sign", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: +3\r\n\r\nabc" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"negative length", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: -1\r\n\r\nabc"},
 	{"hex length", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0x3\r\n\r\nabc"},
 	{"huge length", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 99999999999999999999\r\n\r\nabc"},
-	{"space before colon", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length : 3\r\n\r\nabc"},
+	{"space before colon", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length : 3\r\n\r\nabc" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"chunked and length", "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
-	{"length and chunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
-	{"chunked twice", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+	{"length and chunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"chunked twice", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"chunked list", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
-	{"identity coding", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc"},
-	{"xchunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
-	{"gzip, chunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
+	{"identity coding", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"xchunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"gzip, chunked", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"chunked on HTTP/1.0", "POST /echo HTTP/1.0\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
-	{"folded coding", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"},
+	{"folded coding", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"obs-fold", "GET / HTTP/1.1\r\nHost: {host}\r\nX-A: 1\r\n folded\r\n\r\n"},
 	{"obs-fold with tab", "GET / HTTP/1.1\r\nHost: {host}\r\nX-A: 1\r\n\tfolded\r\n\r\n"},
 	{"bare CR in value", "GET / HTTP/1.1\r\nHost: {host}\r\nX-A: 1\r2\r\n\r\n"},
@@ -174,14 +174,14 @@ var smuggling = []struct{ name, req string }{
 	{"NUL in name", "GET / HTTP/1.1\r\nHost: {host}\r\nX\x00A: 1\r\n\r\n"},
 	{"empty header name", "GET / HTTP/1.1\r\nHost: {host}\r\n: 1\r\n\r\n"},
 	{"no colon", "GET / HTTP/1.1\r\nHost: {host}\r\nX-A\r\n\r\n"},
-	{"invalid chunk size", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
+	{"invalid chunk size", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"negative chunk size", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n"},
 	{"chunk size overflow", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n"},
 	{"chunk size with 0x", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n"},
-	{"chunk data too long", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"},
-	{"chunk without CRLF", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc0\r\n\r\n"},
-	{"chunk extension bare CR", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3;a\rb\r\nabc\r\n0\r\n\r\n"},
-	{"chunk line bare LF", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"},
+	{"chunk data too long", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"chunk without CRLF", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"chunk extension bare CR", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3;a\rb\r\nabc\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
+	{"chunk line bare LF", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"trailer bare CR", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r2\r\n\r\n"},
 	{"trailer folded", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n 2\r\n\r\n"},
 	{"missing host", "GET / HTTP/1.1\r\n\r\n"},
@@ -203,18 +203,22 @@ var smuggling = []struct{ name, req string }{
 // too (its own error, or a closed connection), and no request the
 // client did not send reaches the backend.
 func TestSmugglingAgainstNetHTTP(t *testing.T) {
-	var hits atomic.Int64
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
-	})
-	direct := serveHTTP(t, h)
-	backend := serveHTTP(t, h)
+	var smuggled, smuggledDirect atomic.Int64
+	handler := func(count *atomic.Int64) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/smuggled" {
+				count.Add(1)
+			}
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
+		})
+	}
+	direct := serveHTTP(t, handler(&smuggledDirect))
+	backend := serveHTTP(t, handler(&smuggled))
 	host := testID + ".localhost"
 	for _, fe := range []struct {
 		name  string
@@ -227,19 +231,20 @@ func TestSmugglingAgainstNetHTTP(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					req := strings.ReplaceAll(tc.req, "{host}", host)
 					want := exchangeRaw(t, direct, req)
-					before := hits.Load()
 					got := exchangeRaw(t, p.HTTPAddr(), req)
-					reached := hits.Load() - before
 					if want.refused() && !got.refused() {
 						t.Fatalf("net/http refuses (%s), the proxy passed it: %s", want, got)
-					}
-					if reached > 1 || reached == 1 && got.refused() && got.proxyError == "" && got.code != 0 && got.code < 400 {
-						t.Fatalf("the backend saw %d requests for one sent (%s)", reached, got)
 					}
 					if !want.refused() && got.refused() {
 						t.Logf("stricter than net/http: net/http %s, proxy %s", want, got)
 					}
 				})
+			}
+			// Requests hidden in the bytes of another must never reach
+			// the backend as requests of their own.
+			time.Sleep(100 * time.Millisecond)
+			if n := smuggled.Load(); n > 0 {
+				t.Fatalf("a smuggled request reached the backend %d times through the proxy", n)
 			}
 		})
 	}
