@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,7 @@ type evloop struct {
 	tasks   []func()
 	running []func()
 	woken   bool
+	dead    bool // stopped: post refuses
 
 	// pools are this loop's idle keep-alive connections per backend.
 	pools map[*backend][]*bconn
@@ -243,9 +245,13 @@ func (s *loopServer) shutdown(ctx context.Context) {
 	unix.Close(s.lnfd)
 }
 
-// post runs f on the loop.
-func (l *evloop) post(f func()) {
+// post runs f on the loop; false when the loop has stopped.
+func (l *evloop) post(f func()) bool {
 	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return false
+	}
 	l.tasks = append(l.tasks, f)
 	wake := !l.woken
 	l.woken = true
@@ -254,6 +260,7 @@ func (l *evloop) post(f func()) {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.wakefd, one[:])
 	}
+	return true
 }
 
 func (l *evloop) runTasks() {
@@ -375,6 +382,10 @@ func rawWrite(fd int, b []byte) (int, error) {
 
 // release closes what the loop still holds when it stops.
 func (l *evloop) release() {
+	l.mu.Lock()
+	l.dead = true
+	l.mu.Unlock()
+	l.runTasks() // dials that finished meanwhile close their sockets
 	l.closeAll()
 	for _, x := range l.fds {
 		if be, ok := x.(*bconn); ok {
@@ -886,14 +897,6 @@ func (c *lconn) attempt() {
 		c.answer(noBackend(&c.req, c.tg, c.ms, &c.o))
 		return
 	}
-	switch {
-	case m.b.tls:
-		c.detach("tls-backend", true)
-		return
-	case !m.b.ap.IsValid():
-		c.detach("named-backend", true)
-		return
-	}
 	c.o.upstream = m.b.addr
 	c.b = m.b
 	m.b.outstanding.Add(1)
@@ -910,7 +913,12 @@ func (c *lconn) startSend(be *bconn) {
 	r := &c.req
 	c.be = be
 	be.owner = c
-	be.out = appendRequestHead(be.out, r, c.ip, false)
+	if !be.b.tls {
+		be.out = appendRequestHead(be.out, r, c.ip, false)
+	} else {
+		be.scratch = appendRequestHead(be.scratch[:0], r, c.ip, false)
+		be.queue(be.scratch)
+	}
 	c.sendLeft = max(r.contentLength, 0)
 	if c.sendLeft > 0 && int64(c.br.Buffered()) < c.sendLeft {
 		c.rdl = l.now.Add(l.p.cfg.ReadTimeout).UnixNano()
@@ -950,7 +958,7 @@ func (c *lconn) send() bool {
 		}
 		k := int(min(int64(n), c.sendLeft))
 		b, _ := c.br.Peek(k)
-		be.out = append(be.out, b...)
+		be.queue(b)
 		c.br.Discard(k)
 		c.sendLeft -= int64(k)
 	}
@@ -1361,10 +1369,17 @@ type bconn struct {
 	connErr    error
 	closed     bool
 	owner      *lconn
-	reused     bool
-	got        int   // reads that brought bytes in the current exchange
-	idleAt     int64 // unix ns
-	dl         int64
+	// tc is the TLS client of a tunnel backend (nil for plain ones),
+	// over mc; scratch holds plaintext to encrypt, plain what was
+	// queued before the handshake ended.
+	tc      *tls.Conn
+	mc      *memConn
+	scratch []byte
+	plain   []byte
+	reused  bool
+	got     int   // reads that brought bytes in the current exchange
+	idleAt  int64 // unix ns
+	dl      int64
 }
 
 func (be *bconn) pending() int { return len(be.out) - be.outOff }
@@ -1417,8 +1432,226 @@ func (l *evloop) getConn(b *backend) (*bconn, error) {
 	return l.dial(b)
 }
 
-// dial starts a non-blocking connect to b.
+// dial connects to b: a non-blocking connect from the loop to a plain
+// backend at an IP address; otherwise (a host name to resolve, or a TLS
+// handshake to make: the allocators' node tunnels) a goroutine dials as
+// the goroutine front end does, and the connection joins the loop when
+// ready.
 func (l *evloop) dial(b *backend) (*bconn, error) {
+	if b.tls || !b.ap.IsValid() {
+		return l.dialAsync(b), nil
+	}
+	return l.connect(b)
+}
+
+// dialAsync dials b on a goroutine; the connection is connecting until
+// the loop adopts its descriptor (ConnectTimeout bounds the dial and the
+// handshake each).
+func (l *evloop) dialAsync(b *backend) *bconn {
+	be := &bconn{l: l, fd: -1, b: b, connecting: true}
+	be.dl = l.now.Add(2 * l.p.cfg.ConnectTimeout).UnixNano()
+	pool := l.p.pool
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), pool.dialer.Timeout)
+		nc, err := pool.dialer.DialContext(ctx, "tcp", b.addr)
+		cancel()
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		var tlc *tls.Conn
+		var mc *memConn
+		if err == nil && b.tls {
+			mc = &memConn{nc: nc, laddr: nc.LocalAddr(), raddr: nc.RemoteAddr()}
+			tlc = tls.Client(mc, pool.tlsFor(b))
+			hctx, cancel := context.WithTimeout(context.Background(), pool.dialer.Timeout)
+			err = tlc.HandshakeContext(hctx)
+			cancel()
+		}
+		fd := -1
+		if err == nil {
+			fd, err = dupConn(nc)
+		}
+		if nc != nil {
+			nc.Close()
+		}
+		if !l.post(func() { be.dialed(fd, tlc, mc, err) }) && fd >= 0 {
+			unix.Close(fd) // the loop stopped meanwhile
+		}
+	}()
+	return be
+}
+
+// dupConn duplicates a connection's descriptor (non-blocking, as Go
+// made it) for the loop.
+func dupConn(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("connection %T has no descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.Dup(int(s)) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, os.NewSyscallError("dup", derr)
+	}
+	unix.CloseOnExec(fd)
+	return fd, unix.SetNonblock(fd, true)
+}
+
+// dialed adopts the descriptor of an asynchronous dial (on the loop).
+func (be *bconn) dialed(fd int, tc *tls.Conn, mc *memConn, err error) {
+	if err == nil && be.closed {
+		unix.Close(fd) // given up meanwhile (timeout, client gone)
+		return
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if be.closed {
+			return
+		}
+		be.connecting = false
+		be.connErr = err
+	} else {
+		be.fd = fd
+		be.rd = fdReader{fd: fd, ready: true}
+		be.wready = true
+		if tc != nil {
+			be.tc, be.mc = tc, mc
+			mc.be = be
+			mc.nc = nil // from now on the loop's socket
+			be.br = bufio.NewReaderSize(tlsReader{tc}, loopBufSize)
+			if len(be.plain) > 0 {
+				_, _ = tc.Write(be.plain)
+				be.plain = nil
+			}
+		} else {
+			be.br = bufio.NewReaderSize(&be.rd, loopBufSize)
+		}
+		if err := be.l.addFD(fd, be); err != nil {
+			unix.Close(fd)
+			be.fd = -1
+			be.connErr = err
+		}
+		be.connecting = false
+		if be.owner != nil && be.connErr == nil {
+			be.dl = be.l.now.Add(be.l.p.cfg.UpstreamTimeout).UnixNano()
+		}
+	}
+	if be.owner != nil {
+		be.owner.step()
+	} else {
+		be.close()
+	}
+}
+
+// queue adds request bytes for the backend (encrypted first on a TLS
+// connection: memConn appends the records to out).
+func (be *bconn) queue(p []byte) {
+	switch {
+	case !be.b.tls:
+		be.out = append(be.out, p...)
+	case be.tc == nil: // handshake under way
+		be.plain = append(be.plain, p...)
+	default:
+		_, _ = be.tc.Write(p)
+	}
+}
+
+// memConn is the transport under a loop's TLS client: during the
+// handshake (on a goroutine) the dialed connection itself; then the
+// loop's non-blocking socket, with reads that would block failing with
+// a temporary error (crypto/tls keeps its record state and the next
+// read resumes) and writes appended to the connection's output.
+type memConn struct {
+	nc           net.Conn
+	be           *bconn
+	laddr, raddr net.Addr
+}
+
+// errTLSWouldBlock is errWouldBlock as crypto/tls must see it:
+// temporary, so that the connection is not failed.
+var errTLSWouldBlock = &wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (*wouldBlockError) Error() string   { return "would block" }
+func (*wouldBlockError) Timeout() bool   { return true }
+func (*wouldBlockError) Temporary() bool { return true }
+
+func (m *memConn) Read(b []byte) (int, error) {
+	if m.nc != nil {
+		return m.nc.Read(b)
+	}
+	n, err := m.be.rd.Read(b)
+	if err == errWouldBlock {
+		return n, errTLSWouldBlock
+	}
+	return n, err
+}
+
+func (m *memConn) Write(b []byte) (int, error) {
+	if m.nc != nil {
+		return m.nc.Write(b)
+	}
+	m.be.out = append(m.be.out, b...)
+	return len(b), nil
+}
+
+func (m *memConn) Close() error {
+	if m.nc != nil {
+		return m.nc.Close()
+	}
+	return nil
+}
+
+func (m *memConn) LocalAddr() net.Addr  { return m.laddr }
+func (m *memConn) RemoteAddr() net.Addr { return m.raddr }
+
+func (m *memConn) SetDeadline(t time.Time) error {
+	if m.nc != nil {
+		return m.nc.SetDeadline(t)
+	}
+	return nil
+}
+
+func (m *memConn) SetReadDeadline(t time.Time) error {
+	if m.nc != nil {
+		return m.nc.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (m *memConn) SetWriteDeadline(t time.Time) error {
+	if m.nc != nil {
+		return m.nc.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// tlsReader reads a loop's TLS connection for a bufio.Reader.
+type tlsReader struct{ tc *tls.Conn }
+
+func (r tlsReader) Read(b []byte) (int, error) {
+	n, err := r.tc.Read(b)
+	if err != nil {
+		var wb *wouldBlockError
+		if errors.As(err, &wb) {
+			return n, errWouldBlock
+		}
+	}
+	return n, err
+}
+
+// connect starts a non-blocking connect to b.
+func (l *evloop) connect(b *backend) (*bconn, error) {
 	family := unix.AF_INET
 	var sa unix.Sockaddr
 	if a := b.ap.Addr(); a.Is4() || a.Is4In6() {
@@ -1486,8 +1719,10 @@ func (be *bconn) close() {
 		return
 	}
 	be.closed = true
-	be.l.fds[be.fd] = nil
-	unix.Close(be.fd)
+	if be.fd >= 0 {
+		be.l.fds[be.fd] = nil
+		unix.Close(be.fd)
+	}
 }
 
 // chunkReader passes a chunked body through verbatim, resuming where

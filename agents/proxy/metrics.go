@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cacheSave: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_disk_cache_saves_total",
 			Help: "Writes of the routing table to disk by result."}, []string{"result"}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_loop_handoffs_total",
-			Help: "Client connections the event loops handed over to the goroutine-per-connection server, by reason (http/1.0, expect, chunked-body, paused, tls-backend, named-backend, large-head)."}, []string{"reason"}),
+			Help: "Client connections the event loops handed over to the goroutine-per-connection server, by reason (http/1.0, expect, chunked-body, paused, large-head)."}, []string{"reason"}),
 		perRoute: map[string]*routeMetrics{},
 	}
 	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs)
