@@ -56,6 +56,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				ConnectTimeout:  v.GetDuration("connect-timeout"),
 				UpstreamTimeout: v.GetDuration("upstream-timeout"),
 				PauseTimeout:    v.GetDuration("pause-timeout"),
+				EventLoops:      v.GetInt("event-loops"),
 			}
 			if cfg.TLSCertFile == "" && cfg.HTTPSAddr != "" {
 				if cmd.Flags().Changed("https-addr") {
@@ -161,6 +162,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	f.Duration("connect-timeout", 2*time.Second, "dial timeout to a backend")
 	f.Duration("upstream-timeout", 60*time.Second, "wait for a backend's answer before 504")
 	f.Duration("pause-timeout", 30*time.Second, "how long requests wait on a paused route before 503")
+	f.Int("event-loops", 0, "epoll event loops serving the HTTP listener (0: one per GOMAXPROCS; -1: a goroutine per connection instead)")
 	AddJoinFlags(c)
 	return c
 }

@@ -1,40 +1,48 @@
 #!/usr/bin/env bash
-# bench-proxy.sh: requests/s and latency of one backend reached directly,
-# through the paddock proxy and through nginx as the equivalent reverse
-# proxy (keep-alive upstream), in one run, with the ratios.
+# bench-proxy.sh: paddock's proxy against nginx as the equivalent reverse
+# proxy (keep-alive upstream), side by side in one run, at equal worker
+# cores: GOMAXPROCS=1 (one event loop) against worker_processes 1, then
+# GOMAXPROCS=2 (two loops) against worker_processes 2. Requests/s, CPU
+# µs per request (user + system of the proxy's processes, from /proc)
+# and open-loop latency at half of saturation, for plain HTTP to the
+# node and for the path through the allocator's mutual-TLS node tunnel.
 #
 # Usage: scripts/bench-proxy.sh [duration=10s] [connections=32]
-# Env:   RUNS (rounds of direct/nginx/paddock, alternating; medians are
-#        reported; default 3),
-#        PROXY_CPU / LOAD_CPU (taskset lists for the proxy under test and
-#        for wrk + backend; default 0,1 for both: on 2 cores, pinning
-#        wrk and the backend to one core starves them),
-#        ACCESS_LOG=on|off (both proxies log each request; default on).
-# Equal worker cores: paddock runs with GOMAXPROCS=1, nginx with
-# worker_processes 1.
+# Env:   RUNS (rounds; every target once per round, nginx and paddock
+#        alternating first; medians and min–max over rounds; default 5),
+#        CORES ("1 2": the equal-core configurations to run),
+#        PROXY_CPU / LOAD_CPU (taskset lists for the proxies and for
+#        wrk + backend; default 0,1 for both: on 2 cores, pinning wrk and
+#        the backend to one core starves them),
+#        ACCESS_LOG=on|off (both proxies log each request; default on),
+#        TLS=on|off (the mTLS row; default on),
+#        GOROUTINES=on|off (also measure paddock's goroutine-per-
+#        connection front end, --event-loops=-1, at 1 core; default on).
 #
-# TLS=on (default) adds the second row, proxy to node over mutual TLS as
-# on a platform: the backend sits behind `paddock tunnel server` (the
-# allocator's :9400 end: allocator certificate, admits proxy
-# certificates only); paddock dials it as a tls backend with its proxy
-# certificate (--backend-cert/--backend-key/--backend-ca, SNI
+# The mTLS row, as on a platform: the backend sits behind `paddock tunnel
+# server` (the allocator's :9400 end: allocator certificate, admits
+# proxy certificates only); paddock dials it as a tls backend with its
+# proxy certificate (--backend-cert/--backend-key/--backend-ca, SNI
 # bench-1.node.paddock), nginx with proxy_ssl_certificate(_key),
 # proxy_ssl_trusted_certificate + proxy_ssl_verify on, proxy_ssl_server_name
 # with the same SNI, a keep-alive upstream and proxy_ssl_session_reuse.
-# The allocator certificate carries bench-1.node.paddock as a DNS SAN so
-# that nginx can verify it by name (paddock verifies by role).
 #
-# Then latency at half of saturation: agents/proxy/internal/ratebench
-# sends at a fixed rate (half the lower of nginx's and paddock's median
-# req/s) to each target; added latency = target - direct.
+# Every run records the 1-minute load average when it ends: the machine
+# is shared, and figures taken under load are to be read as such.
+# Latency: agents/proxy/internal/ratebench sends at a fixed rate (half the
+# lower of nginx's and paddock's median req/s of that row and core count)
+# and measures from each request's scheduled time; added latency =
+# target - direct at the same rate.
 set -euo pipefail
 DUR=${1:-10s}
 CONNS=${2:-32}
 PROXY_CPU=${PROXY_CPU:-0,1}
 LOAD_CPU=${LOAD_CPU:-0,1}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
+CORES=${CORES:-1 2}
 ACCESS_LOG=${ACCESS_LOG:-on}
 TLS=${TLS:-on}
+GOROUTINES=${GOROUTINES:-on}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/paddock-bench-proxy.XXXXXX)
 PIDS=()
@@ -48,17 +56,17 @@ trap cleanup EXIT
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
 waitport() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-BPORT=$(freeport); NPORT=$(freeport); PPORT=$(freeport); TPORT=$(freeport); NTPORT=$(freeport); TMPORT=$(freeport)
 ID=0123456789abcdef0123456789abcdef
 TID=fedcba9876543210fedcba9876543210
 SNI=bench-1.node.paddock
 BODY='{"name":"bench-node","cluster_name":"bench","cluster_uuid":"bench","version":{"number":"8.17.0"},"tagline":"You Know, for Search"}'
+BPORT=$(freeport); TPORT=$(freeport); TMPORT=$(freeport)
 
 echo "building paddock" >&2
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/paddock" . && go build -o "$WORK/ratebench" ./agents/proxy/internal/ratebench)
 
-# Backend: a static JSON answer from nginx (one worker on the load core).
-mkdir -p "$WORK/backend" "$WORK/nginx"
+# Backend: a static JSON answer from nginx (one worker, load cores).
+mkdir -p "$WORK/backend"
 cat >"$WORK/backend/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -77,14 +85,13 @@ http {
 CONF
 taskset -c "$LOAD_CPU" nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
 PIDS+=($!)
-declare -A PIDOF
+declare -A PIDOF PORTOF HOSTOF METRICS
 PIDOF[direct]=$!
+PORTOF[direct]=$BPORT
+HOSTOF[direct]=$ID
 
-TARGETS=(direct nginx paddock)
-NGTLS=""
+PKI="$WORK/pki"
 if [ "$TLS" = on ]; then
-	TARGETS+=(nginx-tls paddock-tls)
-	PKI="$WORK/pki"
 	"$WORK/paddock" tunnel cert --ca-dir "$PKI" --role allocator --id a1 --dns "$SNI" >/dev/null
 	"$WORK/paddock" tunnel cert --ca-dir "$PKI" --role proxy --id p1 >/dev/null
 	# The allocator's node tunnel in front of the backend (load cores).
@@ -92,10 +99,30 @@ if [ "$TLS" = on ]; then
 		--cert "$PKI/allocator-a1.crt" --key "$PKI/allocator-a1.key" --ca "$PKI/ca.pem" --allow role:proxy --log-level error \
 		--metrics-addr "127.0.0.1:$TMPORT" &
 	PIDS+=($!)
-	NGTLS="
+fi
+
+cat >"$WORK/routes.json" <<JSON
+{"source":"disk","routes":{"$ID":{"deployment_id":"$ID","state":"live","generation":1,
+ "backends":[{"instance_id":"bench-1","kind":"elasticsearch","allocator":"a1","zone":"zone-1","address":"127.0.0.1:$BPORT"}]},
+ "$TID":{"deployment_id":"$TID","state":"live","generation":1,
+ "backends":[{"instance_id":"bench-1","kind":"elasticsearch","allocator":"a1","zone":"zone-1","address":"127.0.0.1:$TPORT","tls":true}]}},
+ "allocators":{}}
+JSON
+BACKEND_TLS=()
+[ "$TLS" = on ] && BACKEND_TLS=(--backend-cert "$PKI/proxy-p1.crt" --backend-key "$PKI/proxy-p1.key" --backend-ca "$PKI/ca.pem")
+
+# start_nginx N: nginx with N workers, plain and mTLS servers.
+start_nginx() {
+	local n=$1 dir="$WORK/nginx$1" port tport log
+	mkdir -p "$dir"
+	port=$(freeport); tport=$(freeport)
+	if [ "$ACCESS_LOG" = on ]; then log="access_log $dir/access.log combined buffer=64k flush=1s;"; else log="access_log off;"; fi
+	local tlsconf=""
+	if [ "$TLS" = on ]; then
+		tlsconf="
   upstream backend_tls { server 127.0.0.1:$TPORT; keepalive 128; }
   server {
-    listen 127.0.0.1:$NTPORT;
+    listen 127.0.0.1:$tport;
     location / {
       proxy_pass https://backend_tls;
       proxy_http_version 1.1;
@@ -113,21 +140,19 @@ if [ "$TLS" = on ]; then
       proxy_ssl_protocols TLSv1.2 TLSv1.3;
     }
   }"
-fi
-
-if [ "$ACCESS_LOG" = on ]; then NGLOG="access_log $WORK/nginx/access.log combined buffer=64k flush=1s;"; PLOG="$WORK/paddock-access.log"; else NGLOG="access_log off;"; PLOG=""; fi
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
+	fi
+	cat >"$dir/nginx.conf" <<CONF
+worker_processes $n;
 daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
-  $NGLOG
+  $log
   keepalive_requests 10000000;
   upstream backend { server 127.0.0.1:$BPORT; keepalive 128; }
   server {
-    listen 127.0.0.1:$NPORT;
+    listen 127.0.0.1:$port;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -136,40 +161,50 @@ http {
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
   }
-  $NGTLS
+  $tlsconf
 }
 CONF
-taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-PIDS+=($!)
-PIDOF[nginx]=$!
-PIDOF[nginx-tls]=$!
+	taskset -c "$PROXY_CPU" nginx -c "$dir/nginx.conf" -p "$dir" &
+	PIDS+=($!)
+	PIDOF[nginx$n]=$!; PORTOF[nginx$n]=$port; HOSTOF[nginx$n]=$ID
+	PIDOF[nginx$n-tls]=$!; PORTOF[nginx$n-tls]=$tport; HOSTOF[nginx$n-tls]=$TID
+}
 
-cat >"$WORK/routes.json" <<JSON
-{"source":"disk","routes":{"$ID":{"deployment_id":"$ID","state":"live","generation":1,
- "backends":[{"instance_id":"bench-1","kind":"elasticsearch","allocator":"a1","zone":"zone-1","address":"127.0.0.1:$BPORT"}]},
- "$TID":{"deployment_id":"$TID","state":"live","generation":1,
- "backends":[{"instance_id":"bench-1","kind":"elasticsearch","allocator":"a1","zone":"zone-1","address":"127.0.0.1:$TPORT","tls":true}]}},
- "allocators":{}}
-JSON
-BACKEND_TLS=()
-[ "$TLS" = on ] && BACKEND_TLS=(--backend-cert "$PKI/proxy-p1.crt" --backend-key "$PKI/proxy-p1.key" --backend-ca "$PKI/ca.pem")
-GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$WORK/paddock" proxy --routes-file "$WORK/routes.json" \
-	--http-addr "127.0.0.1:$PPORT" --https-addr "" --access-log "$PLOG" --log-level warn \
-	--metrics-addr "127.0.0.1:$(freeport)" --state-dir "$WORK/state" "${BACKEND_TLS[@]}" &
-PIDS+=($!)
-PIDOF[paddock]=$!
-PIDOF[paddock-tls]=$!
-waitport "$BPORT"; waitport "$NPORT"; waitport "$PPORT"
-curl -fsS -H "Host: $ID.localhost" "http://127.0.0.1:$PPORT/" >/dev/null
-if [ "$TLS" = on ]; then
-	waitport "$TPORT"; waitport "$NTPORT"
-	curl -fsS -H "Host: $TID.localhost" "http://127.0.0.1:$PPORT/" | grep -q bench-node
-	curl -fsS -H "Host: $TID.localhost" "http://127.0.0.1:$NTPORT/" | grep -q bench-node
+# start_paddock NAME GOMAXPROCS [flags]: a paddock proxy.
+start_paddock() {
+	local name=$1 procs=$2 port plog mport
+	shift 2
+	port=$(freeport); mport=$(freeport)
+	plog=""
+	[ "$ACCESS_LOG" = on ] && plog="$WORK/$name-access.log"
+	GOMAXPROCS=$procs taskset -c "$PROXY_CPU" "$WORK/paddock" proxy --routes-file "$WORK/routes.json" \
+		--http-addr "127.0.0.1:$port" --https-addr "" --access-log "$plog" --log-level warn \
+		--metrics-addr "127.0.0.1:$mport" --state-dir "$WORK/state-$name" "${BACKEND_TLS[@]}" "$@" &
+	PIDS+=($!)
+	PIDOF[$name]=$!; PORTOF[$name]=$port; HOSTOF[$name]=$ID; METRICS[$name]=$mport
+	PIDOF[$name-tls]=$!; PORTOF[$name-tls]=$port; HOSTOF[$name-tls]=$TID
+}
+
+PAIRS=()
+for n in $CORES; do
+	start_nginx "$n"
+	start_paddock "paddock$n" "$n"
+	PAIRS+=("nginx$n paddock$n")
+	[ "$TLS" = on ] && PAIRS+=("nginx$n-tls paddock$n-tls")
+done
+if [ "$GOROUTINES" = on ]; then
+	start_paddock paddock1-g 1 --event-loops=-1
 fi
 
+waitport "$BPORT"
+[ "$TLS" = on ] && waitport "$TPORT"
+for t in "${!PORTOF[@]}"; do waitport "${PORTOF[$t]}"; done
+for t in "${!PORTOF[@]}"; do
+	curl -fsS -H "Host: ${HOSTOF[$t]}.localhost" "http://127.0.0.1:${PORTOF[$t]}/" | grep -q bench-node || { echo "target $t does not answer" >&2; exit 1; }
+done
+
 # cputicks PID: user+system clock ticks of PID and its children (the
-# nginx worker), so CPU per request can be compared even when other
-# work shares the machine.
+# nginx workers; all threads of paddock).
 cputicks() {
 	local t=0 p
 	for p in $1 $(pgrep -P "$1" || true); do
@@ -177,83 +212,85 @@ cputicks() {
 	done
 	echo "$t"
 }
-run() { # name round url [header]
-	local name=$1 round=$2 url=$3 hdr=${4:-}
-	local args=(-t1 -c"$CONNS" -d"$DUR" --latency)
-	[ -n "$hdr" ] && args+=(-H "$hdr")
+run() { # target round
+	local name=$1 round=$2
 	local pid=${PIDOF[$name]} t0 t1
 	t0=$(cputicks "$pid")
-	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$url" >"$WORK/$name.$round.txt"
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DUR" --latency -H "Host: ${HOSTOF[$name]}.localhost" "http://127.0.0.1:${PORTOF[$name]}/" >"$WORK/wrk.txt"
 	t1=$(cputicks "$pid")
-	local rps p50 p99 n cpu
-	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.$round.txt")
-	n=$(awk '/requests in/ {print $1}' "$WORK/$name.$round.txt")
-	p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.$round.txt")
-	p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.$round.txt")
+	local rps n cpu p99 load
+	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+	n=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+	p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
 	cpu=$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)*1e6/$n:.1f}')")
-	printf '%-11s %5s %12s %10s %10s %12s\n' "$name" "$round" "$rps" "$p50" "$p99" "$cpu"
-	echo "$rps" >>"$WORK/$name.rps"
-	echo "$cpu" >>"$WORK/$name.cpu"
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	printf '%-16s %5s %10s %10s %10s %6s\n' "$name" "$round" "$rps" "$p99" "$cpu" "$load"
+	echo "$name $round $rps $cpu $load" >>"$WORK/runs"
 }
-echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; proxies on cpus $PROXY_CPU, wrk and backend on cpus $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-# Warm-up (connections, JIT-free but caches and pools).
-for u in "http://127.0.0.1:$BPORT/" "http://127.0.0.1:$NPORT/" "http://127.0.0.1:$PPORT/"; do
-	wrk -t1 -c"$CONNS" -d2s -H "Host: $ID.localhost" "$u" >/dev/null
+echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; cores: $CORES; proxies on cpus $PROXY_CPU, wrk and backend on cpus $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores; $(date -u +%FT%TZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Warm-up (connections, pools, caches).
+for t in "${!PORTOF[@]}"; do
+	wrk -t1 -c"$CONNS" -d1s -H "Host: ${HOSTOF[$t]}.localhost" "http://127.0.0.1:${PORTOF[$t]}/" >/dev/null
 done
-if [ "$TLS" = on ]; then
-	for u in "http://127.0.0.1:$NTPORT/" "http://127.0.0.1:$PPORT/"; do
-		wrk -t1 -c"$CONNS" -d2s -H "Host: $TID.localhost" "$u" >/dev/null
-	done
-fi
-printf '%-11s %5s %12s %10s %10s %12s\n' target round "req/s" p50 p99 "cpu-us/req"
+printf '%-16s %5s %10s %10s %10s %6s\n' target round "req/s" "wrk p99" "cpu-us/req" load
 for r in $(seq "$RUNS"); do
-	run direct "$r" "http://127.0.0.1:$BPORT/"
-	# Alternate the order of the two proxies from round to round.
-	if [ $((r % 2)) = 1 ]; then
-		run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
-		run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
-	else
-		run paddock "$r" "http://127.0.0.1:$PPORT/" "Host: $ID.localhost"
-		run nginx "$r" "http://127.0.0.1:$NPORT/" "Host: $ID.localhost"
-	fi
-	if [ "$TLS" = on ]; then
-		if [ $((r % 2)) = 1 ]; then
-			run nginx-tls "$r" "http://127.0.0.1:$NTPORT/" "Host: $TID.localhost"
-			run paddock-tls "$r" "http://127.0.0.1:$PPORT/" "Host: $TID.localhost"
-		else
-			run paddock-tls "$r" "http://127.0.0.1:$PPORT/" "Host: $TID.localhost"
-			run nginx-tls "$r" "http://127.0.0.1:$NTPORT/" "Host: $TID.localhost"
-		fi
-	fi
+	run direct "$r"
+	for pair in "${PAIRS[@]}"; do
+		set -- $pair
+		if [ $((r % 2)) = 1 ]; then run "$1" "$r"; run "$2" "$r"; else run "$2" "$r"; run "$1" "$r"; fi
+	done
+	[ "$GOROUTINES" = on ] && run paddock1-g "$r"
 done
-RATES=$(python3 - "$WORK" "${TARGETS[@]}" <<'PY'
-import sys, statistics
-w, names = sys.argv[1], sys.argv[2:]
-r = {n: statistics.median(float(x) for x in open(f"{w}/{n}.rps").read().split()) for n in names}
-c = {n: statistics.median(float(x) for x in open(f"{w}/{n}.cpu").read().split()) for n in names}
-print(f"median cpu-us/request (process user+sys): backend {c['direct']:.1f}  nginx {c['nginx']:.1f}  paddock {c['paddock']:.1f}  nginx/paddock {c['nginx']/c['paddock']:.2f}x", file=sys.stderr)
-print(f"median req/s: direct {r['direct']:.0f}  nginx {r['nginx']:.0f}  paddock {r['paddock']:.0f}", file=sys.stderr)
-print(f"paddock/nginx {r['paddock']/r['nginx']:.2f}x   paddock/direct {r['paddock']/r['direct']:.2f}x   nginx/direct {r['nginx']/r['direct']:.2f}x", file=sys.stderr)
-rate = int(min(r['nginx'], r['paddock']) / 2)
-if "paddock-tls" in r:
-    print(f"mTLS to the node: median req/s nginx {r['nginx-tls']:.0f}  paddock {r['paddock-tls']:.0f}  paddock/nginx {r['paddock-tls']/r['nginx-tls']:.2f}x   "
-          f"cpu-us/req nginx {c['nginx-tls']:.1f}  paddock {c['paddock-tls']:.1f}  nginx/paddock {c['nginx-tls']/c['paddock-tls']:.2f}x", file=sys.stderr)
-    print(rate, int(min(r['nginx-tls'], r['paddock-tls']) / 2))
-else:
-    print(rate, 0)
+
+# Medians and spread; the latency rates.
+python3 - "$WORK/runs" "${PAIRS[@]}" >"$WORK/rates" <<'PY'
+import sys, statistics as st
+runs, pairs = sys.argv[1], sys.argv[2:]
+rps, cpu, load = {}, {}, {}
+for line in open(runs):
+    name, _, r, c, l = line.split()
+    rps.setdefault(name, []).append(float(r)); cpu.setdefault(name, []).append(float(c)); load.setdefault(name, []).append(float(l))
+def fmt(v, f="{:.0f}"):
+    return f"{f.format(st.median(v))} ({f.format(min(v))}–{f.format(max(v))})"
+out = sys.stderr
+print("\nmedian (min–max) over rounds; load = 1-min load average at the end of each run", file=out)
+print(f"{'target':16} {'req/s':>24} {'cpu-us/req':>22} {'load':>14}", file=out)
+for n in rps:
+    print(f"{n:16} {fmt(rps[n]):>24} {fmt(cpu[n], '{:.1f}'):>22} {fmt(load[n], '{:.1f}'):>14}", file=out)
+print("\nratios of medians (paddock/nginx req/s; nginx/paddock CPU per request: above 1.0 paddock is ahead)", file=out)
+for p in pairs:
+    ng, pd = p.split()
+    print(f"{pd:16} req/s {st.median(rps[pd])/st.median(rps[ng]):.2f}x   cpu/req {st.median(cpu[ng])/st.median(cpu[pd]):.2f}x   "
+          f"(per round: req/s {min(a/b for a,b in zip(rps[pd],rps[ng])):.2f}–{max(a/b for a,b in zip(rps[pd],rps[ng])):.2f}x, "
+          f"cpu {min(b/a for a,b in zip(cpu[pd],cpu[ng])):.2f}–{max(b/a for a,b in zip(cpu[pd],cpu[ng])):.2f}x)", file=out)
+    print(ng, pd, int(min(st.median(rps[ng]), st.median(rps[pd])) / 2))
+if "paddock1-g" in rps:
+    print(f"{'paddock1-g':16} goroutine front end at 1 core: req/s {st.median(rps['paddock1-g'])/st.median(rps['paddock1']):.2f}x the loop's, "
+          f"cpu/req {st.median(cpu['paddock1-g']):.1f} vs the loop's {st.median(cpu['paddock1']):.1f} us", file=out)
 PY
-)
-read -r RATE RATE_TLS <<<"$RATES"
-echo "latency at half of saturation: $RATE req/s, 32 connections, 10 s (open loop, from scheduled send time)"
-LAT=("direct $BPORT $ID $RATE" "nginx $NPORT $ID $RATE" "paddock $PPORT $ID $RATE")
-[ "$TLS" = on ] && LAT+=("nginx-tls $NTPORT $TID $RATE_TLS" "paddock-tls $PPORT $TID $RATE_TLS")
-for t in "${LAT[@]}"; do
-	set -- $t
-	printf '%-11s %6s/s ' "$1" "$4"
-	taskset -c "$LOAD_CPU" "$WORK/ratebench" -addr "127.0.0.1:$2" -host "$3.localhost" -rate "$4" -conns 32 -duration 10s | head -1
-done
+
+echo
+echo "latency at half of saturation (open loop, 32 connections, 10 s, from scheduled send time); added = target - direct at the same rate"
+lat() { # target rate
+	local t=$1 rate=$2 port=${PORTOF[$1]} host=${HOSTOF[$1]}
+	local res load
+	res=$(taskset -c "$LOAD_CPU" "$WORK/ratebench" -addr "127.0.0.1:$port" -host "$host.localhost" -rate "$rate" -conns 32 -duration 10s | head -1)
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	printf '%-16s %6s/s %s load %s\n' "$t" "$rate" "$res" "$load"
+}
+while read -r ng pd rate; do
+	lat direct "$rate"
+	lat "$ng" "$rate"
+	lat "$pd" "$rate"
+done <"$WORK/rates"
 if [ "$TLS" = on ]; then
 	# Both proxies keep their tunnel connections alive: the tunnel's
 	# accepted connections over the whole run stay in the hundreds.
 	echo "node tunnel: $(curl -fsS "http://127.0.0.1:$TMPORT/metrics" | awk '/^paddock_tunnel_connections_total/ {print "connections accepted " $2} /^paddock_tunnel_handshake_failures_total/ {print "handshake failures " $2}' | tr '\n' ' ')"
 fi
+# The loops served every request themselves (no connection handed over
+# to the goroutine server).
+for t in "${!METRICS[@]}"; do
+	echo "$t: connections handed to goroutines: $(curl -fsS "http://127.0.0.1:${METRICS[$t]}/metrics" | awk '/^paddock_proxy_loop_handoffs_total/ {s += $2} END {print s + 0}')"
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
