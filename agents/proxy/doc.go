@@ -16,6 +16,13 @@
 // platform CA), sending stunnel.BackendSNI(instance id), one keep-alive
 // pool per (tunnel address, instance).
 //
+// Front ends: the plain listener is served by epoll event loops (one
+// per GOMAXPROCS, loop_linux.go), which hand the requests they leave
+// (HTTP/1.0, Expect, chunked request bodies, paused routes, oversized
+// heads) with their connection to the goroutine-per-connection server
+// (server.go); the HTTPS listener is that server. Both share the
+// parser, the route resolution and the forwarding code.
+//
 // It only reads the control plane: it must never write routes,
 // deployments or allocator state, and it must not import tui, cmd or
 // other agents.
