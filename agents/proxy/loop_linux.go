@@ -560,6 +560,21 @@ func (r *fdReader) Read(b []byte) (int, error) {
 	}
 }
 
+// noteEvents records what epoll reported on a socket (edge-triggered:
+// the flags stay until a read or write finds the socket drained or
+// full).
+func noteEvents(ev uint32, rd *fdReader, wready *bool) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		rd.ready = true
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		rd.hup = true
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		*wready = true
+	}
+}
+
 // writeOut writes out[*off:] while the socket takes it.
 func writeOut(fd int, out *[]byte, off *int, ready *bool) error {
 	for *off < len(*out) {

@@ -50,15 +50,7 @@ type bconn struct {
 func (be *bconn) pending() int { return len(be.out) - be.outOff }
 
 func (be *bconn) onEvent(ev uint32) {
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		be.rd.ready = true
-	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		be.rd.hup = true
-	}
-	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		be.wready = true
-	}
+	noteEvents(ev, &be.rd, &be.wready)
 	if be.connecting && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		be.connecting = false
 		if errno, err := unix.GetsockoptInt(be.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || errno != 0 {

@@ -124,15 +124,7 @@ type lconn struct {
 func (c *lconn) pending() int { return len(c.out) - c.outOff }
 
 func (c *lconn) onEvent(ev uint32) {
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		c.rd.ready = true
-	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		c.rd.hup = true
-	}
-	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		c.wready = true
-	}
+	noteEvents(ev, &c.rd, &c.wready)
 	c.step()
 }
 
@@ -735,7 +727,7 @@ func (c *lconn) detach(reason string, parsed bool) {
 	}
 	if !parsed {
 		// The head is still in buffered: the server parses it.
-		l.s.gs.adoptUnparsed(nc, buffered, out)
+		l.s.gs.adopt(nc, buffered, out, nil)
 		return
 	}
 	l.s.gs.adopt(nc, buffered, out, &req)

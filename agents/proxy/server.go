@@ -77,17 +77,9 @@ func (s *server) serve() error {
 			return err
 		}
 		delay = 0
-		cc := s.get(nc)
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			continue
+		if cc := s.track(nc); cc != nil {
+			go s.serveConn(cc)
 		}
-		s.conns[cc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(cc)
 	}
 }
 
@@ -133,28 +125,34 @@ func (s *server) shutdown(ctx context.Context) {
 	}
 }
 
-// adopt serves a connection the event loop hands over with a request it
-// does not serve itself (see loopServer): out holds answer bytes not yet
-// written to the client, buffered the bytes read past req, the request
-// head already parsed, served first.
-func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
-	s.adoptConn(nc, buffered, out, req)
-}
-
-func (s *server) adoptConn(nc net.Conn, buffered, out []byte, req *request) {
-	if len(buffered) > 0 {
-		nc = &prefixConn{Conn: nc, prefix: buffered}
-	}
+// track registers a new connection (shutdown waits for it); nil when
+// the server is closing (the connection is closed).
+func (s *server) track(nc net.Conn) *clientConn {
 	cc := s.get(nc)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing.Load() {
-		s.mu.Unlock()
 		nc.Close()
-		return
+		return nil
 	}
 	s.conns[cc] = struct{}{}
 	s.wg.Add(1)
-	s.mu.Unlock()
+	return cc
+}
+
+// adopt serves a connection the event loop hands over with a request it
+// does not serve itself (see loopServer): out holds answer bytes not yet
+// written to the client, buffered the bytes read past req; req, when
+// not nil, is the request head already parsed, served first (nil: the
+// head is still in buffered).
+func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
+	if len(buffered) > 0 {
+		nc = &prefixConn{Conn: nc, prefix: buffered}
+	}
+	cc := s.track(nc)
+	if cc == nil {
+		return
+	}
 	if req != nil {
 		cc.req = *req
 	}
@@ -167,13 +165,6 @@ func (s *server) adoptConn(nc net.Conn, buffered, out []byte, req *request) {
 		}
 		s.serveConnFrom(cc, req != nil)
 	}()
-}
-
-// adoptUnparsed serves a connection the event loop hands over before it
-// could parse the request head (larger than its buffer): buffered holds
-// the bytes read so far, out answer bytes not yet written.
-func (s *server) adoptUnparsed(nc net.Conn, buffered, out []byte) {
-	s.adoptConn(nc, buffered, out, nil)
 }
 
 // prefixConn is a connection whose first bytes were already read.
