@@ -47,6 +47,7 @@ func TestLoopHandoffs(t *testing.T) {
 		{"post with length", "POST /echo HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 5\r\n\r\nhello", []int{200}, ""},
 		{"pipelined", get + get + get, []int{200, 200, 200}, ""},
 		{"unknown deployment", "GET / HTTP/1.1\r\nHost: nope.localhost\r\n\r\n" + get, []int{404, 200}, ""},
+		{"h2c upgrade is ignored", "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n", []int{200}, ""},
 		{"websocket upgrade", "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", []int{501}, ""},
 		{"http/1.0", "GET / HTTP/1.0\r\nHost: " + host + "\r\n\r\n", []int{200}, "http/1.0"},
 		{"expect", "POST /echo HTTP/1.1\r\nHost: " + host + "\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", []int{200}, "expect"},
