@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"paddock/agents/agentkit"
 	"paddock/agents/allocator"
-	"paddock/agents/director"
 	"paddock/engine"
 	"paddock/stunnel"
 )
@@ -84,9 +82,6 @@ func sanitizeID(s string) string {
 func runAllocator(cmd *cobra.Command, app *App) error {
 	v := app.V
 	ctx := app.Ctx
-	if err := app.JoinIfAsked(ctx, cmd, engine.RoleAllocator); err != nil {
-		return err
-	}
 	capMB := 0
 	if s := v.GetString("capacity"); s != "" {
 		n, err := engine.ParseSize(s)
@@ -94,10 +89,6 @@ func runAllocator(cmd *cobra.Command, app *App) error {
 			return usageErr("--capacity: %v", err)
 		}
 		capMB = n
-	}
-	cred, err := app.Credential(engine.RoleAllocator)
-	if err != nil {
-		return err
 	}
 	bin := v.GetString("node-binary")
 	if !v.GetBool("build-images") {
@@ -119,10 +110,8 @@ func runAllocator(cmd *cobra.Command, app *App) error {
 		FailureThreshold: v.GetInt("failure-threshold"), StartTimeout: v.GetDuration("start-timeout"),
 		StopTimeout: v.GetDuration("stop-timeout"), VolumeGrace: v.GetDuration("volume-grace"),
 		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, Version: Version, Labels: v.GetStringMapString("label"),
-		ZK: engine.Options{Servers: v.GetString("zk"), Role: engine.RoleAllocator, Credential: cred,
-			ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
 	}
-	if err := allocatorTLS(ctx, app, &cfg); err != nil {
+	if err := allocatorTLS(ctx, cmd, app, &cfg); err != nil {
 		return err
 	}
 	if err := allocator.Run(ctx, cfg); err != nil {
@@ -134,52 +123,25 @@ func runAllocator(cmd *cobra.Command, app *App) error {
 // allocatorTLS wires the host's allocator certificate into cfg: the
 // ZooKeeper connection through the director's tunnel (when this host
 // joined or zk-tls is set), renewed while the allocator runs, and the
-// node tunnel (--tunnel-addr) presenting the same, renewed certificate.
-// A host without a certificate connects directly and runs no tunnel.
-func allocatorTLS(ctx context.Context, app *App, cfg *allocator.Config) error {
+// node tunnel (--tunnel-addr) presenting the same certificate. A host
+// without a certificate connects directly and runs no tunnel.
+func allocatorTLS(ctx context.Context, cmd *cobra.Command, app *App, cfg *allocator.Config) error {
 	reg := agentkit.NewRegistry()
 	metrics := stunnel.NewMetrics(reg)
 	cfg.Registry, cfg.TunnelMetrics = reg, metrics
-	listen := app.V.GetString("tunnel-addr")
-	var loader *stunnel.Loader
-	if app.useTunnel() {
-		dialer, at, err := app.TunnelDialer(engine.RoleAllocator, metrics)
-		if err != nil {
-			return err
-		}
-		if at == nil {
-			certFile, _, _ := director.TLSFiles(app.StateDir(), string(engine.RoleAllocator))
-			return fmt.Errorf("ZooKeeper is reached through the director's tunnel (zk-tls, or joined) but this host holds no allocator certificate (%s): join with --join DIRECTOR --token T (a token with the allocator role), or pass --zk-tls=false with --zk at ZooKeeper itself", certFile)
-		}
-		cfg.ZK.Dialer = dialer
-		go at.Run(ctx) // renews the certificate and refreshes the CRL: at.Loader reloads
-		loader = at.Loader
-		app.Log.Info("reaching ZooKeeper through the director's tunnel", "zk", cfg.ZK.Servers, "identity", loader.Current().Identity.String())
-	} else if certFile, keyFile, caFile := director.TLSFiles(app.StateDir(), string(engine.RoleAllocator)); allocatorFileExists(certFile) && listen != "-" {
-		crl := director.CRLFile(app.StateDir())
-		if !allocatorFileExists(crl) {
-			crl = ""
-		}
-		l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, crl)
-		if err != nil {
-			return fmt.Errorf("allocator certificate for the node tunnel: %w (re-join with --join DIRECTOR --token T, or pass --tunnel-addr -)", err)
-		}
-		go l.WatchReload(ctx, time.Minute, app.Log) // whoever renews the files (paddock up, a joined agent)
-		loader = l
+	l, err := app.agentLink(ctx, cmd, engine.RoleAllocator, metrics)
+	if err != nil {
+		return err
 	}
-	if loader == nil || listen == "-" {
-		if loader != nil {
-			app.Log.Warn("NODE TUNNEL DISABLED (--tunnel-addr -): proxies on other hosts cannot reach this host's nodes, which stay on " + cfg.PublishIP)
-		} else if listen != "-" {
-			app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
-		}
-		return nil
+	cfg.ZK = l.opts
+	listen, loader := app.V.GetString("tunnel-addr"), l.loader()
+	switch {
+	case loader == nil && listen != "-":
+		app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
+	case loader != nil && listen == "-":
+		app.Log.Warn("NODE TUNNEL DISABLED (--tunnel-addr -): proxies on other hosts cannot reach this host's nodes, which stay on " + cfg.PublishIP)
+	case loader != nil:
+		cfg.TunnelLoader, cfg.TunnelListen = loader, listen
 	}
-	cfg.TunnelLoader, cfg.TunnelListen = loader, listen
 	return nil
-}
-
-func allocatorFileExists(f string) bool {
-	_, err := os.Stat(f)
-	return err == nil
 }

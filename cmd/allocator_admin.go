@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,159 +9,109 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/api"
+	"paddock/agents/api/client"
 	"paddock/engine"
 	"paddock/engine/service"
 )
 
 // addAllocatorAdminCmds adds the admin verbs under `paddock allocator`:
-// list, show, maintenance, vacate, settings. They are API clients.
+// list, show, maintenance, vacate, settings. They are API clients
+// (apiCall).
 func addAllocatorAdminCmds(app *App, c *cobra.Command) {
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List allocators: zone, id, host, capacity, free, instances, connected, maintenance",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			l, raw, err := cl.ListAllocators(ctx)
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { printAllocators(app.Out, l.Allocators) })
-		},
-	}
-	show := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one allocator and its instances",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			a, raw, err := cl.GetAllocator(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { printAllocator(app.Out, a) })
-		},
-	}
-	maint := &cobra.Command{
-		Use:   "maintenance ID --on|--off",
-		Short: "Turn maintenance mode on (no new instances) or off",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			on, off := app.V.GetBool("on"), app.V.GetBool("off")
-			if on == off {
-				return usageErr("give exactly one of --on and --off")
-			}
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			a, raw, err := cl.Maintenance(ctx, args[0], on, app.V.GetString("reason"))
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() {
+	v := app.V
+	list := &cobra.Command{Use: "list", Short: "List allocators: zone, id, host, capacity, free, instances, connected, maintenance", Args: cobra.NoArgs,
+		RunE: apiCall[api.AllocatorList]{
+			call: func(ctx context.Context, cl *client.Client, _ []string) (api.AllocatorList, []byte, error) {
+				return cl.ListAllocators(ctx)
+			},
+			text: func(w io.Writer, l api.AllocatorList) { printAllocators(w, l.Allocators) },
+		}.runE(app)}
+	show := &cobra.Command{Use: "show ID", Short: "Show one allocator and its instances", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.AllocatorView]{call: byID((*client.Client).GetAllocator), text: printAllocator}.runE(app)}
+	maint := &cobra.Command{Use: "maintenance ID --on|--off", Short: "Turn maintenance mode on (no new instances) or off", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.AllocatorView]{
+			check: func([]string) error {
+				if v.GetBool("on") == v.GetBool("off") {
+					return usageErr("give exactly one of --on and --off")
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client.Client, args []string) (service.AllocatorView, []byte, error) {
+				return cl.Maintenance(ctx, args[0], v.GetBool("on"), v.GetString("reason"))
+			},
+			text: func(w io.Writer, a service.AllocatorView) {
 				state := "off"
 				if a.Maintenance {
 					state = "on"
 				}
-				fmt.Fprintf(app.Out, "allocator %s: maintenance %s\n", a.ID, state)
-			})
-		},
-	}
+				fmt.Fprintf(w, "allocator %s: maintenance %s\n", a.ID, state)
+			},
+		}.runE(app)}
 	maint.Flags().Bool("on", false, "start maintenance mode")
 	maint.Flags().Bool("off", false, "stop maintenance mode")
 	maint.Flags().String("reason", "", "why (recorded with the flag)")
-	vacate := &cobra.Command{
-		Use:   "vacate ID",
-		Short: "Move every deployment's instances off an allocator (one move plan per deployment)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.Vacate(ctx, args[0], app.V.GetStringSlice("target"))
-			if err != nil {
-				return apiFailure(err)
-			}
-			failed := 0
-			if err := app.emit(raw, func() {
-				if len(res.Moves) == 0 {
-					fmt.Fprintf(app.Out, "allocator %s runs no instances: nothing to move\n", res.Allocator)
-				}
+	vacate := &cobra.Command{Use: "vacate ID", Short: "Move every deployment's instances off an allocator (one move plan per deployment)", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.VacateResult]{
+			call: func(ctx context.Context, cl *client.Client, args []string) (service.VacateResult, []byte, error) {
+				return cl.Vacate(ctx, args[0], v.GetStringSlice("target"))
+			},
+			text: printVacate,
+			after: func(cmd *cobra.Command, cl *client.Client, res service.VacateResult) error {
+				var errs []error
+				failed := 0
 				for _, m := range res.Moves {
 					if m.ErrorMessage != "" {
-						fmt.Fprintf(app.Out, "deployment %s: not moved: %s\n", m.DeploymentID, m.ErrorMessage)
-					} else {
-						fmt.Fprintf(app.Out, "deployment %s: move plan %s written\n", m.DeploymentID, m.PlanID)
+						failed++
+					} else if err := app.maybeTrack(cmd, cl, m.DeploymentID, m.PlanID); err != nil {
+						errs = append(errs, err)
 					}
 				}
-			}); err != nil {
-				return err
-			}
-			var errs []error
-			for _, m := range res.Moves {
-				if m.ErrorMessage != "" {
-					failed++
-					continue
+				if failed > 0 {
+					errs = append(errs, fmt.Errorf("%d deployment(s) could not be moved off %s", failed, res.Allocator))
 				}
-				if err := app.maybeTrack(cmd, cl, m.DeploymentID, m.PlanID); err != nil {
-					errs = append(errs, err)
+				if len(errs) > 0 {
+					return &ExitError{Code: ExitFailure, Err: errors.Join(errs...)}
 				}
-			}
-			if failed > 0 {
-				errs = append(errs, fmt.Errorf("%d deployment(s) could not be moved off %s", failed, res.Allocator))
-			}
-			if len(errs) > 0 {
-				return &ExitError{Code: ExitFailure, Err: errors.Join(errs...)}
-			}
-			return nil
-		},
-	}
+				return nil
+			},
+		}.runE(app)}
 	vacate.Flags().StringSlice("target", nil, "allocators to move to (default: anywhere placement allows)")
 	addTrackFlags(vacate)
-	settings := &cobra.Command{
-		Use:   "settings ID --capacity SIZE",
-		Short: "Override an allocator's capacity (applied live; 0 uses what it advertises)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			capMB, err := engine.ParseSize(app.V.GetString("capacity"))
-			if err != nil {
-				return usageErr("--capacity: %v", err)
-			}
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			tags, _ := cmd.Flags().GetStringToString("tags")
-			a, raw, err := cl.AllocatorSettings(ctx, args[0], capMB, tags)
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { fmt.Fprintf(app.Out, "allocator %s: capacity %s\n", a.ID, engine.FormatSize(a.CapacityMB)) })
-		},
-	}
+	var capMB int
+	settings := &cobra.Command{Use: "settings ID --capacity SIZE", Short: "Override an allocator's capacity (applied live; 0 uses what it advertises)", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.AllocatorView]{
+			check: func([]string) (err error) {
+				if capMB, err = engine.ParseSize(v.GetString("capacity")); err != nil {
+					return usageErr("--capacity: %v", err)
+				}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client.Client, args []string) (service.AllocatorView, []byte, error) {
+				return cl.AllocatorSettings(ctx, args[0], capMB, v.GetStringMapString("tags"))
+			},
+			text: func(w io.Writer, a service.AllocatorView) {
+				fmt.Fprintf(w, "allocator %s: capacity %s\n", a.ID, engine.FormatSize(a.CapacityMB))
+			},
+		}.runE(app)}
 	settings.Flags().String("capacity", "0", "capacity override such as 8g (0: what the allocator advertises)")
 	settings.Flags().StringToString("tags", nil, "operator tags, such as --tags type=hot")
 	for _, sub := range []*cobra.Command{list, show, maint, vacate, settings} {
 		addAPIClientFlags(sub, false)
 		c.AddCommand(sub)
+	}
+}
+
+func printVacate(w io.Writer, res service.VacateResult) {
+	if len(res.Moves) == 0 {
+		fmt.Fprintf(w, "allocator %s runs no instances: nothing to move\n", res.Allocator)
+	}
+	for _, m := range res.Moves {
+		if m.ErrorMessage != "" {
+			fmt.Fprintf(w, "deployment %s: not moved: %s\n", m.DeploymentID, m.ErrorMessage)
+		} else {
+			fmt.Fprintf(w, "deployment %s: move plan %s written\n", m.DeploymentID, m.PlanID)
+		}
 	}
 }
 

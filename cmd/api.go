@@ -35,24 +35,13 @@ dir). Create a first key with 'paddock api key create --save'.`,
 			ctx := cmd.Context()
 			// Through the director's tunnel when this host joined (or
 			// `paddock up` issued its certificates), renewed while it runs.
-			if err := app.JoinIfAsked(ctx, cmd, engine.RoleAdmin); err != nil {
+			l, err := app.agentLink(ctx, cmd, engine.RoleAdmin, nil)
+			if err != nil {
 				return err
 			}
-			var s *engine.Store
-			if app.useTunnel() {
-				st, at, err := app.ConnectTunnel(ctx, engine.RoleAdmin, nil, nil)
-				if err != nil {
-					return err
-				}
-				if at != nil {
-					go at.Run(ctx)
-				}
-				s = st
-			} else {
-				var err error
-				if s, err = app.Connect(ctx, engine.RoleAdmin, nil); err != nil {
-					return err
-				}
+			s, err := l.connect(ctx, nil)
+			if err != nil {
+				return err
 			}
 			defer s.Close()
 			tlsAddr := ""

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/platform"
 	"paddock/engine"
 	"paddock/engine/service"
 )
@@ -41,7 +42,7 @@ func addAPIKeyCmds(app *App, parent *cobra.Command) {
 					return &ExitError{Code: ExitUsage, Err: err}
 				}
 				if app.V.GetBool("save") {
-					if err := writeConfigKeys(filepath.Join(app.StateDir(), "config.yaml"), map[string]any{"api-key": k}); err != nil {
+					if err := platform.WriteConfigKeys(filepath.Join(app.StateDir(), "config.yaml"), map[string]any{"api-key": k}); err != nil {
 						return err
 					}
 				}

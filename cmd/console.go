@@ -56,23 +56,15 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var s *engine.Store
-	if app.useTunnel() {
-		// Through the director's tunnel (`paddock up` writes zk-tls):
-		// the certificate stays renewed while the console is open.
-		st, at, err := app.ConnectTunnel(ctx, engine.RoleAdmin, nil, nil)
-		if err != nil {
-			return fmt.Errorf("console: %w", err)
-		}
-		if at != nil {
-			go at.Run(ctx)
-		}
-		s = st
-	} else {
-		var err error
-		if s, err = app.Connect(ctx, engine.RoleAdmin, nil); err != nil {
-			return fmt.Errorf("console: %w", err)
-		}
+	// Through the director's tunnel (`paddock up` writes zk-tls): the
+	// certificate stays renewed while the console is open.
+	l, err := app.agentLink(ctx, nil, engine.RoleAdmin, nil)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	s, err := l.connect(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
 	}
 	defer s.Close()
 	// Logs would tear the screen: keep warnings in a file in the state dir.

@@ -8,7 +8,6 @@ import (
 
 	"paddock/agents/constructor"
 	"paddock/engine"
-	"paddock/stunnel"
 )
 
 func newConstructorCmd(app *App) *cobra.Command {
@@ -38,31 +37,16 @@ allocators' node tunnels with that certificate.`,
 			}
 			ctx := cmd.Context()
 			// Through the director's tunnel when this host joined (or
-			// `paddock up` issued its certificates), renewed while it runs.
-			if err := app.JoinIfAsked(ctx, cmd, engine.RoleConstructor); err != nil {
+			// `paddock up` issued its certificates), renewed while it runs;
+			// the same certificate opens the allocators' node tunnels:
+			// snapshots, restores and peers go through them.
+			l, err := app.agentLink(ctx, cmd, engine.RoleConstructor, nil)
+			if err != nil {
 				return err
 			}
-			var (
-				s          *engine.Store
-				nodeLoader *stunnel.Loader
-			)
-			if app.useTunnel() {
-				st, at, err := app.ConnectTunnel(ctx, engine.RoleConstructor, nil, nil)
-				if err != nil {
-					return err
-				}
-				if at != nil {
-					go at.Run(ctx)
-					// The same certificate opens the allocators' node
-					// tunnels: snapshots, restores and peers go through them.
-					nodeLoader = at.Loader
-				}
-				s = st
-			} else {
-				var err error
-				if s, err = app.Connect(ctx, engine.RoleConstructor, nil); err != nil {
-					return err
-				}
+			s, err := l.connect(ctx, nil)
+			if err != nil {
+				return err
 			}
 			defer s.Close()
 			return constructor.Run(ctx, constructor.Config{
@@ -72,7 +56,7 @@ allocators' node tunnels with that certificate.`,
 				HealthyTimeout: v.GetDuration("healthy-timeout"),
 				StepTimeout:    v.GetDuration("step-timeout"),
 				PauseSettle:    v.GetDuration("pause-settle"),
-				NodeLoader:     nodeLoader,
+				NodeLoader:     l.loader(),
 				Logger:         app.Log,
 			})
 		},

@@ -15,65 +15,60 @@ import (
 
 	"paddock/agents/api"
 	"paddock/agents/api/client"
+	"paddock/agents/constructor"
 	"paddock/engine"
 	"paddock/engine/service"
 )
 
 // newDeploymentCmd: `paddock deployment …`, the API's client for
-// deployments. Every verb is one API call; --track follows the plan.
+// deployments. Every verb is one API call (apiCall); --track follows
+// the plan.
 func newDeploymentCmd(app *App) *cobra.Command {
 	c := &cobra.Command{Use: "deployment", Aliases: []string{"deployments", "dep"}, Short: "Create and manage deployments (through the API)"}
 	addAPIClientFlags(c, true)
+	v := app.V
 
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a deployment",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := app.V
-			size, err := engine.ParseSize(v.GetString("size"))
-			if err != nil {
-				return usageErr("--size: %v", err)
-			}
-			kib, err := engine.ParseSize(v.GetString("kibana-size"))
-			if err != nil {
-				return usageErr("--kibana-size: %v", err)
-			}
-			if v.GetString("name") == "" {
-				return usageErr("--name is required")
-			}
-			body := api.CreateDeploymentBody{Name: v.GetString("name"), RequestID: v.GetString("request-id"), ValidateOnly: v.GetBool("validate-only"),
-				Spec: engine.DeploymentSpec{Version: v.GetString("version"),
-					Elasticsearch: engine.Topology{SizeMB: size, Zones: v.GetInt("zones")}, Kibana: engine.Topology{SizeMB: kib}}}
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.CreateDeployment(ctx, body)
-			if err != nil {
-				return apiFailure(err)
-			}
-			if err := app.emit(raw, func() {
+	var body api.CreateDeploymentBody
+	create := &cobra.Command{Use: "create", Short: "Create a deployment", Args: cobra.NoArgs,
+		RunE: apiCall[service.CreateResult]{
+			check: func([]string) error {
+				size, err := engine.ParseSize(v.GetString("size"))
+				if err != nil {
+					return usageErr("--size: %v", err)
+				}
+				kib, err := engine.ParseSize(v.GetString("kibana-size"))
+				if err != nil {
+					return usageErr("--kibana-size: %v", err)
+				}
+				if v.GetString("name") == "" {
+					return usageErr("--name is required")
+				}
+				body = api.CreateDeploymentBody{Name: v.GetString("name"), RequestID: v.GetString("request-id"), ValidateOnly: v.GetBool("validate-only"),
+					Spec: engine.DeploymentSpec{Version: v.GetString("version"),
+						Elasticsearch: engine.Topology{SizeMB: size, Zones: v.GetInt("zones")}, Kibana: engine.Topology{SizeMB: kib}}}
+				return nil
+			},
+			call: func(ctx context.Context, cl *client.Client, _ []string) (service.CreateResult, []byte, error) {
+				return cl.CreateDeployment(ctx, body)
+			},
+			text: func(w io.Writer, res service.CreateResult) {
 				switch {
 				case body.ValidateOnly:
-					fmt.Fprintln(app.Out, "validate only: the deployment fits; nothing was written")
-					printPlacement(app.Out, res.Placement)
+					fmt.Fprintln(w, "validate only: the deployment fits; nothing was written")
+					printPlacement(w, res.Placement)
 				case res.Created:
-					fmt.Fprintf(app.Out, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
+					fmt.Fprintf(w, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
 				default:
-					fmt.Fprintf(app.Out, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, body.RequestID, res.PlanID)
+					fmt.Fprintf(w, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, body.RequestID, res.PlanID)
 				}
-			}); err != nil {
-				return err
-			}
-			if body.ValidateOnly {
-				return nil
-			}
-			return app.maybeTrack(cmd, cl, res.Deployment.ID, res.PlanID)
-		},
-	}
+			},
+			after: func(cmd *cobra.Command, cl *client.Client, res service.CreateResult) error {
+				if body.ValidateOnly {
+					return nil
+				}
+				return app.maybeTrack(cmd, cl, res.Deployment.ID, res.PlanID)
+			},
+		}.runE(app)}
 	cf := create.Flags()
 	cf.String("name", "", "deployment name (required)")
 	cf.String("version", "", "stack version (default: the newest the platform offers)")
@@ -84,211 +79,108 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	cf.Bool("validate-only", false, "check and explain placement; write nothing")
 	addTrackFlags(create)
 
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List deployments",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			l, raw, err := cl.ListDeployments(ctx, app.V.GetBool("all"))
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { printDeployments(app.Out, l.Deployments) })
-		},
-	}
+	list := &cobra.Command{Use: "list", Short: "List deployments", Args: cobra.NoArgs,
+		RunE: apiCall[api.DeploymentList]{
+			call: func(ctx context.Context, cl *client.Client, _ []string) (api.DeploymentList, []byte, error) {
+				return cl.ListDeployments(ctx, v.GetBool("all"))
+			},
+			text: func(w io.Writer, l api.DeploymentList) { printDeployments(w, l.Deployments) },
+		}.runE(app)}
 	list.Flags().Bool("all", false, "include deleted deployments")
 
-	show := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)",
-		Args:  cobra.ExactArgs(1),
+	show := &cobra.Command{Use: "show ID", Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !v.GetBool("generate-update-payload") {
+				return apiCall[service.DeploymentView]{call: byID((*client.Client).GetDeployment), text: printDeployment}.runE(app)(cmd, args)
+			}
 			cl, err := app.apiClient()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := app.apiContext(cmd)
 			defer cancel()
-			d, raw, err := cl.GetDeployment(ctx, args[0])
+			d, _, err := cl.GetDeployment(ctx, args[0])
 			if err != nil {
 				return apiFailure(err)
 			}
-			if app.V.GetBool("generate-update-payload") {
-				spec := d.DesiredSpec()
-				name, ver := d.Name, d.ResourceVersion
-				return app.PrintJSON(api.UpdateDeploymentBody{Name: &name, Version: &ver, Spec: &spec})
-			}
-			return app.emit(raw, func() { printDeployment(app.Out, d) })
-		},
-	}
+			spec, name, ver := d.DesiredSpec(), d.Name, d.ResourceVersion
+			return app.PrintJSON(api.UpdateDeploymentBody{Name: &name, Version: &ver, Spec: &spec})
+		}}
 	show.Flags().Bool("generate-update-payload", false, "print the update body (name, resource version, desired spec) that `paddock deployment update ID -f FILE` accepts")
 
-	update := &cobra.Command{
-		Use:   "update ID -f FILE",
-		Short: "Update a deployment from a JSON body (see show --generate-update-payload; - reads stdin)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			file := app.V.GetString("file")
+	var payload []byte
+	update := &cobra.Command{Use: "update ID -f FILE", Short: "Update a deployment from a JSON body (see show --generate-update-payload; - reads stdin)", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, func(args []string) error {
+			file := v.GetString("file")
 			if file == "" {
 				return usageErr("-f FILE is required (generate one with `paddock deployment show %s --generate-update-payload`)", args[0])
 			}
-			var b []byte
 			var err error
 			if file == "-" {
-				b, err = io.ReadAll(app.In)
+				payload, err = io.ReadAll(app.In)
 			} else {
-				b, err = os.ReadFile(file)
+				payload, err = os.ReadFile(file)
 			}
 			if err != nil {
 				return usageErr("read %s: %v", file, err)
 			}
-			if !json.Valid(b) {
+			if !json.Valid(payload) {
 				return usageErr("%s is not valid JSON", file)
 			}
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.UpdateDeploymentRaw(ctx, args[0], json.RawMessage(b))
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.afterPlan(cmd, cl, res, raw)
-		},
-	}
+			return nil
+		}, func(ctx context.Context, cl *client.Client, args []string) (service.PlanResult, []byte, error) {
+			return cl.UpdateDeploymentRaw(ctx, args[0], json.RawMessage(payload))
+		}).runE(app)}
 	update.Flags().StringP("file", "f", "", "JSON body file (- for stdin)")
-	addTrackFlags(update)
 
-	resize := &cobra.Command{
-		Use:   "resize ID --size S",
-		Short: "Change the memory of each Elasticsearch instance (and optionally the zones)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var size int
-			if s := app.V.GetString("size"); s != "" {
+	var size, zones int
+	resize := &cobra.Command{Use: "resize ID --size S", Short: "Change the memory of each Elasticsearch instance (and optionally the zones)", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, func([]string) error {
+			size, zones = 0, v.GetInt("zones")
+			if s := v.GetString("size"); s != "" {
 				var err error
 				if size, err = engine.ParseSize(s); err != nil {
 					return usageErr("--size: %v", err)
 				}
 			}
-			zones := app.V.GetInt("zones")
 			if size == 0 && zones == 0 {
 				return usageErr("give --size and/or --zones")
 			}
-			return app.changeSpec(cmd, args[0], func(s *engine.DeploymentSpec) {
-				if size > 0 {
-					s.Elasticsearch.SizeMB = size
-				}
-				if zones > 0 {
-					s.Elasticsearch.Zones = zones
-				}
-			})
-		},
-	}
+			return nil
+		}, changeSpec(func(s *engine.DeploymentSpec) {
+			if size > 0 {
+				s.Elasticsearch.SizeMB = size
+			}
+			if zones > 0 {
+				s.Elasticsearch.Zones = zones
+			}
+		})).runE(app)}
 	resize.Flags().String("size", "", "memory per Elasticsearch instance, such as 2g")
 	resize.Flags().Int("zones", 0, "availability zones (1..3); 0 keeps them")
-	addTrackFlags(resize)
 
-	upgrade := &cobra.Command{
-		Use:   "upgrade ID --version V",
-		Short: "Change the stack version",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ver := app.V.GetString("version")
-			if ver == "" {
+	upgrade := &cobra.Command{Use: "upgrade ID --version V", Short: "Change the stack version", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, func([]string) error {
+			if v.GetString("version") == "" {
 				return usageErr("--version is required")
 			}
-			return app.changeSpec(cmd, args[0], func(s *engine.DeploymentSpec) { s.Version = ver })
-		},
-	}
+			return nil
+		}, changeSpec(func(s *engine.DeploymentSpec) { s.Version = v.GetString("version") })).runE(app)}
 	upgrade.Flags().String("version", "", "target stack version")
-	addTrackFlags(upgrade)
 
-	del := &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete a deployment (its instances and route go)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.DeleteDeployment(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.afterPlan(cmd, cl, res, raw)
-		},
-	}
-	addTrackFlags(del)
-
-	restart := &cobra.Command{
-		Use:   "restart ID",
-		Short: "Restart every instance of a deployment",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.RestartDeployment(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.afterPlan(cmd, cl, res, raw)
-		},
-	}
-	addTrackFlags(restart)
-
-	cancelCmd := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel the pending plan (the constructor stops and rolls back)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			res, raw, err := cl.CancelPlan(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { fmt.Fprintf(app.Out, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID) })
-		},
+	del := &cobra.Command{Use: "delete ID", Short: "Delete a deployment (its instances and route go)", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, nil, byID((*client.Client).DeleteDeployment)).runE(app)}
+	restart := &cobra.Command{Use: "restart ID", Short: "Restart every instance of a deployment", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, nil, byID((*client.Client).RestartDeployment)).runE(app)}
+	for _, p := range []*cobra.Command{update, resize, upgrade, del, restart} {
+		addTrackFlags(p)
 	}
 
-	activity := &cobra.Command{
-		Use:   "activity ID",
-		Short: "Plan steps of a deployment, live and history",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			a, raw, err := cl.Activity(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			return app.emit(raw, func() { printActivity(app.Out, a) })
-		},
-	}
+	cancelCmd := &cobra.Command{Use: "cancel ID", Short: "Cancel the pending plan (the constructor stops and rolls back)", Args: cobra.ExactArgs(1),
+		RunE: apiCall[api.CancelResponse]{call: byID((*client.Client).CancelPlan), text: func(w io.Writer, res api.CancelResponse) {
+			fmt.Fprintf(w, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID)
+		}}.runE(app)}
+	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: printActivity}.runE(app)}
 
 	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
 	return c
@@ -296,41 +188,25 @@ func newDeploymentCmd(app *App) *cobra.Command {
 
 // changeSpec reads the deployment, changes its desired spec and sends
 // it with the resource version read (a concurrent change gives 409).
-func (app *App) changeSpec(cmd *cobra.Command, id string, change func(*engine.DeploymentSpec)) error {
-	cl, err := app.apiClient()
-	if err != nil {
-		return err
+func changeSpec(change func(*engine.DeploymentSpec)) func(context.Context, *client.Client, []string) (service.PlanResult, []byte, error) {
+	return func(ctx context.Context, cl *client.Client, args []string) (service.PlanResult, []byte, error) {
+		d, _, err := cl.GetDeployment(ctx, args[0])
+		if err != nil {
+			return service.PlanResult{}, nil, err
+		}
+		spec := d.DesiredSpec()
+		change(&spec)
+		return cl.UpdateDeployment(ctx, args[0], api.UpdateDeploymentBody{Spec: &spec}, d.ResourceVersion)
 	}
-	ctx, cancel := app.apiContext(cmd)
-	defer cancel()
-	d, _, err := cl.GetDeployment(ctx, id)
-	if err != nil {
-		return apiFailure(err)
-	}
-	spec := d.DesiredSpec()
-	change(&spec)
-	res, raw, err := cl.UpdateDeployment(ctx, id, api.UpdateDeploymentBody{Spec: &spec}, d.ResourceVersion)
-	if err != nil {
-		return apiFailure(err)
-	}
-	return app.afterPlan(cmd, cl, res, raw)
 }
 
-// afterPlan prints a long operation's answer and tracks it if asked.
-func (app *App) afterPlan(cmd *cobra.Command, cl *client.Client, res service.PlanResult, raw []byte) error {
-	if err := app.emit(raw, func() {
-		if res.PlanID == "" {
-			fmt.Fprintf(app.Out, "deployment %s: nothing to change\n", res.DeploymentID)
-			return
-		}
-		fmt.Fprintf(app.Out, "deployment %s: plan %s written\n", res.DeploymentID, res.PlanID)
-	}); err != nil {
-		return err
-	}
+// printPlanResult says which plan a long operation wrote.
+func printPlanResult(w io.Writer, res service.PlanResult) {
 	if res.PlanID == "" {
-		return nil
+		fmt.Fprintf(w, "deployment %s: nothing to change\n", res.DeploymentID)
+		return
 	}
-	return app.maybeTrack(cmd, cl, res.DeploymentID, res.PlanID)
+	fmt.Fprintf(w, "deployment %s: plan %s written\n", res.DeploymentID, res.PlanID)
 }
 
 func addTrackFlags(c *cobra.Command) {
@@ -367,12 +243,18 @@ func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w i
 	return nil
 }
 
+// stepColumn is the width of the step name column of --track and
+// activity.
+var stepColumn = len(constructor.StepWait)
+
 func printStep(w io.Writer, st engine.PlanStep) {
 	ts := st.Started
 	if st.Ended != nil {
 		ts = *st.Ended
 	}
-	line := fmt.Sprintf("  %s  %-24s %s", ts.Local().Format("15:04:05"), st.Name, st.Status)
+	// The column fits the longest step name the constructor writes; a
+	// longer one still keeps two spaces before its status.
+	line := fmt.Sprintf("  %s  %-*s  %s", ts.Local().Format("15:04:05"), stepColumn, st.Name, st.Status)
 	if st.Message != "" {
 		line += "  " + st.Message
 	}

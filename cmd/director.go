@@ -2,17 +2,13 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"paddock/agents/director"
 	"paddock/engine"
-	"paddock/stunnel"
 )
 
 func newDirectorCmd(app *App) *cobra.Command {
@@ -113,88 +109,6 @@ func firstServer(s string) string {
 		}
 	}
 	return s
-}
-
-// AddJoinFlags adds --join and --token to an agent command (allocator,
-// proxy, constructor, api): with them the host enrolls before starting.
-func AddJoinFlags(c *cobra.Command) {
-	c.Flags().String("join", "", "director to enroll with (host[:12343]); needs --token")
-	c.Flags().String("token", "", "roles token from `paddock token create` (pins the platform CA)")
-}
-
-// JoinIfAsked enrolls this host for role when --join and --token are set
-// (writing the role's credential and certificate under the state dir),
-// and points --zk at the director's tunnel unless --zk was given. A host
-// that joined earlier keeps using its tunnel address.
-func (app *App) JoinIfAsked(ctx context.Context, cmd *cobra.Command, role engine.Role) error {
-	join, token := app.V.GetString("join"), app.V.GetString("token")
-	zkSet := cmd.Flags().Changed("zk") || os.Getenv("PADDOCK_ZK") != ""
-	if join == "" && token == "" {
-		if ji, err := director.LoadJoinInfo(app.StateDir()); err == nil && !zkSet && ji.ZooKeeper != "" {
-			app.V.Set("zk", ji.ZooKeeper)
-		}
-		return nil
-	}
-	if join == "" || token == "" {
-		return usageErr("--join and --token go together: --join DIRECTOR --token T")
-	}
-	jctx, cancel := context.WithTimeout(ctx, app.V.GetDuration("timeout")+20*time.Second)
-	defer cancel()
-	ji, err := director.Join(jctx, join, token, []string{string(role)}, app.StateDir())
-	if err != nil {
-		var mr *director.MissingRolesError
-		if errors.As(err, &mr) {
-			return &ExitError{Code: ExitFailure, Err: err}
-		}
-		return err
-	}
-	app.Log.Info("joined the platform", "director", join, "id", ji.ID, "roles", ji.Roles, "zookeeper", ji.ZooKeeper, "cert_not_after", ji.NotAfter)
-	if !zkSet && ji.ZooKeeper != "" {
-		app.V.Set("zk", ji.ZooKeeper)
-	}
-	return nil
-}
-
-// TunnelDialer returns the ZooKeeper dialer through the director's mTLS
-// tunnel when this host holds a certificate for role (it joined, or
-// `paddock up` issued it), with the AgentTLS that must run (go
-// at.Run(ctx)) to renew it; nil, nil when the host has not joined (dial
-// ZooKeeper directly). Put the dialer in engine.Options.Dialer.
-func (app *App) TunnelDialer(role engine.Role, metrics *stunnel.Metrics) (func(string, string, time.Duration) (net.Conn, error), *director.AgentTLS, error) {
-	certFile, _, _ := director.TLSFiles(app.StateDir(), string(role))
-	if _, err := os.Stat(certFile); err != nil {
-		return nil, nil, nil
-	}
-	at, err := director.NewAgentTLS(app.StateDir(), string(role), metrics, app.Log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return at.Dialer(), at, nil
-}
-
-// ConnectTunnel opens the store as role through the director's mTLS
-// tunnel when this host holds a certificate for role, else directly like
-// Connect. The returned AgentTLS (nil when direct) must be run (go
-// at.Run(ctx)) to renew the certificate before it expires.
-func (app *App) ConnectTunnel(ctx context.Context, role engine.Role, own *engine.Credential, metrics *stunnel.Metrics) (*engine.Store, *director.AgentTLS, error) {
-	dialer, at, err := app.TunnelDialer(role, metrics)
-	if err != nil {
-		return nil, nil, err
-	}
-	if at == nil {
-		s, err := app.Connect(ctx, role, own)
-		return s, nil, err
-	}
-	cred, err := app.Credential(role)
-	if err != nil {
-		return nil, nil, err
-	}
-	s, err := engine.Connect(ctx, engine.Options{Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
-		Dialer: dialer, ConnectTimeout: app.V.GetDuration("timeout"), Logger: app.Log})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w (through the director's tunnel as %s)", err, role)
-	}
-	return s, at, nil
 }
 
 // runSecondaryDirector: `paddock director --join DIRECTOR --token T`

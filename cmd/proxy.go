@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"paddock/agents/agentkit"
-	"paddock/agents/director"
 	"paddock/agents/proxy"
 	"paddock/engine"
 	"paddock/stunnel"
@@ -66,27 +64,24 @@ ZooKeeper: for benchmarks and isolated tests.`,
 				app.Log.Info("HTTPS listener off: pass --tls-cert and --tls-key to serve 9243")
 			}
 			ctx := cmd.Context()
-			// Joined hosts (and `paddock up`'s) hold a proxy certificate:
-			// ZooKeeper through the director's tunnel, and the allocators'
-			// node tunnels (backends with tls) with mutual TLS, renewed
-			// while the proxy runs.
-			if f := v.GetString("routes-file"); f == "" {
-				if err := app.JoinIfAsked(ctx, cmd, engine.RoleProxy); err != nil {
+			cfg.Registry = agentkit.NewRegistry()
+			if f := v.GetString("routes-file"); f != "" {
+				// A fixed table, without ZooKeeper.
+				cfg.CacheFile = f
+			} else {
+				// Joined hosts (and `paddock up`'s) hold a proxy
+				// certificate: ZooKeeper through the director's tunnel,
+				// and the allocators' node tunnels (backends with tls)
+				// with mutual TLS, renewed while the proxy runs.
+				l, err := app.agentLink(ctx, cmd, engine.RoleProxy, stunnel.NewMetrics(cfg.Registry))
+				if err != nil {
 					return err
 				}
-			}
-			cfg.Registry = agentkit.NewRegistry()
-			tm := stunnel.NewMetrics(cfg.Registry)
-			dialer, at, err := app.TunnelDialer(engine.RoleProxy, tm)
-			if err != nil {
-				return err
-			}
-			if at != nil {
-				go at.Run(ctx)
-				cfg.BackendLoader = at.Loader
-			} else if v.GetBool("zk-tls") && v.GetString("routes-file") == "" {
-				certFile, _, _ := director.TLSFiles(app.StateDir(), string(engine.RoleProxy))
-				return fmt.Errorf("zk-tls is set but this host holds no proxy certificate (%s): join with --join DIRECTOR --token T, or pass --zk-tls=false with --zk at ZooKeeper itself", certFile)
+				cfg.BackendLoader = l.loader()
+				cfg.Connect = func(ctx context.Context) (*engine.Store, error) { return l.connect(ctx, nil) }
+				if cfg.CacheFile = v.GetString("cache-file"); cfg.CacheFile == "" {
+					cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
+				}
 			}
 			if bl, err := backendLoader(ctx, app, v.GetString("backend-cert"), v.GetString("backend-key"), v.GetString("backend-ca")); err != nil {
 				return err
@@ -95,34 +90,6 @@ ZooKeeper: for benchmarks and isolated tests.`,
 			}
 			if cfg.BackendLoader == nil {
 				app.Log.Info("no proxy certificate on this host: backends behind allocator tunnels (tls) cannot be reached; join with --join DIRECTOR --token T or pass --backend-cert/--backend-key/--backend-ca")
-			}
-			if f := v.GetString("routes-file"); f != "" {
-				cfg.CacheFile = f
-			} else {
-				cfg.CacheFile = v.GetString("cache-file")
-				if cfg.CacheFile == "" {
-					cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
-				}
-				cred, err := app.Credential(engine.RoleProxy)
-				if err != nil {
-					return err
-				}
-				if at != nil && app.useTunnel() {
-					zk, to := v.GetString("zk"), v.GetDuration("timeout")
-					app.Log.Info("reaching ZooKeeper through the director's tunnel", "tunnel", zk)
-					cfg.Connect = func(ctx context.Context) (*engine.Store, error) {
-						s, err := engine.Connect(ctx, engine.Options{Servers: zk, Role: engine.RoleProxy, Credential: cred,
-							Dialer: dialer, ConnectTimeout: to, Logger: app.Log})
-						if err != nil {
-							return nil, fmt.Errorf("%w (through the director's tunnel at %s as proxy: is the director running?)", err, zk)
-						}
-						return s, nil
-					}
-				} else {
-					cfg.Connect = func(ctx context.Context) (*engine.Store, error) {
-						return app.Connect(ctx, engine.RoleProxy, nil)
-					}
-				}
 			}
 			switch al := v.GetString("access-log"); al {
 			case "":
@@ -182,29 +149,5 @@ func backendLoader(ctx context.Context, app *App, certFile, keyFile, caFile stri
 		return nil, fmt.Errorf("proxy certificate for the allocator tunnels: %w (check --backend-cert/--backend-key/--backend-ca)", err)
 	}
 	go l.WatchReload(ctx, time.Minute, app.Log)
-	return l, nil
-}
-
-// proxyCertLoader loads this host's proxy-role certificate
-// (<stateDir>/tls/proxy.crt, key.pem, ca.pem, ca.crl) for the allocators'
-// node tunnels, for a proxy whose certificate another holder renews (the
-// proxy role's AgentTLS of `paddock up`): the files are re-read every
-// minute and on SIGHUP until ctx ends, so a renewal applies to new
-// tunnel connections within a minute. Nil when the host holds no proxy
-// certificate.
-func proxyCertLoader(ctx context.Context, stateDir string, log *slog.Logger) (*stunnel.Loader, error) {
-	certFile, keyFile, caFile := director.TLSFiles(stateDir, string(engine.RoleProxy))
-	if _, err := os.Stat(certFile); err != nil {
-		return nil, nil
-	}
-	crl := director.CRLFile(stateDir)
-	if _, err := os.Stat(crl); err != nil {
-		crl = ""
-	}
-	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, crl)
-	if err != nil {
-		return nil, fmt.Errorf("proxy certificate for the allocators' node tunnels: %w (remove %s and restart to re-issue it)", err, director.TLSDir(stateDir))
-	}
-	go l.WatchReload(ctx, time.Minute, log)
 	return l, nil
 }

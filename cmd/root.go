@@ -18,8 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"paddock/agents/director"
-	"paddock/engine"
+	"paddock/agents/platform"
 )
 
 // Version is set at build time (-ldflags "-X paddock/cmd.Version=...").
@@ -46,21 +45,18 @@ func usageErr(format string, args ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }
 
-// notYet is the answer of commands whose issue has not landed.
-func notYet(what string) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s is not yet available in this build", what)}
-}
-
 // App is what every subcommand shares: configuration, output, logger.
 // It is built once per invocation and passed down (no globals).
 type App struct {
-	V      *viper.Viper
-	In     io.Reader
-	Out    io.Writer
-	Err    io.Writer
-	Log    *slog.Logger
-	Ctx    context.Context
-	cfgErr error
+	V   *viper.Viper
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	Log *slog.Logger
+	Ctx context.Context
+	// ran is set once a command's RunE starts (exit codes: before
+	// it, an error is cobra's usage error).
+	ran bool
 }
 
 // Run executes the paddock CLI and returns its exit code.
@@ -78,24 +74,36 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	fmt.Fprintf(stderr, "paddock: %v\n", err)
+	return exitCode(err, app.ran)
+}
+
+// exitCode chooses the exit code by the error's type: an *ExitError
+// says it; a Config the operator must correct is a usage error; so is
+// every error cobra returns before a command ran (unknown command,
+// arguments: flags are typed by the flag error func); the rest failed.
+func exitCode(err error, ran bool) int {
 	var ee *ExitError
-	if errors.As(err, &ee) {
+	var ce *platform.ConfigError
+	switch {
+	case errors.As(err, &ee):
 		return ee.Code
-	}
-	if isUsage(err) {
+	case errors.As(err, &ce), !ran:
 		return ExitUsage
 	}
 	return ExitFailure
 }
 
-func isUsage(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "requires at least", "accepts ", "invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(msg, s) {
-			return true
+// markRun wraps every RunE of the tree to record that a command ran.
+func markRun(c *cobra.Command, ran *bool) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			*ran = true
+			return run(cmd, args)
 		}
 	}
-	return false
+	for _, sub := range c.Commands() {
+		markRun(sub, ran)
+	}
 }
 
 // NewRoot builds the command tree.
@@ -134,6 +142,8 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	} {
 		root.AddCommand(add(app))
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: ExitUsage, Err: err} })
+	markRun(root, &app.ran)
 	return root
 }
 
@@ -245,47 +255,3 @@ func (app *App) PrintJSON(v any) error {
 
 // StateDir is the configured state directory.
 func (app *App) StateDir() string { return app.V.GetString("state-dir") }
-
-// Credential loads the ZooKeeper credential of role.
-func (app *App) Credential(role engine.Role) (engine.Credential, error) {
-	file := app.V.GetString("zk-credential")
-	if file == "" {
-		file = engine.CredentialFile(app.StateDir(), role)
-	}
-	return engine.LoadCredential(file)
-}
-
-// Connect opens the state store as role, with the configured timeout.
-func (app *App) Connect(ctx context.Context, role engine.Role, own *engine.Credential) (*engine.Store, error) {
-	cred, err := app.Credential(role)
-	if err != nil {
-		return nil, err
-	}
-	to := app.V.GetDuration("timeout")
-	opts := engine.Options{
-		Servers: app.V.GetString("zk"), Role: role, Credential: cred, Own: own,
-		ConnectTimeout: to, Logger: app.Log,
-	}
-	if app.V.GetBool("zk-tls") {
-		// Through the director's tunnel: the certificate is read as is
-		// (the long-running holder, `paddock up` or a joined agent,
-		// renews the files).
-		dialer, at, err := app.TunnelDialer(role, nil)
-		if err != nil {
-			return nil, err
-		}
-		if at == nil {
-			certFile, _, _ := director.TLSFiles(app.StateDir(), string(role))
-			return nil, fmt.Errorf("zk-tls is set but this host holds no %s certificate (%s): run `paddock up`, or join with --join DIRECTOR --token T, or pass --zk-tls=false with --zk at ZooKeeper itself", role, certFile)
-		}
-		opts.Dialer = dialer
-	}
-	s, err := engine.Connect(ctx, opts)
-	if err != nil {
-		if opts.Dialer != nil {
-			return nil, fmt.Errorf("%w (through the director's tunnel at %s as %s: is the director running?)", err, opts.Servers, role)
-		}
-		return nil, err
-	}
-	return s, nil
-}

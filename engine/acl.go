@@ -28,6 +28,16 @@ const (
 // Roles lists the shared roles (RoleOwn is per allocator).
 var Roles = []Role{RoleAdmin, RoleConstructor, RoleAllocator, RoleProxy, RoleDirector}
 
+// RoleNames are the names of roles, in order (certificate identities,
+// tunnel admission lists).
+func RoleNames(roles []Role) []string {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return names
+}
+
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
 	for _, r := range Roles {

@@ -129,12 +129,35 @@ func Dockerfile(version string, labels map[string]string) string {
 	return b.String()
 }
 
+// nodeDirs are the empty directories of a node image the node writes to
+// (owned by NodeUID).
+var nodeDirs = []ScratchDir{{"rootfs/", 0o755}, {"rootfs/data/", 0o755}, {"rootfs/snapshots/", 0o755}, {"rootfs/tmp/", 0o1777}}
+
+// ScratchDir is an empty directory of a build context.
+type ScratchDir struct {
+	Name string
+	Mode int64
+}
+
+// ScratchImage is an image FROM scratch around one static paddock
+// binary, /paddock: the node images and the platform image of `paddock
+// up --containers` are both built by BuildScratchImage.
+type ScratchImage struct {
+	Ref    string
+	Binary string
+	// Dockerfile starts FROM scratch and copies paddock to /paddock; the
+	// binary's digest label (BinaryDigestLabel) is appended.
+	Dockerfile string
+	// Dirs are added to the build context (COPY them in Dockerfile).
+	Dirs []ScratchDir
+}
+
 // buildContext is the in-memory tar: Dockerfile, the binary and the
-// empty directories the node writes to (owned by NodeUID).
-func buildContext(binary, dockerfile string) (io.Reader, error) {
+// empty directories.
+func buildContext(binary, dockerfile string, dirs []ScratchDir) (io.Reader, error) {
 	bin, err := os.ReadFile(binary)
 	if err != nil {
-		return nil, fmt.Errorf("read node binary %s: %w", binary, err)
+		return nil, fmt.Errorf("read binary %s: %w", binary, err)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -153,12 +176,8 @@ func buildContext(binary, dockerfile string) (io.Reader, error) {
 	if err := add(&tar.Header{Name: "paddock", Mode: 0o755, Size: int64(len(bin))}, bin); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"rootfs/", "rootfs/data/", "rootfs/snapshots/", "rootfs/tmp/"} {
-		mode := int64(0o755)
-		if d == "rootfs/tmp/" {
-			mode = 0o1777
-		}
-		if err := add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: mode}, nil); err != nil {
+	for _, d := range dirs {
+		if err := add(&tar.Header{Name: d.Name, Typeflag: tar.TypeDir, Mode: d.Mode}, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -168,26 +187,32 @@ func buildContext(binary, dockerfile string) (io.Reader, error) {
 	return &buf, nil
 }
 
-// BuildImage builds <repo>:<version> FROM scratch with the classic
-// builder (no registry, no pull). Build errors arrive inside the
-// response stream and are returned.
+// BuildImage builds the node image <repo>:<version>.
 func BuildImage(ctx context.Context, cli *client.Client, opts BuildOptions, progress io.Writer) error {
 	if opts.Version == "" {
 		return errors.New("image build needs a version")
 	}
-	static, err := IsStaticBinary(opts.Binary)
+	return BuildScratchImage(ctx, cli, ScratchImage{Ref: ImageRef(opts.Repo, opts.Version), Binary: opts.Binary,
+		Dockerfile: Dockerfile(opts.Version, opts.Labels), Dirs: nodeDirs}, progress)
+}
+
+// BuildScratchImage builds img FROM scratch with the classic builder (no
+// registry, no pull). Build errors arrive inside the response stream
+// and are returned.
+func BuildScratchImage(ctx context.Context, cli *client.Client, img ScratchImage, progress io.Writer) error {
+	static, err := IsStaticBinary(img.Binary)
 	if err != nil {
 		return err
 	}
 	if !static {
-		return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s", opts.Binary, StaticHint)
+		return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s", img.Binary, StaticHint)
 	}
-	ref := ImageRef(opts.Repo, opts.Version)
-	digest, err := BinaryDigest(opts.Binary)
+	ref := img.Ref
+	digest, err := BinaryDigest(img.Binary)
 	if err != nil {
 		return err
 	}
-	bctx, err := buildContext(opts.Binary, Dockerfile(opts.Version, opts.Labels)+fmt.Sprintf("LABEL %q=%q\n", BinaryDigestLabel, digest))
+	bctx, err := buildContext(img.Binary, img.Dockerfile+fmt.Sprintf("LABEL %q=%q\n", BinaryDigestLabel, digest), img.Dirs)
 	if err != nil {
 		return err
 	}

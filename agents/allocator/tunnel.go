@@ -20,7 +20,7 @@ const DefaultTunnelListen = ":9400"
 // TunnelRoles are the certificate roles the allocator tunnel admits:
 // proxies route client traffic to nodes through it, and the constructor
 // reaches nodes through it for snapshots, restores and peers.
-var TunnelRoles = []string{"proxy", "constructor"}
+var TunnelRoles = []engine.Role{engine.RoleProxy, engine.RoleConstructor}
 
 // platformID reads the platform id from /paddock/config. A platform
 // created before platform ids has none: it gets a stable id derived from
@@ -59,7 +59,7 @@ func (a *agent) startTunnel(ctx context.Context) (*tunnel, error) {
 	}
 	srv, err := stunnel.NewServer(stunnel.ServerConfig{
 		Options: stunnel.Options{Name: "allocator-" + a.cfg.ID, Loader: a.cfg.TunnelLoader,
-			Allow: stunnel.Allow{Roles: TunnelRoles}, Metrics: metrics,
+			Allow: stunnel.Allow{Roles: engine.RoleNames(TunnelRoles)}, Metrics: metrics,
 			// Nodes outlive the allocator: on shutdown proxies just reconnect
 			// to the next allocator process, so do not hold the exit long.
 			DrainTimeout: 5 * time.Second},
@@ -85,7 +85,7 @@ func (a *agent) startTunnel(ctx context.Context) (*tunnel, error) {
 		}
 	}()
 	a.log.Info("node tunnel listening", "listen", ln.Addr().String(), "advertised", a.tunnelAddr,
-		"admits", stunnel.Allow{Roles: TunnelRoles}.String(), "identity", a.cfg.TunnelLoader.Current().Identity.String())
+		"admits", stunnel.Allow{Roles: engine.RoleNames(TunnelRoles)}.String(), "identity", a.cfg.TunnelLoader.Current().Identity.String())
 	return t, nil
 }
 

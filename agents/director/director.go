@@ -31,7 +31,7 @@ const DefaultCertTTL = 12 * time.Hour
 
 // TunnelRoles are admitted through the ZooKeeper tunnel: every control
 // plane role; node containers hold no certificate at all.
-var TunnelRoles = []string{"admin", "constructor", "allocator", "proxy", "director"}
+var TunnelRoles = engine.Roles
 
 // Config configures the director.
 type Config struct {
@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if cfg.TunnelAddr != "-" {
 		srv, err := stunnel.NewServer(stunnel.ServerConfig{
-			Options: stunnel.Options{Name: "zookeeper", Loader: d.own, Allow: stunnel.Allow{Roles: TunnelRoles},
+			Options: stunnel.Options{Name: "zookeeper", Loader: d.own, Allow: stunnel.Allow{Roles: engine.RoleNames(TunnelRoles)},
 				Metrics: tm, IdleTimeout: 0, DrainTimeout: 5 * time.Second},
 			Target: stunnel.DialTarget(cfg.ZooKeeper), TargetDesc: cfg.ZooKeeper, Logger: cfg.Logger,
 		})

@@ -16,8 +16,8 @@ import (
 // tls/ca.pem, tls/join.json), so NewAgentTLS and renewal through the
 // enrollment endpoint at enroll work the same. ZooKeeper credentials are
 // already in stateDir (paddock init). zookeeper is the tunnel address.
-func IssueLocal(stateDir, enroll, zookeeper, id string, roles []string, ttl time.Duration) (JoinInfo, error) {
-	norm, err := NormalizeRoles(roles)
+func IssueLocal(stateDir, enroll, zookeeper, id string, roles []engine.Role, ttl time.Duration) (JoinInfo, error) {
+	norm, err := NormalizeRoles(engine.RoleNames(roles))
 	if err != nil {
 		return JoinInfo{}, err
 	}

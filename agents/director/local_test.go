@@ -19,7 +19,7 @@ func TestIssueLocalAndJoinShareTheHostKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ji, err := IssueLocal(dirState, addrs.Enroll, addrs.Tunnel, "local-1", []string{"constructor", "proxy"}, time.Hour)
+	ji, err := IssueLocal(dirState, addrs.Enroll, addrs.Tunnel, "local-1", []engine.Role{engine.RoleConstructor, engine.RoleProxy}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

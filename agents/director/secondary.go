@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paddock/agents/agentkit"
+	"paddock/engine"
 	"paddock/stunnel"
 )
 
@@ -65,7 +66,7 @@ func RunSecondary(ctx context.Context, cfg SecondaryConfig) error {
 		z.Stop()
 	}()
 	srv, err := stunnel.NewServer(stunnel.ServerConfig{
-		Options: stunnel.Options{Name: "zookeeper", Loader: at.Loader, Allow: stunnel.Allow{Roles: TunnelRoles}, Metrics: tm, DrainTimeout: 5 * time.Second},
+		Options: stunnel.Options{Name: "zookeeper", Loader: at.Loader, Allow: stunnel.Allow{Roles: engine.RoleNames(TunnelRoles)}, Metrics: tm, DrainTimeout: 5 * time.Second},
 		Target:  stunnel.DialTarget(z.Server.Client), TargetDesc: z.Server.Client, Logger: cfg.Logger,
 	})
 	if err != nil {

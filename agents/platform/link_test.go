@@ -1,4 +1,4 @@
-package cmd
+package platform
 
 import (
 	"context"
@@ -22,8 +22,8 @@ func TestLoopbackAddr(t *testing.T) {
 		{"no-port", "no-port"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			if got := loopbackAddr(tc.in); got != tc.want {
-				t.Errorf("loopbackAddr(%q) = %q, want %q", tc.in, got, tc.want)
+			if got := LoopbackAddr(tc.in); got != tc.want {
+				t.Errorf("LoopbackAddr(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -39,14 +39,14 @@ func TestReissueLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	roles := []string{"admin", "constructor"}
+	roles := []engine.Role{engine.RoleAdmin, engine.RoleConstructor}
 	ji, err := director.IssueLocal(dir, "", "127.0.0.1:2191", "", roles, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ats []*director.AgentTLS
 	for _, r := range roles {
-		at, err := director.NewAgentTLS(dir, r, nil, nil)
+		at, err := director.NewAgentTLS(dir, string(r), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestReissueLocal(t *testing.T) {
 	due.JoinedAt, due.NotAfter = time.Now().Add(-2*time.Second), time.Now().Add(time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go reissueLocal(ctx, slog.New(slog.DiscardHandler), dir, "127.0.0.1:2191", due, roles, time.Hour, ats)
+	go reissueLocal(ctx, slog.New(slog.DiscardHandler), dir, "127.0.0.1:2191", due, time.Hour, ats)
 	deadline := time.Now().Add(10 * time.Second)
 	for _, at := range ats {
 		for at.Loader.Current().Leaf.SerialNumber.Cmp(before) == 0 || at.Loader.Current().Generation < 2 {
