@@ -230,7 +230,7 @@ Platforms get their certificates from the director instead.`,
 			if dir == "" || role == "" || id == "" {
 				return usageErr("--ca-dir, --role and --id are required")
 			}
-			ca, err := loadOrCreateCA(dir)
+			ca, _, err := stunnel.LoadOrCreateCA(dir, "paddock local CA")
 			if err != nil {
 				return err
 			}
@@ -263,29 +263,6 @@ Platforms get their certificates from the director instead.`,
 	c.Flags().StringSlice("dns", nil, "extra DNS names")
 	c.Flags().Duration("ttl", 24*time.Hour, "certificate lifetime")
 	return c
-}
-
-func loadOrCreateCA(dir string) (*stunnel.CA, error) {
-	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	cb, cerr := os.ReadFile(certFile)
-	kb, kerr := os.ReadFile(keyFile)
-	if cerr == nil && kerr == nil {
-		return stunnel.LoadCA(cb, kb)
-	}
-	if !errors.Is(cerr, os.ErrNotExist) && cerr != nil {
-		return nil, cerr
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	ca, keyPEM, err := stunnel.NewCA("paddock local CA", 10*365*24*time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	return ca, os.WriteFile(certFile, ca.CertPEM, 0o644)
 }
 
 func newTunnelBenchCmd(app *App) *cobra.Command {

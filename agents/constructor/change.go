@@ -75,27 +75,6 @@ func topo(spec engine.DeploymentSpec, kind string) engine.Topology {
 	return spec.Elasticsearch
 }
 
-// ValidateSpec checks a plan's spec against the platform.
-func ValidateSpec(spec engine.DeploymentSpec, versions []string) error {
-	if spec.Version == "" {
-		return fmt.Errorf("the plan names no version: ask for one of %v", versions)
-	}
-	if len(versions) > 0 && !slices.Contains(versions, spec.Version) {
-		return fmt.Errorf("version %s is not offered by this platform: use one of %v (platform config versions)", spec.Version, versions)
-	}
-	es := spec.Elasticsearch
-	if es.SizeMB <= 0 {
-		return fmt.Errorf("elasticsearch size must be positive, got %d MB", es.SizeMB)
-	}
-	if es.Zones < 1 || es.Zones > 3 {
-		return fmt.Errorf("elasticsearch zone count must be 1 to 3, got %d", es.Zones)
-	}
-	if kb := spec.Kibana; kb.SizeMB < 0 || (kb.SizeMB > 0 && (kb.Zones < 1 || kb.Zones > 3)) {
-		return fmt.Errorf("kibana needs a size ≥ 0 and, when sized, a zone count of 1 to 3 (got %d MB in %d zones)", kb.SizeMB, kb.Zones)
-	}
-	return nil
-}
-
 // ComputeChange turns current → desired into a Change.
 func ComputeChange(dep engine.Deployment, plan engine.Plan) Change {
 	var c Change

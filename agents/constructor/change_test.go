@@ -82,29 +82,6 @@ func TestMoveStaysInZoneAndAvoidsOtherZones(t *testing.T) {
 	}
 }
 
-func TestValidateSpec(t *testing.T) {
-	versions := []string{"8.17.0", "8.18.0"}
-	tests := []struct {
-		name string
-		spec engine.DeploymentSpec
-		want string
-	}{
-		{"ok", engine.DeploymentSpec{Version: "8.17.0", Elasticsearch: engine.Topology{SizeMB: 1024, Zones: 2}}, ""},
-		{"unknown version", engine.DeploymentSpec{Version: "7.0.0", Elasticsearch: engine.Topology{SizeMB: 1024, Zones: 2}}, "not offered"},
-		{"no size", engine.DeploymentSpec{Version: "8.17.0", Elasticsearch: engine.Topology{Zones: 2}}, "size must be positive"},
-		{"four zones", engine.DeploymentSpec{Version: "8.17.0", Elasticsearch: engine.Topology{SizeMB: 1, Zones: 4}}, "1 to 3"},
-		{"kibana zones", engine.DeploymentSpec{Version: "8.17.0", Elasticsearch: engine.Topology{SizeMB: 1, Zones: 1}, Kibana: engine.Topology{SizeMB: 512}}, "kibana"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateSpec(tt.spec, versions)
-			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
-				t.Fatalf("got %v, want %q", err, tt.want)
-			}
-		})
-	}
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func boolS(b bool) string {

@@ -284,7 +284,7 @@ func (x *executor) validate(ctx context.Context) error {
 		if x.plan.Action == engine.ActionDelete || x.plan.Action == engine.ActionRestart {
 			return x.change.Describe, nil
 		}
-		if err := ValidateSpec(x.plan.Spec, x.l.config().Versions); err != nil {
+		if err := engine.SpecError(engine.ValidateSpec(x.l.config(), 0, x.plan.Spec)); err != nil {
 			return "", err
 		}
 		if x.plan.Action == engine.ActionMove && len(x.change.Requests) == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/placement"
 )
 
 // AllocatorView is what rescheduling needs of an allocator.
@@ -41,17 +42,14 @@ func newRescheduler() *rescheduler {
 // acts on a loss it did not see last for the whole grace period.
 func (r *rescheduler) Observe(now time.Time, fleet []AllocatorView, grace time.Duration) (lost []string, freeze string) {
 	seen := map[string]bool{}
-	zoneTotal, zoneMissing := map[string]int{}, map[string]int{}
-	missing := 0
+	rule := make([]placement.FleetAllocator, 0, len(fleet))
 	for _, a := range fleet {
 		seen[a.ID] = true
-		zoneTotal[a.Zone]++
+		rule = append(rule, placement.FleetAllocator{Zone: a.Zone, Alive: a.Alive})
 		if a.Alive {
 			delete(r.missingSince, a.ID)
 			continue
 		}
-		missing++
-		zoneMissing[a.Zone]++
 		since, ok := r.missingSince[a.ID]
 		if !ok {
 			r.missingSince[a.ID] = now
@@ -67,23 +65,7 @@ func (r *rescheduler) Observe(now time.Time, fleet []AllocatorView, grace time.D
 		}
 	}
 	sort.Strings(lost)
-	var reasons []string
-	zones := make([]string, 0, len(zoneTotal))
-	for z := range zoneTotal {
-		zones = append(zones, z)
-	}
-	sort.Strings(zones)
-	for _, z := range zones {
-		// A zone of one allocator losing it is one failed host; a zone
-		// losing several at once looks like a partition.
-		if zoneTotal[z] >= 2 && zoneMissing[z] == zoneTotal[z] {
-			reasons = append(reasons, fmt.Sprintf("every allocator of %s (%d) looks lost", z, zoneTotal[z]))
-		}
-	}
-	if len(fleet) >= 3 && 2*missing > len(fleet) {
-		reasons = append(reasons, fmt.Sprintf("%d of %d allocators look lost", missing, len(fleet)))
-	}
-	if len(reasons) > 0 {
+	if reasons := placement.FreezeReasons(rule); len(reasons) > 0 {
 		freeze = strings.Join(reasons, "; ") + ": rescheduling frozen to avoid a replacement storm after a network split; " +
 			"check the network and the allocators, then vacate allocators by hand if they are really gone"
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -16,45 +15,11 @@ import (
 // CADir is where the director keeps its CA under a state dir.
 func CADir(stateDir string) string { return filepath.Join(stateDir, "director") }
 
-// caLifetime is the root's validity; leaf certificates are short-lived.
-const caLifetime = 10 * 365 * 24 * time.Hour
-
 // LoadOrCreateCA reads the CA of the state dir, creating it (key mode
-// 0600) on first start.
+// 0600) on first start (stunnel.LoadOrCreateCA: an incomplete CA is
+// refused, never re-created).
 func LoadOrCreateCA(stateDir string) (*stunnel.CA, bool, error) {
-	dir := CADir(stateDir)
-	certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	cb, cerr := os.ReadFile(certFile)
-	kb, kerr := os.ReadFile(keyFile)
-	switch {
-	case cerr == nil && kerr == nil:
-		if st, err := os.Stat(keyFile); err == nil && st.Mode().Perm()&0o077 != 0 {
-			return nil, false, fmt.Errorf("CA key %s is readable by others (mode %s): chmod 600 it", keyFile, st.Mode().Perm())
-		}
-		ca, err := stunnel.LoadCA(cb, kb)
-		if err != nil {
-			return nil, false, fmt.Errorf("CA in %s: %w (restore it from backup; a new CA would invalidate every certificate)", dir, err)
-		}
-		return ca, false, nil
-	case cerr == nil || kerr == nil:
-		return nil, false, fmt.Errorf("CA in %s is incomplete (ca.pem and ca.key must both exist): restore the missing file", dir)
-	case !errors.Is(cerr, os.ErrNotExist):
-		return nil, false, cerr
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, err
-	}
-	ca, keyPEM, err := stunnel.NewCA("paddock root CA", caLifetime)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, false, err
-	}
-	if err := os.WriteFile(certFile, ca.CertPEM, 0o644); err != nil {
-		return nil, false, err
-	}
-	return ca, true, nil
+	return stunnel.LoadOrCreateCA(CADir(stateDir), "paddock root CA")
 }
 
 // PublishCA writes the CA certificate at /paddock/security/ca (public,

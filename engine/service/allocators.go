@@ -128,7 +128,7 @@ func (s *Service) SetAllocatorSettings(ctx context.Context, id string, set engin
 	if set.CapacityMB < 0 || set.CapacityMB > MaxCapacityMB {
 		fe = append(fe, field("capacity_mb", "must be between 0 (use what the allocator advertises) and %d, got %d", MaxCapacityMB, set.CapacityMB))
 	}
-	fe = append(fe, checkFilter("tags", set.Tags)...)
+	fe = append(fe, engine.CheckFilter("tags", set.Tags)...)
 	if len(fe) > 0 {
 		return AllocatorView{}, invalid(fe...)
 	}

@@ -71,12 +71,12 @@ var (
 	idRe        = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
 
-// Limits of a topology.
+// Limits of a topology (engine's) and of a name.
 const (
-	MinSizeMB       = 256
-	MaxSizeMB       = 64 * 1024
-	MaxKibanaSizeMB = 8 * 1024
-	MaxZones        = 3
+	MinSizeMB       = engine.MinSizeMB
+	MaxSizeMB       = engine.MaxSizeMB
+	MaxKibanaSizeMB = engine.MaxKibanaSizeMB
+	MaxZones        = engine.MaxZones
 	MaxNameLen      = 64
 )
 
@@ -109,48 +109,10 @@ func NormalizeSpec(cfg engine.PlatformConfig, spec engine.DeploymentSpec) engine
 	return spec
 }
 
-// ValidateSpec checks a (normalized) spec against the platform: offered
-// versions, sizes, zone counts.
+// ValidateSpec checks a (normalized) spec against the platform
+// (engine.ValidateSpec: the constructor checks plans with the same rule).
 func ValidateSpec(cfg engine.PlatformConfig, zones int, spec engine.DeploymentSpec) []FieldError {
-	var fe []FieldError
-	if !contains(cfg.Versions, spec.Version) {
-		fe = append(fe, field("spec.version", "version %q is not offered: use one of %s", spec.Version, strings.Join(cfg.Versions, ", ")))
-	}
-	maxZones := min(MaxZones, max(zones, 1))
-	es := spec.Elasticsearch
-	if es.SizeMB < MinSizeMB || es.SizeMB > MaxSizeMB {
-		fe = append(fe, field("spec.elasticsearch.size_mb", "must be between %d and %d (MB), got %d", MinSizeMB, MaxSizeMB, es.SizeMB))
-	}
-	if es.Zones < 1 || es.Zones > maxZones {
-		fe = append(fe, field("spec.elasticsearch.zones", "must be between 1 and %d (the platform has %d zones), got %d", maxZones, zones, es.Zones))
-	}
-	fe = append(fe, checkFilter("spec.elasticsearch.allocator_filter", es.Filter)...)
-	kb := spec.Kibana
-	if kb.SizeMB != 0 {
-		if kb.SizeMB < MinSizeMB || kb.SizeMB > MaxKibanaSizeMB {
-			fe = append(fe, field("spec.kibana.size_mb", "must be 0 (no Kibana) or between %d and %d (MB), got %d", MinSizeMB, MaxKibanaSizeMB, kb.SizeMB))
-		}
-		if kb.Zones < 1 || kb.Zones > maxZones {
-			fe = append(fe, field("spec.kibana.zones", "must be between 1 and %d, got %d", maxZones, kb.Zones))
-		}
-	} else if kb.Zones != 0 {
-		fe = append(fe, field("spec.kibana.zones", "must be 0 when kibana.size_mb is 0"))
-	}
-	fe = append(fe, checkFilter("spec.kibana.allocator_filter", kb.Filter)...)
-	return fe
-}
-
-func checkFilter(name string, f map[string]string) []FieldError {
-	var fe []FieldError
-	if len(f) > 16 {
-		fe = append(fe, field(name, "at most 16 tags"))
-	}
-	for k, v := range f {
-		if k == "" || len(k) > 64 || len(v) > 256 {
-			fe = append(fe, field(name, "tag %q: keys are 1..64 characters, values at most 256", k))
-		}
-	}
-	return fe
+	return engine.ValidateSpec(cfg, max(zones, 1), spec)
 }
 
 func validateName(name string) []FieldError {

@@ -47,10 +47,7 @@ func (k Kind) String() string {
 }
 
 // FieldError names one invalid field of a request and why.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldError = engine.FieldError
 
 // Verdict is one allocator's placement verdict (why it was rejected or
 // how it scored), copied from the placement core so that the API and the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/placement"
 )
 
 // Health of a deployment as the console shows it.
@@ -305,23 +306,18 @@ func Build(r Reader, d *Decoder) Snapshot {
 		s.Zones = append(s.Zones, *z)
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Name < s.Zones[j].Name })
-	// Rescheduling freeze: the constructor's rule (agents/constructor,
-	// reschedule.go) read from the same data — a zone of two or more
-	// allocators all lost, or more than half of a fleet of three or more
-	// — looks like a network split, so lost instances are not replaced.
-	var freeze []string
+	// Rescheduling freeze: the constructor's rule (placement.FreezeReasons)
+	// read from the same data.
+	fleet := make([]placement.FleetAllocator, 0, len(s.Allocators))
+	for _, a := range s.Allocators {
+		fleet = append(fleet, placement.FleetAllocator{Zone: a.Zone, Alive: !a.Lost()})
+	}
 	for _, z := range s.Zones {
 		if z.Allocators > 0 && z.Alive == 0 {
 			s.Alerts = append(s.Alerts, Alert{SevCritical, "zone " + z.Name + " down: no allocator alive"})
-			if z.Allocators >= 2 {
-				freeze = append(freeze, "every allocator of "+z.Name+" lost")
-			}
 		}
 	}
-	if n := lostAllocators(s.Allocators); len(s.Allocators) >= 3 && 2*n > len(s.Allocators) {
-		freeze = append(freeze, itoa(n)+" of "+itoa(len(s.Allocators))+" allocators lost")
-	}
-	if len(freeze) > 0 {
+	if freeze := placement.FreezeReasons(fleet); len(freeze) > 0 {
 		s.Frozen = strings.Join(freeze, "; ")
 		s.Alerts = append(s.Alerts, Alert{SevCritical, "rescheduling frozen (" + s.Frozen + "): looks like a network split; vacate allocators by hand if they are really gone"})
 	}
@@ -390,16 +386,6 @@ func seqOf(name string) string {
 		return name[len(name)-10:]
 	}
 	return name
-}
-
-func lostAllocators(as []Allocator) int {
-	n := 0
-	for _, a := range as {
-		if a.Lost() {
-			n++
-		}
-	}
-	return n
 }
 
 func health(d Deployment) (string, int) {

@@ -61,11 +61,11 @@ func TestBuildAlerts(t *testing.T) {
 		{"majority lost", func(tr *Tree) {
 			tr.Delete(engine.AllocatorAlivePath("alloc-a1"))
 			tr.Delete(engine.AllocatorAlivePath("alloc-b1"))
-		}, "rescheduling frozen (3 of 4 allocators lost)"},
+		}, "rescheduling frozen (3 of 4 allocators look lost)"},
 		{"whole zone of two lost", func(tr *Tree) {
 			tr.Delete(engine.AllocatorAlivePath("alloc-b1"))
 			tr.Delete(engine.AllocatorAlivePath("alloc-b2"))
-		}, "every allocator of zone-2 lost"},
+		}, "every allocator of zone-2 (2) looks lost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := SmallFixture()
