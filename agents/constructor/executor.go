@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"slices"
 	"sort"
@@ -299,9 +298,7 @@ func (x *executor) seed() int64 {
 	if x.l.cfg.Seed != 0 {
 		return x.l.cfg.Seed
 	}
-	h := fnv.New64a()
-	h.Write([]byte(x.plan.ID))
-	return int64(h.Sum64())
+	return placement.PlanSeed(x.plan.ID)
 }
 
 // place decides and writes new instances for reqs, recording them in the

@@ -2,8 +2,18 @@ package placement
 
 import (
 	"fmt"
+	"hash/fnv"
 	"sort"
 )
+
+// PlanSeed is the shuffle seed of a plan's placement: the service's
+// preview and the constructor's decision use it, so over the same
+// inventory the preview names the allocators the plan then uses.
+func PlanSeed(planID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(planID))
+	return int64(h.Sum64())
+}
 
 // FleetAllocator is one allocator as the rescheduling freeze sees it.
 type FleetAllocator struct {

@@ -174,14 +174,14 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 		return CreateResult{}, invalid(fe...)
 	}
 	id := engine.NewID()
-	rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec})
+	plan := s.newPlan(id, engine.ActionCreate, spec, req.Actor)
+	rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, PlanID: plan.ID, Spec: spec})
 	if err != nil {
 		return CreateResult{}, err
 	}
 	now := s.now()
 	dep := engine.Deployment{ID: id, Name: strings.TrimSpace(req.Name), RequestID: req.RequestID,
 		CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
-	plan := s.newPlan(id, engine.ActionCreate, spec, req.Actor)
 	dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
 	view := DeploymentView{Deployment: dep, PendingPlan: &plan, Endpoint: id + "." + cfg.Domain}
 	if req.ValidateOnly {
@@ -390,14 +390,14 @@ func (s *Service) UpdateDeployment(ctx context.Context, id string, req UpdateReq
 	dep.UpdatedAt = s.now()
 	res := PlanResult{DeploymentID: id, Changed: true}
 	if specChanged {
-		rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, Spec: spec, Current: cur.Instances})
+		plan := s.newPlan(id, engine.ActionUpdate, spec, req.Actor)
+		rep, err := s.CheckPlacement(ctx, PlaceCheck{DeploymentID: id, PlanID: plan.ID, Spec: spec, Current: cur.Instances})
 		if err != nil {
 			return PlanResult{}, err
 		}
 		if req.ValidateOnly {
 			return PlanResult{DeploymentID: id, Changed: true, Placement: &rep}, nil
 		}
-		plan := s.newPlan(id, engine.ActionUpdate, spec, req.Actor)
 		dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
 		res.PlanID = plan.ID
 		ops = append(ops, engine.OpCreate(engine.PendingPlanPath(id), plan))

@@ -11,6 +11,10 @@ import (
 // PlaceCheck asks whether a deployment's spec fits the platform now.
 type PlaceCheck struct {
 	DeploymentID string
+	// PlanID seeds the placement as the constructor does for that plan
+	// (placement.PlanSeed): the preview is what the plan will do while
+	// the inventory stays as it is.
+	PlanID string
 	Spec         engine.DeploymentSpec
 	// Current is the deployment's current topology (updates): only what
 	// the plan adds must find room.
@@ -32,7 +36,8 @@ type PlannedInstance struct {
 
 // PlacementReport is the placement check's answer: where instances would
 // go and every allocator's verdict. The constructor decides for real when
-// it runs the plan; capacity may change in between.
+// it runs the plan, with the same function, requests and seed: the
+// preview names its allocators unless capacity changes in between.
 type PlacementReport struct {
 	Placements []PlannedInstance `json:"placements"`
 	Explain    []Verdict         `json:"explain"`
@@ -55,7 +60,7 @@ func (s *Service) CheckPlacement(ctx context.Context, pc PlaceCheck) (PlacementR
 	if len(reqs) == 0 {
 		return rep, nil
 	}
-	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: cfg.PlacementStrategy})
+	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: cfg.PlacementStrategy, Seed: placement.PlanSeed(pc.PlanID)})
 	var ue *placement.UnplaceableError
 	if errors.As(err, &ue) {
 		return rep, &Error{Kind: KindUnplaceable, Code: "placement.unplaceable", Message: ue.Error(),
@@ -121,7 +126,9 @@ func placementRequests(pc PlaceCheck) []placement.Request {
 				r.Zones = k.topo.Zones - len(cur)
 				r.ExcludeZones = zones
 			} else {
-				r.Replaces = true
+				// Grow-and-shrink replaces the kind, preferring its zones
+				// (as the constructor asks).
+				r.Replaces, r.PreferZones = true, zones
 			}
 		}
 		reqs = append(reqs, r)
