@@ -76,7 +76,7 @@ func Connect(ctx context.Context, opts Options) (*Store, error) {
 	if len(servers) == 0 {
 		return nil, fmt.Errorf("no ZooKeeper address: pass --zk host:port or set PADDOCK_ZK")
 	}
-	s := &Store{opts: opts, log: opts.Logger.With("component", "store"), own: map[string]string{}, subs: map[chan struct{}]struct{}{}}
+	s := &Store{opts: opts, log: opts.Logger, own: map[string]string{}, subs: map[chan struct{}]struct{}{}}
 	dialer := opts.Dialer
 	if dialer == nil {
 		dialer = net.DialTimeout

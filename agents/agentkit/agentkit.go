@@ -4,6 +4,7 @@
 package agentkit
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, st *Statu
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
-		fmt.Fprintf(w, "{\"status\":%q,\"checks\":%s}\n", status, jsonMap(checks))
+		_ = json.NewEncoder(w).Encode(healthBody(status, checks))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if ready, _ := st.Snapshot(); !ready {
@@ -115,17 +116,17 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, st *Statu
 	return ln.Addr().String(), nil
 }
 
-func jsonMap(m map[string]string) string {
-	b := []byte("{")
-	first := true
-	for k, v := range m {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = fmt.Appendf(b, "%q:%q", k, orOK(v))
+// healthBody is /healthz's JSON: {"status": …, "checks": {name: "ok" or
+// what is wrong}} (encoding/json escapes, never Go's).
+func healthBody(status string, checks map[string]string) any {
+	out := make(map[string]string, len(checks))
+	for k, v := range checks {
+		out[k] = orOK(v)
 	}
-	return string(append(b, '}'))
+	return struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}{status, out}
 }
 
 func orOK(v string) string {

@@ -419,7 +419,10 @@ func TestAuthAndRBAC(t *testing.T) {
 func TestRoutingErrors(t *testing.T) {
 	f := newFixture(t, "zone-1")
 	f.want(f.do(admin, "GET", "/nope", nil), 404)
-	f.want(f.do(admin, "PATCH", "/deployments", nil), 405)
+	// The 405 names every method the path serves.
+	if got := f.want(f.do(admin, "PATCH", "/deployments", nil), 405).hdr.Get("Allow"); got != "GET, POST" {
+		t.Errorf("Allow = %q, want %q", got, "GET, POST")
+	}
 	big := `{"name":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
 	f.want(f.do(admin, "POST", "/deployments", big), 413)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,28 +83,38 @@ func NewHandler(svc *service.Service, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	s := &server{svc: svc, log: log.With("component", "api"), metrics: newMetrics(reg), docJSON: doc}
+	s := &server{svc: svc, log: log.With("agent", "api"), metrics: newMetrics(reg), docJSON: doc}
 	mux := http.NewServeMux()
 	for _, rt := range routes() {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.wrap(rt))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-			r2 := r.Clone(r.Context())
-			r2.Method = m
-			if _, pat := mux.Handler(r2); pat != "/" && pat != "" {
-				s.metrics.requests.WithLabelValues("unknown", r.Method, "405").Inc()
-				w.Header().Set("Allow", m)
-				s.writeError(w, r, &service.Error{Kind: service.KindInvalid, Code: "method.not_allowed",
-					Message: fmt.Sprintf("method %s is not allowed on %s: see %s/api-docs", r.Method, r.URL.Path, Prefix)})
-				return
-			}
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			s.metrics.requests.WithLabelValues("unknown", r.Method, "405").Inc()
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeError(w, r, &service.Error{Kind: service.KindInvalid, Code: "method.not_allowed",
+				Message: fmt.Sprintf("method %s is not allowed on %s (allowed: %s): see %s/api-docs", r.Method, r.URL.Path, strings.Join(allow, ", "), Prefix)})
+			return
 		}
 		s.metrics.requests.WithLabelValues("unknown", r.Method, "404").Inc()
 		s.writeError(w, r, apiErr(service.KindNotFound, "route.not_found",
 			fmt.Sprintf("no such endpoint %s %s: see %s/api-docs", r.Method, r.URL.Path, Prefix)))
 	})
 	return mux, nil
+}
+
+// allowedMethods lists every method a route of mux serves r's path with (the
+// Allow header of a 405).
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := mux.Handler(r2); pat != "/" && pat != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // wrap authenticates, authorises, limits the body, runs the handler and

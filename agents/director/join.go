@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"paddock/engine"
@@ -259,11 +260,26 @@ func hostKey(stateDir string) (crypto.Signer, []byte, error) {
 }
 
 func writeAtomic(file string, b []byte, mode os.FileMode) error {
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
+	// A temporary file of its own: several agents of one host share the
+	// state dir and may write the same file at once.
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, file)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // Renew asks the director for a fresh certificate of role, presenting
@@ -397,6 +413,40 @@ func readFile(f string) ([]byte, error) {
 	return b, nil
 }
 
+// fetchCRLOnce fetches the revocation list unless another agent of this
+// host (they share the state dir) did within half the interval: under a
+// lock on tls/ca.crl.lock, so one host asks the director about once
+// per interval however many roles it runs.
+func (a *AgentTLS) fetchCRLOnce(ctx context.Context, every time.Duration) error {
+	crl := CRLFile(a.StateDir)
+	lock, err := os.OpenFile(crl+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if st, err := os.Stat(crl); err == nil && time.Since(st.ModTime()) < every/2 {
+		return nil // fresh: another agent of this host fetched it
+	}
+	ji, err := LoadJoinInfo(a.StateDir)
+	if err != nil {
+		return err
+	}
+	_, _, caFile := TLSFiles(a.StateDir, a.Role)
+	caPEM, err := readFile(caFile)
+	if err != nil {
+		return err
+	}
+	cas, err := stunnel.ParseCerts(caPEM)
+	if err != nil {
+		return err
+	}
+	return FetchCRL(ctx, ji.Director, stunnel.Fingerprint(cas[0]), a.StateDir)
+}
+
 func (a *AgentTLS) refreshCRL(ctx context.Context) {
 	every := a.CRLInterval
 	if every <= 0 {
@@ -410,20 +460,7 @@ func (a *AgentTLS) refreshCRL(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		ji, err := LoadJoinInfo(a.StateDir)
-		if err != nil {
-			continue
-		}
-		_, _, caFile := TLSFiles(a.StateDir, a.Role)
-		caPEM, err := readFile(caFile)
-		if err != nil {
-			continue
-		}
-		cas, err := stunnel.ParseCerts(caPEM)
-		if err != nil {
-			continue
-		}
-		if err := FetchCRL(ctx, ji.Director, stunnel.Fingerprint(cas[0]), a.StateDir); err != nil {
+		if err := a.fetchCRLOnce(ctx, every); err != nil {
 			a.log.Warn("revocation list refresh failed; keeping the previous one", "err", err)
 			continue
 		}
