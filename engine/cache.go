@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/go-zookeeper/zk"
 )
 
@@ -172,7 +174,10 @@ func (c *TreeCache) Run(ctx context.Context) error {
 	defer cancel()
 	lastSession := int64(0)
 	needSync := true
-	backoff := 100 * time.Millisecond
+	// Resync failures back off exponentially (100 ms to 5 s), reset on
+	// success.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	wasConnected := c.s.Connected()
@@ -182,12 +187,12 @@ func (c *TreeCache) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				c.log.Debug("cache resync failed, retrying", "err", err, "in", backoff)
-				retry.Reset(backoff)
-				backoff = min(backoff*2, 5*time.Second)
+				next := bo.NextBackOff()
+				c.log.Debug("cache resync failed, retrying", "err", err, "in", next)
+				retry.Reset(next)
 			} else {
 				needSync = false
-				backoff = 100 * time.Millisecond
+				bo.Reset()
 				lastSession = c.s.SessionID()
 				wasConnected = true
 			}

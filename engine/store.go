@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/go-zookeeper/zk"
 )
 
@@ -467,24 +469,29 @@ func (s *Store) DeleteTree(ctx context.Context, p string) error {
 // side effects: it can run more than once. Returning ErrNoChange from fn
 // skips the write.
 func (s *Store) Update(ctx context.Context, p string, v any, fn func() error) (Version, error) {
-	for attempt := 0; attempt < 20; attempt++ {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = time.Millisecond, 50*time.Millisecond
+	ver, err := backoff.Retry(ctx, func() (Version, error) {
 		ver, err := s.GetJSON(ctx, p, v)
 		if err != nil {
-			return 0, err
+			return 0, backoff.Permanent(err)
 		}
 		if err := fn(); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				return ver, nil
 			}
-			return 0, err
+			return 0, backoff.Permanent(err)
 		}
 		nv, err := s.Set(ctx, p, v, ver)
-		if errors.Is(err, ErrConflict) {
-			continue
+		if err != nil && !errors.Is(err, ErrConflict) {
+			return 0, backoff.Permanent(err)
 		}
 		return nv, err
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(20), backoff.WithMaxElapsedTime(0))
+	if errors.Is(err, ErrConflict) {
+		return 0, &StoreError{Op: "update", Path: p, Kind: ErrConflict, Cause: errors.New("too many concurrent writers")}
 	}
-	return 0, &StoreError{Op: "update", Path: p, Kind: ErrConflict, Cause: errors.New("too many concurrent writers")}
+	return ver, err
 }
 
 // ErrNoChange, returned by an Update function, skips the write.

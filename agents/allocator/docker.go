@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
@@ -651,7 +653,11 @@ func (d *Docker) Events(ctx context.Context) <-chan struct{} {
 	go func() {
 		defer close(out)
 		since := time.Now()
-		backoff := 200 * time.Millisecond
+		// Re-subscribing backs off exponentially (200 ms to 5 s), reset
+		// by every event received.
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval = 200*time.Millisecond, 5*time.Second
+		var wait time.Duration
 		for ctx.Err() == nil {
 			f := d.ownFilter()
 			f.Add("type", string(events.ContainerEventType))
@@ -664,7 +670,7 @@ func (d *Docker) Events(ctx context.Context) <-chan struct{} {
 				case m := <-msgs:
 					since = time.Unix(0, m.TimeNano)
 					d.invalidate(m.Actor.ID)
-					backoff = 200 * time.Millisecond
+					bo.Reset()
 					select {
 					case out <- struct{}{}:
 					default:
@@ -673,7 +679,8 @@ func (d *Docker) Events(ctx context.Context) <-chan struct{} {
 					if ctx.Err() != nil {
 						return
 					}
-					d.log.Warn("docker event stream lost; re-subscribing", "err", err, "in", backoff)
+					wait = bo.NextBackOff()
+					d.log.Warn("docker event stream lost; re-subscribing", "err", err, "in", wait)
 					select {
 					case out <- struct{}{}:
 					default:
@@ -684,9 +691,8 @@ func (d *Docker) Events(ctx context.Context) <-chan struct{} {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(backoff*2, 5*time.Second)
 		}
 	}()
 	return out

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"paddock/agents/agentkit"
@@ -273,23 +275,24 @@ func (d *Director) renewOwn(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		certPEM, keyPEM, err := d.signOwn()
-		if err == nil {
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
+			certPEM, keyPEM, err := d.signOwn()
+			if err != nil {
+				return struct{}{}, err
+			}
 			d.mu.Lock()
-			err = d.own.SetPEM(certPEM, keyPEM, d.ca.CertPEM, d.crl)
-			if err == nil {
-				d.ownCert, d.ownKey = certPEM, keyPEM
+			defer d.mu.Unlock()
+			if err := d.own.SetPEM(certPEM, keyPEM, d.ca.CertPEM, d.crl); err != nil {
+				return struct{}{}, err
 			}
-			d.mu.Unlock()
-		}
+			d.ownCert, d.ownKey = certPEM, keyPEM
+			return struct{}{}, nil
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(time.Minute)), backoff.WithMaxElapsedTime(0),
+			backoff.WithNotify(func(err error, next time.Duration) {
+				d.log.Error("renewing the director certificate failed; retrying", "err", err, "in", next)
+			}))
 		if err != nil {
-			d.log.Error("renewing the director certificate failed; retrying in a minute", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Minute):
-			}
-			continue
+			return // ctx ended
 		}
 		d.log.Info("director certificate renewed", "not_after", d.own.Current().Leaf.NotAfter)
 	}

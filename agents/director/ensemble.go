@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/go-zookeeper/zk"
 
 	"paddock/engine/zkserver"
@@ -160,24 +162,22 @@ func RemoveServer(ctx context.Context, conn *zk.Conn, id int) error {
 // reconfigRetry retries a reconfig while the ensemble is busy with
 // another one or the new server is still syncing.
 func reconfigRetry(ctx context.Context, fn func() error, what string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := fn()
-		if err == nil {
-			return nil
+		switch {
+		case err == nil:
+			return struct{}{}, nil
+		case errors.Is(err, zk.ErrNoAuth):
+			return struct{}{}, backoff.Permanent(fmt.Errorf("%w (reconfig needs ZooKeeper's super user: give the director --zk-super-password)", err))
+		case errors.Is(err, zk.ErrBadArguments):
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if errors.Is(err, zk.ErrNoAuth) {
-			return fmt.Errorf("%s: %w (reconfig needs ZooKeeper's super user: give the director --zk-super-password)", what, err)
-		}
-		if errors.Is(err, zk.ErrBadArguments) || time.Now().After(deadline) {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(500*time.Millisecond)), backoff.WithMaxElapsedTime(60*time.Second))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }
 
 // LocalZK is a ZooKeeper server process run by this host's director.

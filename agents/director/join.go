@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"paddock/engine"
 	"paddock/stunnel"
 )
@@ -388,18 +390,18 @@ func (a *AgentTLS) Run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		na, err := Renew(ctx, a.StateDir, a.Role)
-		if err == nil {
-			err = a.Loader.Reload()
-		}
-		if err != nil {
-			a.log.Error("certificate renewal failed; retrying in a minute", "role", a.Role, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Minute):
+		na, err := backoff.Retry(ctx, func() (time.Time, error) {
+			na, err := Renew(ctx, a.StateDir, a.Role)
+			if err == nil {
+				err = a.Loader.Reload()
 			}
-			continue
+			return na, err
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(time.Minute)), backoff.WithMaxElapsedTime(0),
+			backoff.WithNotify(func(err error, next time.Duration) {
+				a.log.Error("certificate renewal failed; retrying", "role", a.Role, "err", err, "in", next)
+			}))
+		if err != nil {
+			return // ctx ended
 		}
 		a.log.Info("certificate renewed", "role", a.Role, "not_after", na)
 	}

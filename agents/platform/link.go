@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"paddock/agents/director"
 	"paddock/engine"
 	"paddock/stunnel"
@@ -145,16 +147,20 @@ func reissueLocal(ctx context.Context, log *slog.Logger, dir, tunnel string, ji 
 			return
 		case <-time.After(time.Until(ji.JoinedAt.Add(life * 2 / 3))):
 		}
-		next, err := director.IssueLocal(dir, "", tunnel, ji.ID, engine.Roles, ttl)
-		for _, at := range ats {
-			if err == nil {
-				err = at.Loader.Reload()
+		next, err := backoff.Retry(ctx, func() (director.JoinInfo, error) {
+			next, err := director.IssueLocal(dir, "", tunnel, ji.ID, engine.Roles, ttl)
+			for _, at := range ats {
+				if err == nil {
+					err = at.Loader.Reload()
+				}
 			}
-		}
+			return next, err
+		}, backoff.WithBackOff(backoff.NewConstantBackOff(time.Minute)), backoff.WithMaxElapsedTime(0),
+			backoff.WithNotify(func(err error, in time.Duration) {
+				log.Error("re-issuing this host's tunnel certificates failed; retrying", "err", err, "in", in)
+			}))
 		if err != nil {
-			log.Error("re-issuing this host's tunnel certificates failed; retrying in a minute", "err", err)
-			ji.JoinedAt, ji.NotAfter = time.Now(), time.Now().Add(90*time.Second)
-			continue
+			return // ctx ended
 		}
 		ji = next
 		log.Info("tunnel certificates re-issued", "not_after", ji.NotAfter)

@@ -15,7 +15,7 @@ type PlaceCheck struct {
 	// (placement.PlanSeed): the preview is what the plan will do while
 	// the inventory stays as it is.
 	PlanID string
-	Spec         engine.DeploymentSpec
+	Spec   engine.DeploymentSpec
 	// Current is the deployment's current topology (updates): only what
 	// the plan adds must find room.
 	Current []engine.PlacedInstance

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // DefaultClasspath is where Debian's zookeeper package puts its jars.
@@ -345,21 +347,29 @@ func FourLetter(addr, word string, timeout time.Duration) (string, error) {
 // WaitServing polls srvr at addr until it reports a Mode, ctx ends, or
 // exited closes (the process died).
 func WaitServing(ctx context.Context, addr string, exited <-chan struct{}) error {
-	var last error
-	for {
-		if _, err := Mode(addr); err == nil {
-			return nil
-		} else {
-			last = err
-		}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errExited := fmt.Errorf("process exited before serving on %s", addr)
+	go func() {
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not serving on %s: %v (%w)", addr, last, ctx.Err())
 		case <-exited:
-			return fmt.Errorf("process exited before serving on %s", addr)
-		case <-time.After(100 * time.Millisecond):
+			cancel(errExited)
+		case <-wctx.Done():
 		}
+	}()
+	var last error
+	_, err := backoff.Retry(wctx, func() (string, error) {
+		mode, err := Mode(addr)
+		last = err
+		return mode, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(100*time.Millisecond)), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(context.Cause(wctx), errExited):
+		return errExited
 	}
+	return fmt.Errorf("not serving on %s: %v (%w)", addr, last, ctx.Err())
 }
 
 // StopDir stops servers started detached under dir (by pid files).
