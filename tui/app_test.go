@@ -15,6 +15,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"paddock/engine/testenv"
 	"paddock/themes"
 	"paddock/tui/data"
 )
@@ -277,10 +278,7 @@ func TestActionsConfirm(t *testing.T) {
 				tm.Send(keyMsg(k))
 			}
 			if len(tc.want) > 0 {
-				deadline := time.Now().Add(5 * time.Second)
-				for len(rec.Calls()) < len(tc.want) && time.Now().Before(deadline) {
-					time.Sleep(5 * time.Millisecond)
-				}
+				testenv.Eventually(t, 5*time.Second, "the actions to be called", func() bool { return len(rec.Calls()) >= len(tc.want) })
 			}
 			if err := tm.Quit(); err != nil {
 				t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 func TestParseZKConfig(t *testing.T) {
@@ -204,17 +205,9 @@ func TestEnsembleGrowsThroughDirector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin2.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := admin2.Create(ctx, engine.ZonePath("zone-after-kill"), engine.Zone{Name: "zone-after-kill"})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("write after losing server 1: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testenv.Eventually(t, 60*time.Second, "a write after losing server 1", func() bool {
+		return admin2.Create(ctx, engine.ZonePath("zone-after-kill"), engine.Zone{Name: "zone-after-kill"}) == nil
+	})
 	st, err = Ensemble(ctx, admin2.Conn())
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,11 @@ import (
 
 	"paddock/agents/director"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 func TestLoopbackAddr(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{":2191", "127.0.0.1:2191"},
 		{"[::]:2191", "127.0.0.1:2191"},
@@ -33,6 +35,7 @@ func TestLoopbackAddr(t *testing.T) {
 // role certificates from the CA in the state dir and the agents'
 // loaders pick them up.
 func TestReissueLocal(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for r, c := range engine.GenerateCredentials() {
 		if err := engine.SaveCredential(engine.CredentialFile(dir, r), c); err != nil {
@@ -59,14 +62,10 @@ func TestReissueLocal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go reissueLocal(ctx, slog.New(slog.DiscardHandler), dir, "127.0.0.1:2191", due, time.Hour, ats)
-	deadline := time.Now().Add(10 * time.Second)
 	for _, at := range ats {
-		for at.Loader.Current().Leaf.SerialNumber.Cmp(before) == 0 || at.Loader.Current().Generation < 2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the certificate was not re-issued and reloaded within 10s", at.Role)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testenv.Eventually(t, 10*time.Second, at.Role+"'s certificate to be re-issued and reloaded", func() bool {
+			return at.Loader.Current().Leaf.SerialNumber.Cmp(before) != 0 && at.Loader.Current().Generation >= 2
+		})
 		if got := at.Loader.Current().Identity.Role; got != at.Role {
 			t.Errorf("re-issued certificate of %s has role %s", at.Role, got)
 		}

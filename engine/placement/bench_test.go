@@ -160,6 +160,7 @@ func BenchmarkPlace10kMixedCapacity(b *testing.B) {
 // first fit (anti-affinity spends a few allocators on spreading a
 // deployment's kinds; no timing involved).
 func TestPackingQuality(t *testing.T) {
+	t.Parallel()
 	for _, strategy := range []string{engine.StrategyFillAntiAffinity, engine.StrategyFill} {
 		t.Run(strategy, func(t *testing.T) {
 			p := runScale(t, strategy, benchInstances/10)
@@ -180,6 +181,7 @@ func TestPackingQuality(t *testing.T) {
 // explained scan decide exactly the same, for every strategy, on a fleet
 // with dead and maintenance allocators and deployments placed in steps.
 func TestIndexMatchesScan(t *testing.T) {
+	t.Parallel()
 	for _, fleet := range []struct {
 		name string
 		caps []int

@@ -30,6 +30,7 @@ func allocOf(res Result) []string {
 }
 
 func TestStrategies(t *testing.T) {
+	t.Parallel()
 	req := []Request{{DeploymentID: "d1", Kind: engine.KindElasticsearch, SizeMB: 1024, Zones: 1, PreferZones: []string{"zone-1"}}}
 	tests := []struct {
 		strategy string
@@ -55,6 +56,7 @@ func TestStrategies(t *testing.T) {
 }
 
 func TestZoneSpreading(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		allocs    []Allocator
@@ -136,6 +138,7 @@ func sortStrings(s []string) {
 }
 
 func TestFeasibility(t *testing.T) {
+	t.Parallel()
 	base := func() []Allocator {
 		return []Allocator{
 			{ID: "dead", Zone: "zone-1", CapacityMB: 8192, Alive: false},
@@ -197,6 +200,7 @@ func TestFeasibility(t *testing.T) {
 }
 
 func TestAntiAffinityStrategiesSpreadKinds(t *testing.T) {
+	t.Parallel()
 	allocs := []Allocator{al("a1", "zone-1", 8192, 0), al("a2", "zone-1", 8192, 0)}
 	reqs := []Request{
 		{DeploymentID: "d", Kind: engine.KindElasticsearch, SizeMB: 1024, Zones: 1},
@@ -225,6 +229,7 @@ func TestAntiAffinityStrategiesSpreadKinds(t *testing.T) {
 }
 
 func TestAllOrNothingAndDeterminism(t *testing.T) {
+	t.Parallel()
 	allocs := []Allocator{al("a1", "zone-1", 2048, 0), al("a2", "zone-1", 2048, 0), al("b1", "zone-2", 2048, 0), al("b2", "zone-2", 2048, 0)}
 	st := NewState(allocs, 42)
 	_, err := st.Place([]Request{
@@ -256,6 +261,7 @@ func TestAllOrNothingAndDeterminism(t *testing.T) {
 }
 
 func TestUnknownStrategy(t *testing.T) {
+	t.Parallel()
 	_, err := Place(threeZones(), []Request{{DeploymentID: "d", Kind: "elasticsearch", SizeMB: 1, Zones: 1}}, Options{Strategy: "random"})
 	if err == nil || !strings.Contains(err.Error(), "unknown placement strategy") {
 		t.Fatalf("got %v", err)
@@ -263,6 +269,7 @@ func TestUnknownStrategy(t *testing.T) {
 }
 
 func TestFromInventory(t *testing.T) {
+	t.Parallel()
 	inv := []engine.InventoryAllocator{{
 		Allocator:   engine.Allocator{ID: "a", Zone: "zone-1", CapacityMB: 1000, Tags: map[string]string{"type": "hot", "disk": "ssd"}},
 		Alive:       &engine.AllocatorAlive{CapacityMB: 2000},

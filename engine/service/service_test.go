@@ -11,6 +11,7 @@ import (
 	"paddock/engine"
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -333,17 +334,10 @@ func TestAllocatorsMaintenanceSettingsVacate(t *testing.T) {
 	wantKind(t, err, service.ErrConflict, "plan.pending")
 	// An allocator that lost its session shows disconnected.
 	a1.Kill()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Eventually(t, 20*time.Second, "a1 to show disconnected after its session closed", func() bool {
 		v, err := svc.GetAllocator(ctx, "a1")
-		if err == nil && !v.Connected {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a1 still connected after its session closed: %+v %v", v, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && !v.Connected
+	})
 	if _, err := svc.SetMaintenance(ctx, "a2", false, "", "test"); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		a, b        string
 		less, equal bool
@@ -34,6 +35,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestAge(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		d    time.Duration
 		want string
@@ -51,6 +53,7 @@ func TestAge(t *testing.T) {
 
 // TestTableNeverWraps: whatever the width, every rendered line fits.
 func TestTableNeverWraps(t *testing.T) {
+	t.Parallel()
 	st := themes.MustGet("no-color")
 	rows := []Row{
 		{Key: "a", Cells: []string{"a-very-long-allocator-identifier", "zone-1", "maintenance", "1.5g"}},
@@ -70,6 +73,7 @@ func TestTableNeverWraps(t *testing.T) {
 }
 
 func TestTableCursorFollowsKey(t *testing.T) {
+	t.Parallel()
 	tb := Table{Columns: []Column{{Title: "ID", Width: 5}}, Width: 20, Height: 3}
 	tb.SetRows([]Row{{Key: "a", Cells: []string{"a"}}, {Key: "b", Cells: []string{"b"}}, {Key: "c", Cells: []string{"c"}}})
 	tb.Move(2)
@@ -93,6 +97,7 @@ func TestTableCursorFollowsKey(t *testing.T) {
 }
 
 func TestBar(t *testing.T) {
+	t.Parallel()
 	st := themes.MustGet("no-color")
 	for _, tc := range []struct {
 		used, total, w int

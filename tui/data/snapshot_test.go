@@ -8,6 +8,7 @@ import (
 )
 
 func TestBuildSmallFixture(t *testing.T) {
+	t.Parallel()
 	s := Build(SmallFixture(), nil)
 	if len(s.Zones) != 3 || len(s.Allocators) != 4 || len(s.Deployments) != 5 || len(s.Proxies) != 2 {
 		t.Fatalf("zones %d allocators %d deployments %d proxies %d", len(s.Zones), len(s.Allocators), len(s.Deployments), len(s.Proxies))
@@ -48,6 +49,7 @@ func TestBuildSmallFixture(t *testing.T) {
 }
 
 func TestBuildAlerts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		tweak func(*Tree)
@@ -84,6 +86,7 @@ func TestBuildAlerts(t *testing.T) {
 // TestDecoderMemo: a rebuild decodes only changed znodes and forgets
 // removed ones.
 func TestDecoderMemo(t *testing.T) {
+	t.Parallel()
 	tr := SmallFixture()
 	d := NewDecoder()
 	Build(tr, d)
