@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,10 @@ import (
 )
 
 var env *zktest.Env
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestMain(m *testing.M) { os.Exit(zktest.Main(m, 1, &env)) }
 
@@ -70,6 +76,19 @@ func TestClientAgainstAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := client.New(srv.URL, key)
+	// afterRead runs once after the next activity read (Track's poll):
+	// the test's stand-in for the constructor acts on what Track saw.
+	var afterRead atomic.Pointer[func()]
+	setAfterRead := func(f func()) { afterRead.Store(&f) }
+	c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil && strings.HasSuffix(r.URL.Path, "/activity") {
+			if f := afterRead.Swap(nil); f != nil {
+				go (*f)()
+			}
+		}
+		return resp, err
+	})}
 
 	res, raw, err := c.CreateDeployment(ctx, api.CreateDeploymentBody{Name: "c", Spec: engine.DeploymentSpec{Elasticsearch: engine.Topology{SizeMB: 1024}}})
 	if err != nil || !res.Created || !strings.Contains(string(raw), res.Deployment.ID) {
@@ -89,12 +108,12 @@ func TestClientAgainstAPI(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 
-	// Track to success: the "constructor" finishes the plan meanwhile.
+	// Track to success: the "constructor" finishes the plan once Track
+	// has read it pending.
 	var steps []string
-	go func() {
-		time.Sleep(300 * time.Millisecond)
+	setAfterRead(func() {
 		servicetest.FinishPlan(t, p, id, engine.PlanSuccess, []engine.PlacedInstance{{ID: "i1", Kind: engine.KindElasticsearch, Allocator: "a1", Zone: "zone-1", SizeMB: 1024, Version: "8.18.0"}})
-	}()
+	})
 	plan, err := c.Track(ctx, id, res.PlanID, 50*time.Millisecond, func(st engine.PlanStep) { steps = append(steps, st.Name+" "+st.Status) })
 	if err != nil || plan.ID != res.PlanID || len(steps) == 0 || steps[len(steps)-1] != "done success" {
 		t.Fatalf("track success: %+v %v %v", plan, steps, err)
@@ -104,10 +123,7 @@ func TestClientAgainstAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		servicetest.FinishPlan(t, p, id, engine.PlanError, nil)
-	}()
+	setAfterRead(func() { servicetest.FinishPlan(t, p, id, engine.PlanError, nil) })
 	_, err = c.Track(ctx, id, pr.PlanID, 50*time.Millisecond, nil)
 	var pf *client.PlanFailedError
 	if !errors.As(err, &pf) || pf.Status != engine.PlanError {
