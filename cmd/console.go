@@ -2,19 +2,15 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
-	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
 
 	"paddock/engine"
-	"paddock/engine/service"
 	"paddock/themes"
 	"paddock/tui"
-	"paddock/tui/data"
 )
 
 func newConsoleCmd(app *App) *cobra.Command {
@@ -73,21 +69,5 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 		defer f.Close()
 		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	live := data.NewLive(s, log)
-	done := make(chan error, 1)
-	go func() { done <- live.Run(ctx) }()
-	acts := tui.ServiceActions{Svc: service.New(s, service.WithLogger(log)), Actor: "console"}
-	m := tui.New(ctx, tui.Options{Source: live, Actions: acts, Styles: styles, Screen: screen - 1})
-	opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(app.In), tea.WithOutput(app.Out)}
-	if app.V.GetBool("mouse") {
-		opts = append(opts, tea.WithMouseCellMotion())
-	}
-	p := tea.NewProgram(m, opts...)
-	_, err = p.Run()
-	cancel()
-	<-done
-	if err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("console: %w", err)
-	}
-	return nil
+	return tui.Run(ctx, tui.RunOptions{Store: s, Styles: styles, Screen: screen, Mouse: app.V.GetBool("mouse"), In: app.In, Out: app.Out, Logger: log})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"paddock/agents/agentkit"
 	"paddock/agents/platform"
 )
 
@@ -194,7 +195,7 @@ func (app *App) init(cmd *cobra.Command) error {
 	default:
 		return usageErr("invalid --output %q: use text or json", o)
 	}
-	log, err := newLogger(app.Err, v.GetString("log-level"), v.GetString("log-format"))
+	log, err := agentkit.NewLogger(app.Err, v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
@@ -214,34 +215,7 @@ func unwrapYAML(err error) error {
 	return err
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "auto":
-		if isTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
-		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("invalid --log-format %q: use auto, text or json", format)
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
+func isTerminal(w io.Writer) bool { return agentkit.IsTerminal(w) }
 
 // JSON reports whether -o json was asked for.
 func (app *App) JSON() bool { return app.V.GetString("output") == "json" }

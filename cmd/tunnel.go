@@ -2,12 +2,8 @@ package cmd
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -234,20 +230,9 @@ Platforms get their certificates from the director instead.`,
 			if err != nil {
 				return err
 			}
-			key, keyPEM, err := stunnel.GenerateKey()
-			if err != nil {
-				return err
-			}
-			certPEM, err := ca.Issue(key.Public(), stunnel.Leaf{Identity: stunnel.Identity{Role: role, ID: id},
-				DNSNames: v.GetStringSlice("dns"), TTL: v.GetDuration("ttl")})
-			if err != nil {
-				return err
-			}
 			base := filepath.Join(dir, role+"-"+id)
-			if err := os.WriteFile(base+".key", keyPEM, 0o600); err != nil {
-				return err
-			}
-			if err := os.WriteFile(base+".crt", certPEM, 0o644); err != nil {
+			if err := stunnel.IssueFiles(ca, stunnel.Leaf{Identity: stunnel.Identity{Role: role, ID: id},
+				DNSNames: v.GetStringSlice("dns"), TTL: v.GetDuration("ttl")}, base); err != nil {
 				return err
 			}
 			if app.JSON() {
@@ -300,16 +285,6 @@ func newTunnelBenchCmd(app *App) *cobra.Command {
 	return c
 }
 
-// ProbeResult is one check of `paddock tunnel probe`.
-type ProbeResult struct {
-	Check  string `json:"check"`
-	Target string `json:"target"`
-	// Reached: TCP connected / TLS admitted a client without certificate
-	// / file exists.
-	Reached bool   `json:"reached"`
-	Detail  string `json:"detail,omitempty"`
-}
-
 // newTunnelProbeCmd: what a workload can reach from where it runs (used
 // from inside node containers by the isolation tests): plain TCP
 // connects, TLS tunnels entered without a certificate, files present.
@@ -320,60 +295,12 @@ func newTunnelProbeCmd(app *App) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out []ProbeResult
-			for _, a := range app.V.GetStringSlice("tcp") {
-				r := ProbeResult{Check: "tcp", Target: a}
-				c, err := net.DialTimeout("tcp", a, 3*time.Second)
-				if err == nil {
-					r.Reached = true
-					c.Close()
-				} else {
-					r.Detail = err.Error()
-				}
-				out = append(out, r)
-			}
-			for _, a := range app.V.GetStringSlice("tls") {
-				r := ProbeResult{Check: "tls-without-certificate", Target: a}
-				r.Reached, r.Detail = probeTLS(a)
-				out = append(out, r)
-			}
-			for _, f := range app.V.GetStringSlice("file") {
-				r := ProbeResult{Check: "file", Target: f}
-				if _, err := os.Stat(f); err == nil {
-					r.Reached = true
-				} else {
-					r.Detail = err.Error()
-				}
-				out = append(out, r)
-			}
-			return app.PrintJSON(out)
+			v := app.V
+			return app.PrintJSON(stunnel.Probe(v.GetStringSlice("tcp"), v.GetStringSlice("tls"), v.GetStringSlice("file")))
 		},
 	}
 	c.Flags().StringSlice("tcp", nil, "addresses to connect to")
 	c.Flags().StringSlice("tls", nil, "TLS tunnels to enter without a client certificate")
 	c.Flags().StringSlice("file", nil, "files that should not exist here")
 	return c
-}
-
-// probeTLS enters a tunnel without a client certificate: admitted when
-// the handshake completes and the connection stays open (a refused
-// client gets an alert or a close on its first read).
-func probeTLS(addr string) (bool, string) {
-	raw, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return false, err.Error()
-	}
-	defer raw.Close()
-	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // probing refusal, not the server
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if err := c.Handshake(); err != nil {
-		return false, err.Error()
-	}
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, err = c.Read(make([]byte, 1))
-	var ne net.Error
-	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
-		return true, "handshake completed and the connection stayed open"
-	}
-	return false, err.Error()
 }
