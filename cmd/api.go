@@ -35,11 +35,7 @@ dir). Create a first key with 'paddock api key create --save'.`,
 			ctx := cmd.Context()
 			// Through the director's tunnel when this host joined (or
 			// `paddock up` issued its certificates), renewed while it runs.
-			l, err := app.agentLink(ctx, cmd, engine.RoleAdmin, nil)
-			if err != nil {
-				return err
-			}
-			s, err := l.connect(ctx, nil)
+			_, s, err := app.agentStore(ctx, cmd, engine.RoleAdmin)
 			if err != nil {
 				return err
 			}

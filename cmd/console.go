@@ -54,11 +54,7 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 	defer cancel()
 	// Through the director's tunnel (`paddock up` writes zk-tls): the
 	// certificate stays renewed while the console is open.
-	l, err := app.agentLink(ctx, nil, engine.RoleAdmin, nil)
-	if err != nil {
-		return fmt.Errorf("console: %w", err)
-	}
-	s, err := l.connect(ctx, nil)
+	_, s, err := app.agentStore(ctx, nil, engine.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}

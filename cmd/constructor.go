@@ -40,11 +40,7 @@ allocators' node tunnels with that certificate.`,
 			// `paddock up` issued its certificates), renewed while it runs;
 			// the same certificate opens the allocators' node tunnels:
 			// snapshots, restores and peers go through them.
-			l, err := app.agentLink(ctx, cmd, engine.RoleConstructor, nil)
-			if err != nil {
-				return err
-			}
-			s, err := l.connect(ctx, nil)
+			l, s, err := app.agentStore(ctx, cmd, engine.RoleConstructor)
 			if err != nil {
 				return err
 			}

@@ -123,6 +123,19 @@ func (app *App) agentLink(ctx context.Context, cmd *cobra.Command, role engine.R
 	return l, nil
 }
 
+// agentStore is agentLink's store, connected (close it when done).
+func (app *App) agentStore(ctx context.Context, cmd *cobra.Command, role engine.Role) (*roleLink, *engine.Store, error) {
+	l, err := app.agentLink(ctx, cmd, role, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := l.connect(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, s, nil
+}
+
 // loader is the role's certificate (nil when the host holds none).
 func (l *roleLink) loader() *stunnel.Loader {
 	if l.tls == nil {

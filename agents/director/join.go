@@ -21,6 +21,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"paddock/agents/agentkit"
 	"paddock/engine"
 	"paddock/stunnel"
 )
@@ -262,26 +263,7 @@ func hostKey(stateDir string) (crypto.Signer, []byte, error) {
 }
 
 func writeAtomic(file string, b []byte, mode os.FileMode) error {
-	// A temporary file of its own: several agents of one host share the
-	// state dir and may write the same file at once.
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), file)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return agentkit.WriteFileAtomic(file, b, mode)
 }
 
 // Renew asks the director for a fresh certificate of role, presenting

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"paddock/agents/agentkit"
 	"paddock/engine"
 	"paddock/engine/service"
 )
@@ -111,31 +112,9 @@ func WriteConfigKeys(file string, kv map[string]any) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(file, b, 0o600)
+	return agentkit.WriteFileAtomic(file, b, 0o600)
 }
 
-// writeFileAtomic writes through a temporary file of its own in the
-// same directory, so concurrent writers never share one.
-func writeFileAtomic(file string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), file)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
 
 // ensureAPIKey keeps one admin API key for the CLI in the state dir: the
 // existing one when it still authenticates, else a new one.
@@ -154,7 +133,7 @@ func ensureAPIKey(ctx context.Context, svc *service.Service, dir string) (string
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(file, []byte(key+"\n"), 0o600); err != nil {
+	if err := agentkit.WriteFileAtomic(file, []byte(key+"\n"), 0o600); err != nil {
 		return "", "", err
 	}
 	return key, file, nil
@@ -172,7 +151,7 @@ func zkSuperPassword(dir string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(file, []byte(pw+"\n"), 0o600); err != nil {
+	if err := agentkit.WriteFileAtomic(file, []byte(pw+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return pw, nil

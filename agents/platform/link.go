@@ -12,6 +12,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"paddock/agents/agentkit"
 	"paddock/agents/director"
 	"paddock/engine"
 	"paddock/stunnel"
@@ -190,7 +191,7 @@ func (r *run) copyAllocatorCerts(allocIDs []string) error {
 			if f == "key.pem" {
 				mode = 0o600
 			}
-			if err := writeFileAtomic(filepath.Join(dst, f), b, mode); err != nil {
+			if err := agentkit.WriteFileAtomic(filepath.Join(dst, f), b, mode); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"paddock/agents/agentkit"
 )
 
 // Files in the state dir.
@@ -83,20 +85,7 @@ func (s *recorder) save() {
 	s.mu.Lock()
 	b, _ := json.MarshalIndent(s.st, "", "  ")
 	s.mu.Unlock()
-	f, err := os.CreateTemp(s.dir, "."+StatusFile+".*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, StatusFile))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
+	_ = agentkit.WriteFileAtomic(filepath.Join(s.dir, StatusFile), b, 0o600)
 }
 
 // step records and shows progress.
