@@ -156,19 +156,11 @@ func (s *server) updateDeployment(r *http.Request, p service.Principal) (int, an
 }
 
 func (s *server) deleteDeployment(r *http.Request, p service.Principal) (int, any, error) {
-	res, err := s.svc.DeleteDeployment(r.Context(), r.PathValue("id"), p.Actor())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusAccepted, res, nil
+	return accepted(s.svc.DeleteDeployment(r.Context(), r.PathValue("id"), p.Actor()))
 }
 
 func (s *server) activity(r *http.Request, _ service.Principal) (int, any, error) {
-	a, err := s.svc.Activity(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, a, nil
+	return ok(s.svc.Activity(r.Context(), r.PathValue("id")))
 }
 
 func (s *server) cancelPlan(r *http.Request, p service.Principal) (int, any, error) {
@@ -183,19 +175,11 @@ func (s *server) restart(r *http.Request, p service.Principal) (int, any, error)
 	if err := decodeBody(r, &struct{}{}, true); err != nil {
 		return 0, nil, err
 	}
-	res, err := s.svc.RestartDeployment(r.Context(), r.PathValue("id"), p.Actor())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusAccepted, res, nil
+	return accepted(s.svc.RestartDeployment(r.Context(), r.PathValue("id"), p.Actor()))
 }
 
 func (s *server) platform(r *http.Request, _ service.Principal) (int, any, error) {
-	v, err := s.svc.Platform(r.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, v, nil
+	return ok(s.svc.Platform(r.Context()))
 }
 
 func (s *server) listAllocators(r *http.Request, _ service.Principal) (int, any, error) {
@@ -207,11 +191,7 @@ func (s *server) listAllocators(r *http.Request, _ service.Principal) (int, any,
 }
 
 func (s *server) getAllocator(r *http.Request, _ service.Principal) (int, any, error) {
-	a, err := s.svc.GetAllocator(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, a, nil
+	return ok(s.svc.GetAllocator(r.Context(), r.PathValue("id")))
 }
 
 func (s *server) maintenance(r *http.Request, p service.Principal, on bool) (int, any, error) {
@@ -223,11 +203,7 @@ func (s *server) maintenance(r *http.Request, p service.Principal, on bool) (int
 		return 0, nil, apiErr(service.KindInvalid, "request.invalid", "reason too long",
 			service.FieldError{Field: "reason", Message: "at most 512 characters"})
 	}
-	a, err := s.svc.SetMaintenance(r.Context(), r.PathValue("id"), on, b.Reason, p.Actor())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, a, nil
+	return ok(s.svc.SetMaintenance(r.Context(), r.PathValue("id"), on, b.Reason, p.Actor()))
 }
 
 func (s *server) maintenanceStart(r *http.Request, p service.Principal) (int, any, error) {
@@ -243,11 +219,7 @@ func (s *server) move(r *http.Request, p service.Principal) (int, any, error) {
 	if err := decodeBody(r, &b, true); err != nil {
 		return 0, nil, err
 	}
-	res, err := s.svc.Vacate(r.Context(), r.PathValue("id"), b.Targets, p.Actor())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusAccepted, res, nil
+	return accepted(s.svc.Vacate(r.Context(), r.PathValue("id"), b.Targets, p.Actor()))
 }
 
 func (s *server) allocatorSettings(r *http.Request, p service.Principal) (int, any, error) {
@@ -255,11 +227,7 @@ func (s *server) allocatorSettings(r *http.Request, p service.Principal) (int, a
 	if err := decodeBody(r, &b, false); err != nil {
 		return 0, nil, err
 	}
-	a, err := s.svc.SetAllocatorSettings(r.Context(), r.PathValue("id"), b, p.Actor())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, a, nil
+	return ok(s.svc.SetAllocatorSettings(r.Context(), r.PathValue("id"), b, p.Actor()))
 }
 
 func (s *server) proxies(r *http.Request, _ service.Principal) (int, any, error) {
@@ -271,11 +239,7 @@ func (s *server) proxies(r *http.Request, _ service.Principal) (int, any, error)
 }
 
 func (s *server) getConstructor(r *http.Request, _ service.Principal) (int, any, error) {
-	c, err := s.svc.GetConstructorSettings(r.Context())
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, c, nil
+	return ok(s.svc.GetConstructorSettings(r.Context()))
 }
 
 func (s *server) putConstructor(r *http.Request, p service.Principal) (int, any, error) {
@@ -324,4 +288,20 @@ func (s *server) revokeKey(r *http.Request, p service.Principal) (int, any, erro
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "revoked"}, nil
+}
+
+// ok answers v with 200, or the error.
+func ok[T any](v T, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, v, nil
+}
+
+// accepted answers v with 202, or the error.
+func accepted[T any](v T, err error) (int, any, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, v, nil
 }
