@@ -28,6 +28,52 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	addAPIClientFlags(c, true)
 	v := app.V
 
+	create := newDeploymentCreateCmd(app)
+	list := &cobra.Command{Use: "list", Short: "List deployments", Args: cobra.NoArgs,
+		RunE: apiCall[api.DeploymentList]{
+			call: func(ctx context.Context, cl *client.Client, _ []string) (api.DeploymentList, []byte, error) {
+				return cl.ListDeployments(ctx, v.GetBool("all"))
+			},
+			text: func(w io.Writer, l api.DeploymentList) { printDeployments(w, l.Deployments) },
+		}.runE(app)}
+	list.Flags().Bool("all", false, "include deleted deployments")
+
+	show := &cobra.Command{Use: "show ID", Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !v.GetBool("generate-update-payload") {
+				return apiCall[service.DeploymentView]{call: byID((*client.Client).GetDeployment), text: printDeployment}.runE(app)(cmd, args)
+			}
+			cl, err := app.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.apiContext(cmd)
+			defer cancel()
+			d, _, err := cl.GetDeployment(ctx, args[0])
+			if err != nil {
+				return apiFailure(err)
+			}
+			spec, name, ver := d.DesiredSpec(), d.Name, d.ResourceVersion
+			return app.PrintJSON(api.UpdateDeploymentBody{Name: &name, Version: &ver, Spec: &spec})
+		}}
+	show.Flags().Bool("generate-update-payload", false, "print the update body (name, resource version, desired spec) that `paddock deployment update ID -f FILE` accepts")
+
+	update, resize, upgrade, del, restart := newDeploymentPlanCmds(app)
+
+	cancelCmd := &cobra.Command{Use: "cancel ID", Short: "Cancel the pending plan (the constructor stops and rolls back)", Args: cobra.ExactArgs(1),
+		RunE: apiCall[api.CancelResponse]{call: byID((*client.Client).CancelPlan), text: func(w io.Writer, res api.CancelResponse) {
+			fmt.Fprintf(w, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID)
+		}}.runE(app)}
+	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: printActivity}.runE(app)}
+
+	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
+	return c
+}
+
+// newDeploymentCreateCmd: `paddock deployment create`.
+func newDeploymentCreateCmd(app *App) *cobra.Command {
+	v := app.V
 	var body api.CreateDeploymentBody
 	create := &cobra.Command{Use: "create", Short: "Create a deployment", Args: cobra.NoArgs,
 		RunE: apiCall[service.CreateResult]{
@@ -78,38 +124,15 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	cf.String("request-id", "", "idempotency key: the same id never creates a second deployment")
 	cf.Bool("validate-only", false, "check and explain placement; write nothing")
 	addTrackFlags(create)
+	return create
+}
 
-	list := &cobra.Command{Use: "list", Short: "List deployments", Args: cobra.NoArgs,
-		RunE: apiCall[api.DeploymentList]{
-			call: func(ctx context.Context, cl *client.Client, _ []string) (api.DeploymentList, []byte, error) {
-				return cl.ListDeployments(ctx, v.GetBool("all"))
-			},
-			text: func(w io.Writer, l api.DeploymentList) { printDeployments(w, l.Deployments) },
-		}.runE(app)}
-	list.Flags().Bool("all", false, "include deleted deployments")
-
-	show := &cobra.Command{Use: "show ID", Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !v.GetBool("generate-update-payload") {
-				return apiCall[service.DeploymentView]{call: byID((*client.Client).GetDeployment), text: printDeployment}.runE(app)(cmd, args)
-			}
-			cl, err := app.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.apiContext(cmd)
-			defer cancel()
-			d, _, err := cl.GetDeployment(ctx, args[0])
-			if err != nil {
-				return apiFailure(err)
-			}
-			spec, name, ver := d.DesiredSpec(), d.Name, d.ResourceVersion
-			return app.PrintJSON(api.UpdateDeploymentBody{Name: &name, Version: &ver, Spec: &spec})
-		}}
-	show.Flags().Bool("generate-update-payload", false, "print the update body (name, resource version, desired spec) that `paddock deployment update ID -f FILE` accepts")
-
+// newDeploymentPlanCmds: the verbs that write a plan (update, resize,
+// upgrade, delete, restart), each followed with --track.
+func newDeploymentPlanCmds(app *App) (update, resize, upgrade, del, restart *cobra.Command) {
+	v := app.V
 	var payload []byte
-	update := &cobra.Command{Use: "update ID -f FILE", Short: "Update a deployment from a JSON body (see show --generate-update-payload; - reads stdin)", Args: cobra.ExactArgs(1),
+	update = &cobra.Command{Use: "update ID -f FILE", Short: "Update a deployment from a JSON body (see show --generate-update-payload; - reads stdin)", Args: cobra.ExactArgs(1),
 		RunE: planCall(app, func(args []string) error {
 			file := v.GetString("file")
 			if file == "" {
@@ -134,7 +157,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	update.Flags().StringP("file", "f", "", "JSON body file (- for stdin)")
 
 	var size, zones int
-	resize := &cobra.Command{Use: "resize ID --size S", Short: "Change the memory of each Elasticsearch instance (and optionally the zones)", Args: cobra.ExactArgs(1),
+	resize = &cobra.Command{Use: "resize ID --size S", Short: "Change the memory of each Elasticsearch instance (and optionally the zones)", Args: cobra.ExactArgs(1),
 		RunE: planCall(app, func([]string) error {
 			size, zones = 0, v.GetInt("zones")
 			if s := v.GetString("size"); s != "" {
@@ -158,7 +181,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	resize.Flags().String("size", "", "memory per Elasticsearch instance, such as 2g")
 	resize.Flags().Int("zones", 0, "availability zones (1..3); 0 keeps them")
 
-	upgrade := &cobra.Command{Use: "upgrade ID --version V", Short: "Change the stack version", Args: cobra.ExactArgs(1),
+	upgrade = &cobra.Command{Use: "upgrade ID --version V", Short: "Change the stack version", Args: cobra.ExactArgs(1),
 		RunE: planCall(app, func([]string) error {
 			if v.GetString("version") == "" {
 				return usageErr("--version is required")
@@ -167,23 +190,14 @@ func newDeploymentCmd(app *App) *cobra.Command {
 		}, changeSpec(func(s *engine.DeploymentSpec) { s.Version = v.GetString("version") })).runE(app)}
 	upgrade.Flags().String("version", "", "target stack version")
 
-	del := &cobra.Command{Use: "delete ID", Short: "Delete a deployment (its instances and route go)", Args: cobra.ExactArgs(1),
+	del = &cobra.Command{Use: "delete ID", Short: "Delete a deployment (its instances and route go)", Args: cobra.ExactArgs(1),
 		RunE: planCall(app, nil, byID((*client.Client).DeleteDeployment)).runE(app)}
-	restart := &cobra.Command{Use: "restart ID", Short: "Restart every instance of a deployment", Args: cobra.ExactArgs(1),
+	restart = &cobra.Command{Use: "restart ID", Short: "Restart every instance of a deployment", Args: cobra.ExactArgs(1),
 		RunE: planCall(app, nil, byID((*client.Client).RestartDeployment)).runE(app)}
 	for _, p := range []*cobra.Command{update, resize, upgrade, del, restart} {
 		addTrackFlags(p)
 	}
-
-	cancelCmd := &cobra.Command{Use: "cancel ID", Short: "Cancel the pending plan (the constructor stops and rolls back)", Args: cobra.ExactArgs(1),
-		RunE: apiCall[api.CancelResponse]{call: byID((*client.Client).CancelPlan), text: func(w io.Writer, res api.CancelResponse) {
-			fmt.Fprintf(w, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID)
-		}}.runE(app)}
-	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
-		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: printActivity}.runE(app)}
-
-	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
-	return c
+	return update, resize, upgrade, del, restart
 }
 
 // changeSpec reads the deployment, changes its desired spec and sends

@@ -34,81 +34,7 @@ it runs.
 --routes-file serves a fixed table (the disk cache format) without
 ZooKeeper: for benchmarks and isolated tests.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := app.V
-			id := v.GetString("id")
-			if id == "" {
-				host, _ := os.Hostname()
-				id = "proxy-" + host
-			}
-			cfg := proxy.Config{
-				ID:              id,
-				HTTPAddr:        v.GetString("http-addr"),
-				HTTPSAddr:       v.GetString("https-addr"),
-				TLSCertFile:     v.GetString("tls-cert"),
-				TLSKeyFile:      v.GetString("tls-key"),
-				Domain:          v.GetString("domain"),
-				MetricsAddr:     v.GetString("metrics-addr"),
-				Pprof:           v.GetBool("pprof"),
-				Logger:          app.Log,
-				ConnectTimeout:  v.GetDuration("connect-timeout"),
-				UpstreamTimeout: v.GetDuration("upstream-timeout"),
-				PauseTimeout:    v.GetDuration("pause-timeout"),
-				EventLoops:      v.GetInt("event-loops"),
-			}
-			if cfg.TLSCertFile == "" && cfg.HTTPSAddr != "" {
-				if cmd.Flags().Changed("https-addr") {
-					return usageErr("--https-addr needs --tls-cert and --tls-key")
-				}
-				cfg.HTTPSAddr = ""
-				app.Log.Info("HTTPS listener off: pass --tls-cert and --tls-key to serve 9243")
-			}
-			ctx := cmd.Context()
-			cfg.Registry = agentkit.NewRegistry()
-			if f := v.GetString("routes-file"); f != "" {
-				// A fixed table, without ZooKeeper.
-				cfg.CacheFile = f
-			} else {
-				// Joined hosts (and `paddock up`'s) hold a proxy
-				// certificate: ZooKeeper through the director's tunnel,
-				// and the allocators' node tunnels (backends with tls)
-				// with mutual TLS, renewed while the proxy runs.
-				l, err := app.agentLink(ctx, cmd, engine.RoleProxy, stunnel.NewMetrics(cfg.Registry))
-				if err != nil {
-					return err
-				}
-				cfg.BackendLoader = l.loader()
-				cfg.Connect = func(ctx context.Context) (*engine.Store, error) { return l.connect(ctx, nil) }
-				if cfg.CacheFile = v.GetString("cache-file"); cfg.CacheFile == "" {
-					cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
-				}
-			}
-			if bl, err := backendLoader(ctx, app, v.GetString("backend-cert"), v.GetString("backend-key"), v.GetString("backend-ca")); err != nil {
-				return err
-			} else if bl != nil {
-				cfg.BackendLoader = bl
-			}
-			if cfg.BackendLoader == nil {
-				app.Log.Info("no proxy certificate on this host: backends behind allocator tunnels (tls) cannot be reached; join with --join DIRECTOR --token T or pass --backend-cert/--backend-key/--backend-ca")
-			}
-			switch al := v.GetString("access-log"); al {
-			case "":
-			default:
-				var w io.Writer = app.Err
-				if al != "-" {
-					f, err := os.OpenFile(al, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-					if err != nil {
-						return fmt.Errorf("access log %s: %w (choose another path with --access-log, or \"\" to turn it off)", al, err)
-					}
-					defer f.Close()
-					w = f
-				}
-				bw := proxy.NewBufferedWriter(w, 200*time.Millisecond)
-				defer bw.Close()
-				cfg.AccessLog = bw
-			}
-			return proxy.Run(ctx, cfg)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runProxy(cmd, app) },
 	}
 	f := c.Flags()
 	f.String("id", "", "proxy id under /paddock/proxies (default proxy-<hostname>)")
@@ -132,6 +58,83 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	f.Int("event-loops", 0, "epoll event loops serving the HTTP listener (0: one per GOMAXPROCS; -1: a goroutine per connection instead)")
 	AddJoinFlags(c)
 	return c
+}
+
+// runProxy maps the flags to proxy.Config and runs the proxy.
+func runProxy(cmd *cobra.Command, app *App) error {
+	v := app.V
+	id := v.GetString("id")
+	if id == "" {
+		host, _ := os.Hostname()
+		id = "proxy-" + host
+	}
+	cfg := proxy.Config{
+		ID:              id,
+		HTTPAddr:        v.GetString("http-addr"),
+		HTTPSAddr:       v.GetString("https-addr"),
+		TLSCertFile:     v.GetString("tls-cert"),
+		TLSKeyFile:      v.GetString("tls-key"),
+		Domain:          v.GetString("domain"),
+		MetricsAddr:     v.GetString("metrics-addr"),
+		Pprof:           v.GetBool("pprof"),
+		Logger:          app.Log,
+		ConnectTimeout:  v.GetDuration("connect-timeout"),
+		UpstreamTimeout: v.GetDuration("upstream-timeout"),
+		PauseTimeout:    v.GetDuration("pause-timeout"),
+		EventLoops:      v.GetInt("event-loops"),
+	}
+	if cfg.TLSCertFile == "" && cfg.HTTPSAddr != "" {
+		if cmd.Flags().Changed("https-addr") {
+			return usageErr("--https-addr needs --tls-cert and --tls-key")
+		}
+		cfg.HTTPSAddr = ""
+		app.Log.Info("HTTPS listener off: pass --tls-cert and --tls-key to serve 9243")
+	}
+	ctx := cmd.Context()
+	cfg.Registry = agentkit.NewRegistry()
+	if f := v.GetString("routes-file"); f != "" {
+		// A fixed table, without ZooKeeper.
+		cfg.CacheFile = f
+	} else {
+		// Joined hosts (and `paddock up`'s) hold a proxy
+		// certificate: ZooKeeper through the director's tunnel,
+		// and the allocators' node tunnels (backends with tls)
+		// with mutual TLS, renewed while the proxy runs.
+		l, err := app.agentLink(ctx, cmd, engine.RoleProxy, stunnel.NewMetrics(cfg.Registry))
+		if err != nil {
+			return err
+		}
+		cfg.BackendLoader = l.loader()
+		cfg.Connect = func(ctx context.Context) (*engine.Store, error) { return l.connect(ctx, nil) }
+		if cfg.CacheFile = v.GetString("cache-file"); cfg.CacheFile == "" {
+			cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
+		}
+	}
+	if bl, err := backendLoader(ctx, app, v.GetString("backend-cert"), v.GetString("backend-key"), v.GetString("backend-ca")); err != nil {
+		return err
+	} else if bl != nil {
+		cfg.BackendLoader = bl
+	}
+	if cfg.BackendLoader == nil {
+		app.Log.Info("no proxy certificate on this host: backends behind allocator tunnels (tls) cannot be reached; join with --join DIRECTOR --token T or pass --backend-cert/--backend-key/--backend-ca")
+	}
+	switch al := v.GetString("access-log"); al {
+	case "":
+	default:
+		var w io.Writer = app.Err
+		if al != "-" {
+			f, err := os.OpenFile(al, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+			if err != nil {
+				return fmt.Errorf("access log %s: %w (choose another path with --access-log, or \"\" to turn it off)", al, err)
+			}
+			defer f.Close()
+			w = f
+		}
+		bw := proxy.NewBufferedWriter(w, 200*time.Millisecond)
+		defer bw.Close()
+		cfg.AccessLog = bw
+	}
+	return proxy.Run(ctx, cfg)
 }
 
 // backendLoader loads the proxy certificate of --backend-cert (nil when
