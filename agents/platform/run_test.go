@@ -37,6 +37,7 @@ func testConfig(t *testing.T) Config {
 // recorded) and, when ctx ends, takes the shutdown path: services
 // stopped, pid lock released, up.json saying so.
 func TestRunServesThenStops(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -79,6 +80,7 @@ func TestRunServesThenStops(t *testing.T) {
 // (the director's tunnel port is taken) returns the error after the
 // shutdown path: nothing left holding the lock, the error recorded.
 func TestRunFailureTakesShutdownPath(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
