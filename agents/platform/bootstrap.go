@@ -115,7 +115,6 @@ func WriteConfigKeys(file string, kv map[string]any) error {
 	return agentkit.WriteFileAtomic(file, b, 0o600)
 }
 
-
 // ensureAPIKey keeps one admin API key for the CLI in the state dir: the
 // existing one when it still authenticates, else a new one.
 func ensureAPIKey(ctx context.Context, svc *service.Service, dir string) (string, string, error) {
