@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/viper"
 
 	"paddock/agents/agentkit"
-	"paddock/agents/platform"
 )
 
 // Version is set at build time (-ldflags "-X paddock/cmd.Version=...").
@@ -79,12 +78,13 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // exitCode chooses the exit code by the error's type: an *ExitError
-// says it; a Config the operator must correct is a usage error; so is
+// says it; an agent Config the operator must correct
+// (*agentkit.ConfigError) is a usage error; so is
 // every error cobra returns before a command ran (unknown command,
 // arguments: flags are typed by the flag error func); the rest failed.
 func exitCode(err error, ran bool) int {
 	var ee *ExitError
-	var ce *platform.ConfigError
+	var ce *agentkit.ConfigError
 	switch {
 	case errors.As(err, &ee):
 		return ee.Code

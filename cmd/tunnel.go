@@ -3,14 +3,13 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"paddock/agents/agentkit"
+	"paddock/agents/tunnel"
 	"paddock/stunnel"
 )
 
@@ -108,46 +107,9 @@ func runTunnelEnd(ctx context.Context, app *App, mode string) error {
 	if err != nil {
 		return err
 	}
-	reg := agentkit.NewRegistry()
-	opts.Metrics = stunnel.NewMetrics(reg)
-	var end stunnel.Statuser
-	var serve func(context.Context, string) error
-	switch mode {
-	case "server":
-		s, err := stunnel.NewServer(stunnel.ServerConfig{Options: opts, Target: stunnel.DialTarget(v.GetString("target")),
-			TargetDesc: v.GetString("target"), Logger: app.Log})
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		end, serve = s, s.ListenAndServe
-	default:
-		if v.GetString("connect") == "" {
-			return usageErr("--connect host:port is required: the tunnel server to reach")
-		}
-		c, err := stunnel.NewClient(stunnel.ClientConfig{Options: opts, Remote: v.GetString("connect"), ServerName: v.GetString("sni"), Logger: app.Log})
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		end, serve = c, c.ListenAndServe
-	}
-	st := agentkit.NewStatus()
-	opts.Loader.OnLoad(func(_ *stunnel.Material, err error) {
-		if err != nil {
-			st.Set("certificate", "last reload failed, old certificate in use: "+err.Error())
-		} else {
-			st.Set("certificate", "")
-		}
-	})
-	if _, err := agentkit.Serve(ctx, v.GetString("metrics-addr"), reg, st, app.Log,
-		map[string]http.Handler{"/status": stunnel.StatusHandler(end)}); err != nil {
-		return err
-	}
-	go opts.Loader.WatchReload(ctx, v.GetDuration("reload-interval"), app.Log)
-	st.SetReady(true)
-	m := opts.Loader.Current()
-	app.Log.Info("tunnel started", "mode", mode, "listen", v.GetString("listen"), "identity", m.Identity.String(),
-		"allow", opts.Allow.String(), "cert_not_after", m.Leaf.NotAfter)
-	return serve(ctx, v.GetString("listen"))
+	return tunnel.Run(ctx, tunnel.Config{Mode: mode, Listen: v.GetString("listen"), Target: v.GetString("target"),
+		Connect: v.GetString("connect"), SNI: v.GetString("sni"), Options: opts,
+		ReloadInterval: v.GetDuration("reload-interval"), MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log})
 }
 
 func newTunnelConfigCmd(app *App) *cobra.Command {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"paddock/agents/agentkit"
 	"paddock/agents/allocator"
 	"paddock/agents/director"
 )
@@ -53,16 +54,9 @@ type Config struct {
 	OnReady func(Status)
 }
 
-// ConfigError is a Config the operator must correct (the CLI's usage
-// error).
-type ConfigError struct{ Err error }
-
-func (e *ConfigError) Error() string { return e.Err.Error() }
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-func configErr(format string, args ...any) error {
-	return &ConfigError{Err: fmt.Errorf(format, args...)}
-}
+// configErr is a Config the operator must correct (an
+// *agentkit.ConfigError: the CLI's usage error).
+func configErr(format string, args ...any) error { return agentkit.ConfigErrorf(format, args...) }
 
 // Defaults of the CLI contract.
 func Defaults() Config {

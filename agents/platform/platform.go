@@ -83,7 +83,7 @@ func (r *run) phases() []phase {
 
 // Run brings the platform up and serves until ctx ends or a service
 // fails. A platform already up from the state dir is an *AlreadyUpError;
-// a Config to correct is a *ConfigError.
+// a Config to correct is an *agentkit.ConfigError.
 func Run(ctx context.Context, cfg Config) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
