@@ -103,6 +103,9 @@ func runUp(ctx context.Context, app *App) error {
 		cfg.Containers = true // the platform runs in containers: attach to it
 	}
 	if !cfg.Containers && !headless {
+		if err := cfg.Validate(); err != nil {
+			return err // before a supervisor starts with it
+		}
 		return runUpConsole(ctx, app, cfg)
 	}
 	if !platform.IsSpawned() {

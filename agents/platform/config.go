@@ -68,8 +68,9 @@ func Defaults() Config {
 // scaled are the services --scale applies to.
 var scaled = []string{"constructor", "proxy"}
 
-// validate checks cfg and fills what is derived.
-func (cfg *Config) validate() error {
+// Validate checks cfg and fills what is derived (Run calls it; callers
+// that start up detached call it first).
+func (cfg *Config) Validate() error {
 	if cfg.Zones < 1 || cfg.Zones > 9 {
 		return configErr("--zones %d: use 1 to 9", cfg.Zones)
 	}

@@ -85,7 +85,7 @@ func (r *run) phases() []phase {
 // fails. A platform already up from the state dir is an *AlreadyUpError;
 // a Config to correct is an *agentkit.ConfigError.
 func Run(ctx context.Context, cfg Config) (err error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	r := &run{cfg: cfg, dir: cfg.StateDir, log: cfg.Logger}
