@@ -56,7 +56,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.String("runtime", allocator.RuntimeDocker, "allocator runtime: docker, or sim (no containers)")
 	f.StringToString("label", nil, "extra labels on every Docker object the allocators create (tests: paddock.test=<name>)")
 	f.Duration("start-timeout", d.StartTimeout, "how long to wait for the platform to be ready")
-	f.Bool("containers", false, "run every platform service in its own container of paddock/platform:<version> (ZooKeeper stays a host process)")
+	f.Bool("containers", false, "run every platform service in its own container of paddock/platform:<version>-<binary sha256> (ZooKeeper stays a host process)")
 	f.StringToString("scale", nil, "with --containers: containers per service, such as constructor=2,proxy=2")
 	f.String("theme", "dark", "console theme")
 	f.Int("screen", 1, "console screen to open")

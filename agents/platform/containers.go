@@ -24,7 +24,7 @@ import (
 
 // `paddock up --containers`: every platform service (director,
 // constructor, API, proxy, each allocator) in its own container of one
-// image, paddock/platform:<version>, built FROM scratch from this static
+// image, paddock/platform:<version>-<binary sha>, built FROM scratch from this static
 // binary. The containers share the host's network namespace: ZooKeeper
 // stays a host process on loopback (no Java image can be built without
 // a registry), node ports are published on the host's loopback, so
@@ -93,8 +93,13 @@ func (m *containers) claim(ctx context.Context, r *run) error {
 	return nil
 }
 
-// PlatformImage is the image every platform container of version runs.
-func PlatformImage(version string) string { return PlatformRepo + ":" + version }
+// PlatformImage is the image the platform containers of a binary run:
+// <version>-<first 12 hex of the binary's SHA-256>, so containers always
+// run the binary that started them, even beside a platform or a test
+// from another build of the same version.
+func PlatformImage(version, binaryDigest string) string {
+	return PlatformRepo + ":" + version + "-" + binaryDigest[:12]
+}
 
 // images builds the node images and the platform image (when this
 // binary is not in it yet).
@@ -102,7 +107,11 @@ func (m *containers) images(ctx context.Context, r *run) error {
 	if err := r.ensureNodeImages(ctx); err != nil {
 		return err
 	}
-	m.image = PlatformImage(r.cfg.Version)
+	digest, err := allocator.BinaryDigest(r.cfg.Binary)
+	if err != nil {
+		return err
+	}
+	m.image = PlatformImage(r.cfg.Version, digest)
 	current, err := allocator.ImageUpToDate(ctx, m.cli, m.image, r.cfg.Binary)
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@
 //
 // Two modes share the phases: in-process (the agents' Config/Run in this
 // process, the supervisor behind `up --headless`) and containers (each
-// service in its own container of paddock/platform:<version>). Down,
+// service in its own container of paddock/platform:<version>-<sha>). Down,
 // Spawn and Follow are the other verbs of the same state dir: stop what
 // up started, start the supervisor detached, follow its progress.
 //
