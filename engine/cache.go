@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -61,10 +62,19 @@ type cnode struct {
 // Curator's TreeCache: an initial snapshot, then every change, with
 // one-shot watches re-armed, and a full rebuild (diffed into events)
 // after a session expiry or any lost watch.
+//
+// Reads are pipelined: watch events are handled in batches (every event
+// queued while the previous batch was being read), the batch's reads go
+// out together on the session (go-zookeeper pipelines requests), and a
+// new subtree is loaded level by level, each level's reads at once. A
+// change of one znode costs one read (its data or its children list),
+// never a re-read of its siblings' data. Watch events arrive through the
+// store's event callback, so no goroutine waits per watched znode.
 type TreeCache struct {
 	s    *Store
 	root string
 	log  *slog.Logger
+	opt  cacheOptions
 
 	mu          sync.RWMutex
 	nodes       map[string]*cnode
@@ -73,30 +83,63 @@ type TreeCache struct {
 	staleSince  time.Time
 	lastSync    time.Time
 
-	watchCh chan watchEvent
-	gen     int64
+	// Watch events queued by the store's callback.
+	evMu  sync.Mutex
+	evQ   []zk.Event
+	evSig chan struct{}
 
 	listeners []chan CacheEvent
 	changed   []chan struct{}
 	ready     chan struct{}
 }
 
-type watchEvent struct {
-	gen   int64
-	path  string
-	child bool
-	ev    zk.Event
+type cacheOptions struct {
+	skip, leaf func(p string) bool
 }
+
+// CacheOption tunes a TreeCache.
+type CacheOption func(*cacheOptions)
+
+// CacheSkip leaves out the znodes for which skip reports true, with
+// their subtrees: they are neither read nor watched, and do not appear
+// among their parent's children. The constructor skips plan history;
+// an allocator skips the status znodes it writes itself.
+func CacheSkip(skip func(p string) bool) CacheOption {
+	return func(o *cacheOptions) { o.skip = skip }
+}
+
+// CacheLeaves names znodes that never have children by the layout
+// (instances, statuses, a pending plan): their children are neither
+// listed nor watched, one read less per znode.
+func CacheLeaves(leaf func(p string) bool) CacheOption {
+	return func(o *cacheOptions) { o.leaf = leaf }
+}
+
+// maxInFlight bounds a cache's concurrent reads (each node load is a
+// data read and, unless a leaf, a children read).
+const maxInFlight = 64
 
 // NewTreeCache creates a cache of the subtree at root. Call Listen or
 // Changed before Run to receive changes; Run drives it until ctx ends.
-func NewTreeCache(s *Store, root string) *TreeCache {
-	return &TreeCache{
+func NewTreeCache(s *Store, root string, opts ...CacheOption) *TreeCache {
+	c := &TreeCache{
 		s: s, root: root, log: s.log.With("cache", root),
-		nodes:   map[string]*cnode{},
-		watchCh: make(chan watchEvent, 256),
-		ready:   make(chan struct{}),
+		nodes: map[string]*cnode{},
+		evSig: make(chan struct{}, 1),
+		ready: make(chan struct{}),
 	}
+	for _, o := range opts {
+		o(&c.opt)
+	}
+	return c
+}
+
+func (c *TreeCache) skipped(p string) bool {
+	return p != c.root && c.opt.skip != nil && c.opt.skip(p)
+}
+
+func (c *TreeCache) isLeaf(p string) bool {
+	return p != c.root && c.opt.leaf != nil && c.opt.leaf(p)
 }
 
 // Listen returns a channel receiving every change in order. The cache
@@ -168,8 +211,29 @@ func (c *TreeCache) Len() int {
 	return len(c.nodes)
 }
 
+// enqueue runs on go-zookeeper's receive loop: queue and signal only.
+func (c *TreeCache) enqueue(ev zk.Event) {
+	c.evMu.Lock()
+	c.evQ = append(c.evQ, ev)
+	c.evMu.Unlock()
+	select {
+	case c.evSig <- struct{}{}:
+	default:
+	}
+}
+
+func (c *TreeCache) takeEvents() []zk.Event {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	evs := c.evQ
+	c.evQ = nil
+	return evs
+}
+
 // Run keeps the cache in step with ZooKeeper until ctx ends.
 func (c *TreeCache) Run(ctx context.Context) error {
+	unwatch := c.s.watchPrefix(c.root, c.enqueue)
+	defer unwatch()
 	sess, cancel := c.s.Subscribe()
 	defer cancel()
 	lastSession := int64(0)
@@ -183,6 +247,8 @@ func (c *TreeCache) Run(ctx context.Context) error {
 	wasConnected := c.s.Connected()
 	for {
 		if needSync && c.s.Connected() {
+			// Queued events describe changes the full load reads anyway.
+			c.takeEvents()
 			if err := c.resync(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -210,12 +276,15 @@ func (c *TreeCache) Run(ctx context.Context) error {
 				wasConnected = connected
 				c.setConnected(connected)
 			}
-		case we := <-c.watchCh:
-			if we.gen != c.gen {
+		case <-c.evSig:
+			if needSync {
 				continue
 			}
-			if err := c.handle(ctx, we); err != nil {
-				c.log.Debug("cache refresh failed; full resync", "path", we.path, "err", err)
+			if err := c.apply(ctx, c.takeEvents()); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				c.log.Debug("cache refresh failed; full resync", "err", err)
 				needSync = true
 			}
 		}
@@ -252,74 +321,133 @@ func (c *TreeCache) notify() {
 	}
 }
 
-func (c *TreeCache) forward(gen int64, p string, child bool, ch <-chan zk.Event) {
-	go func() {
-		ev, ok := <-ch
-		if !ok {
-			ev = zk.Event{Type: zk.EventNotWatching, Path: p}
-		}
-		c.watchCh <- watchEvent{gen: gen, path: p, child: child, ev: ev}
-	}()
+// parallel runs fn(0..n-1) on up to maxInFlight goroutines: the reads
+// they make are pipelined on the session.
+func parallel(ctx context.Context, n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, maxInFlight) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
-// load reads the subtree at p with fresh watches into m.
-func (c *TreeCache) load(ctx context.Context, p string, m map[string]*cnode) error {
+type fetched struct {
+	data []byte
+	st   *zk.Stat
+	kids []string
+	err  error
+}
+
+// fetchNodes reads (with watches) the data and, unless a leaf, the
+// children of every path, pipelined.
+func (c *TreeCache) fetchNodes(ctx context.Context, paths []string) []fetched {
+	out := make([]fetched, len(paths))
+	parallel(ctx, len(paths), func(i int) {
+		p := paths[i]
+		c.s.stats.reads.Add(1)
+		data, st, _, err := c.s.conn.GetW(p)
+		if err != nil {
+			out[i].err = err
+			return
+		}
+		out[i].data, out[i].st = data, st
+		if c.isLeaf(p) {
+			return
+		}
+		c.s.stats.reads.Add(1)
+		kids, _, _, err := c.s.conn.ChildrenW(p)
+		out[i].kids, out[i].err = kids, err
+	})
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	data, st, dw, err := c.s.conn.GetW(p)
-	if errors.Is(err, zk.ErrNoNode) {
-		if p == c.root {
-			ok, _, ew, err := c.s.conn.ExistsW(p)
-			if err != nil {
-				return err
+		for i := range out {
+			if out[i].err == nil && out[i].st == nil {
+				out[i].err = err
 			}
-			if !ok {
-				c.forward(c.gen, p, false, ew)
-				return nil
-			}
-			return c.load(ctx, p, m)
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	kids, _, cw, err := c.s.conn.ChildrenW(p)
-	if errors.Is(err, zk.ErrNoNode) {
-		c.forward(c.gen, p, false, dw)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	c.forward(c.gen, p, false, dw)
-	c.forward(c.gen, p, true, cw)
-	n := &cnode{CachedNode: CachedNode{Path: p, Data: data, Stat: toStat(st)}, children: map[string]struct{}{}}
-	m[p] = n
-	for _, k := range kids {
-		n.children[k] = struct{}{}
-		if err := c.load(ctx, path.Join(p, k), m); err != nil {
-			return err
 		}
 	}
-	return nil
+	return out
+}
+
+// loadTrees reads the subtrees at roots, level by level, with fresh
+// watches. A znode deleted while it is read is left out.
+func (c *TreeCache) loadTrees(ctx context.Context, roots []string) (map[string]*cnode, error) {
+	m := map[string]*cnode{}
+	level := roots
+	for len(level) > 0 {
+		res := c.fetchNodes(ctx, level)
+		var next []string
+		for i, p := range level {
+			r := res[i]
+			if errors.Is(r.err, zk.ErrNoNode) {
+				continue
+			}
+			if r.err != nil {
+				return nil, r.err
+			}
+			n := &cnode{CachedNode: CachedNode{Path: p, Data: r.data, Stat: toStat(r.st)}, children: map[string]struct{}{}}
+			m[p] = n
+			for _, k := range r.kids {
+				cp := path.Join(p, k)
+				if c.skipped(cp) {
+					continue
+				}
+				n.children[k] = struct{}{}
+				next = append(next, cp)
+			}
+		}
+		level = next
+	}
+	// Children listed but deleted before they were read.
+	for _, n := range m {
+		for k := range n.children {
+			if _, ok := m[path.Join(n.Path, k)]; !ok {
+				delete(n.children, k)
+			}
+		}
+	}
+	return m, nil
+}
+
+// loadRoot loads the whole subtree; a missing root gets an existence
+// watch (NodeCreated loads it).
+func (c *TreeCache) loadRoot(ctx context.Context) (map[string]*cnode, error) {
+	for {
+		m, err := c.loadTrees(ctx, []string{c.root})
+		if err != nil || len(m) > 0 {
+			return m, err
+		}
+		c.s.stats.reads.Add(1)
+		ok, _, _, err := c.s.conn.ExistsW(c.root)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return m, nil
+		}
+		// Created between the two reads: load it.
+	}
 }
 
 // resync rebuilds the whole tree with new watches and emits the diff.
 func (c *TreeCache) resync(ctx context.Context) error {
-	c.gen++
-	fresh := map[string]*cnode{}
-	if err := c.load(ctx, c.root, fresh); err != nil {
+	fresh, err := c.loadRoot(ctx)
+	if err != nil {
 		return err
-	}
-	// Children lists may include names whose load raced a delete.
-	for _, n := range fresh {
-		for k := range n.children {
-			if _, ok := fresh[path.Join(n.Path, k)]; !ok {
-				delete(n.children, k)
-			}
-		}
 	}
 	var events []CacheEvent
 	c.mu.Lock()
@@ -360,124 +488,180 @@ func (c *TreeCache) resync(ctx context.Context) error {
 	return nil
 }
 
-func (c *TreeCache) handle(ctx context.Context, we watchEvent) error {
-	switch we.ev.Type {
-	case zk.EventNotWatching:
-		return errors.New("watch lost")
-	case zk.EventNodeDataChanged:
-		return c.refreshData(we.path)
-	case zk.EventNodeChildrenChanged:
-		return c.refreshChildren(ctx, we.path)
-	case zk.EventNodeCreated:
-		m := map[string]*cnode{}
-		if err := c.load(ctx, we.path, m); err != nil {
-			return err
+var errWatchLost = errors.New("watch lost")
+
+// apply handles a batch of watch events: deletions first (locally: a
+// deleted znode's parent's children watch brings back one re-created
+// since), then the data and children reads of the batch at once, then
+// the new subtrees, level by level.
+func (c *TreeCache) apply(ctx context.Context, evs []zk.Event) error {
+	type want struct{ data, kids, deleted, created bool }
+	ws := map[string]*want{}
+	for _, ev := range evs {
+		if c.skipped(ev.Path) {
+			continue
 		}
-		c.addAll(m)
+		w := ws[ev.Path]
+		if w == nil {
+			w = &want{}
+			ws[ev.Path] = w
+		}
+		switch ev.Type {
+		case zk.EventNotWatching:
+			return errWatchLost
+		case zk.EventNodeDataChanged:
+			w.data = true
+		case zk.EventNodeChildrenChanged:
+			w.kids = true
+		case zk.EventNodeDeleted:
+			w.deleted = true
+		case zk.EventNodeCreated:
+			w.created = true
+		}
+	}
+	if len(ws) == 0 {
 		return nil
-	case zk.EventNodeDeleted:
-		if we.child {
-			return nil // the data watch of the same node handles it
-		}
-		// Recreated since? Then it is an update, with fresh watches.
-		data, st, dw, err := c.s.conn.GetW(we.path)
-		if errors.Is(err, zk.ErrNoNode) {
-			c.removeTree(we.path)
-			if we.path == c.root {
-				m := map[string]*cnode{}
-				return c.load(ctx, c.root, m)
+	}
+	paths := make([]string, 0, len(ws))
+	for p := range ws {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	changed := false
+	rootBack := false
+	type read struct {
+		p    string
+		kids bool
+	}
+	var reads []read
+	for _, p := range paths {
+		w := ws[p]
+		if w.deleted {
+			changed = c.removeTree(p) || changed
+			if p == c.root {
+				rootBack = true
 			}
-			return nil
+			continue
 		}
+		if w.created && p == c.root {
+			rootBack = true
+			continue
+		}
+		if w.data {
+			reads = append(reads, read{p, false})
+		}
+		if w.kids {
+			reads = append(reads, read{p, true})
+		}
+	}
+	type result struct {
+		data []byte
+		st   *zk.Stat
+		kids []string
+		err  error
+	}
+	res := make([]result, len(reads))
+	parallel(ctx, len(reads), func(i int) {
+		c.s.stats.reads.Add(1)
+		if reads[i].kids {
+			res[i].kids, _, _, res[i].err = c.s.conn.ChildrenW(reads[i].p)
+		} else {
+			res[i].data, res[i].st, _, res[i].err = c.s.conn.GetW(reads[i].p)
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var added []string
+	for i, r := range reads {
+		x := res[i]
+		if errors.Is(x.err, zk.ErrNoNode) {
+			changed = c.removeTree(r.p) || changed
+			continue
+		}
+		if x.err != nil {
+			return x.err
+		}
+		if !r.kids {
+			changed = c.setData(r.p, x.data, x.st) || changed
+			continue
+		}
+		gone, add := c.diffChildren(r.p, x.kids)
+		for _, k := range gone {
+			changed = c.removeTree(path.Join(r.p, k)) || changed
+		}
+		added = append(added, add...)
+	}
+	if rootBack {
+		m, err := c.loadRoot(ctx)
 		if err != nil {
 			return err
 		}
-		c.forward(c.gen, we.path, false, dw)
-		c.setData(we.path, data, st)
-		return c.refreshChildren(ctx, we.path)
+		changed = c.addAll(m) || changed
+	}
+	if len(added) > 0 {
+		m, err := c.loadTrees(ctx, added)
+		if err != nil {
+			return err
+		}
+		changed = c.addAll(m) || changed
+	}
+	if changed {
+		c.notify()
 	}
 	return nil
 }
 
-func (c *TreeCache) refreshData(p string) error {
-	data, st, dw, err := c.s.conn.GetW(p)
-	if errors.Is(err, zk.ErrNoNode) {
-		c.removeTree(p)
-		return nil
+// diffChildren compares a fresh children list of p with the cache: the
+// names gone, and the paths of the new ones (not skipped).
+func (c *TreeCache) diffChildren(p string, kids []string) (gone, added []string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.nodes[p]
+	if !ok {
+		return nil, nil
 	}
-	if err != nil {
-		return err
+	now := make(map[string]struct{}, len(kids))
+	for _, k := range kids {
+		now[k] = struct{}{}
+		if _, had := n.children[k]; !had {
+			if cp := path.Join(p, k); !c.skipped(cp) {
+				added = append(added, cp)
+			}
+		}
 	}
-	c.forward(c.gen, p, false, dw)
-	c.setData(p, data, st)
-	return nil
+	for k := range n.children {
+		if _, still := now[k]; !still {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	return gone, added
 }
 
-func (c *TreeCache) setData(p string, data []byte, st *zk.Stat) {
+func (c *TreeCache) setData(p string, data []byte, st *zk.Stat) bool {
 	c.mu.Lock()
 	n, ok := c.nodes[p]
 	if !ok {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	n.Data, n.Stat = data, toStat(st)
 	ev := CacheEvent{Type: NodeUpdated, Path: p, Data: data, Stat: n.Stat}
 	c.mu.Unlock()
 	c.emit(ev)
-	c.notify()
+	return true
 }
 
-func (c *TreeCache) refreshChildren(ctx context.Context, p string) error {
-	kids, _, cw, err := c.s.conn.ChildrenW(p)
-	if errors.Is(err, zk.ErrNoNode) {
-		c.removeTree(p)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	c.forward(c.gen, p, true, cw)
-	c.mu.RLock()
-	n, ok := c.nodes[p]
-	var gone, added []string
-	if ok {
-		now := map[string]struct{}{}
-		for _, k := range kids {
-			now[k] = struct{}{}
-			if _, had := n.children[k]; !had {
-				added = append(added, k)
-			}
-		}
-		for k := range n.children {
-			if _, still := now[k]; !still {
-				gone = append(gone, k)
-			}
-		}
-	}
-	c.mu.RUnlock()
-	for _, k := range gone {
-		c.removeTree(path.Join(p, k))
-	}
-	sort.Strings(added)
-	for _, k := range added {
-		m := map[string]*cnode{}
-		if err := c.load(ctx, path.Join(p, k), m); err != nil {
-			return err
-		}
-		c.addAll(m)
-	}
-	return nil
-}
-
-func (c *TreeCache) addAll(m map[string]*cnode) {
+func (c *TreeCache) addAll(m map[string]*cnode) bool {
 	if len(m) == 0 {
-		return
+		return false
 	}
 	var events []CacheEvent
 	c.mu.Lock()
 	for _, p := range sortedKeys(m) {
 		n := m[p]
-		if par, ok := c.nodes[path.Dir(p)]; ok {
+		if par, ok := c.nodes[path.Dir(p)]; ok && p != c.root {
 			par.children[path.Base(p)] = struct{}{}
 		}
 		_, existed := c.nodes[p]
@@ -492,15 +676,15 @@ func (c *TreeCache) addAll(m map[string]*cnode) {
 	for _, ev := range events {
 		c.emit(ev)
 	}
-	c.notify()
+	return true
 }
 
-func (c *TreeCache) removeTree(p string) {
+func (c *TreeCache) removeTree(p string) bool {
 	var events []CacheEvent
 	c.mu.Lock()
 	if _, ok := c.nodes[p]; !ok {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	// Depth-first through the children maps: children before parents.
 	var walk func(string)
@@ -528,7 +712,7 @@ func (c *TreeCache) removeTree(p string) {
 	for _, ev := range events {
 		c.emit(ev)
 	}
-	c.notify()
+	return true
 }
 
 func sortedKeys(m map[string]*cnode) []string {

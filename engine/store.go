@@ -52,6 +52,9 @@ type Store struct {
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
 	state zk.State
+
+	watches watchHub
+	stats   storeStats
 }
 
 // Version is a znode's data version, for compare-and-set. AnyVersion
@@ -152,6 +155,9 @@ func (s *Store) unavailable(cause error) error {
 // onEvent runs on go-zookeeper's receive loop: it must not block.
 func (s *Store) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
+		if ev.Path != "" {
+			s.dispatchWatch(ev)
+		}
 		return
 	}
 	s.subMu.Lock()
@@ -286,6 +292,7 @@ func (s *Store) Get(ctx context.Context, p string) ([]byte, Stat, error) {
 		b  []byte
 		st *zk.Stat
 	}
+	s.stats.reads.Add(1)
 	res, err := do(ctx, func() (r, error) {
 		b, st, err := s.conn.Get(p)
 		return r{b, st}, err
@@ -314,6 +321,7 @@ func (s *Store) Exists(ctx context.Context, p string) (bool, Stat, error) {
 		ok bool
 		st *zk.Stat
 	}
+	s.stats.reads.Add(1)
 	res, err := do(ctx, func() (r, error) {
 		ok, st, err := s.conn.Exists(p)
 		return r{ok, st}, err
@@ -326,6 +334,7 @@ func (s *Store) Exists(ctx context.Context, p string) (bool, Stat, error) {
 
 // Children lists a znode's children, sorted.
 func (s *Store) Children(ctx context.Context, p string) ([]string, error) {
+	s.stats.reads.Add(1)
 	ch, err := do(ctx, func() ([]string, error) {
 		c, _, err := s.conn.Children(p)
 		return c, err
@@ -408,6 +417,7 @@ func (s *Store) create(ctx context.Context, p string, v any, flags int32) (strin
 	if err != nil {
 		return "", err
 	}
+	s.stats.writes.Add(1)
 	out, err := do(ctx, func() (string, error) { return s.conn.Create(p, b, flags, acl) })
 	return out, wrapErr("create", p, err)
 }
@@ -419,6 +429,7 @@ func (s *Store) Set(ctx context.Context, p string, v any, version Version) (Vers
 	if err != nil {
 		return 0, fmt.Errorf("encode %s: %w", p, err)
 	}
+	s.stats.writes.Add(1)
 	st, err := do(ctx, func() (*zk.Stat, error) { return s.conn.Set(p, b, version) })
 	if err != nil {
 		return 0, wrapErr("set", p, err)
@@ -440,6 +451,7 @@ func (s *Store) Put(ctx context.Context, p string, v any) error {
 
 // Delete removes p if its version is still version.
 func (s *Store) Delete(ctx context.Context, p string, version Version) error {
+	s.stats.writes.Add(1)
 	_, err := do(ctx, func() (struct{}, error) { return struct{}{}, s.conn.Delete(p, version) })
 	return wrapErr("delete", p, err)
 }
@@ -556,6 +568,8 @@ func (s *Store) Multi(ctx context.Context, ops ...Op) error {
 			reqs = append(reqs, &zk.CheckVersionRequest{Path: op.path, Version: op.version})
 		}
 	}
+	s.stats.multis.Add(1)
+	s.stats.multiOps.Add(int64(len(reqs)))
 	res, err := do(ctx, func() ([]zk.MultiResponse, error) { return s.conn.Multi(reqs...) })
 	if err != nil {
 		failed := "multi"

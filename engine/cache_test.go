@@ -1,0 +1,243 @@
+package engine_test
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paddock/engine"
+)
+
+// snapshotOf reads the subtree at root straight from ZooKeeper (path →
+// data), leaving out what skip names.
+func snapshotOf(t *testing.T, s *engine.Store, root string, skip func(string) bool) map[string]string {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	out := map[string]string{}
+	var walk func(p string)
+	walk = func(p string) {
+		if p != root && skip != nil && skip(p) {
+			return
+		}
+		b, _, err := s.Get(ctx, p)
+		if err != nil {
+			return
+		}
+		out[p] = string(b)
+		kids, _ := s.Children(ctx, p)
+		for _, k := range kids {
+			walk(path.Join(p, k))
+		}
+	}
+	walk(root)
+	return out
+}
+
+func cacheSnapshot(c *engine.TreeCache, root string) map[string]string {
+	out := map[string]string{}
+	var walk func(p string)
+	walk = func(p string) {
+		n, ok := c.Get(p)
+		if !ok {
+			return
+		}
+		out[p] = string(n.Data)
+		for _, k := range c.Children(p) {
+			walk(path.Join(p, k))
+		}
+	}
+	walk(root)
+	return out
+}
+
+func diffSnapshots(want, got map[string]string) string {
+	var d []string
+	for p, v := range want {
+		if g, ok := got[p]; !ok {
+			d = append(d, "missing "+p)
+		} else if g != v {
+			d = append(d, fmt.Sprintf("%s = %q, want %q", p, g, v))
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			d = append(d, "extra "+p)
+		}
+	}
+	sort.Strings(d)
+	if len(d) > 10 {
+		d = append(d[:10], fmt.Sprintf("… %d more", len(d)-10))
+	}
+	return strings.Join(d, "; ")
+}
+
+// TestTreeCacheBurstMatchesZooKeeper: many writers create, update,
+// delete and re-create znodes at two depths at once; the cache (fed by
+// batched, pipelined reads) ends equal to ZooKeeper, and every event a
+// listener saw replays into the same tree.
+func TestTreeCacheBurstMatchesZooKeeper(t *testing.T) {
+	p := env.Fresh(t)
+	ctx := ctxT(t, 60*time.Second)
+	s := p.Admin
+	reader := p.Connect(t, engine.RoleAdmin)
+	c := engine.NewTreeCache(reader, engine.PathDeployments)
+	ch := c.Listen()
+	go c.Run(ctx)
+	<-c.Ready()
+	replay := map[string]string{}
+	var rmu sync.Mutex
+	go func() {
+		for ev := range ch {
+			rmu.Lock()
+			switch ev.Type {
+			case engine.NodeAdded, engine.NodeUpdated:
+				replay[ev.Path] = string(ev.Data)
+			case engine.NodeRemoved:
+				delete(replay, ev.Path)
+			}
+			rmu.Unlock()
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				id := fmt.Sprintf("w%d-%02d", w, i)
+				d := engine.DeploymentPath(id)
+				if err := s.Create(ctx, d, "v1"); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := s.Create(ctx, engine.PlansPath(id), "plans"); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := s.Set(ctx, d, "v2", engine.AnyVersion); err != nil {
+					t.Error(err)
+					return
+				}
+				switch i % 4 {
+				case 1: // delete the subtree
+					if err := s.DeleteTree(ctx, d); err != nil {
+						t.Error(err)
+					}
+				case 2: // delete and re-create at once
+					if err := s.DeleteTree(ctx, d); err != nil {
+						t.Error(err)
+					}
+					if err := s.Create(ctx, d, "again"); err != nil {
+						t.Error(err)
+					}
+				case 3: // a child changes after its parent
+					if _, err := s.Set(ctx, engine.PlansPath(id), "plans-2", engine.AnyVersion); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := snapshotOf(t, s, engine.PathDeployments, nil)
+	waitUntil(t, 20*time.Second, "the cache to match ZooKeeper", func() bool {
+		return diffSnapshots(want, cacheSnapshot(c, engine.PathDeployments)) == ""
+	})
+	waitUntil(t, 10*time.Second, "the replayed events to match ZooKeeper", func() bool {
+		rmu.Lock()
+		defer rmu.Unlock()
+		return diffSnapshots(want, replay) == ""
+	})
+}
+
+// TestTreeCacheSkipAndLeaves: skipped subtrees are neither cached nor
+// read; leaves are read without a children list.
+func TestTreeCacheSkipAndLeaves(t *testing.T) {
+	p := env.Fresh(t)
+	ctx := ctxT(t, 30*time.Second)
+	s := p.Admin
+	for _, id := range []string{"a", "b"} {
+		for _, n := range []string{engine.DeploymentPath(id), engine.PlansPath(id), engine.PendingPlanPath(id), engine.PlanHistoryPath(id),
+			engine.PlanHistoryEntryPath(id, "plan-1")} {
+			if err := s.Create(ctx, n, "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	skip := func(p string) bool { return path.Base(p) == "history" }
+	leaf := func(p string) bool { return path.Base(p) == "pending" }
+	reader := p.Connect(t, engine.RoleAdmin)
+	c := engine.NewTreeCache(reader, engine.PathDeployments, engine.CacheSkip(skip), engine.CacheLeaves(leaf))
+	before := reader.Stats()
+	go c.Run(ctx)
+	<-c.Ready()
+	// root, 2 × (deployment, plans): data + children; 2 pending: data only.
+	if got, want := reader.Stats().Sub(before).Reads, int64(2*5+2); got != want {
+		t.Fatalf("initial load made %d reads, want %d (skipped subtrees and leaves' children read?)", got, want)
+	}
+	if got := c.Children(engine.PlansPath("a")); len(got) != 1 || got[0] != "pending" {
+		t.Fatalf("children of plans = %v, want [pending] (history skipped)", got)
+	}
+	// A change under a skipped subtree costs nothing; one elsewhere costs
+	// one read.
+	if err := s.Create(ctx, engine.PlanHistoryEntryPath("a", "plan-2"), "y"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Set(ctx, engine.PendingPlanPath("a"), "z", engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the pending plan update", func() bool {
+		n, ok := c.Get(engine.PendingPlanPath("a"))
+		return ok && string(n.Data) == "z"
+	})
+	if got := reader.Stats().Sub(before).Reads; got != 2*5+2+1 {
+		t.Fatalf("%d reads after one update, want %d", got, 2*5+2+1)
+	}
+	if _, ok := c.Get(engine.PlanHistoryPath("a")); ok {
+		t.Fatal("a skipped znode is cached")
+	}
+	// Deleting a deployment removes it without a read of its own.
+	if err := s.DeleteTree(ctx, engine.DeploymentPath("b")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the deletion", func() bool {
+		_, ok := c.Get(engine.DeploymentPath("b"))
+		return !ok
+	})
+}
+
+// TestTreeCacheRootCreatedLater: a cache of a missing root loads it once
+// it appears, and after it is deleted and created again.
+func TestTreeCacheRootCreatedLater(t *testing.T) {
+	p := env.Fresh(t)
+	ctx := ctxT(t, 30*time.Second)
+	root := engine.DeploymentPath("later")
+	c := engine.NewTreeCache(p.Connect(t, engine.RoleAdmin), root)
+	go c.Run(ctx)
+	<-c.Ready()
+	if c.Len() != 0 {
+		t.Fatal("missing root cached")
+	}
+	for round := range 2 {
+		if err := p.Admin.Create(ctx, root, fmt.Sprint(round)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Admin.Create(ctx, engine.PlansPath("later"), "kid"); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the root and its child", func() bool {
+			n, ok := c.Get(root)
+			_, kid := c.Get(engine.PlansPath("later"))
+			return ok && kid && string(n.Data) == fmt.Sprint(round)
+		})
+		if err := p.Admin.DeleteTree(ctx, root); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the root gone", func() bool { return c.Len() == 0 })
+	}
+}
