@@ -62,6 +62,15 @@ func (e *Ephemeral) Update(ctx context.Context, v any) error {
 	return err
 }
 
+// OpUpdate changes the registration's data (and what is re-created) as
+// an operation of a Multi. Should the Multi fail, call Update.
+func (e *Ephemeral) OpUpdate(v any) Op {
+	e.mu.Lock()
+	e.data = v
+	e.mu.Unlock()
+	return OpSet(e.path, v, AnyVersion)
+}
+
 // Close stops keeping the node and deletes it.
 func (e *Ephemeral) Close() {
 	if e.cancel != nil {

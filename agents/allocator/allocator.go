@@ -263,7 +263,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := agentkit.NewStatus()
 	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
-		tracked: map[string]*tracked{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+		tracked: map[string]*tracked{}, statusZ: map[string]bool{}, decoded: map[string]decodedInstance{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
 	if cfg.TunnelListen != "" {
 		tun, err := a.startTunnel(ctx)
 		if err != nil {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +54,18 @@ type agent struct {
 	usedMB     int
 	desiredN   int
 	healthyN   int
+
+	// statusZ holds the status znodes known to exist (this allocator is
+	// their only writer): a status is created or set without a read.
+	statusZ map[string]bool
+	// decoded memoises instance records by modification zxid.
+	decoded map[string]decodedInstance
+}
+
+type decodedInstance struct {
+	mzxid int64
+	in    engine.Instance
+	err   error
 }
 
 // tracked is what the allocator knows of one instance.
@@ -81,6 +91,11 @@ type tracked struct {
 	firstSeen     time.Time
 
 	written *engine.InstanceStatus
+	// dispatchedAt is when the running action started (a status is
+	// first written once it has a result, or after ackDelay).
+	dispatchedAt time.Time
+	// nextProbe is when a healthy node is probed next.
+	nextProbe time.Time
 }
 
 // opResult is the outcome of an asynchronous runtime action.
@@ -123,7 +138,10 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 
 	cctx, cancelCache := context.WithCancel(ctx)
 	defer cancelCache()
-	a.cache = engine.NewTreeCache(a.s, engine.AllocatorPath(a.cfg.ID))
+	// The cache leaves out what this allocator writes itself (statuses,
+	// alive): it knows them, and a read after each of its own writes
+	// would cost a round trip per acknowledged instance.
+	a.cache = engine.NewTreeCache(a.s, engine.AllocatorPath(a.cfg.ID), engine.CacheSkip(a.ownZnode), engine.CacheLeaves(a.leafZnode))
 	events := a.cache.Listen()
 	go func() { _ = a.cache.Run(cctx) }()
 	go a.filterCacheEvents(cctx, events)
@@ -134,7 +152,12 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 		return nil
 	case <-a.cache.Ready():
 	}
-	a.loadPriorStatuses()
+	if err := a.loadPriorStatuses(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	a.status.SetReady(true)
 	if a.cfg.OnReady != nil {
 		a.cfg.OnReady(metricsAddr)
@@ -226,22 +249,15 @@ func (a *agent) poke() {
 	}
 }
 
-// filterCacheEvents triggers a pass on changes of instances, settings,
-// maintenance and connection, not on the allocator's own status/alive
-// writes.
+// filterCacheEvents triggers a pass on every change of the cached
+// znodes (instances, settings, maintenance, the record) and of the
+// connection; the allocator's own statuses and alive node are not cached.
 func (a *agent) filterCacheEvents(ctx context.Context, events <-chan engine.CacheEvent) {
-	statuses := engine.StatusesPath(a.cfg.ID)
-	alive := engine.AllocatorAlivePath(a.cfg.ID)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-events:
-			if ev.Path == alive || strings.HasPrefix(ev.Path, statuses+"/") {
-				if ev.Type != engine.CacheResynced && ev.Type != engine.ConnectionRestored {
-					continue
-				}
-			}
+		case <-events:
 			a.poke()
 		}
 	}
@@ -261,44 +277,42 @@ func (a *agent) readAdminNodes(ctx context.Context) {
 	}
 }
 
-// loadPriorStatuses adopts what an earlier run of this allocator
-// reported (restart counts), so a restart of the agent loses nothing.
-func (a *agent) loadPriorStatuses() {
-	for _, id := range a.cache.Children(engine.StatusesPath(a.cfg.ID)) {
-		n, ok := a.cache.Get(engine.StatusPath(a.cfg.ID, id))
-		if !ok {
-			continue
-		}
-		var st engine.InstanceStatus
-		if json.Unmarshal(n.Data, &st) != nil {
-			continue
-		}
-		a.tracked[id] = &tracked{id: id, restarts: st.Restarts, state: st.State, written: &st, everHealthy: false}
-	}
-}
-
-// desired reads the assignments from the cache.
+// desired reads the assignments from the cache, decoding each record
+// once per change.
 func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
 	desired := map[string]engine.Instance{}
 	invalid := map[string]error{}
-	for _, id := range a.cache.Children(engine.InstancesPath(a.cfg.ID)) {
+	ids := a.cache.Children(engine.InstancesPath(a.cfg.ID))
+	for _, id := range ids {
 		n, ok := a.cache.Get(engine.InstancePath(a.cfg.ID, id))
 		if !ok {
 			continue
 		}
-		var in engine.Instance
-		if err := json.Unmarshal(n.Data, &in); err != nil {
-			desired[id] = engine.Instance{ID: id}
-			invalid[id] = fmt.Errorf("malformed instance record: %v: the constructor must rewrite it", err)
-			continue
+		d, hit := a.decoded[id]
+		if !hit || d.mzxid != n.Stat.Mzxid {
+			d = decodedInstance{mzxid: n.Stat.Mzxid}
+			if err := json.Unmarshal(n.Data, &d.in); err != nil {
+				d.in = engine.Instance{ID: id}
+				d.err = fmt.Errorf("malformed instance record: %v: the constructor must rewrite it", err)
+			} else {
+				d.err = ValidateInstance(d.in, id)
+				if d.in.ID == "" {
+					d.in.ID = id
+				}
+			}
+			a.decoded[id] = d
 		}
-		if err := ValidateInstance(in, id); err != nil {
-			invalid[id] = err
+		if d.err != nil {
+			invalid[id] = d.err
 		}
-		if in.ID == "" {
-			in.ID = id
+		desired[id] = d.in
+	}
+	if len(a.decoded) > len(desired) {
+		for id := range a.decoded {
+			if _, ok := desired[id]; !ok {
+				delete(a.decoded, id)
+			}
 		}
-		desired[id] = in
 	}
 	return desired, invalid
 }
@@ -485,7 +499,7 @@ func (a *agent) pass(ctx context.Context) {
 		}
 	}
 	a.probeAll(ctx, probe, now)
-	a.writeStatuses(ctx)
+	a.acknowledge(ctx)
 	a.publish(ctx)
 	if runtimeOK && time.Since(a.lastGC) > gcInterval(a.cfg.VolumeGrace) {
 		a.lastGC = time.Now()
@@ -613,7 +627,7 @@ func (a *agent) removeFn(w Workload) func(context.Context) (*Workload, error) {
 // dispatch runs a runtime action in the background; its result comes
 // back through a.done and triggers a pass.
 func (a *agent) dispatch(t *tracked, action string, fn func(context.Context) (*Workload, error)) {
-	t.busy = true
+	t.busy, t.dispatchedAt = true, time.Now()
 	a.m.actions.WithLabelValues(action).Inc()
 	a.inflight.Add(1)
 	iid := t.id
@@ -704,7 +718,17 @@ func (a *agent) saveLedger() {
 }
 
 // probeAll probes running nodes in parallel and updates their state.
-func (a *agent) probeAll(ctx context.Context, ts []*tracked, now time.Time) {
+func (a *agent) probeAll(ctx context.Context, all []*tracked, now time.Time) {
+	// A healthy node is probed every ProbeInterval, not on every pass
+	// (passes follow every assignment); the others on every pass.
+	ts := all[:0:0]
+	for _, t := range all {
+		if t.healthy && t.everHealthy && now.Before(t.nextProbe) {
+			continue
+		}
+		t.nextProbe = now.Add(a.cfg.ProbeInterval)
+		ts = append(ts, t)
+	}
 	if len(ts) == 0 {
 		return
 	}
@@ -795,133 +819,6 @@ func (a *agent) statusOf(t *tracked) engine.InstanceStatus {
 		}
 	}
 	return st
-}
-
-func sameStatus(a, b engine.InstanceStatus) bool {
-	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb)
-}
-
-// writeStatuses writes changed status znodes (in parallel) and deletes
-// those of instances that are gone.
-func (a *agent) writeStatuses(ctx context.Context) {
-	counts := map[string]int{}
-	healthy := 0
-	type write struct {
-		t  *tracked
-		st engine.InstanceStatus
-	}
-	var writes []write
-	for _, t := range a.tracked {
-		st := a.statusOf(t)
-		counts[st.State]++
-		if st.Healthy {
-			healthy++
-		}
-		if t.written != nil && sameStatus(*t.written, st) {
-			continue
-		}
-		st.UpdatedAt = time.Now().UTC()
-		writes = append(writes, write{t, st})
-	}
-	a.healthyN = healthy
-	a.updateRoutes()
-	for _, s := range []string{engine.StateCreating, engine.StateStarting, engine.StateRunning, engine.StateUnhealthy,
-		engine.StateRestarting, engine.StateStopping, engine.StateStopped, engine.StateFailed} {
-		a.m.instances.WithLabelValues(s).Set(float64(counts[s]))
-	}
-	var stale []string
-	for _, id := range a.cache.Children(engine.StatusesPath(a.cfg.ID)) {
-		if _, ok := a.tracked[id]; !ok {
-			stale = append(stale, id)
-		}
-	}
-	if !a.s.Connected() {
-		a.m.zkConnected.Set(0)
-		a.status.Set("zookeeper", "no ZooKeeper session: statuses are kept and written when it returns")
-		return
-	}
-	a.m.zkConnected.Set(1)
-	a.status.Set("zookeeper", "")
-	sort.Slice(writes, func(i, j int) bool { return writes[i].t.id < writes[j].t.id })
-	var mu sync.Mutex
-	var firstErr error
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for _, w := range writes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(w write) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			err := a.s.Put(wctx, engine.StatusPath(a.cfg.ID, w.t.id), w.st)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				a.m.statusErrors.Inc()
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			a.m.statusWrites.Inc()
-			st := w.st
-			w.t.written = &st
-		}(w)
-	}
-	wg.Wait()
-	for _, id := range stale {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.s.Delete(dctx, engine.StatusPath(a.cfg.ID, id), engine.AnyVersion)
-		cancel()
-		if err != nil && !errors.Is(err, engine.ErrNotFound) && firstErr == nil {
-			firstErr = err
-		}
-	}
-	if firstErr != nil && ctx.Err() == nil && time.Since(a.lastZKWarn) > 10*time.Second {
-		a.lastZKWarn = time.Now()
-		a.log.Warn("cannot write instance status; retrying on the next pass", "err", firstErr)
-	}
-}
-
-// publish updates the alive node and the record when they changed.
-func (a *agent) publish(ctx context.Context) {
-	if !a.s.Connected() {
-		return
-	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	capMB := a.capacity()
-	a.m.capacity.Set(float64(capMB))
-	a.m.used.Set(float64(a.usedMB))
-	alive := a.aliveData()
-	if alive != a.aliveWritten {
-		alive.UpdatedAt = time.Now().UTC()
-		if err := a.alive.Update(pctx, alive); err != nil {
-			if ctx.Err() == nil {
-				a.log.Warn("cannot update the alive node", "err", err)
-			}
-		} else {
-			alive.UpdatedAt = time.Time{}
-			a.aliveWritten = alive
-		}
-	}
-	rec := a.record()
-	old := a.recordWritten
-	if rec.CapacityMB != old.CapacityMB || !sameTags(rec.Tags, old.Tags) || rec.MetricsAddr != old.MetricsAddr || rec.Host != old.Host {
-		if _, err := a.s.Set(pctx, engine.AllocatorPath(a.cfg.ID), rec, engine.AnyVersion); err != nil {
-			if ctx.Err() == nil {
-				a.log.Warn("cannot update the allocator record", "err", err)
-			}
-		} else {
-			a.recordWritten = rec
-			a.log.Info("allocator record updated", "capacity_mb", rec.CapacityMB)
-		}
-	}
 }
 
 // aliveData is the alive node's content (UpdatedAt left zero).
