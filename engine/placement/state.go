@@ -1,0 +1,86 @@
+package placement
+
+// A State can be kept for as long as its allocators stay as they are
+// (alive, in maintenance or not, capacity, tags, zone): instances placed
+// elsewhere (by another plan, seen in ZooKeeper) are added with Assign,
+// and those removed, or placed but never written, taken out with
+// Release. Each call costs O(log n) with the index (a binary search and
+// a slice move per allocator list), so a scheduler keeps one State
+// instead of building one per decision.
+
+// Assign records an instance of deployment dep, of kind and size mb, on
+// the allocator allocID (false when the state has no such allocator).
+func (s *State) Assign(allocID, dep, kind string, mb int) bool {
+	i, ok := s.byID[allocID]
+	if !ok {
+		return false
+	}
+	s.addUsed(i, mb)
+	s.allocs[i].a.Instances = append(s.allocs[i].a.Instances, Assigned{DeploymentID: dep, Kind: kind, SizeMB: mb})
+	s.note(dep, kind, int32(i))
+	return true
+}
+
+// Release takes out one instance of deployment dep, of kind and size
+// mb, from the allocator allocID (false when none is recorded there).
+func (s *State) Release(allocID, dep, kind string, mb int) bool {
+	i, ok := s.byID[allocID]
+	if !ok {
+		return false
+	}
+	a := &s.allocs[i]
+	at := -1
+	for j, in := range a.a.Instances {
+		if in.DeploymentID == dep && in.Kind == kind && in.SizeMB == mb {
+			at = j
+		}
+	}
+	if at < 0 {
+		return false
+	}
+	a.a.Instances = append(a.a.Instances[:at], a.a.Instances[at+1:]...)
+	s.addUsed(i, -mb)
+	k := depKind{dep, kind}
+	if l := s.placed[k]; len(l) > 0 {
+		for j, y := range l {
+			if int(y) == i {
+				s.placed[k] = append(l[:j], l[j+1:]...)
+				break
+			}
+		}
+		if len(s.placed[k]) == 0 {
+			delete(s.placed, k)
+		}
+	}
+	for _, in := range a.a.Instances {
+		if in.DeploymentID == dep {
+			return true // the deployment still has an instance here
+		}
+	}
+	d := s.perDep[dep]
+	for j, y := range d {
+		if int(y) == i {
+			s.perDep[dep] = append(d[:j], d[j+1:]...)
+			break
+		}
+	}
+	if len(s.perDep[dep]) == 0 {
+		delete(s.perDep, dep)
+	}
+	return true
+}
+
+// Has reports whether the state knows the allocator.
+func (s *State) Has(allocID string) bool {
+	_, ok := s.byID[allocID]
+	return ok
+}
+
+// FreeMB is the memory left on an allocator (0 when unknown).
+func (s *State) FreeMB(allocID string) int {
+	i, ok := s.byID[allocID]
+	if !ok {
+		return 0
+	}
+	return s.allocs[i].a.CapacityMB - s.allocs[i].used
+}
