@@ -538,10 +538,47 @@ func OpDelete(p string, version Version) Op { return Op{kind: "delete", path: p,
 func OpCheck(p string, version Version) Op { return Op{kind: "check", path: p, version: version} }
 
 // Multi applies ops atomically: all or nothing. The error names the
-// first failing op.
+// first failing op (MultiOpError says which).
 func (s *Store) Multi(ctx context.Context, ops ...Op) error {
+	_, err := s.MultiResults(ctx, ops...)
+	return err
+}
+
+// OpResult is what one operation of a successful Multi did: the path
+// (a sequential create's name) and the znode's new data version.
+type OpResult struct {
+	Path    string
+	Version Version
+}
+
+// MultiOpError is the cause inside the StoreError of a failed Multi:
+// which operation failed (index in the ops given) and why.
+type MultiOpError struct {
+	Index int
+	Op    string
+	Path  string
+	Err   error
+}
+
+func (e *MultiOpError) Error() string { return e.Err.Error() }
+
+// Unwrap is the ZooKeeper error.
+func (e *MultiOpError) Unwrap() error { return e.Err }
+
+// FailedOp returns the index of the operation that made a Multi fail
+// (false when err is not a Multi's).
+func FailedOp(err error) (int, bool) {
+	var me *MultiOpError
+	if errors.As(err, &me) {
+		return me.Index, true
+	}
+	return 0, false
+}
+
+// MultiResults is Multi returning what each operation did.
+func (s *Store) MultiResults(ctx context.Context, ops ...Op) ([]OpResult, error) {
 	if len(ops) == 0 {
-		return nil
+		return nil, nil
 	}
 	reqs := make([]any, 0, len(ops))
 	for _, op := range ops {
@@ -549,17 +586,17 @@ func (s *Store) Multi(ctx context.Context, ops ...Op) error {
 		case "create":
 			b, err := marshal(op.value)
 			if err != nil {
-				return fmt.Errorf("encode %s: %w", op.path, err)
+				return nil, fmt.Errorf("encode %s: %w", op.path, err)
 			}
 			acl, err := s.aclFor(ctx, op.path)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			reqs = append(reqs, &zk.CreateRequest{Path: op.path, Data: b, Acl: acl, Flags: op.flags})
 		case "set":
 			b, err := marshal(op.value)
 			if err != nil {
-				return fmt.Errorf("encode %s: %w", op.path, err)
+				return nil, fmt.Errorf("encode %s: %w", op.path, err)
 			}
 			reqs = append(reqs, &zk.SetDataRequest{Path: op.path, Data: b, Version: op.version})
 		case "delete":
@@ -576,14 +613,29 @@ func (s *Store) Multi(ctx context.Context, ops ...Op) error {
 		for i, r := range res {
 			if r.Error != nil && i < len(ops) {
 				failed = ops[i].kind + " " + ops[i].path
-				err = r.Error
+				err = &MultiOpError{Index: i, Op: ops[i].kind, Path: ops[i].path, Err: r.Error}
 				break
 			}
 		}
-		return wrapErr("multi", failed, err)
+		return nil, wrapErr("multi", failed, err)
 	}
-	return nil
+	out := make([]OpResult, len(ops))
+	for i := range ops {
+		out[i].Path = ops[i].path
+		if i < len(res) {
+			if res[i].String != "" {
+				out[i].Path = res[i].String
+			}
+			if res[i].Stat != nil {
+				out[i].Version = res[i].Stat.Version
+			}
+		}
+	}
+	return out, nil
 }
+
+// Path is the znode an operation acts on.
+func (o Op) Path() string { return o.path }
 
 // EnsurePath creates p and its missing parents (empty data).
 func (s *Store) EnsurePath(ctx context.Context, p string) error {
