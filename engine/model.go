@@ -264,10 +264,10 @@ type Plan struct {
 	CancelRequested bool       `json:"cancel_requested,omitempty"`
 	Leader          string     `json:"leader,omitempty"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
-	// State the executor keeps across restarts (new instances placed,
-	// route generation before the switch...).
-	Progress     map[string]string `json:"progress,omitempty"`
-	NewInstances []PlacedInstance  `json:"new_instances,omitempty"`
+	// State the executor keeps across leader changes (steps done,
+	// snapshot source, route paused or switched...).
+	Progress     PlanProgress     `json:"progress,omitzero"`
+	NewInstances []PlacedInstance `json:"new_instances,omitempty"`
 }
 
 // Route states.

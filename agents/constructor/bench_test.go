@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/zktest"
 )
 
 // simNodes is the NodeAPI of sim allocators: their instances only exist
@@ -25,51 +30,152 @@ func (simNodes) LatestSnapshot(context.Context, string, string) (string, error) 
 	return "", nil
 }
 
-// BenchmarkZooKeeper1000Deployments: 1,000 deployments of 3 instances
-// (one per zone) against 100 allocators in 3 zones running the sim
-// runtime (instances only acknowledged), through real ZooKeeper, the
-// real allocator agents and the constructor. Reports the time until every
-// plan succeeded (all 3,000 instances placed, acknowledged running and
-// healthy by their allocators, routes written). Run with
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// BenchmarkZooKeeperPlacement: PADDOCK_BENCH_DEPLOYMENTS (default 1,000)
+// deployments of 3 instances (one per zone) on PADDOCK_BENCH_ALLOCATORS
+// (default 100) allocators in 3 zones running the sim runtime (instances
+// only acknowledged), through a real ZooKeeper of its own, the real
+// allocator agents and the constructor. 8 writers create the deployments
+// as the service layer does (one Multi each). Reports the time until
+// every plan succeeded (all instances placed, acknowledged running and
+// healthy by their allocators, routes written, deployments running),
+// the instances placed per second, and ZooKeeper's own counts per
+// instance (mntr: write transactions, reads). Run with
 //
 //	go test ./agents/constructor -run '^$' -bench ZooKeeper -benchtime 1x
-func BenchmarkZooKeeper1000Deployments(b *testing.B) {
-	allocators, deployments := 100, 1000
-	if n, err := strconv.Atoi(os.Getenv("PADDOCK_BENCH_DEPLOYMENTS")); err == nil && n > 0 {
-		deployments = n
+//
+// scripts/bench-constructor.sh runs the sizes of docs/benchmarks.md.
+func BenchmarkZooKeeperPlacement(b *testing.B) {
+	allocators := envInt("PADDOCK_BENCH_ALLOCATORS", 100)
+	deployments := envInt("PADDOCK_BENCH_DEPLOYMENTS", 1000)
+	zk, err := zktest.StartHeap(1, 2048)
+	if err != nil {
+		b.Fatalf("start ZooKeeper: %v", err)
 	}
+	defer zk.Stop()
 	for b.Loop() {
-		elapsed, placed := runZKScale(b, allocators, deployments)
-		b.ReportMetric(elapsed.Seconds(), "s-total")
-		b.ReportMetric(float64(deployments)/elapsed.Seconds(), "deployments/s")
-		b.ReportMetric(float64(placed)/elapsed.Seconds(), "instances/s")
+		r := runZKScale(b, zk, allocators, deployments)
+		b.ReportMetric(r.elapsed.Seconds(), "s-total")
+		b.ReportMetric(float64(r.placed)/r.elapsed.Seconds(), "instances/s")
+		b.ReportMetric(r.zkWrites/float64(r.placed), "zk-writes/instance")
+		b.ReportMetric(r.zkReads/float64(r.placed), "zk-reads/instance")
+		b.ReportMetric(r.cpu.Seconds()*1000/float64(r.placed), "cpu-ms/instance")
+		b.ReportMetric(r.zkCPU.Seconds()*1000/float64(r.placed), "zk-cpu-ms/instance")
+		b.Logf("%d allocators, %d deployments: %s", allocators, deployments, r)
 	}
 }
 
-func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) {
-	p := env.Fresh(b, "zone-1", "zone-2", "zone-3")
+// scaleResult is one run's figures.
+type scaleResult struct {
+	elapsed time.Duration
+	placed  int
+	// zkWrites and zkReads are ZooKeeper's own counts (mntr) during the
+	// run: write transactions (a Multi is one) and reads.
+	zkWrites, zkReads float64
+	// client is what the constructor, allocators and writers sent.
+	constructor, allocators, writers engine.StoreStats
+	// cpu is this process's CPU time, zkCPU ZooKeeper's.
+	cpu, zkCPU time.Duration
+	// Plan phases (ms): pickup = created → first step; wait = the wait
+	// step (assignments written → acknowledged); total = created → ended.
+	pickup, wait, total [3]float64
+	load                string
+}
+
+func (r scaleResult) String() string {
+	per := func(n int64) string { return fmt.Sprintf("%.2f", float64(n)/float64(r.placed)) }
+	return fmt.Sprintf("%.1f s, %.0f instances/s; ZooKeeper per instance: %.2f write transactions, %.1f reads; "+
+		"per instance sent by the constructor: %s transactions (%s ops), %s reads; by the allocators: %s transactions, %s reads; by the writers: %s transactions; "+
+		"CPU per instance: %.2f ms here, %.2f ms ZooKeeper; plan phases p50/p90/p99 ms: pickup %.0f/%.0f/%.0f, wait %.0f/%.0f/%.0f, created→ended %.0f/%.0f/%.0f; load %s",
+		r.elapsed.Seconds(), float64(r.placed)/r.elapsed.Seconds(), r.zkWrites/float64(r.placed), r.zkReads/float64(r.placed),
+		per(r.constructor.Transactions()), per(r.constructor.Writes+r.constructor.MultiOps), per(r.constructor.Reads),
+		per(r.allocators.Transactions()), per(r.allocators.Reads), per(r.writers.Transactions()),
+		r.cpu.Seconds()*1000/float64(r.placed), r.zkCPU.Seconds()*1000/float64(r.placed),
+		r.pickup[0], r.pickup[1], r.pickup[2], r.wait[0], r.wait[1], r.wait[2], r.total[0], r.total[1], r.total[2], r.load)
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU reads a process's CPU time from /proc (0 when unknown).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+2:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func zkPid(zk *zktest.Env) int {
+	b, _ := os.ReadFile(filepath.Join(zk.Cluster.Node(1).Dir, "zookeeper.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func percentiles(xs []float64) [3]float64 {
+	if len(xs) == 0 {
+		return [3]float64{}
+	}
+	sort.Float64s(xs)
+	at := func(q float64) float64 { return xs[min(len(xs)-1, int(q*float64(len(xs))))] }
+	return [3]float64{at(0.5), at(0.9), at(0.99)}
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scaleResult {
+	p := zk.Fresh(b, "zone-1", "zone-2", "zone-3")
 	admin := p.Admin
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	stores := make([]*engine.Store, allocators)
+	capMB := max(64<<10, 3*deployments*1024/allocators*2) // half full at the end
 	for i := range allocators {
-		id := fmt.Sprintf("sim-%03d", i)
+		id := fmt.Sprintf("sim-%04d", i)
 		dir := b.TempDir()
 		own, err := allocator.OwnCredential(dir, id)
 		if err != nil {
 			b.Fatal(err)
 		}
 		s := p.ConnectAllocator(b, id, own)
+		stores[i] = s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: 64 << 10, StateDir: dir,
+			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
 				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: 500 * time.Millisecond})
 		}()
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		kids, _ := admin.Children(ctx, engine.PathAllocators)
 		alive := 0
@@ -82,9 +188,9 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d allocators alive after 60s", alive, allocators)
+			b.Fatalf("%d of %d allocators alive after 5 minutes", alive, allocators)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	cs := p.Connect(b, engine.RoleConstructor)
 	wg.Add(1)
@@ -97,7 +203,26 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = watch.Run(ctx) }()
 	<-watch.Ready()
+	// Let the constructor lead and load before timing.
+	for ok := false; !ok; time.Sleep(50 * time.Millisecond) {
+		kids, _ := admin.Children(ctx, engine.PathLeaderCons)
+		ok = len(kids) == 1
+	}
+	time.Sleep(time.Second)
 
+	sumAllocs := func() engine.StoreStats {
+		var t engine.StoreStats
+		for _, s := range stores {
+			t = t.Add(s.Stats())
+		}
+		return t
+	}
+	m0, err := zk.Mntr(1)
+	if err != nil {
+		b.Fatalf("mntr: %v", err)
+	}
+	c0, a0, w0 := cs.Stats(), sumAllocs(), admin.Stats()
+	cpu0, zcpu0 := selfCPU(), processCPU(zkPid(zk))
 	start := time.Now()
 	sp := spec("8.17.0", 1024, 3)
 	var cwg sync.WaitGroup
@@ -122,12 +247,12 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 	cwg.Wait()
 	done, failed := 0, 0
 	failedID := ""
-	limit := time.After(10 * time.Minute)
+	limit := time.After(30 * time.Minute)
 	for done+failed < deployments {
 		select {
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		case <-limit:
-			b.Fatalf("after 10 minutes: %d of %d deployments running, %d failed", done, deployments, failed)
+			b.Fatalf("after 30 minutes: %d of %d deployments running, %d failed", done, deployments, failed)
 		}
 		done, failed = 0, 0
 		for _, id := range watch.Children(engine.PathDeployments) {
@@ -147,7 +272,31 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 			}
 		}
 	}
-	elapsed := time.Since(start)
+	r := scaleResult{elapsed: time.Since(start), load: loadAvg()}
+	r.cpu, r.zkCPU = selfCPU()-cpu0, processCPU(zkPid(zk))-zcpu0
+	r.constructor, r.allocators, r.writers = cs.Stats().Sub(c0), sumAllocs().Sub(a0), admin.Stats().Sub(w0)
+	m1, err := zk.Mntr(1)
+	if err != nil {
+		b.Fatalf("mntr: %v", err)
+	}
+	// Every write request ZooKeeper committed (a Multi is one), and
+	// every read it answered.
+	r.zkWrites = m1["cnt_updatelatency"] - m0["cnt_updatelatency"]
+	r.zkReads = m1["cnt_readlatency"] - m0["cnt_readlatency"]
+	if f := os.Getenv("PADDOCK_BENCH_MNTR"); f != "" {
+		var keys []string
+		for k := range m1 {
+			if m1[k] != m0[k] {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		var out strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&out, "%s\t%.0f\t%.0f\t%+.0f\n", k, m0[k], m1[k], m1[k]-m0[k])
+		}
+		_ = os.WriteFile(f, []byte(out.String()), 0o644)
+	}
 	if failed > 0 {
 		for _, name := range watch.Children(engine.PlanHistoryPath(failedID)) {
 			var p engine.Plan
@@ -160,21 +309,38 @@ func runZKScale(b *testing.B, allocators, deployments int) (time.Duration, int) 
 		}
 		b.Fatalf("%d deployments failed", failed)
 	}
+	var pickup, wait, total []float64
+	for _, id := range watch.Children(engine.PathDeployments) {
+		for _, name := range watch.Children(engine.PlanHistoryPath(id)) {
+			var p engine.Plan
+			n, ok := watch.Get(engine.PlanHistoryEntryPath(id, name))
+			if !ok || json.Unmarshal(n.Data, &p) != nil || len(p.Steps) == 0 || p.EndedAt == nil {
+				continue
+			}
+			pickup = append(pickup, float64(p.Steps[0].Started.Sub(p.CreatedAt))/1e6)
+			total = append(total, float64(p.EndedAt.Sub(p.CreatedAt))/1e6)
+			for _, st := range p.Steps {
+				if st.Name == StepWait && st.Ended != nil {
+					wait = append(wait, float64(st.Ended.Sub(st.Started))/1e6)
+				}
+			}
+		}
+	}
+	r.pickup, r.wait, r.total = percentiles(pickup), percentiles(wait), percentiles(total)
 	// Every instance acknowledged running by its allocator.
 	inv, err := admin.Inventory(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	running := 0
 	for _, a := range inv {
 		for _, st := range a.Statuses {
 			if st.State == engine.StateRunning && st.Healthy {
-				running++
+				r.placed++
 			}
 		}
 	}
-	if running != 3*deployments {
-		b.Fatalf("%d instances running, want %d", running, 3*deployments)
+	if r.placed != 3*deployments {
+		b.Fatalf("%d instances running, want %d", r.placed, 3*deployments)
 	}
-	return elapsed, running
+	return r
 }

@@ -36,9 +36,15 @@ type Config struct {
 	// PauseSettle is how long the route stays paused before the final
 	// sync, so proxies see the pause and in-flight writes finish.
 	PauseSettle time.Duration
-	// Tick is the reconcile period besides watch events.
+	// Tick is the period of the leader's sweep (platform config, routes
+	// of deployments without a plan, rescheduling); plans run on watch
+	// events.
 	Tick time.Duration
-	// Seed fixes placement tie-breaks (0: from the plan id).
+	// MaxPlans bounds the plans run at once (default 256); more wait
+	// their turn, first come first served.
+	MaxPlans int
+	// Seed fixes placement tie-breaks (0: from the constructor's ID):
+	// the leader keeps one placement state, seeded once.
 	Seed   int64
 	Logger *slog.Logger
 	// Ready, if set, receives the bound metrics address once serving.
@@ -67,6 +73,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Tick == 0 {
 		c.Tick = time.Second
+	}
+	if c.MaxPlans <= 0 {
+		c.MaxPlans = 256
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

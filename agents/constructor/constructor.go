@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 				case lead && leaderCancel == nil:
 					lctx, cancel := context.WithCancel(ctx)
 					leaderCancel, leaderDone, leaderSess = cancel, make(chan struct{}), s.SessionID()
-					l := newLeader(cfg, m, st, log)
+					l := newLeader(cfg, m, st, log, el.node)
 					done := leaderDone
 					go func() {
 						defer close(done)

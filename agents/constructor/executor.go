@@ -1,7 +1,9 @@
 package constructor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,8 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"paddock/engine"
-	"paddock/engine/placement"
 )
 
 // Step names of the plan activity.
@@ -33,13 +36,24 @@ const (
 	StepCompleted = "completed"
 )
 
-// errLost: another constructor owns the plan now; stop without touching
-// anything.
+// errLost: this constructor no longer leads, or the plan is gone; stop
+// without touching anything.
 var errLost = errors.New("the plan is now run by another constructor")
 
 // errCancelled: the operator asked to cancel.
 var errCancelled = errors.New("cancelled on request")
 
+// errRestart: the plan must start over from its znode.
+var errRestart = errors.New("the plan's records changed while it started: starting over")
+
+// executor runs one plan. Its records (the plan's steps and progress)
+// are written behind: a step that completes at once is recorded with its
+// effects (instance assignments, a route) and both go out in the next
+// write, one Multi fenced by the leader's election znode and
+// compare-and-set on the pending plan; a step that waits or calls nodes
+// writes its start (and everything recorded before it) first. A create
+// is two writes: the assignments with the steps up to "wait until
+// running and healthy", then the route with the plan's end.
 type executor struct {
 	l   *leader
 	log *slog.Logger
@@ -48,145 +62,86 @@ type executor struct {
 	plan   engine.Plan
 	ver    engine.Version
 	dep    engine.Deployment
+	depVer engine.Version
 	change Change
+
+	// Not yet written: plan changes, effects, the route, the
+	// deployment's mark.
+	dirty   bool
+	effects []effect
+	route   *routeIntent
+	depMark bool
+	// hadRoute: the deployment had a route when the plan started.
+	hadRoute bool
+	// reserved are placements counted in the world and not yet written.
+	reserved []reservation
 }
 
-// execute runs the pending plan of a deployment to its end.
-func (l *leader) execute(ctx context.Context, depID string) {
-	x := &executor{l: l, depID: depID, log: l.log.With("deployment", depID)}
-	start := time.Now()
-	if err := x.run(ctx); err != nil {
-		if ctx.Err() != nil || errors.Is(err, errLost) {
-			x.log.Warn("plan left to the next leader", "plan", x.plan.ID, "err", err)
-			return
-		}
-		x.log.Error("plan failed", "plan", x.plan.ID, "err", err)
-	}
-	l.m.planSeconds.WithLabelValues(x.plan.Action).Observe(time.Since(start).Seconds())
+// effect is a write queued with the plan's records.
+type effect struct {
+	// build returns the op (nil: nothing to write any more) and what to
+	// do once it is written.
+	build func() (*engine.Op, func(engine.OpResult))
+	// refresh re-reads what the op depends on after it lost a race
+	// (nil: a failure of the op fails the write).
+	refresh func(ctx context.Context) error
 }
 
-func (x *executor) progress(k string) string { return x.plan.Progress[k] }
-
-func (x *executor) setProgress(k, v string) {
-	if x.plan.Progress == nil {
-		x.plan.Progress = map[string]string{}
-	}
-	x.plan.Progress[k] = v
-}
-
-// save writes the plan back by compare-and-set, merging a cancellation
-// requested meanwhile; errLost if another constructor took it over.
-func (x *executor) save(ctx context.Context) error {
+// execute runs the pending plan of a deployment to its end; it returns
+// the plan's id when the plan finished (history written).
+func (l *leader) execute(ctx context.Context, depID string) string {
 	for attempt := 0; ; attempt++ {
-		v, err := x.l.s.Set(ctx, engine.PendingPlanPath(x.depID), x.plan, x.ver)
-		if err == nil {
-			x.ver = v
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errors.Is(err, engine.ErrNotFound) {
-			return errLost
-		}
-		if errors.Is(err, engine.ErrUnavailable) && attempt < 30 {
-			time.Sleep(200 * time.Millisecond)
+		x := &executor{l: l, depID: depID, log: l.log.With("deployment", depID)}
+		start := time.Now()
+		finished, err := x.run(ctx)
+		l.w.release(x.reserved)
+		if errors.Is(err, errRestart) && attempt < 5 && ctx.Err() == nil {
+			x.log.Info("plan starts over", "plan", x.plan.ID, "err", err)
 			continue
 		}
-		if !errors.Is(err, engine.ErrConflict) || attempt > 20 {
-			return err
-		}
-		var remote engine.Plan
-		rv, err := x.l.s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &remote)
-		if errors.Is(err, engine.ErrNotFound) {
-			return errLost
-		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil || errors.Is(err, errLost) {
+				x.log.Warn("plan left to the next leader", "plan", x.plan.ID, "err", err)
+				return ""
+			}
+			x.log.Error("plan failed", "plan", x.plan.ID, "err", err)
 		}
-		if remote.Leader != x.plan.Leader || remote.ID != x.plan.ID {
-			return errLost
+		if !finished {
+			return ""
 		}
-		x.plan.CancelRequested = x.plan.CancelRequested || remote.CancelRequested
-		x.ver = rv
+		l.m.planSeconds.WithLabelValues(x.plan.Action).Observe(time.Since(start).Seconds())
+		return x.plan.ID
 	}
 }
 
-// cancelled reports a cancellation request (from the cache, cheap).
-func (x *executor) cancelled() bool {
-	if x.plan.CancelRequested {
-		return true
-	}
-	n, ok := x.l.deps.Get(engine.PendingPlanPath(x.depID))
-	if !ok {
-		return false
-	}
-	var p engine.Plan
-	if jsonUnmarshal(n.Data, &p) == nil && p.ID == x.plan.ID && p.CancelRequested {
-		x.plan.CancelRequested = true
-	}
-	return x.plan.CancelRequested
-}
-
-// step runs fn as a logged step; done steps of a resumed plan are skipped.
-func (x *executor) step(ctx context.Context, name, key string, fn func(ctx context.Context) (string, error)) error {
-	if key == "" {
-		key = name
-	}
-	if x.progress("done:"+key) != "" {
-		return nil
-	}
-	if name != StepRollback && name != StepCompleted && x.cancelled() {
-		return errCancelled
-	}
-	now := time.Now().UTC()
-	x.plan.Steps = append(x.plan.Steps, engine.PlanStep{Name: name, Status: engine.PlanRunning, Started: now, AppliedBy: x.l.cfg.ID})
-	if err := x.save(ctx); err != nil {
-		return err
-	}
-	msg, err := fn(ctx)
-	if errors.Is(err, errLost) || ctx.Err() != nil {
-		if err == nil {
-			err = ctx.Err()
+// load takes the plan and the deployment from the leader's state (read
+// from ZooKeeper when the state lacks them); a stale copy shows as a
+// conflict at the first write.
+func (x *executor) load(ctx context.Context) (bool, error) {
+	p, ver, ok := x.l.w.pending(x.depID)
+	d, dver, dok := x.l.w.deployment(x.depID)
+	if !ok || !dok {
+		var err error
+		if ver, err = x.l.s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &p); err != nil {
+			if errors.Is(err, engine.ErrNotFound) {
+				return false, nil // finished meanwhile
+			}
+			return false, err
 		}
-		return err
+		if dver, err = x.l.s.GetJSON(ctx, engine.DeploymentPath(x.depID), &d); err != nil {
+			return false, fmt.Errorf("read deployment %s: %w", x.depID, err)
+		}
 	}
-	i := len(x.plan.Steps) - 1
-	end := time.Now().UTC()
-	x.plan.Steps[i].Ended = &end
-	x.plan.Steps[i].Message = msg
-	if err != nil {
-		x.plan.Steps[i].Status = engine.PlanError
-		x.plan.Steps[i].Message = strings.TrimPrefix(msg+": "+err.Error(), ": ")
-	} else {
-		x.plan.Steps[i].Status = engine.PlanSuccess
-		x.setProgress("done:"+key, "1")
-	}
-	x.l.m.steps.WithLabelValues(name, x.plan.Steps[i].Status).Inc()
-	if serr := x.save(ctx); serr != nil {
-		return serr
-	}
-	return err
-}
-
-func (x *executor) run(ctx context.Context) error {
-	s := x.l.s
-	ver, err := s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &x.plan)
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil // finished meanwhile (the cache lagged)
-	}
-	if err != nil {
-		return err
-	}
-	x.ver = ver
-	if x.plan.Status != engine.PlanPending && x.plan.Status != engine.PlanRunning {
-		return nil
-	}
-	if _, err := s.GetJSON(ctx, engine.DeploymentPath(x.depID), &x.dep); err != nil {
-		return fmt.Errorf("read deployment %s: %w", x.depID, err)
-	}
+	x.plan, x.ver, x.dep, x.depVer = p, ver, d, dver
 	if x.dep.ID == "" {
 		x.dep.ID = x.depID
+	}
+	return p.Status == engine.PlanPending || p.Status == engine.PlanRunning, nil
+}
+
+func (x *executor) run(ctx context.Context) (bool, error) {
+	if ok, err := x.load(ctx); !ok || err != nil {
+		return false, err
 	}
 	previous := x.plan.Leader
 	resumed := x.plan.Status == engine.PlanRunning
@@ -194,35 +149,17 @@ func (x *executor) run(ctx context.Context) error {
 	if x.plan.Steps == nil {
 		x.plan.Steps = []engine.PlanStep{}
 	}
-	if err := x.save(ctx); err != nil {
-		return err
-	}
+	x.dirty = true
 	x.log = x.log.With("plan", x.plan.ID, "action", x.plan.Action)
 	x.change = ComputeChange(x.dep, x.plan)
 	if resumed {
-		next := "the start"
-		for _, st := range x.plan.Steps {
-			if st.Status == engine.PlanSuccess {
-				next = "the step after " + st.Name
-			}
-		}
-		// A step a dead leader left running is marked as interrupted.
-		for i := range x.plan.Steps {
-			if x.plan.Steps[i].Status == engine.PlanRunning {
-				end := time.Now().UTC()
-				x.plan.Steps[i].Status, x.plan.Steps[i].Ended = engine.PlanError, &end
-				x.plan.Steps[i].Message = "interrupted: its constructor stopped leading"
-			}
-		}
-		msg := fmt.Sprintf("constructor %s took over from %s and resumes at %s", x.l.cfg.ID, orUnknown(previous), next)
-		x.log.Warn("resuming a plan left half-done", "previous_leader", previous)
-		if err := x.step(ctx, StepResume, fmt.Sprintf("resume:%d", len(x.plan.Steps)), func(context.Context) (string, error) { return msg, nil }); err != nil {
+		if err := x.resume(ctx, previous); err != nil {
 			return x.fail(ctx, err)
 		}
-	} else if err := x.markDeployment(ctx); err != nil {
-		return err
+	} else {
+		x.depMark = true
 	}
-	x.log.Info("running plan", "change", x.change.Describe, "resumed", resumed)
+	x.log.Debug("running plan", "change", x.change.Describe, "resumed", resumed)
 	var runErr error
 	switch x.plan.Action {
 	case engine.ActionDelete:
@@ -239,7 +176,35 @@ func (x *executor) run(ctx context.Context) error {
 	if runErr != nil {
 		return x.fail(ctx, runErr)
 	}
-	return x.finish(ctx, engine.PlanSuccess, x.finalInstances(), "")
+	if err := x.finish(ctx, engine.PlanSuccess, x.finalInstances(), ""); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// resume marks the steps a dead leader left running as interrupted and
+// records who took over, at once (the plan is claimed before anything
+// else happens).
+func (x *executor) resume(ctx context.Context, previous string) error {
+	next := "the start"
+	for _, st := range x.plan.Steps {
+		if st.Status == engine.PlanSuccess {
+			next = "the step after " + st.Name
+		}
+	}
+	for i := range x.plan.Steps {
+		if x.plan.Steps[i].Status == engine.PlanRunning {
+			end := time.Now().UTC()
+			x.plan.Steps[i].Status, x.plan.Steps[i].Ended = engine.PlanError, &end
+			x.plan.Steps[i].Message = "interrupted: its constructor stopped leading"
+		}
+	}
+	msg := fmt.Sprintf("constructor %s took over from %s and resumes at %s", x.l.cfg.ID, orUnknown(previous), next)
+	x.log.Warn("resuming a plan left half-done", "previous_leader", previous)
+	if err := x.step(ctx, StepResume, fmt.Sprintf("resume:%d", len(x.plan.Steps)), stepInstant, func(context.Context) (string, error) { return msg, nil }); err != nil {
+		return err
+	}
+	return x.flush(ctx)
 }
 
 func orUnknown(s string) string {
@@ -259,27 +224,360 @@ func (x *executor) replacing() bool {
 	return false
 }
 
-// markDeployment records the plan start on the deployment.
-func (x *executor) markDeployment(ctx context.Context) error {
-	var d engine.Deployment
-	_, err := x.l.s.Update(ctx, engine.DeploymentPath(x.depID), &d, func() error {
-		d.LastPlanID, d.LastPlanStatus = x.plan.ID, engine.PlanRunning
-		switch {
-		case x.plan.Action == engine.ActionDelete:
-			d.Status = engine.DeploymentDeleting
-		case len(d.Instances) == 0:
-			d.Status = engine.DeploymentInitializing
-		default:
-			d.Status = engine.DeploymentReconfiguring
-		}
-		d.UpdatedAt = time.Now().UTC()
+// stepKind says when a step's start is written.
+type stepKind int
+
+const (
+	// stepInstant: done within one write; started and ended are
+	// recorded together and written with the next write.
+	stepInstant stepKind = iota
+	// stepLong: waits or calls nodes; its start (and everything recorded
+	// before it) is written before it runs.
+	stepLong
+)
+
+// step runs fn as a logged step; done steps of a resumed plan are
+// skipped. fn may queue effects (written with the step's end) and flush.
+func (x *executor) step(ctx context.Context, name, key string, kind stepKind, fn func(ctx context.Context) (string, error)) error {
+	if key == "" {
+		key = name
+	}
+	if x.plan.Progress.IsDone(key) {
 		return nil
-	})
+	}
+	if name != StepRollback && name != StepCompleted && x.cancelled() {
+		return errCancelled
+	}
+	x.plan.Steps = append(x.plan.Steps, engine.PlanStep{Name: name, Status: engine.PlanRunning, Started: time.Now().UTC(), AppliedBy: x.l.cfg.ID})
+	x.dirty = true
+	if kind == stepLong {
+		if err := x.flush(ctx); err != nil {
+			return err
+		}
+	}
+	msg, err := fn(ctx)
+	if errors.Is(err, errLost) || ctx.Err() != nil {
+		if err == nil {
+			err = ctx.Err()
+		}
+		return err
+	}
+	i := len(x.plan.Steps) - 1
+	end := time.Now().UTC()
+	x.plan.Steps[i].Ended = &end
+	x.plan.Steps[i].Message = msg
+	if err != nil {
+		x.plan.Steps[i].Status = engine.PlanError
+		x.plan.Steps[i].Message = strings.TrimPrefix(msg+": "+err.Error(), ": ")
+	} else {
+		x.plan.Steps[i].Status = engine.PlanSuccess
+		x.plan.Progress.MarkDone(key)
+	}
+	x.dirty = true
+	x.l.m.steps.WithLabelValues(name, x.plan.Steps[i].Status).Inc()
 	return err
 }
 
+// queue adds an effect written with the plan's next write.
+func (x *executor) queue(e effect) {
+	x.effects = append(x.effects, e)
+}
+
+// queueRoute queues the route write that makes backends and state.
+// Route writes queued before the next write merge into one (a switch to
+// new backends and the resume that follows are one write).
+func (x *executor) queueRoute(backends []engine.Backend, state string) {
+	x.route = &routeIntent{backends: backends, setBackends: true, state: state}
+}
+
+// queueRouteState queues a pause or resume of the route.
+func (x *executor) queueRouteState(state string) {
+	if x.route == nil {
+		x.route = &routeIntent{}
+	}
+	x.route.state = state
+}
+
+// routeIntent is the route a plan's next write makes.
+type routeIntent struct {
+	backends    []engine.Backend
+	setBackends bool
+	state       string
+}
+
+func (x *executor) routeEffect() effect {
+	want := *x.route
+	return effect{
+		build: func() (*engine.Op, func(engine.OpResult)) {
+			var op *engine.Op
+			var r engine.Route
+			if want.setBackends {
+				op, r = x.l.routes.routeOp(x.depID, want.backends, want.state)
+			} else {
+				op, r = x.l.routes.stateOp(x.depID, want.state)
+			}
+			if op == nil {
+				return nil, nil
+			}
+			return op, func(res engine.OpResult) {
+				x.l.routes.set(x.depID, r, res.Version)
+				x.l.m.routeWrites.Inc()
+			}
+		},
+		refresh: func(ctx context.Context) error { return x.l.routes.refresh(ctx, x.l.s, x.depID) },
+	}
+}
+
+// cancelled reports a cancellation request (from the leader's state).
+func (x *executor) cancelled() bool {
+	if x.plan.CancelRequested {
+		return true
+	}
+	if p, _, ok := x.l.w.pending(x.depID); ok && p.ID == x.plan.ID && p.CancelRequested {
+		x.plan.CancelRequested = true
+	}
+	return x.plan.CancelRequested
+}
+
+// flush writes the plan with what was recorded since the last write.
+func (x *executor) flush(ctx context.Context) error {
+	if !x.dirty && len(x.effects) == 0 && x.route == nil && !x.depMark {
+		return nil
+	}
+	return x.write(ctx, nil)
+}
+
+// planOps are the plan-specific operations of a write: setting the
+// pending plan, or (finish) writing it to the history and deleting it.
+type planOps func() []engine.Op
+
+// write sends the plan's records, the deployment's mark and the queued
+// effects in one fenced Multi, retrying lost races with backoff: a
+// cancellation written meanwhile is merged, a deployment changed
+// meanwhile re-read, a route re-read. fin, when set, replaces setting
+// the pending plan (finish). Nothing is applied when it fails.
+func (x *executor) write(ctx context.Context, fin *finishing) error {
+	effects := x.effects
+	if x.route != nil {
+		effects = append(effects[:len(effects):len(effects)], x.routeEffect())
+	}
+	attempt := func() (struct{}, error) {
+		ops := x.l.fenced()
+		if fin != nil {
+			ops = append(ops, engine.OpDelete(engine.PendingPlanPath(x.depID), x.ver))
+		} else {
+			ops = append(ops, engine.OpSet(engine.PendingPlanPath(x.depID), x.plan, x.ver))
+		}
+		depAt, histAt := -1, -1
+		var dep engine.Deployment
+		switch {
+		case fin != nil:
+			dep = fin.deployment(x.dep)
+			ops = append(ops, engine.OpSet(engine.DeploymentPath(x.depID), dep, x.depVer))
+			depAt = len(ops) - 1
+			ops = append(ops, engine.OpCreateSequential(engine.PlanHistoryEntryPath(x.depID, "plan-"), x.plan))
+			histAt = len(ops) - 1
+		case x.depMark:
+			dep = x.markedDeployment(x.dep)
+			ops = append(ops, engine.OpSet(engine.DeploymentPath(x.depID), dep, x.depVer))
+			depAt = len(ops) - 1
+		}
+		type after struct {
+			at   int
+			done func(engine.OpResult)
+			eff  int
+		}
+		var afters []after
+		for i, e := range effects {
+			op, done := e.build()
+			if op == nil {
+				continue
+			}
+			ops = append(ops, *op)
+			afters = append(afters, after{at: len(ops) - 1, done: done, eff: i})
+		}
+		res, err := x.l.s.MultiResults(ctx, ops...)
+		if err == nil {
+			x.written(res[1].Version)
+			if depAt >= 0 {
+				x.dep, x.depVer, x.depMark = dep, res[depAt].Version, false
+			}
+			for _, a := range afters {
+				if a.done != nil {
+					a.done(res[a.at])
+				}
+			}
+			return struct{}{}, nil
+		}
+		i, indexed := engine.FailedOp(err)
+		switch {
+		case ctx.Err() != nil:
+			return struct{}{}, backoff.Permanent(ctx.Err())
+		case indexed && i == 0:
+			return struct{}{}, backoff.Permanent(fmt.Errorf("%w: this constructor no longer leads (%v)", errLost, err))
+		case indexed && i == 1:
+			return struct{}{}, x.planRace(ctx, err)
+		case indexed && i == depAt && errors.Is(err, engine.ErrConflict):
+			var d engine.Deployment
+			v, rerr := x.l.s.GetJSON(ctx, engine.DeploymentPath(x.depID), &d)
+			if rerr != nil {
+				return struct{}{}, rerr
+			}
+			if !slices.Equal(d.Instances, x.dep.Instances) {
+				return struct{}{}, backoff.Permanent(errRestart)
+			}
+			x.dep, x.depVer = d, v
+			return struct{}{}, err
+		case indexed && i == histAt && errors.Is(err, engine.ErrNotFound):
+			if eerr := x.l.s.EnsurePath(ctx, engine.PlanHistoryPath(x.depID)); eerr != nil {
+				return struct{}{}, eerr
+			}
+			return struct{}{}, err
+		case indexed:
+			for _, a := range afters {
+				if a.at == i && effects[a.eff].refresh != nil {
+					if rerr := effects[a.eff].refresh(ctx); rerr != nil {
+						return struct{}{}, rerr
+					}
+					return struct{}{}, err
+				}
+			}
+			return struct{}{}, backoff.Permanent(err)
+		case errors.Is(err, engine.ErrUnavailable):
+			// The connection dropped: the write may have been applied.
+			applied, rerr := x.appliedAfterAll(ctx, fin != nil)
+			if rerr != nil {
+				return struct{}{}, err
+			}
+			if applied {
+				x.written(x.ver)
+				if depAt >= 0 {
+					var d engine.Deployment
+					if v, rerr := x.l.s.GetJSON(ctx, engine.DeploymentPath(x.depID), &d); rerr == nil {
+						x.dep, x.depVer, x.depMark = d, v, false
+					}
+				}
+				for _, a := range afters {
+					if e := effects[a.eff]; e.refresh != nil {
+						_ = e.refresh(ctx)
+					}
+				}
+				return struct{}{}, nil
+			}
+			return struct{}{}, err
+		}
+		return struct{}{}, backoff.Permanent(err)
+	}
+	_, err := backoff.Retry(ctx, attempt, backoff.WithBackOff(writeBackOff()), backoff.WithMaxElapsedTime(time.Minute))
+	if err != nil {
+		// Nothing of this write was applied: its reservations go back.
+		x.effects, x.route = nil, nil
+		x.dropUnwritten()
+		if errors.Is(err, errLost) || errors.Is(err, errRestart) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("write plan %s: %w", x.plan.ID, err)
+	}
+	return nil
+}
+
+func writeBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.MaxInterval = 2 * time.Second
+	return b
+}
+
+// dropUnwritten gives back the placements not written and forgets them
+// in the plan.
+func (x *executor) dropUnwritten() {
+	if len(x.reserved) == 0 {
+		return
+	}
+	gone := map[string]bool{}
+	for _, r := range x.reserved {
+		gone[r.id] = true
+	}
+	x.plan.NewInstances = slices.DeleteFunc(x.plan.NewInstances, func(p engine.PlacedInstance) bool { return gone[p.ID] })
+	x.l.w.release(x.reserved)
+	x.reserved = nil
+}
+
+// written records a successful write: nothing is pending any more.
+func (x *executor) written(ver engine.Version) {
+	x.ver, x.dirty, x.effects, x.route, x.reserved = ver, false, nil, nil, nil
+}
+
+// planRace handles a lost compare-and-set on the pending plan: the
+// service layer may set cancel_requested meanwhile (merged, retried);
+// a plan gone or replaced is lost.
+func (x *executor) planRace(ctx context.Context, err error) error {
+	if errors.Is(err, engine.ErrNotFound) {
+		return backoff.Permanent(fmt.Errorf("%w: the pending plan is gone", errLost))
+	}
+	if !errors.Is(err, engine.ErrConflict) {
+		return backoff.Permanent(err)
+	}
+	var remote engine.Plan
+	rv, gerr := x.l.s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &remote)
+	if errors.Is(gerr, engine.ErrNotFound) {
+		return backoff.Permanent(fmt.Errorf("%w: the pending plan is gone", errLost))
+	}
+	if gerr != nil {
+		return gerr
+	}
+	if remote.ID != x.plan.ID {
+		return backoff.Permanent(fmt.Errorf("%w: plan %s replaced by %s", errLost, x.plan.ID, remote.ID))
+	}
+	x.plan.CancelRequested = x.plan.CancelRequested || remote.CancelRequested
+	x.ver = rv
+	return err
+}
+
+// appliedAfterAll reads the pending plan back after a write whose
+// outcome is unknown: it was applied when the znode holds what was
+// written (or, finishing, is gone with this plan in the history).
+func (x *executor) appliedAfterAll(ctx context.Context, finishing bool) (bool, error) {
+	var remote engine.Plan
+	rv, err := x.l.s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &remote)
+	if finishing {
+		if errors.Is(err, engine.ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err != nil {
+		return false, err
+	}
+	mine := x.plan
+	mine.CancelRequested = remote.CancelRequested
+	a, _ := json.Marshal(mine)
+	b, _ := json.Marshal(remote)
+	if bytes.Equal(a, b) {
+		x.ver = rv
+		x.plan.CancelRequested = remote.CancelRequested
+		return true, nil
+	}
+	return false, nil
+}
+
+// markedDeployment is the deployment with this plan's start recorded.
+func (x *executor) markedDeployment(d engine.Deployment) engine.Deployment {
+	d.LastPlanID, d.LastPlanStatus = x.plan.ID, engine.PlanRunning
+	switch {
+	case x.plan.Action == engine.ActionDelete:
+		d.Status = engine.DeploymentDeleting
+	case len(d.Instances) == 0:
+		d.Status = engine.DeploymentInitializing
+	default:
+		d.Status = engine.DeploymentReconfiguring
+	}
+	d.UpdatedAt = time.Now().UTC()
+	return d
+}
+
 func (x *executor) validate(ctx context.Context) error {
-	return x.step(ctx, StepValidate, "", func(context.Context) (string, error) {
+	return x.step(ctx, StepValidate, "", stepInstant, func(context.Context) (string, error) {
 		if x.plan.Action == engine.ActionDelete || x.plan.Action == engine.ActionRestart {
 			return x.change.Describe, nil
 		}
@@ -293,64 +591,6 @@ func (x *executor) validate(ctx context.Context) error {
 	})
 }
 
-// seed makes placement tie-breaks repeatable per plan.
-func (x *executor) seed() int64 {
-	if x.l.cfg.Seed != 0 {
-		return x.l.cfg.Seed
-	}
-	return placement.PlanSeed(x.plan.ID)
-}
-
-// place decides and writes new instances for reqs, recording them in the
-// plan first so that a new leader knows what to clean up.
-func (x *executor) place(ctx context.Context, reqs []placement.Request) ([]engine.PlacedInstance, error) {
-	l := x.l
-	l.placeMu.Lock()
-	defer l.placeMu.Unlock()
-	// The cache is the inventory (no round trips), plus the instances
-	// this leader wrote that the cache does not show yet.
-	inv := l.inventory()
-	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: l.config().PlacementStrategy, Seed: x.seed()})
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	var placed []engine.PlacedInstance
-	var ops []engine.Op
-	for _, p := range res.Placements {
-		in := engine.Instance{ID: engine.NewID(), DeploymentID: x.depID, Kind: p.Kind, Version: x.plan.Spec.Version,
-			SizeMB: p.SizeMB, Zone: p.Zone, PlanID: x.plan.ID, CreatedAt: now}
-		placed = append(placed, engine.PlacedInstance{ID: in.ID, Kind: in.Kind, Allocator: p.Allocator, Zone: p.Zone, SizeMB: p.SizeMB, Version: in.Version})
-		ops = append(ops, engine.OpCreate(engine.InstancePath(p.Allocator, in.ID), in))
-	}
-	x.plan.NewInstances = append(x.plan.NewInstances, placed...)
-	if err := x.save(ctx); err != nil {
-		return nil, err
-	}
-	if err := l.s.Multi(ctx, ops...); err != nil {
-		return nil, fmt.Errorf("write instance assignments: %w", err)
-	}
-	l.m.placements.Add(float64(len(placed)))
-	for _, p := range placed {
-		in := engine.Instance{ID: p.ID, DeploymentID: x.depID, Kind: p.Kind, SizeMB: p.SizeMB, Zone: p.Zone}
-		l.placed[engine.InstancePath(p.Allocator, p.ID)] = placedEntry{alloc: p.Allocator, in: in, at: time.Now()}
-	}
-	return placed, nil
-}
-
-// ensureInstances re-creates recorded instance znodes missing after a
-// leader change between recording and writing them.
-func (x *executor) ensureInstances(ctx context.Context, ins []engine.PlacedInstance) error {
-	for _, p := range ins {
-		in := engine.Instance{ID: p.ID, DeploymentID: x.depID, Kind: p.Kind, Version: p.Version, SizeMB: p.SizeMB,
-			Zone: p.Zone, PlanID: x.plan.ID, CreatedAt: time.Now().UTC()}
-		if err := x.l.s.Create(ctx, engine.InstancePath(p.Allocator, p.ID), in); err != nil && !errors.Is(err, engine.ErrExists) {
-			return err
-		}
-	}
-	return nil
-}
-
 func describePlaced(ins []engine.PlacedInstance) string {
 	parts := make([]string, len(ins))
 	for i, p := range ins {
@@ -360,29 +600,27 @@ func describePlaced(ins []engine.PlacedInstance) string {
 }
 
 // waitHealthy waits until every instance runs healthy (at least at
-// generation gen for restarts).
+// generation gen for restarts), woken by the deployment's changes.
 func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance, gen map[string]int) (string, error) {
-	deadline := time.Now().Add(x.l.cfg.HealthyTimeout)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
+	changed, stop := x.l.w.watch(x.depID)
+	defer stop()
+	deadline := time.NewTimer(x.l.cfg.HealthyTimeout)
+	defer deadline.Stop()
 	for {
 		var waiting []string
 		for _, in := range ins {
 			st, ok := x.l.status(in.Allocator, in.ID)
 			switch {
 			case !ok:
-				waiting = append(waiting, fmt.Sprintf("%s on %s: no status yet", in.ID[:8], in.Allocator))
+				waiting = append(waiting, fmt.Sprintf("%s on %s: no status yet", in.ID[:min(8, len(in.ID))], in.Allocator))
 			case st.State == engine.StateFailed:
 				return "", fmt.Errorf("instance %s on allocator %s failed: %s (see the allocator's logs)", in.ID, in.Allocator, st.Reason)
 			case st.State != engine.StateRunning || !st.Healthy || st.Generation < gen[in.ID]:
-				waiting = append(waiting, fmt.Sprintf("%s on %s: %s", in.ID[:8], in.Allocator, st.State))
+				waiting = append(waiting, fmt.Sprintf("%s on %s: %s", in.ID[:min(8, len(in.ID))], in.Allocator, st.State))
 			}
 		}
 		if len(waiting) == 0 {
 			return fmt.Sprintf("%d instance(s) running and healthy", len(ins)), nil
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("not healthy after %s: %s: check the allocators (paddock allocator list) and their logs", x.l.cfg.HealthyTimeout, strings.Join(waiting, "; "))
 		}
 		if x.cancelled() {
 			return "", errCancelled
@@ -390,7 +628,9 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-t.C:
+		case <-changed:
+		case <-deadline.C:
+			return "", fmt.Errorf("not healthy after %s: %s: check the allocators (paddock allocator list) and their logs", x.l.cfg.HealthyTimeout, strings.Join(waiting, "; "))
 		}
 	}
 }
@@ -447,7 +687,7 @@ func (x *executor) snapName(phase string) string {
 	return fmt.Sprintf("plan-%s-%s", x.plan.ID[:min(12, len(x.plan.ID))], phase)
 }
 
-// migrate copies snapshot snap from the source into every new ES node.
+// restoreAll copies snapshot snap into every new ES node.
 func (x *executor) restoreAll(ctx context.Context, snap string, targets []engine.PlacedInstance) error {
 	for _, in := range esOnly(targets) {
 		addr := x.nodeAddr(in)
@@ -519,189 +759,51 @@ func (x *executor) finalInstances() []engine.PlacedInstance {
 	return out
 }
 
-func (x *executor) runGrowAndShrink(ctx context.Context) error {
-	if err := x.validate(ctx); err != nil {
-		return err
+// removeInstances deletes instance znodes (missing ones are fine): one
+// fenced Multi, or one write each when some are already gone.
+func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInstance) error {
+	if len(ins) == 0 {
+		return nil
 	}
-	if len(x.change.Requests) > 0 {
-		if err := x.step(ctx, StepPlace, "", func(ctx context.Context) (string, error) {
-			if len(x.plan.NewInstances) > 0 { // resumed after recording them
-				return "instances placed before the leader change: " + describePlaced(x.plan.NewInstances), x.ensureInstances(ctx, x.plan.NewInstances)
-			}
-			placed, err := x.place(ctx, x.change.Requests)
-			if err != nil {
-				return "", err
-			}
-			return describePlaced(placed) + " (strategy " + orDefault(x.l.config().PlacementStrategy, engine.StrategyFillAntiAffinity) + ")", nil
-		}); err != nil {
-			return err
-		}
-		if err := x.step(ctx, StepWait, "", func(ctx context.Context) (string, error) {
-			return x.waitHealthy(ctx, x.plan.NewInstances, nil)
-		}); err != nil {
-			return err
-		}
+	ops := make([]engine.Op, 0, len(ins))
+	for _, in := range ins {
+		ops = append(ops, engine.OpDelete(engine.InstancePath(in.Allocator, in.ID), engine.AnyVersion))
 	}
-	final := x.finalInstances()
-	_, routed := x.l.routes.Get(engine.RoutePath(x.depID))
-	migrate := x.change.NeedsMigration()
-	src := ""
-	if migrate {
-		if err := x.step(ctx, StepSnapshot, "", func(ctx context.Context) (string, error) {
-			src = x.source()
-			if src == "" {
-				x.setProgress("nosource", "1")
-				// The data is on no running node (its allocator is lost):
-				// recover the newest snapshot of the deployment's repository.
-				for _, in := range esOnly(x.plan.NewInstances) {
-					addr := x.nodeAddr(in)
-					if addr == "" {
-						continue
-					}
-					cctx, cancel := context.WithTimeout(ctx, x.l.cfg.StepTimeout)
-					latest, err := x.l.cfg.Nodes.LatestSnapshot(cctx, addr, SnapshotLocation(x.depID))
-					cancel()
-					if err != nil {
-						return "", fmt.Errorf("no healthy node holds the data, and the snapshot repository cannot be listed: %w", err)
-					}
-					if latest != "" {
-						x.setProgress("recover", latest)
-						return "no healthy node holds the data (lost allocator): recovering the newest snapshot " + latest +
-							"; writes made after it are lost", nil
-					}
-					break
-				}
-				return "no healthy node holds the data and the repository has no snapshot: the new nodes start empty", nil
-			}
-			x.setProgress("source", src)
-			return "snapshot " + x.snapName("initial") + " of " + src, x.takeSnapshot(ctx, src, x.snapName("initial"))
-		}); err != nil {
-			return err
-		}
-		migrate = x.progress("nosource") == ""
+	err := x.l.s.Multi(ctx, x.l.fenced(ops...)...)
+	if err == nil {
+		return nil
 	}
-	if migrate || x.progress("recover") != "" {
-		snap := x.snapName("initial")
-		if r := x.progress("recover"); r != "" {
-			snap = r
-		}
-		if err := x.step(ctx, StepMigrate, "", func(ctx context.Context) (string, error) {
-			return fmt.Sprintf("restored %s into %d new node(s)", snap, len(esOnly(x.plan.NewInstances))),
-				x.restoreAll(ctx, snap, x.plan.NewInstances)
-		}); err != nil {
-			return err
-		}
+	if i, ok := engine.FailedOp(err); ok && i == 0 {
+		return fmt.Errorf("%w: %v", errLost, err)
 	}
-	if routed && migrate {
-		if err := x.step(ctx, StepPause, "", func(ctx context.Context) (string, error) {
-			if err := x.l.setRouteState(ctx, x.depID, engine.RoutePaused); err != nil {
-				return "", err
-			}
-			x.setProgress("paused", "1")
-			// Let proxies see the pause and in-flight writes finish.
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(x.l.cfg.PauseSettle):
-			}
-			return fmt.Sprintf("route paused; settled %s", x.l.cfg.PauseSettle), nil
-		}); err != nil {
-			return err
-		}
-		if err := x.step(ctx, StepFinalSync, "", func(ctx context.Context) (string, error) {
-			src := x.progress("source")
-			if a := x.source(); a != "" {
-				src = a
-			}
-			if src == "" {
-				return "", fmt.Errorf("no healthy node to take the final snapshot from")
-			}
-			if err := x.takeSnapshot(ctx, src, x.snapName("final")); err != nil {
-				return "", err
-			}
-			return "delta since " + x.snapName("initial") + " restored into the new nodes", x.restoreAll(ctx, x.snapName("final"), x.plan.NewInstances)
-		}); err != nil {
-			return err
-		}
+	if !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("remove instances: %w", err)
 	}
-	backends := x.l.backends(final)
-	n, hasRoute := x.l.routes.Get(engine.RoutePath(x.depID))
-	var cur engine.Route
-	if hasRoute {
-		_ = jsonUnmarshal(n.Data, &cur)
-	}
-	if !hasRoute || !sameBackends(cur.Backends, backends) || x.progress("paused") != "" {
-		if err := x.step(ctx, StepSwitch, "", func(ctx context.Context) (string, error) {
-			peers := x.setPeers(ctx, final)
-			state := engine.RouteLive
-			if x.progress("paused") != "" {
-				state = engine.RoutePaused
-			}
-			if err := x.l.writeRoute(ctx, x.depID, backends, state); err != nil {
-				return "", err
-			}
-			x.setProgress("switched", "1")
-			return fmt.Sprintf("route to %d node(s)%s", len(backends), peers), nil
-		}); err != nil {
-			return err
+	for _, op := range ops {
+		err := x.l.s.Multi(ctx, x.l.fenced(op)...)
+		if i, ok := engine.FailedOp(err); ok && i == 0 {
+			return fmt.Errorf("%w: %v", errLost, err)
 		}
-	}
-	if x.progress("paused") != "" {
-		if err := x.step(ctx, StepResumeRt, "", func(ctx context.Context) (string, error) {
-			return "route live", x.l.setRouteState(ctx, x.depID, engine.RouteLive)
-		}); err != nil {
-			return err
-		}
-	}
-	if len(x.change.Retire) > 0 {
-		if err := x.step(ctx, StepRemoveOld, "", func(ctx context.Context) (string, error) {
-			return describePlaced(x.change.Retire), x.removeInstances(ctx, x.change.Retire)
-		}); err != nil {
-			// The new topology serves already: retry instead of rolling back.
-			return x.retryRemove(ctx, err)
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return fmt.Errorf("remove instance %s: %w", op.Path(), err)
 		}
 	}
 	return nil
 }
 
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-// retryRemove keeps trying to remove the old instances once the route
-// serves the new ones (a rollback would be worse than a retry).
-func (x *executor) retryRemove(ctx context.Context, first error) error {
-	if errors.Is(first, errLost) || errors.Is(first, errCancelled) || ctx.Err() != nil {
-		if errors.Is(first, errCancelled) {
-			return x.removeInstances(ctx, x.change.Retire)
+// ensureInstances re-creates recorded instance znodes missing after a
+// leader change between recording and writing them (one fenced write
+// each: those that exist are fine).
+func (x *executor) ensureInstances(ctx context.Context, ins []engine.PlacedInstance) error {
+	for _, p := range ins {
+		in := engine.Instance{ID: p.ID, DeploymentID: x.depID, Kind: p.Kind, Version: p.Version, SizeMB: p.SizeMB,
+			Zone: p.Zone, PlanID: x.plan.ID, CreatedAt: time.Now().UTC()}
+		err := x.l.s.Multi(ctx, x.l.fenced(engine.OpCreate(engine.InstancePath(p.Allocator, p.ID), in))...)
+		if i, ok := engine.FailedOp(err); ok && i == 0 {
+			return fmt.Errorf("%w: %v", errLost, err)
 		}
-		return first
-	}
-	for i := 0; i < 10; i++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-		if err := x.removeInstances(ctx, x.change.Retire); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("old instances could not be removed after the switch: %w", first)
-}
-
-func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInstance) error {
-	x.l.placeMu.Lock()
-	for _, in := range ins {
-		delete(x.l.placed, engine.InstancePath(in.Allocator, in.ID))
-	}
-	x.l.placeMu.Unlock()
-	for _, in := range ins {
-		if err := x.l.s.Delete(ctx, engine.InstancePath(in.Allocator, in.ID), engine.AnyVersion); err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return fmt.Errorf("remove instance %s from %s: %w", in.ID, in.Allocator, err)
+		if err != nil && !errors.Is(err, engine.ErrExists) {
+			return err
 		}
 	}
 	return nil
@@ -711,28 +813,34 @@ func (x *executor) runDelete(ctx context.Context) error {
 	if err := x.validate(ctx); err != nil {
 		return err
 	}
-	if err := x.step(ctx, StepRemoveRt, "", func(ctx context.Context) (string, error) {
-		err := x.l.s.Delete(ctx, engine.RoutePath(x.depID), engine.AnyVersion)
-		if errors.Is(err, engine.ErrNotFound) {
+	if err := x.step(ctx, StepRemoveRt, "", stepLong, func(ctx context.Context) (string, error) {
+		_, ver, ok := x.l.routes.get(x.depID)
+		if !ok {
 			return "no route", nil
 		}
-		return "route removed", err
+		err := x.l.s.Multi(ctx, x.l.fenced(engine.OpDelete(engine.RoutePath(x.depID), ver))...)
+		if i, ok := engine.FailedOp(err); ok && i == 0 {
+			return "", fmt.Errorf("%w: %v", errLost, err)
+		}
+		if err == nil || errors.Is(err, engine.ErrNotFound) {
+			x.l.routes.drop(x.depID)
+			return "route removed", nil
+		}
+		if errors.Is(err, engine.ErrConflict) {
+			_ = x.l.routes.refresh(ctx, x.l.s, x.depID)
+		}
+		return "", err
 	}); err != nil {
 		return err
 	}
 	// Every instance znode of the deployment, including strays of
 	// interrupted plans.
 	all := append([]engine.PlacedInstance{}, x.dep.Instances...)
-	for _, a := range x.l.allocs.Children(engine.PathAllocators) {
-		for _, iid := range x.l.allocs.Children(engine.InstancesPath(a)) {
-			n, ok := x.l.allocs.Get(engine.InstancePath(a, iid))
-			var in engine.Instance
-			if ok && jsonUnmarshal(n.Data, &in) == nil && in.DeploymentID == x.depID {
-				all = append(all, engine.PlacedInstance{ID: iid, Allocator: a, Kind: in.Kind, Zone: in.Zone})
-			}
-		}
+	for key, in := range x.l.w.strays(x.depID) {
+		alloc := strings.SplitN(key, "/", 2)[0]
+		all = append(all, engine.PlacedInstance{ID: in.ID, Allocator: alloc, Kind: in.Kind, Zone: in.Zone})
 	}
-	return x.step(ctx, StepRemoveOld, "", func(ctx context.Context) (string, error) {
+	return x.step(ctx, StepRemoveOld, "", stepLong, func(ctx context.Context) (string, error) {
 		return fmt.Sprintf("%d instance(s) removed", len(x.dep.Instances)), x.removeInstances(ctx, all)
 	})
 }
@@ -743,25 +851,28 @@ func (x *executor) runRestart(ctx context.Context) error {
 	}
 	// One instance at a time: the others keep serving.
 	for _, in := range x.change.Restart {
-		in := in
-		if err := x.step(ctx, StepRestart, "restart:"+in.ID, func(ctx context.Context) (string, error) {
-			var cur engine.Instance
-			if _, err := x.l.s.Update(ctx, engine.InstancePath(in.Allocator, in.ID), &cur, func() error {
-				if g := x.progress("gen:" + in.ID); g != "" {
-					return engine.ErrNoChange // bumped before a leader change
+		if err := x.step(ctx, StepRestart, "restart:"+in.ID, stepLong, func(ctx context.Context) (string, error) {
+			g, asked := x.plan.Progress.Generation[in.ID]
+			if !asked {
+				var cur engine.Instance
+				p := engine.InstancePath(in.Allocator, in.ID)
+				v, err := x.l.s.GetJSON(ctx, p, &cur)
+				if err != nil {
+					return "", err
 				}
 				cur.Generation++
-				return nil
-			}); err != nil {
-				return "", err
+				if err := x.l.s.Multi(ctx, x.l.fenced(engine.OpSet(p, cur, v))...); err != nil {
+					if i, ok := engine.FailedOp(err); ok && i == 0 {
+						return "", fmt.Errorf("%w: %v", errLost, err)
+					}
+					return "", err
+				}
+				g = cur.Generation
+				x.plan.Progress.SetGeneration(in.ID, g)
+				x.dirty = true
 			}
-			if x.progress("gen:"+in.ID) == "" {
-				x.setProgress("gen:"+in.ID, fmt.Sprint(cur.Generation))
-			}
-			var g int
-			fmt.Sscan(x.progress("gen:"+in.ID), &g)
 			msg, err := x.waitHealthy(ctx, []engine.PlacedInstance{in}, map[string]int{in.ID: g})
-			return fmt.Sprintf("%s on %s restarted (generation %d); %s", in.ID[:8], in.Allocator, g, msg), err
+			return fmt.Sprintf("%s on %s restarted (generation %d); %s", in.ID[:min(8, len(in.ID))], in.Allocator, g, msg), err
 		}); err != nil {
 			return err
 		}
@@ -771,70 +882,40 @@ func (x *executor) runRestart(ctx context.Context) error {
 
 // fail rolls back (or, for the delete and restart actions, just records)
 // and finishes the plan with an error or cancelled status.
-func (x *executor) fail(ctx context.Context, cause error) error {
-	if errors.Is(cause, errLost) || ctx.Err() != nil {
-		return cause
+func (x *executor) fail(ctx context.Context, cause error) (bool, error) {
+	if errors.Is(cause, errLost) || errors.Is(cause, errRestart) || ctx.Err() != nil {
+		return false, cause
 	}
 	status := engine.PlanError
 	if errors.Is(cause, errCancelled) {
 		status = engine.PlanCancelled
 	}
 	x.log.Warn("plan failed: rolling back", "err", cause)
+	// Placements not written yet are not rolled back: they never were.
+	x.effects, x.route = nil, nil
+	x.dropUnwritten()
 	instances := x.dep.Instances
 	switch x.plan.Action {
 	case engine.ActionDelete, engine.ActionRestart:
 	default:
-		if x.progress("rolling") != "" {
-			// Zones already replaced stay replaced; the route serves
-			// what runs, live again if it was paused.
+		if x.plan.Progress.Rolling {
 			instances = x.rollingInstances()
-			if err := x.step(ctx, StepRollback, "", func(ctx context.Context) (string, error) {
-				// A successor that is not healthy, or whose data was not
-				// restored, must not serve: it goes.
-				unrestored := map[string]bool{}
-				for _, o := range x.change.Retire {
-					if s := x.progress("successor:" + o.ID); s != "" && o.Kind == engine.KindElasticsearch &&
-						x.progress("nosnap:"+o.ID) == "" && x.progress("done:"+StepMigrate+"@"+o.ID) == "" {
-						unrestored[s] = true
-					}
-				}
-				var pending []engine.PlacedInstance
-				for _, in := range x.plan.NewInstances {
-					if x.address(in) == "" || unrestored[in.ID] {
-						pending = append(pending, in)
-					}
-				}
-				if err := x.removeInstances(ctx, pending); err != nil {
-					return "", err
-				}
-				kept := instances[:0:0]
-				for _, in := range instances {
-					if !slices.ContainsFunc(pending, func(p engine.PlacedInstance) bool { return p.ID == in.ID }) {
-						kept = append(kept, in)
-					}
-				}
-				instances = kept
-				b := x.l.backends(instances)
-				if len(b) == 0 {
-					return "no node left to route to", nil
-				}
-				return fmt.Sprintf("rolling stopped: %d new instance(s) unhealthy or without their data removed; route to the %d serving node(s)", len(pending), len(b)),
-					x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
-			}); err != nil && (errors.Is(err, errLost) || ctx.Err() != nil) {
-				return err
+			var err error
+			if instances, err = x.rollbackRolling(ctx, instances); err != nil && (errors.Is(err, errLost) || ctx.Err() != nil) {
+				return false, err
 			}
 			break
 		}
-		if err := x.step(ctx, StepRollback, "", func(ctx context.Context) (string, error) {
+		if err := x.step(ctx, StepRollback, "", stepLong, func(ctx context.Context) (string, error) {
 			return x.rollback(ctx)
 		}); err != nil && (errors.Is(err, errLost) || ctx.Err() != nil) {
-			return err
+			return false, err
 		}
 	}
 	if err := x.finish(ctx, status, instances, cause.Error()); err != nil {
-		return err
+		return false, err
 	}
-	return cause
+	return true, cause
 }
 
 // rollback returns to the last good topology: the old route, the old
@@ -842,7 +923,7 @@ func (x *executor) fail(ctx context.Context, cause error) error {
 func (x *executor) rollback(ctx context.Context) (string, error) {
 	var did []string
 	old := x.dep.Instances
-	if x.progress("switched") != "" || x.progress("paused") != "" {
+	if x.plan.Progress.Switched || x.plan.Progress.Paused {
 		if peers := x.setPeers(ctx, old); peers != "" {
 			did = append(did, strings.TrimPrefix(peers, "; "))
 		}
@@ -863,10 +944,42 @@ func (x *executor) rollback(ctx context.Context) (string, error) {
 	return strings.Join(did, "; ") + "; the previous topology serves", nil
 }
 
-// finish writes the plan to the history, deletes the pending plan and
-// updates the deployment, in one Multi.
+// finishing is the end of a plan: its status and the deployment's
+// topology after it.
+type finishing struct {
+	x         *executor
+	status    string
+	instances []engine.PlacedInstance
+}
+
+// deployment is the deployment record after the plan.
+func (f *finishing) deployment(d engine.Deployment) engine.Deployment {
+	x := f.x
+	now := *x.plan.EndedAt
+	d.Instances = f.instances
+	d.LastPlanID, d.LastPlanStatus, d.UpdatedAt = x.plan.ID, f.status, now
+	switch {
+	case f.status == engine.PlanSuccess && x.plan.Action == engine.ActionDelete:
+		d.Status = engine.DeploymentDeleted
+	case f.status == engine.PlanSuccess:
+		if x.plan.Action == engine.ActionCreate || x.plan.Action == engine.ActionUpdate {
+			d.Spec = x.plan.Spec
+		}
+		d.Status = engine.DeploymentRunning
+	case x.plan.Action == engine.ActionDelete:
+		d.Status = engine.DeploymentFailed
+	case len(f.instances) > 0:
+		d.Status = engine.DeploymentRunning
+	default:
+		d.Status = engine.DeploymentFailed
+	}
+	return d
+}
+
+// finish writes, in one Multi with the effects still queued (a new
+// deployment's route), the plan to the history, deletes the pending
+// plan and updates the deployment.
 func (x *executor) finish(ctx context.Context, status string, instances []engine.PlacedInstance, reason string) error {
-	s := x.l.s
 	msg := "plan succeeded: " + x.change.Describe
 	stepStatus := engine.PlanSuccess
 	if status != engine.PlanSuccess {
@@ -877,57 +990,14 @@ func (x *executor) finish(ctx context.Context, status string, instances []engine
 	x.plan.Steps = append(x.plan.Steps, engine.PlanStep{Name: StepCompleted, Status: stepStatus, Started: now, Ended: &now,
 		Message: msg, AppliedBy: x.l.cfg.ID})
 	x.plan.Status, x.plan.EndedAt = status, &now
-	if err := s.EnsurePath(ctx, engine.PlanHistoryPath(x.depID)); err != nil {
-		return err
-	}
 	if instances == nil {
 		instances = []engine.PlacedInstance{}
 	}
-	for attempt := 0; attempt < 20; attempt++ {
-		var d engine.Deployment
-		dv, err := s.GetJSON(ctx, engine.DeploymentPath(x.depID), &d)
-		if err != nil {
-			return err
-		}
-		d.Instances = instances
-		d.LastPlanID, d.LastPlanStatus, d.UpdatedAt = x.plan.ID, status, now
-		switch {
-		case status == engine.PlanSuccess && x.plan.Action == engine.ActionDelete:
-			d.Status = engine.DeploymentDeleted
-		case status == engine.PlanSuccess:
-			if x.plan.Action == engine.ActionCreate || x.plan.Action == engine.ActionUpdate {
-				d.Spec = x.plan.Spec
-			}
-			d.Status = engine.DeploymentRunning
-		case x.plan.Action == engine.ActionDelete:
-			d.Status = engine.DeploymentFailed
-		case len(instances) > 0:
-			d.Status = engine.DeploymentRunning
-		default:
-			d.Status = engine.DeploymentFailed
-		}
-		err = s.Multi(ctx,
-			engine.OpCreateSequential(engine.PlanHistoryEntryPath(x.depID, "plan-"), x.plan),
-			engine.OpDelete(engine.PendingPlanPath(x.depID), x.ver),
-			engine.OpSet(engine.DeploymentPath(x.depID), d, dv))
-		if err == nil {
-			x.l.m.plans.WithLabelValues(x.plan.Action, status).Inc()
-			x.log.Info("plan finished", "status", status, "instances", len(instances))
-			return nil
-		}
-		if !errors.Is(err, engine.ErrConflict) {
-			return fmt.Errorf("finish plan %s: %w", x.plan.ID, err)
-		}
-		// The deployment or the pending plan changed: re-read and retry.
-		var remote engine.Plan
-		rv, gerr := s.GetJSON(ctx, engine.PendingPlanPath(x.depID), &remote)
-		if gerr != nil {
-			return gerr
-		}
-		if remote.Leader != x.plan.Leader || remote.ID != x.plan.ID {
-			return errLost
-		}
-		x.ver = rv
+	x.depMark = false
+	if err := x.write(ctx, &finishing{x: x, status: status, instances: instances}); err != nil {
+		return fmt.Errorf("finish plan %s: %w", x.plan.ID, err)
 	}
-	return fmt.Errorf("finish plan %s: too many concurrent writers", x.plan.ID)
+	x.l.m.plans.WithLabelValues(x.plan.Action, status).Inc()
+	x.log.Info("plan finished", "status", status, "instances", len(instances))
+	return nil
 }

@@ -2,8 +2,9 @@ package constructor
 
 import (
 	"context"
-	"encoding/json"
+	"hash/fnv"
 	"log/slog"
+	"path"
 	"sync"
 	"time"
 
@@ -11,244 +12,296 @@ import (
 	"paddock/engine"
 )
 
-// leader is the work of the elected constructor: caches of allocators,
-// deployments and routes, one executor per deployment with a plan, route
-// upkeep and rescheduling.
+// leader is the work of the elected constructor: the platform's state
+// kept from watch events (world), plans dispatched as their pending
+// znodes appear and run several at a time, route upkeep and
+// rescheduling.
 type leader struct {
 	cfg Config
 	s   *engine.Store
 	log *slog.Logger
 	m   *metrics
 	st  *agentkit.Status
+	// fence is this leader's election znode: every write is a Multi
+	// that checks it still exists, so nothing a deposed leader still
+	// has in flight can land after its successor took over.
+	fence string
 
-	allocs, deps, routes *engine.TreeCache
-
-	// placeMu serialises placement decisions with the writes of their
-	// instance znodes, so concurrent plans see each other's capacity.
-	placeMu sync.Mutex
+	allocs, deps *engine.TreeCache
+	w            *world
+	routes       *routeTable
+	plans        *dispatcher
 
 	mu       sync.Mutex
-	running  map[string]bool
 	platform engine.PlatformConfig
 	wg       sync.WaitGroup
 
 	resched *rescheduler
-
-	// memo keeps decoded znodes by path and modification zxid: reconcile
-	// runs on every change and would otherwise decode every deployment,
-	// route and status each time.
-	memoMu sync.Mutex
-	memo   map[string]memoEntry
-	// placed holds the instances this leader wrote that the cache may
-	// not show yet (by znode path), so placements need not wait for the
-	// cache between each other. Guarded by placeMu.
-	placed map[string]placedEntry
-	// lastSweep is when routes and rescheduling last ran (they run at
-	// most every Tick/2, plan dispatch on every change).
+	// lastSweep is when routes and rescheduling last ran.
 	lastSweep time.Time
 }
 
-type placedEntry struct {
-	alloc string
-	in    engine.Instance
-	at    time.Time
+func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fence string) *leader {
+	seed := cfg.Seed
+	if seed == 0 {
+		h := fnv.New64a()
+		h.Write([]byte(cfg.ID))
+		seed = int64(h.Sum64())
+	}
+	l := &leader{cfg: cfg, s: cfg.Store, log: log, m: m, st: st, fence: fence,
+		platform: engine.DefaultPlatformConfig(), resched: newRescheduler(), w: newWorld(seed)}
+	l.routes = newRouteTable()
+	l.plans = newDispatcher(l, cfg.MaxPlans)
+	return l
 }
 
-type memoEntry struct {
-	mzxid int64
-	v     any
+// Layout facts the caches rely on: these znodes never have children.
+func leafAllocatorZnode(p string) bool {
+	switch path.Base(path.Dir(p)) {
+	case "instances", "status":
+		return path.Dir(path.Dir(path.Dir(p))) == engine.PathAllocators
+	}
+	switch path.Base(p) {
+	case "alive", "maintenance", "settings":
+		return path.Dir(path.Dir(p)) == engine.PathAllocators
+	}
+	return false
 }
 
-// cached decodes the cached znode at p into a T, reusing the previous
-// decoding while the znode is unchanged.
-func cached[T any](l *leader, c *engine.TreeCache, p string) (T, bool) {
-	var zero T
-	n, ok := c.Get(p)
-	if !ok {
-		return zero, false
-	}
-	l.memoMu.Lock()
-	e, hit := l.memo[p]
-	l.memoMu.Unlock()
-	if hit && e.mzxid == n.Stat.Mzxid {
-		v, ok := e.v.(T)
-		return v, ok
-	}
-	var v T
-	if json.Unmarshal(n.Data, &v) != nil {
-		return zero, false
-	}
-	l.memoMu.Lock()
-	if len(l.memo) > 200000 {
-		l.memo = map[string]memoEntry{} // drop entries of deleted znodes
-	}
-	l.memo[p] = memoEntry{mzxid: n.Stat.Mzxid, v: v}
-	l.memoMu.Unlock()
-	return v, true
+// Plan history is never read by the constructor: not cached (it grows
+// by one znode per plan).
+func skipDeploymentZnode(p string) bool {
+	return path.Base(p) == "history" && path.Base(path.Dir(p)) == "plans"
 }
 
-func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger) *leader {
-	return &leader{cfg: cfg, s: cfg.Store, log: log, m: m, st: st, running: map[string]bool{},
-		platform: engine.DefaultPlatformConfig(), resched: newRescheduler(), memo: map[string]memoEntry{}, placed: map[string]placedEntry{}}
+func leafDeploymentZnode(p string) bool {
+	return path.Base(p) == "pending" && path.Base(path.Dir(p)) == "plans"
 }
 
 func (l *leader) run(ctx context.Context) error {
 	defer l.wg.Wait()
-	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators)
-	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments)
-	l.routes = engine.NewTreeCache(l.s, engine.PathRoutes)
-	ach, dch := l.allocs.Changed(), l.deps.Changed()
-	for _, c := range []*engine.TreeCache{l.allocs, l.deps, l.routes} {
-		c := c
+	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheLeaves(leafAllocatorZnode))
+	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(skipDeploymentZnode), engine.CacheLeaves(leafDeploymentZnode))
+	aev, dev := l.allocs.Listen(), l.deps.Listen()
+	aReady, dReady := make(chan struct{}), make(chan struct{})
+	for _, c := range []*engine.TreeCache{l.allocs, l.deps} {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			_ = c.Run(ctx)
 		}()
 	}
-	for _, c := range []*engine.TreeCache{l.allocs, l.deps, l.routes} {
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		l.consume(ctx, aev, aReady, func(ev engine.CacheEvent) { l.w.applyAllocators(ev) })
+	}()
+	go func() {
+		defer l.wg.Done()
+		l.consume(ctx, dev, dReady, func(ev engine.CacheEvent) {
+			if id, run := l.w.applyDeployments(ev); run {
+				l.plans.offer(id)
+			}
+		})
+	}()
+	for _, ready := range []chan struct{}{aReady, dReady} {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-c.Ready():
+		case <-ready:
 		}
 	}
+	if err := l.routes.load(ctx, l.s); err != nil {
+		return err
+	}
+	l.readConfig(ctx)
 	l.log.Info("constructor leader ready", "allocators", len(l.allocs.Children(engine.PathAllocators)),
-		"deployments", len(l.deps.Children(engine.PathDeployments)))
+		"deployments", len(l.deps.Children(engine.PathDeployments)), "routes", l.routes.len())
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.plans.run(ctx)
+	}()
+	for _, id := range l.w.deploymentIDs() {
+		if p, _, ok := l.w.pending(id); ok && (p.Status == engine.PlanPending || p.Status == engine.PlanRunning) {
+			l.plans.offer(id)
+		}
+	}
 	tick := time.NewTicker(l.cfg.Tick)
 	defer tick.Stop()
 	for {
-		l.reconcile(ctx)
-		if time.Since(l.lastSweep) >= l.cfg.Tick/2 {
-			l.lastSweep = time.Now()
-			l.syncRoutes(ctx)
-			l.reschedule(ctx)
-		}
+		l.sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ach:
-		case <-dch:
 		case <-tick.C:
-		}
-		// Coalesce bursts of changes (a plan's steps, an allocator's
-		// statuses) into one reconcile.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// config returns the live platform config (read each reconcile).
+// consume applies a cache's events to the world; ready is closed once
+// the first full load is applied.
+func (l *leader) consume(ctx context.Context, evs <-chan engine.CacheEvent, ready chan struct{}, apply func(engine.CacheEvent)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-evs:
+			switch ev.Type {
+			case engine.NodeAdded, engine.NodeUpdated, engine.NodeRemoved:
+				apply(ev)
+			case engine.CacheInitialized:
+				close(ready)
+			}
+		}
+	}
+}
+
+// sweep runs the periodic work: the platform config, routes of
+// deployments without a plan, rescheduling. It counts itself
+// (paddock_constructor_sweeps_total): tests wait for sweeps, not time.
+func (l *leader) sweep(ctx context.Context) {
+	l.lastSweep = time.Now()
+	l.readConfig(ctx)
+	l.syncRoutes(ctx)
+	l.reschedule(ctx)
+	l.m.sweeps.Inc()
+}
+
+func (l *leader) readConfig(ctx context.Context) {
+	cfg, _, err := l.s.Platform(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("read platform config", "err", err)
+		}
+		return
+	}
+	l.mu.Lock()
+	l.platform = cfg
+	l.mu.Unlock()
+}
+
+// config returns the live platform config (read every sweep).
 func (l *leader) config() engine.PlatformConfig {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.platform
 }
 
-func (l *leader) reconcile(ctx context.Context) {
-	if time.Since(l.lastSweep) >= l.cfg.Tick/2 {
-		if cfg, _, err := l.s.Platform(ctx); err == nil {
-			l.mu.Lock()
-			l.platform = cfg
-			l.mu.Unlock()
-		} else if ctx.Err() == nil {
-			l.log.Warn("read platform config", "err", err)
-		}
-	}
-	for _, id := range l.deps.Children(engine.PathDeployments) {
-		p, ok := cached[engine.Plan](l, l.deps, engine.PendingPlanPath(id))
-		if !ok || (p.Status != engine.PlanPending && p.Status != engine.PlanRunning) {
-			continue
-		}
-		l.mu.Lock()
-		busy := l.running[id]
-		if !busy {
-			l.running[id] = true
-		}
-		l.mu.Unlock()
-		if busy {
-			continue
-		}
-		l.wg.Add(1)
-		l.m.running.Inc()
-		go func(id string) {
-			defer l.wg.Done()
-			defer l.m.running.Dec()
-			defer func() {
-				l.mu.Lock()
-				delete(l.running, id)
-				l.mu.Unlock()
-			}()
-			l.execute(ctx, id)
-		}(id)
-	}
+// fenced prefixes ops with the check of this leader's election znode.
+func (l *leader) fenced(ops ...engine.Op) []engine.Op {
+	return append([]engine.Op{engine.OpCheck(l.fence, engine.AnyVersion)}, ops...)
 }
+
+// status returns an instance's observed state.
+func (l *leader) status(alloc, iid string) (engine.InstanceStatus, bool) { return l.w.status(alloc, iid) }
+
+// alive reports whether an allocator's alive node exists.
+func (l *leader) alive(alloc string) bool { return l.w.alive(alloc) }
 
 // busy reports whether an executor runs for the deployment.
-func (l *leader) busy(id string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.running[id]
+func (l *leader) busy(id string) bool { return l.plans.busy(id) }
+
+// dispatcher starts an executor per deployment whose pending plan asks
+// for it, up to max at a time, first come first served; a deployment
+// never has two.
+type dispatcher struct {
+	l   *leader
+	max int
+
+	mu      sync.Mutex
+	queue   []string
+	queued  map[string]bool
+	running map[string]bool
+	// finished remembers the plan an executor just finished, until the
+	// cache shows it gone (not run twice).
+	finished map[string]string
+	wake     chan struct{}
 }
 
-// deployment reads a deployment from the cache.
-func (l *leader) cachedDeployment(id string) (engine.Deployment, bool) {
-	return cached[engine.Deployment](l, l.deps, engine.DeploymentPath(id))
+func newDispatcher(l *leader, max int) *dispatcher {
+	return &dispatcher{l: l, max: max, queued: map[string]bool{}, running: map[string]bool{}, finished: map[string]string{},
+		wake: make(chan struct{}, 1)}
 }
 
-// status returns an instance's observed state from the cache.
-func (l *leader) status(alloc, iid string) (engine.InstanceStatus, bool) {
-	return cached[engine.InstanceStatus](l, l.allocs, engine.StatusPath(alloc, iid))
-}
-
-// alive reports whether an allocator's alive node exists (cache).
-func (l *leader) alive(alloc string) bool {
-	_, ok := l.allocs.Get(engine.AllocatorAlivePath(alloc))
-	return ok
-}
-
-// inventory is the allocators' state from the cache, for placement
-// (desired instances, no observed states), decoded through the memo,
-// plus the instances written but not yet in the cache. Call with placeMu.
-func (l *leader) inventory() []engine.InventoryAllocator {
-	extra := map[string][]engine.Instance{}
-	for p, e := range l.placed {
-		if _, ok := l.allocs.Get(p); ok {
-			delete(l.placed, p) // the cache has caught up
-			continue
-		}
-		extra[e.alloc] = append(extra[e.alloc], e.in)
+func (d *dispatcher) offer(id string) {
+	d.mu.Lock()
+	if !d.queued[id] {
+		d.queued[id] = true
+		d.queue = append(d.queue, id)
 	}
-	ids := l.allocs.Children(engine.PathAllocators)
-	out := make([]engine.InventoryAllocator, 0, len(ids))
-	for _, id := range ids {
-		rec, ok := cached[engine.Allocator](l, l.allocs, engine.AllocatorPath(id))
-		if !ok {
-			continue
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) busy(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running[id]
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
 		}
-		if rec.ID == "" {
-			rec.ID = id
-		}
-		a := engine.InventoryAllocator{Allocator: rec}
-		if alive, ok := cached[engine.AllocatorAlive](l, l.allocs, engine.AllocatorAlivePath(id)); ok {
-			a.Alive = &alive
-		}
-		if m, ok := cached[engine.Maintenance](l, l.allocs, engine.AllocatorMaintenancePath(id)); ok {
-			a.Maintenance = m.On
-		}
-		if st, ok := cached[engine.AllocatorSettings](l, l.allocs, engine.AllocatorSettingsPath(id)); ok {
-			a.Settings = st
-		}
-		for _, iid := range l.allocs.Children(engine.InstancesPath(id)) {
-			if in, ok := cached[engine.Instance](l, l.allocs, engine.InstancePath(id, iid)); ok {
-				a.Instances = append(a.Instances, in)
+		for {
+			id, ok := d.next()
+			if !ok {
+				break
 			}
+			wg.Add(1)
+			d.l.m.running.Inc()
+			go func() {
+				defer wg.Done()
+				defer d.l.m.running.Dec()
+				planID := d.l.execute(ctx, id)
+				d.mu.Lock()
+				delete(d.running, id)
+				if planID != "" {
+					d.finished[id] = planID
+				}
+				d.mu.Unlock()
+				// A plan written while this one finished runs next.
+				d.offer(id)
+			}()
 		}
-		a.Instances = append(a.Instances, extra[id]...)
-		out = append(out, a)
 	}
-	return out
+}
+
+// next pops a deployment whose plan should run now.
+func (d *dispatcher) next() (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.queue) > 0 && len(d.running) < d.max {
+		id := d.queue[0]
+		d.queue = d.queue[1:]
+		delete(d.queued, id)
+		if d.running[id] {
+			continue // offered again when it ends
+		}
+		p, _, ok := d.l.w.pending(id)
+		if !ok {
+			delete(d.finished, id)
+			continue
+		}
+		if p.ID == d.finished[id] || (p.Status != engine.PlanPending && p.Status != engine.PlanRunning) {
+			continue
+		}
+		delete(d.finished, id)
+		d.running[id] = true
+		return id, true
+	}
+	return "", false
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	lost         prometheus.Gauge
 	routeWrites  prometheus.Counter
 	running      prometheus.Gauge
+	sweeps       prometheus.Counter
+	held         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,7 +33,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lost:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_lost_allocators", Help: "Allocators whose alive node is missing."}),
 		routeWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_route_writes_total", Help: "Route writes."}),
 		running:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_plans_running", Help: "Plans being executed."}),
+		sweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_sweeps_total",
+			Help: "Periodic sweeps of the leader (platform config, routes, rescheduling), one per tick."}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_rescheduling_held_total",
+			Help: "Sweeps that found allocators lost past the grace period and held them because rescheduling is frozen."}),
 	}
-	reg.MustRegister(m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running)
+	reg.MustRegister(m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
+		m.sweeps, m.held)
 	return m
 }

@@ -2,7 +2,6 @@ package constructor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -100,21 +99,7 @@ func (l *leader) reschedule(ctx context.Context) {
 	if cfg.LostAllocatorGraceSeconds <= 0 {
 		grace = 30 * time.Second
 	}
-	ids := l.allocs.Children(engine.PathAllocators)
-	fleet := make([]AllocatorView, 0, len(ids))
-	missing := 0
-	for _, id := range ids {
-		n, ok := l.allocs.Get(engine.AllocatorPath(id))
-		var a engine.Allocator
-		if !ok || json.Unmarshal(n.Data, &a) != nil {
-			continue
-		}
-		v := AllocatorView{ID: id, Zone: a.Zone, Alive: l.alive(id), Instances: len(l.allocs.Children(engine.InstancesPath(id)))}
-		if !v.Alive {
-			missing++
-		}
-		fleet = append(fleet, v)
-	}
+	fleet, missing := l.w.fleet()
 	l.m.lost.Set(float64(missing))
 	if stale, _ := l.allocs.Stale(); stale {
 		return // a stale cache says nothing about liveness
@@ -132,17 +117,13 @@ func (l *leader) reschedule(ctx context.Context) {
 		l.st.Set("rescheduling", freeze)
 	}
 	if freeze != "" {
+		if len(lost) > 0 {
+			l.m.held.Inc()
+		}
 		return
 	}
 	for _, alloc := range lost {
-		byDep := map[string]int{}
-		for _, iid := range l.allocs.Children(engine.InstancesPath(alloc)) {
-			n, ok := l.allocs.Get(engine.InstancePath(alloc, iid))
-			var in engine.Instance
-			if ok && json.Unmarshal(n.Data, &in) == nil {
-				byDep[in.DeploymentID]++
-			}
-		}
+		byDep := l.w.instancesByDeployment(alloc)
 		deps := make([]string, 0, len(byDep))
 		for d := range byDep {
 			deps = append(deps, d)
@@ -152,10 +133,10 @@ func (l *leader) reschedule(ctx context.Context) {
 			if l.busy(depID) {
 				continue
 			}
-			if _, pending := l.deps.Get(engine.PendingPlanPath(depID)); pending {
+			if _, _, pending := l.w.pending(depID); pending {
 				continue
 			}
-			d, ok := l.cachedDeployment(depID)
+			d, _, ok := l.w.deployment(depID)
 			if !ok || d.Status == engine.DeploymentDeleted || d.Status == engine.DeploymentDeleting {
 				continue
 			}
@@ -177,7 +158,7 @@ func (l *leader) reschedule(ctx context.Context) {
 				Strategy: engine.PlanGrowAndShrink, MoveFrom: []string{alloc}, CreatedAt: time.Now().UTC(),
 				CreatedBy: fmt.Sprintf("constructor %s: allocator %s lost for more than %s", l.cfg.ID, alloc, grace),
 				Status:    engine.PlanPending, Steps: []engine.PlanStep{}}
-			err := l.s.Create(ctx, engine.PendingPlanPath(depID), plan)
+			err := l.s.Multi(ctx, l.fenced(engine.OpCreate(engine.PendingPlanPath(depID), plan))...)
 			switch {
 			case err == nil:
 				l.m.replacements.Add(float64(onIt))

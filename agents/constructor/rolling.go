@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"paddock/engine"
 	"paddock/engine/placement"
@@ -23,7 +22,7 @@ func (x *executor) runRolling(ctx context.Context) error {
 	if err := x.validate(ctx); err != nil {
 		return err
 	}
-	x.setProgress("rolling", "1")
+	x.plan.Progress.Rolling = true
 	for _, r := range x.change.Requests {
 		if !r.Replaces {
 			continue
@@ -41,15 +40,15 @@ func (x *executor) runRolling(ctx context.Context) error {
 			extra := r
 			extra.Zones, extra.Replaces, extra.PreferZones = r.Zones-len(olds), false, nil
 			extra.ExcludeZones = zonesOf(byKind(x.rollingInstances(), r.Kind))
-			if err := x.rollStep(ctx, StepPlace, "extra:"+r.Kind, func(ctx context.Context) (string, error) {
-				placed, err := x.place(ctx, []placement.Request{extra})
+			if err := x.rollStep(ctx, StepPlace, "extra:"+r.Kind, stepInstant, func(ctx context.Context) (string, error) {
+				placed, err := x.place([]placement.Request{extra})
 				return describePlaced(placed), err
 			}); err != nil {
 				return err
 			}
 		}
 	}
-	if err := x.step(ctx, StepWait, "", func(ctx context.Context) (string, error) {
+	if err := x.step(ctx, StepWait, "", stepLong, func(ctx context.Context) (string, error) {
 		return x.waitHealthy(ctx, x.plan.NewInstances, nil)
 	}); err != nil {
 		return err
@@ -58,19 +57,19 @@ func (x *executor) runRolling(ctx context.Context) error {
 	// removed kinds go last.
 	var rest []engine.PlacedInstance
 	for _, o := range x.change.Retire {
-		if x.progress("removed:"+o.ID) == "" {
+		if !x.plan.Progress.WasRemoved(o.ID) {
 			rest = append(rest, o)
 		}
 	}
 	final := x.rollingInstances()
-	if err := x.step(ctx, StepSwitch, "final", func(ctx context.Context) (string, error) {
+	if err := x.step(ctx, StepSwitch, "final", stepLong, func(ctx context.Context) (string, error) {
 		peers := x.setPeers(ctx, final)
 		return "route to the new nodes" + peers, x.l.writeRoute(ctx, x.depID, x.l.backends(final), engine.RouteLive)
 	}); err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		if err := x.step(ctx, StepRemoveOld, "rest", func(ctx context.Context) (string, error) {
+		if err := x.step(ctx, StepRemoveOld, "rest", stepLong, func(ctx context.Context) (string, error) {
 			return describePlaced(rest), x.removeInstances(ctx, rest)
 		}); err != nil {
 			return err
@@ -80,18 +79,18 @@ func (x *executor) runRolling(ctx context.Context) error {
 }
 
 // rollStep is a step whose activity message names the zone it works on.
-func (x *executor) rollStep(ctx context.Context, name, key string, fn func(ctx context.Context) (string, error)) error {
-	return x.step(ctx, name, name+"@"+key, fn)
+func (x *executor) rollStep(ctx context.Context, name, key string, kind stepKind, fn func(ctx context.Context) (string, error)) error {
+	return x.step(ctx, name, name+"@"+key, kind, fn)
 }
 
 func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.PlacedInstance) error {
 	zone := o.Zone
 	snap := x.snapName("roll-" + o.ID[:min(8, len(o.ID))])
 	if o.Kind == engine.KindElasticsearch {
-		if err := x.rollStep(ctx, StepSnapshot, o.ID, func(ctx context.Context) (string, error) {
+		if err := x.rollStep(ctx, StepSnapshot, o.ID, stepLong, func(ctx context.Context) (string, error) {
 			addr := x.nodeAddr(o)
 			if addr == "" {
-				x.setProgress("nosnap:"+o.ID, "1")
+				x.plan.Progress.MarkNoSnapshot(o.ID)
 				return zone + ": the old node is not healthy: its successor restores nothing and relies on its peers", nil
 			}
 			return zone + ": snapshot " + snap, x.takeSnapshot(ctx, addr, snap)
@@ -99,7 +98,7 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 			return err
 		}
 	}
-	if err := x.rollStep(ctx, StepSwitch, "out:"+o.ID, func(ctx context.Context) (string, error) {
+	if err := x.rollStep(ctx, StepSwitch, "out:"+o.ID, stepLong, func(ctx context.Context) (string, error) {
 		cur := x.rollingInstances()
 		var others []engine.PlacedInstance
 		for _, in := range cur {
@@ -109,37 +108,29 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 		}
 		b := x.l.backends(others)
 		if len(b) == 0 {
-			x.setProgress("paused", "1")
+			x.plan.Progress.Paused = true
 			return zone + ": the only node: route paused while it is replaced", x.l.setRouteState(ctx, x.depID, engine.RoutePaused)
 		}
 		return fmt.Sprintf("%s: route to the %d other node(s)", zone, len(b)), x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
 	}); err != nil {
 		return err
 	}
-	if err := x.rollStep(ctx, StepRemoveOld, o.ID, func(ctx context.Context) (string, error) {
+	if err := x.rollStep(ctx, StepRemoveOld, o.ID, stepLong, func(ctx context.Context) (string, error) {
 		if err := x.removeInstances(ctx, []engine.PlacedInstance{o}); err != nil {
 			return "", err
 		}
-		x.setProgress("removed:"+o.ID, "1")
+		x.plan.Progress.MarkRemoved(o.ID)
 		// Wait for the allocator to free the memory (status gone).
-		deadline := time.Now().Add(x.l.cfg.HealthyTimeout)
-		for time.Now().Before(deadline) {
-			if _, ok := x.l.status(o.Allocator, o.ID); !ok || !x.l.alive(o.Allocator) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
+		if err := x.waitGone(ctx, o); err != nil {
+			return "", err
 		}
 		return zone + ": " + describePlaced([]engine.PlacedInstance{o}), nil
 	}); err != nil {
 		return err
 	}
 	var placed []engine.PlacedInstance
-	if err := x.rollStep(ctx, StepPlace, o.ID, func(ctx context.Context) (string, error) {
-		if id := x.progress("successor:" + o.ID); id != "" {
+	if err := x.rollStep(ctx, StepPlace, o.ID, stepInstant, func(ctx context.Context) (string, error) {
+		if id := x.plan.Progress.Successor[o.ID]; id != "" {
 			for _, in := range x.plan.NewInstances {
 				if in.ID == id {
 					placed = []engine.PlacedInstance{in}
@@ -159,41 +150,41 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 		same := req
 		same.Targets = []string{o.Allocator}
 		var err error
-		if placed, err = x.place(ctx, []placement.Request{same}); err != nil {
+		if placed, err = x.place([]placement.Request{same}); err != nil {
 			var ue *placement.UnplaceableError
 			if !errors.As(err, &ue) {
 				return "", err
 			}
-			if placed, err = x.place(ctx, []placement.Request{req}); err != nil {
+			if placed, err = x.place([]placement.Request{req}); err != nil {
 				return "", err
 			}
 		}
-		x.setProgress("successor:"+o.ID, placed[0].ID)
+		x.plan.Progress.SetSuccessor(o.ID, placed[0].ID)
 		return zone + ": " + describePlaced(placed), nil
 	}); err != nil {
 		return err
 	}
 	if placed == nil {
 		for _, in := range x.plan.NewInstances {
-			if in.ID == x.progress("successor:"+o.ID) {
+			if in.ID == x.plan.Progress.Successor[o.ID] {
 				placed = []engine.PlacedInstance{in}
 			}
 		}
 	}
-	if err := x.rollStep(ctx, StepWait, o.ID, func(ctx context.Context) (string, error) {
+	if err := x.rollStep(ctx, StepWait, o.ID, stepLong, func(ctx context.Context) (string, error) {
 		msg, err := x.waitHealthy(ctx, placed, nil)
 		return zone + ": " + msg, err
 	}); err != nil {
 		return err
 	}
-	if o.Kind == engine.KindElasticsearch && x.progress("nosnap:"+o.ID) == "" {
-		if err := x.rollStep(ctx, StepMigrate, o.ID, func(ctx context.Context) (string, error) {
+	if o.Kind == engine.KindElasticsearch && !x.plan.Progress.HasNoSnapshot(o.ID) {
+		if err := x.rollStep(ctx, StepMigrate, o.ID, stepLong, func(ctx context.Context) (string, error) {
 			return zone + ": restored " + snap, x.restoreAll(ctx, snap, placed)
 		}); err != nil {
 			return err
 		}
 	}
-	return x.rollStep(ctx, StepSwitch, "in:"+o.ID, func(ctx context.Context) (string, error) {
+	return x.rollStep(ctx, StepSwitch, "in:"+o.ID, stepLong, func(ctx context.Context) (string, error) {
 		cur := x.rollingInstances()
 		peers := x.setPeers(ctx, cur)
 		b := x.l.backends(cur)
@@ -201,14 +192,76 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 	})
 }
 
+// waitGone waits until an instance's status is gone (its allocator
+// freed the memory) or its allocator is lost, woken by the deployment's
+// changes, at most HealthyTimeout.
+func (x *executor) waitGone(ctx context.Context, o engine.PlacedInstance) error {
+	changed, stop := x.l.w.watch(x.depID)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, x.l.cfg.HealthyTimeout)
+	defer cancel()
+	for {
+		if _, ok := x.l.status(o.Allocator, o.ID); !ok || !x.l.alive(o.Allocator) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil // go on: the placement says whether it fits
+			}
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
 // rollingInstances is the topology as it stands in a rolling plan: the
 // old instances not yet removed plus the new ones.
 func (x *executor) rollingInstances() []engine.PlacedInstance {
 	var out []engine.PlacedInstance
 	for _, in := range x.dep.Instances {
-		if x.progress("removed:"+in.ID) == "" {
+		if !x.plan.Progress.WasRemoved(in.ID) {
 			out = append(out, in)
 		}
 	}
 	return append(out, x.plan.NewInstances...)
+}
+
+// rollbackRolling stops a failed rolling plan: zones already replaced
+// stay replaced; a successor that is not healthy, or whose data was not
+// restored, must not serve: it goes; the route serves what runs, live
+// again if it was paused. It returns the topology as it stands.
+func (x *executor) rollbackRolling(ctx context.Context, instances []engine.PlacedInstance) ([]engine.PlacedInstance, error) {
+	err := x.step(ctx, StepRollback, "", stepLong, func(ctx context.Context) (string, error) {
+		unrestored := map[string]bool{}
+		for _, o := range x.change.Retire {
+			if s := x.plan.Progress.Successor[o.ID]; s != "" && o.Kind == engine.KindElasticsearch &&
+				!x.plan.Progress.HasNoSnapshot(o.ID) && !x.plan.Progress.IsDone(StepMigrate+"@"+o.ID) {
+				unrestored[s] = true
+			}
+		}
+		var pending []engine.PlacedInstance
+		for _, in := range x.plan.NewInstances {
+			if x.address(in) == "" || unrestored[in.ID] {
+				pending = append(pending, in)
+			}
+		}
+		if err := x.removeInstances(ctx, pending); err != nil {
+			return "", err
+		}
+		kept := instances[:0:0]
+		for _, in := range instances {
+			if !slices.ContainsFunc(pending, func(p engine.PlacedInstance) bool { return p.ID == in.ID }) {
+				kept = append(kept, in)
+			}
+		}
+		instances = kept
+		b := x.l.backends(instances)
+		if len(b) == 0 {
+			return "no node left to route to", nil
+		}
+		return fmt.Sprintf("rolling stopped: %d new instance(s) unhealthy or without their data removed; route to the %d serving node(s)", len(pending), len(b)),
+			x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
+	})
+	return instances, err
 }

@@ -5,10 +5,158 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"paddock/engine"
 )
+
+// routeTable is the leader's copy of /paddock/routes. Only the
+// constructor writes routes and only its leader, fenced: the table is
+// read once when leading starts and then follows the leader's own
+// writes, so a route write costs no read (a cache would re-read each
+// route after writing it, and re-list 10,000 names per new route).
+type routeTable struct {
+	mu sync.Mutex
+	m  map[string]routeEntry
+}
+
+type routeEntry struct {
+	r   engine.Route
+	ver engine.Version
+}
+
+func newRouteTable() *routeTable { return &routeTable{m: map[string]routeEntry{}} }
+
+// load reads every route, pipelined, retrying with backoff until ctx
+// ends.
+func (t *routeTable) load(ctx context.Context, s *engine.Store) error {
+	read := func() (map[string]routeEntry, error) {
+		ids, err := s.Children(ctx, engine.PathRoutes)
+		if errors.Is(err, engine.ErrNotFound) {
+			return map[string]routeEntry{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]routeEntry, len(ids))
+		var mu sync.Mutex
+		errs := make([]error, len(ids))
+		sem := make(chan struct{}, 64)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				var r engine.Route
+				v, err := s.GetJSON(ctx, engine.RoutePath(id), &r)
+				if errors.Is(err, engine.ErrNotFound) {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				mu.Lock()
+				out[id] = routeEntry{r: r, ver: v}
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return out, errors.Join(errs...)
+	}
+	m, err := backoff.Retry(ctx, read, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return fmt.Errorf("read the routes: %w", err)
+	}
+	t.mu.Lock()
+	t.m = m
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *routeTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+func (t *routeTable) get(depID string) (engine.Route, engine.Version, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[depID]
+	return e.r, e.ver, ok
+}
+
+func (t *routeTable) set(depID string, r engine.Route, ver engine.Version) {
+	t.mu.Lock()
+	t.m[depID] = routeEntry{r: r, ver: ver}
+	t.mu.Unlock()
+}
+
+func (t *routeTable) drop(depID string) {
+	t.mu.Lock()
+	delete(t.m, depID)
+	t.mu.Unlock()
+}
+
+// refresh re-reads one route (after a write lost a race it should never
+// lose: an operator's hand, a deposed leader's late write refused).
+func (t *routeTable) refresh(ctx context.Context, s *engine.Store, depID string) error {
+	var r engine.Route
+	v, err := s.GetJSON(ctx, engine.RoutePath(depID), &r)
+	if errors.Is(err, engine.ErrNotFound) {
+		t.drop(depID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t.set(depID, r, v)
+	return nil
+}
+
+// routeOp is the write that makes a deployment's route backends and
+// state (nil when it already is), and what the table holds after it.
+func (t *routeTable) routeOp(depID string, backends []engine.Backend, state string) (*engine.Op, engine.Route) {
+	if backends == nil {
+		backends = []engine.Backend{}
+	}
+	cur, ver, ok := t.get(depID)
+	if ok && cur.State == state && sameBackends(cur.Backends, backends) {
+		return nil, cur
+	}
+	r := cur
+	if !ok {
+		r = engine.Route{DeploymentID: depID, Generation: 0}
+	}
+	if !ok || !sameBackends(cur.Backends, backends) {
+		r.Generation++
+	}
+	r.DeploymentID, r.State, r.Backends, r.UpdatedAt = depID, state, backends, time.Now().UTC()
+	if !ok {
+		op := engine.OpCreate(engine.RoutePath(depID), r)
+		return &op, r
+	}
+	op := engine.OpSet(engine.RoutePath(depID), r, ver)
+	return &op, r
+}
+
+// stateOp pauses or resumes a route without touching its backends (nil
+// when there is no route or it already is so).
+func (t *routeTable) stateOp(depID, state string) (*engine.Op, engine.Route) {
+	cur, ver, ok := t.get(depID)
+	if !ok || cur.State == state {
+		return nil, cur
+	}
+	r := cur
+	r.State, r.UpdatedAt = state, time.Now().UTC()
+	op := engine.OpSet(engine.RoutePath(depID), r, ver)
+	return &op, r
+}
 
 // backends lists the healthy Elasticsearch instances among ins, with the
 // addresses their allocators report.
@@ -51,74 +199,61 @@ func sameBackends(a, b []engine.Backend) bool {
 	return true
 }
 
-// writeRoute sets a deployment's route to backends and state, bumping the
-// generation when the backends change. It creates the route if missing.
+// writeRoute sets a deployment's route to backends and state now (a
+// fenced write of its own), bumping the generation when the backends
+// change and creating the route if missing.
 func (l *leader) writeRoute(ctx context.Context, depID string, backends []engine.Backend, state string) error {
-	if backends == nil {
-		backends = []engine.Backend{}
-	}
-	var r engine.Route
-	_, err := l.s.Update(ctx, engine.RoutePath(depID), &r, func() error {
-		if r.State == state && sameBackends(r.Backends, backends) {
-			return engine.ErrNoChange
-		}
-		if !sameBackends(r.Backends, backends) {
-			r.Generation++
-		}
-		r.DeploymentID, r.State, r.Backends, r.UpdatedAt = depID, state, backends, time.Now().UTC()
-		return nil
-	})
-	if errors.Is(err, engine.ErrNotFound) {
-		r = engine.Route{DeploymentID: depID, State: state, Backends: backends, Generation: 1, UpdatedAt: time.Now().UTC()}
-		err = l.s.Create(ctx, engine.RoutePath(depID), r)
-		if errors.Is(err, engine.ErrExists) {
-			return l.writeRoute(ctx, depID, backends, state)
-		}
-	}
-	if err == nil {
-		l.m.routeWrites.Inc()
-		l.log.Debug("route written", "deployment", depID, "state", state, "backends", len(backends), "generation", r.Generation)
-	}
-	return err
+	return l.writeRouteOp(ctx, depID, func() (*engine.Op, engine.Route) { return l.routes.routeOp(depID, backends, state) })
 }
 
 // setRouteState pauses or resumes a route without touching its backends.
 func (l *leader) setRouteState(ctx context.Context, depID, state string) error {
-	var r engine.Route
-	_, err := l.s.Update(ctx, engine.RoutePath(depID), &r, func() error {
-		if r.State == state {
-			return engine.ErrNoChange
+	return l.writeRouteOp(ctx, depID, func() (*engine.Op, engine.Route) { return l.routes.stateOp(depID, state) })
+}
+
+func (l *leader) writeRouteOp(ctx context.Context, depID string, mk func() (*engine.Op, engine.Route)) error {
+	for attempt := 0; ; attempt++ {
+		op, r := mk()
+		if op == nil {
+			return nil
 		}
-		r.State, r.UpdatedAt = state, time.Now().UTC()
-		return nil
-	})
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil
+		res, err := l.s.MultiResults(ctx, l.fenced(*op)...)
+		if err == nil {
+			l.routes.set(depID, r, res[1].Version)
+			l.m.routeWrites.Inc()
+			return nil
+		}
+		if i, ok := engine.FailedOp(err); ok && i == 0 {
+			return fmt.Errorf("%w: %v", errLost, err)
+		}
+		if attempt > 0 || !(errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrExists) || errors.Is(err, engine.ErrNotFound)) {
+			return fmt.Errorf("write route of %s: %w", depID, err)
+		}
+		if rerr := l.routes.refresh(ctx, l.s, depID); rerr != nil {
+			return fmt.Errorf("write route of %s: %w (and re-read: %v)", depID, err, rerr)
+		}
 	}
-	if err == nil {
-		l.m.routeWrites.Inc()
-	}
-	return err
 }
 
 // syncRoutes keeps the routes of deployments without a running plan in
 // step with their instances' health and addresses (an allocator restart
-// changes a node's port; an unhealthy node leaves the route).
+// changes a node's port; an unhealthy node leaves the route). It works
+// on the leader's state: no read unless a route is about to change.
 func (l *leader) syncRoutes(ctx context.Context) {
-	for _, id := range l.deps.Children(engine.PathDeployments) {
+	for _, id := range l.w.deploymentIDs() {
 		if l.busy(id) {
 			continue
 		}
-		if _, pending := l.deps.Get(engine.PendingPlanPath(id)); pending {
+		if _, _, pending := l.w.pending(id); pending {
 			continue
 		}
-		d, ok := l.cachedDeployment(id)
+		d, _, ok := l.w.deployment(id)
 		// LastPlanStatus running: the cache has not seen the plan's end
 		// yet (its znodes update independently); wait for it.
 		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 || d.LastPlanStatus == engine.PlanRunning {
 			continue
 		}
-		r, ok := cached[engine.Route](l, l.routes, engine.RoutePath(id))
+		r, _, ok := l.routes.get(id)
 		if !ok {
 			continue
 		}
@@ -159,7 +294,7 @@ const DockerPeerPort = 9200
 // host:port is only reachable from the host); other runtimes' nodes by
 // their address.
 func (l *leader) peerURL(in engine.PlacedInstance, addr string) string {
-	if rec, ok := cached[engine.Allocator](l, l.allocs, engine.AllocatorPath(in.Allocator)); ok && rec.Runtime == "docker" {
+	if l.w.runtime(in.Allocator) == "docker" {
 		return fmt.Sprintf("http://paddock-%s:%d", in.ID, DockerPeerPort)
 	}
 	return "http://" + addr

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +30,11 @@ type Env struct {
 }
 
 // Start launches a server (servers=1) or an ensemble in a temp dir.
-func Start(servers int) (*Env, error) {
+func Start(servers int) (*Env, error) { return StartHeap(servers, 192) }
+
+// StartHeap is Start with heapMB of JVM heap per server (benchmarks that
+// hold 100,000 znodes and their watches need more than tests).
+func StartHeap(servers, heapMB int) (*Env, error) {
 	dir, err := os.MkdirTemp("", "paddock-zk-")
 	if err != nil {
 		return nil, err
@@ -36,7 +42,7 @@ func Start(servers int) (*Env, error) {
 	env := &Env{Dir: dir, SuperPassword: engine.RandomToken(12)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := zkserver.Start(ctx, zkserver.Config{Dir: dir, Servers: servers, SuperPassword: env.SuperPassword, HeapMB: 192})
+	c, err := zkserver.Start(ctx, zkserver.Config{Dir: dir, Servers: servers, SuperPassword: env.SuperPassword, HeapMB: heapMB})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -87,6 +93,31 @@ func (e *Env) Stop() {
 
 // Servers is the connection string.
 func (e *Env) Servers() string { return e.Cluster.ConnectString() }
+
+// Mntr returns the numeric figures of server id's mntr four-letter word
+// (zk_ prefix dropped): request counts, latencies, znode and watch
+// counts, for benchmarks.
+func (e *Env) Mntr(id int) (map[string]float64, error) {
+	n := e.Cluster.Node(id)
+	if n == nil {
+		return nil, fmt.Errorf("no ZooKeeper server %d", id)
+	}
+	out, err := zkserver.FourLetter(fmt.Sprintf("127.0.0.1:%d", n.ClientPort), "mntr", 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			m[strings.TrimPrefix(k, "zk_")] = f
+		}
+	}
+	return m, nil
+}
 
 // Super connects as ZooKeeper's super user (bypasses ACLs).
 func (e *Env) Super(t testing.TB) *engine.Store {

@@ -1,0 +1,261 @@
+package constructor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"paddock/engine"
+	"paddock/engine/placement"
+)
+
+// runGrowAndShrink runs the steps of docs/architecture.md in order; each
+// step knows when it applies (a new deployment has no data to migrate
+// and no route to pause, a scale-in places nothing, ...).
+func (x *executor) runGrowAndShrink(ctx context.Context) error {
+	_, _, x.hadRoute = x.l.routes.get(x.depID)
+	for _, step := range []func(context.Context) error{
+		x.validate,
+		x.placeNew,
+		x.waitNew,
+		x.snapshotData,
+		x.migrateData,
+		x.pauseRoute,
+		x.finalSync,
+		x.switchRoute,
+		x.resumeRoute,
+		x.removeOld,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrating: new Elasticsearch nodes take the data of the current ones,
+// from a node that holds it.
+func (x *executor) migrating() bool {
+	return x.change.NeedsMigration() && !x.plan.Progress.NoSource
+}
+
+// placeNew decides where the new instances go and queues their
+// assignments with the plan's record of them.
+func (x *executor) placeNew(ctx context.Context) error {
+	if len(x.change.Requests) == 0 {
+		return nil
+	}
+	return x.step(ctx, StepPlace, "", stepInstant, func(ctx context.Context) (string, error) {
+		if len(x.plan.NewInstances) > 0 { // resumed after recording them
+			return "instances placed before the leader change: " + describePlaced(x.plan.NewInstances), x.ensureInstances(ctx, x.plan.NewInstances)
+		}
+		placed, err := x.place(x.change.Requests)
+		if err != nil {
+			return "", err
+		}
+		return describePlaced(placed) + " (strategy " + orDefault(x.l.config().PlacementStrategy, engine.StrategyFillAntiAffinity) + ")", nil
+	})
+}
+
+// place decides new instances for reqs (counted at once in the leader's
+// state, so plans placing together never share memory) and queues their
+// znodes, written with the plan that records them: a new leader knows
+// what to clean up, and a failed write gives the memory back.
+func (x *executor) place(reqs []placement.Request) ([]engine.PlacedInstance, error) {
+	now := time.Now().UTC()
+	ins, allocs, err := x.l.w.reserve(x.depID, reqs, x.l.config().PlacementStrategy, func(p placement.Placement) engine.Instance {
+		return engine.Instance{ID: engine.NewID(), DeploymentID: x.depID, Kind: p.Kind, Version: x.plan.Spec.Version,
+			SizeMB: p.SizeMB, Zone: p.Zone, PlanID: x.plan.ID, CreatedAt: now}
+	})
+	if err != nil {
+		return nil, err
+	}
+	placed := make([]engine.PlacedInstance, len(ins))
+	for i, in := range ins {
+		alloc := allocs[i]
+		placed[i] = engine.PlacedInstance{ID: in.ID, Kind: in.Kind, Allocator: alloc, Zone: in.Zone, SizeMB: in.SizeMB, Version: in.Version}
+		x.reserved = append(x.reserved, reservation{alloc: alloc, id: in.ID})
+		op := engine.OpCreate(engine.InstancePath(alloc, in.ID), in)
+		x.queue(effect{build: func() (*engine.Op, func(engine.OpResult)) { return &op, nil }})
+	}
+	x.plan.NewInstances = append(x.plan.NewInstances, placed...)
+	x.l.m.placements.Add(float64(len(placed)))
+	return placed, nil
+}
+
+// waitNew waits for the new instances to run healthy.
+func (x *executor) waitNew(ctx context.Context) error {
+	if len(x.change.Requests) == 0 {
+		return nil
+	}
+	return x.step(ctx, StepWait, "", stepLong, func(ctx context.Context) (string, error) {
+		return x.waitHealthy(ctx, x.plan.NewInstances, nil)
+	})
+}
+
+// snapshotData snapshots a node holding the data or, when none is
+// healthy (its allocator is lost), finds the newest snapshot to recover.
+func (x *executor) snapshotData(ctx context.Context) error {
+	if !x.change.NeedsMigration() {
+		return nil
+	}
+	return x.step(ctx, StepSnapshot, "", stepLong, func(ctx context.Context) (string, error) {
+		src := x.source()
+		if src != "" {
+			x.plan.Progress.Source = src
+			return "snapshot " + x.snapName("initial") + " of " + src, x.takeSnapshot(ctx, src, x.snapName("initial"))
+		}
+		x.plan.Progress.NoSource = true
+		// The data is on no running node (its allocator is lost): recover
+		// the newest snapshot of the deployment's repository.
+		for _, in := range esOnly(x.plan.NewInstances) {
+			addr := x.nodeAddr(in)
+			if addr == "" {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, x.l.cfg.StepTimeout)
+			latest, err := x.l.cfg.Nodes.LatestSnapshot(cctx, addr, SnapshotLocation(x.depID))
+			cancel()
+			if err != nil {
+				return "", fmt.Errorf("no healthy node holds the data, and the snapshot repository cannot be listed: %w", err)
+			}
+			if latest != "" {
+				x.plan.Progress.Recover = latest
+				return "no healthy node holds the data (lost allocator): recovering the newest snapshot " + latest +
+					"; writes made after it are lost", nil
+			}
+			break
+		}
+		return "no healthy node holds the data and the repository has no snapshot: the new nodes start empty", nil
+	})
+}
+
+// migrateData restores the snapshot into the new nodes.
+func (x *executor) migrateData(ctx context.Context) error {
+	if !x.migrating() && x.plan.Progress.Recover == "" {
+		return nil
+	}
+	snap := x.snapName("initial")
+	if r := x.plan.Progress.Recover; r != "" {
+		snap = r
+	}
+	return x.step(ctx, StepMigrate, "", stepLong, func(ctx context.Context) (string, error) {
+		return fmt.Sprintf("restored %s into %d new node(s)", snap, len(esOnly(x.plan.NewInstances))),
+			x.restoreAll(ctx, snap, x.plan.NewInstances)
+	})
+}
+
+// pauseRoute pauses a serving route before the final sync, and lets
+// proxies see it and in-flight writes finish.
+func (x *executor) pauseRoute(ctx context.Context) error {
+	if !x.hadRoute || !x.migrating() {
+		return nil
+	}
+	return x.step(ctx, StepPause, "", stepInstant, func(ctx context.Context) (string, error) {
+		x.queueRouteState(engine.RoutePaused)
+		x.plan.Progress.Paused = true
+		if err := x.flush(ctx); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(x.l.cfg.PauseSettle):
+		}
+		return fmt.Sprintf("route paused; settled %s", x.l.cfg.PauseSettle), nil
+	})
+}
+
+// finalSync restores what was written since the first snapshot.
+func (x *executor) finalSync(ctx context.Context) error {
+	if !x.hadRoute || !x.migrating() {
+		return nil
+	}
+	return x.step(ctx, StepFinalSync, "", stepLong, func(ctx context.Context) (string, error) {
+		src := x.plan.Progress.Source
+		if a := x.source(); a != "" {
+			src = a
+		}
+		if src == "" {
+			return "", fmt.Errorf("no healthy node to take the final snapshot from")
+		}
+		if err := x.takeSnapshot(ctx, src, x.snapName("final")); err != nil {
+			return "", err
+		}
+		return "delta since " + x.snapName("initial") + " restored into the new nodes", x.restoreAll(ctx, x.snapName("final"), x.plan.NewInstances)
+	})
+}
+
+// switchRoute points the route at the final topology (queued: written
+// with the next record; a new deployment's with its end).
+func (x *executor) switchRoute(ctx context.Context) error {
+	final := x.finalInstances()
+	backends := x.l.backends(final)
+	cur, _, hasRoute := x.l.routes.get(x.depID)
+	if hasRoute && sameBackends(cur.Backends, backends) && !x.plan.Progress.Paused {
+		return nil
+	}
+	return x.step(ctx, StepSwitch, "", stepInstant, func(ctx context.Context) (string, error) {
+		peers := x.setPeers(ctx, final)
+		state := engine.RouteLive
+		if x.plan.Progress.Paused {
+			state = engine.RoutePaused
+		}
+		x.queueRoute(backends, state)
+		x.plan.Progress.Switched = true
+		return fmt.Sprintf("route to %d node(s)%s", len(backends), peers), nil
+	})
+}
+
+// resumeRoute makes a paused route live again.
+func (x *executor) resumeRoute(ctx context.Context) error {
+	if !x.plan.Progress.Paused {
+		return nil
+	}
+	return x.step(ctx, StepResumeRt, "", stepInstant, func(context.Context) (string, error) {
+		x.queueRouteState(engine.RouteLive)
+		return "route live", nil
+	})
+}
+
+// removeOld removes the instances the new topology replaces; the route
+// serves the new ones already, so a failure is retried, not rolled back.
+func (x *executor) removeOld(ctx context.Context) error {
+	if len(x.change.Retire) == 0 {
+		return nil
+	}
+	// The switch is written first, whatever happens next.
+	if err := x.flush(ctx); err != nil {
+		return err
+	}
+	err := x.step(ctx, StepRemoveOld, "", stepLong, func(ctx context.Context) (string, error) {
+		return describePlaced(x.change.Retire), x.removeInstances(ctx, x.change.Retire)
+	})
+	if err == nil || errors.Is(err, errLost) || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(err, errCancelled) {
+		return x.removeInstances(ctx, x.change.Retire)
+	}
+	_, rerr := backoff.Retry(ctx, func() (struct{}, error) {
+		err := x.removeInstances(ctx, x.change.Retire)
+		if errors.Is(err, errLost) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(time.Second)), backoff.WithMaxTries(10))
+	if rerr != nil {
+		return fmt.Errorf("old instances could not be removed after the switch: %w", err)
+	}
+	return nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
