@@ -194,7 +194,9 @@ func (l *leader) fenced(ops ...engine.Op) []engine.Op {
 }
 
 // status returns an instance's observed state.
-func (l *leader) status(alloc, iid string) (engine.InstanceStatus, bool) { return l.w.status(alloc, iid) }
+func (l *leader) status(alloc, iid string) (engine.InstanceStatus, bool) {
+	return l.w.status(alloc, iid)
+}
 
 // alive reports whether an allocator's alive node exists.
 func (l *leader) alive(alloc string) bool { return l.w.alive(alloc) }
