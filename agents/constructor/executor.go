@@ -460,6 +460,8 @@ func (x *executor) write(ctx context.Context, fin *finishing) error {
 				for _, a := range afters {
 					if e := effects[a.eff]; e.refresh != nil {
 						_ = e.refresh(ctx)
+					} else if a.done != nil {
+						a.done(engine.OpResult{})
 					}
 				}
 				return struct{}{}, nil
@@ -771,6 +773,9 @@ func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInsta
 	}
 	err := x.l.s.Multi(ctx, x.l.fenced(ops...)...)
 	if err == nil {
+		for _, in := range ins {
+			x.l.w.instanceWritten(in.Allocator, in.ID, nil)
+		}
 		return nil
 	}
 	if i, ok := engine.FailedOp(err); ok && i == 0 {
@@ -779,7 +784,7 @@ func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInsta
 	if !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("remove instances: %w", err)
 	}
-	for _, op := range ops {
+	for i, op := range ops {
 		err := x.l.s.Multi(ctx, x.l.fenced(op)...)
 		if i, ok := engine.FailedOp(err); ok && i == 0 {
 			return fmt.Errorf("%w: %v", errLost, err)
@@ -787,6 +792,7 @@ func (x *executor) removeInstances(ctx context.Context, ins []engine.PlacedInsta
 		if err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return fmt.Errorf("remove instance %s: %w", op.Path(), err)
 		}
+		x.l.w.instanceWritten(ins[i].Allocator, ins[i].ID, nil)
 	}
 	return nil
 }
@@ -798,13 +804,19 @@ func (x *executor) ensureInstances(ctx context.Context, ins []engine.PlacedInsta
 	for _, p := range ins {
 		in := engine.Instance{ID: p.ID, DeploymentID: x.depID, Kind: p.Kind, Version: p.Version, SizeMB: p.SizeMB,
 			Zone: p.Zone, PlanID: x.plan.ID, CreatedAt: time.Now().UTC()}
-		err := x.l.s.Multi(ctx, x.l.fenced(engine.OpCreate(engine.InstancePath(p.Allocator, p.ID), in))...)
+		path := engine.InstancePath(p.Allocator, p.ID)
+		err := x.l.s.Multi(ctx, x.l.fenced(engine.OpCreate(path, in))...)
 		if i, ok := engine.FailedOp(err); ok && i == 0 {
 			return fmt.Errorf("%w: %v", errLost, err)
 		}
-		if err != nil && !errors.Is(err, engine.ErrExists) {
+		if errors.Is(err, engine.ErrExists) {
+			if _, err = x.l.s.GetJSON(ctx, path, &in); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
+		x.l.w.instanceWritten(p.Allocator, p.ID, &in)
 	}
 	return nil
 }
@@ -868,6 +880,7 @@ func (x *executor) runRestart(ctx context.Context) error {
 					return "", err
 				}
 				g = cur.Generation
+				x.l.w.instanceWritten(in.Allocator, in.ID, &cur)
 				x.plan.Progress.SetGeneration(in.ID, g)
 				x.dirty = true
 			}

@@ -79,7 +79,9 @@ func (x *executor) place(reqs []placement.Request) ([]engine.PlacedInstance, err
 		placed[i] = engine.PlacedInstance{ID: in.ID, Kind: in.Kind, Allocator: alloc, Zone: in.Zone, SizeMB: in.SizeMB, Version: in.Version}
 		x.reserved = append(x.reserved, reservation{alloc: alloc, id: in.ID})
 		op := engine.OpCreate(engine.InstancePath(alloc, in.ID), in)
-		x.queue(effect{build: func() (*engine.Op, func(engine.OpResult)) { return &op, nil }})
+		x.queue(effect{build: func() (*engine.Op, func(engine.OpResult)) {
+			return &op, func(engine.OpResult) { x.l.w.instanceWritten(alloc, in.ID, &in) }
+		}})
 	}
 	x.plan.NewInstances = append(x.plan.NewInstances, placed...)
 	x.l.m.placements.Add(float64(len(placed)))

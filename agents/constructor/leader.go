@@ -2,11 +2,16 @@ package constructor
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"path"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"paddock/agents/agentkit"
 	"paddock/engine"
@@ -58,7 +63,7 @@ func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fe
 // Layout facts the caches rely on: these znodes never have children.
 func leafAllocatorZnode(p string) bool {
 	switch path.Base(path.Dir(p)) {
-	case "instances", "status":
+	case "status":
 		return path.Dir(path.Dir(path.Dir(p))) == engine.PathAllocators
 	}
 	switch path.Base(p) {
@@ -66,6 +71,13 @@ func leafAllocatorZnode(p string) bool {
 		return path.Dir(path.Dir(p)) == engine.PathAllocators
 	}
 	return false
+}
+
+// Instance znodes are written by the leading constructor alone: read
+// once when leading starts, then known from its own writes (a cache
+// would read each one back, and re-list the allocator's instances).
+func skipAllocatorZnode(p string) bool {
+	return path.Base(p) == "instances" && path.Dir(path.Dir(p)) == engine.PathAllocators
 }
 
 // Plan history is never read by the constructor: not cached (it grows
@@ -80,7 +92,7 @@ func leafDeploymentZnode(p string) bool {
 
 func (l *leader) run(ctx context.Context) error {
 	defer l.wg.Wait()
-	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheLeaves(leafAllocatorZnode))
+	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheSkip(skipAllocatorZnode), engine.CacheLeaves(leafAllocatorZnode))
 	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(skipDeploymentZnode), engine.CacheLeaves(leafDeploymentZnode))
 	aev, dev := l.allocs.Listen(), l.deps.Listen()
 	aReady, dReady := make(chan struct{}), make(chan struct{})
@@ -114,6 +126,9 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.routes.load(ctx, l.s); err != nil {
 		return err
 	}
+	if err := l.loadInstances(ctx); err != nil {
+		return err
+	}
 	l.readConfig(ctx)
 	l.log.Info("constructor leader ready", "allocators", len(l.allocs.Children(engine.PathAllocators)),
 		"deployments", len(l.deps.Children(engine.PathDeployments)), "routes", l.routes.len())
@@ -137,6 +152,61 @@ func (l *leader) run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// loadInstances reads every allocator's instance znodes, pipelined,
+// retrying with backoff until ctx ends.
+func (l *leader) loadInstances(ctx context.Context) error {
+	type got struct {
+		alloc, iid string
+		in         engine.Instance
+	}
+	read := func() ([]got, error) {
+		var out []got
+		var mu sync.Mutex
+		var errs []error
+		sem := make(chan struct{}, 64)
+		var wg sync.WaitGroup
+		for _, a := range l.allocs.Children(engine.PathAllocators) {
+			ids, err := l.s.Children(ctx, engine.InstancesPath(a))
+			if errors.Is(err, engine.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, iid := range ids {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					b, _, err := l.s.Get(ctx, engine.InstancePath(a, iid))
+					mu.Lock()
+					defer mu.Unlock()
+					var in engine.Instance
+					switch {
+					case errors.Is(err, engine.ErrNotFound):
+					case err != nil:
+						errs = append(errs, err)
+					case json.Unmarshal(b, &in) != nil:
+						// Malformed: not counted (the allocator refuses it too).
+					default:
+						out = append(out, got{a, iid, in})
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		return out, errors.Join(errs...)
+	}
+	ins, err := backoff.Retry(ctx, read, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return fmt.Errorf("read the instance assignments: %w", err)
+	}
+	for _, in := range ins {
+		l.w.instanceWritten(in.alloc, in.iid, &in.in)
+	}
+	return nil
 }
 
 // consume applies a cache's events to the world; ready is closed once

@@ -122,8 +122,15 @@ func (w *world) applyAllocators(ev engine.CacheEvent) {
 		if !removed && json.Unmarshal(ev.Data, &a.rec) == nil {
 			a.hasRec = true
 		}
-		if removed && len(a.instances) == 0 && len(a.statuses) == 0 {
-			delete(w.allocs, a.id)
+		if removed {
+			// The allocator was deleted with its subtree (an admin's
+			// hand): its instances went with it.
+			for iid := range a.instances {
+				touched = append(touched, w.applyInstance(a, iid, nil)...)
+			}
+			if len(a.statuses) == 0 {
+				delete(w.allocs, a.id)
+			}
 		}
 	case len(parts) == 2 && parts[1] == "alive":
 		a.alive = nil
@@ -143,8 +150,6 @@ func (w *world) applyAllocators(ev engine.CacheEvent) {
 		if !removed && len(ev.Data) > 0 {
 			_ = json.Unmarshal(ev.Data, &a.settings)
 		}
-	case len(parts) == 3 && parts[1] == "instances":
-		touched = w.applyInstance(a, parts[2], ev.Data, removed)
 	case len(parts) == 3 && parts[1] == "status":
 		iid := parts[2]
 		if removed {
@@ -180,7 +185,19 @@ func (a *allocView) deployments() []string {
 	return out
 }
 
-func (w *world) applyInstance(a *allocView, iid string, data []byte, removed bool) []string {
+// instanceWritten records an instance znode this leader created or
+// changed (in) or deleted (nil): instances are only ever written by the
+// leading constructor, so its state follows its own writes instead of
+// reading each one back.
+func (w *world) instanceWritten(alloc, iid string, in *engine.Instance) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.applyInstance(w.alloc(alloc), iid, in) {
+		w.signal(d)
+	}
+}
+
+func (w *world) applyInstance(a *allocView, iid string, in *engine.Instance) []string {
 	var touched []string
 	if old, ok := a.instances[iid]; ok {
 		touched = append(touched, old.DeploymentID)
@@ -188,7 +205,7 @@ func (w *world) applyInstance(a *allocView, iid string, data []byte, removed boo
 			delete(d.instances, iid)
 		}
 	}
-	if removed {
+	if in == nil {
 		delete(a.instances, iid)
 		if c, ok := a.counted[iid]; ok {
 			delete(a.counted, iid)
@@ -198,17 +215,14 @@ func (w *world) applyInstance(a *allocView, iid string, data []byte, removed boo
 		}
 		return touched
 	}
-	var in engine.Instance
-	if json.Unmarshal(data, &in) != nil {
-		return touched // malformed: not counted (the allocator refuses it too)
+	v := *in
+	if v.ID == "" {
+		v.ID = iid
 	}
-	if in.ID == "" {
-		in.ID = iid
-	}
-	a.instances[iid] = in
-	w.dep(in.DeploymentID).instances[iid] = a.id
-	touched = append(touched, in.DeploymentID)
-	now := counted{dep: in.DeploymentID, kind: in.Kind, mb: in.SizeMB}
+	a.instances[iid] = v
+	w.dep(v.DeploymentID).instances[iid] = a.id
+	touched = append(touched, v.DeploymentID)
+	now := counted{dep: v.DeploymentID, kind: v.Kind, mb: v.SizeMB}
 	if c, ok := a.counted[iid]; ok {
 		if c.dep == now.dep && c.kind == now.kind && c.mb == now.mb {
 			c.reserved = false
