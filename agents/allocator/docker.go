@@ -379,16 +379,25 @@ func (d *Docker) labels(spec Spec) map[string]string {
 }
 
 // ensureNetwork returns the id of the deployment's bridge network,
-// creating it if missing (shared by the allocators of one host). Docker
-// allows two networks of one name when creates race, so duplicates are
-// resolved to the oldest one and the others removed.
-func (d *Docker) ensureNetwork(ctx context.Context, dep string) (string, error) {
+// creating it if missing (shared by the allocators of one host) under the
+// engine-wide lock of that network (docker_lock.go): Docker allows two
+// networks of one name when creates race. Duplicates made without the
+// lock (earlier versions) are resolved to the oldest one.
+func (d *Docker) ensureNetwork(ctx context.Context, dep, image string) (string, error) {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
 	name := NetworkName(dep)
 	id, err := d.oldestNetwork(ctx, name)
 	if err != nil || id != "" {
 		return id, err
+	}
+	unlock, err := d.lockNetwork(ctx, dep, image)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if id, err := d.oldestNetwork(ctx, name); err != nil || id != "" {
+		return id, err // created by the allocator that held the lock
 	}
 	labels := map[string]string{}
 	for k, v := range d.cfg.Labels {
@@ -488,7 +497,7 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	if err := d.EnsureImage(ctx, in.Version); err != nil {
 		return Workload{}, err
 	}
-	netID, err := d.ensureNetwork(ctx, in.DeploymentID)
+	netID, err := d.ensureNetwork(ctx, in.DeploymentID, ImageRef(d.cfg.ImageRepo, in.Version))
 	if err != nil {
 		return Workload{}, err
 	}
@@ -590,13 +599,13 @@ func (d *Docker) Remove(ctx context.Context, w Workload, timeout time.Duration) 
 	if err := d.cli.ContainerRemove(ctx, w.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", short(w.ID), err)
 	}
-	d.dropNetworkIfUnused(ctx, w.Deployment)
+	d.dropNetworkIfUnused(ctx, w.Deployment, ImageRef(d.cfg.ImageRepo, w.Version))
 	return nil
 }
 
 // dropNetworkIfUnused removes a deployment network nobody uses any more
 // (another allocator of the host may still use it: then it stays).
-func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
+func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep, image string) {
 	if dep == "" {
 		return
 	}
@@ -606,6 +615,13 @@ func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep string) {
 	if err != nil || id == "" {
 		return
 	}
+	// Under the lock: another allocator may be about to attach a node.
+	unlock, err := d.lockNetwork(ctx, dep, image)
+	if err != nil {
+		d.log.Debug("deployment network kept", "network", NetworkName(dep), "err", err)
+		return
+	}
+	defer unlock()
 	n, err := d.cli.NetworkInspect(ctx, id, network.InspectOptions{})
 	if err != nil || len(n.Containers) > 0 {
 		return

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"paddock/agents/allocator"
@@ -648,5 +650,77 @@ func TestImageRebuiltForAnotherBinary(t *testing.T) {
 	}
 	if current, err := allocator.ImageUpToDate(ctx, cli, ref, other); err != nil || !current {
 		t.Fatalf("after EnsureImage with the other binary: up to date = %v, %v; want true", current, err)
+	}
+}
+
+// TestDeploymentNetworkCreatedOnceUnderConcurrency: two allocators of
+// one Docker engine place a deployment's nodes at the same moment; both
+// must join the same network (Docker alone makes duplicates, and a
+// creator may not see the other's yet: TestDockerEndToEnd's nodes then
+// could not reach each other).
+func TestDeploymentNetworkCreatedOnceUnderConcurrency(t *testing.T) {
+	cli := needDocker(t)
+	needImages(t, cli)
+	label := "allocator-netlock"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		f := filters.NewArgs(filters.Arg("label", allocator.LabelTest+"="+label))
+		ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+		for _, n := range ns {
+			_ = cli.NetworkRemove(ctx, n.ID)
+		}
+		cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		for _, c := range cs {
+			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		}
+	})
+	platform := "netlock-" + engine.RandomToken(3)
+	var ds []*allocator.Docker
+	for _, id := range []string{"netlock-a", "netlock-b"} {
+		d, err := allocator.NewDocker(allocator.DockerConfig{AllocatorID: id, PlatformID: platform, ImageRepo: testRepo,
+			Labels: map[string]string{allocator.LabelTest: label}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		ds = append(ds, d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	image := allocator.ImageRef(testRepo, testVersions[0])
+	for round := range 6 {
+		dep := fmt.Sprintf("%s-%d", platform, round)
+		ids := make([]string, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, d := range ds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ids[i], errs[i] = d.EnsureNetwork(ctx, dep, image)
+			}()
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: %v, %v", round, errs[0], errs[1])
+		}
+		ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", allocator.NetworkName(dep)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[0] != ids[1] || len(ns) != 1 {
+			t.Fatalf("round %d: the allocators joined %s and %s; %d networks named %s", round, ids[0], ids[1], len(ns), allocator.NetworkName(dep))
+		}
+	}
+	// No lock container is left behind.
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", allocator.LabelLock))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Labels[allocator.LabelPlatform] == platform {
+			t.Fatalf("lock container left: %v", c.Names)
+		}
 	}
 }
