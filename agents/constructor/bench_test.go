@@ -203,10 +203,44 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 		defer wg.Done()
 		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
 	}()
-	// Watch deployments through a cache, as a console would.
+	// Watch deployments through a cache, as a console would; count the
+	// finished ones from its events (each deployment record decoded once
+	// per change: a scan of every deployment per poll would cost the
+	// benchmark more than the constructor at 10,000).
 	watch := engine.NewTreeCache(admin, engine.PathDeployments)
+	wevs := watch.Listen()
+	var smu sync.Mutex
+	state := map[string]string{} // deployment → running | failed | ""
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = watch.Run(ctx) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-wevs:
+				rel := strings.TrimPrefix(ev.Path, engine.PathDeployments+"/")
+				if ev.Type != engine.NodeAdded && ev.Type != engine.NodeUpdated || strings.Contains(rel, "/") || rel == ev.Path {
+					continue
+				}
+				var d engine.Deployment
+				st := ""
+				if json.Unmarshal(ev.Data, &d) == nil {
+					switch {
+					case d.LastPlanStatus == engine.PlanSuccess && d.Status == engine.DeploymentRunning:
+						st = "running"
+					case d.LastPlanStatus == engine.PlanError:
+						st = "failed"
+					}
+				}
+				smu.Lock()
+				state[rel] = st
+				smu.Unlock()
+			}
+		}
+	}()
 	<-watch.Ready()
 	// Let the constructor lead and load before timing.
 	for ok := false; !ok; time.Sleep(50 * time.Millisecond) {
@@ -255,27 +289,24 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	limit := time.After(30 * time.Minute)
 	for done+failed < deployments {
 		select {
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		case <-limit:
 			b.Fatalf("after 30 minutes: %d of %d deployments running, %d failed", done, deployments, failed)
 		}
 		done, failed = 0, 0
-		for _, id := range watch.Children(engine.PathDeployments) {
-			n, ok := watch.Get(engine.DeploymentPath(id))
-			var d engine.Deployment
-			if !ok || json.Unmarshal(n.Data, &d) != nil {
-				continue
-			}
-			switch {
-			case d.LastPlanStatus == engine.PlanSuccess && d.Status == engine.DeploymentRunning:
+		smu.Lock()
+		for id, st := range state {
+			switch st {
+			case "running":
 				done++
-			case d.LastPlanStatus == engine.PlanError:
+			case "failed":
 				failed++
 				if failedID == "" {
 					failedID = id
 				}
 			}
 		}
+		smu.Unlock()
 	}
 	r := scaleResult{elapsed: time.Since(start), load: loadAvg()}
 	r.cpu, r.zkCPU = selfCPU()-cpu0, processCPU(zkPid(zk))-zcpu0
