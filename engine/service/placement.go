@@ -48,7 +48,7 @@ type PlacementReport struct {
 // error carrying the explanation.
 func (s *Service) CheckPlacement(ctx context.Context, pc PlaceCheck) (PlacementReport, error) {
 	rep := PlacementReport{Placements: []PlannedInstance{}, Explain: []Verdict{}}
-	inv, err := s.store.Inventory(ctx)
+	inv, err := s.store.PlacementInventory(ctx)
 	if err != nil {
 		return rep, storeErr(err, "allocator", "inventory")
 	}
