@@ -1,0 +1,222 @@
+package constructor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"paddock/agents/allocator"
+	"paddock/agents/api"
+	"paddock/engine"
+	"paddock/engine/service"
+	"paddock/engine/zktest"
+)
+
+// BenchmarkAPIReadsDuringCreateBurst: PADDOCK_BENCH_CREATES (default
+// 1,000) deployments created through the real API (8 clients, each
+// create checked for placement and written as the service layer does)
+// on 30 sim allocators with the constructor placing them, while 4
+// readers loop over GET /deployments/{id} and GET
+// /deployments/{id}/activity of the deployments created so far, and one
+// over GET /deployments (the whole list). Reports each route's p50 and
+// p99 latency during the burst and how long the burst took until every
+// plan succeeded.
+func BenchmarkAPIReadsDuringCreateBurst(b *testing.B) {
+	creates := envInt("PADDOCK_BENCH_CREATES", 1000)
+	zk, err := zktest.StartHeap(1, 1024)
+	if err != nil {
+		b.Fatalf("start ZooKeeper: %v", err)
+	}
+	defer zk.Stop()
+	for b.Loop() {
+		lat, elapsed := runAPIBurst(b, zk, creates)
+		for _, name := range []string{"get", "activity", "list", "create"} {
+			p := percentiles(lat[name])
+			b.ReportMetric(p[0], name+"-p50-ms")
+			b.ReportMetric(p[2], name+"-p99-ms")
+			b.Logf("%s: %d requests, p50 %.1f ms, p90 %.1f ms, p99 %.1f ms", name, len(lat[name]), p[0], p[1], p[2])
+		}
+		b.ReportMetric(elapsed.Seconds(), "s-burst")
+		b.Logf("%d creates placed and running in %.1f s; load %s", creates, elapsed.Seconds(), loadAvg())
+	}
+}
+
+func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float64, time.Duration) {
+	p := zk.Fresh(b, "zone-1", "zone-2", "zone-3")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for i := range 30 {
+		id := fmt.Sprintf("sim-%02d", i)
+		dir := b.TempDir()
+		own, err := allocator.OwnCredential(dir, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := p.ConnectAllocator(b, id, own)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: 1 << 20, StateDir: dir,
+				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: 500 * time.Millisecond})
+		}()
+	}
+	for ok := false; !ok; time.Sleep(200 * time.Millisecond) {
+		n := 0
+		for i := range 30 {
+			if ok, _, _ := p.Admin.Exists(ctx, engine.AllocatorAlivePath(fmt.Sprintf("sim-%02d", i))); ok {
+				n++
+			}
+		}
+		ok = n == 30
+	}
+	cs := p.Connect(b, engine.RoleConstructor)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
+	}()
+	apiStore := p.Connect(b, engine.RoleAdmin)
+	svc := service.New(apiStore)
+	_, key, err := svc.CreateAPIKey(ctx, "bench", service.RolePlatformAdmin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := api.NewHandler(svc, quiet(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: time.Minute}
+	call := func(method, path, body string) (int, []byte, time.Duration, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, srv.URL+api.Prefix+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "ApiKey "+key)
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, out, time.Since(start), err
+	}
+
+	var lmu sync.Mutex
+	lat := map[string][]float64{}
+	record := func(name string, d time.Duration) {
+		lmu.Lock()
+		lat[name] = append(lat[name], float64(d)/1e6)
+		lmu.Unlock()
+	}
+	var idsMu sync.Mutex
+	var ids []string
+	var burst atomic.Bool
+	burst.Store(true)
+	var rwg sync.WaitGroup
+	reader := func(seed uint64, name string, path func(id string) string) {
+		defer rwg.Done()
+		rng := rand.New(rand.NewPCG(seed, 3))
+		for burst.Load() && ctx.Err() == nil {
+			idsMu.Lock()
+			n := len(ids)
+			id := ""
+			if n > 0 {
+				id = ids[rng.IntN(n)]
+			}
+			idsMu.Unlock()
+			if n == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			code, body, d, err := call("GET", path(id), "")
+			if err != nil || code != 200 {
+				b.Errorf("GET %s: %d %v %s", path(id), code, err, body)
+				return
+			}
+			record(name, d)
+		}
+	}
+	for i := range 2 {
+		rwg.Add(2)
+		go reader(uint64(i), "get", func(id string) string { return "/deployments/" + id })
+		go reader(uint64(10+i), "activity", func(id string) string { return "/deployments/" + id + "/activity" })
+	}
+	rwg.Add(1)
+	go reader(99, "list", func(string) string { return "/deployments" })
+
+	start := time.Now()
+	var cwg sync.WaitGroup
+	for w := range 8 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for i := w; i < creates; i += 8 {
+				body := fmt.Sprintf(`{"name":"burst-%d","spec":{"elasticsearch":{"size_mb":1024,"zones":3}}}`, i)
+				code, out, d, err := call("POST", "/deployments", body)
+				if err != nil || code/100 != 2 {
+					b.Errorf("create: %d %v %s", code, err, out)
+					return
+				}
+				record("create", d)
+				var cr struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal(out, &cr) != nil || cr.ID == "" {
+					var alt struct {
+						Deployment struct {
+							ID string `json:"id"`
+						} `json:"deployment"`
+					}
+					_ = json.Unmarshal(out, &alt)
+					cr.ID = alt.Deployment.ID
+				}
+				idsMu.Lock()
+				ids = append(ids, cr.ID)
+				idsMu.Unlock()
+			}
+		}()
+	}
+	cwg.Wait()
+	// The burst ends when every plan succeeded.
+	deadline := time.Now().Add(20 * time.Minute)
+	for {
+		d, err := svc.ListDeployments(ctx, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		running := 0
+		for _, v := range d {
+			if v.Status == engine.DeploymentRunning && v.LastPlanStatus == engine.PlanSuccess {
+				running++
+			}
+		}
+		if running == creates {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d deployments running after 20 minutes", running, creates)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	burst.Store(false)
+	rwg.Wait()
+	for _, v := range lat {
+		sort.Float64s(v)
+	}
+	return lat, elapsed
+}
