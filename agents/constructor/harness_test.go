@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -455,4 +456,49 @@ func (h *harness) setGrace(seconds int) {
 	}); err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// startConstructorWithMetrics starts a constructor serving /metrics and
+// returns that address.
+func (h *harness) startConstructorWithMetrics(id string, nodes NodeAPI, mod func(*Config)) (*agentHandle, string) {
+	h.t.Helper()
+	addr := make(chan string, 1)
+	a := h.startConstructor(id, nodes, func(c *Config) {
+		c.MetricsAddr = "127.0.0.1:0"
+		c.Ready = func(a string) { addr <- a }
+		if mod != nil {
+			mod(c)
+		}
+	})
+	return a, <-addr
+}
+
+// metric reads one sample from an agent's /metrics (0 when absent).
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// waitSweeps waits until the leader has swept n more times (looked at
+// routes and rescheduling): "nothing may happen" is then an observed
+// fact, not a guess about time.
+func (h *harness) waitSweeps(addr string, n int) {
+	h.t.Helper()
+	from := metric(h.t, addr, "paddock_constructor_sweeps_total")
+	h.waitFor(fmt.Sprintf("%d sweeps of the leader", n), 30*time.Second, func() bool {
+		return metric(h.t, addr, "paddock_constructor_sweeps_total") >= from+float64(n)
+	})
 }

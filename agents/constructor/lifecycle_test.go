@@ -33,7 +33,7 @@ func TestMaintenanceAndVacate(t *testing.T) {
 	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
 	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
-	h.startConstructor("c1", NewHTTPNodes(), nil)
+	_, metrics := h.startConstructorWithMetrics("c1", NewHTTPNodes(), nil)
 
 	// Maintenance: nothing new goes there.
 	setMaintenance(t, h, "alloc-1a", true)
@@ -54,7 +54,7 @@ func TestMaintenanceAndVacate(t *testing.T) {
 	// when alloc-1b goes into maintenance...
 	setMaintenance(t, h, "alloc-1a", false)
 	setMaintenance(t, h, "alloc-1b", true)
-	time.Sleep(300 * time.Millisecond) // a few reconcile ticks: nothing may happen
+	h.waitSweeps(metrics, 3) // the leader looked three times: nothing may happen
 	if _, ok := h.pendingPlan(id); ok || !slices.Equal(allocatorsOf(h.deployment(id)), []string{"alloc-1b", "alloc-2a"}) {
 		t.Fatal("maintenance moved instances by itself")
 	}
@@ -439,12 +439,7 @@ func TestWholeZoneLostFreezesRescheduling(t *testing.T) {
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
 	h.startAllocator("alloc-2b", "zone-2", 4096, nil)
 	h.setGrace(1)
-	addr := make(chan string, 1)
-	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) {
-		c.MetricsAddr = "127.0.0.1:0"
-		c.Ready = func(a string) { addr <- a }
-	})
-	metrics := <-addr
+	_, metrics := h.startConstructorWithMetrics("c1", NewHTTPNodes(), nil)
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
 	h.waitPlan(id, planID, 60*time.Second)
 	checkRunning(t, h, id, 2)
@@ -458,7 +453,11 @@ func TestWholeZoneLostFreezesRescheduling(t *testing.T) {
 		health, _ = checks["rescheduling"].(string)
 		return strings.Contains(health, "every allocator of zone-1 (2) looks lost")
 	})
-	time.Sleep(2 * time.Second) // well past the 1 s grace: still nothing may move
+	// The leader found both allocators lost past the 1 s grace, and held
+	// them, three times: still nothing may move.
+	h.waitFor("three sweeps holding the lost allocators", 30*time.Second, func() bool {
+		return metric(t, metrics, "paddock_constructor_rescheduling_held_total") >= 3
+	})
 	for _, p := range h.history(id) {
 		if p.Action == engine.ActionMove {
 			t.Fatalf("a move plan ran while frozen: %s", stepNames(p))

@@ -4,11 +4,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 func TestRescheduleObserve(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t.Parallel()
 	grace := 30 * time.Second
 	fleet := func(dead ...string) []AllocatorView {
 		all := []AllocatorView{
@@ -46,38 +47,48 @@ func TestRescheduleObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRescheduler()
-			r.Observe(t0, tt.first, grace)
-			lost, freeze := r.Observe(t0.Add(tt.after), tt.then, grace)
-			if !reflect.DeepEqual(lost, tt.wantLost) {
-				t.Fatalf("lost %v, want %v", lost, tt.wantLost)
-			}
-			if (tt.wantFreeze == "") != (freeze == "") || !strings.Contains(freeze, tt.wantFreeze) {
-				t.Fatalf("freeze %q, want %q", freeze, tt.wantFreeze)
-			}
+			t.Parallel()
+			// Purely time-based: the bubble's clock moves only when every
+			// goroutine in it waits, so the grace period passes at once.
+			synctest.Test(t, func(t *testing.T) {
+				r := newRescheduler()
+				r.Observe(time.Now(), tt.first, grace)
+				time.Sleep(tt.after)
+				lost, freeze := r.Observe(time.Now(), tt.then, grace)
+				if !reflect.DeepEqual(lost, tt.wantLost) {
+					t.Fatalf("lost %v, want %v", lost, tt.wantLost)
+				}
+				if (tt.wantFreeze == "") != (freeze == "") || !strings.Contains(freeze, tt.wantFreeze) {
+					t.Fatalf("freeze %q, want %q", freeze, tt.wantFreeze)
+				}
+			})
 		})
 	}
 }
 
 func TestRescheduleRateLimit(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r := newRescheduler()
-	tests := []struct {
-		at   time.Duration
-		n    int
-		want bool
-	}{
-		{0, 4, true},                 // burst of 6
-		{0, 2, true},                 // bucket empty now
-		{0, 1, false},                // refused
-		{10 * time.Second, 1, true},  // 6/min refills one every 10 s
-		{10 * time.Second, 1, false}, // not two
-		{5 * time.Minute, 6, true},   // full again, capped at the burst
-		{5 * time.Minute, 1, false},
-	}
-	for i, tt := range tests {
-		if got := r.Take(t0.Add(tt.at), tt.n, 6); got != tt.want {
-			t.Fatalf("step %d: Take(%v, %d) = %v, want %v", i, tt.at, tt.n, got, tt.want)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		r := newRescheduler()
+		t0 := time.Now()
+		tests := []struct {
+			at   time.Duration // since the first step
+			n    int
+			want bool
+		}{
+			{0, 4, true},                 // burst of 6
+			{0, 2, true},                 // bucket empty now
+			{0, 1, false},                // refused
+			{10 * time.Second, 1, true},  // 6/min refills one every 10 s
+			{10 * time.Second, 1, false}, // not two
+			{5 * time.Minute, 6, true},   // full again, capped at the burst
+			{5 * time.Minute, 1, false},
 		}
-	}
+		for i, tt := range tests {
+			time.Sleep(time.Until(t0.Add(tt.at)))
+			if got := r.Take(time.Now(), tt.n, 6); got != tt.want {
+				t.Fatalf("step %d: Take at +%v of %d = %v, want %v", i, tt.at, tt.n, got, tt.want)
+			}
+		}
+	})
 }
