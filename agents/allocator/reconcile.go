@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paddock/agents/agentkit"
@@ -60,6 +62,10 @@ type agent struct {
 	statusZ map[string]bool
 	// decoded memoises instance records by modification zxid.
 	decoded map[string]decodedInstance
+	// desiredDirty: an instance znode changed since desired() last ran.
+	desiredDirty atomic.Bool
+	lastDesired  map[string]engine.Instance
+	lastInvalid  map[string]error
 }
 
 type decodedInstance struct {
@@ -253,11 +259,15 @@ func (a *agent) poke() {
 // znodes (instances, settings, maintenance, the record) and of the
 // connection; the allocator's own statuses and alive node are not cached.
 func (a *agent) filterCacheEvents(ctx context.Context, events <-chan engine.CacheEvent) {
+	instances := engine.InstancesPath(a.cfg.ID)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-events:
+		case ev := <-events:
+			if ev.Path == instances || strings.HasPrefix(ev.Path, instances+"/") || ev.Type == engine.CacheResynced {
+				a.desiredDirty.Store(true)
+			}
 			a.poke()
 		}
 	}
@@ -280,6 +290,11 @@ func (a *agent) readAdminNodes(ctx context.Context) {
 // desired reads the assignments from the cache, decoding each record
 // once per change.
 func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
+	// Passes follow every event and every tick: unless an instance
+	// changed, the last result stands (a pass reads it only).
+	if !a.desiredDirty.Swap(false) && a.lastDesired != nil {
+		return a.lastDesired, a.lastInvalid
+	}
 	desired := map[string]engine.Instance{}
 	invalid := map[string]error{}
 	ids := a.cache.Children(engine.InstancesPath(a.cfg.ID))
@@ -314,6 +329,7 @@ func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
 			}
 		}
 	}
+	a.lastDesired, a.lastInvalid = desired, invalid
 	return desired, invalid
 }
 

@@ -70,7 +70,7 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 		go func() {
 			defer wg.Done()
 			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: 1 << 20, StateDir: dir,
-				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: 500 * time.Millisecond})
+				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet()})
 		}()
 	}
 	for ok := false; !ok; time.Sleep(200 * time.Millisecond) {

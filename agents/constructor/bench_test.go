@@ -175,7 +175,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 		go func() {
 			defer wg.Done()
 			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
-				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: 500 * time.Millisecond})
+				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet()})
 		}()
 	}
 	deadline := time.Now().Add(5 * time.Minute)
