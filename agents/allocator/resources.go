@@ -88,6 +88,19 @@ func admit(desired map[string]engine.Instance, invalid map[string]error, running
 		}
 		ids = append(ids, id)
 	}
+	// Everything fits (the constructor never assigns more): admitted in
+	// any order, no sort.
+	total := 0
+	for _, id := range ids {
+		total += desired[id].SizeMB
+	}
+	if total <= capacityMB {
+		for _, id := range ids {
+			a.admitted[id] = true
+		}
+		a.usedMB = total
+		return a
+	}
 	sort.Slice(ids, func(i, j int) bool {
 		ri, rj := running[ids[i]], running[ids[j]]
 		if ri != rj {

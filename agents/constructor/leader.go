@@ -44,6 +44,9 @@ type leader struct {
 	resched *rescheduler
 	// lastSweep is when routes and rescheduling last ran.
 	lastSweep time.Time
+	// routeSweeps counts the route sweeps (every fullRouteSweep-th looks
+	// at every deployment).
+	routeSweeps int
 }
 
 func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fence string) *leader {

@@ -239,8 +239,18 @@ func (l *leader) writeRouteOp(ctx context.Context, depID string, mk func() (*eng
 // step with their instances' health and addresses (an allocator restart
 // changes a node's port; an unhealthy node leaves the route). It works
 // on the leader's state: no read unless a route is about to change.
+//
+// A sweep looks at the deployments whose records, plan or instances'
+// statuses or allocators changed since the last sweep; every
+// fullRouteSweep sweeps it looks at all of them (a route written while a
+// plan ran, a change it skipped because a plan was pending).
 func (l *leader) syncRoutes(ctx context.Context) {
-	for _, id := range l.w.deploymentIDs() {
+	l.routeSweeps++
+	ids := l.w.takeChanged()
+	if l.routeSweeps%fullRouteSweep == 1 {
+		ids = l.w.deploymentIDs()
+	}
+	for _, id := range ids {
 		if l.busy(id) {
 			continue
 		}
@@ -284,6 +294,10 @@ func (l *leader) syncRoutes(ctx context.Context) {
 		}
 	}
 }
+
+// fullRouteSweep: every this many sweeps, every deployment's route is
+// checked (the others check the deployments that changed).
+const fullRouteSweep = 10
 
 // DockerPeerPort is the port nodes serve on inside their containers.
 const DockerPeerPort = 9200

@@ -26,6 +26,9 @@ type world struct {
 	// waiters are signalled on any change of a deployment: its records,
 	// its plan, its instances' statuses.
 	waiters map[string]map[chan struct{}]struct{}
+	// changed collects the deployments changed since the route sweep
+	// last took them.
+	changed map[string]struct{}
 }
 
 type allocView struct {
@@ -62,7 +65,8 @@ type depView struct {
 }
 
 func newWorld(seed int64) *world {
-	return &world{seed: seed, allocs: map[string]*allocView{}, deps: map[string]*depView{}, waiters: map[string]map[chan struct{}]struct{}{}}
+	return &world{seed: seed, allocs: map[string]*allocView{}, deps: map[string]*depView{}, waiters: map[string]map[chan struct{}]struct{}{},
+		changed: map[string]struct{}{}}
 }
 
 func (w *world) alloc(id string) *allocView {
@@ -303,6 +307,7 @@ func (w *world) watch(depID string) (<-chan struct{}, func()) {
 
 // signal wakes a deployment's waiters. Call with mu held.
 func (w *world) signal(depID string) {
+	w.changed[depID] = struct{}{}
 	for ch := range w.waiters[depID] {
 		select {
 		case ch <- struct{}{}:
@@ -377,6 +382,18 @@ func (w *world) strays(depID string) map[string]engine.Instance {
 			}
 		}
 	}
+	return out
+}
+
+// takeChanged returns the deployments changed since the last call.
+func (w *world) takeChanged() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.changed))
+	for id := range w.changed {
+		out = append(out, id)
+	}
+	w.changed = map[string]struct{}{}
 	return out
 }
 
