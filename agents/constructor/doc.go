@@ -18,6 +18,14 @@
 //     grace period, with a rate limit and a freeze when a whole zone or
 //     most allocators look lost at once.
 //
+// The leader keeps the platform's state in memory from its caches' watch
+// events (world.go) and its own writes (instance znodes and routes are
+// written by the leader alone), starts plans as their znodes appear, up
+// to Config.MaxPlans at once, places from one kept placement state with
+// reservations (concurrent plans never share memory), and writes every
+// change as a Multi fenced by its election znode, the plan's step
+// records written behind with their effects (executor.go).
+//
 // It owns: instance znodes, routes, the leader election znodes, and the
 // running/finished state of plans (pending → history). It must not touch
 // allocator records, alive, status, maintenance or settings znodes (the
