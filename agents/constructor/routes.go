@@ -212,27 +212,33 @@ func (l *leader) setRouteState(ctx context.Context, depID, state string) error {
 }
 
 func (l *leader) writeRouteOp(ctx context.Context, depID string, mk func() (*engine.Op, engine.Route)) error {
-	for attempt := 0; ; attempt++ {
+	// A lost race (a route changed or removed behind the table: only a
+	// deposed leader's write, refused, or an operator's hand) re-reads
+	// the route once and tries again.
+	write := func() (struct{}, error) {
 		op, r := mk()
 		if op == nil {
-			return nil
+			return struct{}{}, nil
 		}
 		res, err := l.s.MultiResults(ctx, l.fenced(*op)...)
 		if err == nil {
 			l.routes.set(depID, r, res[1].Version)
 			l.m.routeWrites.Inc()
-			return nil
+			return struct{}{}, nil
 		}
 		if i, ok := engine.FailedOp(err); ok && i == 0 {
-			return fmt.Errorf("%w: %v", errLost, err)
+			return struct{}{}, backoff.Permanent(fmt.Errorf("%w: %v", errLost, err))
 		}
-		if attempt > 0 || !(errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrExists) || errors.Is(err, engine.ErrNotFound)) {
-			return fmt.Errorf("write route of %s: %w", depID, err)
+		if !(errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrExists) || errors.Is(err, engine.ErrNotFound)) {
+			return struct{}{}, backoff.Permanent(fmt.Errorf("write route of %s: %w", depID, err))
 		}
 		if rerr := l.routes.refresh(ctx, l.s, depID); rerr != nil {
-			return fmt.Errorf("write route of %s: %w (and re-read: %v)", depID, err, rerr)
+			return struct{}{}, backoff.Permanent(fmt.Errorf("write route of %s: %w (and re-read: %v)", depID, err, rerr))
 		}
+		return struct{}{}, fmt.Errorf("write route of %s: %w", depID, err)
 	}
+	_, err := backoff.Retry(ctx, write, backoff.WithBackOff(backoff.NewConstantBackOff(10*time.Millisecond)), backoff.WithMaxTries(2))
+	return err
 }
 
 // syncRoutes keeps the routes of deployments without a running plan in
