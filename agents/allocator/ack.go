@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -44,61 +43,20 @@ func (a *agent) leafZnode(p string) bool {
 // and learns which status znodes exist. Reads are pipelined; a failed
 // read is retried with backoff until ctx ends.
 func (a *agent) loadPriorStatuses(ctx context.Context) error {
-	type prior struct {
-		id string
-		st engine.InstanceStatus
-		ok bool
-	}
-	load := func() ([]prior, error) {
-		ids, err := a.s.Children(ctx, engine.StatusesPath(a.cfg.ID))
-		if errors.Is(err, engine.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := make([]prior, len(ids))
-		errs := make([]error, len(ids))
-		sem := make(chan struct{}, 32)
-		var wg sync.WaitGroup
-		for i, id := range ids {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				out[i].id = id
-				b, _, err := a.s.Get(ctx, engine.StatusPath(a.cfg.ID, id))
-				switch {
-				case errors.Is(err, engine.ErrNotFound):
-				case err != nil:
-					errs[i] = err
-				default:
-					out[i].ok = json.Unmarshal(b, &out[i].st) == nil
-					if !out[i].ok {
-						// Malformed: it exists (overwritten by the next pass).
-						out[i].st = engine.InstanceStatus{ID: id}
-						out[i].ok = true
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return out, errors.Join(errs...)
-	}
-	priors, err := backoff.Retry(ctx, load, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0),
+	read := func() (map[string][]byte, error) { return a.s.ReadChildren(ctx, engine.StatusesPath(a.cfg.ID)) }
+	priors, err := backoff.Retry(ctx, read, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(func(err error, next time.Duration) {
 			a.log.Warn("cannot read this allocator's earlier statuses; retrying", "err", err, "in", next)
 		}))
 	if err != nil {
 		return err
 	}
-	for _, p := range priors {
-		if !p.ok {
-			continue
-		}
-		st := p.st
-		a.statusZ[p.id] = true
-		a.tracked[p.id] = &tracked{id: p.id, restarts: st.Restarts, state: st.State, written: &st, everHealthy: false}
+	for id, b := range priors {
+		// A malformed status exists all the same (overwritten by the next pass).
+		st := engine.InstanceStatus{ID: id}
+		_ = json.Unmarshal(b, &st)
+		a.statusZ[id] = true
+		a.tracked[id] = &tracked{id: id, restarts: st.Restarts, state: st.State, written: &st, everHealthy: false}
 	}
 	return nil
 }

@@ -100,6 +100,46 @@ func (r scaleResult) String() string {
 		r.pickup[0], r.pickup[1], r.pickup[2], r.wait[0], r.wait[1], r.wait[2], r.total[0], r.total[1], r.total[2], r.load)
 }
 
+// startSimAllocators runs n allocators of the sim runtime in 3 zones,
+// capMB each (probing every probe; 0: the default), until ctx ends (wg
+// waits for them), and returns their stores once every one is alive.
+func startSimAllocators(tb testing.TB, ctx context.Context, wg *sync.WaitGroup, p *zktest.Platform, n, capMB int, probe time.Duration) []*engine.Store {
+	tb.Helper()
+	stores := make([]*engine.Store, n)
+	for i := range n {
+		id := fmt.Sprintf("sim-%04d", i)
+		dir := tb.TempDir()
+		own, err := allocator.OwnCredential(dir, id)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s := p.ConnectAllocator(tb, id, own)
+		stores[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
+				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: probe})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		alive := 0
+		for i := range n {
+			if ok, _, _ := p.Admin.Exists(ctx, engine.AllocatorAlivePath(fmt.Sprintf("sim-%04d", i))); ok {
+				alive++
+			}
+		}
+		if alive == n {
+			return stores
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d allocators alive after 5 minutes", alive, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -160,41 +200,8 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	stores := make([]*engine.Store, allocators)
-	capMB := max(64<<10, 3*deployments*1024/allocators*2) // half full at the end
-	for i := range allocators {
-		id := fmt.Sprintf("sim-%04d", i)
-		dir := b.TempDir()
-		own, err := allocator.OwnCredential(dir, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s := p.ConnectAllocator(b, id, own)
-		stores[i] = s
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
-				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet()})
-		}()
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		kids, _ := admin.Children(ctx, engine.PathAllocators)
-		alive := 0
-		for _, k := range kids {
-			if ok, _, _ := admin.Exists(ctx, engine.AllocatorAlivePath(k)); ok {
-				alive++
-			}
-		}
-		if alive == allocators {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d allocators alive after 5 minutes", alive, allocators)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	capMB := max(64<<10, 3*(deployments+benchWarmup)*1024/allocators*2) // half full at the end
+	stores := startSimAllocators(b, ctx, &wg, p, allocators, capMB, 0)
 	cs := p.Connect(b, engine.RoleConstructor)
 	wg.Add(1)
 	go func() {

@@ -3,7 +3,6 @@ package constructor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -166,41 +165,20 @@ func (l *leader) loadInstances(ctx context.Context) error {
 	}
 	read := func() ([]got, error) {
 		var out []got
-		var mu sync.Mutex
-		var errs []error
-		sem := make(chan struct{}, 64)
-		var wg sync.WaitGroup
 		for _, a := range l.allocs.Children(engine.PathAllocators) {
-			ids, err := l.s.Children(ctx, engine.InstancesPath(a))
-			if errors.Is(err, engine.ErrNotFound) {
-				continue
-			}
+			raw, err := l.s.ReadChildren(ctx, engine.InstancesPath(a))
 			if err != nil {
 				return nil, err
 			}
-			for _, iid := range ids {
-				wg.Add(1)
-				sem <- struct{}{}
-				go func() {
-					defer func() { <-sem; wg.Done() }()
-					b, _, err := l.s.Get(ctx, engine.InstancePath(a, iid))
-					mu.Lock()
-					defer mu.Unlock()
-					var in engine.Instance
-					switch {
-					case errors.Is(err, engine.ErrNotFound):
-					case err != nil:
-						errs = append(errs, err)
-					case json.Unmarshal(b, &in) != nil:
-						// Malformed: not counted (the allocator refuses it too).
-					default:
-						out = append(out, got{a, iid, in})
-					}
-				}()
+			for iid, b := range raw {
+				var in engine.Instance
+				if json.Unmarshal(b, &in) != nil {
+					continue // malformed: not counted (the allocator refuses it too)
+				}
+				out = append(out, got{a, iid, in})
 			}
 		}
-		wg.Wait()
-		return out, errors.Join(errs...)
+		return out, nil
 	}
 	ins, err := backoff.Retry(ctx, read, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"paddock/agents/allocator"
 	"paddock/engine"
 )
 
@@ -39,33 +38,10 @@ func TestConcurrentPlansAcrossLeaderChange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	h := newHarness(t, "zone-1", "zone-2", "zone-3")
 	const capMB = 6144
-	var allocIDs []string
-	for i := range 9 {
-		id := fmt.Sprintf("sim-%d", i)
-		allocIDs = append(allocIDs, id)
-		dir := t.TempDir()
-		own, err := allocator.OwnCredential(dir, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := h.p.ConnectAllocator(t, id, own)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
-				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: 200 * time.Millisecond})
-		}()
-		t.Cleanup(func() { cancel(); <-done })
-	}
-	h.waitFor("9 allocators alive", 30*time.Second, func() bool {
-		for _, id := range allocIDs {
-			if ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(id)); !ok {
-				return false
-			}
-		}
-		return true
-	})
+	actx, stopAllocs := context.WithCancel(context.Background())
+	var awg sync.WaitGroup
+	t.Cleanup(func() { stopAllocs(); awg.Wait() })
+	startSimAllocators(t, actx, &awg, h.p, 9, capMB, 200*time.Millisecond)
 
 	// The observer: every change of the allocators' subtree it sees is
 	// checked against the capacities.

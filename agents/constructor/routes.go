@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -34,39 +35,19 @@ func newRouteTable() *routeTable { return &routeTable{m: map[string]routeEntry{}
 // ends.
 func (t *routeTable) load(ctx context.Context, s *engine.Store) error {
 	read := func() (map[string]routeEntry, error) {
-		ids, err := s.Children(ctx, engine.PathRoutes)
-		if errors.Is(err, engine.ErrNotFound) {
-			return map[string]routeEntry{}, nil
-		}
+		raw, err := s.ReadChildren(ctx, engine.PathRoutes)
 		if err != nil {
 			return nil, err
 		}
-		out := make(map[string]routeEntry, len(ids))
-		var mu sync.Mutex
-		errs := make([]error, len(ids))
-		sem := make(chan struct{}, 64)
-		var wg sync.WaitGroup
-		for i, id := range ids {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				var r engine.Route
-				v, err := s.GetJSON(ctx, engine.RoutePath(id), &r)
-				if errors.Is(err, engine.ErrNotFound) {
-					return
-				}
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				mu.Lock()
-				out[id] = routeEntry{r: r, ver: v}
-				mu.Unlock()
-			}()
+		out := make(map[string]routeEntry, len(raw))
+		for id, b := range raw {
+			var r engine.Route
+			if json.Unmarshal(b, &r) != nil {
+				continue // malformed: rewritten by the next route write
+			}
+			out[id] = routeEntry{r: r, ver: -1}
 		}
-		wg.Wait()
-		return out, errors.Join(errs...)
+		return out, nil
 	}
 	m, err := backoff.Retry(ctx, read, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
 	if err != nil {
