@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"paddock/agents/agentkit"
@@ -62,6 +63,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stepDown("shutting down")
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	// Election failures (ZooKeeper hiccups) are retried with backoff.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 250*time.Millisecond, 10*time.Second
 	lastFollow := ""
 	for {
 		select {
@@ -83,7 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				log.Warn("constructor election", "err", err)
 				stepDown("election failed")
-				retry.Reset(time.Second)
+				retry.Reset(bo.NextBackOff())
 			} else {
 				lead, who, ch, err := el.leading(ctx)
 				switch {
@@ -92,8 +96,9 @@ func Run(ctx context.Context, cfg Config) error {
 						return nil
 					}
 					log.Warn("constructor election", "err", err)
-					retry.Reset(time.Second)
+					retry.Reset(bo.NextBackOff())
 				case lead && leaderCancel == nil:
+					bo.Reset()
 					lctx, cancel := context.WithCancel(ctx)
 					leaderCancel, leaderDone, leaderSess = cancel, make(chan struct{}), s.SessionID()
 					l := newLeader(cfg, m, st, log, el.node)
@@ -142,7 +147,7 @@ func Run(ctx context.Context, cfg Config) error {
 			leaderCancel()
 			leaderCancel, leaderDone = nil, nil
 			m.leader.Set(0)
-			retry.Reset(time.Second)
+			retry.Reset(bo.NextBackOff())
 		case <-time.After(30 * time.Second): // safety re-check; watches drive the rest
 		}
 	}
