@@ -279,15 +279,22 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	}
 	warm := benchWarmup
 	create(0, warm, spec("8.17.0", 1024, 3))
+	warmBy := time.Now().Add(10 * time.Minute)
 	for ok := false; !ok; time.Sleep(100 * time.Millisecond) {
 		smu.Lock()
-		n := 0
+		n, failed := 0, 0
 		for _, st := range state {
-			if st == "running" {
+			switch st {
+			case "running":
 				n++
+			case "failed":
+				failed++
 			}
 		}
 		smu.Unlock()
+		if failed > 0 || time.Now().After(warmBy) {
+			b.Fatalf("warm-up: %d of %d deployments running, %d failed", n, warm, failed)
+		}
 		ok = n == warm
 	}
 
