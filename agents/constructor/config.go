@@ -43,8 +43,9 @@ type Config struct {
 	// MaxPlans bounds the plans run at once (default 256); more wait
 	// their turn, first come first served.
 	MaxPlans int
-	// Seed fixes placement tie-breaks (0: from the constructor's ID):
-	// the leader keeps one placement state, seeded once.
+	// Seed fixes placement tie-breaks (0: placement.PlatformSeed, as the
+	// service's preview): the leader keeps one placement state, seeded
+	// once.
 	Seed   int64
 	Logger *slog.Logger
 	// Ready, if set, receives the bound metrics address once serving.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"path"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/engine"
+	"paddock/engine/placement"
 )
 
 // leader is the work of the elected constructor: the platform's state
@@ -51,9 +51,7 @@ type leader struct {
 func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fence string) *leader {
 	seed := cfg.Seed
 	if seed == 0 {
-		h := fnv.New64a()
-		h.Write([]byte(cfg.ID))
-		seed = int64(h.Sum64())
+		seed = placement.PlatformSeed
 	}
 	l := &leader{cfg: cfg, s: cfg.Store, log: log, m: m, st: st, fence: fence,
 		platform: engine.DefaultPlatformConfig(), resched: newRescheduler(), w: newWorld(seed)}

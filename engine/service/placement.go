@@ -11,9 +11,9 @@ import (
 // PlaceCheck asks whether a deployment's spec fits the platform now.
 type PlaceCheck struct {
 	DeploymentID string
-	// PlanID seeds the placement as the constructor does for that plan
-	// (placement.PlanSeed): the preview is what the plan will do while
-	// the inventory stays as it is.
+	// PlanID names the plan the check is for. The placement is seeded
+	// with placement.PlatformSeed, as the constructor's: the preview is
+	// what the plan will do while the inventory stays as it is.
 	PlanID string
 	Spec   engine.DeploymentSpec
 	// Current is the deployment's current topology (updates): only what
@@ -60,7 +60,7 @@ func (s *Service) CheckPlacement(ctx context.Context, pc PlaceCheck) (PlacementR
 	if len(reqs) == 0 {
 		return rep, nil
 	}
-	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: cfg.PlacementStrategy, Seed: placement.PlanSeed(pc.PlanID)})
+	res, err := placement.Place(placement.FromInventory(inv), reqs, placement.Options{Strategy: cfg.PlacementStrategy, Seed: placement.PlatformSeed})
 	var ue *placement.UnplaceableError
 	if errors.As(err, &ue) {
 		return rep, &Error{Kind: KindUnplaceable, Code: "placement.unplaceable", Message: ue.Error(),
