@@ -174,7 +174,13 @@ func TestZooKeeperOutage(t *testing.T) {
 	restart()
 	// p2 connects, loads the tree, and follows a change.
 	waitFor(t, 30*time.Second, "p2 to take its table from ZooKeeper", func() bool { return p2.Source() == "zookeeper" })
-	putRoute(t, cons, liveRoute(testID, 2, esBackend("i2", "zone-1", "a1", b2.addr())))
+	// The constructor's session reconnects on its own time: retry the
+	// write until it goes through rather than racing the reconnection.
+	r2 := liveRoute(testID, 2, esBackend("i2", "zone-1", "a1", b2.addr()))
+	waitFor(t, 30*time.Second, "the route write after the outage", func() bool {
+		r2.UpdatedAt = time.Now().UTC()
+		return cons.Put(ctxT(t), engine.RoutePath(r2.DeploymentID), r2) == nil
+	})
 	waitFor(t, 15*time.Second, "p2 to follow a change after the outage", func() bool { return l.count("b2") > 0 })
 	waitFor(t, 15*time.Second, "p1 to resync too", routedTo(t, p1, host, "b2"))
 	l.finish(t)
