@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -25,10 +24,10 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 			call: func(ctx context.Context, cl *client.Client, _ []string) (api.AllocatorList, []byte, error) {
 				return cl.ListAllocators(ctx)
 			},
-			text: func(w io.Writer, l api.AllocatorList) { printAllocators(w, l.Allocators) },
+			text: func(w io.Writer, l api.AllocatorList) { client.WriteAllocators(w, l.Allocators) },
 		}.runE(app)}
 	show := &cobra.Command{Use: "show ID", Short: "Show one allocator and its instances", Args: cobra.ExactArgs(1),
-		RunE: apiCall[service.AllocatorView]{call: byID((*client.Client).GetAllocator), text: printAllocator}.runE(app)}
+		RunE: apiCall[service.AllocatorView]{call: byID((*client.Client).GetAllocator), text: client.WriteAllocator}.runE(app)}
 	maint := &cobra.Command{Use: "maintenance ID --on|--off", Short: "Turn maintenance mode on (no new instances) or off", Args: cobra.ExactArgs(1),
 		RunE: apiCall[service.AllocatorView]{
 			check: func([]string) error {
@@ -56,7 +55,7 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 			call: func(ctx context.Context, cl *client.Client, args []string) (service.VacateResult, []byte, error) {
 				return cl.Vacate(ctx, args[0], v.GetStringSlice("target"))
 			},
-			text: printVacate,
+			text: client.WriteVacate,
 			after: func(cmd *cobra.Command, cl *client.Client, res service.VacateResult) error {
 				var errs []error
 				failed := 0
@@ -100,48 +99,4 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 		addAPIClientFlags(sub, false)
 		c.AddCommand(sub)
 	}
-}
-
-func printVacate(w io.Writer, res service.VacateResult) {
-	if len(res.Moves) == 0 {
-		fmt.Fprintf(w, "allocator %s runs no instances: nothing to move\n", res.Allocator)
-	}
-	for _, m := range res.Moves {
-		if m.ErrorMessage != "" {
-			fmt.Fprintf(w, "deployment %s: not moved: %s\n", m.DeploymentID, m.ErrorMessage)
-		} else {
-			fmt.Fprintf(w, "deployment %s: move plan %s written\n", m.DeploymentID, m.PlanID)
-		}
-	}
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-func printAllocators(w io.Writer, as []service.AllocatorView) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ZONE\tID\tHOST\tCAPACITY\tFREE\tINSTANCES\tCONNECTED\tMAINTENANCE")
-	for _, a := range as {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Zone, a.ID, a.Host, engine.FormatSize(a.CapacityMB), engine.FormatSize(a.FreeMB),
-			len(a.Instances), yesNo(a.Connected), yesNo(a.Maintenance))
-	}
-	tw.Flush()
-}
-
-func printAllocator(w io.Writer, a service.AllocatorView) {
-	printAllocators(w, []service.AllocatorView{a})
-	if len(a.Instances) == 0 {
-		return
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tDEPLOYMENT\tKIND\tSIZE\tVERSION\tSTATE\tHEALTHY\tRESTARTS")
-	for _, in := range a.Instances {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", in.ID, in.DeploymentID, in.Kind, engine.FormatSize(in.SizeMB), in.Version, in.State, yesNo(in.Healthy), in.Restarts)
-	}
-	tw.Flush()
 }

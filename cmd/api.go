@@ -3,10 +3,7 @@ package cmd
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,24 +79,8 @@ func addAPIClientFlags(c *cobra.Command, persistent bool) {
 // apiClient builds the API client from flags, environment and config.
 func (app *App) apiClient() (*client.Client, error) {
 	v := app.V
-	url := strings.TrimRight(v.GetString("api-url"), "/")
-	if url == "" {
-		return nil, usageErr("no API URL: pass --api-url, set PADDOCK_API_URL, or start a platform with `paddock up`")
-	}
-	key := strings.TrimSpace(v.GetString("api-key"))
-	if key == "" {
-		if f := v.GetString("api-key-file"); f != "" {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("API key file %s: %w (pass --api-key or PADDOCK_API_KEY instead)", f, err)
-			}
-			key = strings.TrimSpace(string(b))
-		}
-	}
-	if key == "" {
-		return nil, usageErr("no API key: pass --api-key, set PADDOCK_API_KEY, or create one with `paddock api key create --save`")
-	}
-	return &client.Client{BaseURL: url, Key: key, HTTP: &http.Client{Timeout: v.GetDuration("timeout") + 20*time.Second}}, nil
+	return client.FromSettings(client.Settings{URL: v.GetString("api-url"), Key: v.GetString("api-key"),
+		KeyFile: v.GetString("api-key-file"), Timeout: v.GetDuration("timeout") + 20*time.Second})
 }
 
 // apiContext bounds one CLI call to the API.
@@ -123,15 +104,7 @@ func (app *App) emit(raw []byte, text func()) error {
 func apiFailure(err error) error {
 	var ae *client.Error
 	if errors.As(err, &ae) {
-		msg := fmt.Sprintf("%s (HTTP %d %s)", ae.Error(), ae.Status, ae.Code())
-		if len(ae.Body.Errors) > 0 {
-			for _, v := range ae.Body.Errors[0].Explain {
-				if !v.Feasible {
-					msg += fmt.Sprintf("\n  %s %s (%s): %s", v.Kind, v.Allocator, v.Zone, v.Reason)
-				}
-			}
-		}
-		return &ExitError{Code: ExitFailure, Err: errors.New(msg)}
+		return &ExitError{Code: ExitFailure, Err: errors.New(ae.Explained())}
 	}
 	return err
 }

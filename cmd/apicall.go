@@ -59,7 +59,7 @@ func byID[T any](m func(*client.Client, context.Context, string) (T, []byte, err
 // planCall is a verb that writes a plan: it says which plan was written
 // and follows it with --track.
 func planCall(app *App, check func([]string) error, call func(context.Context, *client.Client, []string) (service.PlanResult, []byte, error)) apiCall[service.PlanResult] {
-	return apiCall[service.PlanResult]{check: check, call: call, text: printPlanResult,
+	return apiCall[service.PlanResult]{check: check, call: call, text: client.WritePlanResult,
 		after: func(cmd *cobra.Command, cl *client.Client, res service.PlanResult) error {
 			return app.maybeTrack(cmd, cl, res.DeploymentID, res.PlanID)
 		}}

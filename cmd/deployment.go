@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"paddock/agents/api"
 	"paddock/agents/api/client"
-	"paddock/agents/constructor"
 	"paddock/engine"
 	"paddock/engine/service"
 )
@@ -34,14 +31,14 @@ func newDeploymentCmd(app *App) *cobra.Command {
 			call: func(ctx context.Context, cl *client.Client, _ []string) (api.DeploymentList, []byte, error) {
 				return cl.ListDeployments(ctx, v.GetBool("all"))
 			},
-			text: func(w io.Writer, l api.DeploymentList) { printDeployments(w, l.Deployments) },
+			text: func(w io.Writer, l api.DeploymentList) { client.WriteDeployments(w, l.Deployments) },
 		}.runE(app)}
 	list.Flags().Bool("all", false, "include deleted deployments")
 
 	show := &cobra.Command{Use: "show ID", Short: "Show a deployment (--generate-update-payload prints a body for `update -f`)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !v.GetBool("generate-update-payload") {
-				return apiCall[service.DeploymentView]{call: byID((*client.Client).GetDeployment), text: printDeployment}.runE(app)(cmd, args)
+				return apiCall[service.DeploymentView]{call: byID((*client.Client).GetDeployment), text: client.WriteDeployment}.runE(app)(cmd, args)
 			}
 			cl, err := app.apiClient()
 			if err != nil {
@@ -65,7 +62,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 			fmt.Fprintf(w, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID)
 		}}.runE(app)}
 	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
-		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: printActivity}.runE(app)}
+		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: client.WriteActivity}.runE(app)}
 
 	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
 	return c
@@ -98,15 +95,7 @@ func newDeploymentCreateCmd(app *App) *cobra.Command {
 				return cl.CreateDeployment(ctx, body)
 			},
 			text: func(w io.Writer, res service.CreateResult) {
-				switch {
-				case body.ValidateOnly:
-					fmt.Fprintln(w, "validate only: the deployment fits; nothing was written")
-					printPlacement(w, res.Placement)
-				case res.Created:
-					fmt.Fprintf(w, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
-				default:
-					fmt.Fprintf(w, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, body.RequestID, res.PlanID)
-				}
+				client.WriteCreateResult(w, res, body.ValidateOnly, body.RequestID)
 			},
 			after: func(cmd *cobra.Command, cl *client.Client, res service.CreateResult) error {
 				if body.ValidateOnly {
@@ -214,15 +203,6 @@ func changeSpec(change func(*engine.DeploymentSpec)) func(context.Context, *clie
 	}
 }
 
-// printPlanResult says which plan a long operation wrote.
-func printPlanResult(w io.Writer, res service.PlanResult) {
-	if res.PlanID == "" {
-		fmt.Fprintf(w, "deployment %s: nothing to change\n", res.DeploymentID)
-		return
-	}
-	fmt.Fprintf(w, "deployment %s: plan %s written\n", res.DeploymentID, res.PlanID)
-}
-
 func addTrackFlags(c *cobra.Command) {
 	c.Flags().Bool("track", false, "follow the plan's steps until the last one; exit non-zero if the plan failed")
 	c.Flags().Duration("track-timeout", 30*time.Minute, "give up tracking after this long")
@@ -246,7 +226,7 @@ func (app *App) maybeTrack(cmd *cobra.Command, cl *client.Client, depID, planID 
 // The last step's status decides the outcome: anything but success is
 // an error (exit 1).
 func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w io.Writer) error {
-	_, err := cl.Track(ctx, depID, planID, 500*time.Millisecond, func(st engine.PlanStep) { printStep(w, st) })
+	_, err := cl.Track(ctx, depID, planID, 500*time.Millisecond, func(st engine.PlanStep) { client.WriteStep(w, st) })
 	if err != nil {
 		var ae *client.Error
 		if errors.As(err, &ae) {
@@ -255,110 +235,4 @@ func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w i
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
 	return nil
-}
-
-// stepColumn is the width of the step name column of --track and
-// activity.
-var stepColumn = len(constructor.StepWait)
-
-func printStep(w io.Writer, st engine.PlanStep) {
-	ts := st.Started
-	if st.Ended != nil {
-		ts = *st.Ended
-	}
-	// The column fits the longest step name the constructor writes; a
-	// longer one still keeps two spaces before its status.
-	line := fmt.Sprintf("  %s  %-*s  %s", ts.Local().Format("15:04:05"), stepColumn, st.Name, st.Status)
-	if st.Message != "" {
-		line += "  " + st.Message
-	}
-	fmt.Fprintln(w, line)
-}
-
-func topo(t engine.Topology) string {
-	if t.SizeMB == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%s x %d", engine.FormatSize(t.SizeMB), t.Zones)
-}
-
-func printDeployments(w io.Writer, deps []service.DeploymentView) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
-	for _, d := range deps {
-		s := d.DesiredSpec()
-		plan := d.LastPlanStatus
-		if d.PendingPlan != nil {
-			plan = d.PendingPlan.Action + " " + d.PendingPlan.Status
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, s.Version, topo(s.Elasticsearch), topo(s.Kibana), plan)
-	}
-	tw.Flush()
-}
-
-func printDeployment(w io.Writer, d service.DeploymentView) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	s := d.DesiredSpec()
-	fmt.Fprintf(tw, "ID\t%s\n", d.ID)
-	fmt.Fprintf(tw, "Name\t%s\n", d.Name)
-	fmt.Fprintf(tw, "Status\t%s\n", d.Status)
-	fmt.Fprintf(tw, "Version\t%s\n", s.Version)
-	fmt.Fprintf(tw, "Elasticsearch\t%s\n", topo(s.Elasticsearch))
-	fmt.Fprintf(tw, "Kibana\t%s\n", topo(s.Kibana))
-	fmt.Fprintf(tw, "Endpoint\t%s\n", d.Endpoint)
-	fmt.Fprintf(tw, "Resource version\t%d\n", d.ResourceVersion)
-	if d.PendingPlan != nil {
-		fmt.Fprintf(tw, "Pending plan\t%s %s (%s)\n", d.PendingPlan.ID, d.PendingPlan.Action, d.PendingPlan.Status)
-	}
-	if d.LastPlanID != "" {
-		fmt.Fprintf(tw, "Last plan\t%s %s\n", d.LastPlanID, d.LastPlanStatus)
-	}
-	tw.Flush()
-	if len(d.Instances) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
-		for _, in := range d.Instances {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version)
-		}
-		tw.Flush()
-	}
-}
-
-func printActivity(w io.Writer, a service.Activity) {
-	plans := append([]engine.Plan(nil), a.History...)
-	if a.Pending != nil {
-		plans = append(plans, *a.Pending)
-	}
-	if len(plans) == 0 {
-		fmt.Fprintln(w, "no plans")
-		return
-	}
-	for _, p := range plans {
-		fmt.Fprintf(w, "plan %s  %s  %s  created %s by %s\n", p.ID, p.Action, p.Status, p.CreatedAt.Local().Format("2006-01-02 15:04:05"), p.CreatedBy)
-		for _, st := range p.Steps {
-			printStep(w, st)
-		}
-	}
-}
-
-func printPlacement(w io.Writer, rep *service.PlacementReport) {
-	if rep == nil {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tSIZE")
-	for _, p := range rep.Placements {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, p.Allocator, p.Zone, engine.FormatSize(p.SizeMB))
-	}
-	tw.Flush()
-	if len(rep.Explain) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tFEASIBLE\tREASON")
-		for _, v := range rep.Explain {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", v.Kind, v.Allocator, v.Zone, v.Feasible, strings.TrimSpace(v.Reason))
-		}
-		tw.Flush()
-	}
 }

@@ -16,10 +16,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"paddock/agents/agentkit"
 	"paddock/agents/api"
 	"paddock/engine/service"
 )
@@ -67,6 +69,53 @@ func (e *Error) Code() string {
 		return ""
 	}
 	return e.Body.Errors[0].Code
+}
+
+// Explained is what the CLI prints for the error: the API's message
+// with the status and code and, when placement refused, each allocator
+// that could not take the instance and why.
+func (e *Error) Explained() string {
+	msg := fmt.Sprintf("%s (HTTP %d %s)", e.Error(), e.Status, e.Code())
+	if len(e.Body.Errors) > 0 {
+		for _, v := range e.Body.Errors[0].Explain {
+			if !v.Feasible {
+				msg += fmt.Sprintf("\n  %s %s (%s): %s", v.Kind, v.Allocator, v.Zone, v.Reason)
+			}
+		}
+	}
+	return msg
+}
+
+// Settings say where the API is and which key to use: the CLI's
+// --api-url, --api-key and --api-key-file.
+type Settings struct {
+	URL string
+	Key string
+	// KeyFile holds the key when Key is empty.
+	KeyFile string
+	// Timeout bounds one HTTP call.
+	Timeout time.Duration
+}
+
+// FromSettings builds the client. A missing URL or key is an
+// *agentkit.ConfigError (the operator must say it).
+func FromSettings(s Settings) (*Client, error) {
+	url := strings.TrimRight(s.URL, "/")
+	if url == "" {
+		return nil, agentkit.ConfigErrorf("no API URL: pass --api-url, set PADDOCK_API_URL, or start a platform with `paddock up`")
+	}
+	key := strings.TrimSpace(s.Key)
+	if key == "" && s.KeyFile != "" {
+		b, err := os.ReadFile(s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("API key file %s: %w (pass --api-key or PADDOCK_API_KEY instead)", s.KeyFile, err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key == "" {
+		return nil, agentkit.ConfigErrorf("no API key: pass --api-key, set PADDOCK_API_KEY, or create one with `paddock api key create --save`")
+	}
+	return &Client{BaseURL: url, Key: key, HTTP: &http.Client{Timeout: s.Timeout}}, nil
 }
 
 // StatusOf returns the HTTP status of an API error (0 otherwise).

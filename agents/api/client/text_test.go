@@ -1,4 +1,4 @@
-package cmd
+package client
 
 import (
 	"bytes"
@@ -21,10 +21,10 @@ func TestPrintStepColumns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			printStep(&b, engine.PlanStep{Name: tc.step, Status: tc.status, Started: at, Message: "m"})
+			WriteStep(&b, engine.PlanStep{Name: tc.step, Status: tc.status, Started: at, Message: "m"})
 			re := regexp.MustCompile(`^  \d\d:\d\d:\d\d  ` + regexp.QuoteMeta(tc.step) + ` {2,}` + tc.status + `  m\n$`)
 			if !re.MatchString(b.String()) {
-				t.Errorf("printStep = %q, want the name, two or more spaces, then %q", b.String(), tc.status)
+				t.Errorf("WriteStep = %q, want the name, two or more spaces, then %q", b.String(), tc.status)
 			}
 		})
 	}

@@ -1,0 +1,201 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"paddock/agents/constructor"
+	"paddock/engine"
+	"paddock/engine/service"
+)
+
+// The text forms of the API's answers: what the CLI prints when -o json
+// is not asked for (with it, the CLI prints the raw JSON the calls
+// return). One function per answer, writing to w.
+
+// stepColumn is the width of the step name column of tracked plans and
+// activity: the longest step name the constructor writes.
+var stepColumn = len(constructor.StepWait)
+
+// WriteStep writes one plan step: when it last changed, its name, its
+// status and message.
+func WriteStep(w io.Writer, st engine.PlanStep) {
+	ts := st.Started
+	if st.Ended != nil {
+		ts = *st.Ended
+	}
+	// The column fits the longest step name the constructor writes; a
+	// longer one still keeps two spaces before its status.
+	line := fmt.Sprintf("  %s  %-*s  %s", ts.Local().Format("15:04:05"), stepColumn, st.Name, st.Status)
+	if st.Message != "" {
+		line += "  " + st.Message
+	}
+	fmt.Fprintln(w, line)
+}
+
+// WritePlanResult says which plan a long operation wrote.
+func WritePlanResult(w io.Writer, res service.PlanResult) {
+	if res.PlanID == "" {
+		fmt.Fprintf(w, "deployment %s: nothing to change\n", res.DeploymentID)
+		return
+	}
+	fmt.Fprintf(w, "deployment %s: plan %s written\n", res.DeploymentID, res.PlanID)
+}
+
+// WriteCreateResult says what a create did: checked only (with its
+// placement), created, or found created by the same request id.
+func WriteCreateResult(w io.Writer, res service.CreateResult, validateOnly bool, requestID string) {
+	switch {
+	case validateOnly:
+		fmt.Fprintln(w, "validate only: the deployment fits; nothing was written")
+		WritePlacement(w, res.Placement)
+	case res.Created:
+		fmt.Fprintf(w, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
+	default:
+		fmt.Fprintf(w, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, requestID, res.PlanID)
+	}
+}
+
+func topo(t engine.Topology) string {
+	if t.SizeMB == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s x %d", engine.FormatSize(t.SizeMB), t.Zones)
+}
+
+// WriteDeployments writes the deployments table.
+func WriteDeployments(w io.Writer, deps []service.DeploymentView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
+	for _, d := range deps {
+		s := d.DesiredSpec()
+		plan := d.LastPlanStatus
+		if d.PendingPlan != nil {
+			plan = d.PendingPlan.Action + " " + d.PendingPlan.Status
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, s.Version, topo(s.Elasticsearch), topo(s.Kibana), plan)
+	}
+	tw.Flush()
+}
+
+// WriteDeployment writes one deployment and its instances.
+func WriteDeployment(w io.Writer, d service.DeploymentView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	s := d.DesiredSpec()
+	fmt.Fprintf(tw, "ID\t%s\n", d.ID)
+	fmt.Fprintf(tw, "Name\t%s\n", d.Name)
+	fmt.Fprintf(tw, "Status\t%s\n", d.Status)
+	fmt.Fprintf(tw, "Version\t%s\n", s.Version)
+	fmt.Fprintf(tw, "Elasticsearch\t%s\n", topo(s.Elasticsearch))
+	fmt.Fprintf(tw, "Kibana\t%s\n", topo(s.Kibana))
+	fmt.Fprintf(tw, "Endpoint\t%s\n", d.Endpoint)
+	fmt.Fprintf(tw, "Resource version\t%d\n", d.ResourceVersion)
+	if d.PendingPlan != nil {
+		fmt.Fprintf(tw, "Pending plan\t%s %s (%s)\n", d.PendingPlan.ID, d.PendingPlan.Action, d.PendingPlan.Status)
+	}
+	if d.LastPlanID != "" {
+		fmt.Fprintf(tw, "Last plan\t%s %s\n", d.LastPlanID, d.LastPlanStatus)
+	}
+	tw.Flush()
+	if len(d.Instances) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
+		for _, in := range d.Instances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version)
+		}
+		tw.Flush()
+	}
+}
+
+// WriteActivity writes a deployment's plans, history first, each with
+// its steps.
+func WriteActivity(w io.Writer, a service.Activity) {
+	plans := append([]engine.Plan(nil), a.History...)
+	if a.Pending != nil {
+		plans = append(plans, *a.Pending)
+	}
+	if len(plans) == 0 {
+		fmt.Fprintln(w, "no plans")
+		return
+	}
+	for _, p := range plans {
+		fmt.Fprintf(w, "plan %s  %s  %s  created %s by %s\n", p.ID, p.Action, p.Status, p.CreatedAt.Local().Format("2006-01-02 15:04:05"), p.CreatedBy)
+		for _, st := range p.Steps {
+			WriteStep(w, st)
+		}
+	}
+}
+
+// WritePlacement writes a placement preview and, when asked, why each
+// allocator was or was not feasible.
+func WritePlacement(w io.Writer, rep *service.PlacementReport) {
+	if rep == nil {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tSIZE")
+	for _, p := range rep.Placements {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, p.Allocator, p.Zone, engine.FormatSize(p.SizeMB))
+	}
+	tw.Flush()
+	if len(rep.Explain) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tFEASIBLE\tREASON")
+		for _, v := range rep.Explain {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", v.Kind, v.Allocator, v.Zone, v.Feasible, strings.TrimSpace(v.Reason))
+		}
+		tw.Flush()
+	}
+}
+
+// WriteVacate says, per deployment, which move plan a vacate wrote or
+// why it could not.
+func WriteVacate(w io.Writer, res service.VacateResult) {
+	if len(res.Moves) == 0 {
+		fmt.Fprintf(w, "allocator %s runs no instances: nothing to move\n", res.Allocator)
+	}
+	for _, m := range res.Moves {
+		if m.ErrorMessage != "" {
+			fmt.Fprintf(w, "deployment %s: not moved: %s\n", m.DeploymentID, m.ErrorMessage)
+		} else {
+			fmt.Fprintf(w, "deployment %s: move plan %s written\n", m.DeploymentID, m.PlanID)
+		}
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// WriteAllocators writes the allocators table.
+func WriteAllocators(w io.Writer, as []service.AllocatorView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ZONE\tID\tHOST\tCAPACITY\tFREE\tINSTANCES\tCONNECTED\tMAINTENANCE")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Zone, a.ID, a.Host, engine.FormatSize(a.CapacityMB), engine.FormatSize(a.FreeMB),
+			len(a.Instances), yesNo(a.Connected), yesNo(a.Maintenance))
+	}
+	tw.Flush()
+}
+
+// WriteAllocator writes one allocator's row and its instances.
+func WriteAllocator(w io.Writer, a service.AllocatorView) {
+	WriteAllocators(w, []service.AllocatorView{a})
+	if len(a.Instances) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tDEPLOYMENT\tKIND\tSIZE\tVERSION\tSTATE\tHEALTHY\tRESTARTS")
+	for _, in := range a.Instances {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", in.ID, in.DeploymentID, in.Kind, engine.FormatSize(in.SizeMB), in.Version, in.State, yesNo(in.Healthy), in.Restarts)
+	}
+	tw.Flush()
+}
