@@ -133,8 +133,8 @@ func allocatorTLS(ctx context.Context, cmd *cobra.Command, app *App, cfg *alloca
 	if err != nil {
 		return err
 	}
-	cfg.ZK = l.opts
-	listen, loader := app.V.GetString("tunnel-addr"), l.loader()
+	cfg.ZK = l.Options()
+	listen, loader := app.V.GetString("tunnel-addr"), l.Loader()
 	switch {
 	case loader == nil && listen != "-":
 		app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)

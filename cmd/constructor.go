@@ -52,7 +52,7 @@ allocators' node tunnels with that certificate.`,
 				HealthyTimeout: v.GetDuration("healthy-timeout"),
 				StepTimeout:    v.GetDuration("step-timeout"),
 				PauseSettle:    v.GetDuration("pause-settle"),
-				NodeLoader:     l.loader(),
+				NodeLoader:     l.Loader(),
 				Logger:         app.Log,
 			})
 		},

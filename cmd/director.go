@@ -28,7 +28,7 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 			if v.GetString("join") != "" || v.GetString("token") != "" {
 				return runSecondaryDirector(cmd, app)
 			}
-			cred, err := app.Credential(engine.RoleDirector)
+			cred, err := app.hostLink().Credential(engine.RoleDirector)
 			if err != nil {
 				return err
 			}

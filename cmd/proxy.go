@@ -104,8 +104,8 @@ func runProxy(cmd *cobra.Command, app *App) error {
 		if err != nil {
 			return err
 		}
-		cfg.BackendLoader = l.loader()
-		cfg.Connect = func(ctx context.Context) (*engine.Store, error) { return l.connect(ctx, nil) }
+		cfg.BackendLoader = l.Loader()
+		cfg.Connect = func(ctx context.Context) (*engine.Store, error) { return l.Connect(ctx, nil) }
 		if cfg.CacheFile = v.GetString("cache-file"); cfg.CacheFile == "" {
 			cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
 		}
