@@ -167,7 +167,7 @@ func newDirectorEnsembleCmd(app *App) *cobra.Command {
 			if app.JSON() {
 				return app.PrintJSON(st)
 			}
-			printEnsemble(app, st)
+			st.WriteText(app.Out)
 			return nil
 		},
 	}
@@ -196,25 +196,5 @@ func newDirectorRevokeCmd(app *App) *cobra.Command {
 				return nil
 			})
 		},
-	}
-}
-
-// printEnsemble writes the ensemble block of `paddock status` and
-// `paddock director ensemble` (nothing for a standalone server).
-func printEnsemble(app *App, st director.EnsembleStatus) {
-	if len(st.Members) == 0 {
-		return
-	}
-	quorum := "yes"
-	if !st.Quorum {
-		quorum = "NO"
-	}
-	if st.ModesUnknown {
-		fmt.Fprintf(app.Out, "ensemble: %d voters, quorum yes (modes not reachable from this host)\n", st.Voters)
-	} else {
-		fmt.Fprintf(app.Out, "ensemble: %d voters, %d up, leader %d, quorum %s\n", st.Voters, st.Up, st.Leader, quorum)
-	}
-	for _, m := range st.Members {
-		fmt.Fprintf(app.Out, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
 	}
 }

@@ -2,12 +2,10 @@ package cmd
 
 import (
 	"context"
-	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"paddock/agents/director"
+	"paddock/agents/platform"
 	"paddock/engine"
 )
 
@@ -24,56 +22,15 @@ func newStatusCmd(app *App) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			sum, err := s.Summary(ctx)
+			sum, err := platform.ReadSummary(ctx, s)
 			if err != nil {
 				return err
 			}
-			// The ZooKeeper ensemble (members, leader, quorum), when the
-			// servers run with dynamic configuration.
-			ens, err := director.Ensemble(ctx, s.Conn())
-			if err != nil || len(ens.Members) == 0 {
-				ens = director.EnsembleStatus{}
-			}
 			if app.JSON() {
-				out := struct {
-					engine.PlatformSummary
-					Ensemble *director.EnsembleStatus `json:"ensemble,omitempty"`
-				}{PlatformSummary: sum}
-				if len(ens.Members) > 0 {
-					out.Ensemble = &ens
-				}
-				return app.PrintJSON(out)
+				return app.PrintJSON(sum)
 			}
-			printSummary(app, sum)
-			printEnsemble(app, ens)
+			sum.WriteText(app.Out)
 			return nil
 		},
 	}
-}
-
-func printSummary(app *App, sum engine.PlatformSummary) {
-	w := app.Out
-	fmt.Fprintf(w, "ZooKeeper    %s\n", sum.ZooKeeper)
-	fmt.Fprintf(w, "Allocators   %d/%d alive\n", sum.AllocatorsAlive, sum.AllocatorsTotal)
-	fmt.Fprintf(w, "Capacity     %s used of %s\n", engine.FormatSize(sum.UsedMB), engine.FormatSize(sum.CapacityMB))
-	fmt.Fprintf(w, "Deployments  %d", sum.Deployments)
-	for _, st := range []string{engine.DeploymentRunning, engine.DeploymentInitializing, engine.DeploymentReconfiguring, engine.DeploymentFailed, engine.DeploymentDeleting} {
-		if n := sum.DeploymentsByStatus[st]; n > 0 {
-			fmt.Fprintf(w, "  %s %d", st, n)
-		}
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Plans        %d pending\n", sum.PendingPlans)
-	fmt.Fprintf(w, "Proxies      %d\n", sum.Proxies)
-	if sum.ConstructorLeader != "" {
-		fmt.Fprintf(w, "Constructor  leader %s\n", sum.ConstructorLeader)
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ZONE\tALLOCATORS\tALIVE\tMAINT\tCAPACITY\tUSED\tINSTANCES")
-	for _, z := range sum.Zones {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\n", z.Name, z.Allocators, z.AllocatorsAlive, z.Maintenance,
-			engine.FormatSize(z.CapacityMB), engine.FormatSize(z.UsedMB), z.Instances)
-	}
-	tw.Flush()
 }

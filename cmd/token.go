@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,16 +68,7 @@ func newTokenCmd(app *App) *cobra.Command {
 					}
 					return app.PrintJSON(toks)
 				}
-				w := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tROLES\tKIND\tEXPIRES\tUSES\tLAST HOST")
-				for _, t := range toks {
-					kind, exp := "ephemeral", t.ExpiresAt.Format(time.RFC3339)
-					if t.Persistent {
-						kind, exp = "persistent", "-"
-					}
-					fmt.Fprintf(w, "%s\t%v\t%s\t%s\t%d\t%s\n", t.ID, t.Roles, kind, exp, t.Uses, orDash(t.LastHost))
-				}
-				return w.Flush()
+				return director.WriteTokens(app.Out, toks)
 			})
 		}}
 	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a roles token (by the id shown by list, or the token itself)", Args: cobra.ExactArgs(1),
@@ -97,13 +87,6 @@ func newTokenCmd(app *App) *cobra.Command {
 		}}
 	c.AddCommand(create, list, revoke)
 	return c
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func withDirectorStore(ctx context.Context, app *App, fn func(context.Context, *engine.Store) error) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,16 +81,7 @@ func newZookeeperCmd(app *App) *cobra.Command {
 			if len(sts) == 0 {
 				return fmt.Errorf("no ZooKeeper configured under %s: start one with `paddock zookeeper start`", dir())
 			}
-			tw := tabwriter.NewWriter(app.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERVER\tADDRESS\tPID\tSTATUS\tMODE")
-			serving := 0
-			for _, s := range sts {
-				if s.Status == "serving" {
-					serving++
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", s.ID, s.Addr, s.Pid, s.Status, s.Mode)
-			}
-			tw.Flush()
+			serving := zkserver.WriteStatus(app.Out, sts)
 			if serving == 0 {
 				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("no server serving")}
 			}

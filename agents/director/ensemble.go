@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -292,4 +293,24 @@ func NewLoopbackServer(id int) (ZKServer, error) {
 	}
 	return ZKServer{ID: id, Host: "127.0.0.1", PeerPort: ports[0], ElectPort: ports[1], Role: "participant",
 		Client: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))}, nil
+}
+
+// WriteText writes the ensemble block of `paddock status` and `paddock
+// director ensemble` (nothing for a standalone server).
+func (st EnsembleStatus) WriteText(w io.Writer) {
+	if len(st.Members) == 0 {
+		return
+	}
+	quorum := "yes"
+	if !st.Quorum {
+		quorum = "NO"
+	}
+	if st.ModesUnknown {
+		fmt.Fprintf(w, "ensemble: %d voters, quorum yes (modes not reachable from this host)\n", st.Voters)
+	} else {
+		fmt.Fprintf(w, "ensemble: %d voters, %d up, leader %d, quorum %s\n", st.Voters, st.Up, st.Leader, quorum)
+	}
+	for _, m := range st.Members {
+		fmt.Fprintf(w, "  server.%d  %-11s %-10s %s\n", m.ID, m.Role, m.Mode, m.Client)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"paddock/engine"
@@ -234,4 +236,21 @@ func redeemToken(ctx context.Context, s *engine.Store, tok Token, roles []string
 		return rec, ErrTokenInvalid
 	}
 	return rec, err
+}
+
+// WriteTokens writes the table of `paddock token list`.
+func WriteTokens(w io.Writer, toks []TokenRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tROLES\tKIND\tEXPIRES\tUSES\tLAST HOST")
+	for _, t := range toks {
+		kind, exp, host := "ephemeral", t.ExpiresAt.Format(time.RFC3339), t.LastHost
+		if t.Persistent {
+			kind, exp = "persistent", "-"
+		}
+		if host == "" {
+			host = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%d\t%s\n", t.ID, t.Roles, kind, exp, t.Uses, host)
+	}
+	return tw.Flush()
 }

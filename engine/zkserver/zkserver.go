@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -460,4 +462,19 @@ func clientAddr(cfgPath string) string {
 		return ""
 	}
 	return "127.0.0.1:" + port
+}
+
+// WriteStatus writes the table of `paddock zookeeper status` and says
+// how many of the servers serve.
+func WriteStatus(w io.Writer, sts []Status) (serving int) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tADDRESS\tPID\tSTATUS\tMODE")
+	for _, s := range sts {
+		if s.Status == "serving" {
+			serving++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", s.ID, s.Addr, s.Pid, s.Status, s.Mode)
+	}
+	tw.Flush()
+	return serving
 }
