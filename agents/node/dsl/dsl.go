@@ -1,0 +1,74 @@
+package dsl
+
+import (
+	"github.com/blevesearch/bleve/v2"
+)
+
+// FieldType is an Elasticsearch field type as the mapping knows it.
+type FieldType string
+
+// The field types the node maps.
+const (
+	Text    FieldType = "text"
+	Keyword FieldType = "keyword"
+	Long    FieldType = "long"
+	Integer FieldType = "integer"
+	Short   FieldType = "short"
+	Byte    FieldType = "byte"
+	Double  FieldType = "double"
+	Float   FieldType = "float"
+	Date    FieldType = "date"
+	Boolean FieldType = "boolean"
+	Object  FieldType = "object"
+)
+
+// Numeric reports whether t is one of the number types.
+func (t FieldType) Numeric() bool {
+	switch t {
+	case Long, Integer, Short, Byte, Double, Float:
+		return true
+	}
+	return false
+}
+
+// whole reports whether t holds whole numbers (shown without a fraction).
+func (t FieldType) whole() bool {
+	switch t {
+	case Long, Integer, Short, Byte:
+		return true
+	}
+	return false
+}
+
+// Fields answers what the mapping says of a field path ("user.name",
+// "title.keyword"). The mapping package's type satisfies it.
+type Fields interface {
+	Field(path string) (FieldType, bool)
+	// Match returns every leaf path matching a pattern with * wildcards
+	// ("title*", "*").
+	Match(pattern string) []string
+	// Analyzer is the search analyzer of a text field ("" for standard).
+	Analyzer(path string) string
+}
+
+// DocMeta is what the store knows of a document beside its source.
+type DocMeta struct {
+	Version, SeqNo, PrimaryTerm int64
+	Routing                     string
+}
+
+// Target is one index a search runs against: an index, or each index behind
+// an alias or a pattern.
+type Target struct {
+	Name   string      // the concrete index name (reported as _index)
+	Index  bleve.Index // the searcher at the last refresh
+	Fields Fields
+	// Source returns a document's _source and metadata by id.
+	Source func(id string) (source []byte, meta DocMeta, ok bool)
+}
+
+// MaxResultWindow is index.max_result_window: from+size may not exceed it.
+const MaxResultWindow = 10000
+
+// defaultTrackTotalHits is how far totals are counted exactly by default.
+const defaultTrackTotalHits = 10000
