@@ -868,6 +868,14 @@ func scalarString(v any) (string, bool) {
 		return x.String(), true
 	case bool:
 		return strconv.FormatBool(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case int:
+		return strconv.Itoa(x), true
+	case uint64:
+		return strconv.FormatUint(x, 10), true
 	}
 	return "", false
 }

@@ -561,7 +561,7 @@ func render(ctx context.Context, req *Request, shards []*shard, m *merged, start
 		resp.TerminatedEarly = &early
 	}
 	resp.Hits.Hits = make([]hitJSON, 0, len(m.hits))
-	hl := newHighlighter(req.Highlight)
+	hl := newHighlighter(req.Highlight, req.Query)
 	for _, h := range m.hits {
 		if err := ctx.Err(); err != nil {
 			return nil, err
