@@ -87,6 +87,11 @@ type TreeCache struct {
 	evMu  sync.Mutex
 	evQ   []zk.Event
 	evSig chan struct{}
+	// Barrier counters (under evMu): events queued in all, events taken
+	// for a batch, events whose batch has been applied; synced is closed
+	// and replaced each time applied moves.
+	queued, taken, applied uint64
+	synced                 chan struct{}
 
 	listeners []chan CacheEvent
 	changed   []chan struct{}
@@ -124,9 +129,10 @@ const maxInFlight = 64
 func NewTreeCache(s *Store, root string, opts ...CacheOption) *TreeCache {
 	c := &TreeCache{
 		s: s, root: root, log: s.log.With("cache", root),
-		nodes: map[string]*cnode{},
-		evSig: make(chan struct{}, 1),
-		ready: make(chan struct{}),
+		nodes:  map[string]*cnode{},
+		evSig:  make(chan struct{}, 1),
+		ready:  make(chan struct{}),
+		synced: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(&c.opt)
@@ -215,6 +221,7 @@ func (c *TreeCache) Len() int {
 func (c *TreeCache) enqueue(ev zk.Event) {
 	c.evMu.Lock()
 	c.evQ = append(c.evQ, ev)
+	c.queued++
 	c.evMu.Unlock()
 	select {
 	case c.evSig <- struct{}{}:
@@ -227,7 +234,50 @@ func (c *TreeCache) takeEvents() []zk.Event {
 	defer c.evMu.Unlock()
 	evs := c.evQ
 	c.evQ = nil
+	c.taken = c.queued
 	return evs
+}
+
+// caughtUp records that every event taken so far is applied.
+func (c *TreeCache) caughtUp() {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.applied != c.taken {
+		c.applied = c.taken
+		close(c.synced)
+		c.synced = make(chan struct{})
+	}
+}
+
+// Sync waits until the cache has applied every watch event received so
+// far. ZooKeeper delivers a session's watch events before the answer to
+// any later request on it, so after a read on the cache's session
+// returns, Sync makes the cache show at least what that read saw of the
+// watched znodes: a caller reading its own writes through the cache
+// first makes one round trip (for example listing children), then
+// Syncs. It returns early with ctx's error, or when the cache is not
+// connected (ErrStale).
+func (c *TreeCache) Sync(ctx context.Context) error {
+	c.evMu.Lock()
+	target := c.queued
+	c.evMu.Unlock()
+	for {
+		c.evMu.Lock()
+		done, ch := c.applied >= target, c.synced
+		c.evMu.Unlock()
+		if done {
+			return nil
+		}
+		if stale, _ := c.Stale(); stale {
+			return ErrCacheStale
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // re-check connection
+		}
+	}
 }
 
 // Run keeps the cache in step with ZooKeeper until ctx ends.
@@ -258,6 +308,7 @@ func (c *TreeCache) Run(ctx context.Context) error {
 				retry.Reset(next)
 			} else {
 				needSync = false
+				c.caughtUp()
 				bo.Reset()
 				lastSession = c.s.SessionID()
 				wasConnected = true
@@ -286,6 +337,8 @@ func (c *TreeCache) Run(ctx context.Context) error {
 				}
 				c.log.Debug("cache refresh failed; full resync", "err", err)
 				needSync = true
+			} else {
+				c.caughtUp()
 			}
 		}
 	}

@@ -241,3 +241,43 @@ func TestTreeCacheRootCreatedLater(t *testing.T) {
 		waitUntil(t, 10*time.Second, "the root gone", func() bool { return c.Len() == 0 })
 	}
 }
+
+// TestTreeCacheSyncReadsOwnWrites: after a write and a round trip on the
+// cache's own session, Sync makes the cache show the write, every time
+// (the read-your-writes the API's lists rely on).
+func TestTreeCacheSyncReadsOwnWrites(t *testing.T) {
+	p := env.Fresh(t)
+	ctx := ctxT(t, 60*time.Second)
+	s := p.Admin
+	c := engine.NewTreeCache(s, engine.PathDeployments)
+	go c.Run(ctx)
+	<-c.Ready()
+	const n = 200
+	for i := range n {
+		id := fmt.Sprintf("d%03d", i)
+		if err := s.Create(ctx, engine.DeploymentPath(id), "v1"); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			// A change to a node the cache already has, too.
+			prev := engine.DeploymentPath(fmt.Sprintf("d%03d", i-1))
+			if _, err := s.Set(ctx, prev, "v2", engine.AnyVersion); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Children(ctx, engine.PathDeployments); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Sync(ctx); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		if got, ok := c.Get(engine.DeploymentPath(id)); !ok || string(got.Data) != "v1" {
+			t.Fatalf("write %d not in the cache after Sync: %q %v", i, got.Data, ok)
+		}
+		if i > 0 {
+			if got, _ := c.Get(engine.DeploymentPath(fmt.Sprintf("d%03d", i-1))); string(got.Data) != "v2" {
+				t.Fatalf("update %d not in the cache after Sync: %q", i-1, got.Data)
+			}
+		}
+	}
+}

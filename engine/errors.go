@@ -15,6 +15,9 @@ var (
 	ErrNoAuth      = errors.New("not authorised")
 	ErrNotEmpty    = errors.New("has children")
 	ErrUnavailable = errors.New("ZooKeeper unavailable")
+	// ErrCacheStale: a tree cache is not connected to ZooKeeper, so it
+	// cannot promise to be up to date.
+	ErrCacheStale = errors.New("cache not connected to ZooKeeper")
 )
 
 // StoreError is a failed store operation on a path.

@@ -41,7 +41,13 @@ func newFixtureTB(t testing.TB, zones ...string) *fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	log := slog.New(slog.DiscardHandler)
-	svc := service.New(p.Admin, service.WithLogger(log))
+	// As Run does: reads served from the watch cache where it may.
+	cache := service.NewCache(p.Admin)
+	go func() { _ = cache.Run(ctx) }()
+	if err := cache.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(p.Admin, service.WithLogger(log), service.WithCache(cache))
 	h, err := NewHandler(svc, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,9 @@ import (
 // and followed through the activity endpoint.
 func TestEndToEndSim(t *testing.T) {
 	f := newFixture(t, "zone-1", "zone-2")
+	// Made before the cleanup below is registered, so it is removed after
+	// the agents writing into it have stopped (cleanups run last first).
+	stateDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -37,7 +41,7 @@ func TestEndToEndSim(t *testing.T) {
 		}()
 	}
 	for _, a := range []struct{ id, zone string }{{"sim-1", "zone-1"}, {"sim-2", "zone-2"}} {
-		cfg := allocator.Config{ID: a.id, Zone: a.zone, CapacityMB: 4096, StateDir: t.TempDir(), Runtime: allocator.RuntimeSim,
+		cfg := allocator.Config{ID: a.id, Zone: a.zone, CapacityMB: 4096, StateDir: filepath.Join(stateDir, a.id), Runtime: allocator.RuntimeSim,
 			Logger: log, Registry: prometheus.NewRegistry(), Version: "test",
 			ZK: engine.Options{Servers: env.Servers(), Role: engine.RoleAllocator, Credential: f.p.Creds[engine.RoleAllocator],
 				SessionTimeout: 4 * time.Second, Logger: log}}

@@ -198,7 +198,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if reg == nil {
 		reg = agentkit.NewRegistry()
 	}
-	svc := service.New(cfg.Store, service.WithLogger(log))
+	// Lists and placement checks read a watch cache (reads of one
+	// deployment still go to ZooKeeper); it stops with ctx.
+	cache := service.NewCache(cfg.Store)
+	go func() {
+		if err := cache.Run(ctx); err != nil {
+			log.Warn("api cache stopped; reads go to ZooKeeper", "err", err)
+		}
+	}()
+	svc := service.New(cfg.Store, service.WithLogger(log), service.WithCache(cache))
 	h, err := NewHandler(svc, log, reg)
 	if err != nil {
 		return err

@@ -65,7 +65,10 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
 	}()
 	apiStore := p.Connect(b, engine.RoleAdmin)
-	svc := service.New(apiStore, service.WithLogger(quiet()))
+	cache := service.NewCache(apiStore)
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = cache.Run(ctx) }()
+	svc := service.New(apiStore, service.WithLogger(quiet()), service.WithCache(cache))
 	_, key, err := svc.CreateAPIKey(ctx, "bench", service.RolePlatformAdmin)
 	if err != nil {
 		b.Fatal(err)

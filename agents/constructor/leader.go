@@ -60,19 +60,6 @@ func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fe
 	return l
 }
 
-// Layout facts the caches rely on: these znodes never have children.
-func leafAllocatorZnode(p string) bool {
-	switch path.Base(path.Dir(p)) {
-	case "status":
-		return path.Dir(path.Dir(path.Dir(p))) == engine.PathAllocators
-	}
-	switch path.Base(p) {
-	case "alive", "maintenance", "settings":
-		return path.Dir(path.Dir(p)) == engine.PathAllocators
-	}
-	return false
-}
-
 // Instance znodes are written by the leading constructor alone: read
 // once when leading starts, then known from its own writes (a cache
 // would read each one back, and re-list the allocator's instances).
@@ -80,20 +67,10 @@ func skipAllocatorZnode(p string) bool {
 	return path.Base(p) == "instances" && path.Dir(path.Dir(p)) == engine.PathAllocators
 }
 
-// Plan history is never read by the constructor: not cached (it grows
-// by one znode per plan).
-func skipDeploymentZnode(p string) bool {
-	return path.Base(p) == "history" && path.Base(path.Dir(p)) == "plans"
-}
-
-func leafDeploymentZnode(p string) bool {
-	return path.Base(p) == "pending" && path.Base(path.Dir(p)) == "plans"
-}
-
 func (l *leader) run(ctx context.Context) error {
 	defer l.wg.Wait()
-	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheSkip(skipAllocatorZnode), engine.CacheLeaves(leafAllocatorZnode))
-	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(skipDeploymentZnode), engine.CacheLeaves(leafDeploymentZnode))
+	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheSkip(skipAllocatorZnode), engine.CacheLeaves(engine.LeafAllocatorZnode))
+	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(engine.PlanHistoryZnode), engine.CacheLeaves(engine.LeafDeploymentZnode))
 	aev, dev := l.allocs.Listen(), l.deps.Listen()
 	aReady, dReady := make(chan struct{}), make(chan struct{})
 	for _, c := range []*engine.TreeCache{l.allocs, l.deps} {

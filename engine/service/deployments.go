@@ -139,7 +139,7 @@ func contains(list []string, s string) bool {
 
 // platform reads the platform config and the number of zones.
 func (s *Service) platform(ctx context.Context) (engine.PlatformConfig, int, error) {
-	cfg, _, err := s.store.Platform(ctx)
+	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return cfg, 0, storeErr(err, "platform", "config")
 	}
@@ -242,16 +242,30 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 	if err := checkID(id); err != nil {
 		return DeploymentView{}, err
 	}
-	cfg, _, err := s.store.Platform(ctx)
+	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return DeploymentView{}, storeErr(err, "platform", "config")
 	}
 	return s.getDeployment(ctx, id, cfg.Domain)
 }
 
+// getDeployment reads the deployment and its pending plan from
+// ZooKeeper, both reads at once (they pipeline on the session).
 func (s *Service) getDeployment(ctx context.Context, id, domain string) (DeploymentView, error) {
-	var d engine.Deployment
-	ver, err := s.store.GetJSON(ctx, engine.DeploymentPath(id), &d)
+	var (
+		d       engine.Deployment
+		p       engine.Plan
+		ver     engine.Version
+		err, pe error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, pe = s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p)
+	}()
+	ver, err = s.store.GetJSON(ctx, engine.DeploymentPath(id), &d)
+	wg.Wait()
 	if err != nil {
 		return DeploymentView{}, storeErr(err, "deployment", id)
 	}
@@ -259,11 +273,10 @@ func (s *Service) getDeployment(ctx context.Context, id, domain string) (Deploym
 	if v.Instances == nil {
 		v.Instances = []engine.PlacedInstance{}
 	}
-	var p engine.Plan
-	if _, err := s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p); err == nil {
+	if pe == nil {
 		v.PendingPlan = &p
-	} else if !errors.Is(err, engine.ErrNotFound) {
-		return v, storeErr(err, "deployment", id)
+	} else if !errors.Is(pe, engine.ErrNotFound) {
+		return v, storeErr(pe, "deployment", id)
 	}
 	return v, nil
 }
@@ -276,10 +289,14 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 	if err != nil {
 		return nil, storeErr(err, "deployment", "list")
 	}
-	cfg, _, err := s.store.Platform(ctx)
+	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return nil, storeErr(err, "platform", "config")
 	}
+	// The children read above was a round trip on the cache's session:
+	// once the cache has applied what it was told before it, it shows
+	// every deployment as of that read (the caller's own writes too).
+	fromCache := s.cache != nil && s.cache.synced(ctx, s.cache.deps)
 	views := make([]DeploymentView, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, 16)
@@ -288,6 +305,13 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 		if !ValidID(id) {
 			errs[i] = ErrNotFound
 			continue
+		}
+		if fromCache {
+			v, ok, err := s.cache.deployment(id, cfg.Domain)
+			if ok {
+				views[i], errs[i] = v, err
+				continue
+			}
 		}
 		wg.Add(1)
 		sem <- struct{}{}

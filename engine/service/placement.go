@@ -48,11 +48,11 @@ type PlacementReport struct {
 // error carrying the explanation.
 func (s *Service) CheckPlacement(ctx context.Context, pc PlaceCheck) (PlacementReport, error) {
 	rep := PlacementReport{Placements: []PlannedInstance{}, Explain: []Verdict{}}
-	inv, err := s.store.PlacementInventory(ctx)
+	inv, err := s.placementInventory(ctx)
 	if err != nil {
 		return rep, storeErr(err, "allocator", "inventory")
 	}
-	cfg, _, err := s.store.Platform(ctx)
+	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return rep, storeErr(err, "platform", "config")
 	}

@@ -14,6 +14,7 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	users userCache
+	cache *Cache // nil: every read goes to ZooKeeper
 }
 
 // Option configures a Service.
