@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +24,10 @@ proxies. It triggers the same actions as the API (create, resize,
 upgrade, restart, delete, cancel plan, maintenance, vacate).
 
 Keys: tab/shift-tab or 1-5 between screens, arrows or j/k, / filter,
-s sort, enter detail, esc back, ? help, q quit.
+s sort, enter detail, esc back, : command (tab completes: :dep NAME logs,
+:alloc zone-2, :plan ID, :zk), ? help, q quit. Every destructive action
+asks first and shows the same action as a CLI command (ctrl+y copies it).
+--read-only, or an API key of role platform-viewer, refuses every action.
 Themes: --theme dark|light|high-contrast|no-color (NO_COLOR respected).
 For scripts use 'paddock status'.`,
 		Args: cobra.NoArgs,
@@ -34,6 +38,8 @@ For scripts use 'paddock status'.`,
 	c.Flags().String("theme", "dark", "colour theme: "+fmt.Sprint(themes.Names()))
 	c.Flags().Bool("mouse", false, "mouse: wheel scrolls, click on a tab switches screens (terminal text selection then needs shift)")
 	c.Flags().Int("screen", 1, "screen to open (1 Overview, 2 Allocators, 3 Deployments, 4 Plans, 5 Proxies)")
+	c.Flags().Bool("read-only", false, "refuse every action (watch only); each refused action says why")
+	c.Flags().String("api-key", "", "act with this API key's role (PADDOCK_API_KEY or the config's api-key; a platform-viewer key acts on nothing)")
 	return c
 }
 
@@ -65,5 +71,6 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 		defer f.Close()
 		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	return tui.Run(ctx, tui.RunOptions{Store: s, Styles: styles, Screen: screen, Mouse: app.V.GetBool("mouse"), In: app.In, Out: app.Out, Logger: log})
+	return tui.Run(ctx, tui.RunOptions{Store: s, Styles: styles, Screen: screen, Mouse: app.V.GetBool("mouse"), In: app.In, Out: app.Out, Logger: log,
+		ReadOnly: app.V.GetBool("read-only"), APIKey: strings.TrimSpace(app.V.GetString("api-key"))})
 }

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -79,6 +78,14 @@ func (a *allocators) SetSnapshot(s *data.Snapshot) {
 	a.refreshDetail()
 }
 
+// open shows an allocator's detail.
+func (a *allocators) open(id string) {
+	a.detail = id
+	a.inst.Cursor = 0
+	a.list.Table.Select(id)
+	a.refreshDetail()
+}
+
 func (a *allocators) refreshDetail() {
 	if a.detail == "" || a.snap == nil {
 		return
@@ -140,9 +147,7 @@ func (a *allocators) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 	switch {
 	case key.Matches(msg, k.Enter) && a.detail == "":
 		if id := a.list.Table.SelectedKey(); id != "" {
-			a.detail = id
-			a.inst.Cursor = 0
-			a.refreshDetail()
+			a.open(id)
 		}
 	case key.Matches(msg, k.Back) && a.detail != "":
 		a.detail = ""
@@ -151,34 +156,13 @@ func (a *allocators) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 	case a.detail != "" && key.Matches(msg, k.Down):
 		a.inst.Move(1)
 	case key.Matches(msg, k.Maintenance):
-		id := a.selected()
-		al, ok := a.snap.Allocator(id)
-		if !ok {
-			return nil, true
+		if al, ok := a.snap.Allocator(a.selected()); ok {
+			return a.app.maintenance(al), true
 		}
-		on := !al.Maintenance
-		verb := "Turn maintenance ON for " + id + "? New instances will not be placed on it."
-		what := "maintenance on " + id
-		if !on {
-			verb = "Turn maintenance OFF for " + id + "? It will take new instances again."
-			what = "maintenance off " + id
-		}
-		act := a.app.actions
-		return a.app.open(newConfirm(a.c, verb, what, func(ctx context.Context) actionDone {
-			return actionDone{What: what, Err: act.SetMaintenance(ctx, id, on)}
-		})), true
 	case key.Matches(msg, k.Vacate):
-		id := a.selected()
-		al, ok := a.snap.Allocator(id)
-		if !ok {
-			return nil, true
+		if al, ok := a.snap.Allocator(a.selected()); ok {
+			return a.app.vacate(al), true
 		}
-		act := a.app.actions
-		what := "vacate " + id
-		return a.app.open(newConfirm(a.c, "Vacate "+id+"? Its "+itoa(len(al.Instances))+" instances move to other allocators (one plan per deployment).", what,
-			func(ctx context.Context) actionDone {
-				return actionDone{What: what, ShowPlans: true, Err: act.VacateAllocator(ctx, id)}
-			})), true
 	default:
 		return nil, false
 	}

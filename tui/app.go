@@ -28,7 +28,23 @@ type Options struct {
 	Tick time.Duration
 	// Screen opens on this screen index (0 Overview).
 	Screen int
+	// Permissions restrict the actions (read-only, an API key's role).
+	Permissions Permissions
+	// Clipboard copies text to the operator's clipboard (production:
+	// OSC 52 on the terminal); nil shows the command only.
+	Clipboard func(string) error
+	// Logs reads instances' container logs (nil: not available).
+	Logs LogSource
 }
+
+// Tabs, in order.
+const (
+	tabOverview = iota
+	tabAllocators
+	tabDeployments
+	tabPlans
+	tabProxies
+)
 
 // screen is a tab: the common contract plus the snapshot it renders.
 type screen interface {
@@ -80,6 +96,13 @@ type App struct {
 	flash   string
 	flashAt time.Time
 	isErr   bool
+	perm    Permissions
+	clip    func(string) error
+	logs    LogSource
+	// cmd is the open `:` command line; over an overlay shown instead of
+	// the active tab (`:zk`, logs), esc closes it.
+	cmd  *cmdline
+	over screen
 }
 
 // New builds the console.
@@ -94,13 +117,13 @@ func New(ctx context.Context, o Options) *App {
 		o.Tick = time.Second
 	}
 	c := &common.Common{Ctx: ctx, Width: 80, Height: 24, Styles: o.Styles, Keys: keymap.Default(), Now: o.Now}
-	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New()}
+	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New(), perm: o.Permissions, clip: o.Clipboard, logs: o.Logs}
 	a.help.Styles.ShortKey = o.Styles.Accent
 	a.help.Styles.FullKey = o.Styles.Accent
 	a.help.Styles.ShortDesc = o.Styles.Muted
 	a.help.Styles.FullDesc = o.Styles.Muted
 	a.screens = []screen{
-		newOverview(c), newAllocators(c, a), newDeployments(c, a), newPlans(c), newProxies(c),
+		newOverview(c), newAllocators(c, a), newDeployments(c, a), newPlans(c, a), newProxies(c),
 	}
 	a.active = max(0, min(o.Screen, len(a.screens)-1))
 	a.snap = o.Source.Snapshot()
@@ -148,7 +171,37 @@ func (a *App) layout() {
 	for _, s := range a.screens {
 		s.SetSize(a.c.Width, bodyH)
 	}
+	if a.over != nil {
+		a.over.SetSize(a.c.Width, bodyH)
+	}
 	a.help.Width = a.c.Width
+}
+
+// showOverlay shows v instead of the active tab until esc.
+func (a *App) showOverlay(v screen) tea.Cmd {
+	a.closeOverlay()
+	a.over = v
+	v.SetSnapshot(&a.snap)
+	a.layout()
+	if i, ok := v.(interface{ Init() tea.Cmd }); ok {
+		return i.Init()
+	}
+	return nil
+}
+
+func (a *App) closeOverlay() {
+	if c, ok := a.over.(interface{ Close() }); ok {
+		c.Close()
+	}
+	a.over = nil
+}
+
+// current is the screen on view: the overlay, else the active tab.
+func (a *App) current() screen {
+	if a.over != nil {
+		return a.over
+	}
+	return a.screens[a.active]
 }
 
 // Update routes messages: global keys, dialogs, then the active screen.
@@ -163,6 +216,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		a.snap = a.src.Snapshot()
 		for _, s := range a.screens {
 			s.SetSnapshot(&a.snap)
+		}
+		if a.over != nil {
+			a.over.SetSnapshot(&a.snap)
 		}
 		return a, a.waitChange()
 	case tickMsg:
@@ -182,7 +238,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.ShowPlans {
 			a.setFlash(msg.What+": plans accepted, following them below", false)
-			a.active = 3
+			a.switchTo(tabPlans)
 			return a, nil
 		}
 		if msg.DeploymentID == "" {
@@ -190,29 +246,35 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return a, nil
 		}
 		a.setFlash(msg.What+": plan accepted, following it below", false)
-		if msg.DeploymentID != "" {
-			a.active = 2
-			return a, a.screens[2].Update(showDeployment{ID: msg.DeploymentID})
-		}
-		return a, nil
+		a.switchTo(tabDeployments)
+		return a, a.screens[tabDeployments].Update(showDeployment{ID: msg.DeploymentID})
 	case showPlanOf:
-		a.active = 2
-		return a, a.screens[2].Update(showDeployment{ID: msg.ID})
+		a.switchTo(tabDeployments)
+		return a, a.screens[tabDeployments].Update(showDeployment{ID: msg.ID})
 	case common.ErrorMsg:
 		a.setFlash(msg.Err.Error(), true)
 		return a, nil
 	case common.FlashMsg:
 		a.setFlash(msg.Text, false)
 		return a, nil
+	case copyMsg:
+		return a, a.copy(msg.Text)
 	case tea.KeyMsg:
 		if a.dialog != nil {
 			cmd, _ := a.dialog.Update(msg)
 			return a, cmd
 		}
+		if a.cmd != nil {
+			cmd, done := a.cmd.Update(msg)
+			if done {
+				a.cmd = nil
+			}
+			return a, cmd
+		}
 		if msg.String() == "ctrl+c" {
 			return a, tea.Quit
 		}
-		cur := a.screens[a.active]
+		cur := a.current()
 		if cur.Capturing() {
 			cmd, _ := cur.HandleKey(msg)
 			return a, cmd
@@ -224,6 +286,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch {
 		case key.Matches(msg, k.Quit):
 			return a, tea.Quit
+		case key.Matches(msg, k.Command):
+			a.cmd = newCmdline(a)
+			return a, nil
 		case key.Matches(msg, k.Help):
 			a.full = !a.full
 			return a, nil
@@ -239,6 +304,10 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if cmd, ok := cur.HandleKey(msg); ok {
 			return a, cmd
 		}
+		if a.over != nil && key.Matches(msg, k.Back) {
+			a.closeOverlay()
+			return a, nil
+		}
 		switch {
 		case key.Matches(msg, k.NextTab):
 			a.switchTo(a.active + 1)
@@ -250,10 +319,32 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, a.mouse(msg)
 	}
 	if a.dialog != nil {
-		cmd, _ := a.dialog.Update(msg)
-		return a, cmd
+		if cmd, ok := a.dialog.Update(msg); ok {
+			return a, cmd
+		}
+	}
+	if a.over != nil {
+		return a, a.over.Update(msg)
 	}
 	return a, a.screens[a.active].Update(msg)
+}
+
+// copy puts a CLI command on the clipboard and says so; the command is
+// on screen in the dialog either way.
+func (a *App) copy(s string) tea.Cmd {
+	if s == "" {
+		return nil
+	}
+	if a.clip == nil {
+		a.setFlash("no clipboard here: the command is shown above — "+s, false)
+		return nil
+	}
+	if err := a.clip(s); err != nil {
+		a.setFlash("copy failed ("+err.Error()+"): "+s, true)
+		return nil
+	}
+	a.setFlash("copied (OSC 52): "+s, false)
+	return nil
 }
 
 // open shows a dialog at once (not through a command, so keys typed
@@ -269,7 +360,7 @@ func (a *App) mouse(m tea.MouseMsg) tea.Cmd {
 	if a.dialog != nil || a.full {
 		return nil
 	}
-	cur := a.screens[a.active]
+	cur := a.current()
 	switch {
 	case m.Button == tea.MouseButtonWheelUp:
 		cmd, _ := cur.HandleKey(tea.KeyMsg{Type: tea.KeyUp})
@@ -292,6 +383,7 @@ func (a *App) mouse(m tea.MouseMsg) tea.Cmd {
 }
 
 func (a *App) switchTo(i int) {
+	a.closeOverlay()
 	n := len(a.screens)
 	a.active = ((i % n) + n) % n
 }
@@ -316,17 +408,22 @@ func (a *App) View() string {
 	case a.dialog != nil:
 		body = a.dialog.View(w)
 	default:
-		body = a.screens[a.active].View()
+		body = a.current().View()
 	}
 	b.WriteString(common.FitLines(body, w, bodyH))
 	b.WriteByte('\n')
+	if a.cmd != nil {
+		line, hint := a.cmd.View(w)
+		b.WriteString(line + "\n" + hint)
+		return st.App.Render(b.String())
+	}
 	b.WriteString(common.Truncate(a.statusLine(), w))
 	b.WriteByte('\n')
 	var hk []key.Binding
 	if a.dialog != nil {
 		hk = a.dialog.Help()
 	} else {
-		hk = append(a.screens[a.active].ShortHelp(), a.c.Keys.Help, a.c.Keys.Quit)
+		hk = append(a.current().ShortHelp(), a.c.Keys.Command, a.c.Keys.Help, a.c.Keys.Quit)
 	}
 	b.WriteString(common.Truncate(a.help.ShortHelpView(hk), w))
 	return st.App.Render(b.String())
@@ -338,14 +435,20 @@ func (a *App) tabs() string {
 	parts = append(parts, st.Title.Render("paddock"))
 	for i, s := range a.screens {
 		label := string(rune('1'+i)) + " " + s.Title()
-		if i == a.active {
+		if i == a.active && a.over == nil {
 			parts = append(parts, st.TabActive.Render(label))
 		} else {
 			parts = append(parts, st.Tab.Render(label))
 		}
 	}
+	if a.over != nil {
+		parts = append(parts, st.TabActive.Render(a.over.Title()))
+	}
 	left := strings.Join(parts, "")
 	right := a.connState()
+	if b := a.perm.Badge(); b != "" {
+		right = st.Warn.Render(b) + " " + right
+	}
 	gap := a.c.Width - lipgloss.Width(left) - lipgloss.Width(right)
 	if gap < 1 {
 		// Narrow: drop tab numbers' labels to keep state visible.
@@ -401,8 +504,8 @@ func (a *App) fullHelp() string {
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
 		{k.NextTab, k.PrevTab, k.Tab1, k.Enter, k.Back, k.Filter, k.Sort, k.Reverse},
 	}
-	groups = append(groups, a.screens[a.active].FullHelp()...)
-	groups = append(groups, []key.Binding{k.Help, k.Quit})
+	groups = append(groups, a.current().FullHelp()...)
+	groups = append(groups, []key.Binding{k.Command, k.Copy, k.Help, k.Quit})
 	a.help.ShowAll = true
 	v := a.c.Styles.Title.Render("Keys") + "\n\n" + a.help.FullHelpView(groups)
 	a.help.ShowAll = false

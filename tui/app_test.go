@@ -184,6 +184,7 @@ func (r *recorder) RestartDeployment(_ context.Context, id string) error {
 }
 func (r *recorder) DeleteDeployment(_ context.Context, id string) error { return r.add("delete " + id) }
 func (r *recorder) CancelPlan(_ context.Context, id string) error       { return r.add("cancel " + id) }
+func (r *recorder) RetryPlan(_ context.Context, id string) error        { return r.add("retry " + id) }
 func (r *recorder) SetMaintenance(_ context.Context, id string, on bool) error {
 	return r.add(fmt.Sprintf("maintenance %s %v", id, on))
 }
@@ -257,10 +258,12 @@ func TestActionsConfirm(t *testing.T) {
 		{"maintenance off", 1, []string{"j", "j", "m", "y"}, []string{"maintenance alloc-b2 false"}},
 		{"maintenance declined", 1, []string{"m", "n"}, nil},
 		{"vacate from detail", 1, []string{"enter", "v", "y"}, []string{"vacate alloc-a1"}},
-		{"delete", 2, []string{"D", "y"}, []string{"delete 3d4e5f60718293a4b5c6d7e8f90a1b2c"}},
+		{"delete typed", 2, append([]string{"D"}, append(strings.Split("audit", ""), "enter")...), []string{"delete 3d4e5f60718293a4b5c6d7e8f90a1b2c"}},
+		{"delete y is not enough", 2, []string{"D", "y", "enter"}, nil},
 		{"delete declined", 2, []string{"D", "esc"}, nil},
 		{"restart", 2, []string{"j", "R", "y"}, []string{"restart 0a1b2c3d4e5f60718293a4b5c6d7e8f9"}},
-		{"cancel plan", 2, []string{"j", "j", "j", "j", "x", "y"}, []string{"cancel 2c3d4e5f60718293a4b5c6d7e8f90a1b"}},
+		{"cancel plan typed", 2, append([]string{"j", "j", "j", "j", "x"}, append(strings.Split("search-staging", ""), "enter")...), []string{"cancel 2c3d4e5f60718293a4b5c6d7e8f90a1b"}},
+		{"cancel plan wrong name", 2, append([]string{"j", "j", "j", "j", "x"}, append(strings.Split("search", ""), "enter")...), nil},
 		{"cancel without plan", 2, []string{"x", "y"}, nil},
 		{"resize", 2, []string{"j", "r", "backspace", "backspace", "4", "g", "enter"}, []string{"resize 0a1b2c3d4e5f60718293a4b5c6d7e8f9 4096"}},
 		{"resize invalid", 2, []string{"j", "r", "backspace", "backspace", "x", "enter"}, nil},

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -26,7 +25,9 @@ type deployments struct {
 	list   *common.List
 	detail string
 	scroll int
-	w, h   int
+	// inst is the selected instance of the detail (l: its logs).
+	inst int
+	w, h int
 }
 
 func newDeployments(c *common.Common, app *App) *deployments {
@@ -54,10 +55,15 @@ func (d *deployments) SetSize(w, h int) {
 
 func (d *deployments) Update(msg tea.Msg) tea.Cmd {
 	if m, ok := msg.(showDeployment); ok {
-		d.detail = m.ID
-		d.scroll = 0
+		d.open(m.ID)
 	}
 	return nil
+}
+
+// open shows a deployment's detail.
+func (d *deployments) open(id string) {
+	d.detail, d.scroll, d.inst = id, 0, 0
+	d.list.Table.Select(id)
 }
 
 func (d *deployments) SetSnapshot(s *data.Snapshot) {
@@ -88,14 +94,14 @@ func (d *deployments) SetSnapshot(s *data.Snapshot) {
 func (d *deployments) ShortHelp() []key.Binding {
 	k := d.c.Keys
 	if d.detail != "" {
-		return []key.Binding{k.Back, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel}
+		return []key.Binding{k.Back, k.Logs, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel, k.Retry}
 	}
 	return []key.Binding{k.Enter, k.Create, k.Filter, k.Sort, k.Resize, k.Delete}
 }
 
 func (d *deployments) FullHelp() [][]key.Binding {
 	k := d.c.Keys
-	return [][]key.Binding{{k.Create, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel}}
+	return [][]key.Binding{{k.Create, k.Resize, k.Upgrade, k.Restart, k.Delete, k.Cancel, k.Retry}}
 }
 
 func (d *deployments) selected() (data.Deployment, bool) {
@@ -116,84 +122,79 @@ func (d *deployments) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 			return cmd, true
 		}
 	}
-	act := d.app.actions
-	c := d.c
 	switch {
 	case key.Matches(msg, k.Create):
-		versions := d.snap.Platform.Versions
-		if len(versions) == 0 {
-			versions = engine.DefaultVersions
-		}
-		return d.app.open(newCreateForm(c, versions, len(d.snap.Zones), act)), true
+		return d.app.createDeployment(), true
 	case key.Matches(msg, k.Enter) && d.detail == "":
 		if id := d.list.Table.SelectedKey(); id != "" {
-			d.detail = id
-			d.scroll = 0
+			d.open(id)
 		}
 		return nil, true
 	case key.Matches(msg, k.Back) && d.detail != "":
 		d.detail = ""
 		return nil, true
-	case d.detail != "" && key.Matches(msg, k.Down):
-		d.scroll++
+	case d.detail != "" && key.Matches(msg, k.PageDown):
+		d.scroll += max(1, d.h/2)
 		return nil, true
-	case d.detail != "" && key.Matches(msg, k.Up):
-		d.scroll = max(0, d.scroll-1)
+	case d.detail != "" && key.Matches(msg, k.PageUp):
+		d.scroll = max(0, d.scroll-max(1, d.h/2))
 		return nil, true
 	}
 	x, ok := d.selected()
 	if !ok {
 		return nil, false
 	}
-	id, name := x.ID, x.Name
+	if d.detail != "" {
+		n := len(x.Members)
+		switch {
+		case key.Matches(msg, k.Down):
+			if d.inst < n-1 {
+				d.inst++
+			} else {
+				d.scroll++
+			}
+			return nil, true
+		case key.Matches(msg, k.Up):
+			if d.scroll > 0 {
+				d.scroll--
+			} else {
+				d.inst = max(0, d.inst-1)
+			}
+			return nil, true
+		case key.Matches(msg, k.Logs):
+			if n == 0 {
+				return func() tea.Msg { return common.FlashMsg{Text: x.Name + " has no instance placed yet: no logs"} }, true
+			}
+			cmd, err := d.app.openLogs(x, orderedMembers(x)[min(d.inst, n-1)].ID)
+			if err != nil {
+				return func() tea.Msg { return common.ErrorMsg{Err: err} }, true
+			}
+			return cmd, true
+		}
+	}
 	switch {
 	case key.Matches(msg, k.Resize):
-		cur := x.Spec.Elasticsearch.SizeMB
-		return d.app.open(newPrompt(c, "Resize "+name, "Memory per Elasticsearch instance (now "+size(cur)+"), such as 2g or 512m. A grow-and-shrink plan moves the data.",
-			size(cur), func(v string) error {
-				mb, err := engine.ParseSize(v)
-				if err != nil {
-					return err
-				}
-				if mb < 256 {
-					return fmt.Errorf("at least 256m")
-				}
-				return nil
-			}, func(ctx context.Context, v string) actionDone {
-				mb, _ := engine.ParseSize(v)
-				return actionDone{What: "resize " + name + " to " + size(mb), DeploymentID: id, Err: act.ResizeDeployment(ctx, id, mb)}
-			})), true
+		return d.app.resize(x), true
 	case key.Matches(msg, k.Upgrade):
-		versions := d.snap.Platform.Versions
-		return d.app.open(newPrompt(c, "Upgrade "+name, "Version (now "+x.Spec.Version+"; offered: "+strings.Join(versions, ", ")+").",
-			newest(versions), func(v string) error {
-				if len(versions) > 0 && !slices.Contains(versions, v) {
-					return fmt.Errorf("version %s is not offered: use one of %s", v, strings.Join(versions, ", "))
-				}
-				return nil
-			}, func(ctx context.Context, v string) actionDone {
-				return actionDone{What: "upgrade " + name + " to " + v, DeploymentID: id, Err: act.UpgradeDeployment(ctx, id, v)}
-			})), true
+		return d.app.upgrade(x), true
 	case key.Matches(msg, k.Restart):
-		return d.app.open(newConfirm(c, "Restart every instance of "+name+"? Instances restart one zone at a time.", "restart "+name,
-			func(ctx context.Context) actionDone {
-				return actionDone{What: "restart " + name, DeploymentID: id, Err: act.RestartDeployment(ctx, id)}
-			})), true
+		return d.app.restart(x), true
 	case key.Matches(msg, k.Delete):
-		return d.app.open(newConfirm(c, "Delete "+name+" ("+id+")? Its instances and data are removed. This cannot be undone.", "delete "+name,
-			func(ctx context.Context) actionDone {
-				return actionDone{What: "delete " + name, DeploymentID: id, Err: act.DeleteDeployment(ctx, id)}
-			})), true
+		return d.app.deleteDeployment(x), true
 	case key.Matches(msg, k.Cancel):
-		if x.Pending == nil {
-			return func() tea.Msg { return common.FlashMsg{Text: name + " has no running plan to cancel"} }, true
-		}
-		return d.app.open(newConfirm(c, "Cancel the running "+x.Pending.Action+" plan of "+name+"? The constructor rolls back to the last good topology.", "cancel plan of "+name,
-			func(ctx context.Context) actionDone {
-				return actionDone{What: "cancel plan of " + name, DeploymentID: id, Err: act.CancelPlan(ctx, id)}
-			})), true
+		return d.app.cancelPlan(x), true
+	case key.Matches(msg, k.Retry):
+		return d.app.retryPlan(x), true
 	}
 	return nil, false
+}
+
+// orderedMembers are a deployment's instances as the detail lists them:
+// by zone, then as placed.
+func orderedMembers(x data.Deployment) []data.Member {
+	ms := slices.Clone(x.Members)
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Zone < ms[j].Zone })
+	return ms
 }
 
 func newest(vs []string) string {
@@ -236,29 +237,23 @@ func (d *deployments) View() string {
 	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
 
 	lines = append(lines, section(st, "Instances", w))
-	byZone := map[string][]data.Member{}
-	var zones []string
-	for _, m := range x.Members {
-		if _, ok := byZone[m.Zone]; !ok {
-			zones = append(zones, m.Zone)
+	d.inst = max(0, min(d.inst, len(x.Members)-1))
+	for i, m := range orderedMembers(x) {
+		state, healthy := instState(m.Status)
+		hs := st.Bad
+		if healthy {
+			hs = st.Good
 		}
-		byZone[m.Zone] = append(byZone[m.Zone], m)
-	}
-	sort.Strings(zones)
-	for _, z := range zones {
-		for _, m := range byZone[z] {
-			state, healthy := instState(m.Status)
-			hs := st.Bad
-			if healthy {
-				hs = st.Good
-			}
-			addr := ""
-			if m.Status != nil {
-				addr = m.Status.Address
-			}
-			lines = append(lines, " "+common.Pad(z, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
-				common.Pad(m.Allocator, 15)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
+		addr := ""
+		if m.Status != nil {
+			addr = m.Status.Address
 		}
+		mark := " "
+		if i == d.inst {
+			mark = st.Accent.Render("▸")
+		}
+		lines = append(lines, mark+common.Pad(m.Zone, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
+			common.Pad(m.Allocator, 15)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
 	}
 	if len(x.Members) == 0 {
 		lines = append(lines, st.Muted.Render(" none placed yet"))

@@ -26,18 +26,28 @@ func run(c *common.Common, fn func(ctx context.Context) actionDone) tea.Cmd {
 	}
 }
 
-// confirm asks y/n before a destructive action.
-type confirm struct {
-	c       *common.Common
-	message string
-	what    string
-	fn      func(ctx context.Context) actionDone
-	busy    bool
+// copyMsg asks the frame to copy a CLI command to the clipboard.
+type copyMsg struct{ Text string }
+
+func copyCmd(s string) tea.Cmd { return func() tea.Msg { return copyMsg{Text: s} } }
+
+// cliLine shows the CLI command doing the same as the dialog's action.
+func cliLine(c *common.Common, cmd string, w int) string {
+	if cmd == "" {
+		return ""
+	}
+	st := c.Styles
+	return st.Label.Render("same as: ") + wrap(cmd, w-9) + "\n"
 }
 
-func newConfirm(c *common.Common, message, what string, fn func(ctx context.Context) actionDone) *confirm {
-	return &confirm{c: c, message: message, what: what, fn: fn}
+// confirm asks y/n before a destructive action, naming what it will do.
+type confirm struct {
+	c    *common.Common
+	o    op
+	busy bool
 }
+
+func newConfirm(c *common.Common, o op) *confirm { return &confirm{c: c, o: o} }
 
 func (d *confirm) Update(msg tea.Msg) (tea.Cmd, bool) {
 	km, ok := msg.(tea.KeyMsg)
@@ -48,7 +58,9 @@ func (d *confirm) Update(msg tea.Msg) (tea.Cmd, bool) {
 	switch {
 	case key.Matches(km, k.Yes):
 		d.busy = true
-		return run(d.c, d.fn), true
+		return run(d.c, d.o.Run), true
+	case key.Matches(km, k.Copy), km.String() == "c":
+		return copyCmd(d.o.CLI), true
 	case key.Matches(km, k.No), km.String() == "q":
 		return func() tea.Msg { return closeDialog{} }, true
 	}
@@ -57,17 +69,83 @@ func (d *confirm) Update(msg tea.Msg) (tea.Cmd, bool) {
 
 func (d *confirm) View(w int) string {
 	st := d.c.Styles
-	bw := min(w-2, 70)
-	body := st.Title.Render("Confirm: "+d.what) + "\n\n" + wrap(d.message, bw-4) + "\n\n"
+	bw := min(w-2, 76)
+	body := st.Title.Render("Confirm: "+d.o.What) + "\n\n" + wrap(d.o.Message, bw-4) + "\n\n" + cliLine(d.c, d.o.CLI, bw-4) + "\n"
 	if d.busy {
 		body += st.Muted.Render("working…")
 	} else {
-		body += st.Accent.Render("y") + " confirm   " + st.Accent.Render("n/esc") + " cancel"
+		body += st.Accent.Render("y") + " confirm   " + st.Accent.Render("n/esc") + " cancel   " + st.Accent.Render("c") + " copy as CLI"
 	}
 	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
 }
 
-func (d *confirm) Help() []key.Binding { return []key.Binding{d.c.Keys.Yes, d.c.Keys.No} }
+func (d *confirm) Help() []key.Binding {
+	return []key.Binding{d.c.Keys.Yes, d.c.Keys.No, d.c.Keys.Copy}
+}
+
+// typedConfirm asks the operator to type a name (the deployment's)
+// before an action that cannot be taken back lightly: cancel, delete.
+type typedConfirm struct {
+	c     *common.Common
+	o     op
+	input textinput.Model
+	err   string
+	busy  bool
+}
+
+func newTypedConfirm(c *common.Common, o op) *typedConfirm {
+	ti := textinput.New()
+	ti.Prompt = "> "
+	ti.Placeholder = o.Typed
+	ti.Focus()
+	return &typedConfirm{c: c, o: o, input: ti}
+}
+
+func (d *typedConfirm) Update(msg tea.Msg) (tea.Cmd, bool) {
+	if d.busy {
+		return nil, false
+	}
+	if km, ok := msg.(tea.KeyMsg); ok {
+		switch {
+		case km.String() == "esc":
+			return func() tea.Msg { return closeDialog{} }, true
+		case key.Matches(km, d.c.Keys.Copy):
+			return copyCmd(d.o.CLI), true
+		case km.String() == "enter":
+			if v := strings.TrimSpace(d.input.Value()); v != d.o.Typed {
+				d.err = "type " + d.o.Typed + " exactly to confirm (esc leaves it as it is)"
+				return nil, true
+			}
+			d.busy = true
+			return run(d.c, d.o.Run), true
+		}
+	}
+	var cmd tea.Cmd
+	d.input, cmd = d.input.Update(msg)
+	d.err = ""
+	return cmd, true
+}
+
+func (d *typedConfirm) View(w int) string {
+	st := d.c.Styles
+	bw := min(w-2, 76)
+	d.input.Width = bw - 8
+	body := st.Title.Render("Confirm: "+d.o.What) + "\n\n" + wrap(d.o.Message, bw-4) + "\n\n" + cliLine(d.c, d.o.CLI, bw-4) + "\n" +
+		"Type " + st.Accent.Render(d.o.Typed) + " to confirm:\n" + d.input.View() + "\n"
+	switch {
+	case d.busy:
+		body += st.Muted.Render("working…")
+	case d.err != "":
+		body += st.Error.Render(wrap(d.err, bw-4))
+	default:
+		body += st.Accent.Render("enter") + " confirm   " + st.Accent.Render("esc") + " cancel   " + st.Accent.Render("ctrl+y") + " copy as CLI"
+	}
+	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
+}
+
+func (d *typedConfirm) Help() []key.Binding {
+	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")), key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")), d.c.Keys.Copy}
+}
 
 // prompt asks for one value (size, version) and validates it.
 type prompt struct {
@@ -76,18 +154,19 @@ type prompt struct {
 	hint  string
 	input textinput.Model
 	check func(string) error
+	cli   func(string) string
 	fn    func(ctx context.Context, v string) actionDone
 	err   string
 	busy  bool
 }
 
-func newPrompt(c *common.Common, title, hint, value string, check func(string) error, fn func(ctx context.Context, v string) actionDone) *prompt {
+func newPrompt(c *common.Common, title, hint, value string, check func(string) error, cli func(string) string, fn func(ctx context.Context, v string) actionDone) *prompt {
 	ti := textinput.New()
 	ti.Prompt = "> "
 	ti.SetValue(value)
 	ti.CursorEnd()
 	ti.Focus()
-	return &prompt{c: c, title: title, hint: hint, input: ti, check: check, fn: fn}
+	return &prompt{c: c, title: title, hint: hint, input: ti, check: check, cli: cli, fn: fn}
 }
 
 func (d *prompt) Update(msg tea.Msg) (tea.Cmd, bool) {
@@ -95,10 +174,12 @@ func (d *prompt) Update(msg tea.Msg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	if km, ok := msg.(tea.KeyMsg); ok {
-		switch km.String() {
-		case "esc":
+		switch {
+		case km.String() == "esc":
 			return func() tea.Msg { return closeDialog{} }, true
-		case "enter":
+		case key.Matches(km, d.c.Keys.Copy):
+			return copyCmd(d.cli(strings.TrimSpace(d.input.Value()))), true
+		case km.String() == "enter":
 			v := strings.TrimSpace(d.input.Value())
 			if err := d.check(v); err != nil {
 				d.err = err.Error()
@@ -117,22 +198,23 @@ func (d *prompt) Update(msg tea.Msg) (tea.Cmd, bool) {
 
 func (d *prompt) View(w int) string {
 	st := d.c.Styles
-	bw := min(w-2, 70)
+	bw := min(w-2, 76)
 	d.input.Width = bw - 8
-	body := st.Title.Render(d.title) + "\n" + st.Muted.Render(wrap(d.hint, bw-4)) + "\n\n" + d.input.View() + "\n"
+	body := st.Title.Render(d.title) + "\n" + st.Muted.Render(wrap(d.hint, bw-4)) + "\n\n" + d.input.View() + "\n\n" +
+		cliLine(d.c, d.cli(strings.TrimSpace(d.input.Value())), bw-4)
 	switch {
 	case d.busy:
 		body += st.Muted.Render("working…")
 	case d.err != "":
 		body += st.Error.Render(wrap(d.err, bw-4))
 	default:
-		body += st.Accent.Render("enter") + " apply   " + st.Accent.Render("esc") + " cancel"
+		body += st.Accent.Render("enter") + " apply   " + st.Accent.Render("esc") + " cancel   " + st.Accent.Render("ctrl+y") + " copy as CLI"
 	}
 	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
 }
 
 func (d *prompt) Help() []key.Binding {
-	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")), key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))}
+	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")), key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")), d.c.Keys.Copy}
 }
 
 // wrap breaks text on spaces at w cells (dialog bodies only; tables

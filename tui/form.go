@@ -119,6 +119,13 @@ func (f *createForm) Update(msg tea.Msg) (tea.Cmd, bool) {
 	if !ok {
 		return f.updateInput(msg), true
 	}
+	if key.Matches(km, f.c.Keys.Copy) {
+		if req, err := f.request(); err == nil {
+			return copyCmd(createCLI(req)), true
+		}
+		f.err = "fill the form first: the CLI command copies what it asks for"
+		return nil, true
+	}
 	switch km.String() {
 	case "esc":
 		return func() tea.Msg { return closeDialog{} }, true
@@ -218,6 +225,9 @@ func (f *createForm) View(w int) string {
 	} else {
 		lines = append(lines, "  "+st.Muted.Render(btn))
 	}
+	if req, err := f.request(); err == nil {
+		lines = append(lines, "", strings.TrimRight(cliLine(f.c, createCLI(req), bw-4), "\n"))
+	}
 	switch {
 	case f.busy:
 		lines = append(lines, "", st.Muted.Render("creating…"))
@@ -232,5 +242,18 @@ func (f *createForm) Help() []key.Binding {
 	return []key.Binding{k.NextField, k.PrevField,
 		key.NewBinding(key.WithKeys("left", "right"), key.WithHelp("←/→", "choose")),
 		key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "next/create")),
-		key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))}
+		key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")), k.Copy}
+}
+
+// createCLI is the create request as a CLI command.
+func createCLI(r CreateRequest) string {
+	args := []string{"deployment", "create", "--name", r.Name}
+	if r.Version != "" {
+		args = append(args, "--version", r.Version)
+	}
+	args = append(args, "--size", engine.FormatSize(r.SizeMB), "--zones", itoa(r.Zones))
+	if r.KibanaMB > 0 {
+		args = append(args, "--kibana-size", engine.FormatSize(r.KibanaMB))
+	}
+	return cli(args...)
 }

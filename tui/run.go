@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"paddock/engine"
 	"paddock/engine/service"
@@ -27,6 +28,11 @@ type RunOptions struct {
 	Out     io.Writer
 	Logger  *slog.Logger // warnings (never on the screen)
 	Program []tea.ProgramOption
+	// ReadOnly refuses every action (`paddock console --read-only`).
+	ReadOnly bool
+	// APIKey, when set, is the key whose role limits the console's
+	// actions (a platform-viewer key: none) and names its actor.
+	APIKey string
 }
 
 // Run opens the console until the operator quits or ctx ends.
@@ -37,11 +43,32 @@ func Run(ctx context.Context, o RunOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	svc := service.New(o.Store, service.WithLogger(log))
+	perm := Permissions{ReadOnly: o.ReadOnly}
+	var actor service.Actor = "console"
+	if o.APIKey != "" {
+		p, err := svc.AuthenticateKey(ctx, o.APIKey)
+		if err != nil {
+			return fmt.Errorf("console: the API key was refused (%w): check api-key in the config file or create one with `paddock api key create`", err)
+		}
+		perm.Role, perm.Who = p.Role, p.Kind+" "+p.Name
+		actor = service.Actor("console/" + string(p.Actor()))
+	}
+	var acts Actions = ServiceActions{Svc: svc, Actor: actor}
+	if perm.ReadOnly || perm.Role != "" && !service.RoleAllows(perm.Role, service.AccessDeployments) {
+		acts = NoActions{Reason: perm.Check(service.AccessDeployments)}
+	}
 	live := data.NewLive(o.Store, log)
 	done := make(chan error, 1)
 	go func() { done <- live.Run(ctx) }()
-	acts := ServiceActions{Svc: service.New(o.Store, service.WithLogger(log)), Actor: "console"}
-	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0)})
+	out := o.Out
+	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0), Permissions: perm,
+		Clipboard: func(s string) error {
+			// OSC 52: the terminal (and tmux with set-clipboard on, and
+			// ssh) puts it on the operator's own clipboard.
+			_, err := io.WriteString(out, ansi.SetSystemClipboard(s))
+			return err
+		}})
 	opts := append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithInput(o.In), tea.WithOutput(o.Out)}, o.Program...)
 	if o.Mouse {
 		opts = append(opts, tea.WithMouseCellMotion())

@@ -61,6 +61,12 @@ func (s ServiceActions) CancelPlan(ctx context.Context, id string) error {
 	return err
 }
 
+// RetryPlan implements Actions.
+func (s ServiceActions) RetryPlan(ctx context.Context, id string) error {
+	_, err := s.Svc.RetryPlan(ctx, id, s.Actor)
+	return err
+}
+
 // SetMaintenance implements Actions.
 func (s ServiceActions) SetMaintenance(ctx context.Context, allocator string, on bool) error {
 	reason := ""

@@ -31,17 +31,17 @@ func (a access) String() string {
 	return "platform"
 }
 
-// allowed is the RBAC table.
+// allowed is the RBAC table: the service's, shared with the console.
 func allowed(role string, a access) bool {
 	switch a {
 	case accessPublic:
 		return true
 	case accessRead:
-		return role == service.RolePlatformAdmin || role == service.RolePlatformViewer || role == service.RoleDeploymentManager
+		return service.RoleAllows(role, service.AccessRead)
 	case accessDeployments:
-		return role == service.RolePlatformAdmin || role == service.RoleDeploymentManager
+		return service.RoleAllows(role, service.AccessDeployments)
 	case accessPlatform:
-		return role == service.RolePlatformAdmin
+		return service.RoleAllows(role, service.AccessPlatform)
 	}
 	return false
 }

@@ -251,6 +251,18 @@ func (t *Table) SelectedKey() string {
 	return ""
 }
 
+// Select puts the cursor on the row with key, if shown.
+func (t *Table) Select(key string) bool {
+	for i, r := range t.Rows {
+		if r.Key == key {
+			t.Cursor = i
+			t.clamp()
+			return true
+		}
+	}
+	return false
+}
+
 // Move moves the cursor by n rows.
 func (t *Table) Move(n int) {
 	t.Cursor += n

@@ -37,6 +37,12 @@ func (l *List) SetRows(rows []Row) {
 // Filter is the current filter text.
 func (l *List) Filter() string { return l.filter.Value() }
 
+// SetFilter sets the filter text (the `:` command line's argument).
+func (l *List) SetFilter(q string) {
+	l.filter.SetValue(q)
+	l.apply()
+}
+
 // Editing is true while the filter takes input.
 func (l *List) Editing() bool { return l.editing }
 

@@ -10,7 +10,11 @@ type KeyMap struct {
 
 	// Actions.
 	Create, Resize, Upgrade, Restart, Delete, Cancel key.Binding
-	Maintenance, Vacate                              key.Binding
+	Retry, Maintenance, Vacate, Logs, Follow         key.Binding
+
+	// Command opens the `:` command line; Copy copies the action of the
+	// open confirmation as a CLI command (OSC 52).
+	Command, Copy key.Binding
 
 	// Forms.
 	Submit, NextField, PrevField key.Binding
@@ -49,8 +53,14 @@ func Default() KeyMap {
 		Restart:     b(k("R"), h("R", "restart")),
 		Delete:      b(k("D"), h("D", "delete")),
 		Cancel:      b(k("x"), h("x", "cancel plan")),
+		Retry:       b(k("t"), h("t", "retry failed plan")),
 		Maintenance: b(k("m"), h("m", "maintenance on/off")),
 		Vacate:      b(k("v"), h("v", "vacate")),
+		Logs:        b(k("l"), h("l", "instance logs")),
+		Follow:      b(k("f"), h("f", "follow on/off")),
+
+		Command: b(k(":"), h(":", "command")),
+		Copy:    b(k("ctrl+y"), h("ctrl+y", "copy as CLI")),
 
 		Submit:    b(k("enter"), h("enter", "submit")),
 		NextField: b(k("tab", "down"), h("tab", "next field")),
