@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what paddock needs on a fresh Debian machine, idempotently:
 # ZooKeeper (Debian's package) and a JRE, stunnel4, nginx, haproxy, wrk and
-# tmux (interop, side-by-side benchmarks, console end-to-end test). Checks
+# tmux (interop, side-by-side benchmarks, console end-to-end test), and
+# Elastic's Python client (a deployment must serve the official clients). Checks
 # that Go and the Docker engine are there. Safe to run again and again.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ declare -A want=(
 	[wrk]=/usr/bin/wrk
 	[tmux]=/usr/bin/tmux
 	[netcat-openbsd]=/bin/nc
+	[python3-elasticsearch]=/usr/lib/python3/dist-packages/elasticsearch/__init__.py
 )
 missing=()
 for pkg in "${!want[@]}"; do
