@@ -345,34 +345,28 @@ type shardResult struct {
 	total    uint64
 	maxScore float64
 	early    bool
-	aggs     *aggCollector
 }
 
 // collect runs the request on one shard: the top size+skip hits (or size
 // hits after a cursor), the total and the aggregations.
-func (s *shard) collect(ctx context.Context, req *Request, size, skip int, after []string, withAggs bool) (*shardResult, error) {
+func (s *shard) collect(ctx context.Context, req *Request, size, skip int, after []string, root *aggRoot) (*shardResult, error) {
 	ctx = bm25(ctx)
 	score := ""
 	if !s.scoring(req) && req.MinScore == nil {
 		score = "none"
 	}
 	q := s.hitsQ
-	aggsOnSeparatePass := withAggs && len(req.Aggs) > 0 && req.PostFilter != nil
-	sr, err := s.search(ctx, req, q, score, size, skip, after, withAggs && !aggsOnSeparatePass)
-	if err != nil {
-		return nil, err
-	}
-	if aggsOnSeparatePass {
-		ar, err := s.search(ctx, req, s.query, "none", 0, 0, nil, true)
-		if err != nil {
+	if root != nil && req.PostFilter != nil {
+		// aggregations see the query, hits the query and the post_filter
+		if _, err := s.search(ctx, req, s.query, "none", 0, 0, nil, root); err != nil {
 			return nil, err
 		}
-		sr.aggs = ar.aggs
+		root = nil
 	}
-	return sr, nil
+	return s.search(ctx, req, q, score, size, skip, after, root)
 }
 
-func (s *shard) search(ctx context.Context, req *Request, q query.Query, score string, size, skip int, after []string, withAggs bool) (*shardResult, error) {
+func (s *shard) search(ctx context.Context, req *Request, q query.Query, score string, size, skip int, after []string, root *aggRoot) (*shardResult, error) {
 	srch, err := q.Searcher(ctx, s.reader, s.m, search.SearcherOptions{Score: score})
 	if err != nil {
 		return nil, searchErr(err, s.t.Name)
@@ -394,12 +388,11 @@ func (s *shard) search(ctx context.Context, req *Request, q query.Query, score s
 		coll.SetEarlyStop(req.TerminateAfter)
 	}
 	res := &shardResult{s: s}
-	if withAggs && len(req.Aggs) > 0 {
-		ac, err := newAggCollector(s, req.Aggs)
+	if root != nil {
+		ac, err := newAggCollector(s, root)
 		if err != nil {
 			return nil, err
 		}
-		res.aggs = ac
 		coll.SetFacetsBuilder(ac.builder(s.reader))
 	}
 	if err := coll.Collect(ctx, srch, s.reader); err != nil {
@@ -428,7 +421,7 @@ type merged struct {
 	total    uint64
 	maxScore float64
 	early    bool
-	shards   []*shardResult
+	root     *aggRoot
 }
 
 type mergedHit struct {
@@ -439,6 +432,9 @@ type mergedHit struct {
 // run searches every shard and merges the hits in sort order.
 func run(ctx context.Context, shards []*shard, req *Request, from, size int, after []any, withAggs bool) (*merged, error) {
 	m := &merged{}
+	if withAggs && len(req.Aggs) > 0 {
+		m.root = newAggRoot(req.Aggs, req.now)
+	}
 	for _, s := range shards {
 		var enc []string
 		var err error
@@ -451,11 +447,10 @@ func run(ctx context.Context, shards []*shard, req *Request, from, size int, aft
 		if len(shards) > 1 {
 			skip, n = 0, from+size
 		}
-		r, err := s.collect(ctx, req, n, skip, enc, withAggs)
+		r, err := s.collect(ctx, req, n, skip, enc, m.root)
 		if err != nil {
 			return nil, err
 		}
-		m.shards = append(m.shards, r)
 		m.total += r.total
 		m.early = m.early || r.early
 		if r.maxScore > m.maxScore {
@@ -601,7 +596,7 @@ func render(ctx context.Context, req *Request, shards []*shard, m *merged, start
 		resp.Hits.Hits = append(resp.Hits.Hits, hit)
 	}
 	if len(req.Aggs) > 0 {
-		aggs, err := renderAggs(req.Aggs, m.shards)
+		aggs, err := renderAggs(req.Aggs, m.root)
 		if err != nil {
 			return nil, err
 		}
@@ -651,7 +646,7 @@ func Count(ctx context.Context, targets []Target, req *Request) (int64, error) {
 	defer closeShards(shards)
 	var total int64
 	for _, s := range shards {
-		res, err := s.search(bm25(ctx), &r, s.query, "none", 0, 0, nil, false)
+		res, err := s.search(bm25(ctx), &r, s.query, "none", 0, 0, nil, nil)
 		if err != nil {
 			return 0, err
 		}
