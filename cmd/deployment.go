@@ -56,6 +56,9 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	show.Flags().Bool("generate-update-payload", false, "print the update body (name, resource version, desired spec) that `paddock deployment update ID -f FILE` accepts")
 
 	update, resize, upgrade, del, restart := newDeploymentPlanCmds(app)
+	retry := &cobra.Command{Use: "retry ID", Short: "Retry the last plan when it failed, was rolled back or cancelled (same action and spec)", Args: cobra.ExactArgs(1),
+		RunE: planCall(app, nil, byID((*client.Client).RetryPlan)).runE(app)}
+	addTrackFlags(retry)
 
 	cancelCmd := &cobra.Command{Use: "cancel ID", Short: "Cancel the pending plan (the constructor stops and rolls back)", Args: cobra.ExactArgs(1),
 		RunE: apiCall[api.CancelResponse]{call: byID((*client.Client).CancelPlan), text: func(w io.Writer, res api.CancelResponse) {
@@ -64,7 +67,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
 		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: client.WriteActivity}.runE(app)}
 
-	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, cancelCmd, activity)
+	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity)
 	return c
 }
 

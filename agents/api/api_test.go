@@ -194,6 +194,10 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	f.want(f.do(admin, "GET", "/deployments/not-an-id", nil), 404)
 	f.want(f.do(admin, "GET", "/deployments/"+engine.NewID()+"/activity", nil), 404)
 	f.want(f.do(admin, "POST", "/deployments/"+id+"/_restart", nil), 409)
+	eb = f.want(f.do(admin, "POST", "/deployments/"+id+"/plan/_retry", nil), 409).errBody(t)
+	if eb.Errors[0].Code != "plan.pending" {
+		t.Fatalf("retry while pending: %+v", eb)
+	}
 	eb = f.want(f.do(admin, "DELETE", "/deployments/"+id, nil), 409).errBody(t)
 	if eb.Errors[0].Code != "plan.pending" {
 		t.Fatalf("delete while pending: %+v", eb)
@@ -353,6 +357,7 @@ func TestAuthAndRBAC(t *testing.T) {
 		{"DELETE", "/deployments/" + dep, ``},
 		{"DELETE", "/deployments/" + dep + "/plan/pending", ``},
 		{"POST", "/deployments/" + dep + "/_restart", ``},
+		{"POST", "/deployments/" + dep + "/plan/_retry", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/maintenance-mode/_start", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/maintenance-mode/_stop", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/clusters/_move", ``},
@@ -371,7 +376,7 @@ func TestAuthAndRBAC(t *testing.T) {
 		})
 	}
 	// A deployment manager may not touch the platform.
-	for _, w := range writes[5:] {
+	for _, w := range writes[6:] {
 		f.want(f.do(service.RoleDeploymentManager, w.method, w.path, w.body), 403)
 	}
 	// Nothing was written by the refused requests.

@@ -33,6 +33,7 @@ func routes() []route {
 		{"GET", "/deployments/{id}/activity", accessRead, (*server).activity},
 		{"DELETE", "/deployments/{id}/plan/pending", accessDeployments, (*server).cancelPlan},
 		{"POST", "/deployments/{id}/_restart", accessDeployments, (*server).restart},
+		{"POST", "/deployments/{id}/plan/_retry", accessDeployments, (*server).retryPlan},
 
 		{"GET", "/platform", accessRead, (*server).platform},
 		{"GET", "/platform/infrastructure/allocators", accessRead, (*server).listAllocators},
@@ -169,6 +170,13 @@ func (s *server) cancelPlan(r *http.Request, p service.Principal) (int, any, err
 		return 0, nil, err
 	}
 	return http.StatusAccepted, CancelResponse{DeploymentID: plan.DeploymentID, PlanID: plan.ID, CancelRequested: plan.CancelRequested}, nil
+}
+
+func (s *server) retryPlan(r *http.Request, p service.Principal) (int, any, error) {
+	if err := decodeBody(r, &struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	return accepted(s.svc.RetryPlan(r.Context(), r.PathValue("id"), p.Actor()))
 }
 
 func (s *server) restart(r *http.Request, p service.Principal) (int, any, error) {

@@ -238,6 +238,11 @@ func (c *Client) RestartDeployment(ctx context.Context, id string) (service.Plan
 	return call[service.PlanResult](ctx, c, "POST", "/deployments/"+esc(id)+"/_restart", nil, nil)
 }
 
+// RetryPlan retries the last plan when it failed (a new plan).
+func (c *Client) RetryPlan(ctx context.Context, id string) (service.PlanResult, []byte, error) {
+	return call[service.PlanResult](ctx, c, "POST", "/deployments/"+esc(id)+"/plan/_retry", nil, nil)
+}
+
 // CancelPlan cancels the pending plan.
 func (c *Client) CancelPlan(ctx context.Context, id string) (api.CancelResponse, []byte, error) {
 	return call[api.CancelResponse](ctx, c, "DELETE", "/deployments/"+esc(id)+"/plan/pending", nil, nil)
