@@ -2,9 +2,6 @@ package cmd
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -65,8 +62,7 @@ func runProxy(cmd *cobra.Command, app *App) error {
 	v := app.V
 	id := v.GetString("id")
 	if id == "" {
-		host, _ := os.Hostname()
-		id = "proxy-" + host
+		id = proxy.DefaultID()
 	}
 	cfg := proxy.Config{
 		ID:              id,
@@ -110,7 +106,9 @@ func runProxy(cmd *cobra.Command, app *App) error {
 			cfg.CacheFile = filepath.Join(app.StateDir(), "proxy", id, "routes.json")
 		}
 	}
-	if bl, err := backendLoader(ctx, app, v.GetString("backend-cert"), v.GetString("backend-key"), v.GetString("backend-ca")); err != nil {
+	bl, err := proxy.BackendFiles(ctx, v.GetString("backend-cert"), v.GetString("backend-key"),
+		v.GetString("backend-ca"), v.GetString("backend-crl"), app.Log)
+	if err != nil {
 		return err
 	} else if bl != nil {
 		cfg.BackendLoader = bl
@@ -118,39 +116,11 @@ func runProxy(cmd *cobra.Command, app *App) error {
 	if cfg.BackendLoader == nil {
 		app.Log.Info("no proxy certificate on this host: backends behind allocator tunnels (tls) cannot be reached; join with --join DIRECTOR --token T or pass --backend-cert/--backend-key/--backend-ca")
 	}
-	switch al := v.GetString("access-log"); al {
-	case "":
-	default:
-		var w io.Writer = app.Err
-		if al != "-" {
-			f, err := os.OpenFile(al, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-			if err != nil {
-				return fmt.Errorf("access log %s: %w (choose another path with --access-log, or \"\" to turn it off)", al, err)
-			}
-			defer f.Close()
-			w = f
-		}
-		bw := proxy.NewBufferedWriter(w, 200*time.Millisecond)
-		defer bw.Close()
-		cfg.AccessLog = bw
-	}
-	return proxy.Run(ctx, cfg)
-}
-
-// backendLoader loads the proxy certificate of --backend-cert (nil when
-// not given) and keeps reloading it until ctx ends: hosts whose
-// certificate is managed outside paddock (benchmarks, external PKI).
-func backendLoader(ctx context.Context, app *App, certFile, keyFile, caFile string) (*stunnel.Loader, error) {
-	if certFile == "" && keyFile == "" && caFile == "" {
-		return nil, nil
-	}
-	if certFile == "" || keyFile == "" || caFile == "" {
-		return nil, usageErr("--backend-cert, --backend-key and --backend-ca go together")
-	}
-	l, err := stunnel.NewFileLoader(certFile, keyFile, caFile, app.V.GetString("backend-crl"))
+	access, closeAccess, err := proxy.OpenAccessLog(v.GetString("access-log"), app.Err)
 	if err != nil {
-		return nil, fmt.Errorf("proxy certificate for the allocator tunnels: %w (check --backend-cert/--backend-key/--backend-ca)", err)
+		return err
 	}
-	go l.WatchReload(ctx, time.Minute, app.Log)
-	return l, nil
+	defer closeAccess()
+	cfg.AccessLog = access
+	return proxy.Run(ctx, cfg)
 }
