@@ -3,8 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,8 +37,7 @@ node ports stay published on --publish-ip (loopback by default).`,
 	}
 	AddJoinFlags(c)
 	f := c.Flags()
-	host, _ := os.Hostname()
-	f.String("id", "alloc-"+sanitizeID(host), "allocator id (unique in the platform)")
+	f.String("id", allocator.DefaultID(), "allocator id (unique in the platform)")
 	f.String("zone", "zone-1", "availability zone of this host")
 	f.String("host", "", "address proxies use to reach this host's nodes (default: --publish-ip)")
 	f.String("publish-ip", "127.0.0.1", "host address node ports are published on (one interface, never 0.0.0.0)")
@@ -65,20 +62,6 @@ node ports stay published on --publish-ip (loopback by default).`,
 	return c
 }
 
-func sanitizeID(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
-		}
-		return '-'
-	}, s)
-	if s == "" {
-		return "host"
-	}
-	return s
-}
-
 func runAllocator(cmd *cobra.Command, app *App) error {
 	v := app.V
 	ctx := app.Ctx
@@ -94,13 +77,7 @@ func runAllocator(cmd *cobra.Command, app *App) error {
 	if !v.GetBool("build-images") {
 		bin = ""
 	} else if bin == "" && v.GetString("runtime") == allocator.RuntimeDocker {
-		if exe, err := os.Executable(); err == nil {
-			if ok, _ := allocator.IsStaticBinary(exe); ok {
-				bin = exe
-			} else {
-				app.Log.Info("this binary is dynamically linked: missing node images will not be built; " + allocator.StaticHint)
-			}
-		}
+		bin = allocator.SelfIfStatic(app.Log)
 	}
 	cfg := allocator.Config{
 		ID: v.GetString("id"), Zone: v.GetString("zone"), Host: v.GetString("host"), PublishIP: v.GetString("publish-ip"),
@@ -133,15 +110,6 @@ func allocatorTLS(ctx context.Context, cmd *cobra.Command, app *App, cfg *alloca
 	if err != nil {
 		return err
 	}
-	cfg.ZK = l.Options()
-	listen, loader := app.V.GetString("tunnel-addr"), l.Loader()
-	switch {
-	case loader == nil && listen != "-":
-		app.Log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
-	case loader != nil && listen == "-":
-		app.Log.Warn("NODE TUNNEL DISABLED (--tunnel-addr -): proxies on other hosts cannot reach this host's nodes, which stay on " + cfg.PublishIP)
-	case loader != nil:
-		cfg.TunnelLoader, cfg.TunnelListen = loader, listen
-	}
+	cfg.ZK, cfg.TunnelLoader, cfg.TunnelListen = l.Options(), l.Loader(), app.V.GetString("tunnel-addr")
 	return nil
 }

@@ -222,10 +222,17 @@ func OwnCredential(stateDir, id string) (engine.Credential, error) {
 // Run runs an allocator until ctx ends. Node containers keep running
 // when it returns.
 func Run(ctx context.Context, cfg Config) error {
+	tunnelOff := cfg.TunnelListen == "-"
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
 	log := cfg.Logger.With("agent", "allocator", "allocator", cfg.ID)
+	switch {
+	case cfg.TunnelLoader == nil && !tunnelOff:
+		log.Info("no allocator certificate on this host: no node tunnel; proxies reach nodes at their published address", "publish_ip", cfg.PublishIP)
+	case cfg.TunnelLoader != nil && tunnelOff:
+		log.Warn("NODE TUNNEL DISABLED (--tunnel-addr -): proxies on other hosts cannot reach this host's nodes, which stay on " + cfg.PublishIP)
+	}
 	own, err := OwnCredential(cfg.StateDir, cfg.ID)
 	if err != nil {
 		return err
