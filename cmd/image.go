@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
 	"paddock/agents/allocator"
@@ -37,31 +36,14 @@ Without --version, every version the platform offers by default is built.`,
 				}
 				bin = exe
 			}
-			static, err := allocator.IsStaticBinary(bin)
-			if err != nil {
-				return err
-			}
-			if !static {
-				return fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s (or pass --binary PATH)", bin, allocator.StaticHint)
-			}
 			repo, _ := f.GetString("repo")
-			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-			if err != nil {
-				return fmt.Errorf("docker client: %w (set DOCKER_HOST or start the Docker engine)", err)
-			}
-			defer cli.Close()
 			var progress io.Writer = io.Discard
 			if v, _ := f.GetBool("verbose"); v {
 				progress = app.Err
 			}
-			var built []string
-			for _, v := range versions {
-				ref := allocator.ImageRef(repo, v)
-				app.Log.Info("building node image", "image", ref, "binary", bin)
-				if err := allocator.BuildImage(app.Ctx, cli, allocator.BuildOptions{Binary: bin, Repo: repo, Version: v}, progress); err != nil {
-					return err
-				}
-				built = append(built, ref)
+			built, err := allocator.BuildImages(app.Ctx, bin, repo, versions, progress, app.Log)
+			if err != nil {
+				return err
 			}
 			if app.JSON() {
 				return app.PrintJSON(map[string]any{"images": built})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -261,4 +262,32 @@ type buildMessage struct {
 	Error     *struct {
 		Message string `json:"message"`
 	} `json:"errorDetail"`
+}
+
+// BuildImages builds the node image <repo>:<version> of each version
+// from binary, one after the other, with the local Docker engine (the
+// environment's DOCKER_HOST), and returns the references built.
+func BuildImages(ctx context.Context, binary, repo string, versions []string, progress io.Writer, log *slog.Logger) ([]string, error) {
+	static, err := IsStaticBinary(binary)
+	if err != nil {
+		return nil, err
+	}
+	if !static {
+		return nil, fmt.Errorf("%s is dynamically linked and cannot run FROM scratch: %s (or pass --binary PATH)", binary, StaticHint)
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w (set DOCKER_HOST or start the Docker engine)", err)
+	}
+	defer cli.Close()
+	var built []string
+	for _, v := range versions {
+		ref := ImageRef(repo, v)
+		log.Info("building node image", "image", ref, "binary", binary)
+		if err := BuildImage(ctx, cli, BuildOptions{Binary: binary, Repo: repo, Version: v}, progress); err != nil {
+			return built, err
+		}
+		built = append(built, ref)
+	}
+	return built, nil
 }
