@@ -209,3 +209,74 @@ func BenchmarkChangeToScreen(b *testing.B) {
 		}
 	}
 }
+
+// TestAccessByKey: the console started with a viewer key refuses every
+// action with the role's reason, before and at the call; a
+// deployment-manager key acts on deployments, not on allocators; a
+// wrong key does not open the console.
+func TestAccessByKey(t *testing.T) {
+	p := env.Fresh(t, "zone-1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	svc := service.New(p.Admin, service.WithLogger(slog.New(slog.DiscardHandler)))
+	servicetest.AddAllocator(t, p, "alloc-1", "zone-1", 4096)
+	_, viewer, err := svc.CreateAPIKey(ctx, "oncall", service.RolePlatformViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, manager, err := svc.CreateAPIKey(ctx, "ci", service.RoleDeploymentManager)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	perm, acts, err := access(ctx, svc, false, viewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm.Role != service.RolePlatformViewer || perm.Who != "key oncall" {
+		t.Fatalf("viewer permissions: %+v", perm)
+	}
+	for _, a := range []service.Access{service.AccessDeployments, service.AccessPlatform} {
+		if err := perm.Check(a); err == nil || !strings.Contains(err.Error(), "platform-viewer") {
+			t.Fatalf("viewer may %s: %v", a, err)
+		}
+	}
+	// Even called directly, the actions refuse and write nothing.
+	if _, err := acts.CreateDeployment(ctx, CreateRequest{Name: "x", SizeMB: 1024, Zones: 1}); err == nil || !strings.Contains(err.Error(), "platform-viewer") {
+		t.Fatalf("viewer create: %v", err)
+	}
+	if err := acts.SetMaintenance(ctx, "alloc-1", true); err == nil {
+		t.Fatal("viewer set maintenance")
+	}
+	if deps, _ := svc.ListDeployments(ctx, true); len(deps) != 0 {
+		t.Fatalf("viewer wrote %d deployments", len(deps))
+	}
+
+	perm, acts, err = access(ctx, svc, false, manager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm.Check(service.AccessDeployments) != nil || perm.Check(service.AccessPlatform) == nil {
+		t.Fatalf("manager permissions: %+v", perm)
+	}
+	id, err := acts.CreateDeployment(ctx, CreateRequest{Name: "by-manager", SizeMB: 1024, Zones: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.GetDeployment(ctx, id)
+	if err != nil || v.PendingPlan == nil || !strings.Contains(v.PendingPlan.CreatedBy, "ci") {
+		t.Fatalf("manager's plan: %+v %v", v.PendingPlan, err)
+	}
+	if err := acts.VacateAllocator(ctx, "alloc-1"); err == nil || !strings.Contains(err.Error(), "platform access") {
+		t.Fatalf("manager vacate: %v", err)
+	}
+
+	// Read-only wins over any key.
+	perm, acts, _ = access(ctx, svc, true, manager)
+	if err := acts.RestartDeployment(ctx, id); err == nil || !strings.Contains(err.Error(), "read-only") || perm.Badge() != "read-only" {
+		t.Fatalf("read-only restart: %v (badge %q)", err, perm.Badge())
+	}
+	if _, _, err := access(ctx, svc, false, "nope.nope"); err == nil || !strings.Contains(err.Error(), "API key was refused") {
+		t.Fatalf("bad key: %v", err)
+	}
+}

@@ -35,6 +35,27 @@ type RunOptions struct {
 	APIKey string
 }
 
+// access decides what the console may do: every action as the
+// operator holding the admin credential, none when read-only, and what
+// the role of the API key allows when one is given (its actor then
+// names the key in the audit log).
+func access(ctx context.Context, svc *service.Service, readOnly bool, apiKey string) (Permissions, Actions, error) {
+	perm := Permissions{ReadOnly: readOnly}
+	var actor service.Actor = "console"
+	if apiKey != "" {
+		p, err := svc.AuthenticateKey(ctx, apiKey)
+		if err != nil {
+			return perm, nil, fmt.Errorf("console: the API key was refused (%w): check api-key in the config file or PADDOCK_API_KEY, or create one with `paddock api key create`", err)
+		}
+		perm.Role, perm.Who = p.Role, p.Kind+" "+p.Name
+		actor = service.Actor("console/" + string(p.Actor()))
+	}
+	if err := perm.Check(service.AccessDeployments); err != nil {
+		return perm, NoActions{Reason: err}, nil
+	}
+	return perm, ServiceActions{Svc: svc, Actor: actor, Perm: perm}, nil
+}
+
 // Run opens the console until the operator quits or ctx ends.
 func Run(ctx context.Context, o RunOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -44,19 +65,9 @@ func Run(ctx context.Context, o RunOptions) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	svc := service.New(o.Store, service.WithLogger(log))
-	perm := Permissions{ReadOnly: o.ReadOnly}
-	var actor service.Actor = "console"
-	if o.APIKey != "" {
-		p, err := svc.AuthenticateKey(ctx, o.APIKey)
-		if err != nil {
-			return fmt.Errorf("console: the API key was refused (%w): check api-key in the config file or create one with `paddock api key create`", err)
-		}
-		perm.Role, perm.Who = p.Role, p.Kind+" "+p.Name
-		actor = service.Actor("console/" + string(p.Actor()))
-	}
-	var acts Actions = ServiceActions{Svc: svc, Actor: actor}
-	if perm.ReadOnly || perm.Role != "" && !service.RoleAllows(perm.Role, service.AccessDeployments) {
-		acts = NoActions{Reason: perm.Check(service.AccessDeployments)}
+	perm, acts, err := access(ctx, svc, o.ReadOnly, o.APIKey)
+	if err != nil {
+		return err
 	}
 	live := data.NewLive(o.Store, log)
 	done := make(chan error, 1)
@@ -73,7 +84,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.Mouse {
 		opts = append(opts, tea.WithMouseCellMotion())
 	}
-	_, err := tea.NewProgram(m, opts...).Run()
+	_, err = tea.NewProgram(m, opts...).Run()
 	cancel()
 	<-done
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) && !errors.Is(err, context.Canceled) {
