@@ -32,19 +32,10 @@ roles' ZooKeeper credentials from <state-dir>/credentials to joining hosts.`,
 			if err != nil {
 				return err
 			}
-			creds := engine.CredentialSet{}
-			for _, r := range engine.Roles {
-				if c, err := engine.LoadCredential(engine.CredentialFile(app.StateDir(), r)); err == nil {
-					creds[r] = c
-				}
-			}
-			if len(creds) < len(engine.Roles) {
-				app.Log.Warn("some role credentials are missing from the state dir: hosts cannot join with those roles", "dir", app.StateDir())
-			}
 			return director.Run(cmd.Context(), director.Config{
 				ID: v.GetString("id"), StateDir: app.StateDir(),
 				Store:       engine.Options{Servers: v.GetString("zk"), Credential: cred, ConnectTimeout: v.GetDuration("timeout"), Logger: app.Log},
-				Credentials: creds, ZooKeeper: firstServer(v.GetString("zk")),
+				Credentials: director.RoleCredentials(app.StateDir(), app.Log), ZooKeeper: firstServer(v.GetString("zk")),
 				TunnelAddr: v.GetString("tunnel-addr"), EnrollAddr: v.GetString("enroll-addr"),
 				Hosts: v.GetStringSlice("hosts"), CertTTL: v.GetDuration("cert-ttl"),
 				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, SuperPassword: v.GetString("zk-super-password"),
@@ -122,13 +113,10 @@ func runSecondaryDirector(cmd *cobra.Command, app *App) error {
 		if v.GetString("join") == "" || v.GetString("token") == "" {
 			return usageErr("--join and --token go together: --join DIRECTOR --token T")
 		}
-		jctx, cancel := context.WithTimeout(ctx, v.GetDuration("timeout")+20*time.Second)
-		ji, err := director.Join(jctx, v.GetString("join"), v.GetString("token"), []string{"director"}, app.StateDir())
-		cancel()
-		if err != nil {
+		if _, err := director.JoinRole(ctx, app.StateDir(), v.GetString("join"), v.GetString("token"), engine.RoleDirector,
+			v.GetDuration("timeout")+20*time.Second, app.Log); err != nil {
 			return err
 		}
-		app.Log.Info("joined as a director", "id", ji.ID)
 	}
 	ports := v.GetIntSlice("zk-ports")
 	if len(ports) != 3 {

@@ -2,11 +2,9 @@ package cmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -98,69 +96,8 @@ func runUp(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	headless := app.V.GetBool("headless")
-	if st, err := platform.ReadStatus(cfg.StateDir); err == nil && st.Containers && st.Ready && len(cfg.Scale) == 0 {
-		cfg.Containers = true // the platform runs in containers: attach to it
-	}
-	if !cfg.Containers && !headless {
-		if err := cfg.Validate(); err != nil {
-			return err // before a supervisor starts with it
-		}
-		return runUpConsole(ctx, app, cfg)
-	}
-	if !platform.IsSpawned() {
-		cfg.Progress = app.Err
-		cfg.OnReady = func(st platform.Status) {
-			platform.PrintWhere(app.Out, st)
-			if cfg.Containers {
-				fmt.Fprintf(app.Out, "platform containers run on; `paddock down` removes them\n")
-			}
-		}
-	}
-	cfg.Detached = !headless
-	err = platform.Run(ctx, cfg)
-	var up *platform.AlreadyUpError
-	switch {
-	case errors.As(err, &up) && up.Containers > 0:
-		fmt.Fprintf(app.Err, "%v: attaching\n", up)
-		if headless {
-			platform.PrintWhere(app.Out, up.Status)
-			return nil
-		}
-		return openConsole(ctx, app, up.Status)
-	case errors.As(err, &up):
-		fmt.Fprintln(app.Out, up)
-		platform.PrintWhere(app.Out, up.Status)
-		return nil
-	case err != nil || headless:
-		return err
-	}
-	st, err := platform.ReadStatus(cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	return openConsole(ctx, app, st)
-}
-
-// runUpConsole starts the supervisor detached (unless it runs), shows
-// its progress, then opens the console.
-func runUpConsole(ctx context.Context, app *App, cfg platform.Config) error {
-	dir := cfg.StateDir
-	if pid, ok := platform.RunningPid(dir); ok {
-		st, err := platform.ReadStatus(dir)
-		if err == nil && st.Ready {
-			fmt.Fprintf(app.Err, "paddock is already up (pid %d): attaching the console\n", pid)
-			return openConsole(ctx, app, st)
-		}
-		fmt.Fprintf(app.Err, "paddock is starting (pid %d): following its progress\n", pid)
-	} else if err := platform.Spawn(cfg.Binary, dir, cfg.Args(app.V.GetString("log-level")), app.Err); err != nil {
-		return err
-	}
-	st, err := platform.Follow(ctx, dir, cfg.StartTimeout+30*time.Second, app.Err)
-	if err != nil {
-		return err
-	}
-	return openConsole(ctx, app, st)
+	return platform.Up(ctx, cfg, platform.UpOptions{Headless: app.V.GetBool("headless"), LogLevel: app.V.GetString("log-level"),
+		Out: app.Out, Err: app.Err, Console: func(ctx context.Context, st platform.Status) error { return openConsole(ctx, app, st) }})
 }
 
 // openConsole points the CLI at the platform and opens the console (or

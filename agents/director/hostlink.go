@@ -169,3 +169,19 @@ func (l *RoleLink) Connect(ctx context.Context, own *engine.Credential) (*engine
 	}
 	return s, err
 }
+
+// RoleCredentials are the roles' ZooKeeper credentials in stateDir (from
+// `paddock init`), the ones the director hands to joining hosts. A
+// missing role is said in the log: hosts cannot join with it.
+func RoleCredentials(stateDir string, log *slog.Logger) engine.CredentialSet {
+	creds := engine.CredentialSet{}
+	for _, r := range engine.Roles {
+		if c, err := engine.LoadCredential(engine.CredentialFile(stateDir, r)); err == nil {
+			creds[r] = c
+		}
+	}
+	if len(creds) < len(engine.Roles) {
+		log.Warn("some role credentials are missing from the state dir: hosts cannot join with those roles", "dir", stateDir)
+	}
+	return creds
+}
