@@ -78,27 +78,10 @@ func newTunnelEndCmd(app *App, mode string) *cobra.Command {
 
 func tunnelOptions(app *App) (stunnel.Options, error) {
 	v := app.V
-	var o stunnel.Options
-	for _, f := range []string{"cert", "key", "ca"} {
-		if v.GetString(f) == "" {
-			return o, usageErr("--%s is required: tunnels always use mutual TLS (get a certificate from the director, or `paddock tunnel cert` for a test CA)", f)
-		}
-	}
-	allow, err := stunnel.ParseAllow(v.GetStringSlice("allow"))
-	if err != nil {
-		return o, usageErr("%v", err)
-	}
-	if allow.Empty() {
-		return o, usageErr("--allow is required: say which peers may connect (role:<role>, id:<role>/<id>, or * for any certificate of the CA)")
-	}
-	l, err := stunnel.NewFileLoader(v.GetString("cert"), v.GetString("key"), v.GetString("ca"), v.GetString("crl"))
-	if err != nil {
-		return o, fmt.Errorf("load the tunnel certificate: %w", err)
-	}
-	o = stunnel.Options{Name: v.GetString("name"), Loader: l, Allow: allow,
-		ConnectTimeout: v.GetDuration("connect-timeout"), IdleTimeout: v.GetDuration("idle-timeout"),
-		DrainTimeout: v.GetDuration("drain-timeout")}
-	return o, nil
+	o, err := tunnel.FileOptions(v.GetString("name"), tunnel.Files{Cert: v.GetString("cert"), Key: v.GetString("key"),
+		CA: v.GetString("ca"), CRL: v.GetString("crl")}, v.GetStringSlice("allow"))
+	o.ConnectTimeout, o.IdleTimeout, o.DrainTimeout = v.GetDuration("connect-timeout"), v.GetDuration("idle-timeout"), v.GetDuration("drain-timeout")
+	return o, err
 }
 
 func runTunnelEnd(ctx context.Context, app *App, mode string) error {
@@ -188,19 +171,15 @@ Platforms get their certificates from the director instead.`,
 			if dir == "" || role == "" || id == "" {
 				return usageErr("--ca-dir, --role and --id are required")
 			}
-			ca, _, err := stunnel.LoadOrCreateCA(dir, "paddock local CA")
+			files, err := stunnel.IssueFromDir(dir, "paddock local CA", stunnel.Leaf{Identity: stunnel.Identity{Role: role, ID: id},
+				DNSNames: v.GetStringSlice("dns"), TTL: v.GetDuration("ttl")})
 			if err != nil {
 				return err
 			}
-			base := filepath.Join(dir, role+"-"+id)
-			if err := stunnel.IssueFiles(ca, stunnel.Leaf{Identity: stunnel.Identity{Role: role, ID: id},
-				DNSNames: v.GetStringSlice("dns"), TTL: v.GetDuration("ttl")}, base); err != nil {
-				return err
-			}
 			if app.JSON() {
-				return app.PrintJSON(map[string]string{"cert": base + ".crt", "key": base + ".key", "ca": filepath.Join(dir, "ca.pem")})
+				return app.PrintJSON(files)
 			}
-			fmt.Fprintf(app.Out, "certificate %s.crt, key %s.key, CA %s\n", base, base, filepath.Join(dir, "ca.pem"))
+			fmt.Fprintf(app.Out, "certificate %s, key %s, CA %s\n", files.Cert, files.Key, files.CA)
 			return nil
 		},
 	}

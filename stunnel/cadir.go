@@ -53,3 +53,27 @@ func LoadOrCreateCA(dir, name string) (ca *CA, created bool, err error) {
 	}
 	return ca, true, nil
 }
+
+// LocalFiles are a certificate issued from a CA directory: the
+// certificate, its key and the CA's certificate.
+type LocalFiles struct {
+	CA   string `json:"ca"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+// IssueFromDir issues a certificate for leaf from the CA in dir (created
+// when missing, like LoadOrCreateCA) with a new key, written beside it
+// as <role>-<id>.crt and .key: tests, benchmarks and hosts without a
+// director.
+func IssueFromDir(dir, caName string, leaf Leaf) (LocalFiles, error) {
+	ca, _, err := LoadOrCreateCA(dir, caName)
+	if err != nil {
+		return LocalFiles{}, err
+	}
+	base := filepath.Join(dir, leaf.Identity.Role+"-"+leaf.Identity.ID)
+	if err := IssueFiles(ca, leaf, base); err != nil {
+		return LocalFiles{}, err
+	}
+	return LocalFiles{Cert: base + ".crt", Key: base + ".key", CA: filepath.Join(dir, "ca.pem")}, nil
+}
