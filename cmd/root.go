@@ -137,7 +137,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	for _, add := range []func(*App) *cobra.Command{
 		newVersionCmd, newStatusCmd, newZookeeperCmd, newInitCmd,
 		newUpCmd, newDownCmd, newConsoleCmd,
-		newDeploymentCmd, newAllocatorCmd, newTokenCmd,
+		newDeploymentCmd, newAllocatorCmd, newPlatformCmd, newTokenCmd,
 		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,
 		newImageCmd, newTunnelCmd,
 	} {

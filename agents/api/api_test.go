@@ -29,6 +29,7 @@ type fixture struct {
 	svc   *service.Service
 	url   string
 	keys  map[string]string // role → key
+	reg   *prometheus.Registry
 	ctx   context.Context
 	close func()
 }
@@ -48,13 +49,14 @@ func newFixtureTB(t testing.TB, zones ...string) *fixture {
 		t.Fatal(err)
 	}
 	svc := service.New(p.Admin, service.WithLogger(log), service.WithCache(cache))
-	h, err := NewHandler(svc, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	h, err := NewHandler(svc, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	f := &fixture{t: t, p: p, svc: svc, url: srv.URL, keys: map[string]string{}, ctx: ctx}
+	f := &fixture{t: t, p: p, svc: svc, url: srv.URL, keys: map[string]string{}, reg: reg, ctx: ctx}
 	for _, role := range service.APIRoles {
 		_, key, err := svc.CreateAPIKey(ctx, "k-"+role, role)
 		if err != nil {

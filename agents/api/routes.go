@@ -43,6 +43,7 @@ func routes() []route {
 		{"POST", "/platform/infrastructure/allocators/{id}/clusters/_move", accessPlatform, (*server).move},
 		{"PUT", "/platform/infrastructure/allocators/{id}/settings", accessPlatform, (*server).allocatorSettings},
 		{"GET", "/platform/infrastructure/proxies", accessRead, (*server).proxies},
+		{"GET", "/platform/headroom", accessRead, (*server).headroom},
 		{"GET", "/platform/configuration/store/constructor", accessRead, (*server).getConstructor},
 		{"PUT", "/platform/configuration/store/constructor", accessPlatform, (*server).putConstructor},
 
@@ -188,6 +189,10 @@ func (s *server) restart(r *http.Request, p service.Principal) (int, any, error)
 
 func (s *server) platform(r *http.Request, _ service.Principal) (int, any, error) {
 	return ok(s.svc.Platform(r.Context()))
+}
+
+func (s *server) headroom(r *http.Request, _ service.Principal) (int, any, error) {
+	return ok(s.svc.Headroom(r.Context()))
 }
 
 func (s *server) listAllocators(r *http.Request, _ service.Principal) (int, any, error) {

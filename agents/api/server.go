@@ -84,6 +84,9 @@ func NewHandler(svc *service.Service, log *slog.Logger, reg prometheus.Registere
 		return nil, err
 	}
 	s := &server{svc: svc, log: log.With("agent", "api"), metrics: newMetrics(reg), docJSON: doc}
+	if reg != nil {
+		reg.MustRegister(newHeadroomCollector(svc, s.log))
+	}
 	mux := http.NewServeMux()
 	for _, rt := range routes() {
 		mux.Handle(rt.method+" "+Prefix+rt.path, s.wrap(rt))

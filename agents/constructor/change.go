@@ -90,30 +90,9 @@ func ComputeChange(dep engine.Deployment, plan engine.Plan) Change {
 		c.Describe = fmt.Sprintf("restart %d instance(s)", len(cur))
 		return c
 	case engine.ActionMove:
-		moved := 0
-		for _, kind := range []string{engine.KindElasticsearch, engine.KindKibana} {
-			ins := byKind(cur, kind)
-			var stay []engine.PlacedInstance
-			for _, in := range ins {
-				if !slices.Contains(plan.MoveFrom, in.Allocator) {
-					stay = append(stay, in)
-				}
-			}
-			for _, in := range ins {
-				if !slices.Contains(plan.MoveFrom, in.Allocator) {
-					c.Keep = append(c.Keep, in)
-					continue
-				}
-				moved++
-				c.Retire = append(c.Retire, in)
-				c.Requests = append(c.Requests, placement.Request{
-					DeploymentID: dep.ID, Kind: kind, SizeMB: in.SizeMB, Zones: 1,
-					Filter: topo(dep.Spec, kind).Filter, Exclude: plan.MoveFrom, Targets: plan.Targets,
-					PreferZones: []string{in.Zone}, ExcludeZones: zonesOf(stay),
-				})
-			}
-		}
-		c.Describe = fmt.Sprintf("move %d instance(s) off %v", moved, plan.MoveFrom)
+		m := placement.MoveRequests(dep, plan.MoveFrom, plan.Targets)
+		c.Keep, c.Retire, c.Requests = m.Keep, m.Moved, m.Requests
+		c.Describe = fmt.Sprintf("move %d instance(s) off %v", len(m.Moved), plan.MoveFrom)
 		return c
 	}
 	desc := ""

@@ -205,6 +205,17 @@ func TestIndexMatchesScan(t *testing.T) {
 					r.Zones = 1
 					reqs = append(reqs, r)
 				}
+				// Moves: excluded allocators and zones (the index skips
+				// them as the scan rejects them).
+				for i := 0; i < len(reqs); i += 5 {
+					r := reqs[i]
+					r.Zones = 1
+					r.Exclude = []string{fmt.Sprintf("a%03d", rng.IntN(300)), fmt.Sprintf("a%03d", rng.IntN(300))}
+					if i%2 == 0 {
+						r.ExcludeZones = []string{fmt.Sprintf("zone-%d", rng.IntN(3)+1)}
+					}
+					reqs = append(reqs, r)
+				}
 				fast, slow := NewState(allocs, 11), NewState(allocs, 11)
 				for i, r := range reqs {
 					a, errA := fast.Place([]Request{r}, Options{Strategy: strategy, NoExplain: true})

@@ -113,14 +113,18 @@ func (s *State) ixInsert(ix *index, rank int32) {
 	ix.lists[zi] = z
 }
 
-// bestIndexed finds each zone's best allocator through the index; it
-// returns false when the index cannot answer (too many capacities).
-func (s *State) bestIndexed(best []candidate, size int32, fill, anti bool, same, dep []int32) bool {
+// bestIndexed finds each zone's best allocator through the index,
+// skipping excluded allocators and zones; it returns false when the
+// index cannot answer (too many capacities).
+func (s *State) bestIndexed(best []candidate, size int32, fill, anti bool, same, dep []int32, excluded idxSet, zoneOut []bool) bool {
 	ix := s.indexFor(!fill)
 	if ix == nil {
 		return false
 	}
 	for k, z := range ix.lists {
+		if zoneOut != nil && zoneOut[k/ix.nclass] {
+			continue
+		}
 		start := 0
 		if fill {
 			start = sort.Search(len(z), func(k int) bool { return s.hot[z[k]].free >= size })
@@ -133,7 +137,7 @@ func (s *State) bestIndexed(best []candidate, size int32, fill, anti bool, same,
 				break // descending: nothing further fits
 			}
 			i := int32(s.order[rank])
-			if same != nil && contains32(same, i) {
+			if (same != nil && contains32(same, i)) || excluded.has(int(i)) {
 				continue
 			}
 			if anti && dep != nil && contains32(dep, i) {

@@ -51,6 +51,9 @@ type Options struct {
 	// NoExplain skips the per-allocator verdicts of successful requests
 	// (bulk placement); an UnplaceableError always carries them.
 	NoExplain bool
+	// Brief makes an UnplaceableError carry the per-zone summary without
+	// the per-allocator verdicts (dry-runs asking many "could it?").
+	Brief bool
 }
 
 // Placement is one decided instance.
@@ -198,7 +201,18 @@ type State struct {
 	noIndex       bool // too many capacities: always scan
 	zones         []string
 	zoneIx        map[string]int
-	byID          map[string]int
+	// byZone lists allocator indexes per zone; usableIn counts the
+	// alive allocators not in maintenance (brief failures).
+	byZone   [][]int
+	usableIn []int
+	// scratch holds placeOne's per-call buffers (a State is not safe
+	// for concurrent use).
+	scratch struct {
+		best          []candidate
+		used, zoneOut []bool
+		picked, rest  []int
+	}
+	byID map[string]int
 	// placed tracks, per deployment and kind, the allocators holding an
 	// instance; perDep the allocators holding any of the deployment.
 	placed map[depKind][]int32
@@ -223,8 +237,12 @@ type alloc struct {
 
 // NewState copies allocs into a fresh state; seed fixes tie-breaks.
 func NewState(allocs []Allocator, seed int64) *State {
+	n := 0
+	for _, a := range allocs {
+		n += len(a.Instances)
+	}
 	s := &State{allocs: make([]alloc, len(allocs)), zoneIx: map[string]int{}, byID: make(map[string]int, len(allocs)),
-		placed: map[depKind][]int32{}, perDep: map[string][]int32{}}
+		placed: make(map[depKind][]int32, n), perDep: make(map[string][]int32, n)}
 	for i, a := range allocs {
 		a.Instances = append([]Assigned(nil), a.Instances...)
 		z, ok := s.zoneIx[a.Zone]
@@ -260,6 +278,20 @@ func NewState(allocs []Allocator, seed int64) *State {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
 	rng.Shuffle(len(byName), func(i, j int) { byName[i], byName[j] = byName[j], byName[i] })
 	s.order = byName
+	s.scratch.best = make([]candidate, len(s.zones))
+	s.scratch.used = make([]bool, len(s.zones))
+	s.scratch.zoneOut = make([]bool, len(s.zones))
+	s.scratch.picked = make([]int, 0, len(s.zones)+3)
+	s.scratch.rest = make([]int, 0, len(s.zones))
+	s.byZone = make([][]int, len(s.zones))
+	s.usableIn = make([]int, len(s.zones))
+	for i := range s.allocs {
+		a := &s.allocs[i]
+		s.byZone[a.zone] = append(s.byZone[a.zone], i)
+		if a.a.Alive && !a.a.Maintenance {
+			s.usableIn[a.zone]++
+		}
+	}
 	s.hot = make([]hotAlloc, len(byName))
 	s.rankOf = make([]int32, len(byName))
 	for rank, i := range byName {
@@ -331,7 +363,7 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 			s.rollback(undo)
 			return Result{}, err
 		}
-		pl, verdicts, uerr := s.placeOne(ri, r, strategy, !opts.NoExplain)
+		pl, verdicts, uerr := s.placeOne(ri, r, strategy, !opts.NoExplain, opts.Brief)
 		if uerr != nil {
 			s.rollback(undo)
 			return Result{}, uerr
@@ -416,10 +448,11 @@ type candidate struct {
 // placeOne places one request: the best allocator of each zone is found
 // in one pass, then zones are picked (preferred ones first, then by
 // score).
-func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Placement, []Verdict, *UnplaceableError) {
+func (s *State) placeOne(ri int, r Request, strategy string, explain, brief bool) ([]Placement, []Verdict, *UnplaceableError) {
 	nz := len(s.zones)
-	best := make([]candidate, nz)
-	var excluded, targets map[int]bool
+	best := s.scratch.best[:nz]
+	clear(best)
+	var excluded, targets idxSet
 	if len(r.Exclude) > 0 {
 		excluded = s.indexSet(r.Exclude)
 	}
@@ -428,7 +461,8 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 	}
 	var zoneOut []bool
 	if len(r.ExcludeZones) > 0 {
-		zoneOut = make([]bool, nz)
+		zoneOut = s.scratch.zoneOut[:nz]
+		clear(zoneOut)
 		for _, z := range r.ExcludeZones {
 			if zi, ok := s.zoneIx[z]; ok {
 				zoneOut[zi] = true
@@ -445,9 +479,9 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 	size := r.SizeMB
 
 	var verdicts []Verdict
-	simple := excluded == nil && targets == nil && zoneOut == nil && len(r.Filter) == 0
+	simple := excluded.empty() && targets.empty() && zoneOut == nil && len(r.Filter) == 0
 	size32 := int32(size)
-	indexed := simple && !explain && s.bestIndexed(best, size32, fill, anti, same, dep)
+	indexed := targets.empty() && len(r.Filter) == 0 && !explain && s.bestIndexed(best, size32, fill, anti, same, dep, excluded, zoneOut)
 	for rank := range s.hot {
 		if indexed {
 			break
@@ -465,9 +499,9 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 				reason = "dead"
 			case a.a.Maintenance:
 				reason = "maintenance"
-			case excluded != nil && excluded[i]:
+			case excluded.has(i):
 				reason = "excluded"
-			case targets != nil && !targets[i]:
+			case !targets.empty() && !targets.has(i):
 				reason = "target"
 			case zoneOut != nil && zoneOut[a.zone]:
 				reason = "zone"
@@ -506,8 +540,9 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 	}
 	// Zone choice: preferred zones first (in the order given), then the
 	// others by their best score, ties by seeded rank.
-	picked := make([]int, 0, r.Zones)
-	used := make([]bool, nz)
+	picked := s.scratch.picked[:0]
+	used := s.scratch.used[:nz]
+	clear(used)
 	for _, z := range r.PreferZones {
 		zi, ok := s.zoneIx[z]
 		if !ok || used[zi] || !best[zi].ok || len(picked) == r.Zones {
@@ -517,19 +552,18 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 		picked = append(picked, zi)
 	}
 	if len(picked) < r.Zones {
-		rest := make([]int, 0, nz)
+		rest := s.scratch.rest[:0]
 		for zi := range nz {
 			if !used[zi] && best[zi].ok {
 				rest = append(rest, zi)
 			}
 		}
-		sort.Slice(rest, func(x, y int) bool {
-			bx, by := best[rest[x]], best[rest[y]]
-			if bx.score != by.score {
-				return bx.score > by.score
+		// Insertion sort: a handful of zones, no allocation.
+		for x := 1; x < len(rest); x++ {
+			for y := x; y > 0 && betterZone(best[rest[y]], best[rest[y-1]]); y-- {
+				rest[y], rest[y-1] = rest[y-1], rest[y]
 			}
-			return bx.rank < by.rank
-		})
+		}
 		for _, zi := range rest {
 			if len(picked) == r.Zones {
 				break
@@ -538,7 +572,7 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 		}
 	}
 	if len(picked) < r.Zones {
-		return nil, nil, s.unplaceable(ri, r, len(picked))
+		return nil, nil, s.unplaceable(ri, r, len(picked), brief)
 	}
 	out := make([]Placement, len(picked))
 	for n, zi := range picked {
@@ -560,14 +594,52 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain bool) ([]Pl
 	return out, verdicts, nil
 }
 
-func (s *State) indexSet(ids []string) map[int]bool {
-	m := make(map[int]bool, len(ids))
-	for _, id := range ids {
-		if i, ok := s.byID[id]; ok {
-			m[i] = true
+// betterZone orders zone candidates: higher score, then lower seeded rank.
+func betterZone(a, b candidate) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.rank < b.rank
+}
+
+// idxSet is a set of allocator indexes: a short list (the usual one or
+// two excluded allocators, no allocation) or a map.
+type idxSet struct {
+	few  []int
+	many map[int]bool
+}
+
+func (x idxSet) empty() bool { return len(x.few) == 0 && len(x.many) == 0 }
+
+func (x idxSet) has(i int) bool {
+	if x.many != nil {
+		return x.many[i]
+	}
+	for _, y := range x.few {
+		if y == i {
+			return true
 		}
 	}
-	return m
+	return false
+}
+
+func (s *State) indexSet(ids []string) idxSet {
+	if len(ids) > 8 {
+		m := make(map[int]bool, len(ids))
+		for _, id := range ids {
+			if i, ok := s.byID[id]; ok {
+				m[i] = true
+			}
+		}
+		return idxSet{many: m}
+	}
+	few := make([]int, 0, len(ids))
+	for _, id := range ids {
+		if i, ok := s.byID[id]; ok {
+			few = append(few, i)
+		}
+	}
+	return idxSet{few: few}
 }
 
 func matches(tags, filter map[string]string) bool {
@@ -597,12 +669,16 @@ func (s *State) verdict(ri, i int, reason string, r Request) Verdict {
 }
 
 // unplaceable recomputes every verdict (the fast pass may have skipped
-// them) and summarises per zone.
-func (s *State) unplaceable(ri int, r Request, usable int) *UnplaceableError {
+// them) and summarises per zone; brief keeps only the summary
+// (briefZones).
+func (s *State) unplaceable(ri int, r Request, usable int, brief bool) *UnplaceableError {
 	e := &UnplaceableError{Request: r, Usable: usable}
 	zs := make([]ZoneShortfall, len(s.zones))
 	for zi, z := range s.zones {
-		zs[zi] = ZoneShortfall{Zone: z, LargestFreeMB: -1, NeedsMB: r.SizeMB, Rejected: map[string]int{}}
+		zs[zi] = ZoneShortfall{Zone: z, LargestFreeMB: -1, NeedsMB: r.SizeMB}
+		if !brief {
+			zs[zi].Rejected = map[string]int{}
+		}
 	}
 	for _, z := range r.PreferZones {
 		if _, ok := s.zoneIx[z]; !ok {
@@ -619,6 +695,11 @@ func (s *State) unplaceable(ri int, r Request, usable int) *UnplaceableError {
 	if r.Replaces {
 		same = nil
 	}
+	if brief {
+		s.briefZones(zs, zoneOut, excluded, targets, same, r)
+		e.Zones = zs
+		return e
+	}
 	ids := make([]int, len(s.allocs))
 	for i := range ids {
 		ids[i] = i
@@ -634,9 +715,9 @@ func (s *State) unplaceable(ri int, r Request, usable int) *UnplaceableError {
 			reason = "dead"
 		case a.a.Maintenance:
 			reason = "maintenance"
-		case excluded[i]:
+		case excluded.has(i):
 			reason = "excluded"
-		case len(r.Targets) > 0 && !targets[i]:
+		case len(r.Targets) > 0 && !targets.has(i):
 			reason = "target"
 		case zoneOut[a.a.Zone]:
 			reason = "zone"
@@ -681,4 +762,29 @@ func FromInventory(inv []engine.InventoryAllocator) []Allocator {
 		out = append(out, a)
 	}
 	return out
+}
+
+// briefZones fills the per-zone summary of a brief UnplaceableError:
+// Allocators, Feasible and LargestFreeMB, without Rejected counts or
+// verdicts. Zones the request excludes, and zones without a usable
+// allocator, are counted without visiting their allocators.
+func (s *State) briefZones(zs []ZoneShortfall, zoneOut map[string]bool, excluded, targets idxSet, same []int32, r Request) {
+	for zi := range s.zones {
+		z := &zs[zi]
+		z.Allocators = len(s.byZone[zi])
+		if zoneOut[z.Zone] || s.usableIn[zi] == 0 {
+			continue
+		}
+		for _, i := range s.byZone[zi] {
+			a := &s.allocs[i]
+			switch {
+			case !a.a.Alive, a.a.Maintenance, excluded.has(i), len(r.Targets) > 0 && !targets.has(i),
+				len(r.Filter) > 0 && !matches(a.a.Tags, r.Filter), contains32(same, int32(i)):
+			case a.a.CapacityMB-a.used < r.SizeMB:
+				z.LargestFreeMB = max(z.LargestFreeMB, a.a.CapacityMB-a.used)
+			default:
+				z.Feasible++
+			}
+		}
+	}
 }

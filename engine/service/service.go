@@ -15,6 +15,8 @@ type Service struct {
 	now   func() time.Time
 	users userCache
 	cache *Cache // nil: every read goes to ZooKeeper
+	// headroom caches the last zone-loss report (Headroom).
+	headroom headroomCache
 }
 
 // Option configures a Service.

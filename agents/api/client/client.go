@@ -23,6 +23,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/agents/api"
+	"paddock/engine/headroom"
 	"paddock/engine/service"
 )
 
@@ -256,6 +257,11 @@ func (c *Client) Activity(ctx context.Context, id string) (service.Activity, []b
 // Platform reads the platform overview.
 func (c *Client) Platform(ctx context.Context) (service.PlatformView, []byte, error) {
 	return call[service.PlatformView](ctx, c, "GET", "/platform", nil, nil)
+}
+
+// Headroom reads the zone-loss and vacate headroom.
+func (c *Client) Headroom(ctx context.Context) (headroom.Report, []byte, error) {
+	return call[headroom.Report](ctx, c, "GET", "/platform/headroom", nil, nil)
 }
 
 // ListAllocators lists allocators.

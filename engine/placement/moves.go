@@ -1,0 +1,95 @@
+package placement
+
+import (
+	"slices"
+	"strings"
+
+	"paddock/engine"
+)
+
+// Move is what moving a deployment's instances off some allocators asks
+// of placement: the one rule for a move plan (vacate, a lost allocator),
+// used by the constructor to execute it and by the headroom dry-run
+// (engine/headroom) to ask "could it?".
+type Move struct {
+	// Keep are the instances not on the allocators moved off.
+	Keep []engine.PlacedInstance
+	// Moved are the instances to replace, in the order of Requests.
+	Moved []engine.PlacedInstance
+	// Requests place one replacement per moved instance: same kind and
+	// size, in the instance's zone if it can, never in a zone that keeps
+	// an instance of the kind.
+	Requests []Request
+}
+
+// MoveRequests computes the move of deployment dep off the allocators
+// moveFrom, optionally only onto targets.
+func MoveRequests(dep engine.Deployment, moveFrom, targets []string) Move {
+	n, moving := len(dep.Instances), 0
+	for _, in := range dep.Instances {
+		if slices.Contains(moveFrom, in.Allocator) {
+			moving++
+		}
+	}
+	// One backing array each for the instances, the requests and the
+	// zone lists (a dry-run computes thousands of moves).
+	all := make([]engine.PlacedInstance, n)
+	m := Move{Keep: all[0 : 0 : n-moving], Moved: all[n-moving : n-moving : n]}
+	if moving > 0 {
+		m.Requests = make([]Request, 0, moving)
+	}
+	zones := make([]string, 0, 2*n)
+	var buf [8]engine.PlacedInstance
+	ins := buf[:0]
+	for _, kind := range []string{engine.KindElasticsearch, engine.KindKibana} {
+		ins = ins[:0]
+		for _, in := range dep.Instances {
+			if in.Kind == kind {
+				ins = append(ins, in)
+			}
+		}
+		slices.SortFunc(ins, byZoneThenID)
+		start := len(zones)
+		for _, in := range ins {
+			if !slices.Contains(moveFrom, in.Allocator) && !slices.Contains(zones[start:], in.Zone) {
+				zones = append(zones, in.Zone)
+			}
+		}
+		var stay []string
+		if len(zones) > start {
+			stay = zones[start:len(zones):len(zones)]
+		}
+		filter := dep.Spec.Elasticsearch.Filter
+		if kind == engine.KindKibana {
+			filter = dep.Spec.Kibana.Filter
+		}
+		for _, in := range ins {
+			if !slices.Contains(moveFrom, in.Allocator) {
+				m.Keep = append(m.Keep, in)
+				continue
+			}
+			m.Moved = append(m.Moved, in)
+			zones = append(zones, in.Zone)
+			m.Requests = append(m.Requests, Request{
+				DeploymentID: dep.ID, Kind: kind, SizeMB: in.SizeMB, Zones: 1,
+				Filter: filter, Exclude: moveFrom, Targets: targets,
+				PreferZones: zones[len(zones)-1 : len(zones) : len(zones)], ExcludeZones: stay,
+			})
+		}
+	}
+	if len(m.Keep) == 0 {
+		m.Keep = nil
+	}
+	if len(m.Moved) == 0 {
+		m.Moved = nil
+	}
+	return m
+}
+
+// byZoneThenID orders instances by zone, then id.
+func byZoneThenID(a, b engine.PlacedInstance) int {
+	if c := strings.Compare(a.Zone, b.Zone); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
