@@ -13,8 +13,8 @@ import (
 // headroomCollector exports the zone-loss headroom per zone at scrape
 // time, from the service's cached report (at most a second old).
 type headroomCollector struct {
-	svc                                     *service.Service
-	log                                     *slog.Logger
+	svc                                      *service.Service
+	log                                      *slog.Logger
 	survivable, shortfall, unplaceable, lost *prometheus.Desc
 }
 
