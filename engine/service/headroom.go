@@ -47,15 +47,15 @@ func (s *Service) Headroom(ctx context.Context) (headroom.Report, error) {
 }
 
 func (s *Service) headroomInput(ctx context.Context) (headroom.Input, error) {
-	inv, err := s.store.PlacementInventory(ctx)
+	inv, err := s.placementInventory(ctx)
 	if err != nil {
 		return headroom.Input{}, storeErr(err, "allocator", "inventory")
 	}
-	cfg, _, err := s.store.Platform(ctx)
+	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return headroom.Input{}, storeErr(err, "platform", "config")
 	}
-	raw, err := s.store.ReadChildren(ctx, engine.PathDeployments)
+	raw, err := s.deploymentRecords(ctx)
 	if err != nil {
 		return headroom.Input{}, storeErr(err, "deployment", "list")
 	}
@@ -72,4 +72,20 @@ func (s *Service) headroomInput(ctx context.Context) (headroom.Input, error) {
 		deps = append(deps, d)
 	}
 	return headroom.Input{Allocators: placement.FromInventory(inv), Deployments: deps, Strategy: cfg.PlacementStrategy}, nil
+}
+
+// deploymentRecords reads every deployment record (id → JSON), from the
+// watch cache when it is usable.
+func (s *Service) deploymentRecords(ctx context.Context) (map[string][]byte, error) {
+	if s.cache != nil && usable(s.cache, s.cache.deps) {
+		ids := s.cache.deps.Children(engine.PathDeployments)
+		out := make(map[string][]byte, len(ids))
+		for _, id := range ids {
+			if n, ok := s.cache.deps.Get(engine.DeploymentPath(id)); ok {
+				out[id] = n.Data
+			}
+		}
+		return out, nil
+	}
+	return s.store.ReadChildren(ctx, engine.PathDeployments)
 }
