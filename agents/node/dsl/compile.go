@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -38,15 +39,25 @@ func queryShardErr(format string, args ...any) error {
 }
 
 // bleveAnalyzer maps an Elasticsearch analyzer name to the name the node
-// registers in the bleve mapping.
+// registers in the bleve mapping (the same names; "" is standard).
 func bleveAnalyzer(es string) string {
 	switch es {
 	case "", "default":
 		return "standard"
-	case "english":
-		return "en"
 	}
 	return es
+}
+
+// analyzerNamed finds an analyzer in the index mapping, falling back to
+// bleve's own names for a mapping that did not register Elasticsearch's.
+func (c *compiler) analyzerNamed(name string) analysis.Analyzer {
+	if a := c.m.AnalyzerNamed(name); a != nil {
+		return a
+	}
+	if name == "english" {
+		return c.m.AnalyzerNamed("en")
+	}
+	return nil
 }
 
 func (c *compiler) analyzerFor(field, override string) string {
@@ -407,7 +418,7 @@ func parseBoolValue(v any) (bool, error) {
 // analyze splits text into terms with a field's analyzer.
 func (c *compiler) analyze(field, analyzer, text string) ([]string, error) {
 	name := c.analyzerFor(field, analyzer)
-	a := c.m.AnalyzerNamed(name)
+	a := c.analyzerNamed(name)
 	if a == nil {
 		return nil, eserr.BadRequest("failed to find analyzer [%s]", analyzer)
 	}

@@ -504,7 +504,7 @@ func (hl *highlighter) fragments(c *compiler, field string, typ FieldType, value
 			}
 			tokens = []span{{0, len(v)}}
 		} else {
-			a := c.m.AnalyzerNamed(c.analyzerFor(field, ""))
+			a := c.analyzerNamed(c.analyzerFor(field, ""))
 			if a == nil {
 				continue
 			}

@@ -14,8 +14,10 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	_ "github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	_ "github.com/blevesearch/bleve/v2/analysis/analyzer/simple"
-	_ "github.com/blevesearch/bleve/v2/analysis/analyzer/standard"
-	_ "github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/token/porter"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/whitespace"
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
@@ -57,11 +59,18 @@ func (f testFields) Analyzer(p string) string { return f.analyzers[p] }
 func testIndexMapping(t testing.TB) *mapping.IndexMappingImpl {
 	im := mapping.NewIndexMapping()
 	im.ScoringModel = index.BM25Scoring
-	if err := im.AddCustomAnalyzer("whitespace", map[string]any{
-		"type": custom.Name, "tokenizer": whitespace.Name,
-	}); err != nil {
-		t.Fatal(err)
+	// the analyzers node-core registers under Elasticsearch's names
+	for name, cfg := range map[string]map[string]any{
+		"standard":   {"type": custom.Name, "tokenizer": unicode.Name, "token_filters": []any{lowercase.Name}},
+		"whitespace": {"type": custom.Name, "tokenizer": whitespace.Name},
+		"english": {"type": custom.Name, "tokenizer": unicode.Name,
+			"token_filters": []any{en.PossessiveName, lowercase.Name, en.StopName, porter.Name}},
+	} {
+		if err := im.AddCustomAnalyzer(name, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
+	im.DefaultAnalyzer = "standard"
 	return im
 }
 

@@ -429,25 +429,23 @@ type mergedHit struct {
 	d *search.DocumentMatch
 }
 
-// run searches every shard and merges the hits in sort order.
-func run(ctx context.Context, shards []*shard, req *Request, from, size int, after []any, withAggs bool) (*merged, error) {
+// run searches every shard and merges the hits in sort order. afters
+// holds each shard's cursor (bleve sort values), or is nil.
+func run(ctx context.Context, shards []*shard, req *Request, from, size int, afters [][]string, withAggs bool) (*merged, error) {
 	m := &merged{}
 	if withAggs && len(req.Aggs) > 0 {
 		m.root = newAggRoot(req.Aggs, req.now)
 	}
-	for _, s := range shards {
-		var enc []string
-		var err error
-		if after != nil {
-			if enc, err = s.encodeAfter(after); err != nil {
-				return nil, err
-			}
+	for i, s := range shards {
+		var after []string
+		if afters != nil {
+			after = afters[i]
 		}
 		skip, n := from, size
 		if len(shards) > 1 {
 			skip, n = 0, from+size
 		}
-		r, err := s.collect(ctx, req, n, skip, enc, m.root)
+		r, err := s.collect(ctx, req, n, skip, after, m.root)
 		if err != nil {
 			return nil, err
 		}
@@ -461,22 +459,57 @@ func run(ctx context.Context, shards []*shard, req *Request, from, size int, aft
 		}
 	}
 	if len(shards) > 1 {
-		order := shards[0].order
-		scoring, desc := order.CacheIsScore(), order.CacheDescending()
-		sort.SliceStable(m.hits, func(i, j int) bool {
-			a, b := m.hits[i], m.hits[j]
-			if c := order.Compare(scoring, desc, a.d, b.d); c != 0 {
-				return c < 0
-			}
-			return a.s.pos < b.s.pos
-		})
-		if from > len(m.hits) {
-			from = len(m.hits)
-		}
+		sortMerged(m, shards)
+		from = min(from, len(m.hits))
 		end := min(from+size, len(m.hits))
 		m.hits = m.hits[from:end]
 	}
 	return m, nil
+}
+
+func sortMerged(m *merged, shards []*shard) {
+	if len(shards) < 2 {
+		return
+	}
+	order := shards[0].order
+	scoring, desc := order.CacheIsScore(), order.CacheDescending()
+	sort.SliceStable(m.hits, func(i, j int) bool {
+		a, b := m.hits[i], m.hits[j]
+		if c := order.Compare(scoring, desc, a.d, b.d); c != 0 {
+			return c < 0
+		}
+		return a.s.pos < b.s.pos
+	})
+}
+
+// encodeAfters turns search_after values into each shard's cursor.
+func encodeAfters(shards []*shard, vals []any) ([][]string, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := make([][]string, len(shards))
+	for i, s := range shards {
+		enc, err := s.encodeAfter(vals)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = enc
+	}
+	return out, nil
+}
+
+// cursor is a hit's position in its shard's sort order, as bleve's
+// search_after takes it.
+func (s *shard) cursor(d *search.DocumentMatch) []string {
+	out := make([]string, len(s.kinds))
+	for i, k := range s.kinds {
+		if k == kindScore {
+			out[i] = strconv.FormatFloat(d.Score, 'g', -1, 64)
+		} else if i < len(d.Sort) {
+			out[i] = d.Sort[i]
+		}
+	}
+	return out
 }
 
 // response is Elasticsearch's search response.
@@ -566,7 +599,7 @@ func render(ctx context.Context, req *Request, shards []*shard, m *merged, start
 			hit.Score = score(h.d.Score)
 		}
 		if showSort {
-			hit.Sort = h.s.decodeSort(h.d)
+			hit.Sort = h.s.decodeSort(h.d)[:len(req.Sort)]
 		}
 		src, meta, ok := h.s.t.Source(h.d.ID)
 		if !ok {
@@ -621,18 +654,15 @@ func Search(ctx context.Context, targets []Target, req *Request) (any, error) {
 		return nil, err
 	}
 	defer closeShards(shards)
-	m, err := run(ctx, shards, req, req.From, req.Size, searchAfter(req), true)
+	afters, err := encodeAfters(shards, req.SearchAfter)
+	if err != nil {
+		return nil, err
+	}
+	m, err := run(ctx, shards, req, req.From, req.Size, afters, true)
 	if err != nil {
 		return nil, err
 	}
 	return render(ctx, req, shards, m, start)
-}
-
-func searchAfter(req *Request) []any {
-	if len(req.SearchAfter) == 0 {
-		return nil
-	}
-	return req.SearchAfter
 }
 
 // Count counts the documents the request's query matches.
