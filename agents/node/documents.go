@@ -3,361 +3,867 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
+
+	"paddock/agents/node/eserr"
+	"paddock/agents/node/mapping"
+	"paddock/agents/node/shard"
 )
 
-// validIndex applies Elasticsearch's index name rules.
-func validIndex(name string) error {
-	bad := func(why string) error {
-		e := errf(http.StatusBadRequest, "invalid_index_name_exception", "Invalid index name [%s], %s", name, why)
-		e.Index = name
-		return e
+// writeParams are a write's URL (or bulk metadata) parameters.
+type writeParams struct {
+	refresh     string // "", "true", "wait_for", "false"
+	routing     string
+	opType      string
+	version     int64
+	versionType string
+	ifSeqNo     *int64
+	ifTerm      *int64
+}
+
+func parseWriteParams(q url.Values) (writeParams, error) {
+	wp := writeParams{routing: q.Get("routing"), opType: q.Get("op_type")}
+	var err error
+	if wp.refresh, err = refreshParam(q); err != nil {
+		return wp, err
 	}
-	switch {
-	case name == "" || name == "." || name == "..":
-		return bad("must not be empty, '.' or '..'")
-	case len(name) > 255:
-		return bad("index name is too long")
-	case strings.ToLower(name) != name:
-		return bad("must be lowercase")
-	case strings.ContainsAny(name[:1], "_-+"):
-		return bad("must not start with '_', '-', or '+'")
-	case strings.ContainsAny(name, "\\/*?\"<>| ,#:"):
-		return bad(`must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?, #, :]`)
+	get := func(k string) (*int64, error) {
+		v := q.Get(k)
+		if v == "" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, eserr.BadRequest("[%s] must be a non-negative number, got [%s]", k, v)
+		}
+		return &n, nil
+	}
+	if wp.ifSeqNo, err = get("if_seq_no"); err != nil {
+		return wp, err
+	}
+	if wp.ifTerm, err = get("if_primary_term"); err != nil {
+		return wp, err
+	}
+	v, err := get("version")
+	if err != nil {
+		return wp, err
+	}
+	if v != nil {
+		wp.version = *v
+	}
+	wp.versionType = q.Get("version_type")
+	return wp, wp.check()
+}
+
+func refreshParam(q url.Values) (string, error) {
+	if !q.Has("refresh") {
+		return "", nil
+	}
+	switch v := q.Get("refresh"); v {
+	case "", "true":
+		return "true", nil
+	case "false", "wait_for":
+		return v, nil
+	default:
+		return "", eserr.BadRequest("Unknown value for refresh: [%s].", v)
+	}
+}
+
+func (wp writeParams) check() error {
+	switch wp.opType {
+	case "", "index", "create":
+	default:
+		return eserr.BadRequest("opType must be 'create' or 'index', found: [%s]", wp.opType)
+	}
+	if (wp.ifSeqNo == nil) != (wp.ifTerm == nil) {
+		return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: if_seq_no and if_primary_term must be set together;")
+	}
+	switch wp.versionType {
+	case "", shard.VersionInternal:
+		if wp.version != 0 {
+			return eserr.New(http.StatusBadRequest, "action_request_validation_exception",
+				"Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;")
+		}
+	case shard.VersionExternal, shard.VersionExternalGTE:
+		if wp.version == 0 && wp.versionType != "" {
+			return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: an external version is required with version_type [%s];", wp.versionType)
+		}
+		if wp.ifSeqNo != nil {
+			return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: compare and write operations can not be used with version type [%s];", wp.versionType)
+		}
+	default:
+		return eserr.BadRequest("No version type match [%s]", wp.versionType)
 	}
 	return nil
 }
 
-// indexRoute handles /{index}[/...].
-func (s *Server) indexRoute(w http.ResponseWriter, r *http.Request, parts []string) error {
-	index, m := parts[0], r.Method
-	if len(parts) == 1 {
-		switch m {
-		case http.MethodPut:
-			return s.createIndex(w, r, index)
-		case http.MethodDelete:
-			return s.deleteIndex(w, r, index)
-		case http.MethodGet, http.MethodHead:
-			names, err := s.resolve(index)
-			if err != nil {
-				return err
-			}
-			out := map[string]any{}
-			for _, n := range names {
-				out[n] = map[string]any{"aliases": map[string]any{}, "mappings": map[string]any{}, "settings": map[string]any{
-					"index": map[string]any{"number_of_shards": "1", "number_of_replicas": "0", "provided_name": n}}}
-			}
-			writeJSON(w, http.StatusOK, out)
-			return nil
-		}
-		return methodNotAllowed(r)
+func (wp writeParams) op(kind shard.Kind, id string, src []byte) shard.Op {
+	if kind == shard.OpIndex && wp.opType == "create" {
+		kind = shard.OpCreate
 	}
-	switch parts[1] {
-	case "_doc", "_create":
-		create := parts[1] == "_create"
-		if len(parts) == 2 && m == http.MethodPost && !create {
-			return s.indexDoc(w, r, index, "", false)
-		}
-		if len(parts) == 3 {
-			id, _ := url.PathUnescape(parts[2])
-			switch m {
-			case http.MethodPut, http.MethodPost:
-				return s.indexDoc(w, r, index, id, create || r.URL.Query().Get("op_type") == "create")
-			case http.MethodGet, http.MethodHead:
-				if !create {
-					return s.getDoc(w, index, id)
-				}
-			case http.MethodDelete:
-				if !create {
-					return s.deleteDoc(w, r, index, id)
-				}
-			}
-			return methodNotAllowed(r)
-		}
-	case "_count":
-		if len(parts) == 2 && (m == http.MethodGet || m == http.MethodPost) {
-			return s.count(w, r, index)
-		}
-	case "_search":
-		if len(parts) == 2 && (m == http.MethodGet || m == http.MethodPost) {
-			return s.search(w, r, index)
-		}
-	case "_bulk":
-		if len(parts) == 2 && (m == http.MethodPost || m == http.MethodPut) {
-			return s.bulk(w, r, index)
-		}
-	case "_refresh", "_flush":
-		if _, err := s.resolve(index); err != nil {
-			return err
-		}
-		return s.ack(w, r, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
-	}
-	return errf(http.StatusNotFound, "resource_not_found_exception", "no handler for [%s %s]", m, r.URL.Path)
+	return shard.Op{Kind: kind, ID: id, Source: src, Routing: wp.routing, IfSeqNo: wp.ifSeqNo, IfPrimaryTerm: wp.ifTerm,
+		Version: wp.version, VersionType: wp.versionType}
 }
 
-// resolve expands an index expression (a,b / * / _all / prefix*) into
-// existing index names; a named index that is missing is an error.
-func (s *Server) resolve(expr string) ([]string, error) {
-	all, err := s.db.indices()
-	if err != nil {
-		return nil, err
+// afterWrite applies the refresh policy of a write.
+func afterWrite(ctx context.Context, sh *shard.Shard, refresh string, seq int64) (forced bool, err error) {
+	switch refresh {
+	case "true":
+		return true, sh.Refresh(ctx)
+	case "wait_for":
+		return false, sh.WaitRefreshed(ctx, seq)
 	}
-	if expr == "" || expr == "_all" || expr == "*" {
-		return all, nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, part := range strings.Split(expr, ",") {
-		if strings.HasSuffix(part, "*") {
-			pre := strings.TrimSuffix(part, "*")
-			for _, n := range all {
-				if strings.HasPrefix(n, pre) && !seen[n] {
-					seen[n] = true
-					out = append(out, n)
-				}
-			}
-			continue
-		}
-		if s.db.docCount(part) < 0 {
-			return nil, indexNotFound(part)
-		}
-		if !seen[part] {
-			seen[part] = true
-			out = append(out, part)
-		}
-	}
-	return out, nil
+	return false, nil
 }
 
-func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, index string) error {
+// docPath is a document's path for forwarding, with the version the
+// peer must hold.
+func docPath(index, id string, version int64, extra url.Values) string {
+	q := url.Values{"version": {strconv.FormatInt(version, 10)}, "version_type": {shard.VersionExternalGTE}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return "/" + url.PathEscape(index) + "/_doc/" + url.PathEscape(id) + "?" + q.Encode()
+}
+
+func writeResponse(index, id string, res shard.Result, peersOK, peersFailed int) map[string]any {
+	out := map[string]any{"_index": index, "_id": id, "_version": res.Version, "result": res.Result,
+		"_shards": shardsInfo(peersOK, peersFailed), "_seq_no": res.SeqNo, "_primary_term": res.PrimaryTerm}
+	if res.Result == "noop" {
+		out["_shards"] = map[string]int{"total": 0, "successful": 0, "failed": 0}
+	}
+	return out
+}
+
+func statusOf(res shard.Result) int {
+	switch res.Result {
+	case "created":
+		return http.StatusCreated
+	case "not_found":
+		return http.StatusNotFound
+	}
+	return http.StatusOK
+}
+
+func (s *Server) createDoc(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.writeDoc(w, r, p, true)
+}
+
+func (s *Server) indexDoc(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.writeDoc(w, r, p, false)
+}
+
+func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, p params, create bool) error {
+	index, id := p["index"], p["id"]
 	if err := validIndex(index); err != nil {
 		return err
 	}
-	if _, err := readBody(r); err != nil { // mappings/settings are accepted and ignored
-		return err
-	}
-	created, err := s.db.createIndex(index)
+	wp, err := parseWriteParams(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	if !created {
-		e := errf(http.StatusBadRequest, "resource_already_exists_exception", "index [%s] already exists", index)
-		e.Index = index
-		return e
+	if create {
+		wp.opType = "create"
 	}
-	s.replicate(r, http.MethodPut, "/"+index, nil)
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": index})
-	return nil
-}
-
-func (s *Server) deleteIndex(w http.ResponseWriter, r *http.Request, index string) error {
-	if err := s.db.deleteIndex(index); err != nil {
-		return err
+	if id == "" {
+		if wp.opType == "" {
+			wp.opType = "create"
+		}
+		id = randomID()
 	}
-	s.replicate(r, http.MethodDelete, "/"+index, nil)
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
-	return nil
-}
-
-func normalizeSource(b []byte) (json.RawMessage, error) {
-	var v map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil || v == nil {
-		return nil, errf(http.StatusBadRequest, "mapper_parsing_exception", "failed to parse: the document must be a JSON object")
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return nil, errf(http.StatusBadRequest, "mapper_parsing_exception", "failed to parse: %v", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func (s *Server) indexDoc(w http.ResponseWriter, r *http.Request, index, id string, create bool) error {
-	if err := validIndex(index); err != nil {
-		return err
+	if len(id) > 512 {
+		return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: id [%s...] is too long, must be no longer than 512 bytes but was: %d;", id[:20], len(id))
 	}
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	src, err := normalizeSource(body)
+	src := bytes.TrimSpace(body)
+	sh, err := s.writeIndex(index)
 	if err != nil {
 		return err
 	}
-	if id == "" {
-		id = randomID()
-	}
-	res, err := s.db.apply([]docOp{{index: index, id: id, source: src, create: create}})
+	res, err := sh.Write(r.Context(), []shard.Op{wp.op(shard.OpIndex, id, src)})
 	if err != nil {
 		return err
 	}
-	if res[0].err != nil {
-		return res[0].err
+	if res[0].Err != nil {
+		return res[0].Err
 	}
-	path := "/" + index + "/_doc/" + url.PathEscape(id)
-	if create {
-		path = "/" + index + "/_create/" + url.PathEscape(id)
+	forced, err := afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo)
+	if err != nil {
+		return err
 	}
-	okN, failed := s.replicate(r, http.MethodPut, path, src)
-	status := http.StatusOK
-	if res[0].result == "created" {
-		status = http.StatusCreated
+	extra := url.Values{}
+	if wp.routing != "" {
+		extra.Set("routing", wp.routing)
 	}
-	writeJSON(w, status, map[string]any{"_index": index, "_id": id, "_version": 1, "result": res[0].result,
-		"_shards": shards(okN, failed), "_seq_no": 0, "_primary_term": 1})
+	okN, failed := s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, extra), src)
+	out := writeResponse(index, id, res[0], okN, failed)
+	if forced {
+		out["forced_refresh"] = true
+	}
+	writeJSON(w, statusOf(res[0]), out)
 	return nil
 }
 
-func (s *Server) getDoc(w http.ResponseWriter, index, id string) error {
-	src, err := s.db.get(index, id)
+func (s *Server) getDoc(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.get(w, r, p, false)
+}
+
+func (s *Server) getSource(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.get(w, r, p, true)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, p params, sourceOnly bool) error {
+	index, id := p["index"], p["id"]
+	sh := s.index(index)
+	if sh == nil {
+		return eserr.IndexNotFound(index)
+	}
+	q := r.URL.Query()
+	if q.Get("refresh") == "true" {
+		if err := sh.Refresh(r.Context()); err != nil {
+			return err
+		}
+	}
+	src, meta, ok, err := sh.Get(id)
 	if err != nil {
 		return err
 	}
-	if src == nil {
+	if !ok {
+		if sourceOnly {
+			return errf(http.StatusNotFound, "resource_not_found_exception", "Document not found [%s]/[%s]", index, id)
+		}
 		writeJSON(w, http.StatusNotFound, map[string]any{"_index": index, "_id": id, "found": false})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"_index": index, "_id": id, "_version": 1, "_seq_no": 0,
-		"_primary_term": 1, "found": true, "_source": src})
-	return nil
-}
-
-func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, index, id string) error {
-	if s.db.docCount(index) < 0 {
-		return indexNotFound(index)
-	}
-	res, err := s.db.apply([]docOp{{index: index, id: id}})
+	filter, err := sourceFilterOf(q)
 	if err != nil {
 		return err
 	}
-	okN, failed := 0, 0
-	if res[0].result == "deleted" {
-		okN, failed = s.replicate(r, http.MethodDelete, "/"+index+"/_doc/"+url.PathEscape(id), nil)
+	if sourceOnly {
+		out, _ := filter.apply(src)
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(out)
+		return nil
 	}
-	status := http.StatusOK
-	if res[0].result == "not_found" {
-		status = http.StatusNotFound
-	}
-	writeJSON(w, status, map[string]any{"_index": index, "_id": id, "_version": 1, "result": res[0].result,
-		"_shards": shards(okN, failed)})
+	writeJSON(w, http.StatusOK, getResponse(index, id, src, meta, filter))
 	return nil
 }
 
-// bulk applies NDJSON index/create/delete actions.
-func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string) error {
-	start := time.Now()
+func getResponse(index, id string, src []byte, meta shard.Meta, filter sourceFilter) map[string]any {
+	out := map[string]any{"_index": index, "_id": id, "_version": meta.Version, "_seq_no": meta.SeqNo,
+		"_primary_term": meta.PrimaryTerm, "found": true}
+	if meta.Routing != "" {
+		out["_routing"] = meta.Routing
+	}
+	if b, ok := filter.apply(src); ok {
+		out["_source"] = json.RawMessage(b)
+	}
+	return out
+}
+
+// sourceFilter is _source / _source_includes / _source_excludes of a GET.
+type sourceFilter struct {
+	off                bool
+	includes, excludes []string
+}
+
+func sourceFilterOf(q url.Values) (sourceFilter, error) {
+	var f sourceFilter
+	switch v := q.Get("_source"); v {
+	case "", "true":
+	case "false":
+		f.off = true
+	default:
+		f.includes = strings.Split(v, ",")
+	}
+	if v := q.Get("_source_includes"); v != "" {
+		f.includes = strings.Split(v, ",")
+	}
+	if v := q.Get("_source_excludes"); v != "" {
+		f.excludes = strings.Split(v, ",")
+	}
+	return f, nil
+}
+
+func sourceFilterFromJSON(v any) sourceFilter {
+	var f sourceFilter
+	switch x := v.(type) {
+	case bool:
+		f.off = !x
+	case string:
+		f.includes = []string{x}
+	case []any:
+		for _, e := range x {
+			f.includes = append(f.includes, fmt.Sprint(e))
+		}
+	case map[string]any:
+		list := func(v any) []string {
+			switch y := v.(type) {
+			case string:
+				return []string{y}
+			case []any:
+				var out []string
+				for _, e := range y {
+					out = append(out, fmt.Sprint(e))
+				}
+				return out
+			}
+			return nil
+		}
+		f.includes, f.excludes = list(x["includes"]), list(x["excludes"])
+	}
+	return f
+}
+
+// apply filters a source; false when _source is off.
+func (f sourceFilter) apply(src []byte) ([]byte, bool) {
+	if f.off {
+		return nil, false
+	}
+	if len(f.includes) == 0 && len(f.excludes) == 0 {
+		return src, true
+	}
+	doc, err := mapping.DecodeSource(src)
+	if err != nil {
+		return src, true
+	}
+	out := filterMap(doc, "", f)
+	b, _ := json.Marshal(out)
+	return b, true
+}
+
+func filterMap(m map[string]any, prefix string, f sourceFilter) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		full := k
+		if prefix != "" {
+			full = prefix + "." + k
+		}
+		if matchAny(f.excludes, full) {
+			continue
+		}
+		if sub, ok := v.(map[string]any); ok {
+			if len(f.includes) == 0 || matchAny(f.includes, full) {
+				if len(f.excludes) == 0 {
+					out[k] = sub
+					continue
+				}
+				out[k] = filterMap(sub, full, sourceFilter{excludes: f.excludes})
+				continue
+			}
+			if inner := filterMap(sub, full, f); len(inner) > 0 {
+				out[k] = inner
+			}
+			continue
+		}
+		if len(f.includes) == 0 || matchAny(f.includes, full) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func matchAny(patterns []string, p string) bool {
+	for _, pat := range patterns {
+		if wildMatch(pat, p) || strings.HasPrefix(p, pat+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, p params) error {
+	index, id := p["index"], p["id"]
+	sh := s.index(index)
+	if sh == nil {
+		return eserr.IndexNotFound(index)
+	}
+	wp, err := parseWriteParams(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	res, err := sh.Write(r.Context(), []shard.Op{wp.op(shard.OpDelete, id, nil)})
+	if err != nil {
+		return err
+	}
+	if res[0].Err != nil {
+		return res[0].Err
+	}
+	forced := false
+	okN, failed := 0, 0
+	if res[0].Result == "deleted" {
+		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
+			return err
+		}
+		okN, failed = s.replicate(r, http.MethodDelete, docPath(index, id, res[0].Version, nil), nil)
+	}
+	out := writeResponse(index, id, res[0], okN, failed)
+	if forced {
+		out["forced_refresh"] = true
+	}
+	writeJSON(w, statusOf(res[0]), out)
+	return nil
+}
+
+// updateRequest is the body of _update (and of a bulk update).
+type updateRequest struct {
+	Doc         map[string]any `json:"doc"`
+	DocAsUpsert bool           `json:"doc_as_upsert"`
+	Upsert      map[string]any `json:"upsert"`
+	DetectNoop  *bool          `json:"detect_noop"`
+	Script      any            `json:"script"`
+	Source      any            `json:"_source"`
+	raw         map[string]any
+}
+
+func parseUpdate(body []byte) (*updateRequest, error) {
+	var raw map[string]any
+	if err := decodeJSON(body, &raw); err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;")
+	}
+	u := &updateRequest{raw: raw}
+	for k, v := range raw {
+		switch k {
+		case "doc", "upsert":
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, eserr.New(http.StatusBadRequest, "x_content_parse_exception", "[%s] must be an object", k)
+			}
+			if k == "doc" {
+				u.Doc = m
+			} else {
+				u.Upsert = m
+			}
+		case "doc_as_upsert", "detect_noop", "scripted_upsert":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, eserr.New(http.StatusBadRequest, "x_content_parse_exception", "[%s] must be true or false", k)
+			}
+			switch k {
+			case "doc_as_upsert":
+				u.DocAsUpsert = b
+			case "detect_noop":
+				u.DetectNoop = &b
+			}
+		case "script":
+			return nil, eserr.BadRequest("scripts are not supported by the paddock node (no scripting engine): send a partial document with \"doc\" (and \"doc_as_upsert\" or \"upsert\" to create it)")
+		case "_source":
+			u.Source = v
+		default:
+			return nil, eserr.New(http.StatusBadRequest, "x_content_parse_exception", "[UpdateRequest] unknown field [%s]", k)
+		}
+	}
+	if u.Doc == nil {
+		return nil, eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;")
+	}
+	return u, nil
+}
+
+// apply is the shard.Op.Update function of this request.
+func (u *updateRequest) apply(index, id string) func([]byte, bool) ([]byte, bool, error) {
+	return func(cur []byte, exists bool) ([]byte, bool, error) {
+		if !exists {
+			switch {
+			case u.DocAsUpsert:
+				b, err := json.Marshal(u.Doc)
+				return b, false, err
+			case u.Upsert != nil:
+				b, err := json.Marshal(u.Upsert)
+				return b, false, err
+			}
+			return nil, false, errf(http.StatusNotFound, "document_missing_exception", "[%s]: document missing", id).WithIndex(index)
+		}
+		doc, err := mapping.DecodeSource(cur)
+		if err != nil {
+			return nil, false, err
+		}
+		changed := merge(doc, u.Doc)
+		if !changed && (u.DetectNoop == nil || *u.DetectNoop) {
+			return cur, true, nil
+		}
+		b, err := json.Marshal(doc)
+		return b, false, err
+	}
+}
+
+// merge merges src into dst as Elasticsearch's partial update does
+// (objects recursively, anything else replaced) and reports a change.
+func merge(dst, src map[string]any) bool {
+	changed := false
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				if merge(dm, sm) {
+					changed = true
+				}
+				continue
+			}
+		}
+		if old, ok := dst[k]; !ok || !reflect.DeepEqual(old, v) {
+			changed = true
+		}
+		dst[k] = v
+	}
+	return changed
+}
+
+func (s *Server) updateDoc(w http.ResponseWriter, r *http.Request, p params) error {
+	index, id := p["index"], p["id"]
+	if err := validIndex(index); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	wp, err := parseWriteParams(q)
+	if err != nil {
+		return err
+	}
+	if wp.version != 0 {
+		return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: can't provide version in update request; use if_seq_no and if_primary_term;")
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	type item struct {
-		action string
-		index  string
-		id     string
-		err    *esError
-	}
-	var items []item
-	var ops []docOp
-	var opItem []int
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), maxBody)
-	line := 0
-	next := func() ([]byte, bool) {
-		for sc.Scan() {
-			line++
-			if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
-				return append([]byte(nil), b...), true
-			}
-		}
-		return nil, false
-	}
-	for {
-		act, ok := next()
-		if !ok {
-			break
-		}
-		var a map[string]struct {
-			Index string `json:"_index"`
-			ID    string `json:"_id"`
-		}
-		if err := json.Unmarshal(act, &a); err != nil || len(a) != 1 {
-			return errf(http.StatusBadRequest, "illegal_argument_exception", "Malformed action/metadata line [%d], expected a single action such as {\"index\":{...}}", line)
-		}
-		for name, meta := range a {
-			it := item{action: name, index: meta.Index, id: meta.ID}
-			if it.index == "" {
-				it.index = defIndex
-			}
-			switch name {
-			case "index", "create", "update":
-				src, ok := next()
-				if !ok {
-					return errf(http.StatusBadRequest, "illegal_argument_exception", "The bulk request must be terminated by a newline: source missing after line [%d]", line)
-				}
-				if name == "update" {
-					it.err = errf(http.StatusBadRequest, "illegal_argument_exception", "update is not supported by the paddock node: send the whole document with index")
-					break
-				}
-				if it.index == "" {
-					it.err = errf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
-					break
-				}
-				if e := validIndex(it.index); e != nil {
-					it.err = e.(*esError)
-					break
-				}
-				norm, e := normalizeSource(src)
-				if e != nil {
-					it.err = e.(*esError)
-					break
-				}
-				if it.id == "" {
-					it.id = randomID()
-				}
-				ops = append(ops, docOp{index: it.index, id: it.id, source: norm, create: name == "create"})
-				opItem = append(opItem, len(items))
-			case "delete":
-				if it.index == "" || it.id == "" {
-					it.err = errf(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: index and id are required for delete;")
-					break
-				}
-				ops = append(ops, docOp{index: it.index, id: it.id})
-				opItem = append(opItem, len(items))
-			default:
-				return errf(http.StatusBadRequest, "illegal_argument_exception", "Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", line, name)
-			}
-			items = append(items, it)
-		}
-	}
-	res, err := s.db.apply(ops)
+	u, err := parseUpdate(body)
 	if err != nil {
 		return err
 	}
-	results := make([]opResult, len(items))
-	for i, ix := range opItem {
-		results[ix] = res[i]
+	sh := s.index(index)
+	if sh == nil {
+		if !u.DocAsUpsert && u.Upsert == nil {
+			return eserr.IndexNotFound(index)
+		}
+		if sh, err = s.writeIndex(index); err != nil {
+			return err
+		}
 	}
-	// Replicate what succeeded, with explicit ids so peers hold the same.
-	var fwd bytes.Buffer
-	for i, op := range ops {
-		if res[i].err != nil || res[i].result == "not_found" {
+	op := wp.op(shard.OpUpdate, id, nil)
+	op.Update = u.apply(index, id)
+	res, err := sh.Write(r.Context(), []shard.Op{op})
+	if err != nil {
+		return err
+	}
+	if res[0].Err != nil {
+		return res[0].Err
+	}
+	okN, failed := 0, 0
+	forced := false
+	if res[0].Result != "noop" {
+		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
+			return err
+		}
+		okN, failed = s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, nil), res[0].Source)
+	}
+	out := writeResponse(index, id, res[0], okN, failed)
+	if forced {
+		out["forced_refresh"] = true
+	}
+	filter := sourceFilterFromJSON(u.Source)
+	if q.Has("_source") {
+		filter, _ = sourceFilterOf(q)
+	} else if u.Source == nil {
+		filter.off = true
+	}
+	if b, ok := filter.apply(res[0].Source); ok {
+		out["get"] = map[string]any{"_seq_no": res[0].SeqNo, "_primary_term": res[0].PrimaryTerm, "found": true, "_source": json.RawMessage(b)}
+	}
+	writeJSON(w, statusOf(res[0]), out)
+	return nil
+}
+
+func (s *Server) mget(w http.ResponseWriter, r *http.Request, p params) error {
+	var body struct {
+		Docs []map[string]any `json:"docs"`
+		IDs  []any            `json:"ids"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	defIndex := p["index"]
+	q := r.URL.Query()
+	defFilter, _ := sourceFilterOf(q)
+	for _, id := range body.IDs {
+		body.Docs = append(body.Docs, map[string]any{"_id": fmt.Sprint(id)})
+	}
+	if len(body.Docs) == 0 {
+		return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: no documents to get;")
+	}
+	out := make([]any, 0, len(body.Docs))
+	for _, d := range body.Docs {
+		index, _ := d["_index"].(string)
+		if index == "" {
+			index = defIndex
+		}
+		id := ""
+		switch v := d["_id"].(type) {
+		case string:
+			id = v
+		case json.Number:
+			id = v.String()
+		}
+		if index == "" || id == "" {
+			return eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: index is missing for doc 0;2: id is missing for doc 0;")
+		}
+		filter := defFilter
+		if sv, ok := d["_source"]; ok {
+			filter = sourceFilterFromJSON(sv)
+		}
+		sh := s.index(index)
+		if sh == nil {
+			out = append(out, map[string]any{"_index": index, "_id": id, "error": eserr.IndexNotFound(index).Item()})
 			continue
 		}
-		kind := "index"
-		if op.source == nil {
-			kind = "delete"
+		src, meta, ok, err := sh.Get(id)
+		if err != nil {
+			return err
 		}
-		meta, _ := json.Marshal(map[string]any{kind: map[string]string{"_index": op.index, "_id": op.id}})
-		fwd.Write(meta)
-		fwd.WriteByte('\n')
-		if op.source != nil {
-			fwd.Write(op.source)
+		if !ok {
+			out = append(out, map[string]any{"_index": index, "_id": id, "found": false})
+			continue
+		}
+		out = append(out, getResponse(index, id, src, meta, filter))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"docs": out})
+	return nil
+}
+
+// bulkItem is one action of a bulk request.
+type bulkItem struct {
+	action string // index, create, update, delete
+	index  string
+	id     string
+	op     shard.Op
+	err    error
+	res    shard.Result
+}
+
+var bulkActions = map[string]bool{"index": true, "create": true, "update": true, "delete": true}
+
+// parseBulk reads the NDJSON body. A line that is not JSON is an error
+// for its item only; an unknown action fails the request, as in
+// Elasticsearch.
+func parseBulk(body []byte, defIndex string, defaults writeParams) ([]*bulkItem, error) {
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 64<<10), MaxContentLength+1)
+	for sc.Scan() {
+		lines = append(lines, append([]byte(nil), sc.Bytes()...))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, eserr.BadRequest("read bulk body: %v", err)
+	}
+	var items []*bulkItem
+	for i := 0; i < len(lines); i++ {
+		line := bytes.TrimSpace(lines[i])
+		if len(line) == 0 {
+			continue
+		}
+		lineNo := i + 1
+		var action map[string]map[string]any
+		if err := decodeJSON(line, &action); err != nil || len(action) != 1 {
+			it := &bulkItem{action: "index", index: defIndex,
+				err: eserr.New(http.StatusBadRequest, "parse_exception", "Malformed action/metadata line [%d]: expected {\"action\":{...}}, got %.80q", lineNo, line)}
+			items = append(items, it)
+			// Skip its source line unless the next line is an action.
+			if i+1 < len(lines) && !isActionLine(lines[i+1]) {
+				i++
+			}
+			continue
+		}
+		var name string
+		var meta map[string]any
+		for name, meta = range action {
+		}
+		if !bulkActions[name] {
+			return nil, eserr.BadRequest("Malformed action/metadata line [%d], expected one of [create, delete, index, update] but found [%s]", lineNo, name)
+		}
+		it := &bulkItem{action: name, index: defIndex}
+		wp := defaults
+		wp.opType, wp.version, wp.versionType, wp.ifSeqNo, wp.ifTerm, wp.routing = "", 0, "", nil, nil, ""
+		for k, v := range meta {
+			sv := fmt.Sprint(v)
+			switch k {
+			case "_index":
+				it.index = sv
+			case "_id":
+				it.id = sv
+			case "routing":
+				wp.routing = sv
+			case "version":
+				n, err := strconv.ParseInt(sv, 10, 64)
+				if err != nil {
+					it.err = eserr.BadRequest("[version] must be a number, got [%s]", sv)
+				}
+				wp.version = n
+			case "version_type":
+				wp.versionType = sv
+			case "if_seq_no", "if_primary_term":
+				n, err := strconv.ParseInt(sv, 10, 64)
+				if err != nil {
+					it.err = eserr.BadRequest("[%s] must be a number, got [%s]", k, sv)
+				}
+				if k == "if_seq_no" {
+					wp.ifSeqNo = &n
+				} else {
+					wp.ifTerm = &n
+				}
+			case "require_alias", "pipeline", "dynamic_templates", "retry_on_conflict", "_source", "op_type":
+				// Accepted: nothing to do for them here.
+			default:
+				it.err = eserr.BadRequest("Action/metadata line [%d] contains an unknown parameter [%s]", lineNo, k)
+			}
+		}
+		var src []byte
+		if name != "delete" {
+			if i+1 >= len(lines) {
+				return nil, eserr.BadRequest("The bulk request must be terminated by a newline [\\n]: source missing after line [%d]", lineNo)
+			}
+			i++
+			src = bytes.TrimSpace(lines[i])
+		}
+		if it.err == nil {
+			it.err = wp.check()
+		}
+		if it.err == nil && it.index == "" {
+			it.err = eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
+		}
+		if it.err == nil {
+			it.err = validIndex(it.index)
+		}
+		if it.err == nil && it.id == "" && (name == "update" || name == "delete") {
+			it.err = eserr.New(http.StatusBadRequest, "action_request_validation_exception", "Validation Failed: 1: id is missing;")
+		}
+		if it.id == "" {
+			it.id = randomID()
+			if name == "index" {
+				wp.opType = "create"
+			}
+		}
+		switch name {
+		case "index":
+			it.op = wp.op(shard.OpIndex, it.id, src)
+		case "create":
+			it.op = wp.op(shard.OpCreate, it.id, src)
+		case "delete":
+			it.op = wp.op(shard.OpDelete, it.id, nil)
+		case "update":
+			it.op = wp.op(shard.OpUpdate, it.id, nil)
+			if it.err == nil {
+				u, err := parseUpdate(src)
+				if err != nil {
+					it.err = err
+				} else {
+					it.op.Update = u.apply(it.index, it.id)
+				}
+			}
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+func isActionLine(b []byte) bool {
+	var a map[string]json.RawMessage
+	if json.Unmarshal(b, &a) != nil || len(a) != 1 {
+		return false
+	}
+	for k := range a {
+		return bulkActions[k]
+	}
+	return false
+}
+
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
+	start := time.Now()
+	bq := url.Values{}
+	for _, k := range []string{"refresh", "routing"} {
+		if v, ok := r.URL.Query()[k]; ok {
+			bq[k] = v
+		}
+	}
+	defaults, err := parseWriteParams(bq)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	items, err := parseBulk(body, p["index"], defaults)
+	if err != nil {
+		return err
+	}
+	// One group commit per index, items in their order.
+	byIndex := map[string][]*bulkItem{}
+	var order []string
+	for _, it := range items {
+		if it.err != nil {
+			continue
+		}
+		if _, ok := byIndex[it.index]; !ok {
+			order = append(order, it.index)
+		}
+		byIndex[it.index] = append(byIndex[it.index], it)
+	}
+	var fwd bytes.Buffer
+	for _, index := range order {
+		group := byIndex[index]
+		sh := s.index(index)
+		if sh == nil {
+			if sh, err = s.writeIndex(index); err != nil {
+				for _, it := range group {
+					it.err = err
+				}
+				continue
+			}
+		}
+		ops := make([]shard.Op, len(group))
+		for i, it := range group {
+			ops[i] = it.op
+		}
+		res, err := sh.Write(r.Context(), ops)
+		if err != nil {
+			return err
+		}
+		maxSeq := int64(-1)
+		for i, it := range group {
+			it.res, it.err = res[i], res[i].Err
+			if it.err != nil || res[i].Result == "noop" || res[i].Result == "not_found" {
+				continue
+			}
+			maxSeq = max(maxSeq, res[i].SeqNo)
+			kind := "index"
+			if res[i].Result == "deleted" {
+				kind = "delete"
+			}
+			meta, _ := json.Marshal(map[string]any{kind: map[string]any{"_index": index, "_id": it.id,
+				"version": res[i].Version, "version_type": shard.VersionExternalGTE}})
+			fwd.Write(meta)
 			fwd.WriteByte('\n')
+			if kind == "index" {
+				fwd.Write(res[i].Source)
+				fwd.WriteByte('\n')
+			}
+		}
+		if maxSeq >= 0 {
+			if _, err := afterWrite(r.Context(), sh, defaults.refresh, maxSeq); err != nil {
+				return err
+			}
 		}
 	}
 	okN, failed := 0, 0
@@ -367,57 +873,24 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string) e
 	anyErr := false
 	out := make([]any, len(items))
 	for i, it := range items {
-		e := it.err
-		if e == nil {
-			e = results[i].err
-		}
 		entry := map[string]any{"_index": it.index, "_id": it.id}
-		if e != nil {
+		if it.err != nil {
 			anyErr = true
+			e := eserr.From(it.err)
 			entry["status"] = e.Status
-			entry["error"] = map[string]any{"type": e.Type, "reason": e.Reason, "index": it.index}
-		} else {
-			entry["result"] = results[i].result
-			entry["_version"] = 1
-			entry["_shards"] = shards(okN, failed)
-			switch results[i].result {
-			case "created":
-				entry["status"] = http.StatusCreated
-			case "not_found":
-				entry["status"] = http.StatusNotFound
-			default:
-				entry["status"] = http.StatusOK
+			item := e.Item()
+			if _, ok := item["index"]; !ok && it.index != "" {
+				item["index"] = it.index
 			}
+			entry["error"] = item
+		} else {
+			for k, v := range writeResponse(it.index, it.id, it.res, okN, failed) {
+				entry[k] = v
+			}
+			entry["status"] = statusOf(it.res)
 		}
 		out[i] = map[string]any{it.action: entry}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"took": time.Since(start).Milliseconds(), "errors": anyErr, "items": out})
-	return nil
-}
-
-func (s *Server) catIndices(w http.ResponseWriter, r *http.Request) error {
-	names, err := s.db.indices()
-	if err != nil {
-		return err
-	}
-	if r.URL.Query().Get("format") == "json" {
-		var out []map[string]any
-		for _, n := range names {
-			out = append(out, map[string]any{"health": "green", "status": "open", "index": n, "docs.count": s.db.docCount(n)})
-		}
-		if out == nil {
-			out = []map[string]any{}
-		}
-		writeJSON(w, http.StatusOK, out)
-		return nil
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	var b strings.Builder
-	for _, n := range names {
-		b.WriteString("green open " + n + " 1 0 ")
-		b.WriteString(itoa(s.db.docCount(n)))
-		b.WriteString("\n")
-	}
-	_, _ = w.Write([]byte(b.String()))
 	return nil
 }

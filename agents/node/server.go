@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"paddock/agents/node/eserr"
+	"paddock/agents/node/shard"
 )
 
 // Kinds a node can serve as.
@@ -29,6 +33,12 @@ const HealthPath = "/_paddock/health"
 // and not forwarded again (no loops).
 const ReplicaHeader = "X-Paddock-Replica"
 
+// ProductHeader is what Elastic's clients check on every response.
+const ProductHeader = "X-Elastic-Product"
+
+// MaxContentLength is http.max_content_length: larger bodies are a 413.
+const MaxContentLength = 100 << 20
+
 // Config configures a node.
 type Config struct {
 	// Name is the node name (the instance id when run by an allocator).
@@ -39,7 +49,7 @@ type Config struct {
 	Version string
 	// Kind is elasticsearch (default) or kibana.
 	Kind string
-	// DataDir holds node.db (created if missing).
+	// DataDir holds node.db and indices/ (created if missing).
 	DataDir string
 	// SnapshotRoot is where fs repository locations must live. A location
 	// "/snapshots/x" is read as <SnapshotRoot>/x, so the same requests
@@ -51,12 +61,16 @@ type Config struct {
 	PeerClient *http.Client
 }
 
-// Server is a node: an http.Handler over its bbolt store.
+// Server is a node: an http.Handler over its indices.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	db    *store
-	start time.Time
+	cfg    Config
+	log    *slog.Logger
+	db     *store
+	start  time.Time
+	routes *router
+
+	imu     sync.RWMutex
+	indices map[string]*shard.Shard
 
 	peersMu sync.RWMutex
 	peers   []string
@@ -64,7 +78,7 @@ type Server struct {
 }
 
 // NewServer opens the node's data directory and returns the node. Close
-// releases the data file.
+// releases the data files.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Kind == "" {
 		cfg.Kind = KindElasticsearch
@@ -88,23 +102,43 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("node data directory is empty: pass --data-dir")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "indices"), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w (mount a writable volume there)", cfg.DataDir, err)
 	}
 	db, err := openStore(filepath.Join(cfg.DataDir, "node.db"))
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
+		indices: map[string]*shard.Shard{}}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
 	s.peers = db.peers()
+	s.routes = s.buildRoutes()
+	if err := s.openIndices(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close releases the data file.
-func (s *Server) Close() error { return s.db.close() }
+// Close releases the data files.
+func (s *Server) Close() error {
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	var first error
+	for name, sh := range s.indices {
+		if err := sh.Close(); err != nil && first == nil {
+			first = fmt.Errorf("close index [%s]: %w", name, err)
+		}
+	}
+	s.indices = map[string]*shard.Shard{}
+	if err := s.db.close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
 
 // Config returns the node's configuration.
 func (s *Server) Config() Config { return s.cfg }
@@ -121,137 +155,66 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	return nil
+	return srv.Shutdown(sctx)
 }
 
-// esError is an Elasticsearch-shaped error.
-type esError struct {
-	Status int
-	Type   string
-	Reason string
-	Index  string
-}
-
-func (e *esError) Error() string { return e.Type + ": " + e.Reason }
-
-func errf(status int, typ, format string, args ...any) *esError {
-	return &esError{Status: status, Type: typ, Reason: fmt.Sprintf(format, args...)}
+func errf(status int, typ, format string, args ...any) *eserr.Error {
+	return eserr.New(status, typ, format, args...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, err error) {
-	var e *esError
-	if !errors.As(err, &e) {
-		e = errf(http.StatusInternalServerError, "exception", "%v", err)
-	}
-	cause := map[string]any{"type": e.Type, "reason": e.Reason}
-	if e.Index != "" {
-		cause["index"] = e.Index
-	}
-	body := map[string]any{"type": e.Type, "reason": e.Reason, "root_cause": []any{cause}}
-	if e.Index != "" {
-		body["index"] = e.Index
-	}
-	writeJSON(w, e.Status, map[string]any{"error": body, "status": e.Status})
-}
-
-// ServeHTTP routes the Elasticsearch-compatible subset.
+// ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := strings.Trim(r.URL.Path, "/")
-	var parts []string
-	if p != "" {
-		parts = strings.Split(p, "/")
+	w.Header().Set(ProductHeader, "Elasticsearch")
+	if r.Method == http.MethodHead {
+		// Answers to HEAD carry the status only.
+		w = headWriter{w}
 	}
-	if err := s.route(w, r, parts); err != nil {
-		writeErr(w, err)
+	if err := s.routes.serve(w, r); err != nil {
+		e := eserr.From(err)
+		if e.Status >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		eserr.Write(w, e)
 	}
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) error {
-	m := r.Method
-	if len(parts) == 0 {
-		if m != http.MethodGet && m != http.MethodHead {
-			return methodNotAllowed(r)
-		}
-		return s.root(w)
-	}
-	switch parts[0] {
-	case "_paddock":
-		return s.paddockRoute(w, r, parts[1:])
-	case "api":
-		if s.cfg.Kind == KindKibana && len(parts) == 2 && parts[1] == "status" && m == http.MethodGet {
-			return s.kibanaStatus(w)
-		}
-		return errf(http.StatusNotFound, "resource_not_found_exception", "no handler for [%s %s]", m, r.URL.Path)
-	}
-	if s.cfg.Kind == KindKibana {
-		return errf(http.StatusNotFound, "resource_not_found_exception", "this is a kibana node: no handler for [%s %s]", m, r.URL.Path)
-	}
-	switch parts[0] {
-	case "_cluster":
-		if len(parts) == 2 && parts[1] == "health" && m == http.MethodGet {
-			return s.clusterHealth(w)
-		}
-	case "_bulk":
-		if len(parts) == 1 && (m == http.MethodPost || m == http.MethodPut) {
-			return s.bulk(w, r, "")
-		}
-	case "_snapshot":
-		return s.snapshotRoute(w, r, parts[1:])
-	case "_cat":
-		if len(parts) == 2 && parts[1] == "indices" && m == http.MethodGet {
-			return s.catIndices(w, r)
-		}
-	case "_count":
-		if len(parts) == 1 && (m == http.MethodGet || m == http.MethodPost) {
-			return s.count(w, r, "")
-		}
-	case "_search":
-		if len(parts) == 1 && (m == http.MethodGet || m == http.MethodPost) {
-			return s.search(w, r, "")
-		}
-	case "_refresh", "_flush":
-		return s.ack(w, r, map[string]any{"_shards": map[string]int{"total": 1, "successful": 1, "failed": 0}})
-	default:
-		return s.indexRoute(w, r, parts)
-	}
-	return errf(http.StatusNotFound, "resource_not_found_exception", "no handler for [%s %s]", m, r.URL.Path)
+type headWriter struct{ http.ResponseWriter }
+
+func (h headWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func methodNotAllowed(r *http.Request, allowed []string) error {
+	return errf(http.StatusMethodNotAllowed, "method_not_allowed_exception", "Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]",
+		r.URL.RequestURI(), r.Method, strings.Join(allowed, ", "))
 }
 
-func methodNotAllowed(r *http.Request) error {
-	return errf(http.StatusMethodNotAllowed, "method_not_allowed", "Incorrect HTTP method for uri [%s] and method [%s]", r.URL.Path, r.Method)
-}
-
-func (s *Server) ack(w http.ResponseWriter, r *http.Request, v any) error {
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
-func (s *Server) root(w http.ResponseWriter) error {
+func (s *Server) root(w http.ResponseWriter, r *http.Request, _ params) error {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name":         s.cfg.Name,
 		"cluster_name": s.cfg.ClusterName,
 		"cluster_uuid": s.db.uuid(),
 		"version": map[string]any{
-			"number":       s.cfg.Version,
-			"build_flavor": "paddock",
-			"build_type":   "scratch",
+			"number":                              s.cfg.Version,
+			"build_flavor":                        "default",
+			"build_type":                          "docker",
+			"build_hash":                          "paddock",
+			"build_date":                          "2025-01-01T00:00:00.000Z",
+			"build_snapshot":                      false,
+			"lucene_version":                      "9.12.0",
+			"minimum_wire_compatibility_version":  "7.17.0",
+			"minimum_index_compatibility_version": "7.0.0",
 		},
 		"tagline": "You Know, for Search",
 	})
 	return nil
 }
 
-func (s *Server) kibanaStatus(w http.ResponseWriter) error {
+func (s *Server) kibanaStatus(w http.ResponseWriter, r *http.Request, _ params) error {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name":    s.cfg.Name,
 		"uuid":    s.db.uuid(),
@@ -263,64 +226,109 @@ func (s *Server) kibanaStatus(w http.ResponseWriter) error {
 	return nil
 }
 
-func (s *Server) clusterHealth(w http.ResponseWriter) error {
-	n := len(s.Peers()) + 1
-	idx, err := s.db.indices()
+// clusterHealth reports health from what the node holds: a primary per
+// index here, and as many replicas as there are peers to hold them.
+func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params) error {
+	names, err := s.resolve(p["index"], true)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"cluster_name":          s.cfg.ClusterName,
-		"status":                "green",
-		"timed_out":             false,
-		"number_of_nodes":       n,
-		"number_of_data_nodes":  n,
-		"active_primary_shards": len(idx),
-		"active_shards":         len(idx) * n,
-		"relocating_shards":     0,
-		"initializing_shards":   0,
-		"unassigned_shards":     0,
+	copies := len(s.Peers())
+	n := copies + 1
+	primaries, active, unassigned := 0, 0, 0
+	for _, name := range names {
+		sh := s.index(name)
+		if sh == nil {
+			continue
+		}
+		st := sh.Settings()
+		primaries += st.Shards
+		replicas := min(st.Replicas, copies)
+		active += st.Shards * (1 + replicas)
+		unassigned += st.Shards * (st.Replicas - replicas)
+	}
+	status := "green"
+	if unassigned > 0 {
+		status = "yellow"
+	}
+	want := r.URL.Query().Get("wait_for_status")
+	timedOut := false
+	if want != "" && rank(status) < rank(want) {
+		// Nothing here changes health on its own but peers; report honestly.
+		timedOut = true
+	}
+	code := http.StatusOK
+	if timedOut {
+		code = http.StatusRequestTimeout
+	}
+	pct := 100.0
+	if active+unassigned > 0 {
+		pct = 100 * float64(active) / float64(active+unassigned)
+	}
+	writeJSON(w, code, map[string]any{
+		"cluster_name":                     s.cfg.ClusterName,
+		"status":                           status,
+		"timed_out":                        timedOut,
+		"number_of_nodes":                  n,
+		"number_of_data_nodes":             n,
+		"active_primary_shards":            primaries,
+		"active_shards":                    active,
+		"relocating_shards":                0,
+		"initializing_shards":              0,
+		"unassigned_shards":                unassigned,
+		"unassigned_primary_shards":        0,
+		"delayed_unassigned_shards":        0,
+		"number_of_pending_tasks":          0,
+		"number_of_in_flight_fetch":        0,
+		"task_max_waiting_in_queue_millis": 0,
+		"active_shards_percent_as_number":  pct,
 	})
 	return nil
 }
 
-// paddockRoute: /_paddock/health, /_paddock/peers.
-func (s *Server) paddockRoute(w http.ResponseWriter, r *http.Request, parts []string) error {
-	if len(parts) == 1 && parts[0] == "health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		if err := s.db.ping(); err != nil {
-			return errf(http.StatusServiceUnavailable, "node_not_ready", "data store unavailable: %v", err)
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"status": "green", "name": s.cfg.Name, "kind": s.cfg.Kind, "version": s.cfg.Version,
-			"uptime_seconds": int(time.Since(s.start).Seconds()),
-		})
-		return nil
+func rank(status string) int {
+	switch status {
+	case "green":
+		return 2
+	case "yellow":
+		return 1
 	}
-	if len(parts) == 1 && parts[0] == "peers" {
-		switch r.Method {
-		case http.MethodGet:
-			writeJSON(w, http.StatusOK, map[string]any{"peers": s.Peers()})
-			return nil
-		case http.MethodPut, http.MethodPost:
-			var body struct {
-				Peers []string `json:"peers"`
-			}
-			if err := decodeBody(r, &body); err != nil {
-				return err
-			}
-			for _, p := range body.Peers {
-				if !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") {
-					return errf(http.StatusBadRequest, "illegal_argument_exception", "peer %q must be an http:// or https:// URL", p)
-				}
-			}
-			if err := s.SetPeers(body.Peers); err != nil {
-				return err
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "peers": s.Peers()})
-			return nil
+	return 0
+}
+
+func (s *Server) paddockHealth(w http.ResponseWriter, r *http.Request, _ params) error {
+	if err := s.db.ping(); err != nil {
+		return errf(http.StatusServiceUnavailable, "node_not_ready", "data store unavailable: %v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "green", "name": s.cfg.Name, "kind": s.cfg.Kind, "version": s.cfg.Version,
+		"uptime_seconds": int(time.Since(s.start).Seconds()),
+	})
+	return nil
+}
+
+func (s *Server) getPeers(w http.ResponseWriter, r *http.Request, _ params) error {
+	writeJSON(w, http.StatusOK, map[string]any{"peers": s.Peers()})
+	return nil
+}
+
+func (s *Server) putPeers(w http.ResponseWriter, r *http.Request, _ params) error {
+	var body struct {
+		Peers []string `json:"peers"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	for _, p := range body.Peers {
+		if !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") {
+			return eserr.BadRequest("peer %q must be an http:// or https:// URL", p)
 		}
 	}
-	return errf(http.StatusNotFound, "resource_not_found_exception", "no handler for [%s %s]", r.Method, r.URL.Path)
+	if err := s.SetPeers(body.Peers); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "peers": s.Peers()})
+	return nil
 }
 
 // Peers returns the replication peers.
@@ -348,7 +356,7 @@ func (s *Server) SetPeers(peers []string) error {
 }
 
 // replicate forwards a write to every peer unless it came from one.
-// It returns the number of peers that failed.
+// It returns the number of peers that took it and that failed.
 func (s *Server) replicate(r *http.Request, method, path string, body []byte) (ok, failed int) {
 	if r.Header.Get(ReplicaHeader) != "" {
 		return 0, 0
@@ -363,12 +371,12 @@ func (s *Server) replicate(r *http.Request, method, path string, body []byte) (o
 		wg.Add(1)
 		go func(p string) {
 			defer wg.Done()
-			// Forwarded writes carry explicit ids, so a retry is
-			// idempotent: retry a transient failure (a peer busy
-			// starting, a reset connection) before reporting the shard
-			// failed.
-			// The whole replication of one write is bounded (2 s), so
-			// a partitioned peer costs a write at most that.
+			// Forwarded writes carry explicit ids and versions
+			// (version_type=external_gte), so a retry is idempotent:
+			// retry a transient failure (a peer busy starting, a reset
+			// connection) before reporting the copy failed. The whole
+			// replication of one write is bounded (2 s), so a
+			// partitioned peer costs a write at most that.
 			rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			var err error
@@ -396,7 +404,7 @@ func (s *Server) replicate(r *http.Request, method, path string, body []byte) (o
 }
 
 func (s *Server) forward(ctx context.Context, peer, method, path string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, peer+path, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, method, peer+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -408,39 +416,57 @@ func (s *Server) forward(ctx context.Context, peer, method, path string, body []
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
+	// 404 (already deleted) and 409 (the peer already holds this version
+	// or a newer one) mean the peer has the write.
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusConflict {
 		return fmt.Errorf("peer answered %s", resp.Status)
 	}
 	return nil
 }
 
-func shards(peersOK, peersFailed int) map[string]int {
+func shardsInfo(peersOK, peersFailed int) map[string]int {
 	return map[string]int{"total": 1 + peersOK + peersFailed, "successful": 1 + peersOK, "failed": peersFailed}
 }
 
-const maxBody = 64 << 20
-
 func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if r.ContentLength > MaxContentLength {
+		return nil, tooLong(r.ContentLength)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxContentLength+1))
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "parse_exception", "read request body: %v", err)
 	}
-	if len(b) > maxBody {
-		return nil, errf(http.StatusRequestEntityTooLarge, "content_too_long_exception", "request body larger than %d bytes", maxBody)
+	if len(b) > MaxContentLength {
+		return nil, tooLong(int64(len(b)))
 	}
 	return b, nil
 }
 
+func tooLong(n int64) error {
+	return errf(http.StatusRequestEntityTooLarge, "content_too_long_exception",
+		"request content length [%d] is larger than the maximum allowed content length (http.max_content_length) [%d]", n, MaxContentLength)
+}
+
+// decodeBody decodes a JSON body into v (an empty body leaves v as is).
 func decodeBody(r *http.Request, v any) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	return decodeJSON(b, v)
+}
+
+func decodeJSON(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
 		return errf(http.StatusBadRequest, "parse_exception", "request body is not valid JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errf(http.StatusBadRequest, "parse_exception", "request body has data after its end")
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"paddock/agents/node/eserr"
+	"paddock/agents/node/shard"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -81,53 +83,24 @@ func validName(kind, name string) error {
 	return nil
 }
 
-// snapshotRoute handles /_snapshot[/{repo}[/{snap}[/_restore]]].
-func (s *Server) snapshotRoute(w http.ResponseWriter, r *http.Request, parts []string) error {
-	m := r.Method
-	switch len(parts) {
-	case 0:
-		if m == http.MethodGet {
-			return s.getRepos(w, "")
-		}
-	case 1:
-		switch m {
-		case http.MethodPut, http.MethodPost:
-			return s.putRepo(w, r, parts[0])
-		case http.MethodGet:
-			return s.getRepos(w, parts[0])
-		case http.MethodDelete:
-			found, err := s.db.deleteRepo(parts[0])
-			if err != nil {
-				return err
-			}
-			if !found {
-				return repoMissing(parts[0])
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
-			return nil
-		}
-	case 2:
-		switch m {
-		case http.MethodPut, http.MethodPost:
-			return s.createSnapshot(w, r, parts[0], parts[1])
-		case http.MethodGet:
-			return s.getSnapshots(w, parts[0], parts[1])
-		case http.MethodDelete:
-			return s.deleteSnapshot(w, parts[0], parts[1])
-		}
-	case 3:
-		if parts[2] == "_restore" && m == http.MethodPost {
-			return s.restore(w, r, parts[0], parts[1])
-		}
+func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request, p params) error {
+	found, err := s.db.deleteRepo(p["repo"])
+	if err != nil {
+		return err
 	}
-	return errf(http.StatusNotFound, "resource_not_found_exception", "no handler for [%s %s]", m, r.URL.Path)
+	if !found {
+		return repoMissing(p["repo"])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
+	return nil
 }
 
 func repoMissing(name string) error {
 	return errf(http.StatusNotFound, "repository_missing_exception", "[%s] missing", name)
 }
 
-func (s *Server) putRepo(w http.ResponseWriter, r *http.Request, name string) error {
+func (s *Server) putRepo(w http.ResponseWriter, r *http.Request, p params) error {
+	name := p["repo"]
 	if err := validName("repository", name); err != nil {
 		return err
 	}
@@ -164,7 +137,8 @@ func (s *Server) putRepo(w http.ResponseWriter, r *http.Request, name string) er
 	return nil
 }
 
-func (s *Server) getRepos(w http.ResponseWriter, name string) error {
+func (s *Server) getRepos(w http.ResponseWriter, r *http.Request, p params) error {
+	name := p["repo"]
 	all, err := s.db.repos()
 	if err != nil {
 		return err
@@ -192,7 +166,8 @@ func (s *Server) repoDir(name string) (string, error) {
 	return s.location(loc)
 }
 
-func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, repo, snap string) error {
+func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p params) error {
+	repo, snap := p["repo"], p["snapshot"]
 	if err := validName("snapshot", snap); err != nil {
 		return err
 	}
@@ -217,7 +192,7 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, repo, sn
 		}
 		expr = strings.Join(parts, ",")
 	}
-	names, err := s.resolve(expr)
+	names, err := s.resolve(expr, true)
 	if err != nil {
 		return err
 	}
@@ -259,7 +234,12 @@ func (s *Server) writeSnapshot(tmp string, meta *snapshotMeta) error {
 		bw := bufio.NewWriter(f)
 		n := 0
 		var werr error
-		err = s.db.scan([]string{idx}, func(_, id string, src []byte) bool {
+		sh := s.index(idx)
+		if sh == nil {
+			f.Close()
+			return eserr.IndexNotFound(idx)
+		}
+		err = sh.Scan(func(id string, src []byte, _ shard.Meta) bool {
 			line, _ := json.Marshal(struct {
 				ID     string          `json:"_id"`
 				Source json.RawMessage `json:"_source"`
@@ -305,7 +285,8 @@ func snapMissing(repo, snap string) error {
 	return errf(http.StatusNotFound, "snapshot_missing_exception", "[%s:%s] is missing", repo, snap)
 }
 
-func (s *Server) getSnapshots(w http.ResponseWriter, repo, snap string) error {
+func (s *Server) getSnapshots(w http.ResponseWriter, r *http.Request, p params) error {
+	repo, snap := p["repo"], p["snapshot"]
 	dir, err := s.repoDir(repo)
 	if err != nil {
 		return err
@@ -340,7 +321,8 @@ func (s *Server) getSnapshots(w http.ResponseWriter, repo, snap string) error {
 	return nil
 }
 
-func (s *Server) deleteSnapshot(w http.ResponseWriter, repo, snap string) error {
+func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request, p params) error {
+	repo, snap := p["repo"], p["snapshot"]
 	dir, err := s.repoDir(repo)
 	if err != nil {
 		return err
@@ -361,7 +343,8 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, repo, snap string) error 
 
 // restore replaces the snapshot's indices (all, or those asked for) with
 // their content in the snapshot, in one transaction.
-func (s *Server) restore(w http.ResponseWriter, r *http.Request, repo, snap string) error {
+func (s *Server) restore(w http.ResponseWriter, r *http.Request, p params) error {
+	repo, snap := p["repo"], p["snapshot"]
 	dir, err := s.repoDir(repo)
 	if err != nil {
 		return err
@@ -403,7 +386,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, repo, snap stri
 			want = append(want, a)
 		}
 	}
-	data := map[string]map[string]json.RawMessage{}
+	data := map[string]map[string][]byte{}
 	for _, idx := range want {
 		docs, err := readIndexFile(filepath.Join(full, "indices", idx+".ndjson"))
 		if err != nil {
@@ -411,8 +394,10 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, repo, snap stri
 		}
 		data[idx] = docs
 	}
-	if err := s.db.replaceIndices(data); err != nil {
-		return err
+	for idx, docs := range data {
+		if err := s.importIndex(idx, docs); err != nil {
+			return errf(http.StatusInternalServerError, "snapshot_restore_exception", "[%s:%s] cannot restore index [%s]: %v", repo, snap, idx, err)
+		}
 	}
 	// Peers restore from the same shared repository themselves: forward
 	// the request so every node holds the restored indices.
@@ -427,15 +412,15 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, repo, snap stri
 	return nil
 }
 
-func readIndexFile(file string) (map[string]json.RawMessage, error) {
+func readIndexFile(file string) (map[string][]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	docs := map[string]json.RawMessage{}
+	docs := map[string][]byte{}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), maxBody)
+	sc.Buffer(make([]byte, 1<<20), MaxContentLength+1)
 	for sc.Scan() {
 		var d struct {
 			ID     string          `json:"_id"`
