@@ -35,6 +35,8 @@ type Options struct {
 	Clipboard func(string) error
 	// Logs reads instances' container logs (nil: not available).
 	Logs LogSource
+	// Reports computes headroom (nil: the panel is left out).
+	Reports Reports
 }
 
 // Tabs, in order.
@@ -103,6 +105,9 @@ type App struct {
 	// the active tab (`:zk`, logs), esc closes it.
 	cmd  *cmdline
 	over screen
+	// reports and the last headroom report.
+	reports Reports
+	hr      headroomState
 }
 
 // New builds the console.
@@ -117,13 +122,13 @@ func New(ctx context.Context, o Options) *App {
 		o.Tick = time.Second
 	}
 	c := &common.Common{Ctx: ctx, Width: 80, Height: 24, Styles: o.Styles, Keys: keymap.Default(), Now: o.Now}
-	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New(), perm: o.Permissions, clip: o.Clipboard, logs: o.Logs}
+	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New(), perm: o.Permissions, clip: o.Clipboard, logs: o.Logs, reports: o.Reports}
 	a.help.Styles.ShortKey = o.Styles.Accent
 	a.help.Styles.FullKey = o.Styles.Accent
 	a.help.Styles.ShortDesc = o.Styles.Muted
 	a.help.Styles.FullDesc = o.Styles.Muted
 	a.screens = []screen{
-		newOverview(c), newAllocators(c, a), newDeployments(c, a), newPlans(c, a), newProxies(c),
+		newOverview(c, a), newAllocators(c, a), newDeployments(c, a), newPlans(c, a), newProxies(c),
 	}
 	a.active = max(0, min(o.Screen, len(a.screens)-1))
 	a.snap = o.Source.Snapshot()
@@ -136,7 +141,7 @@ func New(ctx context.Context, o Options) *App {
 
 // Init starts listening to the source and the clock.
 func (a *App) Init() tea.Cmd {
-	return tea.Batch(a.waitChange(), a.tickCmd())
+	return tea.Batch(a.waitChange(), a.tickCmd(), a.headroomCmd())
 }
 
 func (a *App) waitChange() tea.Cmd {
@@ -220,7 +225,11 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if a.over != nil {
 			a.over.SetSnapshot(&a.snap)
 		}
-		return a, a.waitChange()
+		return a, tea.Batch(a.waitChange(), a.headroomCmd())
+	case headroomMsg:
+		return a, a.gotHeadroom(msg)
+	case headroomAgain:
+		return a, a.headroomCmd()
 	case tickMsg:
 		// Ages and elapsed times move; the view reads the clock.
 		return a, a.tickCmd()

@@ -98,6 +98,13 @@ func commands() []command {
 			run: func(a *App, args []string) (tea.Cmd, error) { return a.showPlan(args) }},
 		{names: []string{"proxies", "px"}, help: "proxies and their routes",
 			run: func(a *App, _ []string) (tea.Cmd, error) { a.switchTo(tabProxies); return nil, nil }},
+		{names: []string{"headroom", "hr"}, help: "what losing each zone, or vacating each allocator, would need",
+			run: func(a *App, _ []string) (tea.Cmd, error) {
+				if a.reports == nil {
+					return nil, errors.New("headroom is not available in this console")
+				}
+				return a.showOverlay(newHeadroomView(a.c, a)), nil
+			}},
 		{names: []string{"zk", "zookeeper"}, help: "ZooKeeper connection, servers, leader",
 			run: func(a *App, _ []string) (tea.Cmd, error) { return a.showOverlay(newZKView(a.c)), nil }},
 		{names: []string{"cancel"}, usage: "deployment", help: "cancel its running plan", complete: deps,

@@ -14,6 +14,7 @@ import (
 // allocators, deployments by health, running plans, alerts.
 type overview struct {
 	c    *common.Common
+	app  *App
 	snap *data.Snapshot
 	w, h int
 	// scroll is the first line shown when the content is taller than
@@ -21,7 +22,7 @@ type overview struct {
 	scroll int
 }
 
-func newOverview(c *common.Common) *overview { return &overview{c: c} }
+func newOverview(c *common.Common, a *App) *overview { return &overview{c: c, app: a} }
 
 func (o *overview) Title() string                { return "Overview" }
 func (o *overview) SetSize(w, h int)             { o.w, o.h = w, h }
@@ -63,6 +64,9 @@ func (o *overview) View() string {
 
 	// Fixed sections.
 	var tail []string
+	if o.app.reports != nil {
+		tail = append(tail, headroomLines(o.c, s, o.app.hr, w)...)
+	}
 	tail = append(tail, section(st, "Deployments", w))
 	tail = append(tail, o.deploymentsLine())
 	plans := s.RunningPlans()

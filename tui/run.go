@@ -73,7 +73,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	done := make(chan error, 1)
 	go func() { done <- live.Run(ctx) }()
 	out := o.Out
-	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0), Permissions: perm,
+	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0), Permissions: perm, Reports: svc,
 		Clipboard: func(s string) error {
 			// OSC 52: the terminal (and tmux with set-clipboard on, and
 			// ssh) puts it on the operator's own clipboard.
