@@ -242,6 +242,19 @@ type PlanStep struct {
 	Ended     *time.Time `json:"ended,omitempty"`
 	Message   string     `json:"message,omitempty"`
 	AppliedBy string     `json:"applied_by,omitempty"`
+	// Deadline is when a step that waits should have ended: past it,
+	// still running, the step is blocked (Blocked) and the constructor
+	// raises the alarm (paddock_plan_step_blocked). Steps that complete
+	// at once have none.
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// Waiting says, while the step runs, what it waits for right now
+	// ("2 of 3 instances healthy; waiting for instance … on alloc-…").
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// Blocked reports whether the step still runs past its deadline at now.
+func (s PlanStep) Blocked(now time.Time) bool {
+	return s.Status == PlanRunning && s.Ended == nil && s.Deadline != nil && now.After(*s.Deadline)
 }
 
 // Plan is /paddock/deployments/<id>/plans/pending while it runs, and a

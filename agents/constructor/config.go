@@ -33,6 +33,11 @@ type Config struct {
 	HealthyTimeout time.Duration
 	// StepTimeout bounds a node operation (snapshot, restore).
 	StepTimeout time.Duration
+	// StepDeadline is how long a plan step that waits (for instances,
+	// a snapshot, a migration) may run before it counts as blocked: an
+	// alarm (log, paddock_plan_step_blocked) while it goes on; the step
+	// fails only at its own timeout. Default 2 minutes.
+	StepDeadline time.Duration
 	// PauseSettle is how long the route stays paused before the final
 	// sync, so proxies see the pause and in-flight writes finish.
 	PauseSettle time.Duration
@@ -68,6 +73,9 @@ func (c *Config) defaults() error {
 	}
 	if c.StepTimeout == 0 {
 		c.StepTimeout = 2 * time.Minute
+	}
+	if c.StepDeadline == 0 {
+		c.StepDeadline = 2 * time.Minute
 	}
 	if c.PauseSettle == 0 {
 		c.PauseSettle = time.Second

@@ -248,9 +248,14 @@ func (x *executor) step(ctx context.Context, name, key string, kind stepKind, fn
 	if name != StepRollback && name != StepCompleted && x.cancelled() {
 		return errCancelled
 	}
-	x.plan.Steps = append(x.plan.Steps, engine.PlanStep{Name: name, Status: engine.PlanRunning, Started: time.Now().UTC(), AppliedBy: x.l.cfg.ID})
+	started := time.Now().UTC()
+	x.plan.Steps = append(x.plan.Steps, engine.PlanStep{Name: name, Status: engine.PlanRunning, Started: started, AppliedBy: x.l.cfg.ID})
 	x.dirty = true
 	if kind == stepLong {
+		deadline := started.Add(x.l.cfg.StepDeadline)
+		x.plan.Steps[len(x.plan.Steps)-1].Deadline = &deadline
+		x.l.inflight.start(x.depID, x.plan.ID, name, deadline)
+		defer x.l.inflight.end(x.depID)
 		if err := x.flush(ctx); err != nil {
 			return err
 		}
@@ -266,6 +271,7 @@ func (x *executor) step(ctx context.Context, name, key string, kind stepKind, fn
 	end := time.Now().UTC()
 	x.plan.Steps[i].Ended = &end
 	x.plan.Steps[i].Message = msg
+	x.plan.Steps[i].Waiting = ""
 	if err != nil {
 		x.plan.Steps[i].Status = engine.PlanError
 		x.plan.Steps[i].Message = strings.TrimPrefix(msg+": "+err.Error(), ": ")
@@ -614,11 +620,11 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 			st, ok := x.l.status(in.Allocator, in.ID)
 			switch {
 			case !ok:
-				waiting = append(waiting, fmt.Sprintf("%s on %s: no status yet", in.ID[:min(8, len(in.ID))], in.Allocator))
+				waiting = append(waiting, fmt.Sprintf("%s on %s (no status yet)", in.ID[:min(8, len(in.ID))], in.Allocator))
 			case st.State == engine.StateFailed:
 				return "", fmt.Errorf("instance %s on allocator %s failed: %s (see the allocator's logs)", in.ID, in.Allocator, st.Reason)
 			case st.State != engine.StateRunning || !st.Healthy || st.Generation < gen[in.ID]:
-				waiting = append(waiting, fmt.Sprintf("%s on %s: %s", in.ID[:min(8, len(in.ID))], in.Allocator, st.State))
+				waiting = append(waiting, fmt.Sprintf("%s on %s (%s%s)", in.ID[:min(8, len(in.ID))], in.Allocator, st.State, unhealthy(st)))
 			}
 		}
 		if len(waiting) == 0 {
@@ -626,6 +632,10 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 		}
 		if x.cancelled() {
 			return "", errCancelled
+		}
+		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d instances healthy; waiting for instance %s", len(ins)-len(waiting), len(ins),
+			strings.Join(waiting, "; instance "))); err != nil {
+			return "", err
 		}
 		select {
 		case <-ctx.Done():
@@ -635,6 +645,27 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 			return "", fmt.Errorf("not healthy after %s: %s: check the allocators (paddock allocator list) and their logs", x.l.cfg.HealthyTimeout, strings.Join(waiting, "; "))
 		}
 	}
+}
+
+// unhealthy adds ", not healthy" to a running instance that is not.
+func unhealthy(st engine.InstanceStatus) string {
+	if st.State == engine.StateRunning && !st.Healthy {
+		return ", not healthy"
+	}
+	return ""
+}
+
+// setWaiting records what the running step waits for now, written at
+// once when it changed (the activity follows the plan live).
+func (x *executor) setWaiting(ctx context.Context, waiting string) error {
+	i := len(x.plan.Steps) - 1
+	if i < 0 || x.plan.Steps[i].Ended != nil || x.plan.Steps[i].Waiting == waiting {
+		return nil
+	}
+	x.plan.Steps[i].Waiting = waiting
+	x.l.inflight.wait(x.depID, waiting)
+	x.dirty = true
+	return x.flush(ctx)
 }
 
 // address of a healthy instance, or "".

@@ -41,6 +41,8 @@ type leader struct {
 	wg       sync.WaitGroup
 
 	resched *rescheduler
+	// inflight are the waiting steps running now (blocked-step alarm).
+	inflight inflight
 	// lastSweep is when routes and rescheduling last ran.
 	lastSweep time.Time
 	// routeSweeps counts the route sweeps (every fullRouteSweep-th looks
@@ -191,6 +193,7 @@ func (l *leader) sweep(ctx context.Context) {
 	l.readConfig(ctx)
 	l.syncRoutes(ctx)
 	l.reschedule(ctx)
+	l.checkBlocked(time.Now())
 	l.m.sweeps.Inc()
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	running      prometheus.Gauge
 	sweeps       prometheus.Counter
 	held         prometheus.Counter
+	blocked      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,8 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Periodic sweeps of the leader (platform config, routes, rescheduling), one per tick."}),
 		held: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_rescheduling_held_total",
 			Help: "Sweeps that found allocators lost past the grace period and held them because rescheduling is frozen."}),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_plan_step_blocked",
+			Help: "Plan steps running past their deadline now, by step (the plan's activity says what each waits for)."}, []string{"step"}),
 	}
-	reg.MustRegister(m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
+	reg.MustRegister(m.blocked, m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
 		m.sweeps, m.held)
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"paddock/agents/constructor"
 	"paddock/engine"
@@ -31,6 +32,12 @@ func WriteStep(w io.Writer, st engine.PlanStep) {
 	line := fmt.Sprintf("  %s  %-*s  %s", ts.Local().Format("15:04:05"), stepColumn, st.Name, st.Status)
 	if st.Message != "" {
 		line += "  " + st.Message
+	}
+	if st.Status == engine.PlanRunning && st.Waiting != "" {
+		line += "  " + st.Waiting
+	}
+	if st.Blocked(time.Now()) {
+		line += fmt.Sprintf("  BLOCKED: past its deadline (%s)", st.Deadline.Local().Format("15:04:05"))
 	}
 	fmt.Fprintln(w, line)
 }
