@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"paddock/agents/node/meta"
 	"reflect"
 	"strconv"
 	"strings"
@@ -191,6 +192,7 @@ func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, p params, crea
 	if err != nil {
 		return err
 	}
+	index = sh.Name() // an alias's write index
 	res, err := sh.Write(r.Context(), []shard.Op{wp.op(shard.OpIndex, id, src)})
 	if err != nil {
 		return err
@@ -377,7 +379,7 @@ func filterMap(m map[string]any, prefix string, f sourceFilter) map[string]any {
 
 func matchAny(patterns []string, p string) bool {
 	for _, pat := range patterns {
-		if wildMatch(pat, p) || strings.HasPrefix(p, pat+".") {
+		if meta.Match(pat, p) || strings.HasPrefix(p, pat+".") {
 			return true
 		}
 	}
@@ -544,6 +546,11 @@ func (s *Server) updateDoc(w http.ResponseWriter, r *http.Request, p params) err
 		return err
 	}
 	sh := s.index(index)
+	if sh == nil && s.meta.IsAlias(index) {
+		if sh, err = s.writeIndex(index); err != nil {
+			return err
+		}
+	}
 	if sh == nil {
 		if !u.DocAsUpsert && u.Upsert == nil {
 			return eserr.IndexNotFound(index)
@@ -552,6 +559,7 @@ func (s *Server) updateDoc(w http.ResponseWriter, r *http.Request, p params) err
 			return err
 		}
 	}
+	index = sh.Name() // an alias's write index
 	op := wp.op(shard.OpUpdate, id, nil)
 	op.Update = u.apply(index, id)
 	res, err := sh.Write(r.Context(), []shard.Op{op})
@@ -835,6 +843,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 		ops := make([]shard.Op, len(group))
 		for i, it := range group {
 			ops[i] = it.op
+			it.index = sh.Name() // an alias's write index
 		}
 		res, err := sh.Write(r.Context(), ops)
 		if err != nil {

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"paddock/agents/node/meta"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,24 +19,7 @@ import (
 )
 
 // validIndex applies Elasticsearch's index name rules.
-func validIndex(name string) error {
-	bad := func(why string) error {
-		return errf(http.StatusBadRequest, "invalid_index_name_exception", "Invalid index name [%s], %s", name, why).WithIndex(name)
-	}
-	switch {
-	case name == "" || name == "." || name == "..":
-		return bad("must not be empty, '.' or '..'")
-	case len(name) > 255:
-		return bad("index name is too long")
-	case strings.ToLower(name) != name:
-		return bad("must be lowercase")
-	case strings.ContainsAny(name[:1], "_-+"):
-		return bad("must not start with '_', '-', or '+'")
-	case strings.ContainsAny(name, "\\/*?\"<>| ,#:"):
-		return bad(`must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?, #, :]`)
-	}
-	return nil
-}
+var validIndex = meta.ValidateIndexName
 
 func (s *Server) indexDir(name string) string { return filepath.Join(s.cfg.DataDir, "indices", name) }
 
@@ -137,82 +121,27 @@ func (s *Server) indexNames() []string {
 	return out
 }
 
-// resolve expands an index expression (a,b / * / _all / prefix*) into
-// existing index names. A named index that is missing is a 404; a
-// pattern matching nothing is empty (allowEmpty) or a 404.
+// resolve expands an index expression (names, aliases, patterns,
+// _all, -exclusions) into existing index names, as meta.Registry
+// resolves it. A named index that is missing is a 404; a pattern
+// matching nothing is empty (allowEmpty) or a 404.
 func (s *Server) resolve(expr string, allowEmpty bool) ([]string, error) {
-	all := s.indexNames()
-	if expr == "" || expr == "_all" || expr == "*" {
-		return all, nil
+	rs, err := s.meta.Resolve(expr, s.indexNames(), meta.ResolveOptions{AllowNoIndices: allowEmpty, ExpandWildcards: "open"})
+	if err != nil {
+		return nil, err
 	}
-	var out []string
-	seen := map[string]bool{}
-	for _, part := range strings.Split(expr, ",") {
-		if part == "" {
-			continue
-		}
-		if strings.HasPrefix(part, "-") {
-			excl := part[1:]
-			out = slicesFilter(out, func(n string) bool { return !wildMatch(excl, n) })
-			continue
-		}
-		if strings.Contains(part, "*") {
-			matched := false
-			for _, n := range all {
-				if wildMatch(part, n) {
-					matched = true
-					if !seen[n] {
-						seen[n] = true
-						out = append(out, n)
-					}
-				}
-			}
-			if !matched && !allowEmpty {
-				return nil, eserr.IndexNotFound(part)
-			}
-			continue
-		}
-		if s.index(part) == nil {
-			return nil, eserr.IndexNotFound(part)
-		}
-		if !seen[part] {
-			seen[part] = true
-			out = append(out, part)
-		}
-	}
-	return out, nil
+	return meta.Names(rs), nil
 }
 
-func slicesFilter(in []string, keep func(string) bool) []string {
-	var out []string
-	for _, s := range in {
-		if keep(s) {
-			out = append(out, s)
-		}
+// resolveRequest is resolve with the request's ignore_unavailable,
+// allow_no_indices and expand_wildcards, and the alias filters that
+// apply to each index.
+func (s *Server) resolveRequest(expr string, q url.Values) ([]meta.Resolved, error) {
+	o, err := meta.OptionsFrom(q, meta.SearchDefaults)
+	if err != nil {
+		return nil, err
 	}
-	return out
-}
-
-func wildMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for i, p := range parts[1:] {
-		if i == len(parts)-2 {
-			return strings.HasSuffix(s, p)
-		}
-		j := strings.Index(s, p)
-		if j < 0 {
-			return false
-		}
-		s = s[j+len(p):]
-	}
-	return true
+	return s.meta.Resolve(expr, s.indexNames(), o)
 }
 
 // createShard creates an index (false if it already existed).
@@ -241,12 +170,82 @@ func (s *Server) createShard(name string, m *mapping.Mapping, rawSettings map[st
 
 // writeIndex returns the index a document write goes to, creating it
 // (dynamic mapping) if missing, as Elasticsearch's auto-create does.
+// A write through an alias goes to its write index; a new index takes
+// the matching index template. The shard's Name is the concrete index.
 func (s *Server) writeIndex(name string) (*shard.Shard, error) {
+	name, err := s.meta.WriteIndex(name)
+	if err != nil {
+		return nil, err
+	}
 	if sh := s.index(name); sh != nil {
 		return sh, nil
 	}
-	sh, _, err := s.createShard(name, nil, nil)
+	sh, _, err := s.createWithTemplate(name, nil, nil, nil)
 	return sh, err
+}
+
+// createWithTemplate creates an index from the index template matching
+// its name (if any) overlaid with the request's mappings, settings and
+// aliases (the request wins), then records its aliases. False if the
+// index already existed.
+func (s *Server) createWithTemplate(name string, mappings json.RawMessage, settings map[string]any, aliases map[string]meta.Alias) (*shard.Shard, bool, error) {
+	if err := validIndex(name); err != nil {
+		return nil, false, err
+	}
+	if s.meta.IsAlias(name) {
+		return nil, false, errf(http.StatusBadRequest, "invalid_index_name_exception", "Invalid index name [%s], already exists as alias", name).WithIndex(name)
+	}
+	if _, t, ok := s.meta.MatchTemplate(name); ok {
+		var err error
+		if mappings, err = meta.Merge(t.Template.Mappings, mappings); err != nil {
+			return nil, false, eserr.MapperParsing("merge the template's mappings: %v", err)
+		}
+		flat, err := meta.FlattenSettings(t.Template.Settings)
+		if err != nil {
+			return nil, false, err
+		}
+		req, err := meta.FlattenSettings(mustJSON(settings))
+		if err != nil {
+			return nil, false, err
+		}
+		for k, v := range req {
+			flat[k] = v
+		}
+		settings = flat
+		merged := map[string]meta.Alias{}
+		for k, v := range t.Template.Aliases {
+			merged[k] = v
+		}
+		for k, v := range aliases {
+			merged[k] = v
+		}
+		aliases = merged
+	}
+	var m *mapping.Mapping
+	if len(mappings) > 0 {
+		var err error
+		if m, err = mapping.Parse(mappings); err != nil {
+			return nil, false, err
+		}
+	}
+	sh, created, err := s.createShard(name, m, settings)
+	if err != nil || !created {
+		return sh, created, err
+	}
+	if err := s.meta.IndexCreated(name, aliases, s.indexNames()); err != nil {
+		// The index exists without its aliases: say so rather than
+		// half-succeed silently.
+		return sh, true, fmt.Errorf("index [%s] created, but its aliases were refused: %w", name, err)
+	}
+	return sh, true, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) error {
@@ -262,8 +261,9 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
-	var m *mapping.Mapping
+	var mappings json.RawMessage
 	var settings map[string]any
+	var aliases map[string]meta.Alias
 	for k, v := range req {
 		switch k {
 		case "mappings":
@@ -271,8 +271,10 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 			if !ok {
 				return eserr.MapperParsing("[mappings] must be an object")
 			}
-			b, _ := json.Marshal(raw)
-			if m, err = mapping.Parse(b); err != nil {
+			mappings, _ = json.Marshal(raw)
+			// Parsed here too, so a bad mapping is refused before a
+			// template is looked at.
+			if _, err = mapping.Parse(mappings); err != nil {
 				return err
 			}
 		case "settings":
@@ -280,8 +282,8 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 				return eserr.BadRequest("[settings] must be an object")
 			}
 		case "aliases":
-			if a, ok := v.(map[string]any); !ok || len(a) > 0 {
-				return eserr.BadRequest("aliases are not supported by the paddock node yet: create the index without them")
+			if aliases, err = meta.ParseAliases(mustJSON(v)); err != nil {
+				return err
 			}
 		default:
 			return eserr.New(http.StatusBadRequest, "parse_exception", "unknown key [%s] for create index", k)
@@ -290,7 +292,7 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 	if s.index(name) != nil {
 		return errf(http.StatusBadRequest, "resource_already_exists_exception", "index [%s/%s] already exists", name, s.index(name).Settings().UUID).WithIndex(name)
 	}
-	_, created, err := s.createShard(name, m, settings)
+	_, created, err := s.createWithTemplate(name, mappings, settings, aliases)
 	if err != nil {
 		return err
 	}
@@ -303,19 +305,35 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 }
 
 func (s *Server) deleteIndex(w http.ResponseWriter, r *http.Request, p params) error {
+	for _, part := range strings.Split(p["index"], ",") {
+		if s.meta.IsAlias(part) {
+			return eserr.BadRequest("The provided expression [%s] matches an alias, specify the corresponding concrete indices instead.", part)
+		}
+	}
 	names, err := s.resolve(p["index"], true)
 	if err != nil {
 		return err
 	}
+	if err := s.dropIndices(names); err != nil {
+		return err
+	}
+	s.replicate(r, http.MethodDelete, "/"+url0(p["index"]), nil)
+	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
+	return nil
+}
+
+// dropIndices deletes indices and their aliases.
+func (s *Server) dropIndices(names []string) error {
 	for _, name := range names {
 		if sh := s.takeIndex(name); sh != nil {
 			if err := sh.Delete(); err != nil {
 				return err
 			}
 		}
+		if err := s.meta.IndexDeleted(name); err != nil {
+			return err
+		}
 	}
-	s.replicate(r, http.MethodDelete, "/"+url0(p["index"]), nil)
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
 
@@ -339,7 +357,7 @@ func (s *Server) getIndex(w http.ResponseWriter, r *http.Request, p params) erro
 		if sh == nil {
 			continue
 		}
-		out[n] = map[string]any{"aliases": map[string]any{}, "mappings": sh.Mapping().JSON(), "settings": sh.Settings().JSON(n)}
+		out[n] = map[string]any{"aliases": s.meta.AliasesOf(n), "mappings": sh.Mapping().JSON(), "settings": sh.Settings().JSON(n)}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -448,50 +466,6 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, p params) error
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"_shards": map[string]int{"total": len(names), "successful": len(names), "failed": 0}})
-	return nil
-}
-
-func (s *Server) catIndices(w http.ResponseWriter, r *http.Request, p params) error {
-	names, err := s.resolve(p["index"], true)
-	if err != nil {
-		return err
-	}
-	copies := len(s.Peers())
-	type row struct {
-		health, status, index, uuid string
-		pri, rep                    int
-		docs                        uint64
-		size                        int64
-	}
-	var rows []row
-	for _, n := range names {
-		sh := s.index(n)
-		if sh == nil {
-			continue
-		}
-		st, set := sh.Stats(), sh.Settings()
-		health := "green"
-		if set.Replicas > copies {
-			health = "yellow"
-		}
-		rows = append(rows, row{health, "open", n, set.UUID, set.Shards, set.Replicas, st.Docs, st.StoreBytes})
-	}
-	if r.URL.Query().Get("format") == "json" {
-		out := []map[string]any{}
-		for _, rw := range rows {
-			out = append(out, map[string]any{"health": rw.health, "status": rw.status, "index": rw.index, "uuid": rw.uuid,
-				"pri": strconv.Itoa(rw.pri), "rep": strconv.Itoa(rw.rep), "docs.count": strconv.FormatUint(rw.docs, 10),
-				"store.size": strconv.FormatInt(rw.size, 10)})
-		}
-		writeJSON(w, http.StatusOK, out)
-		return nil
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	var b strings.Builder
-	for _, rw := range rows {
-		fmt.Fprintf(&b, "%s %s %s %s %d %d %d 0 %d\n", rw.health, rw.status, rw.index, rw.uuid, rw.pri, rw.rep, rw.docs, rw.size)
-	}
-	_, _ = w.Write([]byte(b.String()))
 	return nil
 }
 

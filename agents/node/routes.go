@@ -93,8 +93,38 @@ func (s *Server) buildRoutes() *router {
 	rt.add("POST,GET", "/{index}/_refresh", s.refresh)
 	rt.add("POST,GET", "/_flush", s.refresh)
 	rt.add("POST,GET", "/{index}/_flush", s.refresh)
+	rt.add("GET", "/_stats", s.stats)
+	rt.add("GET", "/{index}/_stats", s.stats)
+
+	// Aliases and index templates.
+	rt.add("POST", "/_aliases", s.updateAliases)
+	rt.add("PUT,POST", "/{index}/_alias/{name}", s.putAlias)
+	rt.add("PUT,POST", "/{index}/_aliases/{name}", s.putAlias)
+	rt.add("DELETE", "/{index}/_alias/{name}", s.deleteAlias)
+	rt.add("DELETE", "/{index}/_aliases/{name}", s.deleteAlias)
+	rt.add("GET,HEAD", "/_alias", s.getAliases)
+	rt.add("GET,HEAD", "/_alias/{name}", s.getAliases)
+	rt.add("GET,HEAD", "/{index}/_alias", s.getAliases)
+	rt.add("GET,HEAD", "/{index}/_alias/{name}", s.getAliases)
+	rt.add("PUT,POST", "/_index_template/{name}", s.putTemplate)
+	rt.add("GET,HEAD", "/_index_template", s.getTemplates)
+	rt.add("GET,HEAD", "/_index_template/{name}", s.getTemplates)
+	rt.add("DELETE", "/_index_template/{name}", s.deleteTemplate)
+
+	// Cluster answers.
+	rt.add("GET", "/_nodes", s.nodes)
+	rt.add("GET", "/_nodes/{metric}", s.nodes)
+	rt.add("GET", "/_cat", s.catHelp)
 	rt.add("GET", "/_cat/indices", s.catIndices)
 	rt.add("GET", "/_cat/indices/{index}", s.catIndices)
+	rt.add("GET", "/_cat/health", s.catHealth)
+	rt.add("GET", "/_cat/nodes", s.catNodes)
+	rt.add("GET", "/_cat/count", s.catCount)
+	rt.add("GET", "/_cat/count/{index}", s.catCount)
+	rt.add("GET", "/_cat/aliases", s.catAliases)
+	rt.add("GET", "/_cat/aliases/{name}", s.catAliases)
+	rt.add("GET", "/_cat/templates", s.catTemplates)
+	rt.add("GET", "/_cat/templates/{name}", s.catTemplates)
 
 	// Snapshots (the constructor's migrations and restores).
 	rt.add("GET", "/_snapshot", s.getRepos)

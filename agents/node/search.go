@@ -40,16 +40,20 @@ func target(name string, sh *shard.Shard) dsl.Target {
 	}
 }
 
-// targets resolves an index expression into search targets.
-func (s *Server) targets(expr string) ([]dsl.Target, error) {
-	names, err := s.resolve(expr, true)
+// targetsFor resolves an index expression into search targets, with
+// the request's index options (q may be nil); indices reached through
+// filtered aliases carry the filters.
+func (s *Server) targetsFor(expr string, q url.Values) ([]dsl.Target, error) {
+	rs, err := s.resolveRequest(expr, q)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]dsl.Target, 0, len(names))
-	for _, n := range names {
-		if sh := s.index(n); sh != nil {
-			out = append(out, target(n, sh))
+	out := make([]dsl.Target, 0, len(rs))
+	for _, rv := range rs {
+		if sh := s.index(rv.Index); sh != nil {
+			t := target(rv.Index, sh)
+			t.Filters = rv.Filters
+			out = append(out, t)
 		}
 	}
 	return out, nil
@@ -74,7 +78,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p params) error 
 	if err != nil {
 		return err
 	}
-	targets, err := s.targets(p["index"])
+	targets, err := s.targetsFor(p["index"], r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -91,7 +95,7 @@ func (s *Server) count(w http.ResponseWriter, r *http.Request, p params) error {
 	if err != nil {
 		return err
 	}
-	targets, err := s.targets(p["index"])
+	targets, err := s.targetsFor(p["index"], r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -167,7 +171,7 @@ func (s *Server) byQuery(w http.ResponseWriter, r *http.Request, p params, del b
 	if err != nil {
 		return err
 	}
-	targets, err := s.targets(p["index"])
+	targets, err := s.targetsFor(p["index"], r.URL.Query())
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"paddock/agents/node/meta"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +73,8 @@ type Server struct {
 
 	imu     sync.RWMutex
 	indices map[string]*shard.Shard
+	// meta holds aliases and index templates.
+	meta *meta.Registry
 
 	peersMu sync.RWMutex
 	peers   []string
@@ -109,8 +113,13 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg, err := meta.Open(filepath.Join(cfg.DataDir, "index-meta.json"))
+	if err != nil {
+		db.close()
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
-		indices: map[string]*shard.Shard{}}
+		indices: map[string]*shard.Shard{}, meta: reg}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -226,62 +235,105 @@ func (s *Server) kibanaStatus(w http.ResponseWriter, r *http.Request, _ params) 
 	return nil
 }
 
-// clusterHealth reports health from what the node holds: a primary per
+// Health is the cluster health as this node sees it: a primary per
 // index here, and as many replicas as there are peers to hold them.
-func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params) error {
-	names, err := s.resolve(p["index"], true)
+type Health struct {
+	Status                               string
+	Nodes, Primaries, Active, Unassigned int
+	ActivePercent                        float64
+}
+
+func (s *Server) health(expr string) (Health, error) {
+	names, err := s.resolve(expr, true)
 	if err != nil {
-		return err
+		return Health{}, err
 	}
 	copies := len(s.Peers())
-	n := copies + 1
-	primaries, active, unassigned := 0, 0, 0
+	h := Health{Status: "green", Nodes: copies + 1, ActivePercent: 100}
 	for _, name := range names {
 		sh := s.index(name)
 		if sh == nil {
 			continue
 		}
 		st := sh.Settings()
-		primaries += st.Shards
+		h.Primaries += st.Shards
 		replicas := min(st.Replicas, copies)
-		active += st.Shards * (1 + replicas)
-		unassigned += st.Shards * (st.Replicas - replicas)
+		h.Active += st.Shards * (1 + replicas)
+		h.Unassigned += st.Shards * (st.Replicas - replicas)
 	}
-	status := "green"
-	if unassigned > 0 {
-		status = "yellow"
+	if h.Unassigned > 0 {
+		h.Status = "yellow"
 	}
-	want := r.URL.Query().Get("wait_for_status")
+	if h.Active+h.Unassigned > 0 {
+		h.ActivePercent = 100 * float64(h.Active) / float64(h.Active+h.Unassigned)
+	}
+	return h, nil
+}
+
+func (s *Server) now() time.Time { return time.Now() }
+
+// formatPercent prints a percentage as _cat does ("100.0%").
+func formatPercent(p float64) string { return strconv.FormatFloat(p, 'f', 1, 64) + "%" }
+
+// clusterHealth: GET /_cluster/health[/{index}], with wait_for_status
+// (up to timeout, 30s by default; 408 with timed_out when not reached).
+func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params) error {
+	q := r.URL.Query()
+	want := q.Get("wait_for_status")
+	if want != "" && rank(want) == 0 {
+		return eserr.BadRequest("unknown wait_for_status [%s]: use green, yellow or red", want)
+	}
+	timeout := 30 * time.Second
+	if v := q.Get("timeout"); v != "" {
+		d, err := shard.ParseDuration(v)
+		if err != nil {
+			return eserr.BadRequest("failed to parse setting [timeout] with value [%s] as a time value: use a number and a unit such as 30s or 500ms", v)
+		}
+		timeout = d
+	}
+	deadline := time.Now().Add(timeout)
+	var h Health
 	timedOut := false
-	if want != "" && rank(status) < rank(want) {
-		// Nothing here changes health on its own but peers; report honestly.
-		timedOut = true
+	for {
+		var err error
+		if h, err = s.health(p["index"]); err != nil {
+			return err
+		}
+		if want == "" || rank(h.Status) >= rank(want) {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			timedOut = true
+			break
+		}
+		// Health changes only with peers and indices; look again soon.
+		select {
+		case <-r.Context().Done():
+			return r.Context().Err()
+		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+		}
 	}
 	code := http.StatusOK
 	if timedOut {
 		code = http.StatusRequestTimeout
 	}
-	pct := 100.0
-	if active+unassigned > 0 {
-		pct = 100 * float64(active) / float64(active+unassigned)
-	}
 	writeJSON(w, code, map[string]any{
 		"cluster_name":                     s.cfg.ClusterName,
-		"status":                           status,
+		"status":                           h.Status,
 		"timed_out":                        timedOut,
-		"number_of_nodes":                  n,
-		"number_of_data_nodes":             n,
-		"active_primary_shards":            primaries,
-		"active_shards":                    active,
+		"number_of_nodes":                  h.Nodes,
+		"number_of_data_nodes":             h.Nodes,
+		"active_primary_shards":            h.Primaries,
+		"active_shards":                    h.Active,
 		"relocating_shards":                0,
 		"initializing_shards":              0,
-		"unassigned_shards":                unassigned,
+		"unassigned_shards":                h.Unassigned,
 		"unassigned_primary_shards":        0,
 		"delayed_unassigned_shards":        0,
 		"number_of_pending_tasks":          0,
 		"number_of_in_flight_fetch":        0,
 		"task_max_waiting_in_queue_millis": 0,
-		"active_shards_percent_as_number":  pct,
+		"active_shards_percent_as_number":  h.ActivePercent,
 	})
 	return nil
 }

@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"encoding/json"
 	"github.com/blevesearch/bleve/v2"
 )
 
@@ -65,6 +66,10 @@ type Target struct {
 	Fields Fields
 	// Source returns a document's _source and metadata by id.
 	Source func(id string) (source []byte, meta DocMeta, ok bool)
+	// Filters are the filters of the aliases the index was reached
+	// through (raw query JSON): a document must match one of them. Nil
+	// when the index was named directly or through an unfiltered alias.
+	Filters []json.RawMessage
 }
 
 // MaxResultWindow is index.max_result_window: from+size may not exceed it.

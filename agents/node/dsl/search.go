@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,6 +62,15 @@ func openShard(t Target, pos int, req *Request, tiebreak bool) (*shard, error) {
 	c := &compiler{fields: t.Fields, m: s.m, index: t.Name, now: req.now}
 	if s.query, err = c.compile(req.Query); err != nil {
 		return nil, withIndex(err, t.Name)
+	}
+	if len(t.Filters) > 0 {
+		f, err := c.aliasFilter(t.Filters)
+		if err != nil {
+			return nil, withIndex(err, t.Name)
+		}
+		b := query.NewBooleanQuery([]query.Query{s.query}, nil, nil)
+		b.AddFilter(f)
+		s.query = b
 	}
 	s.hitsQ = s.query
 	if req.PostFilter != nil {
@@ -750,4 +760,30 @@ func (s *shard) matching(ctx context.Context, fn func(index, id string) error) e
 		}
 	}
 	return flush()
+}
+
+// aliasFilter compiles alias filters into one query matching any of them.
+func (c *compiler) aliasFilter(filters []json.RawMessage) (query.Query, error) {
+	parts := make([]query.Query, 0, len(filters))
+	for _, raw := range filters {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, parsingErr("alias filter: %v", err)
+		}
+		q, err := parseQuery(v, 0)
+		if err != nil {
+			return nil, err
+		}
+		cq, err := c.compile(q)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, cq)
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return query.NewDisjunctionQuery(parts), nil
 }
