@@ -1,9 +1,6 @@
 package cmd
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"paddock/agents/constructor"
@@ -30,11 +27,6 @@ allocators' node tunnels with that certificate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
-			id := v.GetString("id")
-			if id == "" {
-				host, _ := os.Hostname()
-				id = fmt.Sprintf("constructor-%s-%d", host, os.Getpid())
-			}
 			ctx := cmd.Context()
 			// Through the director's tunnel when this host joined (or
 			// `paddock up` issued its certificates), renewed while it runs;
@@ -47,7 +39,7 @@ allocators' node tunnels with that certificate.`,
 			defer s.Close()
 			return constructor.Run(ctx, constructor.Config{
 				Store:          s,
-				ID:             id,
+				ID:             v.GetString("id"),
 				MetricsAddr:    v.GetString("metrics-addr"),
 				HealthyTimeout: v.GetDuration("healthy-timeout"),
 				StepTimeout:    v.GetDuration("step-timeout"),

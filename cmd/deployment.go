@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -192,17 +191,10 @@ func newDeploymentPlanCmds(app *App) (update, resize, upgrade, del, restart *cob
 	return update, resize, upgrade, del, restart
 }
 
-// changeSpec reads the deployment, changes its desired spec and sends
-// it with the resource version read (a concurrent change gives 409).
+// changeSpec changes the deployment's desired spec (client.ChangeSpec).
 func changeSpec(change func(*engine.DeploymentSpec)) func(context.Context, *client.Client, []string) (service.PlanResult, []byte, error) {
 	return func(ctx context.Context, cl *client.Client, args []string) (service.PlanResult, []byte, error) {
-		d, _, err := cl.GetDeployment(ctx, args[0])
-		if err != nil {
-			return service.PlanResult{}, nil, err
-		}
-		spec := d.DesiredSpec()
-		change(&spec)
-		return cl.UpdateDeployment(ctx, args[0], api.UpdateDeploymentBody{Spec: &spec}, d.ResourceVersion)
+		return cl.ChangeSpec(ctx, args[0], change)
 	}
 }
 
@@ -222,20 +214,7 @@ func (app *App) maybeTrack(cmd *cobra.Command, cl *client.Client, depID, planID 
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), app.V.GetDuration("track-timeout"))
 	defer cancel()
-	return trackPlan(ctx, cl, depID, planID, w)
-}
-
-// trackPlan follows the plan, printing each step as it starts and ends.
-// The last step's status decides the outcome: anything but success is
-// an error (exit 1).
-func trackPlan(ctx context.Context, cl *client.Client, depID, planID string, w io.Writer) error {
+	// The plan's last step decides: anything but success exits 1.
 	_, err := cl.Track(ctx, depID, planID, 500*time.Millisecond, func(st engine.PlanStep) { client.WriteStep(w, st) })
-	if err != nil {
-		var ae *client.Error
-		if errors.As(err, &ae) {
-			return apiFailure(err)
-		}
-		return &ExitError{Code: ExitFailure, Err: err}
-	}
-	return nil
+	return apiFailure(err)
 }

@@ -24,9 +24,7 @@ func newInitCmd(app *App) *cobra.Command {
 			defer cancel()
 			zones := app.V.GetStringSlice("zone-names")
 			if len(zones) == 0 {
-				for i := 1; i <= app.V.GetInt("zones"); i++ {
-					zones = append(zones, fmt.Sprintf("zone-%d", i))
-				}
+				zones = platform.ZoneNames(app.V.GetInt("zones"))
 			}
 			res, err := platform.Init(ctx, platform.InitConfig{ZooKeeper: app.V.GetString("zk"), StateDir: app.StateDir(), Zones: zones,
 				KeepZones: !app.V.IsSet("zones") && !app.V.IsSet("zone-names"), Timeout: app.V.GetDuration("timeout"), Logger: app.Log})

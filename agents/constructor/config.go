@@ -16,7 +16,7 @@ type Config struct {
 	// not close it.
 	Store *engine.Store
 	// ID names this constructor in the election and in plan activity
-	// (default: hostname-pid).
+	// (default: constructor-<hostname>-<pid>).
 	ID string
 	// MetricsAddr serves /metrics, /healthz, /readyz ("" = none).
 	MetricsAddr string
@@ -63,7 +63,7 @@ func (c *Config) defaults() error {
 	}
 	if c.ID == "" {
 		h, _ := os.Hostname()
-		c.ID = fmt.Sprintf("%s-%d", h, os.Getpid())
+		c.ID = fmt.Sprintf("constructor-%s-%d", h, os.Getpid())
 	}
 	if c.Nodes == nil {
 		c.Nodes = NewHTTPNodes()

@@ -119,10 +119,13 @@ func (cfg *Config) count(svc string) int {
 	return 1
 }
 
-// zoneNames are zone-1 … zone-N.
-func (cfg *Config) zoneNames() []string {
+// zoneNames are the platform's zones.
+func (cfg *Config) zoneNames() []string { return ZoneNames(cfg.Zones) }
+
+// ZoneNames are zone-1 … zone-n.
+func ZoneNames(n int) []string {
 	var zs []string
-	for i := 1; i <= cfg.Zones; i++ {
+	for i := 1; i <= n; i++ {
 		zs = append(zs, fmt.Sprintf("zone-%d", i))
 	}
 	return zs

@@ -23,6 +23,7 @@ import (
 
 	"paddock/agents/agentkit"
 	"paddock/agents/api"
+	"paddock/engine"
 	"paddock/engine/headroom"
 	"paddock/engine/service"
 )
@@ -222,6 +223,19 @@ func (c *Client) UpdateDeployment(ctx context.Context, id string, b api.UpdateDe
 		h = http.Header{"If-Match": {strconv.Itoa(int(ifMatch))}}
 	}
 	return call[service.PlanResult](ctx, c, "PUT", "/deployments/"+esc(id), b, h)
+}
+
+// ChangeSpec reads deployment id, changes its desired spec and sends
+// it with the resource version read: a concurrent change gives 409
+// instead of being overwritten.
+func (c *Client) ChangeSpec(ctx context.Context, id string, change func(*engine.DeploymentSpec)) (service.PlanResult, []byte, error) {
+	d, _, err := c.GetDeployment(ctx, id)
+	if err != nil {
+		return service.PlanResult{}, nil, err
+	}
+	spec := d.DesiredSpec()
+	change(&spec)
+	return c.UpdateDeployment(ctx, id, api.UpdateDeploymentBody{Spec: &spec}, d.ResourceVersion)
 }
 
 // UpdateDeploymentRaw sends a raw JSON update body (update -f file).

@@ -118,6 +118,15 @@ func TestClientAgainstAPI(t *testing.T) {
 	if err != nil || plan.ID != res.PlanID || len(steps) == 0 || steps[len(steps)-1] != "done success" {
 		t.Fatalf("track success: %+v %v %v", plan, steps, err)
 	}
+	// ChangeSpec writes the changed spec over the version it read.
+	cr, _, err := c.ChangeSpec(ctx, id, func(s *engine.DeploymentSpec) { s.Elasticsearch.SizeMB = 2048 })
+	if err != nil || cr.PlanID == "" {
+		t.Fatalf("change spec: %+v %v", cr, err)
+	}
+	if d, _, err := c.GetDeployment(ctx, id); err != nil || d.DesiredSpec().Elasticsearch.SizeMB != 2048 {
+		t.Fatalf("after change spec: %+v %v", d.DesiredSpec(), err)
+	}
+	servicetest.FinishPlan(t, p, id, engine.PlanSuccess, []engine.PlacedInstance{{ID: "i1", Kind: engine.KindElasticsearch, Allocator: "a1", Zone: "zone-1", SizeMB: 2048, Version: "8.18.0"}})
 	// Track to failure: a non-nil PlanFailedError.
 	pr, _, err := c.RestartDeployment(ctx, id)
 	if err != nil {
