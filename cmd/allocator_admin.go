@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -39,13 +38,7 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 			call: func(ctx context.Context, cl *client.Client, args []string) (service.AllocatorView, []byte, error) {
 				return cl.Maintenance(ctx, args[0], v.GetBool("on"), v.GetString("reason"))
 			},
-			text: func(w io.Writer, a service.AllocatorView) {
-				state := "off"
-				if a.Maintenance {
-					state = "on"
-				}
-				fmt.Fprintf(w, "allocator %s: maintenance %s\n", a.ID, state)
-			},
+			text: client.WriteMaintenance,
 		}.runE(app)}
 	maint.Flags().Bool("on", false, "start maintenance mode")
 	maint.Flags().Bool("off", false, "stop maintenance mode")
@@ -58,21 +51,12 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 			text: client.WriteVacate,
 			after: func(cmd *cobra.Command, cl *client.Client, res service.VacateResult) error {
 				var errs []error
-				failed := 0
 				for _, m := range res.Moves {
-					if m.ErrorMessage != "" {
-						failed++
-					} else if err := app.maybeTrack(cmd, cl, m.DeploymentID, m.PlanID); err != nil {
-						errs = append(errs, err)
+					if m.ErrorMessage == "" {
+						errs = append(errs, app.maybeTrack(cmd, cl, m.DeploymentID, m.PlanID))
 					}
 				}
-				if failed > 0 {
-					errs = append(errs, fmt.Errorf("%d deployment(s) could not be moved off %s", failed, res.Allocator))
-				}
-				if len(errs) > 0 {
-					return &ExitError{Code: ExitFailure, Err: errors.Join(errs...)}
-				}
-				return nil
+				return errors.Join(append(errs, client.VacateFailures(res))...)
 			},
 		}.runE(app)}
 	vacate.Flags().StringSlice("target", nil, "allocators to move to (default: anywhere placement allows)")
@@ -89,9 +73,7 @@ func addAllocatorAdminCmds(app *App, c *cobra.Command) {
 			call: func(ctx context.Context, cl *client.Client, args []string) (service.AllocatorView, []byte, error) {
 				return cl.AllocatorSettings(ctx, args[0], capMB, v.GetStringMapString("tags"))
 			},
-			text: func(w io.Writer, a service.AllocatorView) {
-				fmt.Fprintf(w, "allocator %s: capacity %s\n", a.ID, engine.FormatSize(a.CapacityMB))
-			},
+			text: client.WriteCapacity,
 		}.runE(app)}
 	settings.Flags().String("capacity", "0", "capacity override such as 8g (0: what the allocator advertises)")
 	settings.Flags().StringToString("tags", nil, "operator tags, such as --tags type=hot")

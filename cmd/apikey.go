@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/api/client"
 	"paddock/agents/platform"
 	"paddock/engine"
 	"paddock/engine/service"
@@ -70,12 +70,7 @@ func addAPIKeyCmds(app *App, parent *cobra.Command) {
 				if app.JSON() {
 					return app.PrintJSON(map[string]any{"keys": keys})
 				}
-				tw := tabwriter.NewWriter(app.Out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tNAME\tROLE\tCREATED")
-				for _, k := range keys {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Name, k.Role, k.CreatedAt.Format("2006-01-02 15:04:05"))
-				}
-				return tw.Flush()
+				return client.WriteKeys(app.Out, keys)
 			})
 		},
 	}

@@ -206,3 +206,42 @@ func WriteAllocator(w io.Writer, a service.AllocatorView) {
 	}
 	tw.Flush()
 }
+
+// WriteMaintenance says whether allocator a is in maintenance.
+func WriteMaintenance(w io.Writer, a service.AllocatorView) {
+	state := "off"
+	if a.Maintenance {
+		state = "on"
+	}
+	fmt.Fprintf(w, "allocator %s: maintenance %s\n", a.ID, state)
+}
+
+// WriteCapacity says allocator a's capacity.
+func WriteCapacity(w io.Writer, a service.AllocatorView) {
+	fmt.Fprintf(w, "allocator %s: capacity %s\n", a.ID, engine.FormatSize(a.CapacityMB))
+}
+
+// VacateFailures is the error of a vacate that could not move every
+// deployment off the allocator (nil when it moved them all).
+func VacateFailures(res service.VacateResult) error {
+	failed := 0
+	for _, m := range res.Moves {
+		if m.ErrorMessage != "" {
+			failed++
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d deployment(s) could not be moved off %s", failed, res.Allocator)
+}
+
+// WriteKeys writes the table of API keys and users (never secrets).
+func WriteKeys(w io.Writer, keys []service.APIKeyInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tROLE\tCREATED")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Name, k.Role, k.CreatedAt.Format("2006-01-02 15:04:05"))
+	}
+	return tw.Flush()
+}
