@@ -65,6 +65,14 @@ func WriteCreateResult(w io.Writer, res service.CreateResult, validateOnly bool,
 	}
 }
 
+// newTable starts a table on w with its header: columns aligned two
+// spaces apart; Flush it at the end.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
+}
+
 func topo(t engine.Topology) string {
 	if t.SizeMB == 0 {
 		return "-"
@@ -74,8 +82,7 @@ func topo(t engine.Topology) string {
 
 // WriteDeployments writes the deployments table.
 func WriteDeployments(w io.Writer, deps []service.DeploymentView) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
+	tw := newTable(w, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
 	for _, d := range deps {
 		s := d.DesiredSpec()
 		plan := d.LastPlanStatus
@@ -108,8 +115,7 @@ func WriteDeployment(w io.Writer, d service.DeploymentView) {
 	tw.Flush()
 	if len(d.Instances) > 0 {
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
+		tw = newTable(w, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
 		for _, in := range d.Instances {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version)
 		}
@@ -142,16 +148,14 @@ func WritePlacement(w io.Writer, rep *service.PlacementReport) {
 	if rep == nil {
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tSIZE")
+	tw := newTable(w, "KIND\tALLOCATOR\tZONE\tSIZE")
 	for _, p := range rep.Placements {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, p.Allocator, p.Zone, engine.FormatSize(p.SizeMB))
 	}
 	tw.Flush()
 	if len(rep.Explain) > 0 {
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tALLOCATOR\tZONE\tFEASIBLE\tREASON")
+		tw = newTable(w, "KIND\tALLOCATOR\tZONE\tFEASIBLE\tREASON")
 		for _, v := range rep.Explain {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", v.Kind, v.Allocator, v.Zone, v.Feasible, strings.TrimSpace(v.Reason))
 		}
@@ -183,8 +187,7 @@ func yesNo(b bool) string {
 
 // WriteAllocators writes the allocators table.
 func WriteAllocators(w io.Writer, as []service.AllocatorView) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ZONE\tID\tHOST\tCAPACITY\tFREE\tINSTANCES\tCONNECTED\tMAINTENANCE")
+	tw := newTable(w, "ZONE\tID\tHOST\tCAPACITY\tFREE\tINSTANCES\tCONNECTED\tMAINTENANCE")
 	for _, a := range as {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Zone, a.ID, a.Host, engine.FormatSize(a.CapacityMB), engine.FormatSize(a.FreeMB),
 			len(a.Instances), yesNo(a.Connected), yesNo(a.Maintenance))
@@ -199,8 +202,7 @@ func WriteAllocator(w io.Writer, a service.AllocatorView) {
 		return
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tDEPLOYMENT\tKIND\tSIZE\tVERSION\tSTATE\tHEALTHY\tRESTARTS")
+	tw := newTable(w, "INSTANCE\tDEPLOYMENT\tKIND\tSIZE\tVERSION\tSTATE\tHEALTHY\tRESTARTS")
 	for _, in := range a.Instances {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", in.ID, in.DeploymentID, in.Kind, engine.FormatSize(in.SizeMB), in.Version, in.State, yesNo(in.Healthy), in.Restarts)
 	}
@@ -238,8 +240,7 @@ func VacateFailures(res service.VacateResult) error {
 
 // WriteKeys writes the table of API keys and users (never secrets).
 func WriteKeys(w io.Writer, keys []service.APIKeyInfo) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tNAME\tROLE\tCREATED")
+	tw := newTable(w, "ID\tKIND\tNAME\tROLE\tCREATED")
 	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Name, k.Role, k.CreatedAt.Format("2006-01-02 15:04:05"))
 	}
