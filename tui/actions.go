@@ -265,6 +265,12 @@ func (a *App) cancelPlan(x data.Deployment) tea.Cmd {
 	if n := len(p.Steps); n > 0 {
 		step = "at step " + p.Steps[n-1].Name
 	}
+	if bs, ok := blockedStep(p, a.c.Now()); ok {
+		step = "blocked at step " + bs.Name + " for " + common.Age(a.c.Now().Sub(*bs.Deadline)) + " past its deadline"
+		if bs.Waiting != "" {
+			step += ": " + bs.Waiting
+		}
+	}
 	return a.confirmOp(op{
 		What: "cancel the " + p.Action + " plan of " + name,
 		Message: "Cancel the running " + p.Action + " plan " + p.ID + " of " + name + " (" + step + ")? The constructor stops it and rolls back to the last good topology; " +

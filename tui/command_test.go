@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
 
+	"paddock/engine"
 	"paddock/engine/service"
 	"paddock/engine/testenv"
 	"paddock/themes"
@@ -148,7 +150,7 @@ func TestCommandGolden(t *testing.T) {
 	}{
 		{name: "command_candidates", want: "Zones", keys: append(keys(":"), typed("dep ")...)},
 		{name: "confirm_restart", screen: 2, want: "logs-prod", keys: keys("j", "R")},
-		{name: "typed_cancel", screen: 3, want: "search-staging", keys: append(keys("x"), typed("new-clu")...)},
+		{name: "typed_cancel", screen: 3, want: "search-staging", keys: append(keys("x"), typed("search-st")...)},
 		{name: "zk", want: "Zones", keys: append(append(keys(":"), typed("zk")...), keyMsg("enter"))},
 	}
 	for _, tc := range cases {
@@ -247,7 +249,7 @@ func TestCopyAsCLI(t *testing.T) {
 	}{
 		{"restart", 2, keys("j", "R", "c"), "paddock deployment restart 0a1b2c3d4e5f60718293a4b5c6d7e8f9"},
 		{"resize", 2, append(keys("j", "r", "backspace", "backspace", "4", "g"), tea.KeyMsg{Type: tea.KeyCtrlY}), "paddock deployment resize 0a1b2c3d4e5f60718293a4b5c6d7e8f9 --size 4g"},
-		{"cancel", 3, append(keys("x"), tea.KeyMsg{Type: tea.KeyCtrlY}), "paddock deployment cancel 4e5f60718293a4b5c6d7e8f90a1b2c3d"},
+		{"cancel", 3, append(keys("x"), tea.KeyMsg{Type: tea.KeyCtrlY}), "paddock deployment cancel 2c3d4e5f60718293a4b5c6d7e8f90a1b"},
 		{"maintenance", 1, keys("m", "c"), "paddock allocator maintenance alloc-a1 --on"},
 		{"vacate", 1, keys("v", "c"), "paddock allocator vacate alloc-a1"},
 		{"create", 2, append(append(keys("c"), typed("orders")...), tea.KeyMsg{Type: tea.KeyCtrlY}), "paddock deployment create --name orders --version 8.18.0 --size 1g --zones 1"},
@@ -362,4 +364,35 @@ func TestLogsErrors(t *testing.T) {
 	send(tm, keyMsg("enter"))
 	waitOut(t, tm, "no instance placed yet")
 	finish(t, tm)
+}
+
+// TestPlanFollowedLive: the Plans screen follows the selected plan step
+// by step as the constructor logs them (what it waits for now, the
+// deadline), and says when the plan ends.
+func TestPlanFollowedLive(t *testing.T) {
+	src := data.NewStatic(fixture())
+	app := newTestApp(t, src, &recorder{}, 3)
+	tm := session(t, app, 120, 40, "BLOCKED 2m00s past its deadline")
+
+	// The stuck node comes up: the step ends, the next one runs.
+	tree := data.SmallFixture()
+	id := "2c3d4e5f60718293a4b5c6d7e8f90a1b"
+	n, _ := tree.Get("/paddock/deployments/" + id + "/plans/pending")
+	var p engine.Plan
+	if err := json.Unmarshal(n.Data, &p); err != nil {
+		t.Fatal(err)
+	}
+	now := data.FixtureTime
+	p.Steps[2].Status, p.Steps[2].Ended, p.Steps[2].Message = engine.PlanSuccess, &now, "2 of 2 healthy"
+	dl := now.Add(5 * time.Minute)
+	p.Steps = append(p.Steps, engine.PlanStep{Name: "switch-route", Status: engine.PlanRunning, Started: now, Deadline: &dl, Waiting: "proxies on generation 3 of 4"})
+	tree.Put("/paddock/deployments/"+id+"/plans/pending", p)
+	s := data.Build(tree, nil)
+	s.ZooKeeper, s.LastSync = "127.0.0.1:2181", data.FixtureTime
+	src.Set(s)
+	waitOut(t, tm, "switch-route", "now: proxies on generation 3 of 4", "deadline in 5m00s")
+	v := finish(t, tm).View()
+	if strings.Contains(v, "BLOCKED") {
+		t.Fatalf("the step that went on is still shown blocked:\n%s", v)
+	}
 }

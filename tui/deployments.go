@@ -9,7 +9,6 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"paddock/engine"
 	"paddock/tui/common"
 	"paddock/tui/data"
 )
@@ -274,59 +273,4 @@ func (d *deployments) View() string {
 		d.scroll = max(0, len(lines)-d.h)
 	}
 	return strings.Join(lines[d.scroll:], "\n")
-}
-
-// planLines renders a plan's header and steps with elapsed times.
-func planLines(c *common.Common, p *engine.Plan) []string {
-	st := c.Styles
-	now := c.Now()
-	elapsed := now.Sub(p.CreatedAt)
-	if p.EndedAt != nil {
-		elapsed = p.EndedAt.Sub(p.CreatedAt)
-	}
-	head := " " + st.Accent.Render(p.Action) + " " + planStatus(c, p.Status) + st.Muted.Render("  "+p.ID+"  "+common.Age(elapsed))
-	if p.CancelRequested {
-		head += st.Warn.Render("  cancel requested")
-	}
-	out := []string{head}
-	for _, s := range p.Steps {
-		end := now
-		if s.Ended != nil {
-			end = *s.Ended
-		}
-		line := "  " + stepMark(c, s.Status) + " " + common.Pad(s.Name, 22) + " " + common.PadLeft(common.Age(end.Sub(s.Started)), 6) + "  " + s.Message
-		out = append(out, line)
-	}
-	if len(p.Steps) == 0 {
-		if p.Status == engine.PlanPending || p.Status == engine.PlanRunning || p.Status == "" {
-			out = append(out, st.Muted.Render("  waiting for the constructor…"))
-		} else {
-			out = append(out, st.Muted.Render("  no steps logged"))
-		}
-	}
-	return out
-}
-
-func planStatus(c *common.Common, s string) string {
-	st := c.Styles
-	switch s {
-	case engine.PlanSuccess:
-		return st.Good.Render(s)
-	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
-		return st.Bad.Render(s)
-	}
-	return st.Warn.Render(s)
-}
-
-func stepMark(c *common.Common, s string) string {
-	st := c.Styles
-	switch s {
-	case engine.PlanSuccess:
-		return st.Good.Render("✓")
-	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
-		return st.Bad.Render("✗")
-	case engine.PlanRunning:
-		return st.Warn.Render("▸")
-	}
-	return st.Muted.Render("·")
 }

@@ -69,7 +69,7 @@ func headroomApp(t *testing.T, src data.Source, r Reports, screen int) *App {
 // the `:headroom` view, at both sizes; a failing report says why.
 func TestHeadroomGolden(t *testing.T) {
 	cases := []struct {
-		name string
+		name  string
 		rep   *fakeReports
 		first string
 		keys  []string

@@ -81,11 +81,14 @@ func (o *overview) View() string {
 			break
 		}
 		p := d.Pending
-		step := p.Status
+		step := common.Pad(p.Status, 24)
 		if n := len(p.Steps); n > 0 {
-			step = p.Steps[n-1].Name + " " + p.Steps[n-1].Status
+			step = common.Pad(p.Steps[n-1].Name+" "+p.Steps[n-1].Status, 24)
 		}
-		tail = append(tail, "  "+st.Accent.Render(common.Pad(d.Name, 18))+" "+common.Pad(p.Action, 8)+" "+common.Pad(step, 24)+" "+st.Muted.Render(common.Age(now.Sub(p.CreatedAt))))
+		if bs, ok := blockedStep(p, now); ok {
+			step = st.Bad.Render(common.Pad(bs.Name+" BLOCKED", 24))
+		}
+		tail = append(tail, "  "+st.Accent.Render(common.Pad(d.Name, 18))+" "+common.Pad(p.Action, 8)+" "+step+" "+st.Muted.Render(common.Age(now.Sub(p.CreatedAt))))
 	}
 	if len(plans) == 0 {
 		tail = append(tail, st.Muted.Render("  none"))
@@ -95,9 +98,10 @@ func (o *overview) View() string {
 	if o.h >= 40 {
 		maxAlerts = 10
 	}
-	for i, a := range s.Alerts {
+	alerts := append(blockedAlerts(s, now), s.Alerts...)
+	for i, a := range alerts {
 		if i == maxAlerts {
-			tail = append(tail, st.Muted.Render("  … "+itoa(len(s.Alerts)-maxAlerts)+" more"))
+			tail = append(tail, st.Muted.Render("  … "+itoa(len(alerts)-maxAlerts)+" more"))
 			break
 		}
 		switch a.Severity {
@@ -109,7 +113,7 @@ func (o *overview) View() string {
 			tail = append(tail, st.Info.Render("  i ")+a.Message)
 		}
 	}
-	if len(s.Alerts) == 0 {
+	if len(alerts) == 0 {
 		tail = append(tail, st.Good.Render("  ✓ no alerts"))
 	}
 	zk := "ZooKeeper "

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"paddock/engine"
 	"paddock/engine/service"
 	"paddock/tui/common"
 	"paddock/tui/data"
@@ -80,8 +81,12 @@ func (p *plans) rows() []common.Row {
 		if n := len(pl.Steps); n > 0 {
 			step = pl.Steps[n-1].Name
 		}
-		rows = append(rows, common.Row{Key: d.ID, Cells: []string{d.Name, pl.Action, pl.Status, step, common.Age(now.Sub(pl.CreatedAt))},
-			StyleCol: 2, Style: st.Warn})
+		status, style := pl.Status, st.Warn
+		if _, ok := blockedStep(pl, now); ok {
+			status, style = "BLOCKED", st.Bad
+		}
+		rows = append(rows, common.Row{Key: d.ID, Cells: []string{d.Name, pl.Action, status, step, common.Age(now.Sub(pl.CreatedAt))},
+			StyleCol: 2, Style: style})
 	}
 	for _, d := range p.failed() {
 		pl := d.LastPlan
@@ -176,4 +181,106 @@ func (p *plans) recent() string {
 		return ""
 	}
 	return "\n\n" + section(st, "Last plans", p.w) + "\n" + strings.Join(out, "\n")
+}
+
+// planLines renders a plan followed live: its header, each step with
+// its duration, and under the running step what it waits for right now
+// and its deadline (past it the step is blocked: red, and an alert).
+func planLines(c *common.Common, p *engine.Plan) []string {
+	st := c.Styles
+	now := c.Now()
+	elapsed := now.Sub(p.CreatedAt)
+	if p.EndedAt != nil {
+		elapsed = p.EndedAt.Sub(p.CreatedAt)
+	}
+	head := " " + st.Accent.Render(p.Action) + " " + planStatus(c, p.Status) + st.Muted.Render("  "+p.ID+"  "+common.Age(elapsed))
+	if p.CancelRequested {
+		head += st.Warn.Render("  cancel requested")
+	}
+	out := []string{head}
+	live := p.EndedAt == nil
+	for _, s := range p.Steps {
+		end := now
+		if s.Ended != nil {
+			end = *s.Ended
+		}
+		blocked := live && s.Blocked(now)
+		mark := stepMark(c, s.Status)
+		if blocked {
+			mark = st.Bad.Render("!")
+		}
+		out = append(out, "  "+mark+" "+common.Pad(s.Name, 22)+" "+common.PadLeft(common.Age(end.Sub(s.Started)), 6)+"  "+s.Message)
+		if !live || s.Status != engine.PlanRunning || s.Ended != nil {
+			continue
+		}
+		if s.Waiting != "" {
+			out = append(out, "      "+st.Label.Render("now: ")+s.Waiting)
+		}
+		switch {
+		case blocked:
+			out = append(out, st.Bad.Render("      BLOCKED "+common.Age(now.Sub(*s.Deadline))+" past its deadline: x cancels (rolls back), then t retries"))
+		case s.Deadline != nil:
+			out = append(out, st.Muted.Render("      deadline in "+common.Age(s.Deadline.Sub(now))))
+		}
+	}
+	if len(p.Steps) == 0 {
+		if p.Status == engine.PlanPending || p.Status == engine.PlanRunning || p.Status == "" {
+			out = append(out, st.Muted.Render("  waiting for the constructor…"))
+		} else {
+			out = append(out, st.Muted.Render("  no steps logged"))
+		}
+	}
+	return out
+}
+
+// blockedStep is the running step of p stuck past its deadline at now.
+func blockedStep(p *engine.Plan, now time.Time) (engine.PlanStep, bool) {
+	if p == nil || p.EndedAt != nil {
+		return engine.PlanStep{}, false
+	}
+	for _, s := range p.Steps {
+		if s.Blocked(now) {
+			return s, true
+		}
+	}
+	return engine.PlanStep{}, false
+}
+
+// blockedAlerts are the Overview's alerts for plans stuck on a step.
+func blockedAlerts(s *data.Snapshot, now time.Time) []data.Alert {
+	var out []data.Alert
+	for _, d := range s.RunningPlans() {
+		if st, ok := blockedStep(d.Pending, now); ok {
+			msg := "plan " + d.Pending.Action + " of " + d.Name + " blocked at " + st.Name + " for " + common.Age(now.Sub(*st.Deadline)) + " past its deadline"
+			if st.Waiting != "" {
+				msg += ": " + st.Waiting
+			}
+			out = append(out, data.Alert{Severity: data.SevCritical, Message: msg})
+		}
+	}
+	return out
+}
+
+func planStatus(c *common.Common, s string) string {
+	st := c.Styles
+	switch s {
+	case engine.PlanSuccess:
+		return st.Good.Render(s)
+	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
+		return st.Bad.Render(s)
+	}
+	return st.Warn.Render(s)
+}
+
+func stepMark(c *common.Common, s string) string {
+	st := c.Styles
+	switch s {
+	case engine.PlanSuccess:
+		return st.Good.Render("✓")
+	case engine.PlanError, engine.PlanRolledBack, engine.PlanCancelled:
+		return st.Bad.Render("✗")
+	case engine.PlanRunning:
+		return st.Warn.Render("▸")
+	}
+	return st.Muted.Render("·")
 }

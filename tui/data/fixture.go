@@ -163,16 +163,29 @@ func SmallFixture() *Tree {
 		t.Put(engine.DeploymentPath(d.id), engine.Deployment{ID: d.id, Name: d.name, CreatedAt: now.Add(-time.Duration(di+1) * time.Hour), UpdatedAt: now, Spec: spec, Instances: placed, Status: d.status, LastPlanStatus: engine.PlanSuccess})
 		t.Put(engine.PlanHistoryEntryPath(d.id, "plan-0000000000"), engine.Plan{ID: "p0-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionCreate, Spec: spec, Status: engine.PlanSuccess, CreatedAt: now.Add(-time.Hour)})
 		if d.status == engine.DeploymentFailed {
-			t.Put(engine.PlanHistoryEntryPath(d.id, "plan-0000000001"), engine.Plan{ID: "p1-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: spec, Status: engine.PlanRolledBack, CreatedAt: now.Add(-30 * time.Minute)})
+			bigger := spec
+			bigger.Elasticsearch.SizeMB *= 2
+			t.Put(engine.PlanHistoryEntryPath(d.id, "plan-0000000001"), engine.Plan{ID: "p1-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: bigger, Status: engine.PlanRolledBack,
+				CreatedAt: now.Add(-30 * time.Minute), EndedAt: ptr(now.Add(-18 * time.Minute)), Steps: []engine.PlanStep{
+					{Name: "validate", Status: engine.PlanSuccess, Started: now.Add(-30 * time.Minute), Ended: ptr(now.Add(-30 * time.Minute))},
+					{Name: "wait-healthy", Status: engine.PlanError, Started: now.Add(-29 * time.Minute), Ended: ptr(now.Add(-19 * time.Minute)), Message: "instance never became healthy"},
+					{Name: "rollback", Status: engine.PlanSuccess, Started: now.Add(-19 * time.Minute), Ended: ptr(now.Add(-18 * time.Minute)), Message: "back to the last good topology"},
+				}})
 		}
 		if d.pending {
-			end := now.Add(-50 * time.Second)
-			steps := []engine.PlanStep{
-				{Name: "validate", Status: engine.PlanSuccess, Started: now.Add(-62 * time.Second), Ended: &end},
-				{Name: "place-instances", Status: engine.PlanSuccess, Started: now.Add(-50 * time.Second), Ended: ptr(now.Add(-41 * time.Second)), Message: "2 new instances on alloc-a1, alloc-b1"},
-				{Name: "wait-healthy", Status: engine.PlanRunning, Started: now.Add(-41 * time.Second), Message: "1 of 2 healthy"},
+			// search-staging is held on a step past its deadline (a
+			// node that never becomes healthy); new-cluster is on time.
+			at := now
+			if d.name == "search-staging" {
+				at = now.Add(-12 * time.Minute)
 			}
-			t.Put(engine.PendingPlanPath(d.id), engine.Plan{ID: "p2-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: spec, Status: engine.PlanRunning, Steps: steps, CreatedAt: now.Add(-62 * time.Second), CreatedBy: "admin", Leader: "constructor-1"})
+			steps := []engine.PlanStep{
+				{Name: "validate", Status: engine.PlanSuccess, Started: at.Add(-62 * time.Second), Ended: ptr(at.Add(-50 * time.Second))},
+				{Name: "place-instances", Status: engine.PlanSuccess, Started: at.Add(-50 * time.Second), Ended: ptr(at.Add(-41 * time.Second)), Message: "2 new instances on alloc-a1, alloc-b1"},
+				{Name: "wait-healthy", Status: engine.PlanRunning, Started: at.Add(-41 * time.Second), Message: "1 of 2 healthy",
+					Deadline: ptr(at.Add(10 * time.Minute)), Waiting: "1 of 2 instances healthy; waiting for instance " + d.id[:8] + "-es-1 on alloc-b1"},
+			}
+			t.Put(engine.PendingPlanPath(d.id), engine.Plan{ID: "p2-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: spec, Status: engine.PlanRunning, Steps: steps, CreatedAt: at.Add(-62 * time.Second), CreatedBy: "admin", Leader: "constructor-1"})
 		}
 		if len(placed) > 0 {
 			var be []engine.Backend
