@@ -3,7 +3,6 @@ package cmd
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,15 +36,21 @@ that fails keeps the old certificate. SIGTERM drains live connections.
 	return c
 }
 
-func tunnelFlags(fs *pflag.FlagSet, mode string) {
-	fs.String("name", "tunnel", "tunnel name (metrics label, stunnel service name)")
+// certFlags name a tunnel end's certificate, the peers it admits and
+// its timeouts.
+func certFlags(fs *pflag.FlagSet, name string, connectTimeout time.Duration) {
+	fs.String("name", name, "tunnel name (metrics label, stunnel service name)")
 	fs.String("cert", "", "certificate of this end (PEM)")
 	fs.String("key", "", "private key of this end (PEM)")
 	fs.String("ca", "", "CA bundle peers are verified against (PEM)")
 	fs.String("crl", "", "certificate revocation list (PEM, optional)")
 	fs.StringSlice("allow", nil, "peers admitted: role:<role>, id:<role>/<id>, * (repeatable, comma-separated)")
-	fs.Duration("connect-timeout", 10*time.Second, "timeout for connecting to the other side")
-	fs.Duration("idle-timeout", 0, "close connections idle this long (0: never)")
+	fs.Duration("connect-timeout", connectTimeout, "timeout for connecting to the other side (config: TIMEOUTconnect, 0 stunnel's default)")
+	fs.Duration("idle-timeout", 0, "close connections idle this long (0: never; config: TIMEOUTidle, 0 stunnel's default)")
+}
+
+func tunnelFlags(fs *pflag.FlagSet, mode string) {
+	certFlags(fs, "tunnel", 10*time.Second)
 	if mode == "server" {
 		fs.String("listen", ":2191", "TLS address to accept on")
 		fs.String("target", "127.0.0.1:2181", "plain address to forward to")
@@ -76,10 +81,15 @@ func newTunnelEndCmd(app *App, mode string) *cobra.Command {
 	return c
 }
 
+// tunnelFiles are the certificate files of --cert, --key, --ca, --crl.
+func tunnelFiles(app *App) tunnel.Files {
+	v := app.V
+	return tunnel.Files{Cert: v.GetString("cert"), Key: v.GetString("key"), CA: v.GetString("ca"), CRL: v.GetString("crl")}
+}
+
 func tunnelOptions(app *App) (stunnel.Options, error) {
 	v := app.V
-	o, err := tunnel.FileOptions(v.GetString("name"), tunnel.Files{Cert: v.GetString("cert"), Key: v.GetString("key"),
-		CA: v.GetString("ca"), CRL: v.GetString("crl")}, v.GetStringSlice("allow"))
+	o, err := tunnel.FileOptions(v.GetString("name"), tunnelFiles(app), v.GetStringSlice("allow"))
 	o.ConnectTimeout, o.IdleTimeout, o.DrainTimeout = v.GetDuration("connect-timeout"), v.GetDuration("idle-timeout"), v.GetDuration("drain-timeout")
 	return o, err
 }
@@ -102,35 +112,12 @@ func newTunnelConfigCmd(app *App) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := app.V
-			mode := v.GetString("mode")
-			if mode != "server" && mode != "client" {
-				return usageErr("--mode must be server or client")
-			}
-			allow, err := stunnel.ParseAllow(v.GetStringSlice("allow"))
+			end := tunnel.Config{Mode: v.GetString("mode"), Listen: v.GetString("listen"), Target: v.GetString("target"),
+				Connect: v.GetString("connect"), SNI: v.GetString("sni"), Options: stunnel.Options{Name: v.GetString("name"),
+					ConnectTimeout: v.GetDuration("connect-timeout"), IdleTimeout: v.GetDuration("idle-timeout")}}
+			out, err := tunnel.StunnelConf(end, tunnelFiles(app), v.GetStringSlice("allow"), v.GetBool("foreground"))
 			if err != nil {
-				return usageErr("%v", err)
-			}
-			abs := func(f string) string {
-				if f == "" {
-					return ""
-				}
-				a, err := filepath.Abs(f)
-				if err != nil {
-					return f
-				}
-				return a
-			}
-			svc := stunnel.ConfService{Name: v.GetString("name"), Client: mode == "client", Accept: v.GetString("listen"),
-				CertFile: abs(v.GetString("cert")), KeyFile: abs(v.GetString("key")), CAFile: abs(v.GetString("ca")), CRLFile: abs(v.GetString("crl")),
-				Allow: allow, ConnectTimeout: v.GetDuration("connect-timeout"), IdleTimeout: v.GetDuration("idle-timeout")}
-			if mode == "server" {
-				svc.Connect = v.GetString("target")
-			} else {
-				svc.Connect, svc.SNI = v.GetString("connect"), v.GetString("sni")
-			}
-			out, err := stunnel.RenderConf(stunnel.ConfGlobal{Foreground: v.GetBool("foreground")}, svc)
-			if err != nil {
-				return usageErr("%v", err)
+				return err
 			}
 			fmt.Fprint(app.Out, out)
 			return nil
@@ -142,15 +129,7 @@ func newTunnelConfigCmd(app *App) *cobra.Command {
 	c.Flags().String("connect", "", "client mode: tunnel server to connect to")
 	c.Flags().String("sni", "", "client mode: server name to send")
 	c.Flags().String("listen", ":2191", "address stunnel accepts on")
-	fs := c.Flags()
-	fs.String("name", "paddock", "stunnel service name")
-	fs.String("cert", "", "certificate of this end (PEM)")
-	fs.String("key", "", "private key of this end (PEM)")
-	fs.String("ca", "", "CA bundle (PEM)")
-	fs.String("crl", "", "CRL (PEM, optional)")
-	fs.StringSlice("allow", nil, "peers admitted: role:<role>, id:<role>/<id>, *")
-	fs.Duration("connect-timeout", 0, "TIMEOUTconnect (0: stunnel's default)")
-	fs.Duration("idle-timeout", 0, "TIMEOUTidle (0: stunnel's default)")
+	certFlags(c.Flags(), "paddock", 0)
 	return c
 }
 
