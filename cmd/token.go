@@ -43,11 +43,7 @@ func newTokenCmd(app *App) *cobra.Command {
 					}{tok.String(), rec})
 				}
 				fmt.Fprintln(app.Out, tok.String())
-				when := "persistent (revoke with `paddock token revoke " + rec.ID + "`)"
-				if !rec.Persistent {
-					when = "expires " + rec.ExpiresAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(app.Err, "token %s for roles %v, %s\njoin a host with: paddock <role> --join DIRECTOR --token <token>\n", rec.ID, rec.Roles, when)
+				fmt.Fprintln(app.Err, rec.Describe())
 				return nil
 			})
 		}}

@@ -29,10 +29,8 @@ func newZookeeperCmd(app *App) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := dir()
-			for _, st := range zkserver.StatusDir(d) {
-				if st.Status == "serving" {
-					return fmt.Errorf("ZooKeeper already runs from %s (server %d on %s): stop it first with `paddock zookeeper stop`", d, st.ID, st.Addr)
-				}
+			if st, ok := zkserver.ServingIn(d); ok {
+				return fmt.Errorf("ZooKeeper already runs from %s (server %d on %s): stop it first with `paddock zookeeper stop`", d, st.ID, st.Addr)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), app.V.GetDuration("wait"))
 			defer cancel()

@@ -254,3 +254,13 @@ func WriteTokens(w io.Writer, toks []TokenRecord) error {
 	}
 	return tw.Flush()
 }
+
+// Describe says what the token grants and until when, and how a host
+// joins with it (what `paddock token create` prints beside the token).
+func (rec TokenRecord) Describe() string {
+	when := "persistent (revoke with `paddock token revoke " + rec.ID + "`)"
+	if !rec.Persistent {
+		when = "expires " + rec.ExpiresAt.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("token %s for roles %v, %s\njoin a host with: paddock <role> --join DIRECTOR --token <token>", rec.ID, rec.Roles, when)
+}

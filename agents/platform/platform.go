@@ -174,10 +174,8 @@ func timeout(ctx context.Context, what string) error {
 // zookeeper starts (or finds) ZooKeeper in <state-dir>/zookeeper.
 func (r *run) zookeeper(ctx context.Context) error {
 	zkDir := filepath.Join(r.dir, "zookeeper")
-	for _, st := range zkserver.StatusDir(zkDir) {
-		if st.Status == "serving" {
-			r.zk = st.Addr
-		}
+	if st, ok := zkserver.ServingIn(zkDir); ok {
+		r.zk = st.Addr
 	}
 	if r.zk != "" {
 		r.rec.step("ZooKeeper already serving on %s", r.zk)

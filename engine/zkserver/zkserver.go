@@ -410,6 +410,17 @@ type Status struct {
 	Status string `json:"status"`
 }
 
+// ServingIn is a server started detached under dir that serves, if
+// any does.
+func ServingIn(dir string) (Status, bool) {
+	for _, st := range StatusDir(dir) {
+		if st.Status == "serving" {
+			return st, true
+		}
+	}
+	return Status{}, false
+}
+
 // StatusDir reports on servers started detached under dir.
 func StatusDir(dir string) []Status {
 	matches, _ := filepath.Glob(filepath.Join(dir, "zk*", "conf", "zoo.cfg"))
