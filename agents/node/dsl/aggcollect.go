@@ -15,26 +15,31 @@ import (
 type aggCollector struct {
 	root  *aggRoot
 	types []FieldType // this shard's field types, by slot
+	names []string    // the bleve fields holding the doc values, by slot
 }
 
 func newAggCollector(s *shard, root *aggRoot) (*aggCollector, error) {
 	if err := root.prepare(s.t.Fields); err != nil {
 		return nil, withIndex(err, s.t.Name)
 	}
-	ac := &aggCollector{root: root, types: make([]FieldType, len(root.fields))}
+	ac := &aggCollector{root: root, types: make([]FieldType, len(root.fields)), names: make([]string, len(root.fields))}
 	for i, f := range root.fields {
 		ac.types[i], _ = s.t.Fields.Field(f)
+		ac.names[i] = f
+		if ac.types[i].Numeric() || ac.types[i] == Date {
+			ac.names[i] = dvField(s.t.Fields, f)
+		}
 	}
 	return ac, nil
 }
 
 func (ac *aggCollector) builder(r index.IndexReader) *search.FacetsBuilder {
 	fb := search.NewFacetsBuilder(r)
-	for i, f := range ac.root.fields {
+	for i, f := range ac.names {
 		fb.Add("\x00"+f, &feeder{root: ac.root, slot: i, field: f, typ: ac.types[i]})
 	}
-	if len(ac.root.fields) > 0 {
-		fb.Add("\x00commit", &committer{root: ac.root, field: ac.root.fields[0]})
+	if len(ac.names) > 0 {
+		fb.Add("\x00commit", &committer{root: ac.root, field: ac.names[0]})
 	}
 	return fb
 }

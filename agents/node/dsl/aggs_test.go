@@ -3,6 +3,7 @@ package dsl
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -32,7 +33,15 @@ func jsonEq(t *testing.T, what string, got any, want string) {
 }
 
 func TestAggregations(t *testing.T) {
-	b := books(t)
+	for _, companion := range []bool{false, true} {
+		t.Run(fmt.Sprintf("companion=%v", companion), func(t *testing.T) { testAggregations(t, companion) })
+	}
+}
+
+func testAggregations(t *testing.T, companion bool) {
+	fields := bookFields
+	fields.companion = companion
+	b := newTestIndex(t, "books", fields, bookDocs)
 	targets := []Target{b.target()}
 	cases := []struct {
 		name, body, agg, want string

@@ -52,6 +52,30 @@ type Fields interface {
 	Analyzer(path string) string
 }
 
+// DocValuesFields is an optional interface of Fields. bleve's numeric and
+// date doc values carry every precision-step term of a value (16 per
+// value), and decompressing them dominates sorting and aggregating on
+// those fields. A mapping that also indexes each number or date into a
+// companion field holding only the shift-0 prefix-coded term
+// (numeric.MustNewPrefixCodedInt64(numeric.Float64ToInt64(v), 0) for
+// numbers, of t.UnixNano() for dates; IndexField|DocValues, no analyzer,
+// not in _all) names it here, and sorts and aggregations read it instead.
+type DocValuesFields interface {
+	// DocValuesField returns the companion field of a number or date
+	// field, or "" when it has none.
+	DocValuesField(path string) string
+}
+
+// dvField is the bleve field to read a field's doc values from.
+func dvField(f Fields, path string) string {
+	if d, ok := f.(DocValuesFields); ok {
+		if name := d.DocValuesField(path); name != "" {
+			return name
+		}
+	}
+	return path
+}
+
 // DocMeta is what the store knows of a document beside its source.
 type DocMeta struct {
 	Version, SeqNo, PrimaryTerm int64

@@ -22,6 +22,7 @@ import (
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
 )
 
@@ -34,6 +35,16 @@ import (
 type testFields struct {
 	types     map[string]FieldType
 	analyzers map[string]string
+	// companion indexes numbers and dates also into "<path>#dv" with only
+	// the shift-0 term (see DocValuesFields).
+	companion bool
+}
+
+func (f testFields) DocValuesField(p string) string {
+	if t := f.types[p]; f.companion && (t.Numeric() || t == Date) {
+		return p + "#dv"
+	}
+	return ""
 }
 
 func (f testFields) Field(p string) (FieldType, bool) {
@@ -171,6 +182,10 @@ func buildDoc(m mapping.IndexMapping, fields testFields, id string, src []byte) 
 		if typ != Text && typ != Keyword {
 			notInAll = append(notInAll, p)
 		}
+		if dv := fields.DocValuesField(p); dv != "" {
+			addCompanion(doc, dv, typ, v)
+			notInAll = append(notInAll, dv)
+		}
 		// multi-field: a text field with a .keyword sub-field
 		if kt, ok := fields.types[p+".keyword"]; ok && kt == Keyword {
 			return addField(doc, m, fields, p+".keyword", Keyword, v)
@@ -182,6 +197,26 @@ func buildDoc(m mapping.IndexMapping, fields testFields, id string, src []byte) 
 	}
 	doc.AddField(document.NewCompositeField("_all", true, nil, notInAll))
 	return doc, nil
+}
+
+func addCompanion(doc *document.Document, name string, typ FieldType, v any) {
+	s, _ := scalarString(v)
+	var i64 int64
+	if typ == Date {
+		tm, err := parseDateValue(s, "", time.UTC)
+		if err != nil {
+			return
+		}
+		i64 = tm.UnixNano()
+	} else {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return
+		}
+		i64 = numeric.Float64ToInt64(f)
+	}
+	term := numeric.MustNewPrefixCodedInt64(i64, 0)
+	doc.AddField(document.NewTextFieldWithIndexingOptions(name, nil, term, index.IndexField|index.DocValues))
 }
 
 func addField(doc *document.Document, m mapping.IndexMapping, fields testFields, p string, typ FieldType, v any) error {

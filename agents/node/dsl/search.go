@@ -163,6 +163,9 @@ func (s *shard) buildSort(specs []SortSpec, tiebreak bool) error {
 			typ = FieldType(sp.UnmappedType)
 		}
 		f := &search.SortField{Field: sp.Field, Desc: sp.Desc, Mode: search.SortFieldMin}
+		if ok && (typ.Numeric() || typ == Date) {
+			f.Field = dvField(s.t.Fields, sp.Field)
+		}
 		if sp.Desc {
 			f.Mode = search.SortFieldMax
 		}

@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -9,7 +10,15 @@ import (
 )
 
 func TestSort(t *testing.T) {
-	b := books(t)
+	for _, companion := range []bool{false, true} {
+		t.Run(fmt.Sprintf("companion=%v", companion), func(t *testing.T) { testSort(t, companion) })
+	}
+}
+
+func testSort(t *testing.T, companion bool) {
+	fields := bookFields
+	fields.companion = companion
+	b := newTestIndex(t, "books", fields, bookDocs)
 	cases := []struct {
 		name  string
 		body  string
