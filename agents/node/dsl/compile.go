@@ -814,6 +814,10 @@ func (c *compiler) boolQuery(q boolQ) (query.Query, error) {
 	if b.Must == nil && b.Should == nil && b.MustNot == nil && b.Filter == nil {
 		return boosted(query.NewMatchAllQuery(), q.boost), nil
 	}
+	if len(q.must) == 0 && len(q.should) == 0 {
+		// filters and exclusions alone do not score
+		return constantScore(b, 0), nil
+	}
 	return boosted(b, q.boost), nil
 }
 

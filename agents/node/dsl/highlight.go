@@ -3,6 +3,7 @@ package dsl
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"regexp"
 	"sort"
 	"strings"
@@ -520,7 +521,7 @@ func (hl *highlighter) fragments(c *compiler, field string, typ FieldType, value
 		}
 		sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
 		if hf.NumberOfFragments == 0 || len(v) <= hf.FragmentSize {
-			frags = append(frags, mark(v, 0, len(v), spans, hf))
+			frags = append(frags, mark(v, 0, len(v), spans, hf, hl.h.Encoder == "html"))
 			continue
 		}
 		// cut the value into fragments of about fragment_size at token
@@ -546,7 +547,7 @@ func (hl *highlighter) fragments(c *compiler, field string, typ FieldType, value
 				}
 			}
 			if has {
-				frags = append(frags, strings.TrimSpace(mark(v, start, end, spans, hf)))
+				frags = append(frags, strings.TrimSpace(mark(v, start, end, spans, hf, hl.h.Encoder == "html")))
 			}
 			start = end
 		}
@@ -557,21 +558,27 @@ func (hl *highlighter) fragments(c *compiler, field string, typ FieldType, value
 	return frags
 }
 
-// mark wraps the spans inside v[start:end] in tags.
-func mark(v string, start, end int, spans []span, hf HighlightField) string {
+// mark wraps the spans inside v[start:end] in tags (escaping the text
+// for the html encoder).
+func mark(v string, start, end int, spans []span, hf HighlightField, escape bool) string {
+	text := func(s string) string {
+		if escape {
+			return html.EscapeString(s)
+		}
+		return s
+	}
 	var b strings.Builder
 	pos := start
-	n := 0
 	for _, sp := range spans {
 		if sp.start < pos || sp.end > end {
 			continue
 		}
-		b.WriteString(v[pos:sp.start])
-		b.WriteString(hf.PreTags[n%len(hf.PreTags)])
-		b.WriteString(v[sp.start:sp.end])
-		b.WriteString(hf.PostTags[n%len(hf.PostTags)])
+		b.WriteString(text(v[pos:sp.start]))
+		b.WriteString(hf.PreTags[0])
+		b.WriteString(text(v[sp.start:sp.end]))
+		b.WriteString(hf.PostTags[0])
 		pos = sp.end
 	}
-	b.WriteString(v[pos:end])
+	b.WriteString(text(v[pos:end]))
 	return b.String()
 }

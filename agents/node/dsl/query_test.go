@@ -77,6 +77,7 @@ func TestQueries(t *testing.T) {
 		{"query_string fields", `{"query":{"query_string":{"query":"bread","fields":["title","body"]}}}`, []string{"4"}, nil},
 		{"query_string default_operator", `{"query":{"query_string":{"query":"quick fox","default_operator":"AND"}}}`, []string{"1"}, nil},
 		{"query_string exists", `{"query":{"query_string":{"query":"_exists_:body"}}}`, []string{"1", "2", "4"}, nil},
+		{"query_string star star", `{"query":{"query_string":{"query":"*:*"}}}`, []string{"1", "2", "3", "4", "5"}, nil},
 		{"query_string star", `{"query":{"query_string":{"query":"*"}}}`, []string{"1", "2", "3", "4", "5"}, nil},
 		{"simple_query_string", `{"query":{"simple_query_string":{"query":"bread | lazy"}}}`, []string{"2", "4"}, nil},
 	}

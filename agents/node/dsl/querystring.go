@@ -295,6 +295,10 @@ func (p *qsParser) parseClause(field string) (Query, error) {
 		if p.pos >= len(p.src) {
 			return nil, qsErr(src, "field [%s] without a value", w)
 		}
+		if w == "*" && p.src[p.pos] == '*' && (p.pos+1 == len(p.src) || isSpecial(p.src[p.pos+1])) {
+			p.pos++
+			return matchAllQ{boost: p.readBoost(1)}, nil
+		}
 		if w == "_exists_" {
 			f := p.readWord()
 			if f == "" {

@@ -194,7 +194,12 @@ func (r *Request) parseBody(obj map[string]any) error {
 			if r.Aggs, err = parseAggs(v, 0); err != nil {
 				return err
 			}
-		case "timeout", "explain", "stored_fields", "docvalue_fields", "fields", "profile", "stats",
+		case "stored_fields":
+			// "_none_" leaves out _source as well; the node stores no other field
+			if f, ok := v.(string); ok && f == "_none_" {
+				r.Source = SourceFilter{Disabled: true}
+			}
+		case "timeout", "explain", "docvalue_fields", "fields", "profile", "stats",
 			"indices_boost", "_name", "collapse", "pit", "runtime_mappings", "script_fields", "ext", "rescore", "suggest":
 			// accepted and not acted upon (explain, profile) or answered
 			// without them; fields from _source are in _source.

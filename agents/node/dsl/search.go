@@ -224,11 +224,13 @@ func (d *docSort) Reverse()                             { d.desc = !d.desc }
 func (d *docSort) Copy() search.SearchSort              { c := *d; return &c }
 func encodeDoc(n uint64) string                         { return fmt.Sprintf("%016x", n) }
 func decodeDoc(s string) (uint64, error)                { return strconv.ParseUint(s, 16, 64) }
-func (s *shard) scoring(req *Request) bool              { return req.TrackScores || s.order.RequiresScore() }
-func (s *shard) sortedByScoreOnly() bool                { return len(s.kinds) == 1 && s.kinds[0] == kindScore }
-func (s *shard) requiresScore() bool                    { return s.order.RequiresScore() }
-func missingTerm(desc, first bool) string               { return missingFor(desc, first) }
-func missingFor(desc, first bool) string {
+
+// scoring reports whether hits carry scores: sorted by _score, or
+// track_scores.
+func (s *shard) scoring(req *Request) bool { return req.TrackScores || s.order.RequiresScore() }
+
+// missingTerm is the sort value bleve gives a document without the field.
+func missingTerm(desc, first bool) string {
 	if first != desc {
 		return search.LowTerm
 	}
@@ -579,12 +581,10 @@ func score(f float64) *float64 {
 // render builds the response from merged results.
 func render(ctx context.Context, req *Request, shards []*shard, m *merged, start time.Time) (*response, error) {
 	resp := &response{Shards: shardsJSON{Total: len(shards), Successful: len(shards)}}
-	scored := len(shards) > 0 && shards[0].sortedByScoreOnlyOrScoring(req)
+	scored := len(shards) > 0 && shards[0].scoring(req)
 	showSort := len(req.Sort) > 0
 	if scored && len(m.hits) > 0 {
 		resp.Hits.MaxScore = score(m.maxScore)
-	} else if scored && len(shards) > 0 && shards[0].requiresScore() {
-		resp.Hits.MaxScore = nil
 	}
 	if req.TrackTotalHits != 0 || req.TotalAsInt {
 		t := totalJSON{Value: int64(m.total), Relation: "eq"}
@@ -650,10 +650,6 @@ func render(ctx context.Context, req *Request, shards []*shard, m *merged, start
 	}
 	resp.Took = time.Since(start).Milliseconds()
 	return resp, nil
-}
-
-func (s *shard) sortedByScoreOnlyOrScoring(req *Request) bool {
-	return s.scoring(req)
 }
 
 // Search runs a search over targets and returns Elasticsearch's response.

@@ -152,6 +152,7 @@ func TestHighlight(t *testing.T) {
 	ti := newTestIndex(t, "hl", bookFields, []testDoc{
 		{"1", `{"title":"The Quick Brown Fox","body":"foxes are running quickly","author":"alice"}`},
 		{"2", `{"title":"` + long + `"}`},
+		{"3", `{"title":"<b> fox & co"}`},
 	})
 	cases := []struct {
 		name string
@@ -172,6 +173,8 @@ func TestHighlight(t *testing.T) {
 			map[string]any{"author": []any{"<em>alice</em>"}}},
 		{"fragments", `{"query":{"match":{"title":"fox"}},"highlight":{"fields":{"title":{"fragment_size":40}}}}`, "2", nil},
 		{"whole value", `{"query":{"match":{"title":"fox"}},"highlight":{"fields":{"title":{"number_of_fragments":0}}}}`, "2", nil},
+		{"html encoder", `{"query":{"match":{"title":"fox"}},"highlight":{"encoder":"html","fields":{"title":{}}}}`, "3",
+			map[string]any{"title": []any{"&lt;b&gt; <em>fox</em> &amp; co"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
