@@ -260,3 +260,32 @@ func plainDNS(names []string) []string {
 	}
 	return out
 }
+
+// IssueServer signs a plain TLS server certificate for dnsNames (no
+// paddock identity in it: for names the public dials, such as a
+// deployment's host name at the proxy).
+func (ca *CA) IssueServer(pub crypto.PublicKey, dnsNames []string, ttl time.Duration) (*x509.Certificate, []byte, error) {
+	if len(dnsNames) == 0 {
+		return nil, nil, errors.New("a server certificate needs at least one DNS name")
+	}
+	now := time.Now()
+	na := now.Add(ttl)
+	if na.After(ca.Cert.NotAfter) {
+		na = ca.Cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: dnsNames[0], Organization: []string{"paddock"}},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     na,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     dnsNames,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, der, err
+}

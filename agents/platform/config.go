@@ -24,6 +24,10 @@ type Config struct {
 	AllocatorMemoryMB int
 	// ZKPort, APIPort, ProxyPort: 0 picks a free port.
 	ZKPort, APIPort, ProxyPort int
+	// ProxyHTTPSPort is the proxy's HTTPS port (certificates from the
+	// platform CA, one per deployment host): 0 picks a free port, -1
+	// turns HTTPS off.
+	ProxyHTTPSPort int
 	// DirectorTunnelAddr and DirectorEnrollAddr ("-" disables one).
 	DirectorTunnelAddr, DirectorEnrollAddr string
 	// CertTTL of the agents' tunnel certificates.
@@ -60,7 +64,7 @@ func configErr(format string, args ...any) error { return agentkit.ConfigErrorf(
 
 // Defaults of the CLI contract.
 func Defaults() Config {
-	return Config{Zones: 3, AllocatorsPerZone: 1, AllocatorMemoryMB: 4096, ZKPort: 2181, APIPort: 12400, ProxyPort: 9200,
+	return Config{Zones: 3, AllocatorsPerZone: 1, AllocatorMemoryMB: 4096, ZKPort: 2181, APIPort: 12400, ProxyPort: 9200, ProxyHTTPSPort: 9243,
 		DirectorTunnelAddr: director.DefaultTunnelAddr, DirectorEnrollAddr: director.DefaultEnrollAddr,
 		CertTTL: director.DefaultCertTTL, Runtime: allocator.RuntimeDocker, StartTimeout: 3 * time.Minute, Timeout: 10 * time.Second}
 }
@@ -149,6 +153,7 @@ func (cfg Config) Args(logLevel string) []string {
 		"--zones", strconv.Itoa(cfg.Zones), "--allocators-per-zone", strconv.Itoa(cfg.AllocatorsPerZone),
 		"--allocator-memory", strconv.Itoa(cfg.AllocatorMemoryMB) + "m", "--zk-port", strconv.Itoa(cfg.ZKPort),
 		"--api-port", strconv.Itoa(cfg.APIPort), "--proxy-port", strconv.Itoa(cfg.ProxyPort),
+		"--proxy-https-port", strconv.Itoa(cfg.ProxyHTTPSPort),
 		"--runtime", cfg.Runtime, "--start-timeout", cfg.StartTimeout.String(), "--timeout", cfg.Timeout.String(),
 		"--director-tunnel-addr", cfg.DirectorTunnelAddr, "--director-enroll-addr", cfg.DirectorEnrollAddr,
 		"--cert-ttl", cfg.CertTTL.String()}

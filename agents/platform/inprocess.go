@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"paddock/stunnel"
 	"path/filepath"
 
 	"paddock/agents/allocator"
@@ -138,8 +139,19 @@ func (m *inProcess) agents(ctx context.Context, r *run) error {
 	}
 	m.proxyID = "proxy-up"
 	plog := r.log.With("agent", "proxy")
+	// HTTPS with a certificate per deployment host from the platform CA
+	// (this process holds it: the director runs here).
+	var httpsAddr string
+	var publicCA *stunnel.CA
+	if r.cfg.ProxyHTTPSPort >= 0 {
+		if publicCA, _, err = director.LoadOrCreateCA(r.dir); err != nil {
+			return fmt.Errorf("the platform CA for the proxy's HTTPS: %w", err)
+		}
+		httpsAddr = fmt.Sprintf("127.0.0.1:%d", r.cfg.ProxyHTTPSPort)
+	}
 	r.svc.start("proxy", "proxy", func(ctx context.Context) error {
 		return proxy.Run(ctx, proxy.Config{ID: m.proxyID, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", r.cfg.ProxyPort),
+			HTTPSAddr: httpsAddr, PublicCA: publicCA,
 			Domain: r.pcfg.Domain, CacheFile: filepath.Join(r.dir, "proxy-routes.json"), MetricsAddr: "127.0.0.1:0",
 			Logger: r.log,
 			// mTLS to the allocators' node tunnels with the proxy's certificate.
@@ -186,12 +198,18 @@ func (m *inProcess) waitReady(ctx context.Context, r *run) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: see %s", timeout(ctx, "the API did not start"), filepath.Join(r.dir, LogFile))
 	}
-	addr, err := waitProxy(ctx, r.admin, m.proxyID, r.svc.errc)
+	rec, err := waitProxyRecord(ctx, r.admin, m.proxyID, r.svc.errc)
 	if err != nil {
-		return fmt.Errorf("%w: is its port free? choose one with --proxy-port", err)
+		return fmt.Errorf("%w: are its ports free? choose them with --proxy-port and --proxy-https-port", err)
 	}
-	r.svc.ready("proxy", addr, "")
-	r.rec.set(func(st *Status) { st.ProxyURL = "http://" + addr })
+	r.svc.ready("proxy", rec.HTTPAddr, "")
+	r.rec.set(func(st *Status) {
+		st.ProxyURL = "http://" + rec.HTTPAddr
+		if rec.HTTPSAddr != "" {
+			st.ProxyHTTPSURL = "https://" + rec.HTTPSAddr
+			st.CAFile = filepath.Join(director.CADir(r.dir), "ca.pem")
+		}
+	})
 	if _, err := waitAllocators(ctx, r.admin, m.allocIDs, r.svc.errc); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func testConfig(t *testing.T) Config {
 	})
 	cfg := Defaults()
 	cfg.StateDir, cfg.Zones, cfg.Runtime = dir, 2, allocator.RuntimeSim
-	cfg.ZKPort, cfg.APIPort, cfg.ProxyPort = 0, 0, 0
+	cfg.ZKPort, cfg.APIPort, cfg.ProxyPort, cfg.ProxyHTTPSPort = 0, 0, 0, 0
 	cfg.DirectorTunnelAddr, cfg.DirectorEnrollAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.StartTimeout, cfg.Version, cfg.Logger = time.Minute, "test", slog.New(slog.DiscardHandler)
 	return cfg

@@ -48,14 +48,18 @@ type Status struct {
 	ZooKeeper string    `json:"zookeeper"`
 	// Tunnel is the director's mTLS tunnel the agents reach ZooKeeper
 	// through (empty: they connect directly).
-	Tunnel     string    `json:"zookeeper_tunnel,omitempty"`
-	APIURL     string    `json:"api_url,omitempty"`
-	ProxyURL   string    `json:"proxy_url,omitempty"`
-	APIKeyFile string    `json:"api_key_file,omitempty"`
-	Label      string    `json:"label"`
-	Containers bool      `json:"containers,omitempty"`
-	Missing    []string  `json:"not_available,omitempty"`
-	Services   []Service `json:"services"`
+	Tunnel   string `json:"zookeeper_tunnel,omitempty"`
+	APIURL   string `json:"api_url,omitempty"`
+	ProxyURL string `json:"proxy_url,omitempty"`
+	// ProxyHTTPSURL serves deployments over TLS with certificates from
+	// the platform CA (CAFile: give it to clients as their trust root).
+	ProxyHTTPSURL string    `json:"proxy_https_url,omitempty"`
+	CAFile        string    `json:"ca_file,omitempty"`
+	APIKeyFile    string    `json:"api_key_file,omitempty"`
+	Label         string    `json:"label"`
+	Containers    bool      `json:"containers,omitempty"`
+	Missing       []string  `json:"not_available,omitempty"`
+	Services      []Service `json:"services"`
 }
 
 // ReadStatus reads up.json of the state dir.
@@ -135,6 +139,9 @@ func PrintWhere(w io.Writer, st Status) {
 	fmt.Fprintf(w, "paddock is up\n")
 	fmt.Fprintf(w, "  API        %s\n", st.APIURL)
 	fmt.Fprintf(w, "  proxy      %s   (curl http://<deployment-id>.localhost:%s/)\n", st.ProxyURL, portOf(st.ProxyURL))
+	if st.ProxyHTTPSURL != "" {
+		fmt.Fprintf(w, "  HTTPS      %s   (curl --cacert %s https://<deployment-id>.localhost:%s/)\n", st.ProxyHTTPSURL, st.CAFile, portOf(st.ProxyHTTPSURL))
+	}
 	if st.Tunnel != "" {
 		fmt.Fprintf(w, "  ZooKeeper  %s (loopback only; agents and CLI through the director's mTLS tunnel %s)\n", st.ZooKeeper, st.Tunnel)
 	} else {

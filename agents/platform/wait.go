@@ -53,7 +53,13 @@ func waitFor(ctx context.Context, what string, errc <-chan error, cond func(cont
 
 // waitProxy waits for proxy id's registration and returns its address.
 func waitProxy(ctx context.Context, s *engine.Store, id string, errc <-chan error) (string, error) {
-	var addr string
+	rec, err := waitProxyRecord(ctx, s, id, errc)
+	return rec.HTTPAddr, err
+}
+
+// waitProxyRecord waits for proxy id's registration and returns it.
+func waitProxyRecord(ctx context.Context, s *engine.Store, id string, errc <-chan error) (engine.ProxyRecord, error) {
+	var out engine.ProxyRecord
 	err := waitFor(ctx, "the proxy "+id+" did not register", errc, func(ctx context.Context) error {
 		var rec engine.ProxyRecord
 		if _, err := s.GetJSON(ctx, engine.ProxyPath(id), &rec); err != nil {
@@ -62,10 +68,10 @@ func waitProxy(ctx context.Context, s *engine.Store, id string, errc <-chan erro
 		if rec.HTTPAddr == "" {
 			return errors.New("registered without an HTTP address")
 		}
-		addr = rec.HTTPAddr
+		out = rec
 		return nil
 	})
-	return addr, err
+	return out, err
 }
 
 // waitAllocators waits until every allocator holds its alive node and

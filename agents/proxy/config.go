@@ -28,6 +28,10 @@ type Config struct {
 	TLSKeyFile  string
 	// TLSConfig, when set, replaces the files (tests, the director).
 	TLSConfig *tls.Config
+	// PublicCA, without TLSConfig or files, is the platform CA (with its
+	// key): the HTTPS listener mints a certificate per deployment host
+	// name from it (publiccert.go). `paddock up` sets it.
+	PublicCA *stunnel.CA
 	// BackendLoader holds this proxy's proxy-role certificate, the
 	// platform CA and CRL (director.TLSFiles(stateDir, "proxy"); the
 	// proxy role's AgentTLS.Loader renews it). Backends whose

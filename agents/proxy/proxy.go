@@ -115,6 +115,14 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.HTTPSAddr != "" {
 		tc := cfg.TLSConfig
+		if tc == nil && cfg.TLSCertFile == "" && cfg.PublicCA != nil {
+			pc, err := newPublicCerts(cfg.PublicCA, p.Domain, func(id string) bool { return p.tbl.Load().routes[id] != nil })
+			if err != nil {
+				p.httpLn.Close()
+				return nil, err
+			}
+			tc = pc.tlsConfig()
+		}
 		if tc == nil {
 			if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
 				p.httpLn.Close()
