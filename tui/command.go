@@ -265,7 +265,7 @@ func (l *cmdline) Update(msg tea.KeyMsg) (cmd tea.Cmd, done bool) {
 		}
 		return cmd, true
 	}
-	l.input, cmd = l.input.Update(msg)
+	cmd = updateInput(&l.input, msg)
 	l.err = ""
 	l.refresh()
 	return cmd, false

@@ -396,3 +396,15 @@ func TestPlanFollowedLive(t *testing.T) {
 		t.Fatalf("the step that went on is still shown blocked:\n%s", v)
 	}
 }
+
+// TestTypedAtOnce: runes arriving in one message (a paste, tmux
+// send-keys) are typed, even when they spell a key's name.
+func TestTypedAtOnce(t *testing.T) {
+	app := newTestApp(t, data.NewStatic(fixture()), nil, 0)
+	app.Update(sizeMsg(80, 24))
+	app.Update(keyMsg(":"))
+	app.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("delete web")})
+	if got := app.cmd.input.Value(); got != "delete web" {
+		t.Fatalf("command line = %q", got)
+	}
+}

@@ -26,6 +26,25 @@ func run(c *common.Common, fn func(ctx context.Context) actionDone) tea.Cmd {
 	}
 }
 
+// updateInput feeds a key to a text input one rune at a time: a fast
+// typist, a paste or tmux send-keys delivers several runes in one
+// message, and "delete" typed at once must not read as the delete key.
+func updateInput(ti *textinput.Model, msg tea.Msg) tea.Cmd {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok || km.Type != tea.KeyRunes || len(km.Runes) < 2 {
+		var cmd tea.Cmd
+		*ti, cmd = ti.Update(msg)
+		return cmd
+	}
+	var cmds []tea.Cmd
+	for _, r := range km.Runes {
+		var cmd tea.Cmd
+		*ti, cmd = ti.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: km.Alt})
+		cmds = append(cmds, cmd)
+	}
+	return tea.Batch(cmds...)
+}
+
 // copyMsg asks the frame to copy a CLI command to the clipboard.
 type copyMsg struct{ Text string }
 
@@ -120,8 +139,7 @@ func (d *typedConfirm) Update(msg tea.Msg) (tea.Cmd, bool) {
 			return run(d.c, d.o.Run), true
 		}
 	}
-	var cmd tea.Cmd
-	d.input, cmd = d.input.Update(msg)
+	cmd := updateInput(&d.input, msg)
 	d.err = ""
 	return cmd, true
 }
@@ -190,8 +208,7 @@ func (d *prompt) Update(msg tea.Msg) (tea.Cmd, bool) {
 			return run(d.c, func(ctx context.Context) actionDone { return fn(ctx, v) }), true
 		}
 	}
-	var cmd tea.Cmd
-	d.input, cmd = d.input.Update(msg)
+	cmd := updateInput(&d.input, msg)
 	d.err = ""
 	return cmd, true
 }
