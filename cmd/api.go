@@ -32,7 +32,7 @@ dir). Create a first key with 'paddock api key create --save'.`,
 			ctx := cmd.Context()
 			// Through the director's tunnel when this host joined (or
 			// `paddock up` issued its certificates), renewed while it runs.
-			_, s, err := app.agentStore(ctx, cmd, engine.RoleAdmin)
+			l, s, err := app.agentStore(ctx, cmd, engine.RoleAdmin)
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ dir). Create a first key with 'paddock api key create --save'.`,
 			return api.Run(ctx, api.Config{
 				Store: s, Addr: v.GetString("addr"), TLSAddr: tlsAddr,
 				CertFile: v.GetString("tls-cert"), KeyFile: v.GetString("tls-key"),
-				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log,
+				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, NodeLoader: l.Loader(),
 				OnListen: func(h, hs string) {
 					if f := v.GetString("url-file"); f != "" && h != "" {
 						_ = os.WriteFile(f, []byte("http://"+h+"\n"), 0o600)

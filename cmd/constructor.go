@@ -43,6 +43,7 @@ allocators' node tunnels with that certificate.`,
 				MetricsAddr:    v.GetString("metrics-addr"),
 				HealthyTimeout: v.GetDuration("healthy-timeout"),
 				StepTimeout:    v.GetDuration("step-timeout"),
+				StepDeadline:   v.GetDuration("step-deadline"),
 				PauseSettle:    v.GetDuration("pause-settle"),
 				NodeLoader:     l.Loader(),
 				Logger:         app.Log,
@@ -55,6 +56,7 @@ allocators' node tunnels with that certificate.`,
 	f.String("metrics-addr", "127.0.0.1:9402", "address of /metrics, /healthz and /readyz (empty: none)")
 	f.Duration("healthy-timeout", 0, "how long new instances may take to run healthy before a plan rolls back (default 3m)")
 	f.Duration("step-timeout", 0, "bound of one node operation: snapshot, restore (default 2m)")
+	f.Duration("step-deadline", 0, "a plan step that waits is blocked past this (alarm and paddock_plan_step_blocked; default 2m)")
 	f.Duration("pause-settle", 0, "how long a route stays paused before the final sync (default 1s)")
 	return c
 }

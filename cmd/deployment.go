@@ -66,7 +66,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
 		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: client.WriteActivity}.runE(app)}
 
-	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity)
+	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity, newDeploymentLogsCmd(app))
 	return c
 }
 

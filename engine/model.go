@@ -283,6 +283,19 @@ type Plan struct {
 	NewInstances []PlacedInstance `json:"new_instances,omitempty"`
 }
 
+// LogOptions say which part of an instance's container log to read.
+type LogOptions struct {
+	// Tail is the number of last lines (0: DefaultLogTail).
+	Tail int
+	// Follow keeps the stream open for new lines.
+	Follow bool
+	// Since reads only lines newer than this (0: no limit).
+	Since time.Duration
+}
+
+// DefaultLogTail is the tail of a log read that names none.
+const DefaultLogTail = 200
+
 // Route states.
 const (
 	RouteLive   = "live"

@@ -23,9 +23,11 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
 	"paddock/agents/node"
+	"paddock/engine"
 )
 
 // Labels on everything the allocator creates.
@@ -762,4 +764,29 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Logs reads a container's log (stdout and stderr, demultiplexed):
+// the last o.Tail lines (engine.DefaultLogTail when 0), only those newer
+// than o.Since when set, then new lines while o.Follow.
+func (d *Docker) Logs(ctx context.Context, w Workload, o engine.LogOptions) (io.ReadCloser, error) {
+	tail := o.Tail
+	if tail <= 0 {
+		tail = engine.DefaultLogTail
+	}
+	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow, Tail: strconv.Itoa(tail)}
+	if o.Since > 0 {
+		opts.Since = strconv.FormatInt(time.Now().Add(-o.Since).Unix(), 10)
+	}
+	rc, err := d.cli.ContainerLogs(ctx, w.ID, opts)
+	if err != nil {
+		return nil, fmt.Errorf("container %s logs: %w", short(w.ID), err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, pw, rc)
+		rc.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
 }

@@ -52,6 +52,8 @@ type agent struct {
 	tunnelAddr string
 	routesMu   sync.RWMutex
 	routes     map[string]string
+	// workloads maps instance id → its current workload (log endpoint).
+	workloads  map[string]Workload
 	lastZKWarn time.Time
 	usedMB     int
 	desiredN   int
@@ -597,6 +599,7 @@ func (a *agent) recreateFn(old Workload, in engine.Instance) func(context.Contex
 		if err := a.rt.EnsureImage(ctx, in.Version); err != nil {
 			return nil, err
 		}
+		a.keepPreviousTail(ctx, old)
 		if err := a.rt.Remove(ctx, old, a.cfg.StopTimeout); err != nil {
 			return nil, err
 		}

@@ -3,8 +3,12 @@ package allocator
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"time"
+
+	"paddock/engine"
 )
 
 // SimAddress is the address sim instances report: TEST-NET-1, which
@@ -19,6 +23,7 @@ type Sim struct {
 
 	mu   sync.Mutex
 	ws   map[string]Workload // by id
+	logs map[string][]string // by workload id: what the runtime did
 	seq  int
 	subs []chan struct{}
 }
@@ -31,7 +36,7 @@ func NewSim(host HostInfo) *Sim {
 	if host.MemoryMB == 0 {
 		host.MemoryMB = 64 << 10
 	}
-	return &Sim{host: host, ws: map[string]Workload{}}
+	return &Sim{host: host, ws: map[string]Workload{}, logs: map[string][]string{}}
 }
 
 // Name is "sim".
@@ -68,7 +73,30 @@ func (s *Sim) Create(_ context.Context, spec Spec) (Workload, error) {
 		StartedAt: time.Now().UTC(), HostPort: 9200, Address: SimAddress, Health: "healthy",
 		CPUShares: spec.Resources.CPUShares, NanoCPUs: spec.Resources.NanoCPUs}
 	s.ws[w.ID] = w
+	s.logf(w.ID, "sim node %s (%s %s, %d MB) created and started", in.ID, in.Kind, in.Version, in.SizeMB)
 	return w, nil
+}
+
+// logf records a line of a workload's log (with s.mu held).
+func (s *Sim) logf(id, format string, args ...any) {
+	s.logs[id] = append(s.logs[id], time.Now().UTC().Format(time.RFC3339Nano)+" "+fmt.Sprintf(format, args...)+"\n")
+}
+
+// Logs returns the lines the sim recorded for the workload (no follow:
+// the stream ends with what is there).
+func (s *Sim) Logs(_ context.Context, w Workload, o engine.LogOptions) (io.ReadCloser, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lines, ok := s.logs[w.ID]
+	if !ok {
+		return nil, fmt.Errorf("sim workload %s not found", w.ID)
+	}
+	n := o.Tail
+	if n <= 0 {
+		n = engine.DefaultLogTail
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return io.NopCloser(strings.NewReader(strings.Join(lines, ""))), nil
 }
 
 // Start marks a workload running.
@@ -81,6 +109,7 @@ func (s *Sim) Start(_ context.Context, id string) error {
 	}
 	w.Running, w.State, w.StartedAt = true, "running", time.Now().UTC()
 	s.ws[id] = w
+	s.logf(id, "sim node %s started", w.Instance)
 	return nil
 }
 
@@ -91,6 +120,7 @@ func (s *Sim) Restart(ctx context.Context, id string, _ time.Duration) error { r
 func (s *Sim) Remove(_ context.Context, w Workload, _ time.Duration) error {
 	s.mu.Lock()
 	delete(s.ws, w.ID)
+	delete(s.logs, w.ID)
 	s.mu.Unlock()
 	return nil
 }
@@ -123,6 +153,7 @@ func (s *Sim) Kill(iid string) {
 		if w.Instance == iid {
 			w.Running, w.State, w.ExitCode, w.FinishedAt = false, "exited", 137, time.Now().UTC()
 			s.ws[id] = w
+			s.logf(id, "sim node %s killed (exit code 137)", iid)
 		}
 	}
 	subs := append([]chan struct{}(nil), s.subs...)

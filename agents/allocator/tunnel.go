@@ -59,12 +59,12 @@ func (a *agent) startTunnel(ctx context.Context) (*tunnel, error) {
 	}
 	srv, err := stunnel.NewServer(stunnel.ServerConfig{
 		Options: stunnel.Options{Name: "allocator-" + a.cfg.ID, Loader: a.cfg.TunnelLoader,
-			Allow: stunnel.Allow{Roles: engine.RoleNames(TunnelRoles)}, Metrics: metrics,
+			Allow: stunnel.Allow{Roles: engine.RoleNames(append(append([]engine.Role(nil), TunnelRoles...), LogRoles...))}, Metrics: metrics,
 			// Nodes outlive the allocator: on shutdown proxies just reconnect
 			// to the next allocator process, so do not hold the exit long.
 			DrainTimeout: 5 * time.Second},
-		Target:     stunnel.SNIRouter(a.routeOf),
-		TargetDesc: "nodes of allocator " + a.cfg.ID + " (by SNI <instance>.node.paddock)",
+		Target:     a.tunnelTarget(a.startLogEndpoint(ctx)),
+		TargetDesc: "nodes of allocator " + a.cfg.ID + " (by SNI <instance>.node.paddock) and its log endpoint (" + LogsBackend + ".node.paddock, admin role)",
 		Logger:     a.log,
 	})
 	if err != nil {
@@ -105,12 +105,16 @@ func (a *agent) updateRoutes() {
 		return
 	}
 	next := make(map[string]string, len(a.tracked))
+	ws := make(map[string]Workload, len(a.tracked))
 	for id, t := range a.tracked {
 		if t.desired != nil && t.w != nil && t.w.Running && t.w.Address != "" {
 			next[id] = t.w.Address
 		}
+		if t.w != nil {
+			ws[id] = *t.w
+		}
 	}
 	a.routesMu.Lock()
-	a.routes = next
+	a.routes, a.workloads = next, ws
 	a.routesMu.Unlock()
 }

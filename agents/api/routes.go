@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"paddock/engine"
 	"paddock/engine/service"
@@ -31,6 +32,7 @@ func routes() []route {
 		{"PUT", "/deployments/{id}", accessDeployments, (*server).updateDeployment},
 		{"DELETE", "/deployments/{id}", accessDeployments, (*server).deleteDeployment},
 		{"GET", "/deployments/{id}/activity", accessRead, (*server).activity},
+		{"GET", "/deployments/{id}/logs", accessRead, (*server).logs},
 		{"DELETE", "/deployments/{id}/plan/pending", accessDeployments, (*server).cancelPlan},
 		{"POST", "/deployments/{id}/_restart", accessDeployments, (*server).restart},
 		{"POST", "/deployments/{id}/plan/_retry", accessDeployments, (*server).retryPlan},
@@ -189,6 +191,40 @@ func (s *server) restart(r *http.Request, p service.Principal) (int, any, error)
 
 func (s *server) platform(r *http.Request, _ service.Principal) (int, any, error) {
 	return ok(s.svc.Platform(r.Context()))
+}
+
+// logs streams an instance's container log (text/plain).
+func (s *server) logs(r *http.Request, _ service.Principal) (int, any, error) {
+	q := r.URL.Query()
+	var o engine.LogOptions
+	var fe []service.FieldError
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			fe = append(fe, service.FieldError{Field: "tail", Message: "must be a number of lines"})
+		}
+		o.Tail = n
+	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fe = append(fe, service.FieldError{Field: "since", Message: "must be a duration such as 10m or 1h"})
+		}
+		o.Since = d
+	}
+	follow, err := boolQuery(r, "follow")
+	if err != nil {
+		return 0, nil, err
+	}
+	o.Follow = follow
+	if len(fe) > 0 {
+		return 0, nil, apiErr(service.KindInvalid, "request.invalid", "invalid query parameter", fe...)
+	}
+	rc, err := s.svc.Logs(r.Context(), r.PathValue("id"), q.Get("instance"), o)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, logStream{rc}, nil
 }
 
 func (s *server) headroom(r *http.Request, _ service.Principal) (int, any, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"paddock/agents/agentkit"
+	"paddock/agents/allocator"
 	"paddock/engine"
 	"paddock/engine/service"
+	"paddock/stunnel"
 )
 
 // Default listen addresses.
@@ -39,7 +42,11 @@ type Config struct {
 	CertFile, KeyFile string
 	// MetricsAddr serves /metrics /healthz /readyz ("" disables).
 	MetricsAddr string
-	Logger      *slog.Logger
+	// NodeLoader is this host's admin-role certificate: with it the API
+	// reads instances' logs from their allocators' node tunnels
+	// (GET /deployments/{id}/logs); without it that endpoint answers 503.
+	NodeLoader *stunnel.Loader
+	Logger     *slog.Logger
 	// Registry (default: a new agentkit registry).
 	Registry *prometheus.Registry
 	// OnListen is called with the bound addresses once serving (tests,
@@ -137,10 +144,13 @@ func (s *server) wrap(rt route) http.Handler {
 		}()
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes+1)
 		// No request waits on ZooKeeper for ever: past the deadline it is
-		// answered 503 (retry).
-		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
+		// answered 503 (retry). A stream (logs) lasts as long as its
+		// client; its own ZooKeeper reads are bounded by the service.
+		if !streamingRoutes[rt.path] {
+			ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		if rt.access != accessPublic {
 			var err error
 			if p, err = s.authenticate(r.Context(), r); err != nil {
@@ -161,6 +171,14 @@ func (s *server) wrap(rt route) http.Handler {
 			rec.Header().Set("ETag", e.etag)
 			body = e.v
 		}
+		if ls, ok := body.(logStream); ok {
+			defer ls.rc.Close()
+			rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			rec.Header().Set("X-Content-Type-Options", "nosniff")
+			rec.WriteHeader(status)
+			ls.copyTo(rec, w)
+			return
+		}
 		if raw, ok := body.([]byte); ok {
 			rec.Header().Set("Content-Type", "application/json")
 			rec.WriteHeader(status)
@@ -169,6 +187,19 @@ func (s *server) wrap(rt route) http.Handler {
 		}
 		writeJSON(rec, status, body)
 	})
+}
+
+// streamingRoutes answer with a stream that lasts as long as the client
+// (no RequestTimeout).
+var streamingRoutes = map[string]bool{"/deployments/{id}/logs": true}
+
+// logStream makes wrap copy a text stream to the client, flushing as it
+// goes.
+type logStream struct{ rc io.ReadCloser }
+
+func (l logStream) copyTo(w io.Writer, orig http.ResponseWriter) {
+	fl, _ := orig.(http.Flusher)
+	allocator.CopyFlushing(w, fl, l.rc)
 }
 
 // withETag makes wrap send an ETag header (the resource version, for
@@ -209,7 +240,15 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("api cache stopped; reads go to ZooKeeper", "err", err)
 		}
 	}()
-	svc := service.New(cfg.Store, service.WithLogger(log), service.WithCache(cache))
+	opts := []service.Option{service.WithLogger(log), service.WithCache(cache)}
+	if cfg.NodeLoader != nil {
+		lc, err := allocator.NewLogClient(cfg.NodeLoader, log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, service.WithNodeLogs(lc))
+	}
+	svc := service.New(cfg.Store, opts...)
 	h, err := NewHandler(svc, log, reg)
 	if err != nil {
 		return err

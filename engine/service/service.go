@@ -15,6 +15,9 @@ type Service struct {
 	now   func() time.Time
 	users userCache
 	cache *Cache // nil: every read goes to ZooKeeper
+	// nodeLogs reaches the allocators' log endpoints (nil: Logs is
+	// unavailable).
+	nodeLogs NodeLogs
 	// headroom caches the last zone-loss report (Headroom).
 	headroom headroomCache
 }

@@ -132,6 +132,46 @@ func StatusOf(err error) int {
 // Do sends one request; body (if not nil) is JSON-encoded. It returns
 // the raw answer; a non-2xx answer is *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body any, hdr http.Header) ([]byte, error) {
+	rc, err := c.send(ctx, method, path, body, hdr, false)
+	if rc == nil {
+		return nil, err
+	}
+	defer rc.Close()
+	raw, rerr := io.ReadAll(rc)
+	if err != nil {
+		return raw, err
+	}
+	return raw, rerr
+}
+
+// Logs streams an instance's container log (GET
+// /deployments/{id}/logs): instance "" is the deployment's first
+// Elasticsearch instance. With o.Follow the stream lasts until ctx ends.
+func (c *Client) Logs(ctx context.Context, id, instance string, o engine.LogOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	if instance != "" {
+		q.Set("instance", instance)
+	}
+	if o.Tail > 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Follow {
+		q.Set("follow", "true")
+	}
+	if o.Since > 0 {
+		q.Set("since", o.Since.String())
+	}
+	path := "/deployments/" + esc(id) + "/logs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return c.send(ctx, "GET", path, nil, nil, true)
+}
+
+// send sends one request. With stream, a 2xx answer's body is returned
+// open (the caller closes it); otherwise the whole answer is read: the
+// raw body, or *Error for a non-2xx answer (also with stream).
+func (c *Client) send(ctx context.Context, method, path string, body any, hdr http.Header, stream bool) (io.ReadCloser, error) {
 	if c.BaseURL == "" {
 		return nil, errors.New("no API URL: pass --api-url, set PADDOCK_API_URL, or run `paddock up` (it writes ~/.paddock/config.yaml)")
 	}
@@ -166,9 +206,18 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, hdr http
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	if stream {
+		// A followed log lasts as long as ctx: no overall timeout.
+		nc := *hc
+		nc.Timeout = 0
+		hc = &nc
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the API at %s: %w (is `paddock api` or `paddock up` running? check --api-url / PADDOCK_API_URL)", c.BaseURL, err)
+	}
+	if stream && resp.StatusCode < 300 {
+		return resp.Body, nil
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -178,9 +227,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, hdr http
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode, Raw: raw}
 		_ = json.Unmarshal(raw, &e.Body)
-		return raw, e
+		return io.NopCloser(bytes.NewReader(raw)), e
 	}
-	return raw, nil
+	return io.NopCloser(bytes.NewReader(raw)), nil
 }
 
 func call[T any](ctx context.Context, c *Client, method, path string, body any, hdr http.Header) (T, []byte, error) {
