@@ -628,10 +628,10 @@ type termsNode struct {
 
 func (n *termsNode) keysOf(v *docVals) ([]string, []float64) {
 	if strs := v.strs[n.slot]; len(strs) > 0 {
-		return dedupStrings(strs), nil
+		return dedup(strs), nil
 	}
 	if nums := v.nums[n.slot]; len(nums) > 0 {
-		return nil, dedupFloats(nums)
+		return nil, dedup(nums)
 	}
 	if n.a.Missing != nil {
 		if n.typ == Keyword || !n.r.mapped[n.slot] {
@@ -828,27 +828,8 @@ func formatDate(ms int64, format string, loc *time.Location) string {
 	return t.Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-func dedupStrings(s []string) []string {
-	if len(s) < 2 {
-		return s
-	}
-	out := s[:0:0]
-	for i, x := range s {
-		dup := false
-		for _, y := range s[:i] {
-			if x == y {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func dedupFloats(s []float64) []float64 {
+// dedup drops repeated values (a document counts once per bucket).
+func dedup[T comparable](s []T) []T {
 	if len(s) < 2 {
 		return s
 	}

@@ -174,7 +174,7 @@ func parseTyped(typ string, body any, depth int) (Query, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := boostOf(typ, o, "_name")
+		b, err := boostOf(typ, o)
 		return matchAllQ{boost: b}, err
 	case "match_none":
 		if _, err := object(typ, body); err != nil {
@@ -194,7 +194,7 @@ func parseTyped(typ string, body any, depth int) (Query, error) {
 	case "range":
 		return parseRange(body)
 	case "exists":
-		o, err := object(typ, body)
+		o, err := objectWith(typ, body, "field", "boost", "_name")
 		if err != nil {
 			return nil, err
 		}
@@ -202,18 +202,12 @@ func parseTyped(typ string, body any, depth int) (Query, error) {
 		if f == "" {
 			return nil, parsingErr("[exists] must be provided with a [field]")
 		}
-		if err := onlyKeys(typ, o, "field", "boost", "_name"); err != nil {
-			return nil, err
-		}
 		return existsQ{field: f}, nil
 	case "prefix", "wildcard", "regexp", "fuzzy":
 		return parseSingleValue(typ, body)
 	case "ids":
-		o, err := object(typ, body)
+		o, err := objectWith(typ, body, "values", "boost", "_name")
 		if err != nil {
-			return nil, err
-		}
-		if err := onlyKeys(typ, o, "values", "boost", "_name"); err != nil {
 			return nil, err
 		}
 		arr, ok := o["values"].([]any)
@@ -232,11 +226,8 @@ func parseTyped(typ string, body any, depth int) (Query, error) {
 	case "bool":
 		return parseBool(body, depth)
 	case "constant_score":
-		o, err := object(typ, body)
+		o, err := objectWith(typ, body, "filter", "boost", "_name")
 		if err != nil {
-			return nil, err
-		}
-		if err := onlyKeys(typ, o, "filter", "boost", "_name"); err != nil {
 			return nil, err
 		}
 		if o["filter"] == nil {
@@ -252,6 +243,16 @@ func parseTyped(typ string, body any, depth int) (Query, error) {
 		return parseQueryString(typ, body)
 	}
 	return nil, parsingErr("unknown query [%s]", typ)
+}
+
+// objectWith checks that a query body is a JSON object with only the
+// given keys.
+func objectWith(typ string, body any, allowed ...string) (map[string]any, error) {
+	o, err := object(typ, body)
+	if err != nil {
+		return nil, err
+	}
+	return o, onlyKeys(typ, o, allowed...)
 }
 
 // object checks that a query body is a JSON object.
@@ -279,7 +280,7 @@ func onlyKeys(typ string, o map[string]any, allowed ...string) error {
 	return nil
 }
 
-func boostOf(typ string, o map[string]any, allowed ...string) (float64, error) {
+func boostOf(typ string, o map[string]any) (float64, error) {
 	v, ok := o["boost"]
 	if !ok {
 		return 1, nil
@@ -288,7 +289,6 @@ func boostOf(typ string, o map[string]any, allowed ...string) (float64, error) {
 	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, parsingErr("[%s] query: [boost] must be a non-negative number, got %s", typ, jsonString(v))
 	}
-	_ = allowed
 	return f, nil
 }
 

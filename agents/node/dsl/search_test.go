@@ -318,3 +318,17 @@ func TestMultipleTargets(t *testing.T) {
 		t.Errorf("sort = %v", h["sort"])
 	}
 }
+
+func TestAliasFilters(t *testing.T) {
+	b := books(t)
+	tg := b.target()
+	tg.Filters = []json.RawMessage{json.RawMessage(`{"term":{"author":"alice"}}`), json.RawMessage(`{"term":{"author":"bob"}}`)}
+	resp := doSearch(t, []Target{tg}, `{"query":{"range":{"year":{"gte":2000}}}}`, nil)
+	if got := hitIDs(resp); !sameSet(got, []string{"1", "3"}) {
+		t.Errorf("ids = %v", got)
+	}
+	tg.Filters = []json.RawMessage{json.RawMessage(`{"bogus":{}}`)}
+	if _, err := Search(context.Background(), []Target{tg}, mustParse(t, `{}`)); eserr.From(err).Status != 400 {
+		t.Errorf("bad alias filter: %v", err)
+	}
+}
