@@ -112,6 +112,7 @@ var aclTable = []aclRule{
 	{pattern: "security/**", perms: map[Role]int32{RoleDirector: permRW}},
 	{pattern: "apikeys/**", perms: map[Role]int32{RoleAdmin: permRW}},
 	{pattern: "requests/**", perms: map[Role]int32{RoleAdmin: permRW}},
+	{pattern: "trafficfilters/**", perms: map[Role]int32{RoleAdmin: permRW, RoleProxy: permR}},
 }
 
 func matchPattern(pattern string, segs []string) bool {

@@ -53,7 +53,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		engine.InstancesPath("a1"), engine.InstancePath("a1", "i1"), engine.StatusesPath("a1"), engine.StatusPath("a1", "i1"),
 		engine.DeploymentPath("d1"), engine.PlansPath("d1"), engine.PendingPlanPath("d1"), engine.RoutePath("d1"),
 		engine.ProxyPath("p1"), engine.PathLeaderCons + "/n-0000000001", engine.PathCA, engine.PathTokens,
-		engine.TokenPath("t1"), engine.APIKeyPath("k1"), engine.RequestPath("r1"),
+		engine.TokenPath("t1"), engine.APIKeyPath("k1"), engine.RequestPath("r1"), engine.PathTrafficFilters, engine.TrafficFilterPath("f1"),
 	} {
 		mk(path, map[string]string{"test": "x"})
 	}
@@ -96,6 +96,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.TokenPath("t1"), []string{"director"}, []string{"director"}},
 		{engine.APIKeyPath("k1"), []string{"admin"}, []string{"admin"}},
 		{engine.RequestPath("r1"), []string{"admin"}, []string{"admin"}},
+		{engine.TrafficFilterPath("f1"), []string{"admin"}, []string{"admin", "proxy"}},
 	}
 	for _, r := range table {
 		data, _, err := su.Get(ctx, r.path)
@@ -131,6 +132,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.PathLeaderCons, []string{"constructor"}},
 		{engine.PathTokens, []string{"director"}},
 		{engine.PathAPIKeys, []string{"admin"}},
+		{engine.PathTrafficFilters, []string{"admin"}},
 		{engine.InstancesPath("a1"), []string{"constructor"}},
 		{engine.StatusesPath("a1"), []string{"a1"}},
 	}

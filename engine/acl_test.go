@@ -38,6 +38,12 @@ func TestACLTable(t *testing.T) {
 		{TokenPath("h"), "", "admin:A", 0},
 		{PathCA, "", "world:anyone", zk.PermRead},
 		{APIKeyPath("k"), "", "constructor:C", 0},
+		{PathTrafficFilters, "", "admin:A", zk.PermAll},
+		{TrafficFilterPath("f"), "", "admin:A", zk.PermAll},
+		{TrafficFilterPath("f"), "", "proxy:P", zk.PermRead},
+		{TrafficFilterPath("f"), "", "constructor:C", 0},
+		{TrafficFilterPath("f"), "", "allocator:L", 0},
+		{TrafficFilterPath("f"), "", "director:D", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.path+"/"+c.role, func(t *testing.T) {

@@ -24,6 +24,8 @@ var (
 	PathTokens      = Root + "/security/tokens"
 	PathAPIKeys     = Root + "/apikeys"
 	PathRequests    = Root + "/requests"
+	// PathTrafficFilters holds traffic filter rule sets (trafficfilter.go).
+	PathTrafficFilters = Root + "/trafficfilters"
 )
 
 // Zone returns /paddock/zones/<zone>.
