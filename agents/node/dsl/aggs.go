@@ -392,6 +392,7 @@ type docVals struct {
 
 // aggRoot is the aggregation state of one search, shared by its shards.
 type aggRoot struct {
+	typed  bool // typed_keys
 	aggs   []*Agg
 	slots  map[string]int
 	fields []string
@@ -558,12 +559,33 @@ func (b *bucket) add(v *docVals) {
 	}
 }
 
-func (b *bucket) render(out map[string]any, subs []*Agg) map[string]any {
+func (b *bucket) render(out map[string]any, subs []*Agg, r *aggRoot) map[string]any {
 	out["doc_count"] = b.count
 	for i, s := range b.subs {
-		out[subs[i].Name] = s.render()
+		out[r.key(subs[i])] = s.render()
 	}
 	return out
+}
+
+// key is an aggregation's name in the response; with typed_keys it is
+// prefixed with its result type ("sterms#name"), as typed clients expect.
+func (r *aggRoot) key(a *Agg) string {
+	if !r.typed {
+		return a.Name
+	}
+	t := a.Type
+	if a.Type == "terms" {
+		ft := r.types[r.slots[a.Field]]
+		switch {
+		case ft.whole() || ft == Date || ft == Boolean:
+			t = "lterms"
+		case ft.Numeric():
+			t = "dterms"
+		default:
+			t = "sterms"
+		}
+	}
+	return t + "#" + a.Name
 }
 
 // subValue reads a sub-aggregation's value for ordering ("avg_price",
@@ -739,7 +761,7 @@ func (n *termsNode) render() map[string]any {
 		} else {
 			m["key"] = kb.key
 		}
-		buckets = append(buckets, kb.bucket.render(m, n.a.Subs))
+		buckets = append(buckets, kb.bucket.render(m, n.a.Subs, n.r))
 	}
 	return map[string]any{"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": buckets}
 }
@@ -906,7 +928,7 @@ func (n *rangeNode) render() map[string]any {
 			key = lo + "-" + hi
 		}
 		m["key"] = key
-		n.buckets[i].render(m, n.a.Subs)
+		n.buckets[i].render(m, n.a.Subs, n.r)
 		if n.a.Keyed {
 			delete(m, "key")
 			keyed[key] = m
@@ -1070,7 +1092,7 @@ func (n *histoNode) render() map[string]any {
 			m["key"] = kb.num
 			ks = strconv.FormatFloat(kb.num, 'f', 1, 64)
 		}
-		kb.bucket.render(m, n.a.Subs)
+		kb.bucket.render(m, n.a.Subs, n.r)
 		if n.a.Keyed {
 			keyed[ks] = m
 		} else {
@@ -1198,7 +1220,7 @@ func renderAggs(aggs []*Agg, root *aggRoot) (json.RawMessage, error) {
 		if root == nil || i >= len(root.nodes) {
 			continue
 		}
-		out[a.Name] = root.nodes[i].render()
+		out[root.key(a)] = root.nodes[i].render()
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

@@ -165,3 +165,19 @@ func TestAggregationsAcrossIndicesAndPostFilter(t *testing.T) {
 	jsonEq(t, "aggs ignore post_filter", resp["aggregations"].(map[string]any)["t"],
 		`{"doc_count_error_upper_bound":0,"sum_other_doc_count":3,"buckets":[{"key":"alice","doc_count":2}]}`)
 }
+
+func TestTypedKeys(t *testing.T) {
+	b := books(t)
+	resp := doSearch(t, []Target{b.target()}, `{"size":0,"aggs":{"t":{"terms":{"field":"author"},"aggs":{"a":{"avg":{"field":"price"}}}},"y":{"terms":{"field":"year"}},"p":{"terms":{"field":"price"}},"h":{"date_histogram":{"field":"published","calendar_interval":"year"}},"s":{"stats":{"field":"year"}}}}`,
+		map[string][]string{"typed_keys": {"true"}})
+	aggs := resp["aggregations"].(map[string]any)
+	for _, k := range []string{"sterms#t", "lterms#y", "dterms#p", "date_histogram#h", "stats#s"} {
+		if _, ok := aggs[k]; !ok {
+			t.Errorf("no %s in %v", k, aggs)
+		}
+	}
+	bucket := aggs["sterms#t"].(map[string]any)["buckets"].([]any)[0].(map[string]any)
+	if _, ok := bucket["avg#a"]; !ok {
+		t.Errorf("sub-aggregation not typed: %v", bucket)
+	}
+}

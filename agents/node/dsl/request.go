@@ -26,6 +26,7 @@ type Request struct {
 	// TrackTotalHits: -1 counts exactly, 0 reports no total, N counts up to N.
 	TrackTotalHits   int
 	TotalAsInt       bool // rest_total_hits_as_int
+	TypedKeys        bool // typed_keys: aggregation names prefixed with their type
 	Version          bool
 	SeqNoPrimaryTerm bool
 	TrackScores      bool
@@ -487,6 +488,7 @@ func (r *Request) parseParams(p url.Values) error {
 	boolParam("seq_no_primary_term", &r.SeqNoPrimaryTerm)
 	boolParam("track_scores", &r.TrackScores)
 	boolParam("rest_total_hits_as_int", &r.TotalAsInt)
+	boolParam("typed_keys", &r.TypedKeys)
 	if r.TotalAsInt {
 		r.TrackTotalHits = -1
 	}

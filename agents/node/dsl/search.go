@@ -450,6 +450,7 @@ func run(ctx context.Context, shards []*shard, req *Request, from, size int, aft
 	m := &merged{}
 	if withAggs && len(req.Aggs) > 0 {
 		m.root = newAggRoot(req.Aggs, req.now)
+		m.root.typed = req.TypedKeys
 	}
 	for i, s := range shards {
 		var after []string
