@@ -77,6 +77,12 @@ func (s *Server) buildRoutes() *router {
 	rt.add("GET,POST", "/{index}/_search", s.search)
 	rt.add("GET,POST", "/_count", s.count)
 	rt.add("GET,POST", "/{index}/_count", s.count)
+	rt.add("GET,POST", "/_msearch", s.msearch)
+	rt.add("GET,POST", "/{index}/_msearch", s.msearch)
+	rt.add("GET,POST", "/_search/scroll", s.scroll)
+	rt.add("GET,POST", "/_search/scroll/{scroll_id}", s.scroll)
+	rt.add("DELETE", "/_search/scroll", s.clearScroll)
+	rt.add("DELETE", "/_search/scroll/{scroll_id}", s.clearScroll)
 
 	// Indices.
 	rt.add("PUT", "/{index}", s.createIndex)

@@ -82,7 +82,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p params) error 
 	if err != nil {
 		return err
 	}
-	resp, err := dsl.Search(r.Context(), targets, req)
+	var resp any
+	if req.Scroll > 0 {
+		resp, err = s.scrolls.Start(r.Context(), targets, req)
+	} else {
+		resp, err = dsl.Search(r.Context(), targets, req)
+	}
 	if err != nil {
 		return err
 	}
@@ -273,4 +278,66 @@ func (s *Server) deleteByQuery(w http.ResponseWriter, r *http.Request, p params)
 
 func (s *Server) updateByQuery(w http.ResponseWriter, r *http.Request, p params) error {
 	return s.byQuery(w, r, p, false)
+}
+
+func (s *Server) msearch(w http.ResponseWriter, r *http.Request, p params) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	def := p["index"]
+	resp, err := dsl.MultiSearch(r.Context(), body, r.URL.Query(), func(expr string) ([]dsl.Target, error) {
+		if expr == "" {
+			expr = def
+		}
+		return s.targetsFor(expr, r.URL.Query())
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) scroll(w http.ResponseWriter, r *http.Request, p params) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if id := p["scroll_id"]; id != "" {
+		q.Set("scroll_id", id)
+	}
+	id, keepAlive, err := dsl.ParseScroll(body, q)
+	if err != nil {
+		return err
+	}
+	resp, err := s.scrolls.Next(r.Context(), id, keepAlive)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) clearScroll(w http.ResponseWriter, r *http.Request, p params) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if id := p["scroll_id"]; id != "" {
+		q.Set("scroll_id", id)
+	}
+	ids, err := dsl.ParseClearScroll(body, q)
+	if err != nil {
+		return err
+	}
+	all := len(ids) == 0
+	for _, id := range ids {
+		all = all || id == "_all"
+	}
+	status, resp := dsl.ClearResponse(s.scrolls.Clear(ids), all)
+	writeJSON(w, status, resp)
+	return nil
 }

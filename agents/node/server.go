@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"paddock/agents/node/dsl"
 	"paddock/agents/node/eserr"
 	"paddock/agents/node/shard"
 )
@@ -76,6 +77,8 @@ type Server struct {
 	// meta holds aliases and index templates.
 	meta *meta.Registry
 
+	scrolls *dsl.Scrolls
+
 	peersMu sync.RWMutex
 	peers   []string
 	client  *http.Client
@@ -119,7 +122,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
-		indices: map[string]*shard.Shard{}, meta: reg}
+		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls()}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -143,6 +146,7 @@ func (s *Server) Close() error {
 		}
 	}
 	s.indices = map[string]*shard.Shard{}
+	s.scrolls.Close()
 	if err := s.db.close(); err != nil && first == nil {
 		first = err
 	}
