@@ -71,6 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Kind, "kind", KindElasticsearch, "elasticsearch or kibana")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/data", "data directory (a volume in containers)")
 	fs.StringVar(&cfg.SnapshotRoot, "snapshot-root", ContainerSnapshotRoot, "directory fs snapshot repositories must live under")
+	fs.BoolVar(&cfg.RequireSecurity, "require-credentials", false, "refuse every request until the credentials file ("+SecurityFileName+" in the data directory) exists")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "json", "log format: json or text")
 	if code, ok := parse(fs, args); !ok {
@@ -124,6 +125,7 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := newFlags("healthcheck", "paddock node healthcheck [--url URL] [--wait D]: exit 0 when the node answers its health endpoint", stderr)
 	u := fs.String("url", "http://127.0.0.1:9200"+HealthPath, "health endpoint to probe")
 	wait := fs.Duration("wait", 2*time.Second, "give up after this long")
+	creds := fs.String("credentials", "/data/"+SecurityFileName, "credentials file whose platform identity the probe presents (absent: none)")
 	fs.String("log-level", "info", "ignored (accepted for symmetry with the server)")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -134,6 +136,9 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid --url %q: %v\n", *u, err)
 		return exitUsage
+	}
+	if f, err := ReadSecurityFile(*creds); err == nil {
+		f.Platform.SetAuth(req)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

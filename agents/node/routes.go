@@ -50,6 +50,7 @@ func (s *Server) buildRoutes() *router {
 	rt.add("GET,HEAD", HealthPath, s.paddockHealth)
 	rt.add("GET", "/_paddock/peers", s.getPeers)
 	rt.add("PUT,POST", "/_paddock/peers", s.putPeers)
+	s.securityRoutes(rt)
 	if rt.kibana {
 		rt.add("GET", "/api/status", s.kibanaStatus)
 		return rt

@@ -62,6 +62,13 @@ type Config struct {
 	Logger *slog.Logger
 	// PeerClient forwards replicated writes (default: 5s timeout client).
 	PeerClient *http.Client
+	// SecurityFile is the credentials file (default: SecurityFileName
+	// in DataDir). While it is absent and RequireSecurity is false, the
+	// node serves without authentication.
+	SecurityFile string
+	// RequireSecurity refuses every request (401) until the credentials
+	// file exists: nodes run by an allocator are never open.
+	RequireSecurity bool
 }
 
 // Server is a node: an http.Handler over its indices.
@@ -82,6 +89,9 @@ type Server struct {
 	peersMu sync.RWMutex
 	peers   []string
 	client  *http.Client
+
+	sec  *security
+	keys *apiKeyStore
 }
 
 // NewServer opens the node's data directory and returns the node. Close
@@ -127,6 +137,15 @@ func NewServer(cfg Config) (*Server, error) {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
 	s.peers = db.peers()
+	if s.cfg.SecurityFile == "" {
+		s.cfg.SecurityFile = filepath.Join(cfg.DataDir, SecurityFileName)
+	}
+	s.keys = &apiKeyStore{db: db.db}
+	s.sec = newSecurity(s.cfg.SecurityFile, cfg.RequireSecurity, s.keys)
+	if err := s.sec.refresh(true); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.routes = s.buildRoutes()
 	if err := s.openIndices(); err != nil {
 		s.Close()
@@ -188,7 +207,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Answers to HEAD carry the status only.
 		w = headWriter{w}
 	}
-	if err := s.routes.serve(w, r); err != nil {
+	r, err := s.guard(w, r)
+	if err == nil {
+		err = s.routes.serve(w, r)
+	}
+	if err != nil {
 		e := eserr.From(err)
 		if e.Status >= 500 {
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -465,6 +488,7 @@ func (s *Server) forward(ctx context.Context, peer, method, path string, body []
 		return err
 	}
 	req.Header.Set(ReplicaHeader, s.cfg.Name)
+	s.sec.platform().SetAuth(req)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
