@@ -82,6 +82,7 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 		"MoveBody": MoveBody{}, "MaintenanceBody": MaintenanceBody{}, "ConstructorBody": ConstructorBody{},
 		"CreateKeyBody": CreateKeyBody{}, "AllocatorSettings": engine.AllocatorSettings{},
 		"Spec": engine.DeploymentSpec{}, "Topology": engine.Topology{},
+		"TrafficFilterBody": TrafficFilterBody{}, "TrafficFilterRule": engine.TrafficFilterRule{}, "Association": AssociationBody{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sc, ok := doc.Components.Schemas[name]

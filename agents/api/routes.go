@@ -23,7 +23,7 @@ type route struct {
 
 // routes is the API: the OpenAPI document must list exactly these.
 func routes() []route {
-	return []route{
+	return append([]route{
 		{"GET", "/api-docs", accessPublic, (*server).apiDocs},
 
 		{"GET", "/deployments", accessRead, (*server).listDeployments},
@@ -52,7 +52,7 @@ func routes() []route {
 		{"GET", "/users/auth/keys", accessPlatform, (*server).listKeys},
 		{"POST", "/users/auth/keys", accessPlatform, (*server).createKey},
 		{"DELETE", "/users/auth/keys/{id}", accessPlatform, (*server).revokeKey},
-	}
+	}, filterRoutes()...)
 }
 
 func (s *server) apiDocs(r *http.Request, _ service.Principal) (int, any, error) {

@@ -25,6 +25,9 @@ type DeploymentView struct {
 	PendingPlan *engine.Plan `json:"pending_plan,omitempty"`
 	// Endpoint is the host name proxies route to this deployment.
 	Endpoint string `json:"endpoint"`
+	// TrafficFilters are the ids of the rule sets attached to it (none:
+	// open to every source).
+	TrafficFilters []string `json:"traffic_filters,omitempty"`
 }
 
 // DesiredSpec is what the deployment is heading to: the pending plan's
@@ -209,6 +212,7 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 		return CreateResult{}, storeErr(err, "deployment", id)
 	}
 	s.log.Info("deployment created", "deployment", id, "name", dep.Name, "plan", plan.ID, "by", string(req.Actor))
+	s.attachDefaultFilters(ctx, id, req.Actor)
 	view.ResourceVersion = 0
 	return CreateResult{Deployment: view, PlanID: plan.ID, Created: true, Placement: &rep}, nil
 }
@@ -246,7 +250,12 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 	if err != nil {
 		return DeploymentView{}, storeErr(err, "platform", "config")
 	}
-	return s.getDeployment(ctx, id, cfg.Domain)
+	v, err := s.getDeployment(ctx, id, cfg.Domain)
+	if err != nil {
+		return v, err
+	}
+	v.TrafficFilters, err = s.TrafficFiltersOf(ctx, id)
+	return v, err
 }
 
 // getDeployment reads the deployment and its pending plan from
@@ -321,8 +330,13 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 		}()
 	}
 	wg.Wait()
+	filters, err := s.trafficFilters(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := []DeploymentView{}
 	for i, v := range views {
+		v.TrafficFilters = filtersOf(filters, v.ID)
 		if err := errs[i]; err != nil {
 			if errors.Is(err, ErrNotFound) {
 				continue // deleted in between, or a stray znode
