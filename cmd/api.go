@@ -10,6 +10,7 @@ import (
 
 	"paddock/agents/api"
 	"paddock/agents/api/client"
+	"paddock/agents/director"
 	"paddock/engine"
 )
 
@@ -45,6 +46,7 @@ dir). Create a first key with 'paddock api key create --save'.`,
 				Store: s, Addr: v.GetString("addr"), TLSAddr: tlsAddr,
 				CertFile: v.GetString("tls-cert"), KeyFile: v.GetString("tls-key"),
 				MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, NodeLoader: l.Loader(),
+				CertDir: director.TLSDir(app.StateDir()),
 				OnListen: func(h, hs string) {
 					if f := v.GetString("url-file"); f != "" && h != "" {
 						_ = os.WriteFile(f, []byte("http://"+h+"\n"), 0o600)

@@ -137,7 +137,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	for _, add := range []func(*App) *cobra.Command{
 		newVersionCmd, newStatusCmd, newZookeeperCmd, newInitCmd,
 		newUpCmd, newDownCmd, newConsoleCmd,
-		newDeploymentCmd, newAllocatorCmd, newPlatformCmd, newTokenCmd,
+		newDeploymentCmd, newAllocatorCmd, newPlatformCmd, newDoctorCmd, newTokenCmd,
 		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,
 		newImageCmd, newTunnelCmd,
 	} {

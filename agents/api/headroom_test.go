@@ -124,3 +124,16 @@ func gatherText(t *testing.T, reg *prometheus.Registry) string {
 	}
 	return b.String()
 }
+
+// TestDoctorEndpoint: a viewer runs the doctor; a platform without a
+// constructor leader is critical, and the finding says what to do.
+func TestDoctorEndpoint(t *testing.T) {
+	f := newFixture(t, "zone-1")
+	servicetest.AddAllocator(t, f.p, "a1", "zone-1", 4096)
+	var rep service.DoctorReport
+	f.want(f.do(service.RolePlatformViewer, "GET", "/platform/doctor", nil), 200).decode(t, &rep)
+	if rep.Status != service.SeverityCritical || len(rep.Checks) == 0 || rep.Checks[0].ID != "constructor" || rep.Checks[0].Action == "" {
+		t.Fatalf("doctor without a constructor: %+v", rep)
+	}
+	f.want(f.do("", "GET", "/platform/doctor", nil), 401)
+}

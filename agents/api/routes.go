@@ -46,6 +46,7 @@ func routes() []route {
 		{"PUT", "/platform/infrastructure/allocators/{id}/settings", accessPlatform, (*server).allocatorSettings},
 		{"GET", "/platform/infrastructure/proxies", accessRead, (*server).proxies},
 		{"GET", "/platform/headroom", accessRead, (*server).headroom},
+		{"GET", "/platform/doctor", accessRead, (*server).doctor},
 		{"GET", "/platform/configuration/store/constructor", accessRead, (*server).getConstructor},
 		{"PUT", "/platform/configuration/store/constructor", accessPlatform, (*server).putConstructor},
 
@@ -225,6 +226,10 @@ func (s *server) logs(r *http.Request, _ service.Principal) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, logStream{rc}, nil
+}
+
+func (s *server) doctor(r *http.Request, _ service.Principal) (int, any, error) {
+	return ok(s.svc.Doctor(r.Context()))
 }
 
 func (s *server) headroom(r *http.Request, _ service.Principal) (int, any, error) {

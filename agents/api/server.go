@@ -46,7 +46,10 @@ type Config struct {
 	// reads instances' logs from their allocators' node tunnels
 	// (GET /deployments/{id}/logs); without it that endpoint answers 503.
 	NodeLoader *stunnel.Loader
-	Logger     *slog.Logger
+	// CertDir holds this host's role certificates, which the doctor
+	// checks for expiry (<state-dir>/tls; "" skips that check).
+	CertDir string
+	Logger  *slog.Logger
 	// Registry (default: a new agentkit registry).
 	Registry *prometheus.Registry
 	// OnListen is called with the bound addresses once serving (tests,
@@ -240,7 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Warn("api cache stopped; reads go to ZooKeeper", "err", err)
 		}
 	}()
-	opts := []service.Option{service.WithLogger(log), service.WithCache(cache)}
+	opts := []service.Option{service.WithLogger(log), service.WithCache(cache), service.WithCertDir(cfg.CertDir)}
 	if cfg.NodeLoader != nil {
 		lc, err := allocator.NewLogClient(cfg.NodeLoader, log)
 		if err != nil {

@@ -122,7 +122,7 @@ func (m *inProcess) agents(ctx context.Context, r *run) error {
 	admin := r.admin
 	r.svc.start("api", "api", func(ctx context.Context) error {
 		return api.Run(ctx, api.Config{Store: admin, Addr: fmt.Sprintf("127.0.0.1:%d", r.cfg.APIPort), MetricsAddr: "127.0.0.1:0",
-			Logger: r.log, NodeLoader: l.loader(engine.RoleAdmin),
+			Logger: r.log, NodeLoader: l.loader(engine.RoleAdmin), CertDir: director.TLSDir(r.dir),
 			OnListen: func(h, _ string) {
 				r.svc.ready("api", h, "")
 				select {

@@ -18,6 +18,8 @@ type Service struct {
 	// nodeLogs reaches the allocators' log endpoints (nil: Logs is
 	// unavailable).
 	nodeLogs NodeLogs
+	// certDir holds this host's role certificates (Doctor).
+	certDir string
 	// headroom caches the last zone-loss report (Headroom).
 	headroom headroomCache
 }

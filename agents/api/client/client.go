@@ -327,6 +327,11 @@ func (c *Client) Headroom(ctx context.Context) (headroom.Report, []byte, error) 
 	return call[headroom.Report](ctx, c, "GET", "/platform/headroom", nil, nil)
 }
 
+// Doctor runs the platform's checks.
+func (c *Client) Doctor(ctx context.Context) (service.DoctorReport, []byte, error) {
+	return call[service.DoctorReport](ctx, c, "GET", "/platform/doctor", nil, nil)
+}
+
 // ListAllocators lists allocators.
 func (c *Client) ListAllocators(ctx context.Context) (api.AllocatorList, []byte, error) {
 	return call[api.AllocatorList](ctx, c, "GET", "/platform/infrastructure/allocators", nil, nil)

@@ -246,3 +246,19 @@ func WriteKeys(w io.Writer, keys []service.APIKeyInfo) error {
 	}
 	return tw.Flush()
 }
+
+// WriteDoctor prints the doctor's checks, worst first: severity, what
+// was checked, what was found, the items concerned and what to do.
+func WriteDoctor(w io.Writer, r service.DoctorReport) {
+	for _, c := range r.Checks {
+		fmt.Fprintf(w, "%-8s  %s\n", strings.ToUpper(c.Severity), c.Title)
+		fmt.Fprintf(w, "          %s\n", c.Detail)
+		for _, it := range c.Items {
+			fmt.Fprintf(w, "          - %s\n", it)
+		}
+		if c.Action != "" {
+			fmt.Fprintf(w, "          what to do: %s\n", c.Action)
+		}
+	}
+	fmt.Fprintf(w, "status: %s (%d checks)\n", r.Status, len(r.Checks))
+}
