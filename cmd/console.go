@@ -23,7 +23,7 @@ allocator capacity, deployments and their health, running plans,
 proxies. It triggers the same actions as the API (create, resize,
 upgrade, restart, delete, cancel plan, maintenance, vacate).
 
-Keys: tab/shift-tab or 1-5 between screens, arrows or j/k, / filter,
+Keys: tab/shift-tab or 1-6 between screens, arrows or j/k, / filter,
 s sort, enter detail, esc back, : command (tab completes: :dep NAME logs,
 :alloc zone-2, :plan ID, :zk), ? help, q quit. Every destructive action
 asks first and shows the same action as a CLI command (ctrl+y copies it).
@@ -37,7 +37,7 @@ For scripts use 'paddock status'.`,
 	}
 	c.Flags().String("theme", "dark", "colour theme: "+fmt.Sprint(themes.Names()))
 	c.Flags().Bool("mouse", false, "mouse: wheel scrolls, click on a tab switches screens (terminal text selection then needs shift)")
-	c.Flags().Int("screen", 1, "screen to open (1 Overview, 2 Allocators, 3 Deployments, 4 Plans, 5 Proxies)")
+	c.Flags().Int("screen", 1, "screen to open (1 Overview, 2 Allocators, 3 Deployments, 4 Plans, 5 Proxies, 6 Doctor)")
 	c.Flags().Bool("read-only", false, "refuse every action (watch only); each refused action says why")
 	c.Flags().String("api-key", "", "act with this API key's role (PADDOCK_API_KEY or the config's api-key; a platform-viewer key acts on nothing)")
 	return c

@@ -37,6 +37,8 @@ type Options struct {
 	Logs LogSource
 	// Reports computes headroom (nil: the panel is left out).
 	Reports Reports
+	// Doctor runs the operator's checks (nil: the screen says so).
+	Doctor Doctor
 }
 
 // Tabs, in order.
@@ -46,6 +48,7 @@ const (
 	tabDeployments
 	tabPlans
 	tabProxies
+	tabDoctor
 )
 
 // screen is a tab: the common contract plus the snapshot it renders.
@@ -108,6 +111,7 @@ type App struct {
 	// reports and the last headroom report.
 	reports Reports
 	hr      headroomState
+	doctor  Doctor
 }
 
 // New builds the console.
@@ -122,13 +126,13 @@ func New(ctx context.Context, o Options) *App {
 		o.Tick = time.Second
 	}
 	c := &common.Common{Ctx: ctx, Width: 80, Height: 24, Styles: o.Styles, Keys: keymap.Default(), Now: o.Now}
-	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New(), perm: o.Permissions, clip: o.Clipboard, logs: o.Logs, reports: o.Reports}
+	a := &App{c: c, src: o.Source, actions: o.Actions, tick: o.Tick, help: help.New(), perm: o.Permissions, clip: o.Clipboard, logs: o.Logs, reports: o.Reports, doctor: o.Doctor}
 	a.help.Styles.ShortKey = o.Styles.Accent
 	a.help.Styles.FullKey = o.Styles.Accent
 	a.help.Styles.ShortDesc = o.Styles.Muted
 	a.help.Styles.FullDesc = o.Styles.Muted
 	a.screens = []screen{
-		newOverview(c, a), newAllocators(c, a), newDeployments(c, a), newPlans(c, a), newProxies(c),
+		newOverview(c, a), newAllocators(c, a), newDeployments(c, a), newPlans(c, a), newProxies(c), newDoctorScreen(c, a),
 	}
 	a.active = max(0, min(o.Screen, len(a.screens)-1))
 	a.snap = o.Source.Snapshot()
@@ -141,7 +145,11 @@ func New(ctx context.Context, o Options) *App {
 
 // Init starts listening to the source and the clock.
 func (a *App) Init() tea.Cmd {
-	return tea.Batch(a.waitChange(), a.tickCmd(), a.headroomCmd())
+	var doc tea.Cmd
+	if d, ok := a.screens[a.active].(*doctorScreen); ok {
+		doc = d.shown()
+	}
+	return tea.Batch(a.waitChange(), a.tickCmd(), a.headroomCmd(), doc)
 }
 
 func (a *App) waitChange() tea.Cmd {
@@ -230,6 +238,8 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, a.gotHeadroom(msg)
 	case headroomAgain:
 		return a, a.headroomCmd()
+	case doctorMsg, doctorAgain:
+		return a, a.screens[tabDoctor].Update(msg)
 	case tickMsg:
 		// Ages and elapsed times move; the view reads the clock.
 		return a, a.tickCmd()
@@ -302,11 +312,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			a.full = !a.full
 			return a, nil
 		case msg.String() == "tab" || msg.String() == "shift+tab":
-			a.switchTo(a.active + map[bool]int{true: 1, false: -1}[msg.String() == "tab"])
-			return a, nil
-		case key.Matches(msg, k.Tab1), key.Matches(msg, k.Tab2), key.Matches(msg, k.Tab3), key.Matches(msg, k.Tab4), key.Matches(msg, k.Tab5):
-			a.switchTo(int(msg.String()[0] - '1'))
-			return a, nil
+			return a, a.switchTo(a.active + map[bool]int{true: 1, false: -1}[msg.String() == "tab"])
+		case key.Matches(msg, k.Tab1), key.Matches(msg, k.Tab2), key.Matches(msg, k.Tab3), key.Matches(msg, k.Tab4), key.Matches(msg, k.Tab5), key.Matches(msg, k.Tab6):
+			return a, a.switchTo(int(msg.String()[0] - '1'))
 		}
 		// Screens handle their keys first (detail views use left/right
 		// for nothing, so h/l fall through to tab switching).
@@ -319,9 +327,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		switch {
 		case key.Matches(msg, k.NextTab):
-			a.switchTo(a.active + 1)
+			return a, a.switchTo(a.active + 1)
 		case key.Matches(msg, k.PrevTab):
-			a.switchTo(a.active - 1)
+			return a, a.switchTo(a.active - 1)
 		}
 		return a, nil
 	case tea.MouseMsg:
@@ -379,11 +387,19 @@ func (a *App) mouse(m tea.MouseMsg) tea.Cmd {
 		return cmd
 	case m.Button == tea.MouseButtonLeft && m.Action == tea.MouseActionPress && m.Y == 0:
 		x := lipgloss.Width(a.c.Styles.Title.Render("paddock"))
-		for i, s := range a.screens {
-			w := lipgloss.Width(a.c.Styles.Tab.Render(string(rune('1'+i)) + " " + s.Title()))
+		// The same labels as the tab line (short ones when narrow).
+		right := lipgloss.Width(a.connState())
+		if b := a.perm.Badge(); b != "" {
+			right += lipgloss.Width(a.c.Styles.Warn.Render(b)) + 1
+		}
+		over := 0
+		if a.over != nil {
+			over = lipgloss.Width(a.c.Styles.TabActive.Render(a.over.Title()))
+		}
+		for i, label := range a.tabLabels(a.c.Width - x - over - right - 1) {
+			w := lipgloss.Width(a.c.Styles.Tab.Render(label))
 			if m.X >= x && m.X < x+w {
-				a.switchTo(i)
-				return nil
+				return a.switchTo(i)
 			}
 			x += w
 		}
@@ -391,10 +407,15 @@ func (a *App) mouse(m tea.MouseMsg) tea.Cmd {
 	return nil
 }
 
-func (a *App) switchTo(i int) {
+func (a *App) switchTo(i int) tea.Cmd {
 	a.closeOverlay()
 	n := len(a.screens)
+	prev := a.active
 	a.active = ((i % n) + n) % n
+	if d, ok := a.screens[a.active].(*doctorScreen); ok && a.active != prev {
+		return d.shown()
+	}
+	return nil
 }
 
 func (a *App) setFlash(s string, isErr bool) {
@@ -438,29 +459,54 @@ func (a *App) View() string {
 	return st.App.Render(b.String())
 }
 
+// shortTitles keep the tab line on narrow terminals.
+var shortTitles = map[string]string{"Overview": "Over", "Allocators": "Allocs", "Deployments": "Deps", "Proxies": "Proxy"}
+
+// tabLabels are the tab labels that fit the width (short ones when the
+// full ones do not), as the tab line shows them and mouse clicks read.
+func (a *App) tabLabels(room int) []string {
+	st := a.c.Styles
+	for _, short := range []bool{false, true} {
+		labels := make([]string, len(a.screens))
+		w := 0
+		for i, s := range a.screens {
+			t := s.Title()
+			if short && shortTitles[t] != "" {
+				t = shortTitles[t]
+			}
+			labels[i] = string(rune('1'+i)) + " " + t
+			w += lipgloss.Width(st.Tab.Render(labels[i]))
+		}
+		if w <= room || short {
+			return labels
+		}
+	}
+	return nil
+}
+
 func (a *App) tabs() string {
 	st := a.c.Styles
-	var parts []string
-	parts = append(parts, st.Title.Render("paddock"))
-	for i, s := range a.screens {
-		label := string(rune('1'+i)) + " " + s.Title()
+	right := a.connState()
+	if b := a.perm.Badge(); b != "" {
+		right = st.Warn.Render(b) + " " + right
+	}
+	title := st.Title.Render("paddock")
+	over := ""
+	if a.over != nil {
+		over = st.TabActive.Render(a.over.Title())
+	}
+	parts := []string{title}
+	for i, label := range a.tabLabels(a.c.Width - lipgloss.Width(title) - lipgloss.Width(over) - lipgloss.Width(right) - 1) {
 		if i == a.active && a.over == nil {
 			parts = append(parts, st.TabActive.Render(label))
 		} else {
 			parts = append(parts, st.Tab.Render(label))
 		}
 	}
-	if a.over != nil {
-		parts = append(parts, st.TabActive.Render(a.over.Title()))
-	}
-	left := strings.Join(parts, "")
-	right := a.connState()
-	if b := a.perm.Badge(); b != "" {
-		right = st.Warn.Render(b) + " " + right
-	}
+	left := strings.Join(parts, "") + over
 	gap := a.c.Width - lipgloss.Width(left) - lipgloss.Width(right)
 	if gap < 1 {
-		// Narrow: drop tab numbers' labels to keep state visible.
+		// Narrow: cut the tabs to keep the state visible.
 		return common.Truncate(left, a.c.Width-lipgloss.Width(right)-1) + " " + right
 	}
 	return left + strings.Repeat(" ", gap) + right

@@ -333,7 +333,8 @@ func TestNavigationKeys(t *testing.T) {
 	}{
 		{[]string{"tab"}, "Allocators"},
 		{[]string{"tab", "tab", "shift+tab"}, "Allocators"},
-		{[]string{"shift+tab"}, "Proxies"},
+		{[]string{"shift+tab"}, "Doctor"},
+		{[]string{"6"}, "Doctor"},
 		{[]string{"4"}, "Plans"},
 		{[]string{"l", "l"}, "Deployments"},
 		{[]string{"3", "/", "q"}, "Deployments"}, // q typed into the filter, no quit
@@ -388,13 +389,24 @@ func TestAfterActionScreens(t *testing.T) {
 }
 
 func TestMouse(t *testing.T) {
+	// Clicks land where the tab line shows the labels (short ones at 80).
+	at := func(label string) int {
+		app := newTestApp(t, data.NewStatic(fixture()), nil, 0)
+		app.Update(sizeMsg(80, 24))
+		x := strings.Index(strings.Split(app.View(), "\n")[0], label)
+		if x < 0 {
+			t.Fatalf("no %q on the tab line", label)
+		}
+		return x + 1
+	}
 	for _, tc := range []struct {
 		name string
 		msg  tea.MouseMsg
 		want string
 	}{
-		{"click on Deployments tab", tea.MouseMsg{X: 35, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Deployments"},
-		{"click on Proxies tab", tea.MouseMsg{X: 60, Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Proxies"},
+		{"click on Deployments tab", tea.MouseMsg{X: at("3 Deps"), Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Deployments"},
+		{"click on Proxies tab", tea.MouseMsg{X: at("5 Proxy"), Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Proxies"},
+		{"click on Doctor tab", tea.MouseMsg{X: at("6 Doctor"), Y: 0, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Doctor"},
 		{"click below the tabs", tea.MouseMsg{X: 35, Y: 5, Button: tea.MouseButtonLeft, Action: tea.MouseActionPress}, "Overview"},
 		{"wheel", tea.MouseMsg{X: 5, Y: 5, Button: tea.MouseButtonWheelDown, Action: tea.MouseActionPress}, "Overview"},
 	} {

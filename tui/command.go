@@ -105,6 +105,8 @@ func commands() []command {
 				}
 				return a.showOverlay(newHeadroomView(a.c, a)), nil
 			}},
+		{names: []string{"doctor", "dr"}, help: "the operator's checks, worst first",
+			run: func(a *App, _ []string) (tea.Cmd, error) { return a.switchTo(tabDoctor), nil }},
 		{names: []string{"zk", "zookeeper"}, help: "ZooKeeper connection, servers, leader",
 			run: func(a *App, _ []string) (tea.Cmd, error) { return a.showOverlay(newZKView(a.c)), nil }},
 		{names: []string{"cancel"}, usage: "deployment", help: "cancel its running plan", complete: deps,

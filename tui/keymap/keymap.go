@@ -5,12 +5,12 @@ import "github.com/charmbracelet/bubbles/key"
 // KeyMap holds every binding of the console.
 type KeyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom        key.Binding
-	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5 key.Binding
+	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5, Tab6 key.Binding
 	Filter, Sort, Reverse, Enter, Back, Help, Quit key.Binding
 
 	// Actions.
 	Create, Resize, Upgrade, Restart, Delete, Cancel key.Binding
-	Retry, Maintenance, Vacate, Logs, Follow         key.Binding
+	Retry, Maintenance, Vacate, Logs, Follow, Rerun  key.Binding
 
 	// Command opens the `:` command line; Copy copies the action of the
 	// open confirmation as a CLI command (OSC 52).
@@ -34,11 +34,12 @@ func Default() KeyMap {
 		Bottom:   b(k("end", "G"), h("G", "bottom")),
 		NextTab:  b(k("tab", "l", "right"), h("tab", "next screen")),
 		PrevTab:  b(k("shift+tab", "h", "left"), h("shift+tab", "prev screen")),
-		Tab1:     b(k("1"), h("1-5", "screen")),
+		Tab1:     b(k("1"), h("1-6", "screen")),
 		Tab2:     b(k("2")),
 		Tab3:     b(k("3")),
 		Tab4:     b(k("4")),
 		Tab5:     b(k("5")),
+		Tab6:     b(k("6")),
 		Filter:   b(k("/"), h("/", "filter")),
 		Sort:     b(k("s"), h("s", "sort")),
 		Reverse:  b(k("S"), h("S", "reverse sort")),
@@ -58,6 +59,7 @@ func Default() KeyMap {
 		Vacate:      b(k("v"), h("v", "vacate")),
 		Logs:        b(k("l"), h("l", "instance logs")),
 		Follow:      b(k("f"), h("f", "follow on/off")),
+		Rerun:       b(k("r"), h("r", "run again")),
 
 		Command: b(k(":"), h(":", "command")),
 		Copy:    b(k("ctrl+y"), h("ctrl+y", "copy as CLI")),
