@@ -9,7 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"paddock/agents/allocator"
+	"paddock/agents/director"
 	"paddock/engine"
+	"paddock/engine/service"
 	"paddock/themes"
 	"paddock/tui"
 )
@@ -60,7 +63,7 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 	defer cancel()
 	// Through the director's tunnel (`paddock up` writes zk-tls): the
 	// certificate stays renewed while the console is open.
-	_, s, err := app.agentStore(ctx, nil, engine.RoleAdmin)
+	l, s, err := app.agentStore(ctx, nil, engine.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -71,6 +74,17 @@ func RunConsole(ctx context.Context, app *App, screen int) error {
 		defer f.Close()
 		log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	// Instance logs come from the allocators' node tunnels, with this
+	// host's admin certificate (never from a Docker socket here).
+	var nodeLogs service.NodeLogs
+	if ld := l.Loader(); ld != nil {
+		if lc, err := allocator.NewLogClient(ld, log); err == nil {
+			nodeLogs = lc
+		} else {
+			log.Warn("console: no instance logs", "err", err)
+		}
+	}
 	return tui.Run(ctx, tui.RunOptions{Store: s, Styles: styles, Screen: screen, Mouse: app.V.GetBool("mouse"), In: app.In, Out: app.Out, Logger: log,
-		ReadOnly: app.V.GetBool("read-only"), APIKey: strings.TrimSpace(app.V.GetString("api-key"))})
+		ReadOnly: app.V.GetBool("read-only"), APIKey: strings.TrimSpace(app.V.GetString("api-key")),
+		NodeLogs: nodeLogs, CertDir: director.TLSDir(app.StateDir())})
 }

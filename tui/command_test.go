@@ -284,12 +284,12 @@ func TestCopyAsCLI(t *testing.T) {
 type fakeLogs struct {
 	mu    sync.Mutex
 	lines []string
-	opts  []LogOptions
+	opts  []engine.LogOptions
 	live  *io.PipeWriter
 	err   error
 }
 
-func (f *fakeLogs) Logs(ctx context.Context, dep, inst string, o LogOptions) (io.ReadCloser, error) {
+func (f *fakeLogs) Logs(ctx context.Context, dep, inst string, o engine.LogOptions) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.opts = append(f.opts, o)

@@ -9,26 +9,15 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"paddock/engine/service"
 	"paddock/tui/common"
 	"paddock/tui/data"
 )
 
-// Finding is one check of the doctor: what was checked, how bad it is,
-// what was found and what to do about it.
-type Finding struct {
-	Check    string
-	Severity string // data.SevCritical, SevWarning, SevInfo, or "ok"
-	Message  string
-	Action   string
-}
-
-// SevOK is a check that found nothing wrong.
-const SevOK = "ok"
-
-// Doctor runs the checks an experienced operator runs by hand (the
-// engine's service; `paddock doctor` prints the same).
+// Doctor runs the checks an experienced operator runs by hand: the
+// engine's service (`paddock doctor` prints the same report).
 type Doctor interface {
-	Doctor(ctx context.Context) ([]Finding, error)
+	Doctor(ctx context.Context) (service.DoctorReport, error)
 }
 
 // doctorEvery is how often the Doctor screen runs the checks again
@@ -37,10 +26,10 @@ const doctorEvery = 15 * time.Second
 
 type (
 	doctorMsg struct {
-		gen      int
-		findings []Finding
-		err      error
-		at       time.Time
+		gen int
+		rep service.DoctorReport
+		err error
+		at  time.Time
 	}
 	doctorAgain struct{ gen int }
 )
@@ -52,7 +41,7 @@ type doctorScreen struct {
 	app      *App
 	snap     *data.Snapshot
 	table    common.Table
-	findings []Finding
+	findings []service.Check
 	err      error
 	at       time.Time
 	busy     bool
@@ -82,14 +71,14 @@ func (d *doctorScreen) SetSize(w, h int) {
 
 func sevRank(s string) int {
 	switch s {
-	case data.SevCritical:
+	case service.SeverityCritical:
 		return 0
-	case data.SevWarning:
+	case service.SeverityWarning:
 		return 1
-	case data.SevInfo:
-		return 2
+	case service.SeverityOK:
+		return 3
 	}
-	return 3
+	return 2
 }
 
 // run asks for the checks (one run at a time).
@@ -102,8 +91,12 @@ func (d *doctorScreen) run() tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 		defer cancel()
-		f, err := doc.Doctor(ctx)
-		return doctorMsg{gen: gen, findings: f, err: err, at: now()}
+		rep, err := doc.Doctor(ctx)
+		at := rep.CheckedAt
+		if at.IsZero() {
+			at = now()
+		}
+		return doctorMsg{gen: gen, rep: rep, err: err, at: at}
 	}
 }
 
@@ -121,7 +114,7 @@ func (d *doctorScreen) Update(msg tea.Msg) tea.Cmd {
 		if m.err != nil {
 			d.err = m.err
 		} else {
-			d.findings, d.err = m.findings, nil
+			d.findings, d.err = m.rep.Checks, nil
 			sort.SliceStable(d.findings, func(i, j int) bool { return sevRank(d.findings[i].Severity) < sevRank(d.findings[j].Severity) })
 			d.rows()
 		}
@@ -144,28 +137,29 @@ func (d *doctorScreen) rows() {
 	for i, f := range d.findings {
 		style := st.Good
 		switch f.Severity {
-		case data.SevCritical:
+		case service.SeverityCritical:
 			style = st.Bad
-		case data.SevWarning:
+		case service.SeverityWarning:
 			style = st.Warn
-		case data.SevInfo:
+		case service.SeverityOK:
+		default:
 			style = st.Info
 		}
-		rows = append(rows, common.Row{Key: itoa(i), Cells: []string{sevMark(f.Severity) + " " + f.Severity, f.Check, f.Message}, StyleCol: 0, Style: style})
+		rows = append(rows, common.Row{Key: itoa(i), Cells: []string{sevMark(f.Severity) + " " + f.Severity, f.Title, f.Detail}, StyleCol: 0, Style: style})
 	}
 	d.table.SetRows(rows)
 }
 
 func sevMark(s string) string {
 	switch s {
-	case data.SevCritical:
+	case service.SeverityCritical:
 		return "✗"
-	case data.SevWarning:
+	case service.SeverityWarning:
 		return "!"
-	case data.SevInfo:
-		return "i"
+	case service.SeverityOK:
+		return "✓"
 	}
-	return "✓"
+	return "i"
 }
 
 func (d *doctorScreen) ShortHelp() []key.Binding {
@@ -204,7 +198,7 @@ func (d *doctorScreen) View() string {
 			counts[f.Severity]++
 		}
 		var parts []string
-		for _, s := range []string{data.SevCritical, data.SevWarning, data.SevInfo, SevOK} {
+		for _, s := range []string{service.SeverityCritical, service.SeverityWarning, service.SeverityOK} {
 			if counts[s] > 0 {
 				parts = append(parts, itoa(counts[s])+" "+s)
 			}
@@ -223,7 +217,10 @@ func (d *doctorScreen) View() string {
 	i := d.table.Cursor
 	if i >= 0 && i < len(d.findings) {
 		f := d.findings[i]
-		b.WriteString("\n" + section(st, f.Check, d.w) + "\n" + wrap(f.Message, d.w-2))
+		b.WriteString("\n" + section(st, f.Title, d.w) + "\n" + wrap(f.Detail, d.w-2))
+		if len(f.Items) > 0 {
+			b.WriteString("\n" + st.Label.Render("about: ") + wrap(strings.Join(f.Items, ", "), d.w-9))
+		}
 		if f.Action != "" {
 			b.WriteString("\n" + st.Label.Render("what to do: ") + wrap(f.Action, d.w-14))
 		}

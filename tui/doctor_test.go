@@ -10,6 +10,7 @@ import (
 
 	"github.com/charmbracelet/x/exp/golden"
 
+	"paddock/engine/service"
 	"paddock/engine/testenv"
 	"paddock/themes"
 	"paddock/tui/data"
@@ -18,16 +19,16 @@ import (
 // fakeDoctor serves fixed findings and counts runs.
 type fakeDoctor struct {
 	mu    sync.Mutex
-	f     []Finding
+	f     []service.Check
 	err   error
 	calls int
 }
 
-func (d *fakeDoctor) Doctor(context.Context) ([]Finding, error) {
+func (d *fakeDoctor) Doctor(context.Context) (service.DoctorReport, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls++
-	return d.f, d.err
+	return service.DoctorReport{CheckedAt: data.FixtureTime, Checks: d.f}, d.err
 }
 
 func (d *fakeDoctor) Calls() int {
@@ -36,13 +37,14 @@ func (d *fakeDoctor) Calls() int {
 	return d.calls
 }
 
-func fixtureFindings() []Finding {
-	return []Finding{
-		{Check: "allocator capacity", Severity: SevOK, Message: "no allocator over 90% full"},
-		{Check: "zookeeper quorum", Severity: data.SevCritical, Message: "follower 127.0.0.1:2182 is not serving (2 of 3 serving: one more loss stops the platform)",
-			Action: "restart the ZooKeeper server on 127.0.0.1:2182 (paddock zookeeper status)"},
-		{Check: "certificates", Severity: data.SevWarning, Message: "the proxy certificate of proxy-1 expires in 3 days", Action: "renew it: restart the proxy (certificates renew at start)"},
-		{Check: "single-zone deployments", Severity: data.SevInfo, Message: "2 deployments run in one zone: audit, new-cluster", Action: "resize them to 2 zones for high availability"},
+// fixtureFindings are out of order: the screen puts the worst first.
+func fixtureFindings() []service.Check {
+	return []service.Check{
+		{ID: "allocators.full", Title: "allocator capacity", Severity: service.SeverityOK, Detail: "no allocator over 90% full"},
+		{ID: "zookeeper.quorum", Title: "zookeeper quorum", Severity: service.SeverityCritical, Detail: "follower 127.0.0.1:2182 is not serving (2 of 3 serving: one more loss stops the platform)",
+			Action: "restart the ZooKeeper server on 127.0.0.1:2182 (paddock zookeeper status)", Items: []string{"127.0.0.1:2182"}},
+		{ID: "certs.expiry", Title: "certificates", Severity: service.SeverityWarning, Detail: "the proxy certificate of proxy-1 expires in 3 days", Action: "renew it: restart the proxy (certificates renew at start)"},
+		{ID: "deployments.single_zone", Title: "single-zone deployments", Severity: service.SeverityWarning, Detail: "2 deployments run in one zone", Action: "resize them to 2 zones for high availability", Items: []string{"audit", "new-cluster"}},
 	}
 }
 

@@ -7,30 +7,20 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
+	"paddock/engine"
 	"paddock/tui/common"
 	"paddock/tui/data"
 )
 
-// LogOptions say which part of an instance's log to read.
-type LogOptions struct {
-	// Tail is the number of last lines (0: the source's default).
-	Tail int
-	// Follow keeps the stream open for new lines.
-	Follow bool
-	// Since reads only lines newer than this (0: no limit).
-	Since time.Duration
-}
-
 // LogSource reads an instance's container log. Production reads it
 // through the instance's allocator (engine/service), never Docker.
 type LogSource interface {
-	Logs(ctx context.Context, deployment, instance string, o LogOptions) (io.ReadCloser, error)
+	Logs(ctx context.Context, deployment, instance string, o engine.LogOptions) (io.ReadCloser, error)
 }
 
 // logTail is how many lines the view asks for and keeps.
@@ -118,7 +108,7 @@ func (l *logView) start() tea.Cmd {
 	gen, src, dep, inst, follow := l.gen, l.src, l.dep.ID, l.instance, l.follow
 	go func() {
 		defer close(ch)
-		rc, err := src.Logs(ctx, dep, inst, LogOptions{Tail: logTail, Follow: follow})
+		rc, err := src.Logs(ctx, dep, inst, engine.LogOptions{Tail: logTail, Follow: follow})
 		if err != nil {
 			ch <- logMsg{gen: gen, err: err, done: true}
 			return

@@ -33,6 +33,12 @@ type RunOptions struct {
 	// APIKey, when set, is the key whose role limits the console's
 	// actions (a platform-viewer key: none) and names its actor.
 	APIKey string
+	// NodeLogs reaches the allocators' log endpoints (the admin role's
+	// certificate): instance logs in the console. Nil: no logs.
+	NodeLogs service.NodeLogs
+	// CertDir holds this host's role certificates (the doctor checks
+	// their expiry).
+	CertDir string
 }
 
 // access decides what the console may do: every action as the
@@ -64,7 +70,15 @@ func Run(ctx context.Context, o RunOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	svc := service.New(o.Store, service.WithLogger(log))
+	sopts := []service.Option{service.WithLogger(log), service.WithCertDir(o.CertDir)}
+	if o.NodeLogs != nil {
+		sopts = append(sopts, service.WithNodeLogs(o.NodeLogs))
+	}
+	svc := service.New(o.Store, sopts...)
+	var logs LogSource
+	if o.NodeLogs != nil {
+		logs = svc
+	}
 	perm, acts, err := access(ctx, svc, o.ReadOnly, o.APIKey)
 	if err != nil {
 		return err
@@ -73,7 +87,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	done := make(chan error, 1)
 	go func() { done <- live.Run(ctx) }()
 	out := o.Out
-	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0), Permissions: perm, Reports: svc,
+	m := New(ctx, Options{Source: live, Actions: acts, Styles: o.Styles, Screen: max(o.Screen-1, 0), Permissions: perm, Reports: svc, Doctor: svc, Logs: logs,
 		Clipboard: func(s string) error {
 			// OSC 52: the terminal (and tmux with set-clipboard on, and
 			// ssh) puts it on the operator's own clipboard.

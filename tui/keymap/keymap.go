@@ -4,9 +4,9 @@ import "github.com/charmbracelet/bubbles/key"
 
 // KeyMap holds every binding of the console.
 type KeyMap struct {
-	Up, Down, PageUp, PageDown, Top, Bottom        key.Binding
+	Up, Down, PageUp, PageDown, Top, Bottom              key.Binding
 	NextTab, PrevTab, Tab1, Tab2, Tab3, Tab4, Tab5, Tab6 key.Binding
-	Filter, Sort, Reverse, Enter, Back, Help, Quit key.Binding
+	Filter, Sort, Reverse, Enter, Back, Help, Quit       key.Binding
 
 	// Actions.
 	Create, Resize, Upgrade, Restart, Delete, Cancel key.Binding
