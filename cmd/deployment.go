@@ -66,7 +66,12 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	activity := &cobra.Command{Use: "activity ID", Short: "Plan steps of a deployment, live and history", Args: cobra.ExactArgs(1),
 		RunE: apiCall[service.Activity]{call: byID((*client.Client).Activity), text: client.WriteActivity}.runE(app)}
 
-	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity, newDeploymentLogsCmd(app))
+	resetPassword := &cobra.Command{Use: "reset-password ID", Short: "Issue a new password for the deployment's elastic user (shown once)", Args: cobra.ExactArgs(1),
+		RunE: apiCall[service.ResetPasswordResult]{call: byID((*client.Client).ResetPassword), text: func(w io.Writer, res service.ResetPasswordResult) {
+			client.WriteCredentials(w, res.Username, res.Password)
+		}}.runE(app)}
+
+	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity, resetPassword, newDeploymentLogsCmd(app))
 	return c
 }
 

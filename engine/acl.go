@@ -112,6 +112,9 @@ var aclTable = []aclRule{
 	{pattern: "security/**", perms: map[Role]int32{RoleDirector: permRW}},
 	{pattern: "apikeys/**", perms: map[Role]int32{RoleAdmin: permRW}},
 	{pattern: "requests/**", perms: map[Role]int32{RoleAdmin: permRW}},
+	// Deployment credentials: password hashes and the platform secret,
+	// for the nodes (through their allocator) and the constructor's calls.
+	{pattern: "credentials/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permR, RoleAllocator: permR}},
 	{pattern: "trafficfilters/**", perms: map[Role]int32{RoleAdmin: permRW, RoleProxy: permR}},
 }
 

@@ -54,6 +54,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		engine.DeploymentPath("d1"), engine.PlansPath("d1"), engine.PendingPlanPath("d1"), engine.RoutePath("d1"),
 		engine.ProxyPath("p1"), engine.PathLeaderCons + "/n-0000000001", engine.PathCA, engine.PathTokens,
 		engine.TokenPath("t1"), engine.APIKeyPath("k1"), engine.RequestPath("r1"), engine.PathTrafficFilters, engine.TrafficFilterPath("f1"),
+		engine.PathCredentials, engine.CredentialsPath("d1"),
 	} {
 		mk(path, map[string]string{"test": "x"})
 	}
@@ -97,6 +98,9 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.APIKeyPath("k1"), []string{"admin"}, []string{"admin"}},
 		{engine.RequestPath("r1"), []string{"admin"}, []string{"admin"}},
 		{engine.TrafficFilterPath("f1"), []string{"admin"}, []string{"admin", "proxy"}},
+		// Password hashes and the platform secret: never the proxy or the director.
+		{engine.PathCredentials, []string{"admin"}, []string{"admin", "constructor", "a1", "a2"}},
+		{engine.CredentialsPath("d1"), []string{"admin"}, []string{"admin", "constructor", "a1", "a2"}},
 	}
 	for _, r := range table {
 		data, _, err := su.Get(ctx, r.path)
@@ -133,6 +137,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.PathTokens, []string{"director"}},
 		{engine.PathAPIKeys, []string{"admin"}},
 		{engine.PathTrafficFilters, []string{"admin"}},
+		{engine.PathCredentials, []string{"admin"}},
 		{engine.InstancesPath("a1"), []string{"constructor"}},
 		{engine.StatusesPath("a1"), []string{"a1"}},
 	}

@@ -44,6 +44,12 @@ func TestACLTable(t *testing.T) {
 		{TrafficFilterPath("f"), "", "constructor:C", 0},
 		{TrafficFilterPath("f"), "", "allocator:L", 0},
 		{TrafficFilterPath("f"), "", "director:D", 0},
+		{PathCredentials, "", "admin:A", zk.PermAll},
+		{CredentialsPath("d"), "", "admin:A", zk.PermAll},
+		{CredentialsPath("d"), "", "constructor:C", zk.PermRead},
+		{CredentialsPath("d"), "", "allocator:L", zk.PermRead},
+		{CredentialsPath("d"), "", "proxy:P", 0},
+		{CredentialsPath("d"), "", "director:D", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.path+"/"+c.role, func(t *testing.T) {

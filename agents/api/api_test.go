@@ -360,6 +360,7 @@ func TestAuthAndRBAC(t *testing.T) {
 		{"DELETE", "/deployments/" + dep + "/plan/pending", ``},
 		{"POST", "/deployments/" + dep + "/_restart", ``},
 		{"POST", "/deployments/" + dep + "/plan/_retry", ``},
+		{"POST", "/deployments/" + dep + "/elasticsearch/main-elasticsearch/_reset-password", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/maintenance-mode/_start", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/maintenance-mode/_stop", ``},
 		{"POST", "/platform/infrastructure/allocators/a1/clusters/_move", ``},
@@ -378,7 +379,7 @@ func TestAuthAndRBAC(t *testing.T) {
 		})
 	}
 	// A deployment manager may not touch the platform.
-	for _, w := range writes[6:] {
+	for _, w := range writes[7:] {
 		f.want(f.do(service.RoleDeploymentManager, w.method, w.path, w.body), 403)
 	}
 	// Nothing was written by the refused requests.

@@ -36,6 +36,7 @@ func routes() []route {
 		{"DELETE", "/deployments/{id}/plan/pending", accessDeployments, (*server).cancelPlan},
 		{"POST", "/deployments/{id}/_restart", accessDeployments, (*server).restart},
 		{"POST", "/deployments/{id}/plan/_retry", accessDeployments, (*server).retryPlan},
+		{"POST", "/deployments/{id}/elasticsearch/{ref}/_reset-password", accessDeployments, (*server).resetPassword},
 
 		{"GET", "/platform", accessRead, (*server).platform},
 		{"GET", "/platform/infrastructure/allocators", accessRead, (*server).listAllocators},
@@ -188,6 +189,19 @@ func (s *server) restart(r *http.Request, p service.Principal) (int, any, error)
 		return 0, nil, err
 	}
 	return accepted(s.svc.RestartDeployment(r.Context(), r.PathValue("id"), p.Actor()))
+}
+
+// resetPassword issues a new elastic password (ECE's shape: the ref is
+// the Elasticsearch resource, main-elasticsearch).
+func (s *server) resetPassword(r *http.Request, p service.Principal) (int, any, error) {
+	if ref := r.PathValue("ref"); ref != "main-elasticsearch" && ref != "elasticsearch" {
+		return 0, nil, apiErr(service.KindNotFound, "deployment.resource_not_found",
+			"deployment "+r.PathValue("id")+" has no Elasticsearch resource "+strconv.Quote(ref)+": use main-elasticsearch")
+	}
+	if err := decodeBody(r, &struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	return ok(s.svc.ResetPassword(r.Context(), r.PathValue("id"), p.Actor()))
 }
 
 func (s *server) platform(r *http.Request, _ service.Principal) (int, any, error) {

@@ -28,6 +28,9 @@ type DeploymentView struct {
 	// TrafficFilters are the ids of the rule sets attached to it (none:
 	// open to every source).
 	TrafficFilters []string `json:"traffic_filters,omitempty"`
+	// Security tells whether the password was ever reset (GetDeployment
+	// only; never the password).
+	Security *SecurityView `json:"security,omitempty"`
 }
 
 // DesiredSpec is what the deployment is heading to: the pending plan's
@@ -60,6 +63,9 @@ type CreateResult struct {
 	Created bool `json:"created"`
 	// Placement is the placement check (always on ValidateOnly).
 	Placement *PlacementReport `json:"placement,omitempty"`
+	// Credentials are the elastic user's, shown this once (a created
+	// deployment only, not a replayed request id).
+	Credentials *Credentials `json:"credentials,omitempty"`
 }
 
 // RequestRecord is /paddock/requests/<request-id>.
@@ -190,7 +196,15 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 	if req.ValidateOnly {
 		return CreateResult{Deployment: view, Placement: &rep}, nil
 	}
+	creds, credRec, err := newCredentials(now)
+	if err != nil {
+		return CreateResult{}, err
+	}
+	if err := s.ensureCredentialsParent(ctx); err != nil {
+		return CreateResult{}, storeErr(err, "deployment", id)
+	}
 	ops := []engine.Op{
+		engine.OpCreate(engine.CredentialsPath(id), credRec),
 		engine.OpCreate(engine.DeploymentPath(id), dep),
 		engine.OpCreate(engine.PlansPath(id), nil),
 		engine.OpCreate(engine.PlanHistoryPath(id), nil),
@@ -214,7 +228,7 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 	s.log.Info("deployment created", "deployment", id, "name", dep.Name, "plan", plan.ID, "by", string(req.Actor))
 	s.attachDefaultFilters(ctx, id, req.Actor)
 	view.ResourceVersion = 0
-	return CreateResult{Deployment: view, PlanID: plan.ID, Created: true, Placement: &rep}, nil
+	return CreateResult{Deployment: view, PlanID: plan.ID, Created: true, Placement: &rep, Credentials: &creds}, nil
 }
 
 func (s *Service) readBackTimeout() time.Duration { return 5 * time.Second }
@@ -255,6 +269,10 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 		return v, err
 	}
 	v.TrafficFilters, err = s.TrafficFiltersOf(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	v.Security, err = s.Security(ctx, id)
 	return v, err
 }
 
@@ -593,6 +611,8 @@ type Activity struct {
 	DeploymentID string        `json:"id"`
 	Pending      *engine.Plan  `json:"pending,omitempty"`
 	History      []engine.Plan `json:"history"`
+	// Security tells whether the password was ever reset.
+	Security *SecurityView `json:"security,omitempty"`
 }
 
 // Activity reads the plan steps, live and history.
@@ -626,7 +646,8 @@ func (s *Service) Activity(ctx context.Context, id string) (Activity, error) {
 		}
 		act.History = append(act.History, h)
 	}
-	return act, nil
+	act.Security, err = s.Security(ctx, id)
+	return act, err
 }
 
 // Plan finds a plan by id among the pending one and the history.

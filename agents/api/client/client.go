@@ -302,6 +302,11 @@ func (c *Client) RestartDeployment(ctx context.Context, id string) (service.Plan
 	return call[service.PlanResult](ctx, c, "POST", "/deployments/"+esc(id)+"/_restart", nil, nil)
 }
 
+// ResetPassword issues a new elastic password (shown once).
+func (c *Client) ResetPassword(ctx context.Context, id string) (service.ResetPasswordResult, []byte, error) {
+	return call[service.ResetPasswordResult](ctx, c, "POST", "/deployments/"+esc(id)+"/elasticsearch/main-elasticsearch/_reset-password", nil, nil)
+}
+
 // RetryPlan retries the last plan when it failed (a new plan).
 func (c *Client) RetryPlan(ctx context.Context, id string) (service.PlanResult, []byte, error) {
 	return call[service.PlanResult](ctx, c, "POST", "/deployments/"+esc(id)+"/plan/_retry", nil, nil)

@@ -60,6 +60,9 @@ func WriteCreateResult(w io.Writer, res service.CreateResult, validateOnly bool,
 		WritePlacement(w, res.Placement)
 	case res.Created:
 		fmt.Fprintf(w, "deployment %s created (plan %s)\n", res.Deployment.ID, res.PlanID)
+		if c := res.Credentials; c != nil {
+			WriteCredentials(w, c.Username, c.Password)
+		}
 	default:
 		fmt.Fprintf(w, "deployment %s already created by request %s (plan %s)\n", res.Deployment.ID, requestID, res.PlanID)
 	}
@@ -112,6 +115,9 @@ func WriteDeployment(w io.Writer, d service.DeploymentView) {
 	if d.LastPlanID != "" {
 		fmt.Fprintf(tw, "Last plan\t%s %s\n", d.LastPlanID, d.LastPlanStatus)
 	}
+	if d.Security != nil {
+		fmt.Fprintf(tw, "Password\t%s\n", PasswordState(d.Security))
+	}
 	tw.Flush()
 	if len(d.Instances) > 0 {
 		fmt.Fprintln(w)
@@ -129,6 +135,9 @@ func WriteActivity(w io.Writer, a service.Activity) {
 	plans := append([]engine.Plan(nil), a.History...)
 	if a.Pending != nil {
 		plans = append(plans, *a.Pending)
+	}
+	if a.Security != nil {
+		fmt.Fprintf(w, "password: %s\n", PasswordState(a.Security))
 	}
 	if len(plans) == 0 {
 		fmt.Fprintln(w, "no plans")
@@ -261,4 +270,22 @@ func WriteDoctor(w io.Writer, r service.DoctorReport) {
 		}
 	}
 	fmt.Fprintf(w, "status: %s (%d checks)\n", r.Status, len(r.Checks))
+}
+
+// WriteCredentials shows a deployment's credentials, the one time they
+// are shown.
+func WriteCredentials(w io.Writer, user, password string) {
+	fmt.Fprintf(w, "username: %s\npassword: %s\n(shown once: store it now; `paddock deployment reset-password ID` issues a new one)\n", user, password)
+}
+
+// PasswordState says whether the elastic password was ever reset (never
+// the password itself).
+func PasswordState(s *service.SecurityView) string {
+	if s == nil {
+		return "-"
+	}
+	if !s.PasswordReset || s.ResetAt == nil {
+		return s.Username + ", set at creation, never reset"
+	}
+	return fmt.Sprintf("%s, reset %d time(s), last %s", s.Username, s.Resets, s.ResetAt.Local().Format("2006-01-02 15:04:05"))
 }
