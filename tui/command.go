@@ -108,7 +108,7 @@ func commands() []command {
 		{names: []string{"doctor", "dr"}, help: "the operator's checks, worst first",
 			run: func(a *App, _ []string) (tea.Cmd, error) { return a.switchTo(tabDoctor), nil }},
 		{names: []string{"zk", "zookeeper"}, help: "ZooKeeper connection, servers, leader",
-			run: func(a *App, _ []string) (tea.Cmd, error) { return a.showOverlay(newZKView(a.c)), nil }},
+			run: func(a *App, _ []string) (tea.Cmd, error) { return a.showOverlay(newZKView(a.c, a.doctor)), nil }},
 		{names: []string{"cancel"}, usage: "deployment", help: "cancel its running plan", complete: deps,
 			run: onDep((*App).cancelPlan)},
 		{names: []string{"retry"}, usage: "deployment", help: "retry its failed plan", complete: deps,

@@ -147,16 +147,26 @@ func TestCommandGolden(t *testing.T) {
 		screen int
 		want   string
 		keys   []tea.Msg
+		after  string
 	}{
 		{name: "command_candidates", want: "Zones", keys: append(keys(":"), typed("dep ")...)},
 		{name: "confirm_restart", screen: 2, want: "logs-prod", keys: keys("j", "R")},
 		{name: "typed_cancel", screen: 3, want: "search-staging", keys: append(keys("x"), typed("search-st")...)},
-		{name: "zk", want: "Zones", keys: append(append(keys(":"), typed("zk")...), keyMsg("enter"))},
+		{name: "zk", want: "Zones", keys: append(append(keys(":"), typed("zk")...), keyMsg("enter")), after: "what to do"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			app := newTestApp(t, data.NewStatic(fixture()), &recorder{}, tc.screen)
-			final := runApp(t, app, 80, 24, tc.want, tc.keys...)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			doc := &fakeDoctor{f: []service.Check{{ID: "zookeeper", Severity: service.SeverityWarning, Detail: "2 of 3 servers serving; 127.0.0.1:2183 lags 1500 transactions",
+				Items: []string{"127.0.0.1:2181 leader", "127.0.0.1:2182 follower", "127.0.0.1:2183 follower, 1500 behind"}, Action: "check the disk and network of 127.0.0.1:2183"}}}
+			app := New(ctx, Options{Source: data.NewStatic(fixture()), Actions: &recorder{}, Styles: themes.MustGet("no-color"), Now: fixedNow, Tick: -1, Screen: tc.screen, Doctor: doc})
+			tm := session(t, app, 80, 24, tc.want)
+			send(tm, tc.keys...)
+			if tc.after != "" {
+				waitOut(t, tm, tc.after)
+			}
+			final := finish(t, tm)
 			view := final.View()
 			checkFrame(t, view, 80, 24)
 			golden.RequireEqual(t, []byte(view))
