@@ -86,7 +86,11 @@ func accessLine(b []byte, st *stamp, now time.Time, proxyID string, o outcome, d
 	b = append(b, `,"duration_us":`...)
 	b = strconv.AppendInt(b, d.Microseconds(), 10)
 	b = append(b, `,"client":`...)
-	b = appendJSONString(b, client)
+	if o.client.IsValid() {
+		b = append(o.client.AppendTo(append(b, '"')), '"')
+	} else {
+		b = appendJSONString(b, client)
+	}
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(o.attempts), 10)
 	if o.err != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -58,6 +59,15 @@ type Config struct {
 	// while ZooKeeper is down serves from its disk cache.
 	Store   *engine.Store
 	Connect func(ctx context.Context) (*engine.Store, error)
+
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed (the rightmost untrusted entry is the client), and whose
+	// PROXY protocol headers are (all peers when empty).
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol: every connection begins with a PROXY protocol v2
+	// header (HAProxy send-proxy-v2, AWS NLB) whose source address is
+	// the client's. Connections without one are closed.
+	ProxyProtocol bool
 
 	// CacheFile persists the routing table (empty: no disk cache).
 	CacheFile string

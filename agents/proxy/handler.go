@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 	"unsafe"
@@ -18,6 +19,9 @@ type outcome struct {
 	rm       *routeMetrics
 	attempts int
 	err      string
+	// client is the request's source when it differs from the
+	// connection's peer (X-Forwarded-For from a trusted load balancer).
+	client netip.Addr
 }
 
 // handle serves the request parsed into cc.req and reports whether the
@@ -51,7 +55,7 @@ type reply struct {
 // resolve finds the route of the request parsed into r. On failure it
 // fills o and returns the answer to give. keepAfterError is whether an
 // error answer may keep the connection (nothing of a body was read).
-func (p *Proxy) resolve(tbl *table, r *request, o *outcome) (*route, Target, *reply) {
+func (p *Proxy) resolve(tbl *table, r *request, peer netip.Addr, o *outcome) (*route, Target, *reply) {
 	keepAfterError := !r.hasBody() && !r.close
 	domain := *p.domain.Load()
 	tg, err := ParseTarget(bstr(r.host), bstr(r.cluster), domain)
@@ -81,6 +85,18 @@ func (p *Proxy) resolve(tbl *table, r *request, o *outcome) (*route, Target, *re
 	}
 	o.id = rt.id
 	o.rm = rt.m
+	client := peer
+	if len(p.cfg.TrustedProxies) > 0 {
+		client = clientAddr(p.cfg.TrustedProxies, peer, r)
+		if client != peer {
+			o.client = client
+		}
+	}
+	if rt.filter != nil && !rt.filter.allows(client) {
+		o.code = 403
+		o.err = "refused by traffic filter"
+		return nil, tg, refuse(rt.id, client, rt.filter, r)
+	}
 	return rt, tg, nil
 }
 
@@ -137,7 +153,7 @@ func (p *Proxy) afterFailure(r *request, tg Target, ms []*member, b *backend, xe
 func (p *Proxy) route(cc *clientConn) (o outcome, keep bool) {
 	r := &cc.req
 	tbl := p.tbl.Load()
-	rt, tg, a := p.resolve(tbl, r, &o)
+	rt, tg, a := p.resolve(tbl, r, cc.peer, &o)
 	if a != nil {
 		p.writeError(cc, a)
 		return o, !a.close
@@ -439,6 +455,8 @@ func statusText(code int) string {
 	switch code {
 	case 400:
 		return "Bad Request"
+	case 403:
+		return "Forbidden"
 	case 404:
 		return "Not Found"
 	case 408:

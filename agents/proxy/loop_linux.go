@@ -464,12 +464,13 @@ func (l *evloop) newConn(fd int, sa unix.Sockaddr) *lconn {
 	c.wready = true
 	c.closed = false
 	c.out, c.outOff = c.out[:0], 0
-	c.ip, c.remote = sockaddrString(sa)
+	c.ip, c.remote, c.peer = sockaddrString(sa)
+	c.needPP = l.p.cfg.ProxyProtocol
 	c.enterHead(true)
 	return c
 }
 
-func sockaddrString(sa unix.Sockaddr) (ip, remote string) {
+func sockaddrString(sa unix.Sockaddr) (ip, remote string, peer netip.Addr) {
 	var ap netip.AddrPort
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -477,9 +478,9 @@ func sockaddrString(sa unix.Sockaddr) (ip, remote string) {
 	case *unix.SockaddrInet6:
 		ap = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
 	default:
-		return "-", "-"
+		return "-", "-", netip.Addr{}
 	}
-	return ap.Addr().String(), ap.String()
+	return ap.Addr().String(), ap.String(), ap.Addr()
 }
 
 func (l *evloop) closeIdle() {

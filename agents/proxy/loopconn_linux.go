@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -92,6 +93,10 @@ type lconn struct {
 	stamp  stamp
 	ip     string
 	remote string
+	// peer is the client's address (the socket's, or a PROXY header's);
+	// needPP: a PROXY protocol v2 header is expected first.
+	peer   netip.Addr
+	needPP bool
 
 	// rdl bounds the wait for the client's bytes (idle, head, body),
 	// wdl each stall of output to it; unix ns, 0 for none.
@@ -211,6 +216,9 @@ func (c *lconn) enterHead(first bool) {
 // readHead waits for a whole request head and serves it.
 func (c *lconn) readHead() bool {
 	cfg := &c.l.p.cfg
+	if c.needPP && !c.readProxy() {
+		return false
+	}
 	for {
 		n := c.br.Buffered()
 		buf, _ := c.br.Peek(n)
@@ -249,6 +257,46 @@ func (c *lconn) readHead() bool {
 	c.rdl, c.rdlHead = 0, false
 	c.dispatch()
 	return true
+}
+
+// readProxy takes the PROXY v2 header the connection begins with. It
+// reports false while more bytes are needed, or when it closed the
+// connection (no valid header, or a peer that may not send one).
+func (c *lconn) readProxy() bool {
+	p := c.l.p
+	for {
+		n := c.br.Buffered()
+		buf, _ := c.br.Peek(n)
+		ap, size, err := parseProxyV2(buf)
+		if errors.Is(err, errPPShort) {
+			if _, err := c.br.Peek(n + 1); err != nil {
+				if err != errWouldBlock {
+					c.close()
+				}
+				return false
+			}
+			continue
+		}
+		if err != nil {
+			p.met.proxyProto.WithLabelValues("refused").Inc()
+			p.log.Debug("connection refused: no valid PROXY header", "client", c.remote, "err", err)
+			c.close()
+			return false
+		}
+		if !p.ppAccepted(c.peer) {
+			p.met.proxyProto.WithLabelValues("untrusted").Inc()
+			p.log.Warn("PROXY header from a peer outside --trusted-proxies; connection closed", "client", c.remote)
+			c.close()
+			return false
+		}
+		p.met.proxyProto.WithLabelValues("ok").Inc()
+		_, _ = c.br.Discard(size)
+		c.needPP = false
+		if ap.IsValid() {
+			c.peer, c.ip, c.remote = ap.Addr(), ap.Addr().String(), ap.String()
+		}
+		return true
+	}
 }
 
 // startLinger shuts the write side and reads the rest for up to a
@@ -301,7 +349,7 @@ func (c *lconn) dispatch() {
 		c.detach("chunked-body", true)
 		return
 	}
-	rt, tg, a := p.resolve(p.tbl.Load(), r, &c.o)
+	rt, tg, a := p.resolve(p.tbl.Load(), r, c.peer, &c.o)
 	if a != nil {
 		c.answer(a)
 		return
@@ -713,6 +761,7 @@ func (c *lconn) detach(reason string, parsed bool) {
 	}
 	buffered := bytes.Clone(c.peekAll())
 	out := bytes.Clone(c.out[c.outOff:])
+	from := origin{peer: c.peer, ip: c.ip, remote: c.remote}
 	fd := c.fd
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	l.fds[fd] = nil
@@ -727,10 +776,10 @@ func (c *lconn) detach(reason string, parsed bool) {
 	}
 	if !parsed {
 		// The head is still in buffered: the server parses it.
-		l.s.gs.adopt(nc, buffered, out, nil)
+		l.s.gs.adopt(nc, buffered, out, nil, from)
 		return
 	}
-	l.s.gs.adopt(nc, buffered, out, &req)
+	l.s.gs.adopt(nc, buffered, out, &req, from)
 }
 
 func (c *lconn) peekAll() []byte {

@@ -20,6 +20,8 @@ type metrics struct {
 	drained   prometheus.Counter
 	cacheSave *prometheus.CounterVec
 	handoffs  *prometheus.CounterVec
+	// proxyProto counts PROXY protocol headers by result.
+	proxyProto *prometheus.CounterVec
 
 	mu       sync.Mutex
 	perRoute map[string]*routeMetrics
@@ -74,9 +76,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Writes of the routing table to disk by result."}, []string{"result"}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_loop_handoffs_total",
 			Help: "Client connections the event loops handed over to the goroutine-per-connection server, by reason (http/1.0, expect, chunked-body, paused, large-head)."}, []string{"reason"}),
+		proxyProto: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_proxy_protocol_total",
+			Help: "PROXY protocol v2 headers by result (ok; refused: missing or malformed; untrusted: from a peer outside --trusted-proxies)."}, []string{"result"}),
 		perRoute: map[string]*routeMetrics{},
 	}
-	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs)
+	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs, m.proxyProto)
 	return m
 }
 

@@ -281,8 +281,11 @@ func (p *Proxy) installLocked() {
 	t := &table{routes: make(map[string]*route, len(p.snap.Routes)), version: p.version, source: p.snap.Source,
 		built: time.Now(), changed: make(chan struct{}), zonesDown: zonesDown}
 	used := map[string]*backend{}
+	filters := buildFilters(p.snap.Filters, func(set, source string, err error) {
+		p.log.Error("traffic filter rule does not parse; left out (the rule set allows less)", "ruleset", set, "source", source, "err", err)
+	})
 	for id, r := range p.snap.Routes {
-		rt := &route{id: id, paused: r.State == engine.RoutePaused, gen: r.Generation, m: p.met.forRoute(id)}
+		rt := &route{id: id, paused: r.State == engine.RoutePaused, gen: r.Generation, m: p.met.forRoute(id), filter: filters[id]}
 		for _, be := range r.Backends {
 			if be.Address == "" {
 				continue

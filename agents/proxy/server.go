@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,10 @@ type clientConn struct {
 	stamp  stamp
 	remote string
 	ip     string
+	// peer is the client's address: the socket's, or a PROXY header's.
+	peer netip.Addr
+	// ppDone: the PROXY header was read (or is not expected).
+	ppDone bool
 	tls    bool
 	// wdl is the connection's current write deadline.
 	wdl time.Time
@@ -93,6 +98,8 @@ func (s *server) get(nc net.Conn) *clientConn {
 	cc.bw.Reset(nc)
 	cc.remote = nc.RemoteAddr().String()
 	cc.ip = clientIP(cc.remote)
+	cc.peer = peerOf(nc.RemoteAddr())
+	cc.ppDone = !s.p.cfg.ProxyProtocol
 	cc.tls = s.tls
 	cc.idle.Store(false)
 	cc.wdl = time.Time{}
@@ -145,7 +152,7 @@ func (s *server) track(nc net.Conn) *clientConn {
 // written to the client, buffered the bytes read past req; req, when
 // not nil, is the request head already parsed, served first (nil: the
 // head is still in buffered).
-func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
+func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request, from origin) {
 	if len(buffered) > 0 {
 		nc = &prefixConn{Conn: nc, prefix: buffered}
 	}
@@ -153,6 +160,7 @@ func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
 	if cc == nil {
 		return
 	}
+	cc.peer, cc.ip, cc.remote, cc.ppDone = from.peer, from.ip, from.remote, true
 	if req != nil {
 		cc.req = *req
 	}
@@ -165,6 +173,12 @@ func (s *server) adopt(nc net.Conn, buffered, out []byte, req *request) {
 		}
 		s.serveConnFrom(cc, req != nil)
 	}()
+}
+
+// origin is where a handed-over connection comes from.
+type origin struct {
+	peer       netip.Addr
+	ip, remote string
 }
 
 // prefixConn is a connection whose first bytes were already read.
@@ -205,6 +219,9 @@ func (s *server) serveConnFrom(cc *clientConn, parsed bool) {
 		}
 	}()
 	cfg := &p.cfg
+	if !cc.ppDone && !p.readProxy(cc) {
+		return
+	}
 	if tc, ok := cc.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(cfg.ReadHeaderTimeout))
 		if err := tc.Handshake(); err != nil {
@@ -263,6 +280,33 @@ func (s *server) serveConnFrom(cc *clientConn, parsed bool) {
 		}
 		first = false
 	}
+}
+
+// readProxy reads the PROXY header a connection begins with (under
+// TLS, from the raw connection) and takes its source address. It
+// reports whether the connection may be served.
+func (p *Proxy) readProxy(cc *clientConn) bool {
+	cc.ppDone = true
+	raw := cc.nc
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	ap, err := readProxyHeader(raw, p.cfg.ReadHeaderTimeout)
+	if err != nil {
+		p.met.proxyProto.WithLabelValues("refused").Inc()
+		p.log.Debug("connection refused: no valid PROXY header", "client", cc.remote, "err", err)
+		return false
+	}
+	if !p.ppAccepted(cc.peer) {
+		p.met.proxyProto.WithLabelValues("untrusted").Inc()
+		p.log.Warn("PROXY header from a peer outside --trusted-proxies; connection closed", "client", cc.remote)
+		return false
+	}
+	p.met.proxyProto.WithLabelValues("ok").Inc()
+	if ap.IsValid() {
+		cc.peer, cc.ip, cc.remote = ap.Addr(), ap.Addr().String(), ap.String()
+	}
+	return true
 }
 
 // refreshWriteDeadline moves the write deadline when half of it is

@@ -51,7 +51,7 @@ func (p *Proxy) control(ctx context.Context) {
 		p.followDomain(ctx, s)
 	}
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context, *engine.Store){p.watchRoutes, p.watchAllocators, p.register, p.watchSession} {
+	for _, f := range []func(context.Context, *engine.Store){p.watchTables, p.watchAllocators, p.register, p.watchSession} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx, s) }()
 	}
@@ -115,65 +115,105 @@ func (p *Proxy) watchSession(ctx context.Context, s *engine.Store) {
 	}
 }
 
-// watchRoutes applies /paddock/routes from the store's TreeCache: each
-// batch of changes becomes one new table version.
-func (p *Proxy) watchRoutes(ctx context.Context, s *engine.Store) {
-	tc := engine.NewTreeCache(s, engine.PathRoutes)
-	changed := tc.Changed()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = tc.Run(ctx) }()
-	defer func() { <-done }()
-	type parsed struct {
-		mzxid int64
-		r     engine.Route
+// watchTables applies /paddock/routes and /paddock/trafficfilters from
+// two TreeCaches: each batch of changes becomes one new table version.
+// Neither replaces the disk table until both have loaded, so a proxy
+// never serves ZooKeeper's routes without their filters.
+func (p *Proxy) watchTables(ctx context.Context, s *engine.Store) {
+	rc := engine.NewTreeCache(s, engine.PathRoutes)
+	fc := engine.NewTreeCache(s, engine.PathTrafficFilters)
+	rch, fch := rc.Changed(), fc.Changed()
+	var wg sync.WaitGroup
+	for _, tc := range []*engine.TreeCache{rc, fc} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = tc.Run(ctx) }()
 	}
-	seen := map[string]parsed{}
+	defer wg.Wait()
+	routes := newTreeReader(engine.PathRoutes, func(id string, r *engine.Route) { r.DeploymentID = id }, p.log)
+	filters := newTreeReader(engine.PathTrafficFilters, func(id string, r *engine.TrafficFilterRuleSet) { r.ID = id }, p.log)
 	first := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
+		case <-rch:
+		case <-fch:
 		}
-		select {
-		case <-tc.Ready():
-		default:
+		if !isClosed(rc.Ready()) || !isClosed(fc.Ready()) {
 			continue // keep the disk table until the first full load
 		}
-		kids := tc.Children(engine.PathRoutes)
-		routes := make(map[string]engine.Route, len(kids))
-		next := make(map[string]parsed, len(kids))
-		same := len(kids) == len(seen)
-		for _, k := range kids {
-			n, ok := tc.Get(engine.RoutePath(k))
-			if !ok {
-				continue
-			}
-			if old, ok := seen[k]; ok && old.mzxid == n.Stat.Mzxid {
-				routes[k], next[k] = old.r, old
-				continue
-			}
-			same = false
-			var r engine.Route
-			if err := json.Unmarshal(n.Data, &r); err != nil {
-				p.log.Error("route znode is not a route; deployment not routed", "path", n.Path, "err", err)
-				continue
-			}
-			r.DeploymentID = k
-			routes[k], next[k] = r, parsed{n.Stat.Mzxid, r}
-		}
-		seen = next
-		if same && !first {
+		rs, rsame := routes.read(rc)
+		fs, fsame := filters.read(fc)
+		if rsame && fsame && !first {
 			continue
 		}
 		first = false
 		p.mu.Lock()
-		p.snap.Routes = routes
+		p.snap.Routes, p.snap.Filters = rs, fs
 		p.snap.Source = "zookeeper"
 		p.installLocked()
 		p.mu.Unlock()
 		p.requestSave()
 	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// treeReader decodes the children of a cached znode, keeping what it
+// decoded by mzxid so that unchanged children are not decoded again.
+type treeReader[T any] struct {
+	root string
+	fix  func(id string, v *T)
+	log  interface {
+		Error(msg string, args ...any)
+	}
+	seen map[string]parsedNode[T]
+	cur  map[string]T
+}
+
+type parsedNode[T any] struct {
+	mzxid int64
+	v     T
+}
+
+func newTreeReader[T any](root string, fix func(string, *T), log interface{ Error(string, ...any) }) *treeReader[T] {
+	return &treeReader[T]{root: root, fix: fix, log: log, seen: map[string]parsedNode[T]{}}
+}
+
+// read returns the children (name → value) and whether they are the
+// same as at the last read.
+func (t *treeReader[T]) read(tc *engine.TreeCache) (map[string]T, bool) {
+	kids := tc.Children(t.root)
+	out := make(map[string]T, len(kids))
+	next := make(map[string]parsedNode[T], len(kids))
+	same := t.cur != nil && len(kids) == len(t.seen)
+	for _, k := range kids {
+		n, ok := tc.Get(t.root + "/" + k)
+		if !ok {
+			continue
+		}
+		if old, ok := t.seen[k]; ok && old.mzxid == n.Stat.Mzxid {
+			out[k], next[k] = old.v, old
+			continue
+		}
+		same = false
+		var v T
+		if err := json.Unmarshal(n.Data, &v); err != nil {
+			t.log.Error("znode does not decode; left out", "path", n.Path, "err", err)
+			continue
+		}
+		t.fix(k, &v)
+		out[k], next[k] = v, parsedNode[T]{n.Stat.Mzxid, v}
+	}
+	t.seen, t.cur = next, out
+	return out, same
 }
 
 // watchAllocators tracks each allocator's zone and alive node. Proxies

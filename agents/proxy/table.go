@@ -26,6 +26,8 @@ type AllocatorView struct {
 type Snapshot struct {
 	Routes     map[string]engine.Route  `json:"routes"`
 	Allocators map[string]AllocatorView `json:"allocators"`
+	// Filters are the traffic filter rule sets (by id).
+	Filters map[string]engine.TrafficFilterRuleSet `json:"filters,omitempty"`
 	// Domain is the platform's domain when the proxy follows it.
 	Domain string `json:"domain,omitempty"`
 	// Source is "zookeeper" or "disk".
@@ -54,6 +56,8 @@ type route struct {
 	es     []*member
 	kb     []*member
 	m      *routeMetrics
+	// filter, when set, admits only the sources its rule sets allow.
+	filter *filter
 }
 
 // member is a backend as one route version sees it: with the zone
