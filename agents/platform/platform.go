@@ -123,6 +123,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return err
 		}
 	}
+	go r.dailyBackups(ctx)
 	if err := r.mode.serve(ctx, r); err != nil {
 		return fmt.Errorf("%w: see %s and run `paddock up` again", err, filepath.Join(r.dir, LogFile))
 	}

@@ -1,0 +1,434 @@
+package backup
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"paddock/engine"
+)
+
+// Format names the file format.
+const Format = "paddock-backup/1"
+
+// File is a backup.
+type File struct {
+	Format    string    `json:"format"`
+	CreatedAt time.Time `json:"created_at"`
+	Root      string    `json:"root"`
+	// Walks is how many walks the consistent cut took.
+	Walks  int     `json:"walks"`
+	Znodes []Znode `json:"znodes"`
+	// Secrets are the caller's files, encrypted (nil: none).
+	Secrets *Sealed `json:"secrets,omitempty"`
+}
+
+// Znode is one znode: path, data and ACL.
+type Znode struct {
+	Path string   `json:"path"`
+	Data []byte   `json:"data,omitempty"`
+	ACL  []zk.ACL `json:"acl"`
+}
+
+// Sealed is data encrypted with a passphrase.
+type Sealed struct {
+	KDF        string `json:"kdf"`
+	Iterations int    `json:"iterations"`
+	Salt       []byte `json:"salt"`
+	Nonce      []byte `json:"nonce"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// kdfIterations is PBKDF2's work factor (OWASP's 2023 figure for SHA-256).
+const kdfIterations = 600000
+
+// Seal encrypts the secrets (name → content) with passphrase.
+func Seal(secrets map[string][]byte, passphrase string) (*Sealed, error) {
+	if passphrase == "" {
+		return nil, errors.New("no passphrase: the CA key is only written encrypted (--passphrase-file or PADDOCK_BACKUP_PASSPHRASE)")
+	}
+	plain, err := json.Marshal(secrets)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealed{KDF: "pbkdf2-sha256", Iterations: kdfIterations, Salt: make([]byte, 16)}
+	if _, err := rand.Read(s.Salt); err != nil {
+		return nil, err
+	}
+	gcm, err := aead(passphrase, s)
+	if err != nil {
+		return nil, err
+	}
+	s.Nonce = make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(s.Nonce); err != nil {
+		return nil, err
+	}
+	s.Ciphertext = gcm.Seal(nil, s.Nonce, plain, []byte(Format))
+	return s, nil
+}
+
+// Open decrypts sealed secrets.
+func (s *Sealed) Open(passphrase string) (map[string][]byte, error) {
+	gcm, err := aead(passphrase, s)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := gcm.Open(nil, s.Nonce, s.Ciphertext, []byte(Format))
+	if err != nil {
+		return nil, errors.New("cannot decrypt the backup's secrets: wrong passphrase, or the file is damaged")
+	}
+	var out map[string][]byte
+	if err := json.Unmarshal(plain, &out); err != nil {
+		return nil, fmt.Errorf("the backup's secrets: %w", err)
+	}
+	return out, nil
+}
+
+func aead(passphrase string, s *Sealed) (cipher.AEAD, error) {
+	if s.KDF != "pbkdf2-sha256" || s.Iterations < 1 {
+		return nil, fmt.Errorf("unknown key derivation %q (%d iterations)", s.KDF, s.Iterations)
+	}
+	key, err := pbkdf2.Key(sha256.New, passphrase, s.Salt, s.Iterations, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Write writes f gzip-compressed.
+func (f *File) Write(w io.Writer) error {
+	zw := gzip.NewWriter(w)
+	if err := json.NewEncoder(zw).Encode(f); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// Read reads a backup written by Write.
+func Read(r io.Reader) (*File, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a paddock backup (gzip: %w)", err)
+	}
+	defer zr.Close()
+	var f File
+	if err := json.NewDecoder(zr).Decode(&f); err != nil {
+		return nil, fmt.Errorf("not a paddock backup: %w", err)
+	}
+	if f.Format != Format {
+		return nil, fmt.Errorf("backup format %q: this paddock reads %s", f.Format, Format)
+	}
+	return &f, nil
+}
+
+// node is one znode as a walk read it.
+type node struct {
+	Znode
+	mzxid, pzxid int64
+}
+
+// maxInFlight bounds the requests a walk keeps on the session.
+const maxInFlight = 64
+
+// walk reads the tree under root: data and zxids of every persistent
+// znode, parents before children.
+func walk(ctx context.Context, conn *zk.Conn, root string) ([]node, error) {
+	var out []node
+	level := []string{root}
+	for len(level) > 0 {
+		nodes := make([]node, len(level))
+		kids := make([][]string, len(level))
+		skip := make([]bool, len(level))
+		errs := make([]error, len(level))
+		var next sync.WaitGroup
+		sem := make(chan struct{}, maxInFlight)
+		for i, p := range level {
+			if ctx.Err() != nil {
+				break
+			}
+			next.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; next.Done() }()
+				data, st, err := conn.Get(p)
+				if errors.Is(err, zk.ErrNoNode) {
+					skip[i] = true // gone meanwhile: the next walk tells
+					return
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("read %s: %w", p, err)
+					return
+				}
+				if st.EphemeralOwner != 0 {
+					skip[i] = true
+					return
+				}
+				n := node{Znode: Znode{Path: p, Data: data}, mzxid: st.Mzxid, pzxid: st.Pzxid}
+				if st.NumChildren > 0 {
+					names, cst, err := conn.Children(p)
+					if err != nil && !errors.Is(err, zk.ErrNoNode) {
+						errs[i] = fmt.Errorf("list %s: %w", p, err)
+						return
+					}
+					if cst != nil {
+						n.pzxid = cst.Pzxid
+					}
+					sort.Strings(names)
+					for _, c := range names {
+						kids[i] = append(kids[i], path.Join(p, c))
+					}
+				}
+				nodes[i] = n
+			}()
+		}
+		next.Wait()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		level = nil
+		for i := range nodes {
+			if !skip[i] {
+				out = append(out, nodes[i])
+				level = append(level, kids[i]...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// readACLs fills each znode's ACL.
+func readACLs(ctx context.Context, conn *zk.Conn, zs []Znode) error {
+	errs := make([]error, len(zs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxInFlight)
+	for i := range zs {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			acl, _, err := conn.GetACL(zs[i].Path)
+			if err != nil && !errors.Is(err, zk.ErrNoNode) {
+				errs[i] = fmt.Errorf("read the ACL of %s: %w", zs[i].Path, err)
+			}
+			zs[i].ACL = acl
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// volatile znodes are observations their writers rewrite at will (an
+// allocator's statuses): copied, but not held to the consistent cut.
+func volatile(p string) bool {
+	rest, ok := strings.CutPrefix(p, engine.PathAllocators+"/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) >= 2 && parts[1] == "status"
+}
+
+// same reports whether two walks read the same zxids everywhere.
+func same(a, b []node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path {
+			return false
+		}
+		if volatile(a[i].Path) {
+			continue
+		}
+		if a[i].mzxid != b[i].mzxid || a[i].pzxid != b[i].pzxid {
+			return false
+		}
+	}
+	return true
+}
+
+// Options tune a backup.
+type Options struct {
+	// Root is the tree to copy (default engine.Root).
+	Root string
+	// MaxWalks bounds the walks before giving up on a consistent cut
+	// (default 10).
+	MaxWalks int
+}
+
+// Take copies the tree under opts.Root through st's session (a super
+// user's: security/** is readable by the director only), as a
+// consistent cut.
+func Take(ctx context.Context, st *engine.Store, opts Options) (*File, error) {
+	if opts.Root == "" {
+		opts.Root = engine.Root
+	}
+	if opts.MaxWalks <= 0 {
+		opts.MaxWalks = 10
+	}
+	conn := st.Conn()
+	prev, err := walk(ctx, conn, opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	for w := 2; w <= opts.MaxWalks; w++ {
+		cur, err := walk(ctx, conn, opts.Root)
+		if err != nil {
+			return nil, err
+		}
+		if same(prev, cur) {
+			f := &File{Format: Format, CreatedAt: time.Now().UTC(), Root: opts.Root, Walks: w, Znodes: make([]Znode, len(cur))}
+			for i, n := range cur {
+				f.Znodes[i] = n.Znode
+			}
+			// ACLs are set when a znode is created and never changed: read
+			// once, after the cut.
+			if err := readACLs(ctx, conn, f.Znodes); err != nil {
+				return nil, err
+			}
+			return f, nil
+		}
+		prev = cur
+	}
+	return nil, fmt.Errorf("the platform's state kept changing during %d walks of %s: no consistent copy; retry when fewer plans run", opts.MaxWalks, opts.Root)
+}
+
+// RestoreOptions tune a restore.
+type RestoreOptions struct {
+	// Force replaces an existing tree (it is deleted first).
+	Force bool
+}
+
+// Restore writes f's znodes through st's session (a super user's) into
+// a ZooKeeper without f.Root, parents first, with their ACLs.
+func Restore(ctx context.Context, st *engine.Store, f *File, opts RestoreOptions) error {
+	conn := st.Conn()
+	if len(f.Znodes) == 0 || f.Znodes[0].Path != f.Root {
+		return fmt.Errorf("the backup does not start with its root %s: damaged", f.Root)
+	}
+	ok, _, err := conn.Exists(f.Root)
+	if err != nil {
+		return fmt.Errorf("ZooKeeper: %w", err)
+	}
+	if ok {
+		if !opts.Force {
+			return fmt.Errorf("ZooKeeper already holds %s: restore goes into an empty ZooKeeper (or pass --force to replace what is there)", f.Root)
+		}
+		if err := st.DeleteTree(ctx, f.Root); err != nil {
+			return fmt.Errorf("delete the existing %s: %w", f.Root, err)
+		}
+	}
+	// By depth: a level is created in parallel once its parents exist.
+	byDepth := map[int][]Znode{}
+	maxDepth := 0
+	for _, z := range f.Znodes {
+		d := strings.Count(z.Path, "/")
+		byDepth[d] = append(byDepth[d], z)
+		maxDepth = max(maxDepth, d)
+	}
+	for d := 0; d <= maxDepth; d++ {
+		if err := createAll(ctx, conn, byDepth[d]); err != nil {
+			return err
+		}
+	}
+	return bumpSequences(ctx, conn, f.Znodes)
+}
+
+func createAll(ctx context.Context, conn *zk.Conn, zs []Znode) error {
+	errs := make([]error, len(zs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxInFlight)
+	for i, z := range zs {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			acl := z.ACL
+			if len(acl) == 0 {
+				acl = zk.WorldACL(zk.PermAll)
+			}
+			if _, err := conn.Create(z.Path, z.Data, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				errs[i] = fmt.Errorf("create %s: %w", z.Path, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// bumpSequences moves the sequence counter of every parent of
+// sequential-named children (name ending in 10 digits) past the highest
+// restored one: ZooKeeper numbers the next sequential child after the
+// parent's child-version, which a restore resets.
+func bumpSequences(ctx context.Context, conn *zk.Conn, zs []Znode) error {
+	maxSeq := map[string]int64{}
+	for _, z := range zs {
+		name := path.Base(z.Path)
+		if len(name) < 11 || name[len(name)-11] != '-' {
+			continue // not <prefix>-<10 digits>, as the platform names them
+		}
+		n, err := strconv.ParseInt(name[len(name)-10:], 10, 64)
+		if err != nil {
+			continue
+		}
+		parent := path.Dir(z.Path)
+		maxSeq[parent] = max(maxSeq[parent], n)
+	}
+	for parent, m := range maxSeq {
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			_, st, err := conn.Exists(parent)
+			if err != nil {
+				return fmt.Errorf("sequence of %s: %w", parent, err)
+			}
+			if int64(st.Cversion) > m {
+				break
+			}
+			tmp := parent + "/restore-sequence-bump"
+			if _, err := conn.Create(tmp, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				return fmt.Errorf("sequence of %s: %w", parent, err)
+			}
+			if err := conn.Delete(tmp, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("sequence of %s: %w", parent, err)
+			}
+		}
+	}
+	return nil
+}
