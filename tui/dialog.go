@@ -59,6 +59,25 @@ func cliLine(c *common.Common, cmd string, w int) string {
 	return st.Label.Render("same as: ") + wrap(cmd, w-9) + "\n"
 }
 
+// dialogBox frames a dialog's body with its state line: working, the
+// error, or the keys it takes (pairs of key and what it does).
+func dialogBox(c *common.Common, bw int, body string, busy bool, err string, keys ...string) string {
+	st := c.Styles
+	switch {
+	case busy:
+		body += st.Muted.Render("working…")
+	case err != "":
+		body += st.Error.Render(wrap(err, bw-4))
+	default:
+		var parts []string
+		for i := 0; i+1 < len(keys); i += 2 {
+			parts = append(parts, st.Accent.Render(keys[i])+" "+keys[i+1])
+		}
+		body += strings.Join(parts, "   ")
+	}
+	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
+}
+
 // confirm asks y/n before a destructive action, naming what it will do.
 type confirm struct {
 	c    *common.Common
@@ -90,12 +109,7 @@ func (d *confirm) View(w int) string {
 	st := d.c.Styles
 	bw := min(w-2, 76)
 	body := st.Title.Render("Confirm: "+d.o.What) + "\n\n" + wrap(d.o.Message, bw-4) + "\n\n" + cliLine(d.c, d.o.CLI, bw-4) + "\n"
-	if d.busy {
-		body += st.Muted.Render("working…")
-	} else {
-		body += st.Accent.Render("y") + " confirm   " + st.Accent.Render("n/esc") + " cancel   " + st.Accent.Render("c") + " copy as CLI"
-	}
-	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
+	return dialogBox(d.c, bw, body, d.busy, "", "y", "confirm", "n/esc", "cancel", "c", "copy as CLI")
 }
 
 func (d *confirm) Help() []key.Binding {
@@ -150,15 +164,7 @@ func (d *typedConfirm) View(w int) string {
 	d.input.Width = bw - 8
 	body := st.Title.Render("Confirm: "+d.o.What) + "\n\n" + wrap(d.o.Message, bw-4) + "\n\n" + cliLine(d.c, d.o.CLI, bw-4) + "\n" +
 		"Type " + st.Accent.Render(d.o.Typed) + " to confirm:\n" + d.input.View() + "\n"
-	switch {
-	case d.busy:
-		body += st.Muted.Render("working…")
-	case d.err != "":
-		body += st.Error.Render(wrap(d.err, bw-4))
-	default:
-		body += st.Accent.Render("enter") + " confirm   " + st.Accent.Render("esc") + " cancel   " + st.Accent.Render("ctrl+y") + " copy as CLI"
-	}
-	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
+	return dialogBox(d.c, bw, body, d.busy, d.err, "enter", "confirm", "esc", "cancel", "ctrl+y", "copy as CLI")
 }
 
 func (d *typedConfirm) Help() []key.Binding {
@@ -219,15 +225,7 @@ func (d *prompt) View(w int) string {
 	d.input.Width = bw - 8
 	body := st.Title.Render(d.title) + "\n" + st.Muted.Render(wrap(d.hint, bw-4)) + "\n\n" + d.input.View() + "\n\n" +
 		cliLine(d.c, d.cli(strings.TrimSpace(d.input.Value())), bw-4)
-	switch {
-	case d.busy:
-		body += st.Muted.Render("working…")
-	case d.err != "":
-		body += st.Error.Render(wrap(d.err, bw-4))
-	default:
-		body += st.Accent.Render("enter") + " apply   " + st.Accent.Render("esc") + " cancel   " + st.Accent.Render("ctrl+y") + " copy as CLI"
-	}
-	return "\n" + st.Box.Width(bw-2).Padding(0, 1).Render(body)
+	return dialogBox(d.c, bw, body, d.busy, d.err, "enter", "apply", "esc", "cancel", "ctrl+y", "copy as CLI")
 }
 
 func (d *prompt) Help() []key.Binding {

@@ -234,15 +234,9 @@ func (s *Service) Vacate(ctx context.Context, id string, targets []string, actor
 
 // move writes one deployment's move plan off allocator from.
 func (s *Service) move(ctx context.Context, depID, from string, targets []string, actor Actor) (string, error) {
-	cur, err := s.GetDeployment(ctx, depID)
+	cur, err := s.planReady(ctx, depID)
 	if err != nil {
 		return "", err
-	}
-	if err := checkLive(cur); err != nil {
-		return "", err
-	}
-	if cur.PendingPlan != nil {
-		return "", planPending(depID, cur.PendingPlan)
 	}
 	// Only the instances on the vacated allocator need room elsewhere.
 	var moving []engine.PlacedInstance

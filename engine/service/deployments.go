@@ -553,16 +553,26 @@ func (s *Service) RestartDeployment(ctx context.Context, id string, actor Actor)
 	return s.simplePlan(ctx, id, engine.ActionRestart, actor)
 }
 
-func (s *Service) simplePlan(ctx context.Context, id, action string, actor Actor) (PlanResult, error) {
+// planReady reads a deployment that may take a new plan: live (not
+// deleted or being deleted) and with no plan pending.
+func (s *Service) planReady(ctx context.Context, id string) (DeploymentView, error) {
 	cur, err := s.GetDeployment(ctx, id)
 	if err != nil {
-		return PlanResult{}, err
+		return cur, err
 	}
 	if err := checkLive(cur); err != nil {
-		return PlanResult{}, err
+		return cur, err
 	}
 	if cur.PendingPlan != nil {
-		return PlanResult{}, planPending(id, cur.PendingPlan)
+		return cur, planPending(id, cur.PendingPlan)
+	}
+	return cur, nil
+}
+
+func (s *Service) simplePlan(ctx context.Context, id, action string, actor Actor) (PlanResult, error) {
+	cur, err := s.planReady(ctx, id)
+	if err != nil {
+		return PlanResult{}, err
 	}
 	if action == engine.ActionRestart && len(cur.Instances) == 0 {
 		return PlanResult{}, conflict("deployment.not_running", "deployment %s has no instances to restart (status %s)", id, cur.Status)

@@ -24,15 +24,9 @@ func Retryable(p *engine.Plan) bool {
 // action and spec in a new plan, through the same checks as the first
 // request (placement, one plan at a time).
 func (s *Service) RetryPlan(ctx context.Context, id string, actor Actor) (PlanResult, error) {
-	cur, err := s.GetDeployment(ctx, id)
+	cur, err := s.planReady(ctx, id)
 	if err != nil {
 		return PlanResult{}, err
-	}
-	if err := checkLive(cur); err != nil {
-		return PlanResult{}, err
-	}
-	if cur.PendingPlan != nil {
-		return PlanResult{}, planPending(id, cur.PendingPlan)
 	}
 	act, err := s.Activity(ctx, id)
 	if err != nil {
