@@ -150,6 +150,30 @@ type node struct {
 // maxInFlight bounds the requests a walk keeps on the session.
 const maxInFlight = 64
 
+// each runs fn(0..n-1) with up to maxInFlight calls at once (their
+// requests pipeline on the session) and joins their errors.
+func each(ctx context.Context, n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxInFlight)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
 // walk reads the tree under root: data and zxids of every persistent
 // znode, parents before children.
 func walk(ctx context.Context, conn *zk.Conn, root string) ([]node, error) {
@@ -159,53 +183,38 @@ func walk(ctx context.Context, conn *zk.Conn, root string) ([]node, error) {
 		nodes := make([]node, len(level))
 		kids := make([][]string, len(level))
 		skip := make([]bool, len(level))
-		errs := make([]error, len(level))
-		var next sync.WaitGroup
-		sem := make(chan struct{}, maxInFlight)
-		for i, p := range level {
-			if ctx.Err() != nil {
-				break
+		err := each(ctx, len(level), func(i int) error {
+			p := level[i]
+			data, st, err := conn.Get(p)
+			if errors.Is(err, zk.ErrNoNode) {
+				skip[i] = true // gone meanwhile: the next walk tells
+				return nil
 			}
-			next.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; next.Done() }()
-				data, st, err := conn.Get(p)
-				if errors.Is(err, zk.ErrNoNode) {
-					skip[i] = true // gone meanwhile: the next walk tells
-					return
+			if err != nil {
+				return fmt.Errorf("read %s: %w", p, err)
+			}
+			if st.EphemeralOwner != 0 {
+				skip[i] = true
+				return nil
+			}
+			n := node{Znode: Znode{Path: p, Data: data}, mzxid: st.Mzxid, pzxid: st.Pzxid}
+			if st.NumChildren > 0 {
+				names, cst, err := conn.Children(p)
+				if err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return fmt.Errorf("list %s: %w", p, err)
 				}
-				if err != nil {
-					errs[i] = fmt.Errorf("read %s: %w", p, err)
-					return
+				if cst != nil {
+					n.pzxid = cst.Pzxid
 				}
-				if st.EphemeralOwner != 0 {
-					skip[i] = true
-					return
+				sort.Strings(names)
+				for _, c := range names {
+					kids[i] = append(kids[i], path.Join(p, c))
 				}
-				n := node{Znode: Znode{Path: p, Data: data}, mzxid: st.Mzxid, pzxid: st.Pzxid}
-				if st.NumChildren > 0 {
-					names, cst, err := conn.Children(p)
-					if err != nil && !errors.Is(err, zk.ErrNoNode) {
-						errs[i] = fmt.Errorf("list %s: %w", p, err)
-						return
-					}
-					if cst != nil {
-						n.pzxid = cst.Pzxid
-					}
-					sort.Strings(names)
-					for _, c := range names {
-						kids[i] = append(kids[i], path.Join(p, c))
-					}
-				}
-				nodes[i] = n
-			}()
-		}
-		next.Wait()
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := errors.Join(errs...); err != nil {
+			}
+			nodes[i] = n
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		level = nil
@@ -221,29 +230,14 @@ func walk(ctx context.Context, conn *zk.Conn, root string) ([]node, error) {
 
 // readACLs fills each znode's ACL.
 func readACLs(ctx context.Context, conn *zk.Conn, zs []Znode) error {
-	errs := make([]error, len(zs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxInFlight)
-	for i := range zs {
-		if ctx.Err() != nil {
-			break
+	return each(ctx, len(zs), func(i int) error {
+		acl, _, err := conn.GetACL(zs[i].Path)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("read the ACL of %s: %w", zs[i].Path, err)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			acl, _, err := conn.GetACL(zs[i].Path)
-			if err != nil && !errors.Is(err, zk.ErrNoNode) {
-				errs[i] = fmt.Errorf("read the ACL of %s: %w", zs[i].Path, err)
-			}
-			zs[i].ACL = acl
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+		zs[i].ACL = acl
+		return nil
+	})
 }
 
 // volatile znodes are observations their writers rewrite at will (an
@@ -364,31 +358,17 @@ func Restore(ctx context.Context, st *engine.Store, f *File, opts RestoreOptions
 }
 
 func createAll(ctx context.Context, conn *zk.Conn, zs []Znode) error {
-	errs := make([]error, len(zs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxInFlight)
-	for i, z := range zs {
-		if ctx.Err() != nil {
-			break
+	return each(ctx, len(zs), func(i int) error {
+		z := zs[i]
+		acl := z.ACL
+		if len(acl) == 0 {
+			acl = zk.WorldACL(zk.PermAll)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			acl := z.ACL
-			if len(acl) == 0 {
-				acl = zk.WorldACL(zk.PermAll)
-			}
-			if _, err := conn.Create(z.Path, z.Data, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-				errs[i] = fmt.Errorf("create %s: %w", z.Path, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+		if _, err := conn.Create(z.Path, z.Data, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %w", z.Path, err)
+		}
+		return nil
+	})
 }
 
 // bumpSequences moves the sequence counter of every parent of
