@@ -13,6 +13,7 @@ import (
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
 	"paddock/engine/zktest"
+	"paddock/themes"
 	"paddock/tui/data"
 )
 
@@ -280,3 +281,58 @@ func TestAccessByKey(t *testing.T) {
 		t.Fatalf("bad key: %v", err)
 	}
 }
+
+// TestPlanHeldThenCancelled: a plan held on a step past its deadline on
+// real ZooKeeper (the constructor's step log: a node that never becomes
+// healthy) shows its waiting reason and BLOCKED on the Plans screen and
+// in the Overview's alerts; the operator cancels it from the console
+// with the typed confirmation, and the cancel reaches ZooKeeper.
+func TestPlanHeldThenCancelled(t *testing.T) {
+	p := env.Fresh(t, "zone-1")
+	live := startLive(t, p.Admin)
+	servicetest.AddAllocator(t, p, "alloc-1", "zone-1", 4096)
+	svc := service.New(p.Admin, service.WithLogger(slog.New(slog.DiscardHandler)))
+	act := ServiceActions{Svc: svc, Actor: "console"}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id, err := act.CreateDeployment(ctx, CreateRequest{Name: "stuck", Version: engine.DefaultVersions[0], SizeMB: 1024, Zones: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The constructor's step log of a node that never becomes healthy.
+	now := time.Now()
+	var plan engine.Plan
+	if _, err := p.Admin.Update(ctx, engine.PendingPlanPath(id), &plan, func() error {
+		dl := now.Add(-90 * time.Second)
+		plan.Status = engine.PlanRunning
+		plan.Steps = []engine.PlanStep{
+			{Name: "place-instances", Status: engine.PlanSuccess, Started: now.Add(-11 * time.Minute), Ended: ptr(now.Add(-11 * time.Minute))},
+			{Name: "wait-healthy", Status: engine.PlanRunning, Started: now.Add(-11 * time.Minute), Deadline: &dl,
+				Waiting: "0 of 1 instances healthy; waiting for instance stuck-es-0 on alloc-1 (starting)"},
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitSnap(t, live, "the held plan", func(s data.Snapshot) bool {
+		d, ok := s.Deployment(id)
+		return ok && d.Pending != nil && len(d.Pending.Steps) == 2
+	})
+
+	app := New(ctx, Options{Source: live, Actions: act, Styles: themes.MustGet("no-color"), Tick: -1, Screen: tabOverview})
+	tm := session(t, app, 140, 40, "plan create of stuck blocked at wait-healthy")
+	send(tm, keyMsg("4"))
+	waitOut(t, tm, "BLOCKED 1m3", "now: 0 of 1 instances healthy; waiting for instance stuck-es-0 on alloc-1")
+	send(tm, keyMsg("x"))
+	waitOut(t, tm, "Type stuck to confirm")
+	send(tm, typed("stuck")...)
+	send(tm, keyMsg("enter"))
+	waitOut(t, tm, "cancel requested")
+	finish(t, tm)
+	var got engine.Plan
+	if _, err := p.Admin.GetJSON(ctx, engine.PendingPlanPath(id), &got); err != nil || !got.CancelRequested {
+		t.Fatalf("cancel did not reach ZooKeeper: %+v %v", got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
