@@ -52,6 +52,8 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	f.Duration("connect-timeout", 2*time.Second, "dial timeout to a backend")
 	f.Duration("upstream-timeout", 60*time.Second, "wait for a backend's answer before 504")
 	f.Duration("pause-timeout", 30*time.Second, "how long requests wait on a paused route before 503")
+	f.String("trusted-proxies", "", "load balancers (CIDR,...) whose X-Forwarded-For names the client, for traffic filters and the access log")
+	f.Bool("proxy-protocol", false, "every connection begins with a PROXY protocol v2 header (from --trusted-proxies when set)")
 	f.Int("event-loops", 0, "epoll event loops serving the HTTP listener (0: one per GOMAXPROCS; -1: a goroutine per connection instead)")
 	AddJoinFlags(c)
 	return c
@@ -78,6 +80,11 @@ func runProxy(cmd *cobra.Command, app *App) error {
 		UpstreamTimeout: v.GetDuration("upstream-timeout"),
 		PauseTimeout:    v.GetDuration("pause-timeout"),
 		EventLoops:      v.GetInt("event-loops"),
+		ProxyProtocol:   v.GetBool("proxy-protocol"),
+	}
+	var err error
+	if cfg.TrustedProxies, err = proxy.ParsePrefixes(v.GetString("trusted-proxies")); err != nil {
+		return usageErr("--trusted-proxies: %v", err)
 	}
 	if cfg.TLSCertFile == "" && cfg.HTTPSAddr != "" {
 		if cmd.Flags().Changed("https-addr") {

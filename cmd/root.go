@@ -139,7 +139,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 		newUpCmd, newDownCmd, newConsoleCmd,
 		newDeploymentCmd, newAllocatorCmd, newPlatformCmd, newDoctorCmd, newTokenCmd,
 		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,
-		newImageCmd, newTunnelCmd,
+		newImageCmd, newTunnelCmd, newTrafficFilterCmd,
 	} {
 		root.AddCommand(add(app))
 	}

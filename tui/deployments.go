@@ -233,6 +233,9 @@ func (d *deployments) View() string {
 	if x.Route != nil {
 		route = "route " + x.Route.State + ", " + itoa(len(x.Route.Backends)) + " backends, gen " + fmt.Sprint(x.Route.Generation)
 	}
+	if len(x.Filters) > 0 {
+		route += ", traffic filters: " + strings.Join(x.Filters, ", ")
+	}
 	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
 
 	lines = append(lines, section(st, "Instances", w))

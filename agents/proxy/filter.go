@@ -196,3 +196,20 @@ func refuse(id string, a netip.Addr, f *filter, r *request) *reply {
 		fmt.Sprintf("source [%s] is not allowed by the traffic filters of deployment [%s]: %s; attach a rule set that allows it (paddock traffic-filter attach)", a, id, f.sets),
 		r.hasBody() || r.close}
 }
+
+// ParsePrefixes parses a comma-separated list of addresses and CIDR
+// blocks (--trusted-proxies).
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		p, err := engine.ParseSource(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -103,6 +103,8 @@ type Deployment struct {
 	Pending  *engine.Plan
 	LastPlan *engine.Plan
 	Route    *engine.Route
+	// Filters names the traffic filter rule sets attached (none: open).
+	Filters []string
 	// Members are the current topology's instances with their status.
 	Members []Member
 	Health  string
@@ -322,6 +324,14 @@ func Build(r Reader, d *Decoder) Snapshot {
 		s.Alerts = append(s.Alerts, Alert{SevCritical, "rescheduling frozen (" + s.Frozen + "): looks like a network split; vacate allocators by hand if they are really gone"})
 	}
 
+	filters := map[string][]string{}
+	for _, id := range r.Children(engine.PathTrafficFilters) {
+		if rs, ok := get[engine.TrafficFilterRuleSet](d, r, engine.TrafficFilterPath(id)); ok {
+			for _, a := range rs.Associations {
+				filters[a.ID] = append(filters[a.ID], rs.Name)
+			}
+		}
+	}
 	for _, id := range r.Children(engine.PathDeployments) {
 		dep, ok := get[engine.Deployment](d, r, engine.DeploymentPath(id))
 		if !ok {
@@ -336,6 +346,7 @@ func Build(r Reader, d *Decoder) Snapshot {
 			x.LastPlan, _ = get[engine.Plan](d, r, engine.PlanHistoryEntryPath(id, h[len(h)-1]))
 		}
 		x.Route, _ = get[engine.Route](d, r, engine.RoutePath(id))
+		x.Filters = filters[id]
 		for _, pi := range x.Instances {
 			x.Members = append(x.Members, Member{PlacedInstance: pi, Status: statuses[pi.ID]})
 		}

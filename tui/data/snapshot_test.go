@@ -105,3 +105,22 @@ func TestDecoderMemo(t *testing.T) {
 		t.Fatalf("memo did not forget removed znodes: %d >= %d", len(d.m), n)
 	}
 }
+
+func TestBuildTrafficFilters(t *testing.T) {
+	t.Parallel()
+	tr := SmallFixture()
+	const dep = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	tr.Put(engine.TrafficFilterPath("f1"), engine.TrafficFilterRuleSet{ID: "f1", Name: "office",
+		Rules:        []engine.TrafficFilterRule{{Source: "10.0.0.0/8"}},
+		Associations: []engine.TrafficFilterAssociation{{EntityType: engine.AssociationDeployment, ID: dep}}})
+	s := Build(tr, nil)
+	for _, d := range s.Deployments {
+		want := 0
+		if d.ID == dep {
+			want = 1
+		}
+		if len(d.Filters) != want || (want == 1 && d.Filters[0] != "office") {
+			t.Errorf("%s: filters %v", d.Name, d.Filters)
+		}
+	}
+}

@@ -108,6 +108,7 @@ func WriteDeployment(w io.Writer, d service.DeploymentView) {
 	fmt.Fprintf(tw, "Elasticsearch\t%s\n", topo(s.Elasticsearch))
 	fmt.Fprintf(tw, "Kibana\t%s\n", topo(s.Kibana))
 	fmt.Fprintf(tw, "Endpoint\t%s\n", d.Endpoint)
+	fmt.Fprintf(tw, "Traffic filters\t%s\n", FiltersLine(d.TrafficFilters))
 	fmt.Fprintf(tw, "Resource version\t%d\n", d.ResourceVersion)
 	if d.PendingPlan != nil {
 		fmt.Fprintf(tw, "Pending plan\t%s %s (%s)\n", d.PendingPlan.ID, d.PendingPlan.Action, d.PendingPlan.Status)
