@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"paddock/engine"
 	"paddock/engine/service"
@@ -346,10 +347,14 @@ func (a *App) vacate(al data.Allocator) tea.Cmd {
 		deps[in.DeploymentID] = true
 	}
 	what := "vacate " + id
+	dry := ""
+	if v := vacateWords(a.c, &a.snap, a.hr, id); v != "" {
+		dry = "\nThe placement dry-run: " + ansi.Strip(v)
+	}
 	return a.confirmOp(op{
 		What: what,
 		Message: "Vacate " + id + " (" + al.Zone + ")? Its " + itoa(len(al.Instances)) + " instances of " + itoa(len(deps)) +
-			" deployments move to other allocators: one move plan per deployment, followed on the Plans screen.",
+			" deployments move to other allocators: one move plan per deployment, followed on the Plans screen." + dry,
 		Access: service.AccessPlatform,
 		CLI:    cli("allocator", "vacate", id),
 		Run: func(ctx context.Context) actionDone {

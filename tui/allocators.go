@@ -192,8 +192,13 @@ func (a *allocators) View() string {
 	} else {
 		b.WriteString(st.Bad.Render("no session: allocator lost") + "\n")
 	}
+	head := 6
+	if v := vacateWords(a.c, a.snap, a.app.hr, al.ID); v != "" {
+		b.WriteString(st.Label.Render("if vacated ") + v + "\n")
+		head++
+	}
 	b.WriteString(section(st, "Instances ("+itoa(len(al.Instances))+")", a.w) + "\n")
-	a.inst.Height = max(2, a.h-6)
+	a.inst.Height = max(2, a.h-head)
 	b.WriteString(a.inst.View(st, true))
 	return b.String()
 }

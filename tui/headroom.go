@@ -252,3 +252,33 @@ func (v *headroomView) View() string {
 	}
 	return strings.Join(lines[v.scroll:], "\n")
 }
+
+// vacateWords says what vacating allocator id would need, from the last
+// headroom report ("" when there is none or it holds no instance).
+func vacateWords(c *common.Common, s *data.Snapshot, hr headroomState, id string) string {
+	st := c.Styles
+	if hr.rep == nil {
+		return ""
+	}
+	for _, a := range hr.rep.Allocators {
+		if a.ID != id {
+			continue
+		}
+		if a.Vacatable {
+			out := st.Good.Render("✓ its " + itoa(a.Instances) + " instances (" + size(a.NeededMB) + ") fit elsewhere")
+			if len(a.LostHA) > 0 {
+				out += st.Warn.Render(" · HA lost: " + names(s, a.LostHA, 3))
+			}
+			return out
+		}
+		out := "✗ not everything fits elsewhere"
+		if a.ShortfallMB > 0 {
+			out += ": short " + size(a.ShortfallMB)
+		}
+		if len(a.Unplaceable) > 0 {
+			out += " · cannot re-place " + names(s, a.Unplaceable, 3)
+		}
+		return st.Bad.Render(out)
+	}
+	return ""
+}

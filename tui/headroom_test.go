@@ -78,6 +78,8 @@ func TestHeadroomGolden(t *testing.T) {
 		{"overview", &fakeReports{rep: fixtureHeadroom()}, "NOT absorbed", nil, ""},
 		{"view", &fakeReports{rep: fixtureHeadroom()}, "NOT absorbed", []string{":", "h", "e", "a", "d", "r", "o", "o", "m", "enter"}, "Vacating one allocator"},
 		{"unavailable", &fakeReports{err: errors.New("ZooKeeper unavailable: retry")}, "headroom unavailable", nil, ""},
+		{"allocator_detail", &fakeReports{rep: fixtureHeadroom()}, "NOT absorbed", []string{"2", "j", "j", "j", "enter"}, "if vacated"},
+		{"vacate_confirm", &fakeReports{rep: fixtureHeadroom()}, "NOT absorbed", []string{"2", "j", "j", "j", "v"}, "placement dry-run"},
 	}
 	for _, sz := range sizes {
 		for _, tc := range cases {
