@@ -143,7 +143,7 @@ func Restore(ctx context.Context, c BackupConfig, r io.Reader) (*backup.File, er
 		return nil, err
 	}
 	defer s.Close()
-	if err := backup.Restore(ctx, s, f, backup.RestoreOptions{Force: c.Force}); err != nil {
+	if err := backup.Restore(ctx, s, f, backup.RestoreOptions{Force: c.Force, Logger: c.log()}); err != nil {
 		return nil, err
 	}
 	if len(files) > 0 {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -33,7 +34,12 @@ type File struct {
 	CreatedAt time.Time `json:"created_at"`
 	Root      string    `json:"root"`
 	// Walks is how many walks the consistent cut took.
-	Walks  int     `json:"walks"`
+	Walks int `json:"walks"`
+	// Zxid is the highest transaction id the platform's clients may have
+	// seen when the backup was taken (the servers' srvr, else the
+	// highest of the znodes): a restored server must pass it before
+	// they can reconnect.
+	Zxid   int64   `json:"zxid"`
 	Znodes []Znode `json:"znodes"`
 	// Secrets are the caller's files, encrypted (nil: none).
 	Secrets *Sealed `json:"secrets,omitempty"`
@@ -303,7 +309,9 @@ func Take(ctx context.Context, st *engine.Store, opts Options) (*File, error) {
 			f := &File{Format: Format, CreatedAt: time.Now().UTC(), Root: opts.Root, Walks: w, Znodes: make([]Znode, len(cur))}
 			for i, n := range cur {
 				f.Znodes[i] = n.Znode
+				f.Zxid = max(f.Zxid, n.mzxid, n.pzxid)
 			}
+			f.Zxid = max(f.Zxid, serverZxid(ctx, st))
 			// ACLs are set when a znode is created and never changed: read
 			// once, after the cut.
 			if err := readACLs(ctx, conn, f.Znodes); err != nil {
@@ -320,6 +328,75 @@ func Take(ctx context.Context, st *engine.Store, opts Options) (*File, error) {
 type RestoreOptions struct {
 	// Force replaces an existing tree (it is deleted first).
 	Force bool
+	// ZxidMargin is how far past the backup's Zxid the restored server
+	// is moved (transactions the clients saw after the backup, such as
+	// allocators' heartbeats); default 50,000.
+	ZxidMargin int64
+	// Logger says what the restore could not do for the agents.
+	Logger *slog.Logger
+}
+
+// serverZxid is the highest zxid the store's servers report (srvr), 0
+// when none answers.
+func serverZxid(ctx context.Context, st *engine.Store) int64 {
+	var z int64
+	for _, addr := range st.ServerList() {
+		out, err := st.FourLetter(ctx, addr, "srvr")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Zxid:"); ok {
+				if n, err := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(v), "0x"), 16, 64); err == nil {
+					z = max(z, n)
+				}
+			}
+		}
+	}
+	return z
+}
+
+// scratchPath is the znode a restore writes to move the zxid on.
+const scratchPath = "/paddock-restore-zxid"
+
+// advanceZxid makes the server's transaction id pass target: ZooKeeper
+// refuses a session to a client that saw a higher zxid than its own, so
+// the agents of the lost ZooKeeper could not reconnect to the restored
+// one before. Within one epoch (standalone, or an ensemble's first
+// leader) cheap writes get there; a higher epoch cannot be reached that
+// way: then the agents must be restarted (a new client starts from 0).
+func advanceZxid(ctx context.Context, conn *zk.Conn, target int64, log *slog.Logger) error {
+	if _, err := conn.Create(scratchPath, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return fmt.Errorf("move the transaction id on: %w", err)
+	}
+	defer func() { _ = conn.Delete(scratchPath, -1) }()
+	_, st, err := conn.Exists(scratchPath)
+	if err != nil {
+		return fmt.Errorf("move the transaction id on: %w", err)
+	}
+	cur := max(st.Mzxid, st.Czxid)
+	if cur >= target {
+		return nil
+	}
+	if target>>32 > cur>>32 {
+		log.Warn("the restored ZooKeeper is in an earlier epoch than the lost one: restart every agent (allocators, proxies, constructors, API) so that they connect afresh",
+			"backup_zxid", fmt.Sprintf("0x%x", target), "server_zxid", fmt.Sprintf("0x%x", cur))
+		return nil
+	}
+	for cur < target {
+		n := min(target-cur, 20000)
+		if err := each(ctx, int(n), func(int) error {
+			_, err := conn.Set(scratchPath, nil, -1)
+			return err
+		}); err != nil {
+			return fmt.Errorf("move the transaction id on: %w", err)
+		}
+		if _, st, err = conn.Exists(scratchPath); err != nil {
+			return fmt.Errorf("move the transaction id on: %w", err)
+		}
+		cur = st.Mzxid
+	}
+	return nil
 }
 
 // Restore writes f's znodes through st's session (a super user's) into
@@ -354,7 +431,18 @@ func Restore(ctx context.Context, st *engine.Store, f *File, opts RestoreOptions
 			return err
 		}
 	}
-	return bumpSequences(ctx, conn, f.Znodes)
+	if err := bumpSequences(ctx, conn, f.Znodes); err != nil {
+		return err
+	}
+	margin := opts.ZxidMargin
+	if margin <= 0 {
+		margin = 50000
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return advanceZxid(ctx, conn, f.Zxid+margin, log)
 }
 
 func createAll(ctx context.Context, conn *zk.Conn, zs []Znode) error {
