@@ -36,6 +36,10 @@ func cmdNeed(ts *testscript.TestScript, neg bool, args []string) {
 			cancel()
 		case "java":
 			_, err = exec.LookPath("java")
+		case "python-elasticsearch":
+			// Debian's package (scripts/setup.sh installs it), for the
+			// system Python whatever python3 is first on PATH.
+			err = exec.Command("/usr/bin/python3", "-c", "import elasticsearch, elasticsearch.helpers").Run()
 		default:
 			_, err = exec.LookPath(what)
 		}
