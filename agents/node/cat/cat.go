@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"paddock/agents/node/eserr"
+	"paddock/agents/node/meta"
 )
 
 // Kind says how a column's values print and sort.
@@ -194,24 +195,8 @@ func matches(c Column, want string) (string, bool) {
 	return "", false
 }
 
-func glob(pattern, s string) bool {
-	if !strings.Contains(pattern, "*") {
-		return false
-	}
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[len(parts)-1])
-}
+// glob matches a column pattern with '*' wildcards (as index patterns).
+func glob(pattern, s string) bool { return strings.Contains(pattern, "*") && meta.Match(pattern, s) }
 
 // sortRows applies s=col[:asc|:desc],… (names or aliases).
 func sortRows(rows []Row, spec string, cols []Column) error {
