@@ -14,7 +14,8 @@ import (
 )
 
 // TestGoClientAgainstANode: the official client's whole sequence against
-// a node on a free port.
+// a node on a free port (the testscripts run it through the proxy of a
+// real deployment).
 func TestGoClientAgainstANode(t *testing.T) {
 	s, err := node.NewServer(node.Config{Name: "n1", ClusterName: "dep1", Version: "8.19.0", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
