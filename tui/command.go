@@ -368,7 +368,7 @@ func (a *App) instanceIDs(dep string) []string {
 		return nil
 	}
 	var out []string
-	for _, m := range x.Members {
+	for _, m := range orderedMembers(x) {
 		out = append(out, m.ID)
 	}
 	return out

@@ -359,6 +359,22 @@ func TestLogsView(t *testing.T) {
 	}
 }
 
+// TestLogsOfANewInstance: the running plan's new instance (not yet a
+// member: the node that may never become healthy) is listed in the
+// detail, and l reads its log.
+func TestLogsOfANewInstance(t *testing.T) {
+	src := &fakeLogs{lines: []string{"[2026-12-02T08:00:00Z] node starting", "[2026-12-02T08:00:05Z] failed to bind 9300"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app := New(ctx, Options{Source: data.NewStatic(fixture()), Styles: themes.MustGet("no-color"), Now: fixedNow, Tick: -1, Screen: 2, Logs: src})
+	tm := session(t, app, 120, 30, "logs-prod")
+	send(tm, keys("j", "j", "j", "enter")...)
+	waitOut(t, tm, "4e5f6071-es-0", "new, plan update")
+	send(tm, keyMsg("l"))
+	waitOut(t, tm, "failed to bind 9300")
+	finish(t, tm)
+}
+
 func TestLogsErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -370,9 +386,9 @@ func TestLogsErrors(t *testing.T) {
 	send(tm, keyMsg("enter"))
 	waitOut(t, tm, "allocator alloc-a1 unreachable")
 	send(tm, keyMsg("esc"), keyMsg(":"))
-	send(tm, typed("dep new-cluster logs")...)
+	send(tm, typed("dep audit logs nosuch")...)
 	send(tm, keyMsg("enter"))
-	waitOut(t, tm, "no instance placed yet")
+	waitOut(t, tm, "audit has no instance nosuch")
 	finish(t, tm)
 }
 

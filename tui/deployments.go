@@ -144,7 +144,7 @@ func (d *deployments) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 		return nil, false
 	}
 	if d.detail != "" {
-		n := len(x.Members)
+		n := len(x.Members) + len(x.Incoming)
 		switch {
 		case key.Matches(msg, k.Down):
 			if d.inst < n-1 {
@@ -189,11 +189,13 @@ func (d *deployments) HandleKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 }
 
 // orderedMembers are a deployment's instances as the detail lists them:
-// by zone, then as placed.
+// by zone, then as placed; then the running plan's new ones.
 func orderedMembers(x data.Deployment) []data.Member {
 	ms := slices.Clone(x.Members)
 	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Zone < ms[j].Zone })
-	return ms
+	in := slices.Clone(x.Incoming)
+	sort.SliceStable(in, func(i, j int) bool { return in[i].Zone < in[j].Zone })
+	return append(ms, in...)
 }
 
 func newest(vs []string) string {
@@ -239,8 +241,9 @@ func (d *deployments) View() string {
 	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
 
 	lines = append(lines, section(st, "Instances", w))
-	d.inst = max(0, min(d.inst, len(x.Members)-1))
-	for i, m := range orderedMembers(x) {
+	all := orderedMembers(x)
+	d.inst = max(0, min(d.inst, len(all)-1))
+	for i, m := range all {
 		state, healthy := instState(m.Status)
 		hs := st.Bad
 		if healthy {
@@ -254,10 +257,13 @@ func (d *deployments) View() string {
 		if i == d.inst {
 			mark = st.Accent.Render("▸")
 		}
+		if i >= len(x.Members) {
+			addr = st.Muted.Render("new, plan "+x.Pending.Action) + " " + addr
+		}
 		lines = append(lines, mark+common.Pad(m.Zone, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
 			common.Pad(m.Allocator, 15)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
 	}
-	if len(x.Members) == 0 {
+	if len(all) == 0 {
 		lines = append(lines, st.Muted.Render(" none placed yet"))
 	}
 	p := x.Pending

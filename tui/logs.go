@@ -62,14 +62,15 @@ func (a *App) openLogs(x data.Deployment, instance string) (tea.Cmd, error) {
 	if a.logs == nil {
 		return nil, errors.New("logs are not available in this console")
 	}
+	all := orderedMembers(x)
 	if instance == "" {
-		if len(x.Members) == 0 {
+		if len(all) == 0 {
 			return nil, fmt.Errorf("%s has no instance placed yet", x.Name)
 		}
-		instance = x.Members[0].ID
+		instance = all[0].ID
 	}
 	found := false
-	for _, m := range x.Members {
+	for _, m := range all {
 		found = found || m.ID == instance
 	}
 	if !found {
@@ -233,7 +234,7 @@ func (l *logView) View() string {
 		mode = "follow"
 	}
 	alloc := ""
-	for _, m := range l.dep.Members {
+	for _, m := range orderedMembers(l.dep) {
 		if m.ID == l.instance {
 			alloc = " on " + m.Allocator + " (" + m.Zone + ")"
 		}

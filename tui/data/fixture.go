@@ -185,7 +185,13 @@ func SmallFixture() *Tree {
 				{Name: "wait-healthy", Status: engine.PlanRunning, Started: at.Add(-41 * time.Second), Message: "1 of 2 healthy",
 					Deadline: ptr(at.Add(10 * time.Minute)), Waiting: "1 of 2 instances healthy; waiting for instance " + d.id[:8] + "-es-1 on alloc-b1"},
 			}
-			t.Put(engine.PendingPlanPath(d.id), engine.Plan{ID: "p2-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: spec, Status: engine.PlanRunning, Steps: steps, CreatedAt: at.Add(-62 * time.Second), CreatedBy: "admin", Leader: "constructor-1"})
+			var incoming []engine.PlacedInstance
+			if len(placed) == 0 {
+				// The plan's first instance, placed, not yet a member.
+				incoming = []engine.PlacedInstance{{ID: d.id[:8] + "-es-0", Kind: engine.KindElasticsearch, Allocator: "alloc-a1", Zone: "zone-1", SizeMB: d.sizeMB, Version: "8.17.0"}}
+			}
+			t.Put(engine.PendingPlanPath(d.id), engine.Plan{ID: "p2-" + d.id[:6], DeploymentID: d.id, Action: engine.ActionUpdate, Spec: spec, Status: engine.PlanRunning, Steps: steps,
+				CreatedAt: at.Add(-62 * time.Second), CreatedBy: "admin", Leader: "constructor-1", NewInstances: incoming})
 		}
 		if len(placed) > 0 {
 			var be []engine.Backend

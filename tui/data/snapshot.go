@@ -107,6 +107,9 @@ type Deployment struct {
 	Filters []string
 	// Members are the current topology's instances with their status.
 	Members []Member
+	// Incoming are the running plan's new instances (not yet members:
+	// a node that never becomes healthy is one), with their status.
+	Incoming []Member
 	Health  string
 	Healthy int
 }
@@ -349,6 +352,11 @@ func Build(r Reader, d *Decoder) Snapshot {
 		x.Filters = filters[id]
 		for _, pi := range x.Instances {
 			x.Members = append(x.Members, Member{PlacedInstance: pi, Status: statuses[pi.ID]})
+		}
+		if x.Pending != nil {
+			for _, pi := range x.Pending.NewInstances {
+				x.Incoming = append(x.Incoming, Member{PlacedInstance: pi, Status: statuses[pi.ID]})
+			}
 		}
 		x.Health, x.Healthy = health(x)
 		if x.Pending != nil {
