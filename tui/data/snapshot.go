@@ -110,8 +110,8 @@ type Deployment struct {
 	// Incoming are the running plan's new instances (not yet members:
 	// a node that never becomes healthy is one), with their status.
 	Incoming []Member
-	Health  string
-	Healthy int
+	Health   string
+	Healthy  int
 }
 
 // Member is a placed instance with its observed status.
