@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -21,10 +20,7 @@ func TestFiltersFromZooKeeper(t *testing.T) {
 	cons := plat.Connect(t, engine.RoleConstructor)
 	b1 := newTestBackend(t, "b1")
 	cache := filepath.Join(t.TempDir(), "routes.json")
-	connect := func(ctx context.Context) (*engine.Store, error) {
-		return engine.Connect(ctx, engine.Options{Servers: env.Servers(), Role: engine.RoleProxy, Credential: plat.Creds[engine.RoleProxy],
-			SessionTimeout: 4 * time.Second, ConnectTimeout: 2 * time.Second, Logger: quietLogger()})
-	}
+	connect := proxyConnect(plat)
 	host := testID + ".localhost"
 	putRoute(t, cons, liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", b1.addr())))
 	p := startProxy(t, func(c *Config) { c.ID = "pf"; c.Connect = connect; c.CacheFile = cache })
@@ -86,19 +82,7 @@ func TestFiltersFromZooKeeper(t *testing.T) {
 
 	// ZooKeeper stops: the filter holds, in this proxy and in one
 	// started from the disk cache.
-	if err := env.Cluster.StopNode(1); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Cluster.StartNode(1); err != nil {
-			t.Errorf("restart ZooKeeper: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := env.Cluster.WaitReady(ctx); err != nil {
-			t.Errorf("ZooKeeper after restart: %v", err)
-		}
-	})
+	stopZooKeeper(t)
 	waitFor(t, 15*time.Second, "the proxy to notice the outage", func() bool { return p.cacheAge() > 0 })
 	p2 := startProxy(t, func(c *Config) { c.ID = "pf2"; c.Connect = connect; c.CacheFile = cache })
 	if p2.Source() != "disk" {

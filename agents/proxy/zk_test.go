@@ -32,6 +32,39 @@ func putRoute(t *testing.T, s *engine.Store, r engine.Route) {
 	}
 }
 
+// proxyConnect connects as the proxy role of plat, as a proxy's
+// Config.Connect does.
+func proxyConnect(plat *zktest.Platform) func(ctx context.Context) (*engine.Store, error) {
+	return func(ctx context.Context) (*engine.Store, error) {
+		return engine.Connect(ctx, engine.Options{Servers: env.Servers(), Role: engine.RoleProxy, Credential: plat.Creds[engine.RoleProxy],
+			SessionTimeout: 4 * time.Second, ConnectTimeout: 2 * time.Second, Logger: quietLogger()})
+	}
+}
+
+// stopZooKeeper stops the test ensemble; restart (also run at cleanup,
+// once) starts it again and waits until it serves.
+func stopZooKeeper(t *testing.T) (restart func()) {
+	t.Helper()
+	if err := env.Cluster.StopNode(1); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restart = func() {
+		once.Do(func() {
+			if err := env.Cluster.StartNode(1); err != nil {
+				t.Errorf("restart ZooKeeper: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := env.Cluster.WaitReady(ctx); err != nil {
+				t.Errorf("ZooKeeper after restart: %v", err)
+			}
+		})
+	}
+	t.Cleanup(restart)
+	return restart
+}
+
 func routedTo(t testing.TB, p *Proxy, host, backend string) func() bool {
 	c := newClient()
 	return func() bool {
@@ -107,10 +140,7 @@ func TestZooKeeperOutage(t *testing.T) {
 	b1 := newTestBackend(t, "b1")
 	b2 := newTestBackend(t, "b2")
 	cache := filepath.Join(t.TempDir(), "routes.json")
-	connect := func(ctx context.Context) (*engine.Store, error) {
-		return engine.Connect(ctx, engine.Options{Servers: env.Servers(), Role: engine.RoleProxy, Credential: plat.Creds[engine.RoleProxy],
-			SessionTimeout: 4 * time.Second, ConnectTimeout: 2 * time.Second, Logger: quietLogger()})
-	}
+	connect := proxyConnect(plat)
 	host := testID + ".localhost"
 	putRoute(t, cons, liveRoute(testID, 1, esBackend("i1", "zone-1", "a1", b1.addr())))
 	p1ctx, stopP1 := context.WithCancel(context.Background())
@@ -132,25 +162,7 @@ func TestZooKeeperOutage(t *testing.T) {
 	if testing.Short() {
 		outage = 5 * time.Second
 	}
-	if err := env.Cluster.StopNode(1); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	restart := func() {
-		if restarted {
-			return
-		}
-		restarted = true
-		if err := env.Cluster.StartNode(1); err != nil {
-			t.Errorf("restart ZooKeeper: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := env.Cluster.WaitReady(ctx); err != nil {
-			t.Errorf("ZooKeeper after restart: %v", err)
-		}
-	}
-	t.Cleanup(restart)
+	restart := stopZooKeeper(t)
 	down := time.Now()
 	waitFor(t, 15*time.Second, "p1 to notice the outage", func() bool { return p1.cacheAge() > 0 })
 
