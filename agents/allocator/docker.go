@@ -93,6 +93,9 @@ type Docker struct {
 	inspected map[string]cachedWorkload
 
 	foreignOnce sync.Once
+
+	// platformAuth gives probes the deployment's platform credential.
+	platformAuth func(ctx context.Context, deploymentID string) node.PlatformCredential
 }
 
 type cachedWorkload struct {
@@ -560,9 +563,17 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netID: {NetworkID: netID, Aliases: []string{Alias(in.ID)}},
 	}}
+	if spec.Security != nil {
+		cfg.Cmd = append(cfg.Cmd, "--require-credentials")
+	}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
 	if err != nil {
 		return Workload{}, fmt.Errorf("create container %s: %w", name, err)
+	}
+	if spec.Security != nil {
+		if err := d.DeliverCredentials(ctx, created.ID, *spec.Security); err != nil {
+			return Workload{}, err
+		}
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		return Workload{}, fmt.Errorf("start container %s: %w", name, err)
@@ -651,6 +662,9 @@ func (d *Docker) Probe(ctx context.Context, w Workload) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.Address+node.HealthPath, nil)
 	if err != nil {
 		return err
+	}
+	if d.platformAuth != nil {
+		d.platformAuth(ctx, w.Deployment).SetAuth(req)
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {

@@ -44,6 +44,11 @@ type agent struct {
 	trigger   chan struct{}
 	inflight  sync.WaitGroup
 
+	// creds reads deployments' credentials for their nodes; credSync
+	// re-delivers them when they change (credentials.go).
+	creds    *credentials
+	credSync credentialSync
+
 	runtimeErr string
 	lastGC     time.Time
 
@@ -369,6 +374,7 @@ func (a *agent) pass(ctx context.Context) {
 	now := time.Now()
 	a.adminNodes()
 	desired, invalid := a.desired()
+	a.syncCredentials(ctx)
 
 	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	ws, err := a.rt.List(lctx)
@@ -580,6 +586,11 @@ func (a *agent) createFn(in engine.Instance) func(context.Context) (*Workload, e
 		if err := a.rt.EnsureImage(ctx, in.Version); err != nil {
 			return nil, err
 		}
+		sec, err := a.securityOf(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		spec.Security = sec
 		// A few creates at a time: the engine serialises much of the work,
 		// and a batch finishing together makes every node late.
 		select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"paddock/agents/node"
 	"paddock/engine"
 )
 
@@ -60,6 +61,9 @@ type HostInfo struct {
 type Spec struct {
 	Instance  engine.Instance
 	Resources Resources
+	// Security is the node's credentials file, written into its data
+	// volume before it starts (nil: a deployment without credentials).
+	Security *node.SecurityFile
 }
 
 // Workload is one node container as the runtime sees it.

@@ -30,6 +30,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	if n, ok := cfg.Nodes.(*HTTPNodes); ok && n.Credentials == nil {
+		n.Credentials = StoreCredentials(cfg.Store)
+	}
 	addr, err := agentkit.Serve(ctx, cfg.MetricsAddr, reg, st, log, nil)
 	if err != nil {
 		return err
@@ -166,7 +169,7 @@ func (c *Config) tunnelNodes(reg prometheus.Registerer, log *slog.Logger) error 
 	switch n := c.Nodes.(type) {
 	case *HTTPNodes:
 		if n.Tunnel == nil {
-			c.Nodes = &HTTPNodes{Client: n.Client, Scheme: n.Scheme, Tunnel: tlsCfg}
+			c.Nodes = &HTTPNodes{Client: n.Client, Scheme: n.Scheme, Tunnel: tlsCfg, Credentials: n.Credentials}
 		}
 	default:
 		log.Warn("constructor has a node certificate but a custom NodeAPI: it is handed tunnel targets (instance@tunnel) as is")

@@ -90,6 +90,7 @@ type effect struct {
 // execute runs the pending plan of a deployment to its end; it returns
 // the plan's id when the plan finished (history written).
 func (l *leader) execute(ctx context.Context, depID string) string {
+	ctx = WithDeployment(ctx, depID) // node calls authenticate as the platform
 	for attempt := 0; ; attempt++ {
 		x := &executor{l: l, depID: depID, log: l.log.With("deployment", depID)}
 		start := time.Now()

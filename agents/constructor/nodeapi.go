@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"paddock/agents/node"
 	"paddock/stunnel"
 )
 
@@ -69,6 +70,9 @@ type HTTPNodes struct {
 	// certificate); each (tunnel, instance) gets a clone with ServerName
 	// stunnel.BackendSNI(instance) and its own keep-alive transport.
 	Tunnel *tls.Config
+	// Credentials gives the platform credential of a deployment (calls
+	// whose context carries WithDeployment authenticate with it).
+	Credentials func(ctx context.Context, deploymentID string) (node.PlatformCredential, error)
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport
@@ -142,6 +146,13 @@ func (h *HTTPNodes) callInto(ctx context.Context, method, addr, path string, bod
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if dep := deploymentOf(ctx); dep != "" && h.Credentials != nil {
+		cred, err := h.Credentials(ctx, dep)
+		if err != nil {
+			return err
+		}
+		cred.SetAuth(req)
+	}
 	c := h.Client
 	if c == nil {
 		c = http.DefaultClient
