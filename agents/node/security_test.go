@@ -325,3 +325,26 @@ func BenchmarkAuthCached(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuthFirst is the cost of a credential's first request: the
+// bcrypt check (cost 10, as the platform hashes passwords).
+func BenchmarkAuthFirst(b *testing.B) {
+	dir := b.TempDir()
+	h, _ := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.DefaultCost)
+	if err := WriteSecurityFile(dir, SecurityFile{Users: []UserHash{{Username: "elastic", PasswordHash: string(h)}}}); err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewServer(Config{Name: "n1", DataDir: dir, RequireSecurity: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", basic("elastic", testPassword))
+	for b.Loop() {
+		s.sec.forget()
+		if _, err := s.sec.authenticate(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
