@@ -1,18 +1,14 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"paddock/agents/agentkit"
 	"paddock/agents/api/client"
 	"paddock/agents/platform"
 	"paddock/engine/headroom"
@@ -73,60 +69,26 @@ their containers. See the README, "Lost ZooKeeper quorum".`
 	}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		v := app.V
-		pass := os.Getenv("PADDOCK_BACKUP_PASSPHRASE")
-		if pf := v.GetString("passphrase-file"); pf != "" {
-			b, err := os.ReadFile(pf)
-			if err != nil {
-				return usageErr("--passphrase-file: %v", err)
-			}
-			pass = strings.TrimRight(string(b), "\r\n")
+		pass, err := platform.Passphrase(v.GetString("passphrase-file"))
+		if err != nil {
+			return err
 		}
 		cfg := platform.BackupConfig{StateDir: app.StateDir(), ZooKeeper: v.GetString("zk"), TLS: v.GetBool("zk-tls"),
 			Passphrase: pass, WithoutCA: v.GetBool("without-ca"), Force: restore && v.GetBool("force"),
 			Timeout: v.GetDuration("timeout"), Logger: app.Log}
 		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Minute)
 		defer cancel()
-		start := time.Now()
+		run := platform.BackupToFile
 		if restore {
-			in, err := os.Open(args[0])
-			if err != nil {
-				return usageErr("%v", err)
-			}
-			defer in.Close()
-			bf, err := platform.Restore(ctx, cfg, in)
-			if err != nil {
-				return err
-			}
-			withCA := bf.Secrets != nil && !cfg.WithoutCA
-			return app.emitValue(backupResult{File: args[0], Znodes: len(bf.Znodes), CA: withCA, BackupOf: bf.CreatedAt, Seconds: time.Since(start).Seconds()}, func() {
-				fmt.Fprintf(app.Out, "restored %d znodes of the backup of %s in %s%s\n", len(bf.Znodes), bf.CreatedAt.Format(time.RFC3339),
-					time.Since(start).Round(time.Millisecond), map[bool]string{true: " (and the CA)", false: ""}[withCA])
-			})
+			run = platform.RestoreFromFile
 		}
-		var buf bytes.Buffer
-		bf, err := platform.Backup(ctx, cfg, &buf)
+		res, err := run(ctx, cfg, args[0])
 		if err != nil {
 			return err
 		}
-		if err := agentkit.WriteFileAtomic(args[0], buf.Bytes(), 0o600); err != nil {
-			return err
-		}
-		return app.emitValue(backupResult{File: args[0], Znodes: len(bf.Znodes), Walks: bf.Walks, CA: bf.Secrets != nil, BackupOf: bf.CreatedAt, Seconds: time.Since(start).Seconds()}, func() {
-			fmt.Fprintf(app.Out, "%d znodes (a consistent cut in %d walks)%s written to %s in %s\n", len(bf.Znodes), bf.Walks,
-				map[bool]string{true: " and the CA, encrypted,", false: ""}[bf.Secrets != nil], args[0], time.Since(start).Round(time.Millisecond))
-		})
+		return app.emitValue(res, func() { fmt.Fprint(app.Out, res.Text()) })
 	}
 	return c
-}
-
-// backupResult is the -o json answer of backup and restore.
-type backupResult struct {
-	File     string    `json:"file"`
-	Znodes   int       `json:"znodes"`
-	Walks    int       `json:"walks,omitempty"`
-	CA       bool      `json:"ca"`
-	BackupOf time.Time `json:"backup_of"`
-	Seconds  float64   `json:"seconds"`
 }
 
 // emitValue prints v as JSON with -o json, else runs text.

@@ -51,15 +51,24 @@ func TestBackupRestoreWithCA(t *testing.T) {
 		t.Fatalf("backup of the CA without a passphrase: %v", err)
 	}
 	cfg.Passphrase = "correct horse"
-	var file bytes.Buffer
-	f, err := Backup(ctx, cfg, &file)
+	path := filepath.Join(t.TempDir(), "platform.backup")
+	res, err := BackupToFile(ctx, cfg, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Secrets == nil || bytes.Contains(file.Bytes(), []byte("the CA's private key")) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.CA || bytes.Contains(raw, []byte("the CA's private key")) {
 		t.Fatal("the CA is missing from the backup, or in clear")
 	}
-	raw := file.Bytes()
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode %v, want 0600", st.Mode().Perm())
+	}
+	if !strings.Contains(res.Text(), "written to "+path) {
+		t.Fatalf("backup text: %q", res.Text())
+	}
 
 	if _, err := Restore(ctx, cfg, bytes.NewReader(raw)); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("restore over a live platform: %v", err)
@@ -77,8 +86,15 @@ func TestBackupRestoreWithCA(t *testing.T) {
 	if _, err := Restore(ctx, bad, bytes.NewReader(raw)); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
 		t.Fatalf("restore with a wrong passphrase: %v", err)
 	}
-	if _, err := Restore(ctx, cfg, bytes.NewReader(raw)); err != nil {
+	if _, err := RestoreFromFile(ctx, cfg, filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("restore of a missing file")
+	}
+	rres, err := RestoreFromFile(ctx, cfg, path)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !rres.CA || !strings.Contains(rres.Text(), "(and the CA)") {
+		t.Fatalf("restore result %+v: %q", rres, rres.Text())
 	}
 	var d engine.Deployment
 	if _, err := p.Admin.GetJSON(ctx, engine.DeploymentPath("d1"), &d); err != nil || d.Name != "kept" {
@@ -101,5 +117,22 @@ func TestPruneBackups(t *testing.T) {
 	left := listBackups(dir)
 	if len(left) != dailyKeep || !strings.HasSuffix(left[len(left)-1], "20261209-000000.backup") {
 		t.Fatalf("kept %v", left)
+	}
+}
+
+func TestPassphrase(t *testing.T) {
+	t.Setenv("PADDOCK_BACKUP_PASSPHRASE", "from env")
+	if p, err := Passphrase(""); err != nil || p != "from env" {
+		t.Fatalf("from the environment: %q %v", p, err)
+	}
+	f := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(f, []byte("from file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Passphrase(f); err != nil || p != "from file" {
+		t.Fatalf("from a file: %q %v", p, err)
+	}
+	if _, err := Passphrase(f + ".missing"); err == nil {
+		t.Fatal("a missing passphrase file was accepted")
 	}
 }
