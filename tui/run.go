@@ -70,7 +70,19 @@ func Run(ctx context.Context, o RunOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sopts := []service.Option{service.WithLogger(log), service.WithCertDir(o.CertDir)}
+	// The headroom recomputed after each change reads the inventory and
+	// every deployment: from the service's own watch cache, not from
+	// ZooKeeper each time (as the API does).
+	cache := service.NewCache(o.Store)
+	cacheDone := make(chan struct{})
+	go func() {
+		defer close(cacheDone)
+		if err := cache.Run(ctx); err != nil {
+			log.Warn("console: service cache stopped", "err", err)
+		}
+	}()
+	defer func() { cancel(); <-cacheDone }()
+	sopts := []service.Option{service.WithLogger(log), service.WithCertDir(o.CertDir), service.WithCache(cache)}
 	if o.NodeLogs != nil {
 		sopts = append(sopts, service.WithNodeLogs(o.NodeLogs))
 	}
