@@ -24,6 +24,9 @@ func (f fields) Field(p string) (dsl.FieldType, bool) {
 func (f fields) Match(pattern string) []string { return f.m.Match(pattern) }
 func (f fields) Analyzer(p string) string      { return f.m.Analyzer(p) }
 
+// DocValuesField names the companion field sorts and aggregations read.
+func (f fields) DocValuesField(p string) string { return f.m.DocValuesField(p) }
+
 // target is one index as a search target.
 func target(name string, sh *shard.Shard) dsl.Target {
 	return dsl.Target{

@@ -636,6 +636,20 @@ func (m *Mapping) Analyzer(p string) string {
 	return a
 }
 
+// DocValuesField is the companion doc-values field of a number or date
+// field with doc values ("" otherwise).
+func (m *Mapping) DocValuesField(p string) string {
+	f, ok := m.leaves[p]
+	if !ok || !f.indexed() || (f.DocValues != nil && !*f.DocValues) {
+		return ""
+	}
+	switch f.Type {
+	case Long, Integer, Short, Byte, Double, Float, Date:
+		return Companion(p)
+	}
+	return ""
+}
+
 // IndexAnalyzer is the analyzer a text field is indexed with.
 func (m *Mapping) IndexAnalyzer(p string) string {
 	if f, ok := m.leaves[p]; ok && f.Analyzer != "" {

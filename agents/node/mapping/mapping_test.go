@@ -211,10 +211,13 @@ func TestDynamicMapping(t *testing.T) {
 		t.Errorf("dynamic keyword ignore_above = %d", f.IgnoreAbove)
 	}
 	got := fieldKinds(doc)
-	for _, w := range []string{"title:text", "title.keyword:kw", "year:num", "at:date", "ok:bool", "user.name:text", "a.b:num", "tags:text"} {
+	for _, w := range []string{"title:text", "title.keyword:kw", "year:num", "at:date", "ok:bool", "user.name:text", "a.b:num", "tags:text", "_dv#year:kw", "_dv#at:kw"} {
 		if !slices.Contains(got, w) {
 			t.Errorf("bleve fields %v lack %s", got, w)
 		}
+	}
+	if m.DocValuesField("year") != "_dv#year" || m.DocValuesField("title") != "" {
+		t.Errorf("companion doc-values fields: year %q, title %q", m.DocValuesField("year"), m.DocValuesField("title"))
 	}
 	if len(doc.CompositeFields) != 1 || doc.CompositeFields[0].Name() != AllField {
 		t.Errorf("no _all composite field")

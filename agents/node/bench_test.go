@@ -1,0 +1,179 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+
+	"paddock/agents/node/mapping"
+)
+
+// Indexing benchmarks: the node's HTTP bulk path against bleve's own
+// batch on the same small log documents, in the same run. Figures and
+// commands are in docs/benchmarks.md:
+//
+//	go test ./agents/node -run '^$' -bench 'Bulk|BleveBatch|Memory' -cpu 1 -benchtime 100000x
+
+const benchBatch = 1000
+
+// logDoc is the i-th small log document (about 200 bytes).
+func logDoc(i int) []byte {
+	levels := []string{"info", "info", "info", "warn", "error"}
+	paths := []string{"/api/items", "/api/users", "/login", "/search", "/health"}
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 10 * time.Millisecond)
+	return fmt.Appendf(nil, `{"@timestamp":"%s","level":"%s","service":"svc-%d","host":"host-%d","message":"GET %s/%d returned %d in %dms","status":%d,"latency_ms":%d}`,
+		ts.Format(time.RFC3339Nano), levels[i%len(levels)], i%7, i%13, paths[i%len(paths)], i%1000, 200+i%3*100, i%97, 200+i%3*100, i%97)
+}
+
+// bulkBodies splits n documents into bulk bodies of benchBatch.
+func bulkBodies(n int) [][]byte {
+	var out [][]byte
+	for start := 0; start < n; start += benchBatch {
+		var b bytes.Buffer
+		for i := start; i < min(start+benchBatch, n); i++ {
+			fmt.Fprintf(&b, "{\"index\":{\"_index\":\"logs\",\"_id\":\"%d\"}}\n", i)
+			b.Write(logDoc(i))
+			b.WriteByte('\n')
+		}
+		out = append(out, b.Bytes())
+	}
+	return out
+}
+
+// cpuTime is the process's user+system CPU time: under a loaded
+// machine, documents per CPU second say more than per wall second.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func report(b *testing.B, start time.Time, cpu0 time.Duration) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "docs/s")
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "docs/cpu-s")
+}
+
+func benchNode(b *testing.B) (*Server, *httptest.Server) {
+	b.Helper()
+	s, err := NewServer(Config{Name: "bench", DataDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	b.Cleanup(func() { ts.Close(); s.Close() })
+	return s, ts
+}
+
+func postBench(b *testing.B, url string, body []byte) {
+	resp, err := http.Post(url, "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || bytes.Contains(out[:min(len(out), 64)], []byte(`"errors":true`)) {
+		b.Fatalf("%s: %d %.300s", url, resp.StatusCode, out)
+	}
+}
+
+// BenchmarkBulkHTTP: b.N documents through POST /_bulk (1,000 per
+// request), then a refresh, so every document is searchable.
+func BenchmarkBulkHTTP(b *testing.B) {
+	bodies := bulkBodies(b.N)
+	_, ts := benchNode(b)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for _, body := range bodies {
+		postBench(b, ts.URL+"/_bulk", body)
+	}
+	postBench(b, ts.URL+"/logs/_refresh", nil)
+	report(b, start, cpu0)
+}
+
+// BenchmarkBleveBatch: the same documents indexed by bleve itself (its
+// mapper, batches of 1,000, the same scorch configuration): the library's
+// own limit.
+func BenchmarkBleveBatch(b *testing.B) {
+	// The mapping the node ends with for these documents.
+	m := mapping.New()
+	var err error
+	for i := range 10 {
+		src, _ := mapping.DecodeSource(logDoc(i))
+		if _, m, err = m.Document("x", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The JSON documents, as the bulk benchmark gets them; decoding is
+	// part of bleve's work (it indexes Go values).
+	raw := make([][]byte, b.N)
+	for i := range raw {
+		raw[i] = logDoc(i)
+	}
+	idx, err := bleve.NewUsing(filepath.Join(b.TempDir(), "bleve"), mapping.NewIndexMapping(m), scorch.Name, scorch.Name, map[string]any{"unsafe_batch": true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer idx.Close()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for s := 0; s < b.N; s += benchBatch {
+		batch := idx.NewBatch()
+		for i := s; i < min(s+benchBatch, b.N); i++ {
+			doc, err := mapping.DecodeSource(raw[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Index(fmt.Sprint(i), doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := idx.Batch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	report(b, start, cpu0)
+}
+
+// BenchmarkMemory100k: heap held and bytes on disk per 100,000 documents
+// after indexing them through the bulk API (b.N is ignored).
+func BenchmarkMemory100k(b *testing.B) {
+	const n = 100_000
+	bodies := bulkBodies(n)
+	s, ts := benchNode(b)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, body := range bodies {
+		postBench(b, ts.URL+"/_bulk", body)
+	}
+	postBench(b, ts.URL+"/logs/_refresh", nil)
+	bodies = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	var disk int64
+	_ = filepath.WalkDir(s.cfg.DataDir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				disk += info.Size()
+			}
+		}
+		return nil
+	})
+	if st := s.index("logs").Stats(); st.Docs != n {
+		b.Fatalf("%d documents searchable, want %d", st.Docs, n)
+	}
+	b.ReportMetric(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/(1<<20), "heapMB/100k")
+	b.ReportMetric(float64(disk)/(1<<20), "diskMB/100k")
+}
