@@ -125,6 +125,7 @@ func TestUnplaceablePlanFailsWithZoneShortfall(t *testing.T) {
 type writer struct {
 	h     *harness
 	id    string
+	user  string // "name:password" when the deployment has credentials
 	mu    sync.Mutex
 	acked []string
 	where map[string]string
@@ -141,7 +142,7 @@ func (w *writer) run(ctx context.Context) {
 		}
 		doc := fmt.Sprintf("doc-%d", n)
 		b := r.Backends[n%len(r.Backends)]
-		if err := nodeHTTP(nil, "PUT", b.Address, "/logs/_doc/"+doc, `{"n":`+fmt.Sprint(n)+`}`, nil); err != nil {
+		if err := nodeHTTPAs(nil, w.user, "PUT", b.Address, "/logs/_doc/"+doc, `{"n":`+fmt.Sprint(n)+`}`, nil); err != nil {
 			w.fails.Add(1)
 			n--
 			time.Sleep(5 * time.Millisecond)
@@ -170,7 +171,7 @@ func (w *writer) checkNoLoss(t *testing.T) {
 	for _, b := range r.Backends {
 		var missing []string
 		for _, doc := range acked {
-			if err := nodeHTTP(t, "GET", b.Address, "/logs/_doc/"+doc, "", nil); err != nil {
+			if err := nodeHTTPAs(t, w.user, "GET", b.Address, "/logs/_doc/"+doc, "", nil); err != nil {
 				missing = append(missing, doc)
 			}
 		}

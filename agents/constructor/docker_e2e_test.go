@@ -171,11 +171,19 @@ func TestDockerEndToEnd(t *testing.T) {
 	})
 	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) { c.HealthyTimeout = 2 * time.Minute; c.PauseSettle = 300 * time.Millisecond })
 
-	id, planID := h.createDeployment(spec("8.17.0", 512, 2))
+	// With credentials: the nodes enforce them, the allocators probe and
+	// the constructor (peers, snapshots, restores) and the nodes
+	// (replication) call as the platform; the writer is the customer.
+	id, planID, user := h.createSecureDeployment(spec("8.17.0", 512, 2))
 	if p := h.waitPlan(id, planID, 3*time.Minute); p.Status != engine.PlanSuccess {
 		t.Fatalf("create: %s: %s", p.Status, stepNames(p))
 	}
 	before := checkRunning(t, h, id, 2)
+	if r, _ := h.route(id); len(r.Backends) > 0 {
+		if err := nodeHTTP(t, "GET", r.Backends[0].Address, "/", "", nil); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("anonymous request to a node = %v, want 401", err)
+		}
+	}
 	// Two containers run, labelled with their deployment.
 	cs, err := cli.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", allocator.LabelTest+"="+label), filters.Arg("label", "paddock.deployment="+id))})
@@ -183,7 +191,7 @@ func TestDockerEndToEnd(t *testing.T) {
 		t.Fatalf("%d containers for the deployment (%v), want 2", len(cs), err)
 	}
 
-	w := &writer{h: h, id: id}
+	w := &writer{h: h, id: id, user: user}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(ctx) }()

@@ -325,6 +325,32 @@ func (h *harness) createDeployment(sp engine.DeploymentSpec) (string, string) {
 	return id, plan.ID
 }
 
+// createSecureDeployment is createDeployment with credentials, as the
+// API writes them: it returns the elastic user as "elastic:<password>".
+func (h *harness) createSecureDeployment(sp engine.DeploymentSpec) (string, string, string) {
+	h.t.Helper()
+	ctx := ctxT(h.t, 10*time.Second)
+	pw, user, err := engine.NewSuperUser()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.admin.EnsurePath(ctx, engine.PathCredentials); err != nil {
+		h.t.Fatal(err)
+	}
+	id := engine.NewID()
+	now := time.Now().UTC()
+	dep := engine.Deployment{ID: id, Name: "test-" + id[:6], CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
+	plan := engine.Plan{ID: engine.NewID(), DeploymentID: id, Action: engine.ActionCreate, Spec: sp, Strategy: engine.PlanGrowAndShrink,
+		CreatedAt: now, Status: engine.PlanPending, Steps: []engine.PlanStep{}}
+	creds := engine.DeploymentCredentials{Users: []engine.CredentialUser{user}, PlatformSecret: engine.RandomToken(24), CreatedAt: now}
+	if err := h.admin.Multi(ctx, engine.OpCreate(engine.CredentialsPath(id), creds),
+		engine.OpCreate(engine.DeploymentPath(id), dep), engine.OpCreate(engine.PlansPath(id), nil),
+		engine.OpCreate(engine.PlanHistoryPath(id), nil), engine.OpCreate(engine.PendingPlanPath(id), plan)); err != nil {
+		h.t.Fatal(err)
+	}
+	return id, plan.ID, engine.SuperUser + ":" + pw
+}
+
 // submit writes a plan for an existing deployment; returns its id.
 func (h *harness) submit(id string, plan engine.Plan) string {
 	h.t.Helper()
@@ -430,8 +456,16 @@ func (h *harness) instanceZnodes(depID string) map[string][]string {
 
 // nodeHTTP does a request against a node and decodes the answer.
 func nodeHTTP(t *testing.T, method, addr, path, body string, out any) error {
+	return nodeHTTPAs(t, "", method, addr, path, body, out)
+}
+
+// nodeHTTPAs is nodeHTTP as a user ("name:password"; "" for none).
+func nodeHTTPAs(t *testing.T, user, method, addr, path, body string, out any) error {
 	req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if name, pass, ok := strings.Cut(user, ":"); ok {
+		req.SetBasicAuth(name, pass)
+	}
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return err
