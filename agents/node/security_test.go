@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"paddock/agents/node/eserr"
 )
 
 const (
@@ -347,4 +349,30 @@ func BenchmarkAuthFirst(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzAuthorization: no Authorization value panics the node, and none
+// but the right credentials authenticates.
+func FuzzAuthorization(f *testing.F) {
+	for _, seed := range []string{basic("elastic", testPassword), basic("elastic", "x"), "Basic", "Basic ", "ApiKey", "ApiKey Og==",
+		"ApiKey " + base64.StdEncoding.EncodeToString([]byte(":")), "Bearer x", basic(PlatformUser, testPlatform), "basic !!", " "} {
+		f.Add(seed)
+	}
+	s, _, _ := newSecureNode(f, true, true)
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header["Authorization"] = []string{h}
+		p, err := s.sec.authenticate(r)
+		if err != nil {
+			if e := eserr.From(err); e.Status != http.StatusUnauthorized {
+				t.Fatalf("Authorization %q: %v, want a 401", h, err)
+			}
+			return
+		}
+		_, cred, _ := strings.Cut(h, " ")
+		raw, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if got := string(raw); got != "elastic:"+testPassword && got != PlatformUser+":"+testPlatform {
+			t.Fatalf("Authorization %q authenticated as %+v", h, p)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,8 @@ func TestOfficialClientThroughProxyWithSecurity(t *testing.T) {
 	ns := httptest.NewServer(n)
 	t.Cleanup(func() { ns.Close(); n.Close() })
 
-	p := startProxy(t, nil)
+	var accessLog syncBuffer
+	p := startProxy(t, func(c *Config) { c.AccessLog = &accessLog })
 	dep := engine.NewID()
 	p.setTable(map[string]engine.Route{dep: liveRoute(dep, 1, esBackend("i1", "zone-1", "a1", ns.Listener.Addr().String()))}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -109,6 +111,25 @@ func TestOfficialClientThroughProxyWithSecurity(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), password) {
 			t.Errorf("%s: the error shows the password", name)
+		}
+	}
+
+	// Neither the access log nor the metrics show a credential.
+	fams, err := p.cfg.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics strings.Builder
+	for _, mf := range fams {
+		metrics.WriteString(mf.String())
+	}
+	logged := fmt.Sprint(accessLog.lines())
+	if !strings.Contains(logged, "/_security/api_key") || metrics.Len() == 0 {
+		t.Fatalf("no access log or metrics to check (log %d bytes, metrics %d)", len(logged), metrics.Len())
+	}
+	for _, secret := range []string{password, key.ApiKey, key.Encoded, expiring.Encoded} {
+		if strings.Contains(logged, secret) || strings.Contains(metrics.String(), secret) {
+			t.Fatal("the proxy's access log or metrics show a credential")
 		}
 	}
 }
