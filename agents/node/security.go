@@ -207,6 +207,12 @@ func (sec *security) refresh(force bool) error {
 	}
 	f, err := ReadSecurityFile(sec.file)
 	if err != nil {
+		if sec.enabledLoaded() {
+			// Half written (the allocator's copy is not atomic) or
+			// damaged: keep the credentials in force and look again
+			// at the next check.
+			return nil
+		}
 		return err
 	}
 	sec.mu.Lock()
@@ -214,6 +220,12 @@ func (sec *security) refresh(force bool) error {
 	clear(sec.cache)
 	sec.mu.Unlock()
 	return nil
+}
+
+func (sec *security) enabledLoaded() bool {
+	sec.mu.RLock()
+	defer sec.mu.RUnlock()
+	return sec.loaded
 }
 
 // forget empties the cache (an API key was invalidated).

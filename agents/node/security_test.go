@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -249,6 +251,16 @@ func TestSecurityFileLifecycle(t *testing.T) {
 	}
 	if code, _, _ := doAuth(t, ts.URL, authCall{method: "GET", path: "/", auth: basic("elastic", "the-new-password-1234")}); code != 200 {
 		t.Fatalf("new password = %d, want 200", code)
+	}
+	// A half-written or damaged file keeps the credentials in force.
+	if err := os.WriteFile(filepath.Join(dir, SecurityFileName), []byte(`{"users":[{"user`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sec.refresh(true); err != nil {
+		t.Fatalf("refresh over a damaged file: %v", err)
+	}
+	if code, _, _ := doAuth(t, ts.URL, authCall{method: "GET", path: "/", auth: basic("elastic", "the-new-password-1234")}); code != 200 {
+		t.Fatalf("password after a damaged file = %d, want 200", code)
 	}
 	// Without the requirement and without a file, a node is open (local
 	// development, other agents' in-process tests).
