@@ -9,13 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"paddock/agents/agentkit"
@@ -129,7 +126,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	pf.String("log-level", "info", "log level: debug, info, warn, error")
 	pf.String("log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
 	pf.String("zk", "127.0.0.1:2181", "ZooKeeper connection string (host:port,...)")
-	pf.String("state-dir", defaultStateDir(), "state directory (credentials, keys, local caches)")
+	pf.String("state-dir", agentkit.DefaultStateDir(), "state directory (credentials, keys, local caches)")
 	pf.String("zk-credential", "", "ZooKeeper credential file of this role (default <state-dir>/credentials/<role>.json)")
 	pf.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper or the API before giving up")
 	pf.Bool("zk-tls", false, "reach ZooKeeper (--zk) through the director's mutual-TLS tunnel with this host's certificate of the role (<state-dir>/tls/<role>.crt); paddock up sets it in config.yaml")
@@ -148,47 +145,12 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 	return root
 }
 
-func defaultStateDir() string {
-	if h := os.Getenv("PADDOCK_HOME"); h != "" {
-		return h
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".paddock"
-	}
-	return filepath.Join(home, ".paddock")
-}
-
-// init binds flags, environment and the config file into viper, and sets
-// up logging.
+// init binds flags, environment and the config file into viper
+// (agentkit.BindSettings), and sets up logging.
 func (app *App) init(cmd *cobra.Command) error {
 	v := app.V
-	v.SetEnvPrefix("PADDOCK")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-	v.AutomaticEnv()
-	// Bind every flag of this command (and inherited ones) by name.
-	var bindErr error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err := v.BindPFlag(f.Name, f); err != nil && bindErr == nil {
-			bindErr = err
-		}
-	})
-	if bindErr != nil {
-		return bindErr
-	}
-	cfgFile := v.GetString("config")
-	explicit := cfgFile != ""
-	if !explicit {
-		cfgFile = filepath.Join(v.GetString("state-dir"), "config.yaml")
-	}
-	if _, err := os.Stat(cfgFile); err == nil {
-		v.SetConfigFile(cfgFile)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("config file %s: %v: fix the file or move it away", cfgFile, unwrapYAML(err))}
-		}
-	} else if explicit {
-		return usageErr("config file %s: %v", cfgFile, err)
+	if err := agentkit.BindSettings(v, cmd.Flags()); err != nil {
+		return err
 	}
 	switch o := v.GetString("output"); o {
 	case "text", "json":
@@ -202,17 +164,6 @@ func (app *App) init(cmd *cobra.Command) error {
 	app.Log = log
 	slog.SetDefault(log)
 	return nil
-}
-
-func unwrapYAML(err error) error {
-	// viper wraps the YAML error, whose text carries "line N".
-	var pe viper.ConfigParseError
-	if errors.As(err, &pe) {
-		if u := errors.Unwrap(pe); u != nil {
-			return u
-		}
-	}
-	return err
 }
 
 func isTerminal(w io.Writer) bool { return agentkit.IsTerminal(w) }
