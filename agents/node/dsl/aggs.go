@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -773,15 +774,15 @@ func sortBuckets(list []keyedBucket, a *Agg) {
 			var c int
 			switch o.Key {
 			case "_count":
-				c = cmpInt(x.bucket.count, y.bucket.count)
+				c = cmp.Compare(x.bucket.count, y.bucket.count)
 			case "_key":
 				if x.isNum && y.isNum {
-					c = cmpFloat(x.num, y.num)
+					c = cmp.Compare(x.num, y.num)
 				} else {
 					c = strings.Compare(x.key, y.key)
 				}
 			default:
-				c = cmpFloat(x.bucket.subValue(a.Subs, o.Key), y.bucket.subValue(a.Subs, o.Key))
+				c = cmp.Compare(x.bucket.subValue(a.Subs, o.Key), y.bucket.subValue(a.Subs, o.Key))
 			}
 			if o.Desc {
 				c = -c
@@ -792,26 +793,6 @@ func sortBuckets(list []keyedBucket, a *Agg) {
 		}
 		return false
 	})
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func numKey(f float64, typ FieldType) any {
