@@ -25,12 +25,19 @@ type CreateRequest struct {
 	KibanaMB int
 }
 
+// Created is a new deployment with its elastic user's credentials,
+// which the console shows once (only their hash is kept).
+type Created struct {
+	ID                 string
+	Username, Password string
+}
+
 // Actions are the operator actions the console triggers. Production
 // implements them with the engine's service functions (the API's own);
 // each returns once the plan is accepted, and the screens then follow
 // the plan live through the snapshot.
 type Actions interface {
-	CreateDeployment(ctx context.Context, req CreateRequest) (id string, err error)
+	CreateDeployment(ctx context.Context, req CreateRequest) (Created, error)
 	ResizeDeployment(ctx context.Context, id string, sizeMB int) error
 	UpgradeDeployment(ctx context.Context, id, version string) error
 	RestartDeployment(ctx context.Context, id string) error
@@ -55,8 +62,8 @@ func (n NoActions) err() error {
 }
 
 // CreateDeployment implements Actions.
-func (n NoActions) CreateDeployment(context.Context, CreateRequest) (string, error) {
-	return "", n.err()
+func (n NoActions) CreateDeployment(context.Context, CreateRequest) (Created, error) {
+	return Created{}, n.err()
 }
 
 // ResizeDeployment implements Actions.

@@ -78,7 +78,9 @@ type (
 		// ShowPlans opens the Plans screen after success (vacate starts
 		// one plan per deployment).
 		ShowPlans bool
-		Err       error
+		// Credentials of a created deployment, shown once in a dialog.
+		Credentials *Created
+		Err         error
 	}
 	// showDeployment opens a deployment's detail.
 	showDeployment struct{ ID string }
@@ -266,6 +268,9 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		a.setFlash(msg.What+": plan accepted, following it below", false)
 		a.switchTo(tabDeployments)
+		if msg.Credentials != nil {
+			a.dialog = newCredentialsDialog(a.c, *msg.Credentials)
+		}
 		return a, a.screens[tabDeployments].Update(showDeployment{ID: msg.DeploymentID})
 	case showPlanOf:
 		a.switchTo(tabDeployments)

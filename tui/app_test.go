@@ -167,11 +167,11 @@ func (r *recorder) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-func (r *recorder) CreateDeployment(_ context.Context, req CreateRequest) (string, error) {
+func (r *recorder) CreateDeployment(_ context.Context, req CreateRequest) (Created, error) {
 	r.mu.Lock()
 	r.req = req
 	r.mu.Unlock()
-	return "2c3d4e5f60718293a4b5c6d7e8f90a1b", r.add("create " + req.Name)
+	return Created{ID: "2c3d4e5f60718293a4b5c6d7e8f90a1b", Username: "elastic", Password: "s3cret-shown-once-Xy7Qp2"}, r.add("create " + req.Name)
 }
 func (r *recorder) ResizeDeployment(_ context.Context, id string, mb int) error {
 	return r.add(fmt.Sprintf("resize %s %d", id, mb))
@@ -227,6 +227,12 @@ func TestCreateFormSubmits(t *testing.T) {
 	for _, k := range append(append(keys("3", "c"), typed("orders")...), keys("tab", "right", "tab", "backspace", "backspace", "2", "g", "tab", "right", "tab", "backspace", "5", "1", "2", "m", "tab", "enter")...) {
 		tm.Send(k)
 	}
+	// The elastic user's password is shown once, over the new
+	// deployment's detail, until the operator closes it.
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		return bytes.Contains(b, []byte("s3cret-shown-once-Xy7Qp2")) && bytes.Contains(b, []byte("reset-password"))
+	}, teatest.WithDuration(5*time.Second))
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	// The fixture's deployment id for the recorder's answer is
 	// search-staging: its detail opens with its running plan.
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Plan activity")) },
@@ -242,7 +248,7 @@ func TestCreateFormSubmits(t *testing.T) {
 	if got != want {
 		t.Fatalf("request = %+v, want %+v", got, want)
 	}
-	if final.Active() != "Deployments" || !strings.Contains(final.View(), "search-staging") {
+	if final.Active() != "Deployments" || !strings.Contains(final.View(), "search-staging") || strings.Contains(final.View(), "s3cret-shown-once") {
 		t.Fatalf("after create the console shows %s:\n%s", final.Active(), final.View())
 	}
 }

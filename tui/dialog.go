@@ -256,3 +256,41 @@ func wrap(s string, w int) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// credentialsDialog shows a new deployment's elastic user and password
+// once: only their hash is kept, so this is the operator's one chance
+// to copy them (c copies the password, OSC 52).
+type credentialsDialog struct {
+	c  *common.Common
+	cr Created
+}
+
+func newCredentialsDialog(c *common.Common, cr Created) *credentialsDialog {
+	return &credentialsDialog{c: c, cr: cr}
+}
+
+func (d *credentialsDialog) Update(msg tea.Msg) (tea.Cmd, bool) {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case key.Matches(km, d.c.Keys.Copy), km.String() == "c":
+		return copyCmd(d.cr.Password), true
+	case km.String() == "enter", km.String() == "esc", km.String() == "q":
+		return func() tea.Msg { return closeDialog{} }, true
+	}
+	return nil, true
+}
+
+func (d *credentialsDialog) View(w int) string {
+	st := d.c.Styles
+	bw := min(w-2, 76)
+	body := st.Title.Render("Credentials of "+d.cr.ID) + "\n\n" +
+		"user      " + st.Accent.Render(d.cr.Username) + "\n" +
+		"password  " + st.Accent.Render(d.cr.Password) + "\n\n" +
+		wrap("Shown this once: only a hash is kept. A lost password is replaced with `paddock deployment reset-password "+d.cr.ID+"`.", bw-4) + "\n\n"
+	return dialogBox(d.c, bw, body, false, "", "c", "copy password", "enter/esc", "close")
+}
+
+func (d *credentialsDialog) Help() []key.Binding { return []key.Binding{d.c.Keys.Copy} }

@@ -148,8 +148,12 @@ func (f *createForm) Update(msg tea.Msg) (tea.Cmd, bool) {
 		f.busy, f.err = true, ""
 		act := f.act
 		return run(f.c, func(ctx context.Context) actionDone {
-			id, err := act.CreateDeployment(ctx, req)
-			return actionDone{What: "create " + req.Name, DeploymentID: id, Err: err}
+			c, err := act.CreateDeployment(ctx, req)
+			done := actionDone{What: "create " + req.Name, DeploymentID: c.ID, Err: err}
+			if c.Password != "" {
+				done.Credentials = &c
+			}
+			return done
 		}), true
 	case "left", "h":
 		if f.focus == fVersion || f.focus == fZones {

@@ -76,10 +76,14 @@ func TestLiveFollowsZooKeeper(t *testing.T) {
 	if err := act.SetMaintenance(ctx, "alloc-2", false); err != nil {
 		t.Fatal(err)
 	}
-	id, err := act.CreateDeployment(ctx, CreateRequest{Name: "orders", Version: engine.DefaultVersions[0], SizeMB: 1024, Zones: 1})
+	created, err := act.CreateDeployment(ctx, CreateRequest{Name: "orders", Version: engine.DefaultVersions[0], SizeMB: 1024, Zones: 1})
 	if err != nil {
 		t.Fatalf("create through the service: %v", err)
 	}
+	if created.Username != "elastic" || len(created.Password) < 20 {
+		t.Fatalf("the console's create did not get the elastic credentials to show: %+v", created.Username)
+	}
+	id := created.ID
 	s := waitSnap(t, live, "new deployment with its pending plan", func(s data.Snapshot) bool {
 		d, ok := s.Deployment(id)
 		return ok && d.Pending != nil
@@ -260,11 +264,11 @@ func TestAccessByKey(t *testing.T) {
 	if perm.Check(service.AccessDeployments) != nil || perm.Check(service.AccessPlatform) == nil {
 		t.Fatalf("manager permissions: %+v", perm)
 	}
-	id, err := acts.CreateDeployment(ctx, CreateRequest{Name: "by-manager", SizeMB: 1024, Zones: 1})
+	created, err := acts.CreateDeployment(ctx, CreateRequest{Name: "by-manager", SizeMB: 1024, Zones: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := svc.GetDeployment(ctx, id)
+	v, err := svc.GetDeployment(ctx, created.ID)
 	if err != nil || v.PendingPlan == nil || !strings.Contains(v.PendingPlan.CreatedBy, "ci") {
 		t.Fatalf("manager's plan: %+v %v", v.PendingPlan, err)
 	}
@@ -274,7 +278,7 @@ func TestAccessByKey(t *testing.T) {
 
 	// Read-only wins over any key.
 	perm, acts, _ = access(ctx, svc, true, manager)
-	if err := acts.RestartDeployment(ctx, id); err == nil || !strings.Contains(err.Error(), "read-only") || perm.Badge() != "read-only" {
+	if err := acts.RestartDeployment(ctx, created.ID); err == nil || !strings.Contains(err.Error(), "read-only") || perm.Badge() != "read-only" {
 		t.Fatalf("read-only restart: %v (badge %q)", err, perm.Badge())
 	}
 	if _, _, err := access(ctx, svc, false, "nope.nope"); err == nil || !strings.Contains(err.Error(), "API key was refused") {
@@ -295,10 +299,11 @@ func TestPlanHeldThenCancelled(t *testing.T) {
 	act := ServiceActions{Svc: svc, Actor: "console"}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id, err := act.CreateDeployment(ctx, CreateRequest{Name: "stuck", Version: engine.DefaultVersions[0], SizeMB: 1024, Zones: 1})
+	created, err := act.CreateDeployment(ctx, CreateRequest{Name: "stuck", Version: engine.DefaultVersions[0], SizeMB: 1024, Zones: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := created.ID
 	// The constructor's step log of a node that never becomes healthy.
 	now := time.Now()
 	var plan engine.Plan

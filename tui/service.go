@@ -19,9 +19,9 @@ type ServiceActions struct {
 }
 
 // CreateDeployment implements Actions.
-func (s ServiceActions) CreateDeployment(ctx context.Context, req CreateRequest) (string, error) {
+func (s ServiceActions) CreateDeployment(ctx context.Context, req CreateRequest) (Created, error) {
 	if err := s.Perm.Check(service.AccessDeployments); err != nil {
-		return "", err
+		return Created{}, err
 	}
 	spec := engine.DeploymentSpec{
 		Version:       req.Version,
@@ -32,9 +32,13 @@ func (s ServiceActions) CreateDeployment(ctx context.Context, req CreateRequest)
 	}
 	res, err := s.Svc.CreateDeployment(ctx, service.CreateRequest{Name: req.Name, Spec: spec, Actor: s.Actor, RequestID: engine.NewID()})
 	if err != nil {
-		return "", err
+		return Created{}, err
 	}
-	return res.Deployment.ID, nil
+	c := Created{ID: res.Deployment.ID}
+	if res.Credentials != nil {
+		c.Username, c.Password = res.Credentials.Username, res.Credentials.Password
+	}
+	return c, nil
 }
 
 // ResizeDeployment implements Actions.
