@@ -391,18 +391,26 @@ func (s *Server) putMapping(w http.ResponseWriter, r *http.Request, p params) er
 	if err != nil {
 		return err
 	}
-	// Check every index first: a conflict changes none.
+	return s.changeIndices(w, r, names, "/"+url0(p["index"])+"/_mapping", body,
+		func(sh *shard.Shard) error { _, err := sh.Mapping().Merge(m); return err },
+		func(sh *shard.Shard) error { return sh.PutMapping(m) })
+}
+
+// changeIndices checks a change on every index first (a refusal changes
+// none), applies it to each, forwards it to the peers and acknowledges.
+func (s *Server) changeIndices(w http.ResponseWriter, r *http.Request, names []string, path string, body []byte,
+	check, apply func(*shard.Shard) error) error {
 	for _, n := range names {
-		if _, err := s.index(n).Mapping().Merge(m); err != nil {
+		if err := check(s.index(n)); err != nil {
 			return err
 		}
 	}
 	for _, n := range names {
-		if err := s.index(n).PutMapping(m); err != nil {
+		if err := apply(s.index(n)); err != nil {
 			return err
 		}
 	}
-	s.replicate(r, http.MethodPut, "/"+url0(p["index"])+"/_mapping", body)
+	s.replicate(r, http.MethodPut, path, body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -438,19 +446,9 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request, p params) e
 	if inner, ok := raw["settings"].(map[string]any); ok && len(raw) == 1 {
 		raw = inner
 	}
-	for _, n := range names {
-		if _, err := s.index(n).Settings().Apply(raw, false); err != nil {
-			return err
-		}
-	}
-	for _, n := range names {
-		if err := s.index(n).PutSettings(raw); err != nil {
-			return err
-		}
-	}
-	s.replicate(r, http.MethodPut, "/"+url0(p["index"])+"/_settings", body)
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
-	return nil
+	return s.changeIndices(w, r, names, "/"+url0(p["index"])+"/_settings", body,
+		func(sh *shard.Shard) error { _, err := sh.Settings().Apply(raw, false); return err },
+		func(sh *shard.Shard) error { return sh.PutSettings(raw) })
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request, p params) error {
