@@ -238,6 +238,14 @@ func (d *deployments) View() string {
 	if len(x.Filters) > 0 {
 		route += ", traffic filters: " + strings.Join(x.Filters, ", ")
 	}
+	switch {
+	case !x.Secured:
+		route += ", no elastic user (reset-password creates one)"
+	case x.PasswordResets > 0 && x.PasswordResetAt != nil:
+		route += fmt.Sprintf(", password reset %d× (last %s ago)", x.PasswordResets, common.Age(now.Sub(*x.PasswordResetAt)))
+	default:
+		route += ", password as created"
+	}
 	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
 
 	lines = append(lines, section(st, "Instances", w))

@@ -105,6 +105,12 @@ type Deployment struct {
 	Route    *engine.Route
 	// Filters names the traffic filter rule sets attached (none: open).
 	Filters []string
+	// Secured: the deployment has an elastic user (created since
+	// deployment security); PasswordResets counts its password resets,
+	// the last at PasswordResetAt. Never the password or its hash.
+	Secured         bool
+	PasswordResets  int
+	PasswordResetAt *time.Time
 	// Members are the current topology's instances with their status.
 	Members []Member
 	// Incoming are the running plan's new instances (not yet members:
@@ -350,6 +356,9 @@ func Build(r Reader, d *Decoder) Snapshot {
 		}
 		x.Route, _ = get[engine.Route](d, r, engine.RoutePath(id))
 		x.Filters = filters[id]
+		if c, ok := get[credentialsSummary](d, r, engine.CredentialsPath(id)); ok {
+			x.Secured, x.PasswordResets, x.PasswordResetAt = true, c.Resets, c.ResetAt
+		}
 		for _, pi := range x.Instances {
 			x.Members = append(x.Members, Member{PlacedInstance: pi, Status: statuses[pi.ID]})
 		}
@@ -443,3 +452,11 @@ func suffix(s string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// credentialsSummary is what the console decodes of a deployment's
+// credentials record: whether and when its password was reset (the
+// hashes and the platform secret are left undecoded).
+type credentialsSummary struct {
+	Resets  int        `json:"resets"`
+	ResetAt *time.Time `json:"reset_at"`
+}

@@ -1,8 +1,10 @@
 package data
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"paddock/engine"
 )
@@ -122,5 +124,35 @@ func TestBuildTrafficFilters(t *testing.T) {
 		if len(d.Filters) != want || (want == 1 && d.Filters[0] != "office") {
 			t.Errorf("%s: filters %v", d.Name, d.Filters)
 		}
+	}
+}
+
+// TestBuildPasswordResets: the console learns whether a deployment has
+// an elastic user and how often its password was reset, and nothing of
+// the record's secrets reaches the snapshot.
+func TestBuildPasswordResets(t *testing.T) {
+	t.Parallel()
+	tr := SmallFixture()
+	const dep = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	tr.Put(engine.CredentialsPath(dep), engine.DeploymentCredentials{PlatformSecret: "platform-secret-never-shown",
+		Users: []engine.CredentialUser{{Username: "elastic", PasswordHash: "$2a$10$hash-never-shown"}}, Resets: 2, ResetAt: &at})
+	s := Build(tr, nil)
+	found := false
+	for _, d := range s.Deployments {
+		if d.ID == dep {
+			found = true
+			if !d.Secured || d.PasswordResets != 2 || d.PasswordResetAt == nil || !d.PasswordResetAt.Equal(at) {
+				t.Errorf("%s: secured %v, resets %d at %v", d.Name, d.Secured, d.PasswordResets, d.PasswordResetAt)
+			}
+		} else if d.Secured {
+			t.Errorf("%s has no credentials record but shows as secured", d.Name)
+		}
+	}
+	if !found {
+		t.Fatal("fixture deployment missing")
+	}
+	if b, _ := json.Marshal(s); strings.Contains(string(b), "never-shown") {
+		t.Fatal("a secret of the credentials record reached the snapshot")
 	}
 }
