@@ -46,11 +46,7 @@ func addAPIKeyCmds(app *App, parent *cobra.Command) {
 						return err
 					}
 				}
-				if app.JSON() {
-					return app.PrintJSON(map[string]string{"id": id, "name": name, "role": role, "key": k})
-				}
-				fmt.Fprintln(app.Out, k)
-				return nil
+				return app.output(map[string]string{"id": id, "name": name, "role": role, "key": k}, func() { fmt.Fprintln(app.Out, k) })
 			})
 		},
 	}

@@ -152,11 +152,7 @@ func newDirectorEnsembleCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if app.JSON() {
-				return app.PrintJSON(st)
-			}
-			st.WriteText(app.Out)
-			return nil
+			return app.output(st, func() { st.WriteText(app.Out) })
 		},
 	}
 }

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -86,16 +85,7 @@ their containers. See the README, "Lost ZooKeeper quorum".`
 		if err != nil {
 			return err
 		}
-		return app.emitValue(res, func() { fmt.Fprint(app.Out, res.Text()) })
+		return app.output(res, func() { fmt.Fprint(app.Out, res.Text()) })
 	}
 	return c
-}
-
-// emitValue prints v as JSON with -o json, else runs text.
-func (app *App) emitValue(v any, text func()) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return app.emit(append(b, '\n'), text)
 }

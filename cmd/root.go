@@ -180,3 +180,12 @@ func (app *App) PrintJSON(v any) error {
 
 // StateDir is the configured state directory.
 func (app *App) StateDir() string { return app.V.GetString("state-dir") }
+
+// output prints v as indented JSON with -o json, else runs text.
+func (app *App) output(v any, text func()) error {
+	if app.JSON() {
+		return app.PrintJSON(v)
+	}
+	text()
+	return nil
+}

@@ -26,11 +26,7 @@ func newStatusCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if app.JSON() {
-				return app.PrintJSON(sum)
-			}
-			sum.WriteText(app.Out)
-			return nil
+			return app.output(sum, func() { sum.WriteText(app.Out) })
 		},
 	}
 }

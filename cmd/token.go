@@ -74,11 +74,7 @@ func newTokenCmd(app *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if app.JSON() {
-					return app.PrintJSON(rec)
-				}
-				fmt.Fprintf(app.Out, "token %s revoked (roles %v)\n", rec.ID, rec.Roles)
-				return nil
+				return app.output(rec, func() { fmt.Fprintf(app.Out, "token %s revoked (roles %v)\n", rec.ID, rec.Roles) })
 			})
 		}}
 	c.AddCommand(create, list, revoke)

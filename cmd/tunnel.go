@@ -155,11 +155,7 @@ Platforms get their certificates from the director instead.`,
 			if err != nil {
 				return err
 			}
-			if app.JSON() {
-				return app.PrintJSON(files)
-			}
-			fmt.Fprintf(app.Out, "certificate %s, key %s, CA %s\n", files.Cert, files.Key, files.CA)
-			return nil
+			return app.output(files, func() { fmt.Fprintf(app.Out, "certificate %s, key %s, CA %s\n", files.Cert, files.Key, files.CA) })
 		},
 	}
 	c.Flags().String("ca-dir", "", "directory of the CA (ca.pem, ca.key)")

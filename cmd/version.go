@@ -24,11 +24,7 @@ func newVersionCmd(app *App) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := VersionInfo{Version: Version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Stack: nodeVersions()}
-			if app.JSON() {
-				return app.PrintJSON(info)
-			}
-			fmt.Fprintf(app.Out, "paddock %s (%s, %s)\n", info.Version, info.GoVersion, info.Platform)
-			return nil
+			return app.output(info, func() { fmt.Fprintf(app.Out, "paddock %s (%s, %s)\n", info.Version, info.GoVersion, info.Platform) })
 		},
 	}
 }

@@ -41,11 +41,9 @@ func newZookeeperCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if app.JSON() {
-				return app.PrintJSON(map[string]any{"connect": cl.ConnectString(), "dir": d, "servers": len(cl.Nodes)})
-			}
-			fmt.Fprintf(app.Out, "ZooKeeper serving on %s (%d server(s), data in %s)\n", cl.ConnectString(), len(cl.Nodes), d)
-			return nil
+			return app.output(map[string]any{"connect": cl.ConnectString(), "dir": d, "servers": len(cl.Nodes)}, func() {
+				fmt.Fprintf(app.Out, "ZooKeeper serving on %s (%d server(s), data in %s)\n", cl.ConnectString(), len(cl.Nodes), d)
+			})
 		},
 	}
 	start.Flags().Int("ensemble", 1, "number of servers: 1 (standalone) or 3/5 (ensemble with dynamic reconfig)")
