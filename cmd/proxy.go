@@ -35,7 +35,7 @@ ZooKeeper: for benchmarks and isolated tests.`,
 	}
 	f := c.Flags()
 	f.String("id", "", "proxy id under /paddock/proxies (default proxy-<hostname>)")
-	f.String("http-addr", ":9200", "HTTP listen address")
+	f.String("http-addr", ":9200", "HTTP listen address (\"\": HTTPS only)")
 	f.String("https-addr", ":9243", "HTTPS listen address (needs --tls-cert/--tls-key; \"\" turns it off)")
 	f.String("tls-cert", "", "PEM certificate of the HTTPS listener")
 	f.String("tls-key", "", "PEM private key of the HTTPS listener")

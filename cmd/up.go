@@ -47,7 +47,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.String("allocator-memory", engine.FormatSize(d.AllocatorMemoryMB), "memory each allocator offers to nodes")
 	f.Int("zk-port", d.ZKPort, "ZooKeeper client port (0: a free port)")
 	f.Int("api-port", d.APIPort, "API HTTP port (0: a free port)")
-	f.Int("proxy-port", d.ProxyPort, "proxy HTTP port (0: a free port)")
+	f.Int("proxy-port", d.ProxyPort, "proxy HTTP port (0: a free port, -1: off, HTTPS only)")
 	f.Int("proxy-https-port", d.ProxyHTTPSPort, "proxy HTTPS port, certificates from the platform CA (0: a free port, -1: off; not yet with --containers)")
 	f.String("director-tunnel-addr", d.DirectorTunnelAddr, "director's mTLS tunnel in front of ZooKeeper ('-' disables)")
 	f.String("director-enroll-addr", d.DirectorEnrollAddr, "director's enrollment endpoint, HTTPS ('-' disables)")

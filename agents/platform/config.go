@@ -24,6 +24,7 @@ type Config struct {
 	AllocatorMemoryMB int
 	// ZKPort, APIPort, ProxyPort: 0 picks a free port.
 	ZKPort, APIPort, ProxyPort int
+	// ProxyPort -1 turns the proxy's plain HTTP off (HTTPS only).
 	// ProxyHTTPSPort is the proxy's HTTPS port (certificates from the
 	// platform CA, one per deployment host): 0 picks a free port, -1
 	// turns HTTPS off.

@@ -149,8 +149,12 @@ func (m *inProcess) agents(ctx context.Context, r *run) error {
 		}
 		httpsAddr = fmt.Sprintf("127.0.0.1:%d", r.cfg.ProxyHTTPSPort)
 	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", r.cfg.ProxyPort)
+	if r.cfg.ProxyPort < 0 {
+		httpAddr = "" // HTTPS only
+	}
 	r.svc.start("proxy", "proxy", func(ctx context.Context) error {
-		return proxy.Run(ctx, proxy.Config{ID: m.proxyID, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", r.cfg.ProxyPort),
+		return proxy.Run(ctx, proxy.Config{ID: m.proxyID, HTTPAddr: httpAddr,
 			HTTPSAddr: httpsAddr, PublicCA: publicCA,
 			Domain: r.pcfg.Domain, CacheFile: filepath.Join(r.dir, "proxy-routes.json"), MetricsAddr: "127.0.0.1:0",
 			Logger: r.log,
@@ -204,7 +208,9 @@ func (m *inProcess) waitReady(ctx context.Context, r *run) error {
 	}
 	r.svc.ready("proxy", rec.HTTPAddr, "")
 	r.rec.set(func(st *Status) {
-		st.ProxyURL = "http://" + rec.HTTPAddr
+		if rec.HTTPAddr != "" {
+			st.ProxyURL = "http://" + rec.HTTPAddr
+		}
 		if rec.HTTPSAddr != "" {
 			st.ProxyHTTPSURL = "https://" + rec.HTTPSAddr
 			st.CAFile = filepath.Join(director.CADir(r.dir), "ca.pem")

@@ -138,7 +138,9 @@ func (s *recorder) service(name string, fn func(*Service)) {
 func PrintWhere(w io.Writer, st Status) {
 	fmt.Fprintf(w, "paddock is up\n")
 	fmt.Fprintf(w, "  API        %s\n", st.APIURL)
-	fmt.Fprintf(w, "  proxy      %s   (curl http://<deployment-id>.localhost:%s/)\n", st.ProxyURL, portOf(st.ProxyURL))
+	if st.ProxyURL != "" {
+		fmt.Fprintf(w, "  proxy      %s   (curl http://<deployment-id>.localhost:%s/)\n", st.ProxyURL, portOf(st.ProxyURL))
+	}
 	if st.ProxyHTTPSURL != "" {
 		fmt.Fprintf(w, "  HTTPS      %s   (curl --cacert %s https://<deployment-id>.localhost:%s/)\n", st.ProxyHTTPSURL, st.CAFile, portOf(st.ProxyHTTPSURL))
 	}

@@ -65,8 +65,8 @@ func waitProxyRecord(ctx context.Context, s *engine.Store, id string, errc <-cha
 		if _, err := s.GetJSON(ctx, engine.ProxyPath(id), &rec); err != nil {
 			return err
 		}
-		if rec.HTTPAddr == "" {
-			return errors.New("registered without an HTTP address")
+		if rec.HTTPAddr == "" && rec.HTTPSAddr == "" {
+			return errors.New("registered without an address")
 		}
 		out = rec
 		return nil

@@ -110,34 +110,39 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	var err error
-	if p.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("proxy HTTP address %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
+	if cfg.HTTPAddr == "" && cfg.HTTPSAddr == "" {
+		return nil, agentkit.ConfigErrorf("neither --http-addr nor --https-addr: the proxy would serve nothing")
+	}
+	if cfg.HTTPAddr != "" {
+		if p.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("proxy HTTP address %s: %w (choose another with --http-addr)", cfg.HTTPAddr, err)
+		}
 	}
 	if cfg.HTTPSAddr != "" {
 		tc := cfg.TLSConfig
 		if tc == nil && cfg.TLSCertFile == "" && cfg.PublicCA != nil {
 			pc, err := newPublicCerts(cfg.PublicCA, p.Domain, func(id string) bool { return p.tbl.Load().routes[id] != nil })
 			if err != nil {
-				p.httpLn.Close()
+				p.closeHTTP()
 				return nil, err
 			}
 			tc = pc.tlsConfig()
 		}
 		if tc == nil {
 			if cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" {
-				p.httpLn.Close()
+				p.closeHTTP()
 				return nil, errors.New("HTTPS listener needs --tls-cert and --tls-key (or disable it with --https-addr \"\")")
 			}
 			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 			if err != nil {
-				p.httpLn.Close()
+				p.closeHTTP()
 				return nil, fmt.Errorf("proxy certificate %s / %s: %w (check the PEM files)", cfg.TLSCertFile, cfg.TLSKeyFile, err)
 			}
 			tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
 		if err != nil {
-			p.httpLn.Close()
+			p.closeHTTP()
 			return nil, fmt.Errorf("proxy HTTPS address %s: %w (choose another with --https-addr)", cfg.HTTPSAddr, err)
 		}
 		p.httpsLn = tls.NewListener(ln, tc)
@@ -158,7 +163,19 @@ func (p *Proxy) setDomain(d string) {
 func (p *Proxy) Domain() string { return *p.domain.Load() }
 
 // HTTPAddr is the bound plain address.
-func (p *Proxy) HTTPAddr() string { return p.httpLn.Addr().String() }
+func (p *Proxy) HTTPAddr() string {
+	if p.httpLn == nil {
+		return ""
+	}
+	return p.httpLn.Addr().String()
+}
+
+// closeHTTP closes the plain listener, if there is one.
+func (p *Proxy) closeHTTP() {
+	if p.httpLn != nil {
+		p.httpLn.Close()
+	}
+}
 
 // HTTPSAddr is the bound TLS address ("" when off).
 func (p *Proxy) HTTPSAddr() string {
@@ -186,7 +203,7 @@ func (p *Proxy) Serve(ctx context.Context) error {
 			"/debug/pprof/profile": http.HandlerFunc(pprof.Profile), "/debug/pprof/symbol": http.HandlerFunc(pprof.Symbol)}
 	}
 	if _, err := agentkit.Serve(ctx, p.cfg.MetricsAddr, p.cfg.Registry, st, p.log, extra); err != nil {
-		p.httpLn.Close()
+		p.closeHTTP()
 		if p.httpsLn != nil {
 			p.httpsLn.Close()
 		}
@@ -196,18 +213,20 @@ func (p *Proxy) Serve(ctx context.Context) error {
 	// The plain listener: event loops (Config.EventLoops), which hand
 	// the requests they do not serve to a goroutine-per-connection
 	// server of the same listener; HTTPS: goroutine per connection.
-	plain := newServer(p, p.httpLn, false)
 	var servers []frontEnd
-	if n := p.cfg.loops(); n > 0 {
-		ls, err := newLoopServer(p, p.httpLn, n, plain)
-		if err != nil {
-			p.log.Warn("event-loop front end unavailable; one goroutine per connection instead", "err", err)
-		} else {
-			servers = append(servers, ls)
-			plain.accepting = false
+	if p.httpLn != nil {
+		plain := newServer(p, p.httpLn, false)
+		if n := p.cfg.loops(); n > 0 {
+			ls, err := newLoopServer(p, p.httpLn, n, plain)
+			if err != nil {
+				p.log.Warn("event-loop front end unavailable; one goroutine per connection instead", "err", err)
+			} else {
+				servers = append(servers, ls)
+				plain.accepting = false
+			}
 		}
+		servers = append(servers, plain)
 	}
-	servers = append(servers, plain)
 	if p.httpsLn != nil {
 		servers = append(servers, newServer(p, p.httpsLn, true))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,40 @@ func TestPublicCertsRenewAndBound(t *testing.T) {
 	}
 	if _, err := newPublicCerts(&stunnel.CA{Cert: ca.Cert}, nil, nil); err == nil {
 		t.Fatal("a CA without its key was accepted")
+	}
+}
+
+// TestHTTPSOnly: with no HTTP address the proxy serves HTTPS alone; with
+// neither it refuses to start, saying why.
+func TestHTTPSOnly(t *testing.T) {
+	ca, _, err := stunnel.NewCA("paddock test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "serve nothing") {
+		t.Fatalf("no listener at all: %v", err)
+	}
+	b := newTestBackend(t, "b1")
+	p := startProxy(t, func(c *Config) {
+		c.HTTPAddr = ""
+		c.HTTPSAddr = "127.0.0.1:0"
+		c.PublicCA = ca
+	})
+	if p.HTTPAddr() != "" {
+		t.Fatalf("HTTP address %q with HTTP off", p.HTTPAddr())
+	}
+	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("i1", "z1", "a1", b.addr()))}, nil)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: testID + ".localhost"}}}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+p.HTTPSAddr()+"/", nil)
+	req.Host = testID + ".localhost"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "b1" {
+		t.Fatalf("HTTPS only: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
 	}
 }
