@@ -347,31 +347,25 @@ func (s *Server) indexExists(w http.ResponseWriter, r *http.Request, p params) e
 }
 
 func (s *Server) getIndex(w http.ResponseWriter, r *http.Request, p params) error {
-	names, err := s.resolve(p["index"], true)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{}
-	for _, n := range names {
-		sh := s.index(n)
-		if sh == nil {
-			continue
-		}
-		out[n] = map[string]any{"aliases": s.meta.AliasesOf(n), "mappings": sh.Mapping().JSON(), "settings": sh.Settings().JSON(n)}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return s.perIndex(w, p["index"], func(n string, sh *shard.Shard) any {
+		return map[string]any{"aliases": s.meta.AliasesOf(n), "mappings": sh.Mapping().JSON(), "settings": sh.Settings().JSON(n)}
+	})
 }
 
 func (s *Server) getMapping(w http.ResponseWriter, r *http.Request, p params) error {
-	names, err := s.resolve(p["index"], true)
+	return s.perIndex(w, p["index"], func(n string, sh *shard.Shard) any { return map[string]any{"mappings": sh.Mapping().JSON()} })
+}
+
+// perIndex answers {index: view(index)} for the indices expr names.
+func (s *Server) perIndex(w http.ResponseWriter, expr string, view func(name string, sh *shard.Shard) any) error {
+	names, err := s.resolve(expr, true)
 	if err != nil {
 		return err
 	}
 	out := map[string]any{}
 	for _, n := range names {
 		if sh := s.index(n); sh != nil {
-			out[n] = map[string]any{"mappings": sh.Mapping().JSON()}
+			out[n] = view(n, sh)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -416,18 +410,7 @@ func (s *Server) changeIndices(w http.ResponseWriter, r *http.Request, names []s
 }
 
 func (s *Server) getSettings(w http.ResponseWriter, r *http.Request, p params) error {
-	names, err := s.resolve(p["index"], true)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{}
-	for _, n := range names {
-		if sh := s.index(n); sh != nil {
-			out[n] = map[string]any{"settings": sh.Settings().JSON(n)}
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return s.perIndex(w, p["index"], func(n string, sh *shard.Shard) any { return map[string]any{"settings": sh.Settings().JSON(n)} })
 }
 
 func (s *Server) putSettings(w http.ResponseWriter, r *http.Request, p params) error {
