@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"paddock/agents/node/mapping"
 	"strconv"
 	"strings"
 	"time"
@@ -42,19 +43,9 @@ func parseTimeZone(s string) (*time.Location, error) {
 	return loc, nil
 }
 
-// dateLayouts are the shapes strict_date_optional_time accepts.
-var dateLayouts = []string{
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999Z0700",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02T15:04",
-	"2006-01-02T15Z07:00",
-	"2006-01-02T15",
-	"2006-01-02",
-	"2006-01",
-	"2006",
-}
+// dateLayouts are the shapes strict_date_optional_time accepts: the
+// mapping's, so a query reads dates as documents are indexed.
+var dateLayouts = mapping.ISOLayouts
 
 // parseDateValue parses a date in one of the given formats ("" means the
 // node's default, strict_date_optional_time||epoch_millis), in loc when the

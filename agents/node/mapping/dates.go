@@ -14,8 +14,9 @@ const DefaultDateFormat = "strict_date_optional_time||epoch_millis"
 // dateFormat parses one of a field's formats.
 type dateFormat func(s string) (time.Time, bool)
 
-// isoLayouts are strict_date_optional_time's forms, most specific first.
-var isoLayouts = []string{
+// ISOLayouts are strict_date_optional_time's forms as Go layouts, most
+// specific first (the query DSL parses dates in queries with them too).
+var ISOLayouts = []string{
 	"2006-01-02T15:04:05.999999999Z07:00",
 	"2006-01-02T15:04:05.999999999Z0700",
 	"2006-01-02T15:04:05.999999999",
@@ -29,7 +30,7 @@ var isoLayouts = []string{
 }
 
 func isoDate(s string) (time.Time, bool) {
-	for _, l := range isoLayouts {
+	for _, l := range ISOLayouts {
 		if t, err := time.Parse(l, s); err == nil {
 			return t.UTC(), true
 		}
