@@ -253,12 +253,9 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 	if err := validIndex(name); err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req map[string]any
-	if err := decodeJSON(body, &req); err != nil {
+	body, err := readJSON(r, &req)
+	if err != nil {
 		return err
 	}
 	var mappings json.RawMessage
@@ -418,12 +415,9 @@ func (s *Server) putSettings(w http.ResponseWriter, r *http.Request, p params) e
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var raw map[string]any
-	if err := decodeJSON(body, &raw); err != nil {
+	body, err := readJSON(r, &raw)
+	if err != nil {
 		return err
 	}
 	if inner, ok := raw["settings"].(map[string]any); ok && len(raw) == 1 {

@@ -128,12 +128,9 @@ func (s *Server) byQuery(w http.ResponseWriter, r *http.Request, p params, del b
 	if q.Has("script") {
 		return eserr.BadRequest("scripts are not supported by the paddock node (no scripting engine)")
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var raw map[string]any
-	if err := decodeJSON(body, &raw); err != nil {
+	err := decodeBody(r, &raw)
+	if err != nil {
 		return err
 	}
 	if _, ok := raw["script"]; ok {

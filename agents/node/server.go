@@ -529,11 +529,18 @@ func tooLong(n int64) error {
 
 // decodeBody decodes a JSON body into v (an empty body leaves v as is).
 func decodeBody(r *http.Request, v any) error {
+	_, err := readJSON(r, v)
+	return err
+}
+
+// readJSON reads the body and decodes it into v, returning the bytes
+// too (writes forward them to the peers as received).
+func readJSON(r *http.Request, v any) ([]byte, error) {
 	b, err := readBody(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return decodeJSON(b, v)
+	return b, decodeJSON(b, v)
 }
 
 func decodeJSON(b []byte, v any) error {
