@@ -31,7 +31,9 @@ func waitFor(ctx context.Context, what string, errc <-chan error, cond func(cont
 	}
 	var last error
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, time.Second
+	// Checks at most a second apart, jitter included (the backoff
+	// randomises ±RandomizationFactor around its capped interval).
+	b.InitialInterval, b.MaxInterval, b.RandomizationFactor = 100*time.Millisecond, 800*time.Millisecond, 0.25
 	_, err := backoff.Retry(wctx, func() (struct{}, error) {
 		last = cond(wctx)
 		return struct{}{}, last
