@@ -116,6 +116,13 @@ var aclTable = []aclRule{
 	// for the nodes (through their allocator) and the constructor's calls.
 	{pattern: "credentials/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permR, RoleAllocator: permR}},
 	{pattern: "trafficfilters/**", perms: map[Role]int32{RoleAdmin: permRW, RoleProxy: permR}},
+	// Snapshot repositories and their S3 keys: the admin writes them, the
+	// constructor reads them to register them on nodes; nobody else.
+	{pattern: "repositories/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permR}},
+	// Snapshot policies, records and restores: asked by admins, run and
+	// recorded by the constructor.
+	{pattern: "snapshots/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permRW}},
+	{pattern: "restores/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permRW}},
 }
 
 func matchPattern(pattern string, segs []string) bool {

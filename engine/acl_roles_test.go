@@ -55,6 +55,9 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		engine.ProxyPath("p1"), engine.PathLeaderCons + "/n-0000000001", engine.PathCA, engine.PathTokens,
 		engine.TokenPath("t1"), engine.APIKeyPath("k1"), engine.RequestPath("r1"), engine.PathTrafficFilters, engine.TrafficFilterPath("f1"),
 		engine.PathCredentials, engine.CredentialsPath("d1"),
+		engine.PathRepositories, engine.RepositoryPath("r1"), engine.RepositorySecretPath("r1"),
+		engine.PathSnapshots, engine.SnapshotPolicyPath("d1"), engine.SnapshotRecordPath("d1", "s1"),
+		engine.PathRestores, engine.RestorePath("d1"),
 	} {
 		mk(path, map[string]string{"test": "x"})
 	}
@@ -101,6 +104,12 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		// Password hashes and the platform secret: never the proxy or the director.
 		{engine.PathCredentials, []string{"admin"}, []string{"admin", "constructor", "a1", "a2"}},
 		{engine.CredentialsPath("d1"), []string{"admin"}, []string{"admin", "constructor", "a1", "a2"}},
+		// Repository S3 keys: the admin and the constructor only.
+		{engine.RepositoryPath("r1"), []string{"admin"}, []string{"admin", "constructor"}},
+		{engine.RepositorySecretPath("r1"), []string{"admin"}, []string{"admin", "constructor"}},
+		{engine.SnapshotPolicyPath("d1"), []string{"admin", "constructor"}, []string{"admin", "constructor"}},
+		{engine.SnapshotRecordPath("d1", "s1"), []string{"admin", "constructor"}, []string{"admin", "constructor"}},
+		{engine.RestorePath("d1"), []string{"admin", "constructor"}, []string{"admin", "constructor"}},
 	}
 	for _, r := range table {
 		data, _, err := su.Get(ctx, r.path)
@@ -138,6 +147,11 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.PathAPIKeys, []string{"admin"}},
 		{engine.PathTrafficFilters, []string{"admin"}},
 		{engine.PathCredentials, []string{"admin"}},
+		{engine.PathRepositories, []string{"admin"}},
+		{engine.RepositoryPath("r1"), []string{"admin"}},
+		{engine.PathSnapshots, []string{"admin", "constructor"}},
+		{engine.SnapshotPolicyPath("d1"), []string{"admin", "constructor"}},
+		{engine.PathRestores, []string{"admin", "constructor"}},
 		{engine.InstancesPath("a1"), []string{"constructor"}},
 		{engine.StatusesPath("a1"), []string{"a1"}},
 	}

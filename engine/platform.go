@@ -118,7 +118,8 @@ func Bootstrap(ctx context.Context, s *Store, cfg PlatformConfig, zones []string
 		s.SetIdentities(existing.Identities)
 	}
 	for _, p := range []string{PathZones, PathAllocators, PathDeployments, PathRoutes, PathProxies,
-		PathLeader, PathLeaderCons, PathSecurity, PathAPIKeys, PathRequests, PathTrafficFilters, PathCredentials} {
+		PathLeader, PathLeaderCons, PathSecurity, PathAPIKeys, PathRequests, PathTrafficFilters, PathCredentials,
+		PathRepositories, PathSnapshots, PathRestores} {
 		if err := s.Create(ctx, p, nil); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
