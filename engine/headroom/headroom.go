@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"paddock/engine"
@@ -94,28 +93,26 @@ func Compute(in Input) Report {
 		}
 	}
 	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true}
-	// Each zone's loss and the vacates run on their own placement state:
-	// independent, so they run side by side.
+	// One placement state answers every question: each zone's loss and
+	// each vacate is a dry-run on it (Mark, place, Undo), so the state
+	// is built once instead of once per question.
+	st := placement.NewState(in.Allocators, placement.PlatformSeed)
+	var mv placement.Mover
 	zones := zonesOf(in.Allocators)
 	rep := Report{Zones: make([]Zone, len(zones)), Allocators: []Allocator{}}
-	var wg sync.WaitGroup
 	for n, z := range zones {
-		wg.Go(func() { rep.Zones[n] = loseZone(in.Allocators, z, onAlloc, opts) })
+		rep.Zones[n] = loseZone(st, &mv, in.Allocators, z, onAlloc, opts)
 	}
-	wg.Go(func() {
-		st := placement.NewState(in.Allocators, placement.PlatformSeed)
-		ids := make([]int, 0, len(in.Allocators))
-		for i, a := range in.Allocators {
-			if len(onAlloc[a.ID]) > 0 {
-				ids = append(ids, i)
-			}
+	ids := make([]int, 0, len(in.Allocators))
+	for i, a := range in.Allocators {
+		if len(onAlloc[a.ID]) > 0 {
+			ids = append(ids, i)
 		}
-		sort.Slice(ids, func(x, y int) bool { return in.Allocators[ids[x]].ID < in.Allocators[ids[y]].ID })
-		for _, i := range ids {
-			rep.Allocators = append(rep.Allocators, vacate(st, in.Allocators[i], onAlloc[in.Allocators[i].ID], opts))
-		}
-	})
-	wg.Wait()
+	}
+	sort.Slice(ids, func(x, y int) bool { return in.Allocators[ids[x]].ID < in.Allocators[ids[y]].ID })
+	for _, i := range ids {
+		rep.Allocators = append(rep.Allocators, vacate(st, &mv, in.Allocators[i], onAlloc[in.Allocators[i].ID], opts))
+	}
 	return rep
 }
 
@@ -137,37 +134,38 @@ type outcome struct {
 	unplaceable, lostHA []string
 	shortfall           int
 	instances, needed   int
+	mover               *placement.Mover
 }
 
 // move asks the placement state to move dep off the allocators from, as
 // the constructor's move plan would (all of the deployment's requests or
-// none), and records the verdict. Placements made are returned so that
-// the caller can release them.
-func (o *outcome) move(st *placement.State, dep *engine.Deployment, from []string, opts placement.Options) []placement.Placement {
-	m := placement.MoveRequests(*dep, from, nil)
+// none), and records the verdict. The caller takes the placements back
+// (placement.State's Mark and Undo).
+func (o *outcome) move(st *placement.State, dep *engine.Deployment, from []string, opts placement.Options) {
+	m := o.mover.Move(dep, from, nil)
 	if len(m.Requests) == 0 {
-		return nil
+		return
 	}
 	for _, r := range m.Requests {
 		o.instances++
 		o.needed += r.SizeMB
 	}
-	res, err := st.Place(m.Requests, opts)
+	_, err := st.Place(m.Requests, opts)
 	if err == nil {
-		return res.Placements
+		return
 	}
 	var ue *placement.UnplaceableError
 	if !errors.As(err, &ue) {
 		// An invalid request (a corrupt record): count it as unplaceable.
 		o.unplaceable = append(o.unplaceable, dep.ID)
-		return nil
+		return
 	}
 	if shortOfMemory(ue) {
 		o.unplaceable = append(o.unplaceable, dep.ID)
 		for _, r := range m.Requests {
 			o.shortfall += r.SizeMB
 		}
-		return nil
+		return
 	}
 	// No zone outside those the deployment keeps could take it: the
 	// deployment keeps serving if every kind keeps an instance.
@@ -176,7 +174,6 @@ func (o *outcome) move(st *placement.State, dep *engine.Deployment, from []strin
 	} else {
 		o.unplaceable = append(o.unplaceable, dep.ID)
 	}
-	return nil
 }
 
 // shortOfMemory reports whether some zone had an allocator that passed
@@ -203,26 +200,31 @@ func keepsEveryKind(m placement.Move) bool {
 	return true
 }
 
-func loseZone(allocs []placement.Allocator, zone string, onAlloc map[string][]*engine.Deployment, opts placement.Options) Zone {
-	lost := make([]placement.Allocator, len(allocs))
+// loseZone is the dry-run of losing zone: its allocators marked lost
+// on st, their deployments moved, everything taken back.
+func loseZone(st *placement.State, mv *placement.Mover, allocs []placement.Allocator, zone string, onAlloc map[string][]*engine.Deployment, opts placement.Options) Zone {
 	var from []string
 	fleet := make([]placement.FleetAllocator, len(allocs))
 	free := 0
 	n := 0
 	for i, a := range allocs {
-		lost[i] = a
+		alive := a.Alive
 		if a.Zone == zone {
-			lost[i].Alive = false
+			alive = false
 			from = append(from, a.ID)
 			n++
 		} else if a.Alive && !a.Maintenance {
 			free += max(0, a.CapacityMB-a.UsedMB)
 		}
-		fleet[i] = placement.FleetAllocator{Zone: a.Zone, Alive: lost[i].Alive}
+		fleet[i] = placement.FleetAllocator{Zone: a.Zone, Alive: alive}
 	}
 	sort.Strings(from)
-	st := placement.NewState(lost, placement.PlatformSeed)
-	var o outcome
+	mark := st.Mark()
+	defer st.Undo(mark)
+	for _, id := range from {
+		st.SetAlive(id, false)
+	}
+	o := outcome{mover: mv}
 	seen := map[string]bool{}
 	inZone := map[string]bool{}
 	for _, id := range from {
@@ -257,17 +259,14 @@ func loseZone(allocs []placement.Allocator, zone string, onAlloc map[string][]*e
 	return z
 }
 
-func vacate(st *placement.State, a placement.Allocator, deps []*engine.Deployment, opts placement.Options) Allocator {
-	var o outcome
-	var placed []placement.Placement
+func vacate(st *placement.State, mv *placement.Mover, a placement.Allocator, deps []*engine.Deployment, opts placement.Options) Allocator {
+	o := outcome{mover: mv}
 	from := []string{a.ID}
+	mark := st.Mark()
 	for _, d := range deps {
-		placed = append(placed, o.move(st, d, from, opts)...)
+		o.move(st, d, from, opts)
 	}
-	// Give the state back as it was for the next allocator.
-	for _, p := range placed {
-		st.Release(p.Allocator, p.DeploymentID, p.Kind, p.SizeMB)
-	}
+	st.Undo(mark) // the state as it was, for the next allocator
 	return Allocator{ID: a.ID, Zone: a.Zone, Vacatable: len(o.unplaceable) == 0 && len(o.lostHA) == 0, Instances: o.instances,
 		NeededMB: o.needed, Unplaceable: sorted(o.unplaceable), LostHA: sorted(o.lostHA), ShortfallMB: o.shortfall}
 }

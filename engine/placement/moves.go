@@ -25,6 +25,23 @@ type Move struct {
 // MoveRequests computes the move of deployment dep off the allocators
 // moveFrom, optionally only onto targets.
 func MoveRequests(dep engine.Deployment, moveFrom, targets []string) Move {
+	var mv Mover
+	return mv.Move(&dep, moveFrom, targets)
+}
+
+// Mover computes moves one after another in the same memory: the Move it
+// returns (its slices and its requests' zone lists) is valid until the
+// next call. A dry-run computing thousands of moves (engine/headroom)
+// keeps one; the rule is MoveRequests'.
+type Mover struct {
+	all   []engine.PlacedInstance
+	reqs  []Request
+	zones []string
+}
+
+// Move computes the move of deployment dep off the allocators moveFrom,
+// optionally only onto targets (see MoveRequests).
+func (mv *Mover) Move(dep *engine.Deployment, moveFrom, targets []string) Move {
 	n, moving := len(dep.Instances), 0
 	for _, in := range dep.Instances {
 		if slices.Contains(moveFrom, in.Allocator) {
@@ -32,13 +49,16 @@ func MoveRequests(dep engine.Deployment, moveFrom, targets []string) Move {
 		}
 	}
 	// One backing array each for the instances, the requests and the
-	// zone lists (a dry-run computes thousands of moves).
-	all := make([]engine.PlacedInstance, n)
+	// zone lists.
+	all := grow(mv.all, n)
+	mv.all = all
 	m := Move{Keep: all[0 : 0 : n-moving], Moved: all[n-moving : n-moving : n]}
 	if moving > 0 {
-		m.Requests = make([]Request, 0, moving)
+		m.Requests = grow(mv.reqs, moving)[:0]
+		mv.reqs = m.Requests
 	}
-	zones := make([]string, 0, 2*n)
+	zones := grow(mv.zones, 2*n)[:0]
+	mv.zones = zones
 	var buf [8]engine.PlacedInstance
 	ins := buf[:0]
 	for _, kind := range []string{engine.KindElasticsearch, engine.KindKibana} {
@@ -84,6 +104,15 @@ func MoveRequests(dep engine.Deployment, moveFrom, targets []string) Move {
 		m.Moved = nil
 	}
 	return m
+}
+
+// grow returns xs with length n, reusing its array when it is large
+// enough (the old contents are not kept).
+func grow[T any](xs []T, n int) []T {
+	if cap(xs) < n {
+		return make([]T, n)
+	}
+	return xs[:n]
 }
 
 // byZoneThenID orders instances by zone, then id.

@@ -217,6 +217,12 @@ type State struct {
 	// instance; perDep the allocators holding any of the deployment.
 	placed map[depKind][]int32
 	perDep map[string][]int32
+	// journal records the changes of Place (and SetAlive) for rollback:
+	// a failed Place takes back its own entries, Undo those since a Mark.
+	// marks counts the open Marks; without one the journal is emptied
+	// after every Place.
+	journal []undoEntry
+	marks   int
 }
 
 type depKind struct{ dep, kind string }
@@ -357,39 +363,59 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 			engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity)
 	}
 	var res Result
-	var undo []undoEntry
+	total := 0
+	for _, r := range reqs {
+		total += min(max(r.Zones, 0), 3)
+	}
+	res.Placements = make([]Placement, 0, total)
+	start := len(s.journal)
 	for ri, r := range reqs {
 		if err := validate(r); err != nil {
-			s.rollback(undo)
+			s.rollback(start)
 			return Result{}, err
 		}
-		pl, verdicts, uerr := s.placeOne(ri, r, strategy, !opts.NoExplain, opts.Brief)
+		n := len(res.Placements)
+		var verdicts []Verdict
+		var uerr *UnplaceableError
+		res.Placements, verdicts, uerr = s.placeOne(res.Placements, ri, r, strategy, !opts.NoExplain, opts.Brief)
 		if uerr != nil {
-			s.rollback(undo)
+			s.rollback(start)
 			return Result{}, uerr
 		}
-		for _, p := range pl {
+		for _, p := range res.Placements[n:] {
 			i := s.byID[p.Allocator]
-			undo = append(undo, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB})
+			s.journal = append(s.journal, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB})
 			s.addUsed(i, r.SizeMB)
 			s.allocs[i].a.Instances = append(s.allocs[i].a.Instances, Assigned{DeploymentID: r.DeploymentID, Kind: r.Kind, SizeMB: r.SizeMB})
 			s.note(r.DeploymentID, r.Kind, int32(i))
 		}
-		res.Placements = append(res.Placements, pl...)
 		res.Explain = append(res.Explain, verdicts...)
+	}
+	if s.marks == 0 {
+		s.journal = s.journal[:0]
 	}
 	return res, nil
 }
 
+// undoEntry is one change in the journal: an instance placed on
+// allocator i, or (alive set) allocator i's liveness changed from was.
 type undoEntry struct {
 	i         int
 	dep, kind string
 	size      int
+	alive     bool
+	was       bool
 }
 
-func (s *State) rollback(undo []undoEntry) {
+// rollback takes back the journal's entries from start on, newest first.
+func (s *State) rollback(start int) {
+	undo := s.journal[start:]
 	for j := len(undo) - 1; j >= 0; j-- {
 		u := undo[j]
+		if u.alive {
+			s.setAlive(u.i, u.was)
+			continue
+		}
 		s.addUsed(u.i, -u.size)
 		a := &s.allocs[u.i]
 		a.a.Instances = a.a.Instances[:len(a.a.Instances)-1]
@@ -420,6 +446,8 @@ func (s *State) rollback(undo []undoEntry) {
 			}
 		}
 	}
+	clear(undo) // drop the strings for the collector
+	s.journal = s.journal[:start]
 }
 
 func validate(r Request) error {
@@ -445,10 +473,10 @@ type candidate struct {
 	rank int
 }
 
-// placeOne places one request: the best allocator of each zone is found
-// in one pass, then zones are picked (preferred ones first, then by
-// score).
-func (s *State) placeOne(ri int, r Request, strategy string, explain, brief bool) ([]Placement, []Verdict, *UnplaceableError) {
+// placeOne places one request, appending its placements to dst: the
+// best allocator of each zone is found in one pass, then zones are
+// picked (preferred ones first, then by score).
+func (s *State) placeOne(dst []Placement, ri int, r Request, strategy string, explain, brief bool) ([]Placement, []Verdict, *UnplaceableError) {
 	nz := len(s.zones)
 	best := s.scratch.best[:nz]
 	clear(best)
@@ -572,13 +600,14 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain, brief bool
 		}
 	}
 	if len(picked) < r.Zones {
-		return nil, nil, s.unplaceable(ri, r, len(picked), brief)
+		return dst, nil, s.unplaceable(ri, r, len(picked), brief)
 	}
-	out := make([]Placement, len(picked))
-	for n, zi := range picked {
-		a := s.allocs[best[zi].i].a
-		out[n] = Placement{Kind: r.Kind, Allocator: a.ID, Zone: a.Zone, SizeMB: r.SizeMB, DeploymentID: r.DeploymentID, Request: ri}
+	n0 := len(dst)
+	for _, zi := range picked {
+		a := &s.allocs[best[zi].i].a
+		dst = append(dst, Placement{Kind: r.Kind, Allocator: a.ID, Zone: a.Zone, SizeMB: r.SizeMB, DeploymentID: r.DeploymentID, Request: ri})
 	}
+	out := dst[n0:]
 	if explain {
 		chosen := map[string]bool{}
 		for _, p := range out {
@@ -591,7 +620,7 @@ func (s *State) placeOne(ri int, r Request, strategy string, explain, brief bool
 			}
 		}
 	}
-	return out, verdicts, nil
+	return dst, verdicts, nil
 }
 
 // betterZone orders zone candidates: higher score, then lower seeded rank.

@@ -70,6 +70,60 @@ func (s *State) Release(allocID, dep, kind string, mb int) bool {
 	return true
 }
 
+// Mark starts a dry-run on the state: every Place and SetAlive from now
+// on can be taken back with Undo(mark), newest first. Marks nest. Until
+// the Undo, change the state through Place and SetAlive only (Assign and
+// Release are not recorded and would break the rollback). This is how a
+// dry-run asks many "what if?" of one state instead of building a
+// State per question (engine/headroom).
+func (s *State) Mark() int {
+	s.marks++
+	return len(s.journal)
+}
+
+// Undo takes back everything recorded since mark (Mark's value) and
+// closes that Mark.
+func (s *State) Undo(mark int) {
+	s.rollback(mark)
+	s.marks--
+}
+
+// SetAlive marks an allocator alive or lost (false when the state has no
+// such allocator); placement stops or starts using it at once. Within a
+// Mark, Undo restores it.
+func (s *State) SetAlive(allocID string, alive bool) bool {
+	i, ok := s.byID[allocID]
+	if !ok {
+		return false
+	}
+	if was := s.allocs[i].a.Alive; was != alive {
+		if s.marks > 0 {
+			s.journal = append(s.journal, undoEntry{i: i, alive: true, was: was})
+		}
+		s.setAlive(i, alive)
+	}
+	return true
+}
+
+func (s *State) setAlive(i int, alive bool) {
+	a := &s.allocs[i]
+	h := &s.hot[s.rankOf[i]]
+	a.a.Alive = alive
+	usable := alive && !a.a.Maintenance
+	if usable == h.usable {
+		return
+	}
+	if usable {
+		s.usableIn[a.zone]++
+	} else {
+		s.usableIn[a.zone]--
+	}
+	h.usable = usable
+	// The indexes hold usable allocators only (and their capacity
+	// classes): rebuilt on next use.
+	s.ixAsc, s.ixDesc, s.noIndex = nil, nil, false
+}
+
 // Has reports whether the state knows the allocator.
 func (s *State) Has(allocID string) bool {
 	_, ok := s.byID[allocID]

@@ -101,3 +101,76 @@ func TestStateAssignUnknownAllocator(t *testing.T) {
 		t.Fatalf("after assign free = %d, want 2048", s.FreeMB("a1"))
 	}
 }
+
+// TestMarkUndoMatchesRebuild: dry-runs on one kept State (Mark, lose
+// allocators with SetAlive, place, Undo) decide exactly as a State built
+// afresh with those allocators lost, and Undo leaves the state as it was.
+func TestMarkUndoMatchesRebuild(t *testing.T) {
+	for _, strategy := range []string{engine.StrategyFillAntiAffinity, engine.StrategyFill, engine.StrategyDistribute, engine.StrategyDistributeAntiAffinity} {
+		t.Run(strategy, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 5))
+			var base []Allocator
+			for i := range 24 {
+				base = append(base, Allocator{ID: fmt.Sprintf("a%02d", i), Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: []int{4096, 8192}[i%2], Alive: i != 7})
+			}
+			opts := Options{Strategy: strategy, Seed: 9, NoExplain: true, Brief: true}
+			kept := NewState(base, 9)
+			// Fill it up a little first, so that the dry-runs meet full
+			// allocators and deployments already placed.
+			for d := range 20 {
+				kept.Place([]Request{{DeploymentID: fmt.Sprintf("d%d", d), Kind: engine.KindElasticsearch, SizeMB: 1024 * (1 + rng.IntN(3)), Zones: 1 + rng.IntN(3)}}, opts)
+			}
+			before := normalized(kept.Allocators())
+			for round := range 60 {
+				lost := map[string]bool{}
+				for range rng.IntN(10) {
+					lost[base[rng.IntN(len(base))].ID] = true
+				}
+				ref := kept.Allocators()
+				for i := range ref {
+					if lost[ref[i].ID] {
+						ref[i].Alive = false
+					}
+				}
+				fresh := NewState(ref, 9)
+				mark := kept.Mark()
+				for id := range lost {
+					if !kept.SetAlive(id, false) {
+						t.Fatalf("round %d: SetAlive(%s) refused", round, id)
+					}
+				}
+				for step := range 8 {
+					req := []Request{{DeploymentID: fmt.Sprintf("d%d", rng.IntN(30)), Kind: engine.KindElasticsearch, SizeMB: 1024 * (1 + rng.IntN(4)), Zones: 1 + rng.IntN(3)}}
+					if rng.IntN(2) == 0 {
+						req = append(req, Request{DeploymentID: req[0].DeploymentID, Kind: engine.KindKibana, SizeMB: 1024, Zones: 1, PreferZones: []string{"zone-2"}})
+					}
+					want, werr := fresh.Place(req, opts)
+					got, gerr := kept.Place(req, opts)
+					if (werr == nil) != (gerr == nil) {
+						t.Fatalf("round %d step %d: kept state says %v, fresh state %v", round, step, gerr, werr)
+					}
+					if !reflect.DeepEqual(allocOf(got), allocOf(want)) {
+						t.Fatalf("round %d step %d: kept state placed on %v, fresh state on %v", round, step, allocOf(got), allocOf(want))
+					}
+				}
+				kept.Undo(mark)
+				if after := normalized(kept.Allocators()); !reflect.DeepEqual(after, before) {
+					t.Fatalf("round %d: Undo left the state changed:\n got %+v\nwant %+v", round, after, before)
+				}
+			}
+			if !kept.SetAlive("a07", true) || kept.SetAlive("nope", false) {
+				t.Fatal("SetAlive answered wrong for a known or an unknown allocator")
+			}
+		})
+	}
+}
+
+// normalized copies allocators with an empty instance list as nil.
+func normalized(as []Allocator) []Allocator {
+	out := make([]Allocator, len(as))
+	for i, a := range as {
+		a.Instances = append([]Assigned(nil), a.Instances...)
+		out[i] = a
+	}
+	return out
+}
