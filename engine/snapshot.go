@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -299,4 +302,29 @@ func ParseSnapshotInterval(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid snapshot interval %q: give a duration of at least 1s, such as 30m or 1h", s)
 	}
 	return d, nil
+}
+
+// SnapshotPolicy reads a deployment's snapshot policy; an empty znode is
+// the default policy. A missing one is ErrNotFound.
+func (s *Store) SnapshotPolicy(ctx context.Context, dep string) (SnapshotPolicy, Version, error) {
+	var p SnapshotPolicy
+	b, st, err := s.Get(ctx, SnapshotPolicyPath(dep))
+	if err != nil {
+		return p, 0, err
+	}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &p); err != nil {
+			return p, 0, fmt.Errorf("decode %s: %w (the record is malformed: fix or delete it)", SnapshotPolicyPath(dep), err)
+		}
+	}
+	return p, st.Version, nil
+}
+
+// EnsureSnapshotPolicy creates the deployment's policy znode (default
+// policy) when missing, so that records can be created under it.
+func (s *Store) EnsureSnapshotPolicy(ctx context.Context, dep string) error {
+	if err := s.Create(ctx, SnapshotPolicyPath(dep), SnapshotPolicy{}); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	return nil
 }

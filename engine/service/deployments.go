@@ -52,6 +52,11 @@ type CreateRequest struct {
 	// ValidateOnly checks and explains placement; nothing is written.
 	ValidateOnly bool
 	Actor        Actor
+	// Snapshot sets the new deployment's snapshot schedule (nil: the
+	// defaults); RestoreFrom ("ID" or "ID/SNAPSHOT") restores another
+	// deployment's snapshot into it once it runs (snapshots.go).
+	Snapshot    *SnapshotPolicyRequest
+	RestoreFrom string
 }
 
 // CreateResult says what Create did.
@@ -193,6 +198,10 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 		CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
 	dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status
 	view := DeploymentView{Deployment: dep, PendingPlan: &plan, Endpoint: id + "." + cfg.Domain}
+	snapOps, err := s.createSnapshotOps(ctx, id, req)
+	if err != nil {
+		return CreateResult{}, err
+	}
 	if req.ValidateOnly {
 		return CreateResult{Deployment: view, Placement: &rep}, nil
 	}
@@ -210,6 +219,7 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 		engine.OpCreate(engine.PlanHistoryPath(id), nil),
 		engine.OpCreate(engine.PendingPlanPath(id), plan),
 	}
+	ops = append(ops, snapOps...)
 	if req.RequestID != "" {
 		ops = append(ops, engine.OpCreate(engine.RequestPath(req.RequestID), RequestRecord{RequestID: req.RequestID, DeploymentID: id, PlanID: plan.ID}))
 	}
