@@ -182,17 +182,11 @@ func (r *run) zookeeper(ctx context.Context) error {
 		r.rec.step("ZooKeeper already serving on %s", r.zk)
 	} else {
 		r.rec.step("starting ZooKeeper (data in %s)", zkDir)
-		super, err := zkSuperPassword(r.dir)
+		addr, err := startZooKeeper(ctx, r.dir, r.cfg.ZKPort)
 		if err != nil {
 			return err
 		}
-		zctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cl, err := zkserver.Start(zctx, zkserver.Config{Dir: zkDir, Servers: 1, ClientPort: r.cfg.ZKPort, Detach: true, SuperPassword: super})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("start ZooKeeper: %w (is Java and Debian's zookeeper package installed? run scripts/setup.sh; is port %d free? choose another with --zk-port)", err, r.cfg.ZKPort)
-		}
-		r.zk = cl.ConnectString()
+		r.zk = addr
 		r.rec.step("ZooKeeper serving on %s", r.zk)
 	}
 	// The bootstrap (platform, admin API key) talks to ZooKeeper
@@ -204,6 +198,23 @@ func (r *run) zookeeper(ctx context.Context) error {
 	r.rec.set(func(st *Status) { st.ZooKeeper = r.zk })
 	r.rec.service("zookeeper", func(u *Service) { u.Kind, u.Addr, u.State = "zookeeper", r.zk, "running" })
 	return nil
+}
+
+// startZooKeeper starts the state dir's standalone ZooKeeper, detached,
+// on port (0: a free one) with the platform's super password, and
+// returns its address.
+func startZooKeeper(ctx context.Context, dir string, port int) (string, error) {
+	super, err := zkSuperPassword(dir)
+	if err != nil {
+		return "", err
+	}
+	zctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl, err := zkserver.Start(zctx, zkserver.Config{Dir: filepath.Join(dir, "zookeeper"), Servers: 1, ClientPort: port, Detach: true, SuperPassword: super})
+	if err != nil {
+		return "", fmt.Errorf("start ZooKeeper: %w (is Java and Debian's zookeeper package installed? run scripts/setup.sh; is port %d free? choose another with --zk-port)", err, port)
+	}
+	return cl.ConnectString(), nil
 }
 
 func (r *run) configFile() string { return filepath.Join(r.dir, "config.yaml") }

@@ -53,6 +53,9 @@ func Up(ctx context.Context, cfg Config, o UpOptions) error {
 	switch {
 	case errors.As(err, &up) && up.Containers > 0:
 		fmt.Fprintf(o.Err, "%v: attaching\n", up)
+		if err := ensureZooKeeper(ctx, cfg.StateDir, up.Status, o.Err); err != nil {
+			return err
+		}
 		if o.Headless {
 			PrintWhere(o.Out, up.Status)
 			return nil
@@ -60,6 +63,9 @@ func Up(ctx context.Context, cfg Config, o UpOptions) error {
 		return o.Console(ctx, up.Status)
 	case errors.As(err, &up):
 		fmt.Fprintln(o.Out, up)
+		if err := ensureZooKeeper(ctx, cfg.StateDir, up.Status, o.Err); err != nil {
+			return err
+		}
 		PrintWhere(o.Out, up.Status)
 		return nil
 	case err != nil || o.Headless:
@@ -80,6 +86,9 @@ func upDetached(ctx context.Context, cfg Config, o UpOptions) error {
 		st, err := ReadStatus(dir)
 		if err == nil && st.Ready {
 			fmt.Fprintf(o.Err, "paddock is already up (pid %d): attaching the console\n", pid)
+			if err := ensureZooKeeper(ctx, dir, st, o.Err); err != nil {
+				return err
+			}
 			return o.Console(ctx, st)
 		}
 		fmt.Fprintf(o.Err, "paddock is starting (pid %d): following its progress\n", pid)
