@@ -102,6 +102,9 @@ var aclTable = []aclRule{
 	{pattern: "allocators/*/instances/*", perms: map[Role]int32{RoleConstructor: permRW, RoleOwn: permR, RoleAdmin: permR}},
 	{pattern: "allocators/*/status", perms: map[Role]int32{RoleOwn: permRW, RoleAdmin: permRD, RoleConstructor: permR}},
 	{pattern: "allocators/*/status/*", perms: map[Role]int32{RoleOwn: permRW, RoleAdmin: permR, RoleConstructor: permR}},
+	// The replication authority: only the leading constructor writes a
+	// deployment's routing (replication.go); admins read it for health.
+	{pattern: "deployments/*/replication", perms: map[Role]int32{RoleConstructor: permRW, RoleAdmin: permR}},
 	{pattern: "deployments/**", perms: map[Role]int32{RoleAdmin: permRW, RoleConstructor: permRW}},
 	{pattern: "routes/**", perms: map[Role]int32{RoleConstructor: permRW, RoleAdmin: permR, RoleProxy: permR}},
 	{pattern: "proxies", perms: map[Role]int32{RoleProxy: permRC, RoleAdmin: permRD, RoleConstructor: permR}},

@@ -51,7 +51,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 	for _, path := range []string{
 		engine.AllocatorAlivePath("a1"), engine.AllocatorMaintenancePath("a1"), engine.AllocatorSettingsPath("a1"),
 		engine.InstancesPath("a1"), engine.InstancePath("a1", "i1"), engine.StatusesPath("a1"), engine.StatusPath("a1", "i1"),
-		engine.DeploymentPath("d1"), engine.PlansPath("d1"), engine.PendingPlanPath("d1"), engine.RoutePath("d1"),
+		engine.DeploymentPath("d1"), engine.PlansPath("d1"), engine.PendingPlanPath("d1"), engine.ReplicationPath("d1"), engine.RoutePath("d1"),
 		engine.ProxyPath("p1"), engine.PathLeaderCons + "/n-0000000001", engine.PathCA, engine.PathTokens,
 		engine.TokenPath("t1"), engine.APIKeyPath("k1"), engine.RequestPath("r1"), engine.PathTrafficFilters, engine.TrafficFilterPath("f1"),
 		engine.PathCredentials, engine.CredentialsPath("d1"),
@@ -92,6 +92,7 @@ func TestRolesLeastPrivilege(t *testing.T) {
 		{engine.StatusPath("a1", "i1"), []string{"a1"}, []string{"admin", "constructor", "a1"}},
 		{engine.DeploymentPath("d1"), []string{"admin", "constructor"}, []string{"admin", "constructor"}},
 		{engine.PendingPlanPath("d1"), []string{"admin", "constructor"}, []string{"admin", "constructor"}},
+		{engine.ReplicationPath("d1"), []string{"constructor"}, []string{"admin", "constructor"}},
 		{engine.RoutePath("d1"), []string{"constructor"}, []string{"admin", "constructor", "proxy"}},
 		{engine.PathProxies, nil, []string{"admin", "constructor", "proxy"}},
 		{engine.ProxyPath("p1"), []string{"proxy"}, []string{"admin", "constructor", "proxy"}},

@@ -35,7 +35,10 @@ func PlanHistoryZnode(p string) bool {
 }
 
 // LeafDeploymentZnode reports the deployment znodes that never have
-// children (a pending plan).
+// children (a pending plan, the replication routing).
 func LeafDeploymentZnode(p string) bool {
+	if path.Base(p) == "replication" {
+		return path.Dir(path.Dir(p)) == PathDeployments
+	}
 	return path.Base(p) == "pending" && path.Base(path.Dir(p)) == "plans"
 }
