@@ -45,6 +45,7 @@ allocators' node tunnels with that certificate.`,
 				StepTimeout:    v.GetDuration("step-timeout"),
 				StepDeadline:   v.GetDuration("step-deadline"),
 				PauseSettle:    v.GetDuration("pause-settle"),
+				FailoverGrace:  v.GetDuration("failover-grace"),
 				NodeLoader:     l.Loader(),
 				Logger:         app.Log,
 			})
@@ -58,5 +59,6 @@ allocators' node tunnels with that certificate.`,
 	f.Duration("step-timeout", 0, "bound of one node operation: snapshot, restore (default 2m)")
 	f.Duration("step-deadline", 0, "a plan step that waits is blocked past this (alarm and paddock_plan_step_blocked; default 2m)")
 	f.Duration("pause-settle", 0, "how long a route stays paused before the final sync (default 1s)")
+	f.Duration("failover-grace", 0, "how long a deployment's primary may look lost before an in-sync replica is promoted (default 3s)")
 	return c
 }

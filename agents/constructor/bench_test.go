@@ -29,6 +29,15 @@ func (simNodes) SetPeers(context.Context, string, []string) error       { return
 func (simNodes) LatestSnapshot(context.Context, string, string) (string, error) {
 	return "", nil
 }
+func (simNodes) PushReplication(context.Context, string, ReplicationPush) (bool, error) {
+	return true, nil
+}
+func (simNodes) NodeReplication(context.Context, string) (NodeReplication, error) {
+	return NodeReplication{}, errNoReplicationAPI
+}
+func (simNodes) ReplicationEvents(context.Context, string, int64, time.Duration) (ReplicationEvents, error) {
+	return ReplicationEvents{}, errNoReplicationAPI
+}
 
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {

@@ -45,6 +45,17 @@ type Config struct {
 	// of deployments without a plan, rescheduling); plans run on watch
 	// events.
 	Tick time.Duration
+	// FailoverGrace is how long a deployment's primary may look lost
+	// (container gone or unhealthy, allocator lost) before an in-sync
+	// replica is promoted. Default 3 s.
+	FailoverGrace time.Duration
+	// ReplicationCheck is the period at which every copy's view of its
+	// routing is compared with ZooKeeper (re-pushed when behind); copies
+	// whose status changed are checked at once. Default 5 s.
+	ReplicationCheck time.Duration
+	// MaxReplicationPolls bounds the event long-polls open on primaries
+	// at once (default 1024).
+	MaxReplicationPolls int
 	// MaxPlans bounds the plans run at once (default 256); more wait
 	// their turn, first come first served.
 	MaxPlans int
@@ -82,6 +93,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Tick == 0 {
 		c.Tick = time.Second
+	}
+	if c.FailoverGrace == 0 {
+		c.FailoverGrace = 3 * time.Second
+	}
+	if c.ReplicationCheck == 0 {
+		c.ReplicationCheck = 5 * time.Second
+	}
+	if c.MaxReplicationPolls <= 0 {
+		c.MaxReplicationPolls = 1024
 	}
 	if c.MaxPlans <= 0 {
 		c.MaxPlans = 256

@@ -670,28 +670,10 @@ func (x *executor) setWaiting(ctx context.Context, waiting string) error {
 }
 
 // address of a healthy instance, or "".
-func (x *executor) address(in engine.PlacedInstance) string {
-	st, ok := x.l.status(in.Allocator, in.ID)
-	if !ok || !st.Healthy || st.State != engine.StateRunning || !x.l.alive(in.Allocator) {
-		return ""
-	}
-	return st.Address
-}
+func (x *executor) address(in engine.PlacedInstance) string { return x.l.address(in) }
 
-// nodeAddr is where the NodeAPI calls a healthy instance (the address()
-// rules): its allocator's node tunnel when this constructor has a node
-// certificate and the allocator runs one, else its Address. "" when not
-// healthy.
-func (x *executor) nodeAddr(in engine.PlacedInstance) string {
-	a := x.address(in)
-	if a == "" || x.l.cfg.NodeLoader == nil {
-		return a
-	}
-	if st, _ := x.l.status(in.Allocator, in.ID); st.TunnelAddr != "" {
-		return TunnelTarget(st.TunnelAddr, in.ID)
-	}
-	return a
-}
+// nodeAddr is where the NodeAPI calls a healthy instance (leader.nodeAddr).
+func (x *executor) nodeAddr(in engine.PlacedInstance) string { return x.l.nodeAddr(in) }
 
 func esOnly(ins []engine.PlacedInstance) []engine.PlacedInstance {
 	var out []engine.PlacedInstance
@@ -745,36 +727,6 @@ func (x *executor) takeSnapshot(ctx context.Context, src, snap string) error {
 		return fmt.Errorf("snapshot %s on %s: %w", snap, src, err)
 	}
 	return nil
-}
-
-// setPeers makes the ES nodes of ins replicate to each other (best
-// effort: a failure is reported in the step message).
-func (x *executor) setPeers(ctx context.Context, ins []engine.PlacedInstance) string {
-	var addrs, peerURLs []string
-	for _, in := range esOnly(ins) {
-		if a := x.address(in); a != "" {
-			addrs = append(addrs, x.nodeAddr(in))
-			peerURLs = append(peerURLs, x.l.peerURL(in, a))
-		}
-	}
-	var failed []string
-	for i, a := range addrs {
-		var peers []string
-		for j := range addrs {
-			if j != i {
-				peers = append(peers, peerURLs[j])
-			}
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := x.l.cfg.Nodes.SetPeers(cctx, a, peers); err != nil {
-			failed = append(failed, err.Error())
-		}
-		cancel()
-	}
-	if len(failed) > 0 {
-		return "; replication peers not set: " + strings.Join(failed, "; ")
-	}
-	return ""
 }
 
 // finalInstances is the topology after success.
@@ -969,7 +921,7 @@ func (x *executor) rollback(ctx context.Context) (string, error) {
 	var did []string
 	old := x.dep.Instances
 	if x.plan.Progress.Switched || x.plan.Progress.Paused {
-		if peers := x.setPeers(ctx, old); peers != "" {
+		if peers := x.replicate(ctx, old, nil); peers != "" {
 			did = append(did, strings.TrimPrefix(peers, "; "))
 		}
 		if err := x.l.writeRoute(ctx, x.depID, x.l.backends(old), engine.RouteLive); err != nil {

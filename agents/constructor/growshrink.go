@@ -201,7 +201,11 @@ func (x *executor) switchRoute(ctx context.Context) error {
 		return nil
 	}
 	return x.step(ctx, StepSwitch, "", stepInstant, func(ctx context.Context) (string, error) {
-		peers := x.setPeers(ctx, final)
+		var migrated []engine.PlacedInstance
+		if x.migrating() || x.plan.Progress.Recover != "" {
+			migrated = x.plan.NewInstances
+		}
+		peers := x.replicate(ctx, final, migrated)
 		state := engine.RouteLive
 		if x.plan.Progress.Paused {
 			state = engine.RoutePaused

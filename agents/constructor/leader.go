@@ -41,6 +41,8 @@ type leader struct {
 	wg       sync.WaitGroup
 
 	resched *rescheduler
+	// repl is the replication authority (replication.go).
+	repl *replicator
 	// inflight are the waiting steps running now (blocked-step alarm).
 	inflight inflight
 	// lastSweep is when routes and rescheduling last ran.
@@ -59,6 +61,7 @@ func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fe
 		platform: engine.DefaultPlatformConfig(), resched: newRescheduler(), w: newWorld(seed)}
 	l.routes = newRouteTable()
 	l.plans = newDispatcher(l, cfg.MaxPlans)
+	l.repl = newReplicator(l)
 	return l
 }
 
@@ -111,10 +114,14 @@ func (l *leader) run(ctx context.Context) error {
 	l.readConfig(ctx)
 	l.log.Info("constructor leader ready", "allocators", len(l.allocs.Children(engine.PathAllocators)),
 		"deployments", len(l.deps.Children(engine.PathDeployments)), "routes", l.routes.len())
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
 		l.plans.run(ctx)
+	}()
+	go func() {
+		defer l.wg.Done()
+		l.repl.run(ctx)
 	}()
 	for _, id := range l.w.deploymentIDs() {
 		if p, _, ok := l.w.pending(id); ok && (p.Status == engine.PlanPending || p.Status == engine.PlanRunning) {
@@ -335,4 +342,29 @@ func (d *dispatcher) next() (string, bool) {
 		return id, true
 	}
 	return "", false
+}
+
+// address of a healthy instance (running, healthy, its allocator
+// alive), or "".
+func (l *leader) address(in engine.PlacedInstance) string {
+	st, ok := l.status(in.Allocator, in.ID)
+	if !ok || !st.Healthy || st.State != engine.StateRunning || !l.alive(in.Allocator) {
+		return ""
+	}
+	return st.Address
+}
+
+// nodeAddr is where the NodeAPI calls a healthy instance (the address()
+// rules): its allocator's node tunnel when this constructor has a node
+// certificate and the allocator runs one, else its Address. "" when not
+// healthy.
+func (l *leader) nodeAddr(in engine.PlacedInstance) string {
+	a := l.address(in)
+	if a == "" || l.cfg.NodeLoader == nil {
+		return a
+	}
+	if st, _ := l.status(in.Allocator, in.ID); st.TunnelAddr != "" {
+		return TunnelTarget(st.TunnelAddr, in.ID)
+	}
+	return a
 }

@@ -16,6 +16,12 @@ type metrics struct {
 	sweeps       prometheus.Counter
 	held         prometheus.Counter
 	blocked      *prometheus.GaugeVec
+	// replication authority (replication.go)
+	replWrites  *prometheus.CounterVec
+	promotions  prometheus.Counter
+	replRed     prometheus.Gauge
+	replPushes  *prometheus.CounterVec
+	replPollers prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,6 +47,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_plan_step_blocked",
 			Help: "Plan steps running past their deadline now, by step (the plan's activity says what each waits for)."}, []string{"step"}),
 	}
+	m.replWrites = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_constructor_replication_writes_total",
+		Help: "Writes of deployments' replication routing, by cause (plan, event, failover, reconcile)."}, []string{"cause"})
+	m.promotions = prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_promotions_total",
+		Help: "Replicas promoted to primary after their primary was lost."})
+	m.replRed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_deployments_red",
+		Help: "Deployments whose primary is lost with no in-sync copy to promote (red)."})
+	m.replPushes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_constructor_replication_pushes_total",
+		Help: "Pushes of routing to nodes, by result (applied, ignored, error)."}, []string{"result"})
+	m.replPollers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_replication_polls",
+		Help: "Event long-polls open on deployments' primaries."})
+	reg.MustRegister(m.replWrites, m.promotions, m.replRed, m.replPushes, m.replPollers)
 	reg.MustRegister(m.blocked, m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
 		m.sweeps, m.held)
 	return m

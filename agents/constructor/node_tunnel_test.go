@@ -143,7 +143,7 @@ func TestResizeThroughNodeTunnels(t *testing.T) {
 		}
 	}
 	for _, s := range p.Steps {
-		if strings.Contains(s.Message, "peers not set") {
+		if strings.Contains(s.Message, "peers not set") || strings.Contains(s.Message, "not pushed") || strings.Contains(s.Message, "not written") {
 			t.Fatalf("replication peers failed through the tunnel: %s: %s", s.Name, s.Message)
 		}
 	}

@@ -27,8 +27,19 @@ type NodeAPI interface {
 	Snapshot(ctx context.Context, addr, location, snap string) error
 	// Restore registers the repository and restores snap (all indices).
 	Restore(ctx context.Context, addr, location, snap string) error
-	// SetPeers replaces the node's replication peers (URLs).
+	// SetPeers replaces the node's replication peers (URLs): the
+	// best-effort copying of nodes without the replication endpoints.
 	SetPeers(ctx context.Context, addr string, peers []string) error
+	// PushReplication sends a deployment's routing to one of its copies
+	// (PUT /_paddock/replication); applied is false when the node holds a
+	// newer one.
+	PushReplication(ctx context.Context, addr string, p ReplicationPush) (applied bool, err error)
+	// NodeReplication reads a node's view of its routing and
+	// checkpoints (GET /_paddock/replication).
+	NodeReplication(ctx context.Context, addr string) (NodeReplication, error)
+	// ReplicationEvents long-polls the primary for the changes it asks
+	// of the authority (GET /_paddock/replication/events).
+	ReplicationEvents(ctx context.Context, addr string, after int64, wait time.Duration) (ReplicationEvents, error)
 	// LatestSnapshot registers the repository and names its newest
 	// successful snapshot ("" when there is none).
 	LatestSnapshot(ctx context.Context, addr, location string) (string, error)

@@ -63,7 +63,7 @@ func (x *executor) runRolling(ctx context.Context) error {
 	}
 	final := x.rollingInstances()
 	if err := x.step(ctx, StepSwitch, "final", stepLong, func(ctx context.Context) (string, error) {
-		peers := x.setPeers(ctx, final)
+		peers := x.replicate(ctx, final, nil)
 		return "route to the new nodes" + peers, x.l.writeRoute(ctx, x.depID, x.l.backends(final), engine.RouteLive)
 	}); err != nil {
 		return err
@@ -111,7 +111,9 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 			x.plan.Progress.Paused = true
 			return zone + ": the only node: route paused while it is replaced", x.l.setRouteState(ctx, x.depID, engine.RoutePaused)
 		}
-		return fmt.Sprintf("%s: route to the %d other node(s)", zone, len(b)), x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
+		// A primary leaving hands over to an in-sync copy first.
+		peers := x.replicate(ctx, others, nil)
+		return fmt.Sprintf("%s: route to the %d other node(s)%s", zone, len(b), peers), x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
 	}); err != nil {
 		return err
 	}
@@ -186,7 +188,11 @@ func (x *executor) rollOne(ctx context.Context, r placement.Request, o engine.Pl
 	}
 	return x.rollStep(ctx, StepSwitch, "in:"+o.ID, stepLong, func(ctx context.Context) (string, error) {
 		cur := x.rollingInstances()
-		peers := x.setPeers(ctx, cur)
+		var migrated []engine.PlacedInstance
+		if o.Kind == engine.KindElasticsearch && !x.plan.Progress.HasNoSnapshot(o.ID) {
+			migrated = placed
+		}
+		peers := x.replicate(ctx, cur, migrated)
 		b := x.l.backends(cur)
 		return fmt.Sprintf("%s: route to %d node(s)%s", zone, len(b), peers), x.l.writeRoute(ctx, x.depID, b, engine.RouteLive)
 	})

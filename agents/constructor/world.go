@@ -27,8 +27,8 @@ type world struct {
 	// its plan, its instances' statuses.
 	waiters map[string]map[chan struct{}]struct{}
 	// changed collects the deployments changed since the route sweep
-	// last took them.
-	changed map[string]struct{}
+	// last took them; replChanged the same for the replication check.
+	changed, replChanged map[string]struct{}
 }
 
 type allocView struct {
@@ -62,11 +62,14 @@ type depView struct {
 	// instances are the instance znodes of the deployment (id →
 	// allocator), strays of interrupted plans included.
 	instances map[string]string
+	// repl is the replication routing (nil: none yet) and its version.
+	repl    *engine.Replication
+	replVer engine.Version
 }
 
 func newWorld(seed int64) *world {
 	return &world{seed: seed, allocs: map[string]*allocView{}, deps: map[string]*depView{}, waiters: map[string]map[chan struct{}]struct{}{},
-		changed: map[string]struct{}{}}
+		changed: map[string]struct{}{}, replChanged: map[string]struct{}{}}
 }
 
 func (w *world) alloc(id string) *allocView {
@@ -270,6 +273,17 @@ func (w *world) applyDeployments(ev engine.CacheEvent) (string, bool) {
 		if removed && d.plan == nil && len(d.instances) == 0 {
 			delete(w.deps, id)
 		}
+	case len(parts) == 2 && parts[1] == "replication":
+		d := w.dep(id)
+		var r engine.Replication
+		switch {
+		case removed:
+			d.repl = nil
+		case json.Unmarshal(ev.Data, &r) == nil && (d.repl == nil || ev.Stat.Version >= d.replVer):
+			// The leader's own writes are known before the cache
+			// shows them: an older version never overwrites them.
+			d.repl, d.replVer = &r, ev.Stat.Version
+		}
 	case len(parts) == 3 && parts[1] == "plans" && parts[2] == "pending":
 		d := w.dep(id)
 		d.plan = nil
@@ -308,6 +322,7 @@ func (w *world) watch(depID string) (<-chan struct{}, func()) {
 // signal wakes a deployment's waiters. Call with mu held.
 func (w *world) signal(depID string) {
 	w.changed[depID] = struct{}{}
+	w.replChanged[depID] = struct{}{}
 	for ch := range w.waiters[depID] {
 		select {
 		case ch <- struct{}{}:
@@ -529,5 +544,73 @@ func (w *world) usage() map[string][2]int {
 		}
 		out[id] = [2]int{used, a.inventory().CapacityMB()}
 	}
+	return out
+}
+
+// replication is the deployment's routing and its znode version (ok
+// false when it has none).
+func (w *world) replication(depID string) (engine.Replication, engine.Version, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.deps[depID]
+	if d == nil || d.repl == nil {
+		return engine.Replication{}, 0, false
+	}
+	r := *d.repl
+	r.Copies, r.InSync = append([]string(nil), r.Copies...), append([]string(nil), r.InSync...)
+	return r, d.replVer, true
+}
+
+// replicationWritten records a routing this leader wrote (or read back).
+func (w *world) replicationWritten(depID string, r engine.Replication, ver engine.Version) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.dep(depID)
+	if d.repl == nil || ver >= d.replVer {
+		d.repl, d.replVer = &r, ver
+	}
+	w.signal(depID)
+}
+
+// replicated lists the deployments that have a routing.
+func (w *world) replicated() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for id, d := range w.deps {
+		if d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// instanceAt is the placed instance iid of a deployment, from its
+// instance znode (ok false when it has none).
+func (w *world) instanceAt(depID, iid string) (engine.PlacedInstance, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.deps[depID]
+	if d == nil {
+		return engine.PlacedInstance{}, false
+	}
+	alloc, ok := d.instances[iid]
+	if !ok {
+		return engine.PlacedInstance{}, false
+	}
+	in := w.allocs[alloc].instances[iid]
+	return engine.PlacedInstance{ID: iid, Kind: in.Kind, Allocator: alloc, Zone: in.Zone, SizeMB: in.SizeMB, Version: in.Version}, true
+}
+
+// takeReplChanged returns the deployments changed since the replication
+// check last took them.
+func (w *world) takeReplChanged() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.replChanged))
+	for id := range w.replChanged {
+		out = append(out, id)
+	}
+	w.replChanged = map[string]struct{}{}
 	return out
 }

@@ -1,0 +1,741 @@
+package constructor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"paddock/engine"
+)
+
+// The replication authority (docs/architecture.md, "Replication
+// authority"). A deployment's Elasticsearch nodes form one replication
+// group: /paddock/deployments/<id>/replication names its primary, its
+// copies and the copies in sync. The leading constructor alone writes
+// it, by compare-and-set fenced by its election znode, and pushes every
+// change to every copy; nodes never read ZooKeeper. Terms are assigned
+// here only, so a node may always adopt a higher term.
+//
+// The pure decisions (planRouting, applyEvents, promote) take the
+// routing as it is and return the next one; the replicator serialises
+// them per deployment, writes and pushes.
+
+// planRouting is the routing once a plan settles on copies (the ids of
+// its Elasticsearch instances). cur is the routing before it (nil:
+// none). created: a new deployment, whose copies all start empty and
+// so are all in sync. Copies a plan adds to a deployment with data
+// start out of sync and recover from the primary. When the primary
+// leaves the group, an in-sync copy that stays takes over (term+1).
+// When none stays: if the plan migrated the data into new copies
+// (migrated; source() takes it from the primary or an in-sync copy when
+// one runs), the first of them becomes primary (term+1) and the others
+// recover from it; else the old primary stays primary and a copy (the
+// deployment is red while it does not run), as no copy out of sync is
+// ever made primary.
+func planRouting(cur *engine.Replication, copies []string, created bool, migrated []string, why string) (engine.Replication, bool) {
+	copies = sortedSet(copies)
+	if len(copies) == 0 {
+		if cur == nil {
+			return engine.Replication{}, false
+		}
+		return *cur, false
+	}
+	if cur == nil {
+		r := engine.Replication{Term: 1, Primary: copies[0], Copies: copies, InSync: []string{copies[0]}, Reason: why + ": first routing"}
+		if created {
+			r.InSync = slices.Clone(copies)
+			r.Reason = why + ": new deployment, every copy empty and in sync"
+		}
+		return r, true
+	}
+	var in, fresh []string
+	for _, c := range migrated {
+		if slices.Contains(copies, c) {
+			fresh = append(fresh, c)
+		}
+	}
+	fresh = sortedSet(fresh)
+	for _, c := range cur.InSync {
+		if slices.Contains(copies, c) {
+			in = append(in, c)
+		}
+	}
+	next := engine.Replication{Term: cur.Term, Primary: cur.Primary, Copies: copies, InSync: sortedSet(in)}
+	switch {
+	case slices.Contains(next.InSync, cur.Primary):
+		next.Reason = why + ": copies " + strings.Join(shorts(copies), ", ")
+	case len(next.InSync) > 0:
+		next.Term, next.Primary = cur.Term+1, next.InSync[0]
+		next.Reason = fmt.Sprintf("%s: primary %s left the group; in-sync copy %s promoted", why, engine.Short(cur.Primary), engine.Short(next.Primary))
+	case len(fresh) == 0:
+		next.Copies, next.InSync = sortedSet(append(copies, cur.Primary)), []string{cur.Primary}
+		next.Reason = fmt.Sprintf("%s: no in-sync copy among the new nodes: primary %s stays primary", why, engine.Short(cur.Primary))
+	default:
+		next.Term, next.Primary, next.InSync = cur.Term+1, fresh[0], []string{fresh[0]}
+		next.Reason = fmt.Sprintf("%s: no in-sync copy stays; %s, which took the migrated data, is primary and the others recover from it",
+			why, engine.Short(next.Primary))
+	}
+	if next.Equal(*cur) {
+		return *cur, false
+	}
+	return next, true
+}
+
+// applyEvents applies the events a primary asked for (from: the copy
+// the events were read from). An event counts only when its term is the
+// routing's and it came from the routing's primary; the others are
+// stale (a deposed primary's) and counted. failed takes a copy out of
+// in_sync (never the primary); in_sync adds a recovered copy.
+func applyEvents(cur engine.Replication, from string, evs []ReplicationEvent) (engine.Replication, bool, int) {
+	next := cur
+	next.InSync = slices.Clone(cur.InSync)
+	stale := 0
+	var why []string
+	for _, ev := range evs {
+		if from != cur.Primary || ev.Term != cur.Term {
+			stale++
+			continue
+		}
+		switch ev.Kind {
+		case EventFailed:
+			if ev.Copy == next.Primary || !slices.Contains(next.InSync, ev.Copy) {
+				continue
+			}
+			next.InSync = slices.DeleteFunc(next.InSync, func(c string) bool { return c == ev.Copy })
+			why = append(why, "copy "+engine.Short(ev.Copy)+" failed: "+orUnknownReason(ev.Reason))
+		case EventInSync:
+			if !slices.Contains(next.Copies, ev.Copy) || slices.Contains(next.InSync, ev.Copy) {
+				continue
+			}
+			next.InSync = sortedSet(append(next.InSync, ev.Copy))
+			why = append(why, "copy "+engine.Short(ev.Copy)+" recovered and is in sync")
+		}
+	}
+	if next.Equal(cur) {
+		return cur, false, stale
+	}
+	next.Reason = strings.Join(why, "; ")
+	return next, true, stale
+}
+
+func orUnknownReason(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
+}
+
+// promote replaces a lost primary by a live in-sync copy (term+1, the
+// old primary out of in_sync, still a copy: it recovers if it returns).
+// ok is false when no in-sync copy runs: the deployment stays red, and
+// a copy out of sync is never promoted.
+func promote(cur engine.Replication, live func(string) bool, why string) (engine.Replication, bool) {
+	for _, c := range cur.InSync {
+		if c == cur.Primary || !live(c) {
+			continue
+		}
+		next := cur
+		next.Term, next.Primary = cur.Term+1, c
+		next.InSync = slices.DeleteFunc(slices.Clone(cur.InSync), func(x string) bool { return x == cur.Primary })
+		next.Reason = fmt.Sprintf("promoted %s: primary %s lost (%s)", engine.Short(c), engine.Short(cur.Primary), why)
+		return next, true
+	}
+	return cur, false
+}
+
+func sortedSet(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func shorts(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = engine.Short(id)
+	}
+	return out
+}
+
+// replicator is the leader's replication authority: routing writes
+// serialised per deployment, pushes, event polls on primaries,
+// failover and the check of the nodes' views.
+type replicator struct {
+	l *leader
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+	// polls are the event long-polls running, per deployment.
+	polls map[string]*eventPoll
+	// lost: when each deployment's primary (by primary and term) was
+	// first seen lost.
+	lost map[string]lostMark
+	// red: deployments whose lost primary has no in-sync copy to
+	// promote (the reason recorded).
+	red map[string]bool
+	// pushedURLs: the copies' URLs last pushed per deployment (a change
+	// of address is pushed again).
+	pushedURLs map[string]string
+	// fullCheck is when every deployment's copies were last checked.
+	fullCheck time.Time
+	wg        sync.WaitGroup
+}
+
+type lostMark struct {
+	primary string
+	term    int64
+	since   time.Time
+}
+
+type eventPoll struct {
+	primary string
+	term    int64
+	cancel  context.CancelFunc
+}
+
+func newReplicator(l *leader) *replicator {
+	return &replicator{l: l, locks: map[string]*sync.Mutex{}, polls: map[string]*eventPoll{}, lost: map[string]lostMark{},
+		red: map[string]bool{}, pushedURLs: map[string]string{}}
+}
+
+func (rp *replicator) lock(depID string) *sync.Mutex {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	m := rp.locks[depID]
+	if m == nil {
+		m = &sync.Mutex{}
+		rp.locks[depID] = m
+	}
+	return m
+}
+
+// update changes a deployment's routing: fn gets the routing as it is
+// (nil: none) and returns the next one and whether it changed. The
+// write is a compare-and-set fenced by the leader's election znode; a
+// lost race (or a connection lost mid-write) reads the znode again and
+// asks fn again, so fn must decide from what it is given only.
+func (rp *replicator) update(ctx context.Context, depID, cause string, fn func(cur *engine.Replication) (engine.Replication, bool)) (engine.Replication, engine.Version, bool, error) {
+	lk := rp.lock(depID)
+	lk.Lock()
+	defer lk.Unlock()
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		cur, ver, ok := rp.l.w.replication(depID)
+		if attempt > 0 || !ok {
+			r, v, err := rp.l.s.Replication(ctx, depID)
+			switch {
+			case err == nil:
+				cur, ver, ok = r, v, true
+				rp.l.w.replicationWritten(depID, r, v)
+			case errors.Is(err, engine.ErrNotFound):
+				ok = false
+			default:
+				return engine.Replication{}, 0, false, fmt.Errorf("read the replication routing of %s: %w", depID, err)
+			}
+		}
+		var curp *engine.Replication
+		if ok {
+			curp = &cur
+		}
+		next, changed := fn(curp)
+		if !changed {
+			return cur, ver, false, nil
+		}
+		next.Updated = time.Now().UTC()
+		wver := engine.AnyVersion
+		if ok {
+			wver = ver
+		}
+		op, err := engine.OpReplication(depID, next, wver)
+		if err != nil {
+			return engine.Replication{}, 0, false, err
+		}
+		res, err := rp.l.s.MultiResults(ctx, rp.l.fenced(op)...)
+		if err == nil {
+			nv := res[1].Version
+			rp.l.w.replicationWritten(depID, next, nv)
+			rp.l.m.replWrites.WithLabelValues(cause).Inc()
+			rp.l.log.Info("replication routing written", "deployment", depID, "cause", cause, "term", next.Term,
+				"primary", next.Primary, "in_sync", len(next.InSync), "copies", len(next.Copies), "version", nv, "reason", next.Reason)
+			return next, nv, true, nil
+		}
+		if i, ok := engine.FailedOp(err); ok && i == 0 {
+			return engine.Replication{}, 0, false, fmt.Errorf("%w: %v", errLost, err)
+		}
+		if ctx.Err() != nil {
+			return engine.Replication{}, 0, false, ctx.Err()
+		}
+		if !(errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrExists) || errors.Is(err, engine.ErrNotFound) ||
+			errors.Is(err, engine.ErrUnavailable)) {
+			return engine.Replication{}, 0, false, fmt.Errorf("write the replication routing of %s: %w", depID, err)
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return engine.Replication{}, 0, false, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+	return engine.Replication{}, 0, false, fmt.Errorf("write the replication routing of %s: %w (after 5 attempts)", depID, lastErr)
+}
+
+// copyURL is how the other copies reach copy iid (peerURL), "" when its
+// address is unknown.
+func (rp *replicator) copyURL(depID, iid string) string {
+	in, ok := rp.l.w.instanceAt(depID, iid)
+	if !ok {
+		return ""
+	}
+	if rp.l.w.runtime(in.Allocator) == "docker" {
+		return rp.l.peerURL(in, "")
+	}
+	st, ok := rp.l.status(in.Allocator, iid)
+	if !ok || st.Address == "" {
+		return ""
+	}
+	return rp.l.peerURL(in, st.Address)
+}
+
+// push sends the routing to its copies (only: to that copy alone), in
+// parallel; it returns what failed. A node without the replication
+// endpoints gets the other copies as best-effort peers instead.
+func (rp *replicator) push(ctx context.Context, depID string, r engine.Replication, ver engine.Version, only string) []string {
+	copies := make([]PushCopy, len(r.Copies))
+	var urls []string
+	for i, c := range r.Copies {
+		copies[i] = PushCopy{ID: c, URL: rp.copyURL(depID, c)}
+		urls = append(urls, copies[i].URL)
+	}
+	if only == "" {
+		rp.mu.Lock()
+		rp.pushedURLs[depID] = strings.Join(urls, " ")
+		rp.mu.Unlock()
+	}
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+	)
+	for _, c := range r.Copies {
+		if only != "" && c != only {
+			continue
+		}
+		in, ok := rp.l.w.instanceAt(depID, c)
+		addr := ""
+		if ok {
+			addr = rp.l.nodeAddr(in)
+		}
+		if addr == "" {
+			mu.Lock()
+			failed = append(failed, engine.Short(c)+": not running")
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			p := ReplicationPush{Term: r.Term, Version: ver, Self: c, Primary: r.Primary, Copies: copies, InSync: r.InSync}
+			applied, err := rp.l.cfg.Nodes.PushReplication(cctx, addr, p)
+			if errors.Is(err, errNoReplicationAPI) {
+				var peers []string
+				for _, o := range copies {
+					if o.ID != c && o.URL != "" {
+						peers = append(peers, o.URL)
+					}
+				}
+				err = rp.l.cfg.Nodes.SetPeers(cctx, addr, peers)
+				applied = err == nil
+			}
+			result := "applied"
+			switch {
+			case err != nil:
+				result = "error"
+				mu.Lock()
+				failed = append(failed, err.Error())
+				mu.Unlock()
+			case !applied:
+				result = "ignored"
+			}
+			rp.l.m.replPushes.WithLabelValues(result).Inc()
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// live reports whether instance iid of a deployment runs healthy on a
+// live allocator.
+func (rp *replicator) live(depID, iid string) bool {
+	in, ok := rp.l.w.instanceAt(depID, iid)
+	return ok && rp.l.address(in) != ""
+}
+
+// replicate is the plan's step: the routing for the Elasticsearch
+// instances of ins (migrated: the new ones the plan restored the data
+// into), written and pushed. It answers the step message's
+// tail ("" when there is nothing to say); failures to push are said,
+// not fatal (the replication check pushes again).
+func (x *executor) replicate(ctx context.Context, ins []engine.PlacedInstance, migrated []engine.PlacedInstance) string {
+	var ids []string
+	for _, in := range esOnly(ins) {
+		ids = append(ids, in.ID)
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	var fresh []string
+	for _, in := range esOnly(migrated) {
+		fresh = append(fresh, in.ID)
+	}
+	created := x.plan.Action == engine.ActionCreate
+	r, ver, _, err := x.l.repl.update(ctx, x.depID, "plan", func(cur *engine.Replication) (engine.Replication, bool) {
+		return planRouting(cur, ids, created, fresh, "plan "+engine.Short(x.plan.ID))
+	})
+	if err != nil {
+		return "; replication routing not written: " + err.Error()
+	}
+	msg := fmt.Sprintf("; replication term %d, primary %s, %d of %d copies in sync", r.Term, engine.Short(r.Primary), len(r.InSync), len(r.Copies))
+	if failed := x.l.repl.push(ctx, x.depID, r, ver, ""); len(failed) > 0 {
+		msg += "; routing not pushed to every copy (pushed again when they run): " + strings.Join(failed, "; ")
+	}
+	return msg
+}
+
+// run is the replicator's work while leading: failover checks every
+// quarter second, event polls kept on every primary, and the check of
+// the copies' views.
+func (rp *replicator) run(ctx context.Context) {
+	defer rp.wg.Wait()
+	rp.wg.Add(1)
+	go func() {
+		defer rp.wg.Done()
+		rp.checkLoop(ctx)
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rp.failover(ctx, time.Now())
+		rp.syncPolls(ctx)
+		select {
+		case <-ctx.Done():
+			rp.mu.Lock()
+			for id, p := range rp.polls {
+				p.cancel()
+				delete(rp.polls, id)
+			}
+			rp.mu.Unlock()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// failover promotes an in-sync copy of every deployment whose primary
+// has looked lost for FailoverGrace, or records it red when none runs.
+func (rp *replicator) failover(ctx context.Context, now time.Time) {
+	for _, id := range rp.l.w.replicated() {
+		r, _, ok := rp.l.w.replication(id)
+		if !ok {
+			continue
+		}
+		if rp.live(id, r.Primary) {
+			rp.mu.Lock()
+			delete(rp.lost, id)
+			delete(rp.red, id)
+			rp.mu.Unlock()
+			continue
+		}
+		rp.mu.Lock()
+		m, seen := rp.lost[id]
+		if !seen || m.primary != r.Primary || m.term != r.Term {
+			m = lostMark{primary: r.Primary, term: r.Term, since: now}
+			rp.lost[id] = m
+		}
+		rp.mu.Unlock()
+		if now.Sub(m.since) < rp.l.cfg.FailoverGrace {
+			continue
+		}
+		why := rp.lostReason(id, r.Primary)
+		next, ver, changed, err := rp.update(ctx, id, "failover", func(cur *engine.Replication) (engine.Replication, bool) {
+			if cur == nil || cur.Primary != m.primary || cur.Term != m.term || rp.live(id, cur.Primary) {
+				return engine.Replication{}, false // changed meanwhile: look again next time
+			}
+			if next, ok := promote(*cur, func(c string) bool { return rp.live(id, c) }, why); ok {
+				return next, true
+			}
+			reason := fmt.Sprintf("primary %s lost (%s) and no in-sync copy runs: red until it returns", engine.Short(cur.Primary), why)
+			if cur.Reason == reason {
+				return *cur, false
+			}
+			next := *cur
+			next.Reason = reason
+			return next, true
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				rp.l.log.Warn("failover: routing not written", "deployment", id, "err", err)
+			}
+			continue
+		}
+		switch {
+		case changed && next.Primary != m.primary:
+			rp.l.m.promotions.Inc()
+			rp.l.log.Warn("primary lost: replica promoted", "deployment", id, "lost", m.primary, "primary", next.Primary, "term", next.Term, "why", why)
+			rp.mu.Lock()
+			delete(rp.lost, id)
+			delete(rp.red, id)
+			rp.mu.Unlock()
+			if failed := rp.push(ctx, id, next, ver, ""); len(failed) > 0 {
+				rp.l.log.Warn("failover: routing not pushed to every copy", "deployment", id, "failed", strings.Join(failed, "; "))
+			}
+		case next.Primary != m.primary || next.Term != m.term:
+			// Changed meanwhile (a plan, another path): looked at again.
+		default:
+			rp.mu.Lock()
+			if !rp.red[id] {
+				rp.l.log.Error("primary lost and no in-sync copy to promote: deployment red", "deployment", id, "primary", m.primary, "why", why)
+			}
+			rp.red[id] = true
+			rp.mu.Unlock()
+		}
+	}
+	rp.mu.Lock()
+	red := len(rp.red)
+	rp.mu.Unlock()
+	rp.l.m.replRed.Set(float64(red))
+}
+
+// lostReason says why a copy looks lost.
+func (rp *replicator) lostReason(depID, iid string) string {
+	in, ok := rp.l.w.instanceAt(depID, iid)
+	if !ok {
+		return "its instance is gone"
+	}
+	if !rp.l.alive(in.Allocator) {
+		return "allocator " + in.Allocator + " lost"
+	}
+	st, ok := rp.l.status(in.Allocator, iid)
+	switch {
+	case !ok:
+		return "no status on allocator " + in.Allocator
+	case st.State != engine.StateRunning:
+		return "container " + st.State + " on " + in.Allocator
+	default:
+		return "not healthy on " + in.Allocator
+	}
+}
+
+// syncPolls keeps one event poll on the primary of every deployment
+// with more than one copy (at most MaxReplicationPolls), restarted when
+// the primary changes.
+func (rp *replicator) syncPolls(ctx context.Context) {
+	want := map[string]engine.Replication{}
+	for _, id := range rp.l.w.replicated() {
+		if r, _, ok := rp.l.w.replication(id); ok && len(r.Copies) > 1 {
+			want[id] = r
+		}
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	for id, p := range rp.polls {
+		if r, ok := want[id]; !ok || r.Primary != p.primary || r.Term != p.term {
+			p.cancel()
+			delete(rp.polls, id)
+		}
+	}
+	for id, r := range want {
+		if _, ok := rp.polls[id]; ok || len(rp.polls) >= rp.l.cfg.MaxReplicationPolls {
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		rp.polls[id] = &eventPoll{primary: r.Primary, term: r.Term, cancel: cancel}
+		rp.wg.Add(1)
+		go func() {
+			defer rp.wg.Done()
+			rp.poll(pctx, id, r.Primary)
+		}()
+	}
+	rp.l.m.replPollers.Set(float64(len(rp.polls)))
+}
+
+// pollWait is how long one events long-poll waits on the primary.
+const pollWait = 25 * time.Second
+
+// poll long-polls a primary's events and applies them until ctx ends
+// (the primary changed, or leading ended). It reads from the start of
+// the primary's log: events already applied change nothing when applied
+// again in order.
+func (rp *replicator) poll(ctx context.Context, depID, primary string) {
+	var after int64
+	pause := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		in, ok := rp.l.w.instanceAt(depID, primary)
+		addr := ""
+		if ok {
+			addr = rp.l.nodeAddr(in)
+		}
+		if addr == "" {
+			if !pause(250 * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		evs, err := rp.l.cfg.Nodes.ReplicationEvents(ctx, addr, after, pollWait)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errNoReplicationAPI):
+			if !pause(30 * time.Second) {
+				return
+			}
+			continue
+		case err != nil:
+			rp.l.log.Debug("replication events poll failed", "deployment", depID, "primary", primary, "err", err)
+			if !pause(time.Second) {
+				return
+			}
+			continue
+		}
+		if evs.Next < after {
+			after = 0 // the node started its log over (restarted)
+			continue
+		}
+		if len(evs.Events) > 0 {
+			rp.applyPolled(ctx, depID, primary, evs.Events)
+		}
+		after = evs.Next
+	}
+}
+
+// applyPolled applies a primary's events and pushes the result to every
+// copy; stale events (a deposed primary's) get the current routing
+// pushed to the asker, which makes it step down.
+func (rp *replicator) applyPolled(ctx context.Context, depID, from string, evs []ReplicationEvent) {
+	stale := 0
+	r, ver, changed, err := rp.update(ctx, depID, "event", func(cur *engine.Replication) (engine.Replication, bool) {
+		if cur == nil {
+			return engine.Replication{}, false
+		}
+		next, changed, s := applyEvents(*cur, from, evs)
+		stale = s
+		return next, changed
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			rp.l.log.Warn("replication events not applied", "deployment", depID, "err", err)
+		}
+		return
+	}
+	switch {
+	case changed:
+		if failed := rp.push(ctx, depID, r, ver, ""); len(failed) > 0 {
+			rp.l.log.Warn("routing not pushed to every copy", "deployment", depID, "failed", strings.Join(failed, "; "))
+		}
+	case stale > 0:
+		rp.push(ctx, depID, r, ver, from)
+	}
+}
+
+// checkLoop compares the copies' views with the routing: at once for
+// deployments whose instances changed (a node restarted, a container
+// re-created), every ReplicationCheck for all.
+func (rp *replicator) checkLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ids := rp.l.w.takeReplChanged()
+		if time.Since(rp.fullCheck) >= rp.l.cfg.ReplicationCheck {
+			rp.fullCheck = time.Now()
+			ids = rp.l.w.replicated()
+		}
+		sem := make(chan struct{}, 8)
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			if rp.l.busy(id) {
+				continue // the plan pushes what it writes
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				rp.check(ctx, id)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// check reads every running copy's view and pushes the routing to those
+// behind it. An in-sync replica that holds no routing at all (a new
+// container without its data) leaves in_sync first and recovers.
+func (rp *replicator) check(ctx context.Context, depID string) {
+	r, ver, ok := rp.l.w.replication(depID)
+	if !ok {
+		return
+	}
+	var urls []string
+	for _, c := range r.Copies {
+		urls = append(urls, rp.copyURL(depID, c))
+	}
+	rp.mu.Lock()
+	urlsChanged := rp.pushedURLs[depID] != strings.Join(urls, " ")
+	rp.mu.Unlock()
+	if urlsChanged {
+		rp.push(ctx, depID, r, ver, "")
+		return
+	}
+	for _, c := range r.Copies {
+		in, ok := rp.l.w.instanceAt(depID, c)
+		if !ok {
+			continue
+		}
+		addr := rp.l.nodeAddr(in)
+		if addr == "" {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		view, err := rp.l.cfg.Nodes.NodeReplication(cctx, addr)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if view.Term > r.Term || (view.Term == r.Term && view.Version >= ver) {
+			continue
+		}
+		if view.Role == RoleStandalone && c != r.Primary && r.IsInSync(c) {
+			next, nver, changed, err := rp.update(ctx, depID, "reconcile", func(cur *engine.Replication) (engine.Replication, bool) {
+				if cur == nil || cur.Primary == c || !cur.IsInSync(c) {
+					return engine.Replication{}, false
+				}
+				n := *cur
+				n.InSync = slices.DeleteFunc(slices.Clone(cur.InSync), func(x string) bool { return x == c })
+				n.Reason = "copy " + engine.Short(c) + " holds no routing (new container): out of sync until it recovers"
+				return n, true
+			})
+			if err == nil && changed {
+				rp.push(ctx, depID, next, nver, "")
+				return
+			}
+		}
+		rp.push(ctx, depID, r, ver, c)
+	}
+}

@@ -1,0 +1,232 @@
+package constructor
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"paddock/engine"
+)
+
+// fakeReplNodes answers the replication calls as nodes following the
+// contract would (a push older than the one held is ignored; the
+// events long poll serves seq ≥ after and waits), from tables the test
+// writes; the real in-process nodes serve everything else.
+type fakeReplNodes struct {
+	*HTTPNodes
+	mu sync.Mutex
+	// self: the copy a node address was pushed as.
+	self map[string]string
+	// held: the push each copy applied last.
+	held   map[string]ReplicationPush
+	pushes map[string]int
+	// events: each copy's log, served when it is the primary polled.
+	events map[string][]ReplicationEvent
+	wake   chan struct{}
+}
+
+func newFakeReplNodes() *fakeReplNodes {
+	return &fakeReplNodes{HTTPNodes: NewHTTPNodes(), self: map[string]string{}, held: map[string]ReplicationPush{},
+		pushes: map[string]int{}, events: map[string][]ReplicationEvent{}, wake: make(chan struct{})}
+}
+
+func (f *fakeReplNodes) PushReplication(_ context.Context, addr string, p ReplicationPush) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.self[addr] = p.Self
+	f.pushes[p.Self]++
+	cur, ok := f.held[p.Self]
+	if ok && (p.Term < cur.Term || (p.Term == cur.Term && p.Version < cur.Version)) {
+		return false, nil
+	}
+	f.held[p.Self] = p
+	return true, nil
+}
+
+func (f *fakeReplNodes) NodeReplication(_ context.Context, addr string) (NodeReplication, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	self, ok := f.self[addr]
+	if !ok {
+		return NodeReplication{Role: RoleStandalone}, nil
+	}
+	p := f.held[self]
+	role := RoleReplica
+	if p.Primary == self {
+		role = RolePrimary
+	}
+	return NodeReplication{Self: self, Term: p.Term, Version: p.Version, Role: role}, nil
+}
+
+func (f *fakeReplNodes) ReplicationEvents(ctx context.Context, addr string, after int64, wait time.Duration) (ReplicationEvents, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		var out []ReplicationEvent
+		for _, ev := range f.events[f.self[addr]] {
+			if ev.Seq >= after {
+				out = append(out, ev)
+			}
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		if len(out) > 0 {
+			return ReplicationEvents{Events: out, Next: out[len(out)-1].Seq + 1}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ReplicationEvents{}, ctx.Err()
+		case <-timer.C:
+			return ReplicationEvents{Next: after}, nil
+		case <-wake:
+		}
+	}
+}
+
+// emit appends an event to a copy's log (as its primary would).
+func (f *fakeReplNodes) emit(copyID string, ev ReplicationEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ev.Seq = int64(len(f.events[copyID]))
+	f.events[copyID] = append(f.events[copyID], ev)
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+func (f *fakeReplNodes) heldBy(copyID string) (ReplicationPush, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held[copyID], f.pushes[copyID]
+}
+
+func (h *harness) replication(id string) (engine.Replication, engine.Version, bool) {
+	r, v, err := h.admin.Replication(context.Background(), id)
+	return r, v, err == nil
+}
+
+// TestReplicationAuthority drives the constructor's side of the
+// replication contract with nodes that follow it: the routing of a new
+// deployment, the primary's failed and in_sync events, a stale event,
+// failover when the primary's allocator is lost, and the replacement
+// of the lost copy, which recovers.
+func TestReplicationAuthority(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.setGrace(3600) // no rescheduling until the test asks for it
+	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
+	nodes := newFakeReplNodes()
+	h.startConstructor("c1", nodes, func(c *Config) { c.FailoverGrace = 500 * time.Millisecond; c.ReplicationCheck = time.Second })
+
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("create: %s", stepNames(p))
+	}
+	d := checkRunning(t, h, id, 2)
+	r, ver, ok := h.replication(id)
+	if !ok || r.Term != 1 || len(r.Copies) != 2 || len(r.InSync) != 2 || r.Validate() != nil {
+		t.Fatalf("routing of a new 2-zone deployment: %+v (found %v), want term 1 with both copies in sync", r, ok)
+	}
+	for _, in := range d.Instances {
+		if !slices.Contains(r.Copies, in.ID) {
+			t.Fatalf("instance %s is not a copy: %+v", in.ID, r)
+		}
+	}
+	primary := r.Primary
+	replica := r.Copies[0]
+	if replica == primary {
+		replica = r.Copies[1]
+	}
+	unreachable := ""
+	waitHeld := func(what string, cond func(r engine.Replication, ver engine.Version) bool) engine.Replication {
+		t.Helper()
+		var got engine.Replication
+		h.waitFor(what, 20*time.Second, func() bool {
+			r, ver, ok := h.replication(id)
+			if !ok || !cond(r, ver) {
+				return false
+			}
+			for _, c := range r.Copies {
+				if c == unreachable {
+					continue
+				}
+				p, _ := nodes.heldBy(c)
+				if p.Term != r.Term || p.Version != ver || p.Primary != r.Primary || !slices.Equal(p.InSync, r.InSync) {
+					return false
+				}
+			}
+			got = r
+			return true
+		})
+		return got
+	}
+	waitHeld("the routing pushed to both copies", func(r engine.Replication, v engine.Version) bool { return v == ver })
+	for _, c := range r.Copies {
+		p, _ := nodes.heldBy(c)
+		if p.Self != c || len(p.Copies) != 2 || p.Copies[0].URL == "" {
+			t.Fatalf("push to %s: %+v, want self and both copies with their URLs", c, p)
+		}
+	}
+
+	// The primary cannot replicate to the replica: out of in_sync, pushed.
+	nodes.emit(primary, ReplicationEvent{Kind: EventFailed, Copy: replica, Term: 1, Reason: "connection refused"})
+	waitHeld("the failed replica out of in_sync", func(r engine.Replication, _ engine.Version) bool {
+		return r.Term == 1 && slices.Equal(r.InSync, []string{primary})
+	})
+	// A stale event (an older term) changes nothing; the asker gets the
+	// routing again.
+	_, before := nodes.heldBy(primary)
+	nodes.emit(primary, ReplicationEvent{Kind: EventInSync, Copy: replica, Term: 0})
+	h.waitFor("the routing pushed to the asker of a stale event", 10*time.Second, func() bool {
+		_, n := nodes.heldBy(primary)
+		return n > before
+	})
+	if r, _, _ := h.replication(id); !slices.Equal(r.InSync, []string{primary}) {
+		t.Fatalf("a stale event changed the routing: %+v", r)
+	}
+	// The replica recovered.
+	nodes.emit(primary, ReplicationEvent{Kind: EventInSync, Copy: replica, Term: 1})
+	waitHeld("the recovered replica back in sync", func(r engine.Replication, _ engine.Version) bool { return len(r.InSync) == 2 })
+
+	// The primary's allocator is lost: the in-sync replica is promoted.
+	var lostAlloc, lostZone string
+	for _, in := range d.Instances {
+		if in.ID == primary {
+			lostAlloc, lostZone = in.Allocator, in.Zone
+		}
+	}
+	h.allocs[lostAlloc].kill()
+	unreachable = primary
+	r = waitHeld("the replica promoted", func(r engine.Replication, _ engine.Version) bool { return r.Primary == replica })
+	if r.Term != 2 || !slices.Equal(r.InSync, []string{replica}) || !slices.Contains(r.Copies, primary) {
+		t.Fatalf("after failover: %+v, want term 2, the old primary a copy out of sync", r)
+	}
+	t.Logf("failover: %s", r.Reason)
+	// Events of the deposed primary are stale now.
+	nodes.emit(primary, ReplicationEvent{Kind: EventFailed, Copy: replica, Term: 1})
+
+	// Rescheduling replaces the lost copy; the new one recovers from the
+	// new primary and the deployment is green again.
+	h.startAllocator("alloc-new", lostZone, 4096, nil)
+	h.setGrace(1)
+	var fresh string
+	h.waitFor("the lost copy replaced by a new one", 60*time.Second, func() bool {
+		r, _, _ := h.replication(id)
+		for _, c := range r.Copies {
+			if c != primary && c != replica {
+				fresh = c
+			}
+		}
+		return fresh != "" && !slices.Contains(r.Copies, primary)
+	})
+	r = waitHeld("the new copy out of sync, recovering", func(r engine.Replication, _ engine.Version) bool {
+		return r.Primary == replica && slices.Contains(r.Copies, fresh)
+	})
+	if r.IsInSync(fresh) || r.Term != 2 {
+		t.Fatalf("a new copy joined in sync or the term moved: %+v", r)
+	}
+	nodes.emit(replica, ReplicationEvent{Kind: EventInSync, Copy: fresh, Term: 2})
+	waitHeld("the new copy in sync", func(r engine.Replication, _ engine.Version) bool { return len(r.InSync) == 2 })
+}
