@@ -81,39 +81,56 @@ func Compute(in Input) Report {
 		deps = append(deps, d)
 	}
 	sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
-	// Which deployments have instances on each allocator (in id order).
-	onAlloc := map[string][]*engine.Deployment{}
-	for _, d := range deps {
-		seen := map[string]bool{}
+	// Which deployments have instances on each allocator (indexes in
+	// deps, in id order), by allocator position in in.Allocators.
+	allocIx := make(map[string]int, len(in.Allocators))
+	for i, a := range in.Allocators {
+		allocIx[a.ID] = i
+	}
+	onAlloc := make([][]int32, len(in.Allocators))
+	for di, d := range deps {
 		for _, pi := range d.Instances {
-			if !seen[pi.Allocator] {
-				seen[pi.Allocator] = true
-				onAlloc[pi.Allocator] = append(onAlloc[pi.Allocator], d)
+			// deps are visited in order: the deployment is already
+			// listed here if it is the last one listed.
+			if ai, ok := allocIx[pi.Allocator]; ok && (len(onAlloc[ai]) == 0 || onAlloc[ai][len(onAlloc[ai])-1] != int32(di)) {
+				onAlloc[ai] = append(onAlloc[ai], int32(di))
 			}
 		}
 	}
+	w := &world{allocs: in.Allocators, allocIx: allocIx, deps: deps, onAlloc: onAlloc}
 	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true}
 	// One placement state answers every question: each zone's loss and
 	// each vacate is a dry-run on it (Mark, place, Undo), so the state
 	// is built once instead of once per question.
-	st := placement.NewState(in.Allocators, placement.PlatformSeed)
-	var mv placement.Mover
+	w.st = placement.NewState(in.Allocators, placement.PlatformSeed)
 	zones := zonesOf(in.Allocators)
 	rep := Report{Zones: make([]Zone, len(zones)), Allocators: []Allocator{}}
 	for n, z := range zones {
-		rep.Zones[n] = loseZone(st, &mv, in.Allocators, z, onAlloc, opts)
+		rep.Zones[n] = w.loseZone(z, opts)
 	}
 	ids := make([]int, 0, len(in.Allocators))
-	for i, a := range in.Allocators {
-		if len(onAlloc[a.ID]) > 0 {
+	for i := range in.Allocators {
+		if len(onAlloc[i]) > 0 {
 			ids = append(ids, i)
 		}
 	}
 	sort.Slice(ids, func(x, y int) bool { return in.Allocators[ids[x]].ID < in.Allocators[ids[y]].ID })
 	for _, i := range ids {
-		rep.Allocators = append(rep.Allocators, vacate(st, &mv, in.Allocators[i], onAlloc[in.Allocators[i].ID], opts))
+		rep.Allocators = append(rep.Allocators, w.vacate(i, opts))
 	}
 	return rep
+}
+
+// world is what the dry-runs share: the allocators, the deployments
+// with instances (in id order), which of them each allocator holds, and
+// the one placement state.
+type world struct {
+	allocs  []placement.Allocator
+	allocIx map[string]int
+	deps    []*engine.Deployment
+	onAlloc [][]int32
+	st      *placement.State
+	mover   placement.Mover
 }
 
 func zonesOf(allocs []placement.Allocator) []string {
@@ -201,51 +218,48 @@ func keepsEveryKind(m placement.Move) bool {
 }
 
 // loseZone is the dry-run of losing zone: its allocators marked lost
-// on st, their deployments moved, everything taken back.
-func loseZone(st *placement.State, mv *placement.Mover, allocs []placement.Allocator, zone string, onAlloc map[string][]*engine.Deployment, opts placement.Options) Zone {
-	var from []string
-	fleet := make([]placement.FleetAllocator, len(allocs))
+// on the state, their deployments moved, everything taken back.
+func (w *world) loseZone(zone string, opts placement.Options) Zone {
+	var from []int
+	fleet := make([]placement.FleetAllocator, len(w.allocs))
 	free := 0
-	n := 0
-	for i, a := range allocs {
+	for i, a := range w.allocs {
 		alive := a.Alive
 		if a.Zone == zone {
 			alive = false
-			from = append(from, a.ID)
-			n++
+			from = append(from, i)
 		} else if a.Alive && !a.Maintenance {
 			free += max(0, a.CapacityMB-a.UsedMB)
 		}
 		fleet[i] = placement.FleetAllocator{Zone: a.Zone, Alive: alive}
 	}
-	sort.Strings(from)
-	mark := st.Mark()
-	defer st.Undo(mark)
-	for _, id := range from {
-		st.SetAlive(id, false)
+	n := len(from)
+	sort.Slice(from, func(x, y int) bool { return w.allocs[from[x]].ID < w.allocs[from[y]].ID })
+	mark := w.st.Mark()
+	defer w.st.Undo(mark)
+	for _, i := range from {
+		w.st.SetAlive(w.allocs[i].ID, false)
 	}
-	o := outcome{mover: mv}
-	seen := map[string]bool{}
-	inZone := map[string]bool{}
-	for _, id := range from {
-		inZone[id] = true
-	}
-	for _, id := range from {
-		for _, d := range onAlloc[id] {
-			if seen[d.ID] {
+	o := outcome{mover: &w.mover}
+	seen := make([]bool, len(w.deps))
+	var mine []string
+	for _, i := range from {
+		for _, di := range w.onAlloc[i] {
+			if seen[di] {
 				continue
 			}
-			seen[d.ID] = true
+			seen[di] = true
+			d := w.deps[di]
 			// The allocators of the zone this deployment uses, as the
 			// constructor's move plans name them (the others are lost
 			// too, so placement never picks them either way).
-			var mine []string
+			mine = mine[:0]
 			for _, pi := range d.Instances {
-				if inZone[pi.Allocator] && !slices.Contains(mine, pi.Allocator) {
+				if ai, ok := w.allocIx[pi.Allocator]; ok && w.allocs[ai].Zone == zone && !slices.Contains(mine, pi.Allocator) {
 					mine = append(mine, pi.Allocator)
 				}
 			}
-			o.move(st, d, mine, opts)
+			o.move(w.st, d, mine, opts)
 		}
 	}
 	z := Zone{Zone: zone, Survivable: len(o.unplaceable) == 0, Unplaceable: sorted(o.unplaceable), LostHA: sorted(o.lostHA),
@@ -259,14 +273,16 @@ func loseZone(st *placement.State, mv *placement.Mover, allocs []placement.Alloc
 	return z
 }
 
-func vacate(st *placement.State, mv *placement.Mover, a placement.Allocator, deps []*engine.Deployment, opts placement.Options) Allocator {
-	o := outcome{mover: mv}
+// vacate is the dry-run of vacating the allocator at position i.
+func (w *world) vacate(i int, opts placement.Options) Allocator {
+	a := w.allocs[i]
+	o := outcome{mover: &w.mover}
 	from := []string{a.ID}
-	mark := st.Mark()
-	for _, d := range deps {
-		o.move(st, d, from, opts)
+	mark := w.st.Mark()
+	for _, di := range w.onAlloc[i] {
+		o.move(w.st, w.deps[di], from, opts)
 	}
-	st.Undo(mark) // the state as it was, for the next allocator
+	w.st.Undo(mark) // the state as it was, for the next allocator
 	return Allocator{ID: a.ID, Zone: a.Zone, Vacatable: len(o.unplaceable) == 0 && len(o.lostHA) == 0, Instances: o.instances,
 		NeededMB: o.needed, Unplaceable: sorted(o.unplaceable), LostHA: sorted(o.lostHA), ShortfallMB: o.shortfall}
 }

@@ -213,10 +213,12 @@ type State struct {
 		picked, rest  []int
 	}
 	byID map[string]int
-	// placed tracks, per deployment and kind, the allocators holding an
-	// instance; perDep the allocators holding any of the deployment.
-	placed map[depKind][]int32
-	perDep map[string][]int32
+	// depIDs numbers the deployments with an instance; deps holds, per
+	// number, the allocators holding them (deps.go); depFree are
+	// numbers to reuse.
+	depIDs  map[string]int32
+	deps    []depRec
+	depFree []int32
 	// journal records the changes of Place (and SetAlive) for rollback:
 	// a failed Place takes back its own entries, Undo those since a Mark.
 	// marks counts the open Marks; without one the journal is emptied
@@ -224,8 +226,6 @@ type State struct {
 	journal []undoEntry
 	marks   int
 }
-
-type depKind struct{ dep, kind string }
 
 type hotAlloc struct {
 	invCap float64
@@ -248,7 +248,7 @@ func NewState(allocs []Allocator, seed int64) *State {
 		n += len(a.Instances)
 	}
 	s := &State{allocs: make([]alloc, len(allocs)), zoneIx: map[string]int{}, byID: make(map[string]int, len(allocs)),
-		placed: make(map[depKind][]int32, n), perDep: make(map[string][]int32, n)}
+		depIDs: make(map[string]int32, n), deps: make([]depRec, 0, n)}
 	for i, a := range allocs {
 		a.Instances = append([]Assigned(nil), a.Instances...)
 		z, ok := s.zoneIx[a.Zone]
@@ -322,12 +322,10 @@ func (s *State) addUsed(i, mb int) {
 	s.ixInsert(s.ixDesc, rank)
 }
 
-func (s *State) note(dep, kind string, i int32) {
-	k := depKind{dep, kind}
-	s.placed[k] = append(s.placed[k], i)
-	if !contains32(s.perDep[dep], i) {
-		s.perDep[dep] = append(s.perDep[dep], i)
-	}
+func (s *State) note(dep, kind string, i int32) int32 {
+	d := s.depNumber(dep)
+	s.noteAt(d, kind, i)
+	return d
 }
 
 func contains32(xs []int32, x int32) bool {
@@ -384,10 +382,10 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 		}
 		for _, p := range res.Placements[n:] {
 			i := s.byID[p.Allocator]
-			s.journal = append(s.journal, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB})
 			s.addUsed(i, r.SizeMB)
 			s.allocs[i].a.Instances = append(s.allocs[i].a.Instances, Assigned{DeploymentID: r.DeploymentID, Kind: r.Kind, SizeMB: r.SizeMB})
-			s.note(r.DeploymentID, r.Kind, int32(i))
+			d := s.note(r.DeploymentID, r.Kind, int32(i))
+			s.journal = append(s.journal, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB, d: d})
 		}
 		res.Explain = append(res.Explain, verdicts...)
 	}
@@ -403,6 +401,7 @@ type undoEntry struct {
 	i         int
 	dep, kind string
 	size      int
+	d         int32 // the deployment's number
 	alive     bool
 	was       bool
 }
@@ -419,32 +418,7 @@ func (s *State) rollback(start int) {
 		s.addUsed(u.i, -u.size)
 		a := &s.allocs[u.i]
 		a.a.Instances = a.a.Instances[:len(a.a.Instances)-1]
-		k := depKind{u.dep, u.kind}
-		s.placed[k] = s.placed[k][:len(s.placed[k])-1]
-		if len(s.placed[k]) == 0 {
-			delete(s.placed, k)
-		}
-		// perDep: drop the allocator unless another instance of the
-		// deployment remains there.
-		still := false
-		for _, in := range a.a.Instances {
-			if in.DeploymentID == u.dep {
-				still = true
-				break
-			}
-		}
-		if !still {
-			d := s.perDep[u.dep]
-			for x, y := range d {
-				if int(y) == u.i {
-					s.perDep[u.dep] = append(d[:x], d[x+1:]...)
-					break
-				}
-			}
-			if len(s.perDep[u.dep]) == 0 {
-				delete(s.perDep, u.dep)
-			}
-		}
+		s.forget(u.dep, u.d, u.kind, int32(u.i), true)
 	}
 	clear(undo) // drop the strings for the collector
 	s.journal = s.journal[:start]
@@ -497,11 +471,13 @@ func (s *State) placeOne(dst []Placement, ri int, r Request, strategy string, ex
 			}
 		}
 	}
-	same := s.placed[depKind{r.DeploymentID, r.Kind}]
-	if r.Replaces {
-		same = nil
+	var same, dep []int32
+	if d, ok := s.depIx(r.DeploymentID); ok {
+		if !r.Replaces {
+			same = s.kindAllocs(d, r.Kind)
+		}
+		dep = s.deps[d].all
 	}
-	dep := s.perDep[r.DeploymentID]
 	anti := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyDistributeAntiAffinity
 	fill := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyFill
 	size := r.SizeMB
@@ -720,9 +696,9 @@ func (s *State) unplaceable(ri int, r Request, usable int, brief bool) *Unplacea
 	for _, z := range r.ExcludeZones {
 		zoneOut[z] = true
 	}
-	same := s.placed[depKind{r.DeploymentID, r.Kind}]
-	if r.Replaces {
-		same = nil
+	var same []int32
+	if d, ok := s.depIx(r.DeploymentID); ok && !r.Replaces {
+		same = s.kindAllocs(d, r.Kind)
 	}
 	if brief {
 		s.briefZones(zs, zoneOut, excluded, targets, same, r)

@@ -40,32 +40,8 @@ func (s *State) Release(allocID, dep, kind string, mb int) bool {
 	}
 	a.a.Instances = append(a.a.Instances[:at], a.a.Instances[at+1:]...)
 	s.addUsed(i, -mb)
-	k := depKind{dep, kind}
-	if l := s.placed[k]; len(l) > 0 {
-		for j, y := range l {
-			if int(y) == i {
-				s.placed[k] = append(l[:j], l[j+1:]...)
-				break
-			}
-		}
-		if len(s.placed[k]) == 0 {
-			delete(s.placed, k)
-		}
-	}
-	for _, in := range a.a.Instances {
-		if in.DeploymentID == dep {
-			return true // the deployment still has an instance here
-		}
-	}
-	d := s.perDep[dep]
-	for j, y := range d {
-		if int(y) == i {
-			s.perDep[dep] = append(d[:j], d[j+1:]...)
-			break
-		}
-	}
-	if len(s.perDep[dep]) == 0 {
-		delete(s.perDep, dep)
+	if d, ok := s.depIx(dep); ok {
+		s.forget(dep, d, kind, int32(i), false)
 	}
 	return true
 }
