@@ -211,7 +211,11 @@ func (h *HTTPNodes) Restore(ctx context.Context, addr, location, snap string) er
 	if err := h.repo(ctx, addr, location); err != nil {
 		return err
 	}
-	return h.call(ctx, http.MethodPost, addr, "/_snapshot/"+SnapshotRepo+"/"+snap+"/_restore", map[string]any{})
+	// A migration restores over what the new node got from an earlier
+	// snapshot (the final sync): the node refuses an open index of the
+	// same name, as Elasticsearch does, unless the platform asks it to
+	// replace them.
+	return h.call(ctx, http.MethodPost, addr, "/_snapshot/"+SnapshotRepo+"/"+snap+"/_restore?paddock_replace=true", map[string]any{})
 }
 
 // SetPeers implements NodeAPI.

@@ -85,6 +85,7 @@ type Server struct {
 	meta *meta.Registry
 
 	scrolls *dsl.Scrolls
+	snaps   *snapshots
 
 	peersMu sync.RWMutex
 	peers   []string
@@ -132,7 +133,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
-		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls()}
+		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls(), snaps: newSnapshots()}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -156,6 +157,7 @@ func NewServer(cfg Config) (*Server, error) {
 
 // Close releases the data files.
 func (s *Server) Close() error {
+	s.snaps.close()
 	s.imu.Lock()
 	defer s.imu.Unlock()
 	var first error

@@ -141,8 +141,9 @@ func TestDataSurvivesRestart(t *testing.T) {
 }
 
 // TestSnapshotRestore: the constructor's migration calls, from an old
-// node to a new one sharing the repository directory; restore replaces
-// the indices it restores and leaves the others.
+// node to a new one sharing the repository directory; restore refuses
+// an open index of the same name unless the platform asks to replace it
+// (paddock_replace), and leaves the other indices.
 func TestSnapshotRestore(t *testing.T) {
 	snaps := t.TempDir()
 	_, old := newTestNode(t, t.TempDir(), snaps, "")
@@ -154,7 +155,7 @@ func TestSnapshotRestore(t *testing.T) {
 	do(t, old.URL, call{"PUT", "/_snapshot/found-snapshots", repo, 200, []string{`"acknowledged":true`}})
 	do(t, old.URL, call{"PUT", "/_snapshot/found-snapshots/snap-1?wait_for_completion=true", "", 200,
 		[]string{`"state":"SUCCESS"`, `"indices":["books","logs"]`}})
-	if _, err := os.Stat(filepath.Join(snaps, "dep1", "snap-1", "snapshot.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(snaps, "dep1", "snapshots", "snap-1.json")); err != nil {
 		t.Fatalf("snapshot not under the repository location: %v", err)
 	}
 	do(t, old.URL, call{"PUT", "/_snapshot/found-snapshots/snap-1", "", 400, []string{`already exists`}})
@@ -166,14 +167,16 @@ func TestSnapshotRestore(t *testing.T) {
 	do(t, fresh.URL, call{"PUT", "/other/_doc/1", `{"keep":true}`, 201, nil})
 	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore", "", 404, []string{`repository_missing_exception`}})
 	do(t, fresh.URL, call{"PUT", "/_snapshot/found-snapshots", repo, 200, nil})
-	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore", "", 200, []string{`"indices":["books","logs"]`}})
+	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore", "", 500, []string{`snapshot_restore_exception`, `cannot restore index [books] because an open index with same name already exists`}})
+	do(t, fresh.URL, call{"GET", "/logs/_count", "", 404, nil})
+	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore?paddock_replace=true", "", 200, []string{`"indices":["books","logs"]`}})
 	do(t, fresh.URL, call{"GET", "/books/_doc/1", "", 200, []string{`"t":"old"`}})
 	do(t, fresh.URL, call{"GET", "/books/_doc/9", "", 404, nil})
 	do(t, fresh.URL, call{"GET", "/books/_count", "", 200, []string{`"count":2`}})
 	do(t, fresh.URL, call{"GET", "/logs/_count", "", 200, []string{`"count":1`}})
 	do(t, fresh.URL, call{"GET", "/other/_doc/1", "", 200, []string{`"keep":true`}})
 	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/nope/_restore", "", 404, []string{`snapshot_missing_exception`}})
-	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore", `{"indices":"logs"}`, 200, []string{`"indices":["logs"]`}})
+	do(t, fresh.URL, call{"POST", "/_snapshot/found-snapshots/snap-1/_restore?paddock_replace=true", `{"indices":"logs"}`, 200, []string{`"indices":["logs"]`}})
 }
 
 func TestRepositoryLocation(t *testing.T) {
@@ -191,7 +194,8 @@ func TestRepositoryLocation(t *testing.T) {
 		{"outside root", `{"type":"fs","settings":{"location":"/etc"}}`, 400, "path.repo"},
 		{"escape", `{"type":"fs","settings":{"location":"/snapshots/../../etc"}}`, 200, ""},
 		{"no location", `{"type":"fs","settings":{}}`, 400, "location"},
-		{"other type", `{"type":"s3","settings":{"bucket":"x"}}`, 500, "does not exist"},
+		{"other type", `{"type":"hdfs","settings":{"path":"x"}}`, 500, "does not exist"},
+		{"s3 without endpoint", `{"type":"s3","settings":{"bucket":"x"}}`, 400, "settings.endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			do(t, ts.URL, call{"PUT", "/_snapshot/r", tc.body, tc.wantCode, []string{tc.want}})

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapStatus reads a snapshot's _status stats.
+func snapStatus(t *testing.T, base, repo, snap string) (incFiles, incBytes, totFiles, totBytes int64, state string) {
+	t.Helper()
+	m := do(t, base, call{"GET", "/_snapshot/" + repo + "/" + snap + "/_status", "", 200, nil})
+	s := m["snapshots"].([]any)[0].(map[string]any)
+	st := s["stats"].(map[string]any)
+	num := func(k1, k2 string) int64 {
+		v, _ := st[k1].(map[string]any)[k2].(float64)
+		return int64(v)
+	}
+	return num("incremental", "file_count"), num("incremental", "size_in_bytes"), num("total", "file_count"), num("total", "size_in_bytes"), s["state"].(string)
+}
+
+func bulkDocs(t *testing.T, base, index string, from, to int) {
+	t.Helper()
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "{\"index\":{\"_index\":%q,\"_id\":\"d%05d\"}}\n{\"n\":%d,\"title\":\"document number %d with some text to make it longer\"}\n", index, i, i, i)
+	}
+	do(t, base, call{"POST", "/_bulk?refresh=true", b.String(), 200, []string{`"errors":false`}})
+}
+
+// testSnapshotLifecycle runs the issue's scenario against a repository:
+// snapshot, delete, restore everything; a second snapshot uploads only
+// the difference; rename on restore; deleting a snapshot keeps the blobs
+// others need and removes the rest.
+func testSnapshotLifecycle(t *testing.T, ts *httptest.Server, repoBody string, blobCount func() int) {
+	u := ts.URL
+	do(t, u, call{"PUT", "/books", `{"mappings":{"properties":{"n":{"type":"integer"},"title":{"type":"text"}}},"aliases":{"library":{}}}`, 200, nil})
+	bulkDocs(t, u, "books", 0, 2000)
+	do(t, u, call{"PUT", "/_snapshot/r", repoBody, 200, []string{`"acknowledged":true`}})
+	got := do(t, u, call{"GET", "/_snapshot/r", "", 200, []string{`"type"`}})
+	for _, secret := range []string{"access_key", "secret_key", "TESTSECRET"} {
+		if strings.Contains(fmt.Sprint(got), secret) {
+			t.Fatalf("GET /_snapshot/r shows %s: %v", secret, got)
+		}
+	}
+	do(t, u, call{"PUT", "/_snapshot/r/snap-1?wait_for_completion=true", `{"indices":"books"}`, 200, []string{`"state":"SUCCESS"`, `"indices":["books"]`}})
+	inc1, incB1, tot1, totB1, _ := snapStatus(t, u, "r", "snap-1")
+	if inc1 == 0 || inc1 != tot1 || incB1 != totB1 {
+		t.Fatalf("first snapshot: incremental %d files/%d B, total %d files/%d B: want all uploaded", inc1, incB1, tot1, totB1)
+	}
+	do(t, u, call{"PUT", "/_snapshot/r/snap-1", "", 400, []string{`already exists`}})
+
+	// 10 more documents, one updated, one deleted: the second snapshot
+	// uploads only that.
+	bulkDocs(t, u, "books", 2000, 2010)
+	do(t, u, call{"PUT", "/books/_doc/d00007?refresh=true", `{"n":-7,"title":"changed"}`, 200, nil})
+	do(t, u, call{"DELETE", "/books/_doc/d00008?refresh=true", "", 200, nil})
+	do(t, u, call{"PUT", "/_snapshot/r/snap-2?wait_for_completion=false", `{"indices":["b*"]}`, 200, []string{`"accepted":true`}})
+	waitSnapshot(t, u, "r", "snap-2", "SUCCESS")
+	inc2, incB2, tot2, totB2, _ := snapStatus(t, u, "r", "snap-2")
+	if inc2 > 2 || incB2*10 > totB2 || tot2 <= inc2 {
+		t.Fatalf("second snapshot uploaded %d files/%d B of %d files/%d B: want only the 12 changed documents", inc2, incB2, tot2, totB2)
+	}
+
+	do(t, u, call{"DELETE", "/books", "", 200, nil})
+	do(t, u, call{"POST", "/_snapshot/r/snap-1/_restore?wait_for_completion=true", "", 200, []string{`"indices":["books"]`}})
+	do(t, u, call{"GET", "/books/_count", "", 200, []string{`"count":2000`}})
+	do(t, u, call{"GET", "/books/_doc/d00042", "", 200, []string{`"n":42`}})
+	do(t, u, call{"GET", "/books/_mapping", "", 200, []string{`"n":{"type":"integer"}`}})
+	do(t, u, call{"GET", "/library/_count", "", 200, []string{`"count":2000`}})
+	do(t, u, call{"POST", "/_snapshot/r/snap-1/_restore", "", 500, []string{`snapshot_restore_exception`, `open index with same name already exists`}})
+
+	// Rename on restore, while the original is open.
+	do(t, u, call{"POST", "/_snapshot/r/snap-2/_restore", `{"indices":"books","rename_pattern":"(.+)","rename_replacement":"restored_$1"}`, 200, []string{`"indices":["restored_books"]`}})
+	do(t, u, call{"GET", "/restored_books/_count", "", 200, []string{`"count":2009`}})
+	do(t, u, call{"GET", "/restored_books/_doc/d00007", "", 200, []string{`"n":-7`}})
+	do(t, u, call{"GET", "/restored_books/_doc/d00008", "", 404, nil})
+	do(t, u, call{"GET", "/restored_books/_doc/d02009", "", 200, nil})
+
+	// Deleting the first snapshot keeps what the second needs.
+	before := blobCount()
+	do(t, u, call{"DELETE", "/_snapshot/r/snap-1", "", 200, nil})
+	do(t, u, call{"GET", "/_snapshot/r/snap-1", "", 404, []string{`snapshot_missing_exception`}})
+	do(t, u, call{"GET", "/_snapshot/r/_all", "", 200, []string{`"snapshot":"snap-2"`, `"total":1`}})
+	do(t, u, call{"DELETE", "/restored_books", "", 200, nil})
+	do(t, u, call{"POST", "/_snapshot/r/snap-2/_restore", `{"rename_pattern":"books","rename_replacement":"again"}`, 200, nil})
+	do(t, u, call{"GET", "/again/_count", "", 200, []string{`"count":2009`}})
+	if after := blobCount(); after != before {
+		t.Fatalf("deleting snap-1 removed %d blobs snap-2 uses", before-after)
+	}
+	do(t, u, call{"DELETE", "/_snapshot/r/snap-2", "", 200, nil})
+	if n := blobCount(); n != 0 {
+		t.Fatalf("%d blobs left after deleting every snapshot", n)
+	}
+	do(t, u, call{"DELETE", "/_snapshot/r/snap-2", "", 404, nil})
+}
+
+func waitSnapshot(t *testing.T, base, repo, snap, state string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, _, _, _, got := snapStatus(t, base, repo, snap)
+		if got == state {
+			return
+		}
+		if got != "IN_PROGRESS" || time.Now().After(deadline) {
+			t.Fatalf("snapshot %s is %s, want %s", snap, got, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSnapshotFS(t *testing.T) {
+	root := t.TempDir()
+	_, ts := newTestNode(t, t.TempDir(), root, "")
+	testSnapshotLifecycle(t, ts, `{"type":"fs","settings":{"location":"dep"}}`, func() int {
+		ents, _ := os.ReadDir(filepath.Join(root, "dep", "blobs"))
+		return len(ents)
+	})
+}
