@@ -43,6 +43,15 @@ func cmdDockerCleanup(ts *testscript.TestScript, neg bool, args []string) {
 				_ = exec.CommandContext(ctx, "docker", append([]string{"network", "rm"}, ids...)...).Run()
 			}
 		}
+		// Images a script built into a repository of its own
+		// (paddock-test/…); the shared paddock/node images stay.
+		if out, err := exec.CommandContext(ctx, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "label=paddock.image."+args[0]).Output(); err == nil {
+			for _, ref := range strings.Fields(string(out)) {
+				if strings.HasPrefix(ref, "paddock-test/") {
+					_ = exec.CommandContext(ctx, "docker", "rmi", "-f", ref).Run()
+				}
+			}
+		}
 	})
 }
 

@@ -53,11 +53,18 @@ func cmdNeed(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // staticbin builds the real paddock binary with CGO off (it goes into
-// FROM scratch node images) and sets PADDOCK_BIN to it.
+// FROM scratch node images) and sets PADDOCK_BIN to it; staticbin DIR
+// OUT builds the script's own program in DIR the same way.
 func cmdStaticBin(ts *testscript.TestScript, neg bool, args []string) {
 	root, err := filepath.Abs("..")
 	ts.Check(err)
 	out := ts.MkAbs("bin/paddock")
+	if len(args) == 2 {
+		// staticbin DIR OUT: a program of the script's own (its go.mod in DIR).
+		root, out = ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	} else if len(args) != 0 {
+		ts.Fatalf("usage: staticbin [DIR OUT]")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
@@ -66,7 +73,9 @@ func cmdStaticBin(ts *testscript.TestScript, neg bool, args []string) {
 	if b, err := c.CombinedOutput(); err != nil {
 		ts.Fatalf("build static paddock: %v\n%s", err, b)
 	}
-	ts.Setenv("PADDOCK_BIN", out)
+	if len(args) == 0 {
+		ts.Setenv("PADDOCK_BIN", out)
+	}
 }
 
 // downatend runs `$PADDOCK_BIN down --purge` when the script ends, pass or
