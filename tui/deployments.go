@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"paddock/engine"
 	"paddock/tui/common"
 	"paddock/tui/data"
 )
@@ -40,6 +41,7 @@ func newDeployments(c *common.Common, app *App) *deployments {
 		{Title: "Z", Width: 1, Right: true},
 		{Title: "OK", Width: 5, Right: true},
 		{Title: "PLAN", Width: 8, Flex: true},
+		{Title: "REPL", Width: 6},
 	}
 	return &deployments{c: c, app: app, list: common.NewList(c, cols, 0)}
 }
@@ -83,7 +85,7 @@ func (d *deployments) SetSnapshot(s *data.Snapshot) {
 		rows = append(rows, common.Row{
 			Key: x.ID,
 			Cells: []string{x.Name, common.ShortID(x.ID), healthMark(x.Health) + " " + x.Health, x.Status, spec.Version,
-				size(spec.Elasticsearch.SizeMB), itoa(spec.Elasticsearch.Zones), itoa(x.Healthy) + "/" + itoa(len(x.Members)), plan},
+				size(spec.Elasticsearch.SizeMB), itoa(spec.Elasticsearch.Zones), itoa(x.Healthy) + "/" + itoa(len(x.Members)), plan, orDash(x.Replication)},
 			StyleCol: 2, Style: healthStyle(st, x.Health),
 		})
 	}
@@ -247,6 +249,24 @@ func (d *deployments) View() string {
 		route += ", password as created"
 	}
 	lines = append(lines, st.Label.Render("endpoint ")+st.Accent.Render(endpoint(d.snap, x.ID))+st.Muted.Render("  "+route))
+	if x.Repl != nil {
+		rs := st.Good
+		switch x.Replication {
+		case "yellow":
+			rs = st.Warn
+		case "red":
+			rs = st.Bad
+		}
+		line := st.Label.Render("replication ") + rs.Render(x.Replication) + st.Muted.Render(fmt.Sprintf("  term %d, primary %s, %d of %d copies in sync",
+			x.Repl.Term, common.ShortID(x.Repl.Primary), len(x.Repl.InSync), len(x.Repl.Copies)))
+		if x.ReplicationReason != "" {
+			line += st.Muted.Render(": " + x.ReplicationReason)
+		}
+		lines = append(lines, line)
+		if x.Repl.Reason != "" {
+			lines = append(lines, st.Muted.Render("  last change: "+x.Repl.Reason))
+		}
+	}
 
 	lines = append(lines, section(st, "Instances", w))
 	all := orderedMembers(x)
@@ -267,6 +287,9 @@ func (d *deployments) View() string {
 		}
 		if i >= len(x.Members) {
 			addr = st.Muted.Render("new, plan "+x.Pending.Action) + " " + addr
+		}
+		if c := copyRole(x.Repl, m.ID); c != "" {
+			addr = st.Muted.Render(c) + " " + addr
 		}
 		lines = append(lines, mark+common.Pad(m.Zone, 8)+" "+common.Pad(m.ID, 20)+" "+common.Pad(kindShort(m.Kind), 6)+" "+common.PadLeft(size(m.SizeMB), 5)+" "+
 			common.Pad(m.Allocator, 15)+" "+hs.Render(common.Pad(state, 10))+" "+addr)
@@ -290,4 +313,25 @@ func (d *deployments) View() string {
 		d.scroll = max(0, len(lines)-d.h)
 	}
 	return strings.Join(lines[d.scroll:], "\n")
+}
+
+// copyRole is an instance's place in the replication group ("" when it
+// is no copy).
+func copyRole(r *engine.Replication, iid string) string {
+	switch {
+	case r == nil || !slices.Contains(r.Copies, iid):
+		return ""
+	case r.Primary == iid:
+		return "primary"
+	case r.IsInSync(iid):
+		return "replica"
+	}
+	return "recovering"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -31,6 +31,9 @@ type DeploymentView struct {
 	// Security tells whether the password was ever reset (GetDeployment
 	// only; never the password).
 	Security *SecurityView `json:"security,omitempty"`
+	// Health is the replication health (health.go); none before a plan
+	// made the deployment's nodes healthy.
+	Health *HealthView `json:"health,omitempty"`
 }
 
 // DesiredSpec is what the deployment is heading to: the pending plan's
@@ -282,6 +285,9 @@ func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView,
 	if err != nil {
 		return v, err
 	}
+	if v.Health, err = s.health(ctx, v.Deployment); err != nil {
+		return v, err
+	}
 	v.Security, err = s.Security(ctx, id)
 	return v, err
 }
@@ -346,8 +352,16 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 		if fromCache {
 			v, ok, err := s.cache.deployment(id, cfg.Domain)
 			if ok {
-				views[i], errs[i] = v, err
-				continue
+				if err == nil {
+					if h, ok := s.cache.health(v.Deployment); ok {
+						v.Health = h
+						views[i], errs[i] = v, nil
+						continue
+					}
+				} else {
+					views[i], errs[i] = v, err
+					continue
+				}
 			}
 		}
 		wg.Add(1)
@@ -355,6 +369,9 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			views[i], errs[i] = s.getDeployment(ctx, id, cfg.Domain)
+			if errs[i] == nil {
+				views[i].Health, errs[i] = s.health(ctx, views[i].Deployment)
+			}
 		}()
 	}
 	wg.Wait()

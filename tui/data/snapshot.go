@@ -118,6 +118,13 @@ type Deployment struct {
 	Incoming []Member
 	Health   string
 	Healthy  int
+	// Repl is the constructor's replication routing (nil before the
+	// first plan made the nodes healthy); Replication its health
+	// (green, yellow, red) and ReplicationReason what is missing, by
+	// engine.ReplicationHealth as the CLI and API show them.
+	Repl              *engine.Replication
+	Replication       string
+	ReplicationReason string
 }
 
 // Member is a placed instance with its observed status.
@@ -333,6 +340,10 @@ func Build(r Reader, d *Decoder) Snapshot {
 		s.Alerts = append(s.Alerts, Alert{SevCritical, "rescheduling frozen (" + s.Frozen + "): looks like a network split; vacate allocators by hand if they are really gone"})
 	}
 
+	lost := map[string]bool{}
+	for _, a := range s.Allocators {
+		lost[a.ID] = a.Lost()
+	}
 	filters := map[string][]string{}
 	for _, id := range r.Children(engine.PathTrafficFilters) {
 		if rs, ok := get[engine.TrafficFilterRuleSet](d, r, engine.TrafficFilterPath(id)); ok {
@@ -368,6 +379,17 @@ func Build(r Reader, d *Decoder) Snapshot {
 			}
 		}
 		x.Health, x.Healthy = health(x)
+		if rp, ok := get[engine.Replication](d, r, engine.ReplicationPath(id)); ok {
+			x.Repl = rp
+			x.Replication, x.ReplicationReason = engine.ReplicationHealth(*rp, func(iid string) bool {
+				for _, m := range x.Members {
+					if m.ID == iid {
+						return m.Status != nil && m.Status.State == engine.StateRunning && m.Status.Healthy && !lost[m.Allocator]
+					}
+				}
+				return false
+			})
+		}
 		if x.Pending != nil {
 			s.PendingPlans++
 		}

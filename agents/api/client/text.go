@@ -85,14 +85,15 @@ func topo(t engine.Topology) string {
 
 // WriteDeployments writes the deployments table.
 func WriteDeployments(w io.Writer, deps []service.DeploymentView) {
-	tw := newTable(w, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN")
+	tw := newTable(w, "ID\tNAME\tSTATUS\tVERSION\tELASTICSEARCH\tKIBANA\tPLAN\tHEALTH")
 	for _, d := range deps {
 		s := d.DesiredSpec()
 		plan := d.LastPlanStatus
 		if d.PendingPlan != nil {
 			plan = d.PendingPlan.Action + " " + d.PendingPlan.Status
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, s.Version, topo(s.Elasticsearch), topo(s.Kibana), plan)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, s.Version, topo(s.Elasticsearch), topo(s.Kibana), plan,
+			HealthWord(d.Health))
 	}
 	tw.Flush()
 }
@@ -119,15 +120,65 @@ func WriteDeployment(w io.Writer, d service.DeploymentView) {
 	if d.Security != nil {
 		fmt.Fprintf(tw, "Password\t%s\n", PasswordState(d.Security))
 	}
+	fmt.Fprintf(tw, "Health\t%s\n", HealthLine(d.Health))
+	if d.Health != nil && d.Health.LastChange != "" {
+		fmt.Fprintf(tw, "Replication\tterm %d: %s (%s)\n", d.Health.Term, d.Health.LastChange, d.Health.Updated.Format(time.RFC3339))
+	}
 	tw.Flush()
 	if len(d.Instances) > 0 {
 		fmt.Fprintln(w)
-		tw = newTable(w, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION")
+		tw = newTable(w, "INSTANCE\tKIND\tALLOCATOR\tZONE\tSIZE\tVERSION\tCOPY")
 		for _, in := range d.Instances {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, in.Allocator, in.Zone, engine.FormatSize(in.SizeMB), in.Version,
+				CopyState(d.Health, in.ID))
 		}
 		tw.Flush()
 	}
+}
+
+// HealthWord is a deployment's health in one word ("-" before its
+// nodes were first made healthy).
+func HealthWord(h *service.HealthView) string {
+	if h == nil {
+		return "-"
+	}
+	return h.Health
+}
+
+// HealthLine is the health with what is missing.
+func HealthLine(h *service.HealthView) string {
+	if h == nil {
+		return "unknown (no replication routing yet)"
+	}
+	if h.Reason == "" {
+		return h.Health
+	}
+	return h.Health + ": " + h.Reason
+}
+
+// CopyState is an instance's place in the replication group ("-" for
+// an instance that is no copy).
+func CopyState(h *service.HealthView, iid string) string {
+	if h == nil {
+		return "-"
+	}
+	for _, c := range h.Copies {
+		if c.ID != iid {
+			continue
+		}
+		role, sync := "replica", "recovering"
+		if c.Primary {
+			role = "primary"
+		}
+		if c.InSync {
+			sync = "in sync"
+		}
+		if !c.Running {
+			sync += ", not running"
+		}
+		return role + " (" + sync + ")"
+	}
+	return "-"
 }
 
 // WriteActivity writes a deployment's plans, history first, each with

@@ -1,0 +1,126 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"paddock/engine"
+)
+
+// HealthView is a deployment's replication health, from one source for
+// the CLI, the API and the console: the constructor's routing znode
+// (/paddock/deployments/<id>/replication) and whether each copy runs.
+type HealthView struct {
+	// Health is green (every copy in sync and running), yellow (a copy
+	// recovering or not running) or red (the primary does not run).
+	Health string `json:"health"`
+	// Reason says what is missing ("" when green).
+	Reason  string `json:"reason,omitempty"`
+	Term    int64  `json:"term"`
+	Primary string `json:"primary"`
+	// Copies are the Elasticsearch instances of the group.
+	Copies []CopyView `json:"copies"`
+	// LastChange is why the routing last changed, and when.
+	LastChange string    `json:"last_change,omitempty"`
+	Updated    time.Time `json:"updated"`
+}
+
+// CopyView is one copy of a deployment's replication group.
+type CopyView struct {
+	ID        string `json:"id"`
+	Zone      string `json:"zone,omitempty"`
+	Allocator string `json:"allocator,omitempty"`
+	Primary   bool   `json:"primary"`
+	InSync    bool   `json:"in_sync"`
+	Running   bool   `json:"running"`
+}
+
+// healthOf is the view of routing r, with running telling which copies
+// run.
+func healthOf(d engine.Deployment, r engine.Replication, running func(engine.PlacedInstance) bool) *HealthView {
+	byID := map[string]engine.PlacedInstance{}
+	for _, in := range d.Instances {
+		byID[in.ID] = in
+	}
+	live := func(iid string) bool {
+		in, ok := byID[iid]
+		return ok && running(in)
+	}
+	h, why := engine.ReplicationHealth(r, live)
+	v := &HealthView{Health: h, Reason: why, Term: r.Term, Primary: r.Primary, LastChange: r.Reason, Updated: r.Updated,
+		Copies: make([]CopyView, 0, len(r.Copies))}
+	for _, c := range r.Copies {
+		in := byID[c]
+		v.Copies = append(v.Copies, CopyView{ID: c, Zone: in.Zone, Allocator: in.Allocator, Primary: c == r.Primary,
+			InSync: r.IsInSync(c), Running: live(c)})
+	}
+	return v
+}
+
+// health reads a deployment's routing and its copies' statuses (all
+// reads at once); nil when the deployment has no routing yet.
+func (s *Service) health(ctx context.Context, d engine.Deployment) (*HealthView, error) {
+	r, _, err := s.store.Replication(ctx, d.ID)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr(err, "deployment", d.ID)
+	}
+	got := make(map[string]bool, len(r.Copies))
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, in := range d.Instances {
+		if !contains(r.Copies, in.ID) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok := s.instanceRunning(ctx, in)
+			mu.Lock()
+			got[in.ID] = ok
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return healthOf(d, r, func(in engine.PlacedInstance) bool { return got[in.ID] }), nil
+}
+
+// instanceRunning reads whether an instance runs healthy on a live
+// allocator.
+func (s *Service) instanceRunning(ctx context.Context, in engine.PlacedInstance) bool {
+	var st engine.InstanceStatus
+	if _, err := s.store.GetJSON(ctx, engine.StatusPath(in.Allocator, in.ID), &st); err != nil {
+		return false
+	}
+	if st.State != engine.StateRunning || !st.Healthy {
+		return false
+	}
+	ok, _, err := s.store.Exists(ctx, engine.AllocatorAlivePath(in.Allocator))
+	return err == nil && ok
+}
+
+// cachedHealth is health from the cache: the routing from the
+// deployments cache and, as the cache holds no instance statuses, a
+// copy counts as running while its allocator is alive (GetDeployment
+// reads the statuses).
+func (c *Cache) health(d engine.Deployment) (*HealthView, bool) {
+	n, ok := c.deps.Get(engine.ReplicationPath(d.ID))
+	if !ok {
+		return nil, true
+	}
+	var r engine.Replication
+	if json.Unmarshal(n.Data, &r) != nil {
+		return nil, false
+	}
+	return healthOf(d, r, func(in engine.PlacedInstance) bool {
+		_, alive := c.allocs.Get(engine.AllocatorAlivePath(in.Allocator))
+		return alive
+	}), true
+}
