@@ -192,6 +192,10 @@ type snapshots struct {
 	mu    sync.Mutex
 	local map[string]*manifest // repo + "/" + snapshot → in progress or failed
 	locks map[string]*sync.Mutex
+
+	// beforeUpload, when set (tests), runs before a snapshot's first
+	// blob upload.
+	beforeUpload func()
 }
 
 func newSnapshots() *snapshots {

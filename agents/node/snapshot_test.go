@@ -2,12 +2,16 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"paddock/engine/s3server/s3test"
 )
 
 // snapStatus reads a snapshot's _status stats.
@@ -121,4 +125,72 @@ func TestSnapshotFS(t *testing.T) {
 		ents, _ := os.ReadDir(filepath.Join(root, "dep", "blobs"))
 		return len(ents)
 	})
+}
+
+func TestSnapshotS3(t *testing.T) {
+	st := s3test.Start(t)
+	var logs syncBuffer
+	s, err := NewServer(Config{Name: "n1", ClusterName: "dep1", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() { ts.Close(); s.Close() })
+	testSnapshotLifecycle(t, ts, st.RepoSettings("dep1"), func() int {
+		n, _ := st.Count("dep1/blobs/")
+		return n
+	})
+	if strings.Contains(logs.String(), st.SecretKey) || strings.Contains(logs.String(), st.AccessKey) {
+		t.Fatalf("the node logged the repository's keys:\n%s", logs.String())
+	}
+	// A wrong secret fails verification with the cause, and says nothing
+	// of the secret.
+	bad := strings.Replace(st.RepoSettings("dep1"), st.SecretKey, "wrong-secret-value", 1)
+	got := do(t, ts.URL, call{"PUT", "/_snapshot/bad", bad, 500, []string{`repository_verification_exception`}})
+	if strings.Contains(fmt.Sprint(got), "wrong-secret-value") {
+		t.Fatalf("verification error shows the secret: %v", got)
+	}
+}
+
+// TestSnapshotStoreDown: the object store stops in the middle of a
+// snapshot; the snapshot fails cleanly (FAILED, no manifest), and the
+// next one, once the store is back, succeeds.
+func TestSnapshotStoreDown(t *testing.T) {
+	st := s3test.Start(t)
+	s, ts := newTestNode(t, t.TempDir(), "", "")
+	u := ts.URL
+	do(t, u, call{"PUT", "/_snapshot/r", st.RepoSettings("dep2"), 200, nil})
+	bulkDocs(t, u, "logs", 0, 500)
+	var once sync.Once
+	s.snaps.beforeUpload = func() { once.Do(st.Stop) }
+	do(t, u, call{"PUT", "/_snapshot/r/snap-a?wait_for_completion=true", "", 200, []string{`"state":"FAILED"`}})
+	s.snaps.beforeUpload = nil
+	st.Restart()
+	do(t, u, call{"GET", "/_snapshot/r/snap-a", "", 200, []string{`"state":"FAILED"`, `"reason"`}})
+	if n, _ := st.Count("dep2/snapshots/"); n != 0 {
+		t.Fatalf("a failed snapshot left %d manifest(s)", n)
+	}
+	do(t, u, call{"PUT", "/_snapshot/r/snap-b?wait_for_completion=true", "", 200, []string{`"state":"SUCCESS"`}})
+	do(t, u, call{"DELETE", "/logs", "", 200, nil})
+	do(t, u, call{"POST", "/_snapshot/r/snap-b/_restore", "", 200, nil})
+	do(t, u, call{"GET", "/logs/_count", "", 200, []string{`"count":500`}})
+	do(t, u, call{"DELETE", "/_snapshot/r/snap-a", "", 200, nil})
+	do(t, u, call{"GET", "/_snapshot/r/_all", "", 200, []string{`"total":1`}})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

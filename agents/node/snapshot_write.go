@@ -110,7 +110,7 @@ func (s *Server) writeSnapshot(ctx context.Context, st snaprepo.Store, m *manife
 		return fmt.Errorf("spool directory: %w", err)
 	}
 	defer os.RemoveAll(spool)
-	up := &uploader{ctx: ctx, st: st, have: have, spool: spool}
+	up := &uploader{ctx: ctx, st: st, have: have, spool: spool, hook: s.snaps.beforeUpload}
 	total := map[string]blobRef{}
 	for _, name := range names {
 		sh := s.index(name)
@@ -268,6 +268,15 @@ type uploader struct {
 	spool    string
 	n        int
 	uploaded blobStats
+	hook     func() // run once before the first upload (tests)
+}
+
+func (u *uploader) put(key string, r io.Reader, size int64) error {
+	if u.hook != nil {
+		u.hook()
+		u.hook = nil
+	}
+	return u.st.Put(u.ctx, key, r, size)
 }
 
 func (u *uploader) uploadBytes(b []byte) (blobRef, error) {
@@ -276,7 +285,7 @@ func (u *uploader) uploadBytes(b []byte) (blobRef, error) {
 	if u.have[ref.Hash] {
 		return ref, nil
 	}
-	if err := u.st.Put(u.ctx, blobPrefix+ref.Hash, bytes.NewReader(b), ref.Size); err != nil {
+	if err := u.put(blobPrefix+ref.Hash, bytes.NewReader(b), ref.Size); err != nil {
 		return ref, err
 	}
 	u.have[ref.Hash] = true
@@ -297,7 +306,7 @@ func (u *uploader) upload(cw *chunkWriter) ([]blobRef, error) {
 			if err != nil {
 				return nil, err
 			}
-			err = u.st.Put(u.ctx, blobPrefix+c.ref.Hash, f, c.ref.Size)
+			err = u.put(blobPrefix+c.ref.Hash, f, c.ref.Size)
 			f.Close()
 			if err != nil {
 				return nil, err

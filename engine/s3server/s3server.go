@@ -1,0 +1,302 @@
+package s3server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Module and Version are what scripts/setup.sh builds weed from.
+const (
+	Module  = "github.com/seaweedfs/seaweedfs"
+	Version = "v0.0.0-20261109003541-7506e5f91cd6"
+)
+
+// Binary finds weed: $PADDOCK_TOOLS/weed, then ~/.cache/paddock/bin/weed
+// (where scripts/setup.sh puts it), then weed on PATH.
+func Binary() (string, error) {
+	var tried []string
+	if d := os.Getenv("PADDOCK_TOOLS"); d != "" {
+		tried = append(tried, filepath.Join(d, "weed"))
+	}
+	if c, err := os.UserCacheDir(); err == nil {
+		tried = append(tried, filepath.Join(c, "paddock", "bin", "weed"))
+	}
+	for _, p := range tried {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("weed"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the SeaweedFS weed binary is not installed (looked in %v and PATH): run scripts/setup.sh, which builds %s@%s", tried, Module, Version)
+}
+
+// Options configure a weed server.
+type Options struct {
+	// Dir holds weed's data, its S3 identity file and its log.
+	Dir string
+	// IP is the address weed listens on and advertises (default 127.0.0.1).
+	IP string
+	// Port is the S3 port (0: a free port). weed's other ports (master,
+	// volume, filer and their gRPC ports) are taken free on IP.
+	Port int
+	// AccessKey and SecretKey are the one S3 identity (required).
+	AccessKey, SecretKey string
+	// Buckets are created once the store serves.
+	Buckets []string
+	// Binary overrides Binary().
+	Binary string
+	// VolumeSizeLimitMB caps weed's volumes (default 256: small disks).
+	VolumeSizeLimitMB int
+	// Internal are weed's other ports; free ones are taken when zero.
+	// Start fills them in: a restart on the same Dir reuses them (the
+	// master remembers its address).
+	Internal InternalPorts
+}
+
+// InternalPorts are weed's ports other than S3.
+type InternalPorts struct {
+	Master, MasterGRPC, Volume, VolumeGRPC, Filer, FilerGRPC int
+}
+
+// Server is a running weed.
+type Server struct {
+	// Endpoint is the S3 endpoint, http://IP:Port.
+	Endpoint string
+	// Host is IP:Port.
+	Host string
+	opts Options
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // the process's exit (after done)
+	once sync.Once
+}
+
+// Start launches weed and returns once it serves signed S3 requests and
+// the buckets exist. Stop it with Stop.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if o.Dir == "" {
+		return nil, errors.New("s3server: Options.Dir is required")
+	}
+	if o.AccessKey == "" || o.SecretKey == "" {
+		return nil, errors.New("s3server: an access key and a secret key are required (the object store never runs anonymous)")
+	}
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	if o.VolumeSizeLimitMB == 0 {
+		o.VolumeSizeLimitMB = 256
+	}
+	bin := o.Binary
+	if bin == "" {
+		var err error
+		if bin, err = Binary(); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"data", "logs"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cfg := filepath.Join(o.Dir, "s3.json")
+	if err := writeIdentity(cfg, o.AccessKey, o.SecretKey); err != nil {
+		return nil, err
+	}
+	if o.Internal.Master == 0 || o.Port == 0 {
+		ports, err := freePorts(o.IP, 7)
+		if err != nil {
+			return nil, err
+		}
+		if o.Internal.Master == 0 {
+			o.Internal = InternalPorts{ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]}
+		}
+		if o.Port == 0 {
+			o.Port = ports[6]
+		}
+	}
+	in := o.Internal
+	ports := []int{in.Master, in.MasterGRPC, in.Volume, in.VolumeGRPC, in.Filer, in.FilerGRPC}
+	p := func(i int) string { return strconv.Itoa(ports[i]) }
+	args := []string{
+		"-logdir=" + filepath.Join(o.Dir, "logs"),
+		"server",
+		"-dir=" + filepath.Join(o.Dir, "data"), "-ip=" + o.IP, "-ip.bind=" + o.IP,
+		"-master.port=" + p(0), "-master.port.grpc=" + p(1), "-master.telemetry=false",
+		"-master.volumeSizeLimitMB=" + strconv.Itoa(o.VolumeSizeLimitMB),
+		"-volume.port=" + p(2), "-volume.port.grpc=" + p(3), "-volume.max=0",
+		"-filer", "-filer.port=" + p(4), "-filer.port.grpc=" + p(5),
+		"-filer.localSocket=" + filepath.Join(o.Dir, "filer.sock"),
+		"-s3", "-s3.port=" + strconv.Itoa(o.Port), "-s3.port.grpc=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-s3.config=" + cfg, "-s3.localSocket=" + filepath.Join(o.Dir, "s3.sock"),
+	}
+	logf, err := os.OpenFile(filepath.Join(o.Dir, "weed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = o.Dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &Server{Endpoint: "http://" + net.JoinHostPort(o.IP, strconv.Itoa(o.Port)), Host: net.JoinHostPort(o.IP, strconv.Itoa(o.Port)),
+		opts: o, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		logf.Close()
+		close(s.done)
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("weed did not serve S3 on %s: %w (see %s)", s.Endpoint, err, filepath.Join(o.Dir, "weed.log"))
+	}
+	return s, nil
+}
+
+// Client returns an S3 client of the store with its identity.
+func (s *Server) Client() (*minio.Client, error) {
+	return minio.New(s.Host, &minio.Options{Creds: credentials.NewStaticV4(s.opts.AccessKey, s.opts.SecretKey, ""),
+		Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	cli, err := s.Client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	var last error
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, last = cli.ListBuckets(rctx)
+		if last == nil {
+			// Buckets need the filer and a writable volume: create
+			// them (and retry) before saying the store serves.
+			for _, b := range s.opts.Buckets {
+				if last = ensureBucket(rctx, cli, b); last != nil {
+					break
+				}
+			}
+			if last == nil {
+				last = probeWrite(rctx, cli, s.opts.Buckets)
+			}
+		}
+		rcancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("weed exited: %v (last probe: %v)", s.err, last)
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func ensureBucket(ctx context.Context, cli *minio.Client, b string) error {
+	ok, err := cli.BucketExists(ctx, b)
+	if err != nil || ok {
+		return err
+	}
+	if err := cli.MakeBucket(ctx, b, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		if c := minio.ToErrorResponse(err).Code; c != "BucketAlreadyOwnedByYou" && c != "BucketAlreadyExists" {
+			return err
+		}
+	}
+	return nil
+}
+
+// probeWrite writes and removes a small object in the first bucket: the
+// volume servers have joined the master once that works.
+func probeWrite(ctx context.Context, cli *minio.Client, buckets []string) error {
+	if len(buckets) == 0 {
+		return nil
+	}
+	const key = ".paddock-ready"
+	if _, err := cli.PutObject(ctx, buckets[0], key, strings.NewReader("ok"), 2, minio.PutObjectOptions{}); err != nil {
+		return err
+	}
+	return cli.RemoveObject(ctx, buckets[0], key, minio.RemoveObjectOptions{})
+}
+
+// Stop ends weed (SIGTERM, then SIGKILL after 10 s) and waits for it.
+// Its data stays in Dir: Start again on the same Dir and Port serves it.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		pg := -s.cmd.Process.Pid
+		_ = syscall.Kill(pg, syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(pg, syscall.SIGKILL)
+			<-s.done
+		}
+	})
+}
+
+// Done is closed when weed has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Options returns the options the server runs with (Port filled in).
+func (s *Server) Options() Options { return s.opts }
+
+// writeIdentity writes weed's S3 config: one identity with every action.
+func writeIdentity(file, access, secret string) error {
+	cfg := map[string]any{"identities": []any{map[string]any{
+		"name":        "paddock",
+		"credentials": []any{map[string]string{"accessKey": access, "secretKey": secret}},
+		"actions":     []string{"Admin", "Read", "List", "Tagging", "Write"},
+	}}}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// freePorts returns n distinct free TCP ports on ip.
+func freePorts(ip string, n int) ([]int, error) {
+	var out []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for len(out) < n {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port on %s: %w", ip, err)
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
