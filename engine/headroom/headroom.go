@@ -88,16 +88,24 @@ func Compute(in Input) Report {
 		allocIx[a.ID] = i
 	}
 	onAlloc := make([][]int32, len(in.Allocators))
+	at := make([][]int32, len(deps))
 	for di, d := range deps {
-		for _, pi := range d.Instances {
+		at[di] = make([]int32, len(d.Instances))
+		for k, pi := range d.Instances {
+			ai, ok := allocIx[pi.Allocator]
+			if !ok {
+				at[di][k] = -1
+				continue
+			}
+			at[di][k] = int32(ai)
 			// deps are visited in order: the deployment is already
 			// listed here if it is the last one listed.
-			if ai, ok := allocIx[pi.Allocator]; ok && (len(onAlloc[ai]) == 0 || onAlloc[ai][len(onAlloc[ai])-1] != int32(di)) {
+			if len(onAlloc[ai]) == 0 || onAlloc[ai][len(onAlloc[ai])-1] != int32(di) {
 				onAlloc[ai] = append(onAlloc[ai], int32(di))
 			}
 		}
 	}
-	w := &world{allocs: in.Allocators, allocIx: allocIx, deps: deps, onAlloc: onAlloc}
+	w := &world{allocs: in.Allocators, deps: deps, at: at, onAlloc: onAlloc}
 	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true}
 	// One placement state answers every question: each zone's loss and
 	// each vacate is a dry-run on it (Mark, place, Undo), so the state
@@ -125,9 +133,11 @@ func Compute(in Input) Report {
 // with instances (in id order), which of them each allocator holds, and
 // the one placement state.
 type world struct {
-	allocs  []placement.Allocator
-	allocIx map[string]int
-	deps    []*engine.Deployment
+	allocs []placement.Allocator
+	deps   []*engine.Deployment
+	// at is, per deployment and instance, the allocator's position in
+	// allocs (-1 when unknown).
+	at      [][]int32
 	onAlloc [][]int32
 	st      *placement.State
 	mover   placement.Mover
@@ -254,8 +264,8 @@ func (w *world) loseZone(zone string, opts placement.Options) Zone {
 			// constructor's move plans name them (the others are lost
 			// too, so placement never picks them either way).
 			mine = mine[:0]
-			for _, pi := range d.Instances {
-				if ai, ok := w.allocIx[pi.Allocator]; ok && w.allocs[ai].Zone == zone && !slices.Contains(mine, pi.Allocator) {
+			for k, pi := range d.Instances {
+				if ai := w.at[di][k]; ai >= 0 && w.allocs[ai].Zone == zone && !slices.Contains(mine, pi.Allocator) {
 					mine = append(mine, pi.Allocator)
 				}
 			}

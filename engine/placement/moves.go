@@ -43,8 +43,14 @@ type Mover struct {
 // optionally only onto targets (see MoveRequests).
 func (mv *Mover) Move(dep *engine.Deployment, moveFrom, targets []string) Move {
 	n, moving := len(dep.Instances), 0
+	// Which instances move (instances are addressed by index below: a
+	// dry-run computes thousands of moves).
+	var movBuf [16]bool
+	mov := movBuf[:0]
 	for _, in := range dep.Instances {
-		if slices.Contains(moveFrom, in.Allocator) {
+		m := slices.Contains(moveFrom, in.Allocator)
+		mov = append(mov, m)
+		if m {
 			moving++
 		}
 	}
@@ -59,20 +65,24 @@ func (mv *Mover) Move(dep *engine.Deployment, moveFrom, targets []string) Move {
 	}
 	zones := grow(mv.zones, 2*n)[:0]
 	mv.zones = zones
-	var buf [8]engine.PlacedInstance
-	ins := buf[:0]
+	var ixBuf [16]int
 	for _, kind := range []string{engine.KindElasticsearch, engine.KindKibana} {
-		ins = ins[:0]
-		for _, in := range dep.Instances {
-			if in.Kind == kind {
-				ins = append(ins, in)
+		// The instances of the kind, by zone then id.
+		ins := ixBuf[:0]
+		for j := range dep.Instances {
+			if dep.Instances[j].Kind == kind {
+				ins = append(ins, j)
 			}
 		}
-		slices.SortFunc(ins, byZoneThenID)
+		for x := 1; x < len(ins); x++ {
+			for y := x; y > 0 && byZoneThenID(dep.Instances[ins[y]], dep.Instances[ins[y-1]]) < 0; y-- {
+				ins[y], ins[y-1] = ins[y-1], ins[y]
+			}
+		}
 		start := len(zones)
-		for _, in := range ins {
-			if !slices.Contains(moveFrom, in.Allocator) && !slices.Contains(zones[start:], in.Zone) {
-				zones = append(zones, in.Zone)
+		for _, j := range ins {
+			if z := dep.Instances[j].Zone; !mov[j] && !slices.Contains(zones[start:], z) {
+				zones = append(zones, z)
 			}
 		}
 		var stay []string
@@ -83,12 +93,13 @@ func (mv *Mover) Move(dep *engine.Deployment, moveFrom, targets []string) Move {
 		if kind == engine.KindKibana {
 			filter = dep.Spec.Kibana.Filter
 		}
-		for _, in := range ins {
-			if !slices.Contains(moveFrom, in.Allocator) {
-				m.Keep = append(m.Keep, in)
+		for _, j := range ins {
+			in := &dep.Instances[j]
+			if !mov[j] {
+				m.Keep = append(m.Keep, *in)
 				continue
 			}
-			m.Moved = append(m.Moved, in)
+			m.Moved = append(m.Moved, *in)
 			zones = append(zones, in.Zone)
 			m.Requests = append(m.Requests, Request{
 				DeploymentID: dep.ID, Kind: kind, SizeMB: in.SizeMB, Zones: 1,

@@ -211,6 +211,10 @@ type State struct {
 		best          []candidate
 		used, zoneOut []bool
 		picked, rest  []int
+		// chosen are the allocators of the last placeOne's placements
+		// (indexes), dep the number of its deployment (-1 if none yet).
+		chosen []int
+		dep    int32
 	}
 	byID map[string]int
 	// depIDs numbers the deployments with an instance; deps holds, per
@@ -322,10 +326,8 @@ func (s *State) addUsed(i, mb int) {
 	s.ixInsert(s.ixDesc, rank)
 }
 
-func (s *State) note(dep, kind string, i int32) int32 {
-	d := s.depNumber(dep)
-	s.noteAt(d, kind, i)
-	return d
+func (s *State) note(dep, kind string, i int32) {
+	s.noteAt(s.depNumber(dep), kind, i)
 }
 
 func contains32(xs []int32, x int32) bool {
@@ -380,11 +382,14 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 			s.rollback(start)
 			return Result{}, uerr
 		}
-		for _, p := range res.Placements[n:] {
-			i := s.byID[p.Allocator]
+		d := s.scratch.dep
+		if d < 0 && len(res.Placements) > n {
+			d = s.depNumber(r.DeploymentID)
+		}
+		for _, i := range s.scratch.chosen {
 			s.addUsed(i, r.SizeMB)
 			s.allocs[i].a.Instances = append(s.allocs[i].a.Instances, Assigned{DeploymentID: r.DeploymentID, Kind: r.Kind, SizeMB: r.SizeMB})
-			d := s.note(r.DeploymentID, r.Kind, int32(i))
+			s.noteAt(d, r.Kind, int32(i))
 			s.journal = append(s.journal, undoEntry{i: i, dep: r.DeploymentID, kind: r.Kind, size: r.SizeMB, d: d})
 		}
 		res.Explain = append(res.Explain, verdicts...)
@@ -472,11 +477,13 @@ func (s *State) placeOne(dst []Placement, ri int, r Request, strategy string, ex
 		}
 	}
 	var same, dep []int32
+	s.scratch.dep = -1
 	if d, ok := s.depIx(r.DeploymentID); ok {
 		if !r.Replaces {
 			same = s.kindAllocs(d, r.Kind)
 		}
 		dep = s.deps[d].all
+		s.scratch.dep = d
 	}
 	anti := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyDistributeAntiAffinity
 	fill := strategy == engine.StrategyFillAntiAffinity || strategy == engine.StrategyFill
@@ -579,7 +586,9 @@ func (s *State) placeOne(dst []Placement, ri int, r Request, strategy string, ex
 		return dst, nil, s.unplaceable(ri, r, len(picked), brief)
 	}
 	n0 := len(dst)
+	s.scratch.chosen = s.scratch.chosen[:0]
 	for _, zi := range picked {
+		s.scratch.chosen = append(s.scratch.chosen, best[zi].i)
 		a := &s.allocs[best[zi].i].a
 		dst = append(dst, Placement{Kind: r.Kind, Allocator: a.ID, Zone: a.Zone, SizeMB: r.SizeMB, DeploymentID: r.DeploymentID, Request: ri})
 	}
