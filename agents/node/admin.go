@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"net"
@@ -138,10 +139,22 @@ func (s *Server) indexHealth(name string) string {
 	if sh == nil {
 		return "red"
 	}
+	if g := s.group(context.Background()); g != nil {
+		return s.routedHealth(g, []string{name}).Status
+	}
 	if sh.Settings().Replicas > len(s.Peers()) {
 		return "yellow"
 	}
 	return "green"
+}
+
+// copyCount is how many copies beside this one hold the indices (in
+// sync), for the _stats and _cat totals.
+func (s *Server) copyCount() int {
+	if rt := s.repl.routing(); rt != nil {
+		return max(len(rt.InSync)-1, 0)
+	}
+	return len(s.Peers())
 }
 
 // stats: GET /_stats, /{index}/_stats (docs and store, primaries and total).
@@ -150,7 +163,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, p params) error {
 	if err != nil {
 		return err
 	}
-	copies := len(s.Peers())
+	copies := s.copyCount()
 	block := func(docs uint64, bytes int64) map[string]any {
 		return map[string]any{"docs": map[string]any{"count": docs, "deleted": 0}, "store": map[string]any{"size_in_bytes": bytes}}
 	}
@@ -254,7 +267,7 @@ func (s *Server) catIndices(w http.ResponseWriter, r *http.Request, p params) er
 	if err != nil {
 		return err
 	}
-	copies := len(s.Peers())
+	copies := s.copyCount()
 	var rows []cat.Row
 	for _, n := range names {
 		sh := s.index(n)
@@ -287,14 +300,14 @@ var catHealthCols = []cat.Column{
 }
 
 func (s *Server) catHealth(w http.ResponseWriter, r *http.Request, _ params) error {
-	h, err := s.health("")
+	h, err := s.health(r.Context(), "")
 	if err != nil {
 		return err
 	}
 	now := s.now()
 	return cat.Write(w, r.URL.Query(), catHealthCols, []cat.Row{{
 		"epoch": now.Unix(), "timestamp": now.UTC().Format("15:04:05"), "cluster": s.cfg.ClusterName, "status": h.Status,
-		"node.total": h.Nodes, "node.data": h.Nodes, "shards": h.Active, "pri": h.Primaries, "relo": 0, "init": 0,
+		"node.total": h.Nodes, "node.data": h.Nodes, "shards": h.Active, "pri": h.Primaries, "relo": 0, "init": h.Initializing,
 		"unassign": h.Unassigned, "pending_tasks": 0, "active_shards_percent": formatPercent(h.ActivePercent),
 	}})
 }

@@ -135,9 +135,9 @@ func docPath(index, id string, version int64, extra url.Values) string {
 	return "/" + url.PathEscape(index) + "/_doc/" + url.PathEscape(id) + "?" + q.Encode()
 }
 
-func writeResponse(index, id string, res shard.Result, peersOK, peersFailed int) map[string]any {
+func writeResponse(index, id string, res shard.Result, rep replication) map[string]any {
 	out := map[string]any{"_index": index, "_id": id, "_version": res.Version, "result": res.Result,
-		"_shards": shardsInfo(peersOK, peersFailed), "_seq_no": res.SeqNo, "_primary_term": res.PrimaryTerm}
+		"_shards": rep.shards(), "_seq_no": res.SeqNo, "_primary_term": res.PrimaryTerm}
 	if res.Result == "noop" {
 		out["_shards"] = map[string]int{"total": 0, "successful": 0, "failed": 0}
 	}
@@ -193,7 +193,7 @@ func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, p params, crea
 		return err
 	}
 	index = sh.Name() // an alias's write index
-	res, err := sh.Write(r.Context(), []shard.Op{wp.op(shard.OpIndex, id, src)})
+	res, rep, err := s.writeShard(r.Context(), sh, []shard.Op{wp.op(shard.OpIndex, id, src)}, wp.refresh)
 	if err != nil {
 		return err
 	}
@@ -208,8 +208,8 @@ func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, p params, crea
 	if wp.routing != "" {
 		extra.Set("routing", wp.routing)
 	}
-	okN, failed := s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, extra), src)
-	out := writeResponse(index, id, res[0], okN, failed)
+	rep = rep.plus(s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, extra), src))
+	out := writeResponse(index, id, res[0], rep)
 	if forced {
 		out["forced_refresh"] = true
 	}
@@ -396,7 +396,7 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, p params) err
 	if err != nil {
 		return err
 	}
-	res, err := sh.Write(r.Context(), []shard.Op{wp.op(shard.OpDelete, id, nil)})
+	res, rep, err := s.writeShard(r.Context(), sh, []shard.Op{wp.op(shard.OpDelete, id, nil)}, wp.refresh)
 	if err != nil {
 		return err
 	}
@@ -404,14 +404,13 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, p params) err
 		return res[0].Err
 	}
 	forced := false
-	okN, failed := 0, 0
 	if res[0].Result == "deleted" {
 		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
 			return err
 		}
-		okN, failed = s.replicate(r, http.MethodDelete, docPath(index, id, res[0].Version, nil), nil)
+		rep = rep.plus(s.replicate(r, http.MethodDelete, docPath(index, id, res[0].Version, nil), nil))
 	}
-	out := writeResponse(index, id, res[0], okN, failed)
+	out := writeResponse(index, id, res[0], rep)
 	if forced {
 		out["forced_refresh"] = true
 	}
@@ -562,22 +561,21 @@ func (s *Server) updateDoc(w http.ResponseWriter, r *http.Request, p params) err
 	index = sh.Name() // an alias's write index
 	op := wp.op(shard.OpUpdate, id, nil)
 	op.Update = u.apply(index, id)
-	res, err := sh.Write(r.Context(), []shard.Op{op})
+	res, rep, err := s.writeShard(r.Context(), sh, []shard.Op{op}, wp.refresh)
 	if err != nil {
 		return err
 	}
 	if res[0].Err != nil {
 		return res[0].Err
 	}
-	okN, failed := 0, 0
 	forced := false
 	if res[0].Result != "noop" {
 		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
 			return err
 		}
-		okN, failed = s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, nil), res[0].Source)
+		rep = rep.plus(s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, nil), res[0].Source))
 	}
-	out := writeResponse(index, id, res[0], okN, failed)
+	out := writeResponse(index, id, res[0], rep)
 	if forced {
 		out["forced_refresh"] = true
 	}
@@ -658,6 +656,7 @@ type bulkItem struct {
 	op     shard.Op
 	err    error
 	res    shard.Result
+	rep    replication
 }
 
 var bulkActions = map[string]bool{"index": true, "create": true, "update": true, "delete": true}
@@ -845,9 +844,12 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 			ops[i] = it.op
 			it.index = sh.Name() // an alias's write index
 		}
-		res, err := sh.Write(r.Context(), ops)
+		res, rep, err := s.writeShard(r.Context(), sh, ops, defaults.refresh)
 		if err != nil {
 			return err
+		}
+		for _, it := range group {
+			it.rep = rep
 		}
 		maxSeq := int64(-1)
 		for i, it := range group {
@@ -893,7 +895,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 			}
 			entry["error"] = item
 		} else {
-			for k, v := range writeResponse(it.index, it.id, it.res, okN, failed) {
+			for k, v := range writeResponse(it.index, it.id, it.res, it.rep.plus(okN, failed)) {
 				entry[k] = v
 			}
 			entry["status"] = statusOf(it.res)

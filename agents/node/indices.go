@@ -165,6 +165,7 @@ func (s *Server) createShard(name string, m *mapping.Mapping, rawSettings map[st
 		return nil, false, err
 	}
 	s.indices[name] = sh
+	s.indexCreated(sh)
 	return sh, true, nil
 }
 
@@ -321,6 +322,9 @@ func (s *Server) deleteIndex(w http.ResponseWriter, r *http.Request, p params) e
 
 // dropIndices deletes indices and their aliases.
 func (s *Server) dropIndices(names []string) error {
+	if len(names) > 0 {
+		defer s.metadataChanged()
+	}
 	for _, name := range names {
 		if sh := s.takeIndex(name); sh != nil {
 			if err := sh.Delete(); err != nil {

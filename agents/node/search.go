@@ -217,7 +217,7 @@ func (s *Server) byQuery(w http.ResponseWriter, r *http.Request, p params, del b
 					return cur, false, nil
 				}}
 			}
-			res, err := sh.Write(r.Context(), ops)
+			res, _, err := s.writeShard(r.Context(), sh, ops, refresh)
 			if err != nil {
 				return err
 			}

@@ -96,9 +96,9 @@ func randomToken(n int) string {
 
 func (s *Server) securityRoutes(rt *router) {
 	rt.add("GET", "/_security/_authenticate", s.authenticateResponse)
-	rt.add("PUT,POST", "/_security/api_key", s.createAPIKey)
+	rt.add("PUT,POST", "/_security/api_key", s.metaWrite(s.createAPIKey))
 	rt.add("GET", "/_security/api_key", s.getAPIKeys)
-	rt.add("DELETE", "/_security/api_key", s.invalidateAPIKeys)
+	rt.add("DELETE", "/_security/api_key", s.metaWrite(s.invalidateAPIKeys))
 	rt.add("PUT", "/_paddock/security/api_key/{id}", s.replicaAPIKey)
 }
 

@@ -93,6 +93,8 @@ type Server struct {
 
 	sec  *security
 	keys *apiKeyStore
+
+	repl *repl
 }
 
 // NewServer opens the node's data directory and returns the node. Close
@@ -137,6 +139,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
+	s.repl = newRepl(s.client)
 	s.peers = db.peers()
 	if s.cfg.SecurityFile == "" {
 		s.cfg.SecurityFile = filepath.Join(cfg.DataDir, SecurityFileName)
@@ -152,11 +155,17 @@ func NewServer(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.loadRouting(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read the replication routing: %w", err)
+	}
 	return s, nil
 }
 
 // Close releases the data files.
 func (s *Server) Close() error {
+	s.repl.stop()
+	s.repl.wg.Wait()
 	s.snaps.close()
 	s.imu.Lock()
 	defer s.imu.Unlock()
@@ -267,15 +276,18 @@ func (s *Server) kibanaStatus(w http.ResponseWriter, r *http.Request, _ params) 
 // Health is the cluster health as this node sees it: a primary per
 // index here, and as many replicas as there are peers to hold them.
 type Health struct {
-	Status                               string
-	Nodes, Primaries, Active, Unassigned int
-	ActivePercent                        float64
+	Status                                             string
+	Nodes, Primaries, Active, Initializing, Unassigned int
+	ActivePercent                                      float64
 }
 
-func (s *Server) health(expr string) (Health, error) {
+func (s *Server) health(ctx context.Context, expr string) (Health, error) {
 	names, err := s.resolve(expr, true)
 	if err != nil {
 		return Health{}, err
+	}
+	if g := s.group(ctx); g != nil {
+		return s.routedHealth(g, names), nil
 	}
 	copies := len(s.Peers())
 	h := Health{Status: "green", Nodes: copies + 1, ActivePercent: 100}
@@ -325,7 +337,7 @@ func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params)
 	timedOut := false
 	for {
 		var err error
-		if h, err = s.health(p["index"]); err != nil {
+		if h, err = s.health(r.Context(), p["index"]); err != nil {
 			return err
 		}
 		if want == "" || rank(h.Status) >= rank(want) {
@@ -355,7 +367,7 @@ func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params)
 		"active_primary_shards":            h.Primaries,
 		"active_shards":                    h.Active,
 		"relocating_shards":                0,
-		"initializing_shards":              0,
+		"initializing_shards":              h.Initializing,
 		"unassigned_shards":                h.Unassigned,
 		"unassigned_primary_shards":        0,
 		"delayed_unassigned_shards":        0,
@@ -439,7 +451,7 @@ func (s *Server) SetPeers(peers []string) error {
 // replicate forwards a write to every peer unless it came from one.
 // It returns the number of peers that took it and that failed.
 func (s *Server) replicate(r *http.Request, method, path string, body []byte) (ok, failed int) {
-	if r.Header.Get(ReplicaHeader) != "" {
+	if r.Header.Get(ReplicaHeader) != "" || s.replicated() {
 		return 0, 0
 	}
 	peers := s.Peers()

@@ -17,6 +17,7 @@ var (
 	bucketMeta    = []byte("meta")
 	keyUUID       = []byte("uuid")
 	keyPeers      = []byte("peers")
+	keyRouting    = []byte("replication")
 )
 
 // store is the node's own bbolt file: registered snapshot repositories

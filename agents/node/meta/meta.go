@@ -173,3 +173,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Export is the registry's whole state (aliases and templates) as JSON,
+// for a primary to push to its copies.
+func (r *Registry) Export() json.RawMessage {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	b, _ := json.Marshal(r.st)
+	return b
+}
+
+// Import replaces the registry's state by an Export of another node's
+// (a copy following its primary). Unchanged state is not rewritten.
+func (r *Registry) Import(raw json.RawMessage) error {
+	var st state
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("index metadata pushed by the primary is not valid: %w", err)
+	}
+	if st.Aliases == nil {
+		st.Aliases = map[string]map[string]Alias{}
+	}
+	if st.Templates == nil {
+		st.Templates = map[string]Template{}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, _ := json.Marshal(r.st); string(cur) == string(mustMarshal(st)) {
+		return nil
+	}
+	return r.save(st)
+}
+
+func mustMarshal(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

@@ -74,6 +74,11 @@ type Shard struct {
 	seqNo int64 // highest assigned (under wmu)
 	term  int64
 
+	// Replication state (replica.go): seqNo readable without wmu, the
+	// global checkpoint known, the highest term of an op held and the
+	// lowest seq_no the op log holds.
+	maxSeq, gcp, lastTerm, logStart atomic.Int64
+
 	queue chan *request
 
 	// pending holds committed writes not yet in bleve (nil = delete).
@@ -143,6 +148,8 @@ func Create(dir, name string, m *mapping.Mapping, settings Settings, opts Option
 	}
 	s := newShard(name, dir, db, idx, m, settings, opts)
 	s.seqNo, s.term = -1, 1
+	s.maxSeq.Store(-1)
+	s.gcp.Store(-1)
 	s.refreshedSeq.Store(-1)
 	s.start()
 	return s, nil
@@ -212,6 +219,12 @@ func Open(dir, name string, opts Options) (*Shard, error) {
 		}
 		return nil
 	})
+	var replMeta func(*Shard)
+	if err == nil {
+		replMeta = func(s *Shard) {
+			_ = db.View(func(tx *bolt.Tx) error { s.loadReplState(tx.Bucket(bucketMeta)); return nil })
+		}
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open index [%s]: %w", name, err)
@@ -223,6 +236,8 @@ func Open(dir, name string, opts Options) (*Shard, error) {
 	}
 	s := newShard(name, dir, db, idx, &m, settings, opts)
 	s.seqNo, s.term = seq, term
+	s.maxSeq.Store(seq)
+	replMeta(s)
 	applied := int64(-1)
 	if v, err := idx.GetInternal(internalSeq); err == nil && v != nil {
 		applied = geti64(v)
@@ -281,12 +296,19 @@ func (s *Shard) replay(applied int64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOps)
 		c := b.Cursor()
+		trimmed := false
 		for k, _ := c.First(); k != nil && geti64(k) <= applied; k, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return err
 			}
+			trimmed = true
 		}
-		return nil
+		if !trimmed || applied+1 <= s.logStart.Load() {
+			return nil
+		}
+		// Recovery from before applied+1 now needs a full copy.
+		s.logStart.Store(applied + 1)
+		return tx.Bucket(bucketMeta).Put(keyLogStart, i64(applied+1))
 	})
 }
 
@@ -368,6 +390,11 @@ func (s *Shard) PutSettings(raw map[string]any) error {
 	if err != nil {
 		return err
 	}
+	return s.storeSettingsLocked(next)
+}
+
+// storeSettingsLocked persists and applies settings (wmu held).
+func (s *Shard) storeSettingsLocked(next Settings) error {
 	b, _ := json.Marshal(next)
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySettings, b) }); err != nil {
 		return err

@@ -60,6 +60,7 @@ type Result struct {
 
 type request struct {
 	ops  []Op
+	repl []ReplicaOp // operations from the primary (ApplyReplica)
 	res  []Result
 	err  error
 	done chan struct{}
@@ -133,9 +134,24 @@ func (s *Shard) commit(batch []*request) {
 	for _, r := range batch {
 		r.res = make([]Result, len(r.ops))
 	}
+	lastTerm := int64(0)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		docs, tombs, ops := tx.Bucket(bucketDocs), tx.Bucket(bucketTombs), tx.Bucket(bucketOps)
 		for _, r := range batch {
+			for i := range r.repl {
+				ch, nm, err := s.applyReplica(docs, tombs, ops, m, &r.repl[i], &seq)
+				if err != nil {
+					return err
+				}
+				if nm != nil {
+					m = nm
+				}
+				if ch != nil {
+					changes = append(changes, *ch)
+					lastTerm = max(lastTerm, r.repl[i].PrimaryTerm)
+				}
+			}
+			before := seq
 			for i := range r.ops {
 				res, ch, nm, err := s.apply(tx, docs, tombs, ops, m, &r.ops[i], &seq)
 				if err != nil {
@@ -149,8 +165,14 @@ func (s *Shard) commit(batch []*request) {
 					changes = append(changes, *ch)
 				}
 			}
+			if seq > before {
+				lastTerm = max(lastTerm, s.term)
+			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if err := s.saveReplState(meta, lastTerm); err != nil {
+			return err
+		}
 		if m != s.Mapping() {
 			b, _ := json.Marshal(m)
 			if err := meta.Put(keyMapping, b); err != nil {
@@ -168,6 +190,7 @@ func (s *Shard) commit(batch []*request) {
 		return
 	}
 	s.seqNo = seq
+	s.maxSeq.Store(seq)
 	if m != s.Mapping() {
 		s.state.Lock()
 		s.mapping = m
