@@ -180,6 +180,8 @@ type replicator struct {
 	// pushedURLs: the copies' URLs last pushed per deployment (a change
 	// of address is pushed again).
 	pushedURLs map[string]string
+	// lastURL: the last URL known of each copy.
+	lastURL map[string]string
 	// fullCheck is when every deployment's copies were last checked.
 	fullCheck time.Time
 	wg        sync.WaitGroup
@@ -199,7 +201,7 @@ type eventPoll struct {
 
 func newReplicator(l *leader) *replicator {
 	return &replicator{l: l, locks: map[string]*sync.Mutex{}, polls: map[string]*eventPoll{}, lost: map[string]lostMark{},
-		red: map[string]bool{}, pushedURLs: map[string]string{}}
+		red: map[string]bool{}, pushedURLs: map[string]string{}, lastURL: map[string]string{}}
 }
 
 func (rp *replicator) lock(depID string) *sync.Mutex {
@@ -283,27 +285,35 @@ func (rp *replicator) update(ctx context.Context, depID, cause string, fn func(c
 	return engine.Replication{}, 0, false, fmt.Errorf("write the replication routing of %s: %w (after 5 attempts)", depID, lastErr)
 }
 
-// copyURL is how the other copies reach copy iid (peerURL), "" when its
-// address is unknown.
+// copyURL is how the other copies reach copy iid (peerURL): from its
+// status address, else the last one known, else its Docker network
+// alias (a copy that does not run is unreachable whatever its URL;
+// nodes refuse a routing with a copy without one).
 func (rp *replicator) copyURL(depID, iid string) string {
 	in, ok := rp.l.w.instanceAt(depID, iid)
-	if !ok {
-		return ""
-	}
-	if rp.l.w.runtime(in.Allocator) == "docker" {
+	if ok && rp.l.w.runtime(in.Allocator) == "docker" {
 		return rp.l.peerURL(in, "")
 	}
-	st, ok := rp.l.status(in.Allocator, iid)
-	if !ok || st.Address == "" {
-		return ""
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if ok {
+		if st, sok := rp.l.status(in.Allocator, iid); sok && st.Address != "" {
+			u := rp.l.peerURL(in, st.Address)
+			rp.lastURL[iid] = u
+			return u
+		}
 	}
-	return rp.l.peerURL(in, st.Address)
+	if u := rp.lastURL[iid]; u != "" {
+		return u
+	}
+	return fmt.Sprintf("http://paddock-%s:%d", iid, DockerPeerPort)
 }
 
 // push sends the routing to its copies (only: to that copy alone), in
 // parallel; it returns what failed. A node without the replication
 // endpoints gets the other copies as best-effort peers instead.
 func (rp *replicator) push(ctx context.Context, depID string, r engine.Replication, ver engine.Version, only string) []string {
+	ctx = WithDeployment(ctx, depID) // as the platform
 	copies := make([]PushCopy, len(r.Copies))
 	var urls []string
 	for i, c := range r.Copies {
@@ -572,6 +582,7 @@ const pollWait = 25 * time.Second
 // the primary's log: events already applied change nothing when applied
 // again in order.
 func (rp *replicator) poll(ctx context.Context, depID, primary string) {
+	ctx = WithDeployment(ctx, depID) // as the platform
 	var after int64
 	pause := func(d time.Duration) bool {
 		select {
@@ -665,6 +676,11 @@ func (rp *replicator) checkLoop(ctx context.Context) {
 		if time.Since(rp.fullCheck) >= rp.l.cfg.ReplicationCheck {
 			rp.fullCheck = time.Now()
 			ids = rp.l.w.replicated()
+			for _, id := range rp.l.w.unreplicated() {
+				if !rp.l.busy(id) {
+					rp.adopt(ctx, id)
+				}
+			}
 		}
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
@@ -684,10 +700,54 @@ func (rp *replicator) checkLoop(ctx context.Context) {
 	}
 }
 
+// adopt writes the first routing of a running deployment made before
+// the replication authority: a running copy is primary, the others
+// recover from it (their best-effort copies are not trusted).
+func (rp *replicator) adopt(ctx context.Context, depID string) {
+	d, _, ok := rp.l.w.deployment(depID)
+	if !ok {
+		return
+	}
+	var ids []string
+	primary := ""
+	for _, in := range esOnly(d.Instances) {
+		ids = append(ids, in.ID)
+		if primary == "" && rp.l.address(in) != "" {
+			primary = in.ID
+		}
+	}
+	if primary == "" {
+		return // nothing runs: adopted when a copy does
+	}
+	r, ver, changed, err := rp.update(ctx, depID, "adopt", func(cur *engine.Replication) (engine.Replication, bool) {
+		if cur != nil {
+			return *cur, false
+		}
+		return adoptRouting(ids, primary), true
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			rp.l.log.Warn("routing of a running deployment not written", "deployment", depID, "err", err)
+		}
+		return
+	}
+	if changed {
+		rp.push(ctx, depID, r, ver, "")
+	}
+}
+
+// adoptRouting is the first routing of a deployment that already holds
+// data: primary (a running copy) alone in sync.
+func adoptRouting(copies []string, primary string) engine.Replication {
+	return engine.Replication{Term: 1, Primary: primary, Copies: sortedSet(copies), InSync: []string{primary},
+		Reason: "running deployment adopted: " + engine.Short(primary) + " is primary, the other copies recover from it"}
+}
+
 // check reads every running copy's view and pushes the routing to those
 // behind it. An in-sync replica that holds no routing at all (a new
 // container without its data) leaves in_sync first and recovers.
 func (rp *replicator) check(ctx context.Context, depID string) {
+	ctx = WithDeployment(ctx, depID) // as the platform
 	r, ver, ok := rp.l.w.replication(depID)
 	if !ok {
 		return

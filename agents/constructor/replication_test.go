@@ -133,3 +133,10 @@ func TestPromote(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestAdoptRouting(t *testing.T) {
+	r := adoptRouting([]string{"c", "a", "b"}, "b")
+	if err := r.Validate(); err != nil || r.Primary != "b" || !slices.Equal(r.InSync, []string{"b"}) || !slices.Equal(r.Copies, []string{"a", "b", "c"}) || r.Term != 1 {
+		t.Fatalf("adoptRouting = %+v (%v), want b primary alone in sync of a, b, c at term 1", r, err)
+	}
+}

@@ -578,7 +578,21 @@ func (w *world) replicated() []string {
 	defer w.mu.Unlock()
 	var out []string
 	for id, d := range w.deps {
-		if d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted {
+		if d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted && d.dep.Status != engine.DeploymentDeleting {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// unreplicated lists the running deployments with Elasticsearch
+// instances and no routing (made before the replication authority).
+func (w *world) unreplicated() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for id, d := range w.deps {
+		if d.repl == nil && d.hasDep && d.plan == nil && d.dep.Status == engine.DeploymentRunning && len(esOnly(d.dep.Instances)) > 0 {
 			out = append(out, id)
 		}
 	}
