@@ -72,6 +72,7 @@ func newDeploymentCmd(app *App) *cobra.Command {
 		}}.runE(app)}
 
 	c.AddCommand(create, list, show, update, resize, upgrade, del, restart, retry, cancelCmd, activity, resetPassword, newDeploymentLogsCmd(app))
+	c.AddCommand(newDeploymentSnapshotCmds(app)...)
 	return c
 }
 
@@ -96,6 +97,14 @@ func newDeploymentCreateCmd(app *App) *cobra.Command {
 				body = api.CreateDeploymentBody{Name: v.GetString("name"), RequestID: v.GetString("request-id"), ValidateOnly: v.GetBool("validate-only"),
 					Spec: engine.DeploymentSpec{Version: v.GetString("version"),
 						Elasticsearch: engine.Topology{SizeMB: size, Zones: v.GetInt("zones")}, Kibana: engine.Topology{SizeMB: kib}}}
+				pol, err := policyFromFlags(v.GetString("snapshot-interval"))
+				if err != nil {
+					return err
+				}
+				if pol.IntervalSecs != nil {
+					body.Snapshot = &pol
+				}
+				body.RestoreFrom = v.GetString("restore-from")
 				return nil
 			},
 			call: func(ctx context.Context, cl *client.Client, _ []string) (service.CreateResult, []byte, error) {
@@ -119,6 +128,8 @@ func newDeploymentCreateCmd(app *App) *cobra.Command {
 	cf.String("kibana-size", "0", "memory of the Kibana instance (0: none)")
 	cf.String("request-id", "", "idempotency key: the same id never creates a second deployment")
 	cf.Bool("validate-only", false, "check and explain placement; write nothing")
+	cf.String("snapshot-interval", "", "time between scheduled snapshots, such as 30m or 1h (default 30m)")
+	cf.String("restore-from", "", "restore another deployment's snapshot once created: ID (its latest good snapshot) or ID/SNAPSHOT")
 	addTrackFlags(create)
 	return create
 }

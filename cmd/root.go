@@ -136,7 +136,7 @@ Configuration: flags > PADDOCK_* environment > ~/.paddock/config.yaml.`,
 		newUpCmd, newDownCmd, newConsoleCmd,
 		newDeploymentCmd, newAllocatorCmd, newPlatformCmd, newDoctorCmd, newTokenCmd,
 		newDirectorCmd, newConstructorCmd, newAPICmd, newProxyCmd, newNodeCmd,
-		newImageCmd, newTunnelCmd, newTrafficFilterCmd,
+		newImageCmd, newTunnelCmd, newTrafficFilterCmd, newRepositoryCmd,
 	} {
 		root.AddCommand(add(app))
 	}

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"paddock/engine"
+	"paddock/engine/service"
 )
 
 type openAPIDoc struct {
@@ -83,6 +84,7 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 		"CreateKeyBody": CreateKeyBody{}, "AllocatorSettings": engine.AllocatorSettings{},
 		"Spec": engine.DeploymentSpec{}, "Topology": engine.Topology{},
 		"TrafficFilterBody": TrafficFilterBody{}, "TrafficFilterRule": engine.TrafficFilterRule{}, "Association": AssociationBody{},
+		"RepositoryBody": RepositoryBody{}, "RepositorySettings": service.RepositorySettings{}, "SnapshotPolicyBody": SnapshotPolicyBody{}, "RestoreBody": RestoreBody{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sc, ok := doc.Components.Schemas[name]

@@ -54,7 +54,7 @@ func routes() []route {
 		{"GET", "/users/auth/keys", accessPlatform, (*server).listKeys},
 		{"POST", "/users/auth/keys", accessPlatform, (*server).createKey},
 		{"DELETE", "/users/auth/keys/{id}", accessPlatform, (*server).revokeKey},
-	}, filterRoutes()...)
+	}, append(filterRoutes(), snapshotRoutes()...)...)
 }
 
 func (s *server) apiDocs(r *http.Request, _ service.Principal) (int, any, error) {
@@ -96,7 +96,7 @@ func (s *server) createDeployment(r *http.Request, p service.Principal) (int, an
 		return 0, nil, err
 	}
 	res, err := s.svc.CreateDeployment(r.Context(), service.CreateRequest{Name: b.Name, RequestID: b.RequestID,
-		Spec: b.Spec, ValidateOnly: b.ValidateOnly || vo, Actor: p.Actor()})
+		Spec: b.Spec, ValidateOnly: b.ValidateOnly || vo, Actor: p.Actor(), Snapshot: b.Snapshot, RestoreFrom: b.RestoreFrom})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -13,6 +13,12 @@ type CreateDeploymentBody struct {
 	// ValidateOnly checks and explains placement; nothing is written.
 	ValidateOnly bool                  `json:"validate_only,omitempty"`
 	Spec         engine.DeploymentSpec `json:"spec"`
+	// Snapshot sets the snapshot schedule (default: every 30 minutes to
+	// the default repository).
+	Snapshot *service.SnapshotPolicyRequest `json:"snapshot,omitempty"`
+	// RestoreFrom ("ID" or "ID/SNAPSHOT") restores another deployment's
+	// snapshot into the new one once it runs.
+	RestoreFrom string `json:"restore_from,omitempty"`
 }
 
 // UpdateDeploymentBody is PUT /deployments/{id}; `paddock deployment

@@ -123,6 +123,11 @@ func (l *leader) run(ctx context.Context) error {
 		defer l.wg.Done()
 		l.repl.run(ctx)
 	}()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.runSnapshots(ctx)
+	}()
 	for _, id := range l.w.deploymentIDs() {
 		if p, _, ok := l.w.pending(id); ok && (p.Status == engine.PlanPending || p.Status == engine.PlanRunning) {
 			l.plans.offer(id)

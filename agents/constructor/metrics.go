@@ -22,6 +22,7 @@ type metrics struct {
 	replRed     prometheus.Gauge
 	replPushes  *prometheus.CounterVec
 	replPollers prometheus.Gauge
+	snap        *snapMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,5 +61,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.replWrites, m.promotions, m.replRed, m.replPushes, m.replPollers)
 	reg.MustRegister(m.blocked, m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
 		m.sweeps, m.held)
+	m.snap = newSnapMetrics(reg)
 	return m
 }
