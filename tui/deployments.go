@@ -267,6 +267,7 @@ func (d *deployments) View() string {
 			lines = append(lines, st.Muted.Render("  last change: "+x.Repl.Reason))
 		}
 	}
+	lines = append(lines, snapshotLine(d.c, x, now))
 
 	lines = append(lines, section(st, "Instances", w))
 	all := orderedMembers(x)

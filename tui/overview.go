@@ -99,6 +99,8 @@ func (o *overview) View() string {
 		maxAlerts = 10
 	}
 	alerts := append(blockedAlerts(s, now), s.Alerts...)
+	alerts = append(alerts, snapshotAlerts(s, now)...)
+	data.SortAlerts(alerts)
 	for i, a := range alerts {
 		if i == maxAlerts {
 			tail = append(tail, st.Muted.Render("  … "+itoa(len(alerts)-maxAlerts)+" more"))

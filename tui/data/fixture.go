@@ -201,6 +201,18 @@ func SmallFixture() *Tree {
 			t.Put(engine.RoutePath(d.id), engine.Route{DeploymentID: d.id, State: engine.RouteLive, Backends: be, Generation: 3, UpdatedAt: now})
 		}
 	}
+	// Snapshots: logs-prod and search-staging are fresh; metrics' last
+	// good one is 70 minutes old and its last attempt failed (overdue).
+	snap := func(dep string, ago time.Duration, status, errMsg string) {
+		at := now.Add(-ago)
+		name := engine.SnapshotName(at)
+		t.Put(engine.SnapshotRecordPath(dep, name), engine.SnapshotRecord{Name: name, Repository: engine.DefaultRepository, Trigger: engine.TriggerSchedule,
+			Status: status, CreatedAt: at, StartedAt: &at, EndedAt: &at, DurationMS: 1200, SizeBytes: 48 << 20, IncrementalBytes: 3 << 20, Error: errMsg})
+	}
+	snap(deps[0].id, 10*time.Minute, engine.SnapshotSuccess, "")
+	snap(deps[1].id, 70*time.Minute, engine.SnapshotSuccess, "")
+	snap(deps[1].id, 5*time.Minute, engine.SnapshotFailed, "register the repository on the node: connection refused")
+	snap(deps[2].id, 20*time.Minute, engine.SnapshotSuccess, "")
 	for _, a := range allocs {
 		if !a.alive {
 			continue

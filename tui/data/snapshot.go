@@ -111,6 +111,12 @@ type Deployment struct {
 	Secured         bool
 	PasswordResets  int
 	PasswordResetAt *time.Time
+	// SnapshotPolicy is the deployment's snapshot schedule (defaults when
+	// it has none); LastSnapshot is its newest snapshot record (any
+	// status) and LastGoodSnapshot the newest successful one.
+	SnapshotPolicy   engine.SnapshotPolicy
+	LastSnapshot     *engine.SnapshotRecord
+	LastGoodSnapshot *engine.SnapshotRecord
 	// Members are the current topology's instances with their status.
 	Members []Member
 	// Incoming are the running plan's new instances (not yet members:
@@ -370,6 +376,7 @@ func Build(r Reader, d *Decoder) Snapshot {
 		if c, ok := get[credentialsSummary](d, r, engine.CredentialsPath(id)); ok {
 			x.Secured, x.PasswordResets, x.PasswordResetAt = true, c.Resets, c.ResetAt
 		}
+		readSnapshots(d, r, &x)
 		for _, pi := range x.Instances {
 			x.Members = append(x.Members, Member{PlacedInstance: pi, Status: statuses[pi.ID]})
 		}
@@ -430,6 +437,32 @@ func Build(r Reader, d *Decoder) Snapshot {
 	return s
 }
 
+// readSnapshots fills the deployment's snapshot schedule and its newest
+// (and newest good) snapshot from /paddock/snapshots/<id>.
+func readSnapshots(d *Decoder, r Reader, x *Deployment) {
+	if p, ok := get[engine.SnapshotPolicy](d, r, engine.SnapshotPolicyPath(x.ID)); ok {
+		x.SnapshotPolicy = *p
+	}
+	names := r.Children(engine.SnapshotPolicyPath(x.ID))
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, n := range names {
+		rec, ok := get[engine.SnapshotRecord](d, r, engine.SnapshotRecordPath(x.ID, n))
+		if !ok {
+			continue
+		}
+		if rec.Name == "" {
+			rec.Name = n
+		}
+		if x.LastSnapshot == nil {
+			x.LastSnapshot = rec
+		}
+		if rec.Status == engine.SnapshotSuccess {
+			x.LastGoodSnapshot = rec
+			return
+		}
+	}
+}
+
 // seqOf orders ephemeral-sequential names by their numeric suffix.
 func seqOf(name string) string {
 	if len(name) >= 10 {
@@ -460,6 +493,9 @@ func health(d Deployment) (string, int) {
 	}
 	return HealthDegraded, healthy
 }
+
+// SortAlerts orders alerts by severity, critical first (stable).
+func SortAlerts(a []Alert) { sortAlerts(a) }
 
 func sortAlerts(a []Alert) {
 	rank := map[string]int{SevCritical: 0, SevWarning: 1, SevInfo: 2}

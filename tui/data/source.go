@@ -53,7 +53,7 @@ func (st *Static) Set(s Snapshot) {
 var Subtrees = []string{
 	engine.PathConfig, engine.PathZones, engine.PathAllocators,
 	engine.PathDeployments, engine.PathRoutes, engine.PathProxies, engine.PathLeader,
-	engine.PathTrafficFilters, engine.PathCredentials,
+	engine.PathTrafficFilters, engine.PathCredentials, engine.PathSnapshots,
 }
 
 // Live is the production Source: TreeCaches over the platform's
