@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"paddock/agents/node/shard"
 	"paddock/engine/s3server/s3test"
 )
 
@@ -193,4 +194,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// FuzzChunkLine: any line either restores one write with an id (and a
+// source object, unless a delete) or is refused; the writer's lines
+// always parse back.
+func FuzzChunkLine(f *testing.F) {
+	for _, s := range []string{
+		`{"_id":"a","_version":3,"_source":{"x":1}}`,
+		`{"_id":"b","_version":2,"deleted":true}`,
+		`{"_id":"c","_version":1,"_routing":"r","_source":{}}`,
+		`{"_id":"","_version":1,"_source":{}}`, `{}`, `[`, `{"_id":"x","_version":1,"_source":"str"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		op, err := parseChunkLine(b)
+		if err != nil {
+			return
+		}
+		if op.ID == "" {
+			t.Fatalf("accepted a write without id: %q", b)
+		}
+		if op.Kind != shard.OpDelete && (len(op.Source) == 0 || op.Version < 1) {
+			t.Fatalf("accepted a document without source or version: %q", b)
+		}
+	})
 }

@@ -523,16 +523,11 @@ func applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
-		var l chunkLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("damaged chunk line: %w", err)
+		op, err := parseChunkLine(sc.Bytes())
+		if err != nil {
+			return err
 		}
-		if l.Deleted {
-			ops = append(ops, shard.Op{Kind: shard.OpDelete, ID: l.ID})
-		} else {
-			ops = append(ops, shard.Op{Kind: shard.OpIndex, ID: l.ID, Source: l.Source, Routing: l.Routing,
-				Version: l.Version, VersionType: shard.VersionExternalGTE})
-		}
+		ops = append(ops, op)
 		if len(ops) == cap(ops) {
 			if err := flush(); err != nil {
 				return err
@@ -543,4 +538,27 @@ func applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
 		return err
 	}
 	return flush()
+}
+
+// parseChunkLine reads one line of a document chunk into the write that
+// restores it.
+func parseChunkLine(b []byte) (shard.Op, error) {
+	var l chunkLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return shard.Op{}, fmt.Errorf("damaged chunk line: %w", err)
+	}
+	if l.ID == "" {
+		return shard.Op{}, errors.New("damaged chunk line: no _id")
+	}
+	if l.Deleted {
+		return shard.Op{Kind: shard.OpDelete, ID: l.ID}, nil
+	}
+	if l.Version < 1 {
+		return shard.Op{}, fmt.Errorf("damaged chunk line: document [%s] has _version %d", l.ID, l.Version)
+	}
+	if src := bytes.TrimSpace(l.Source); len(src) == 0 || src[0] != '{' {
+		return shard.Op{}, fmt.Errorf("damaged chunk line: document [%s] has no _source object", l.ID)
+	}
+	return shard.Op{Kind: shard.OpIndex, ID: l.ID, Source: l.Source, Routing: l.Routing,
+		Version: l.Version, VersionType: shard.VersionExternalGTE}, nil
 }

@@ -43,7 +43,7 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("weed"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("the SeaweedFS weed binary is not installed (looked in %v and PATH): run scripts/setup.sh, which builds %s@%s", tried, Module, Version)
+	return "", fmt.Errorf("the SeaweedFS weed binary is not installed (looked in %v and PATH); scripts/setup.sh builds %s@%s", tried, Module, Version)
 }
 
 // Options configure a weed server.
