@@ -48,6 +48,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 	f.Int("zk-port", d.ZKPort, "ZooKeeper client port (0: a free port)")
 	f.Int("api-port", d.APIPort, "API HTTP port (0: a free port)")
 	f.Int("proxy-port", d.ProxyPort, "proxy HTTP port (0: a free port, -1: off, HTTPS only)")
+	f.Int("s3-port", d.S3Port, "the object store's S3 port, the default snapshot repository (0: a free port, kept across restarts; -1: no object store)")
 	f.Int("proxy-https-port", d.ProxyHTTPSPort, "proxy HTTPS port, certificates from the platform CA (0: a free port, -1: off; not yet with --containers)")
 	f.String("director-tunnel-addr", d.DirectorTunnelAddr, "director's mTLS tunnel in front of ZooKeeper ('-' disables)")
 	f.String("director-enroll-addr", d.DirectorEnrollAddr, "director's enrollment endpoint, HTTPS ('-' disables)")
@@ -66,7 +67,7 @@ attaches to the running platform. 'paddock down' stops it.`,
 func upConfig(app *App) (platform.Config, error) {
 	v := app.V
 	cfg := platform.Config{StateDir: app.StateDir(), Zones: v.GetInt("zones"), AllocatorsPerZone: v.GetInt("allocators-per-zone"),
-		ZKPort: v.GetInt("zk-port"), APIPort: v.GetInt("api-port"), ProxyPort: v.GetInt("proxy-port"), ProxyHTTPSPort: v.GetInt("proxy-https-port"),
+		ZKPort: v.GetInt("zk-port"), APIPort: v.GetInt("api-port"), ProxyPort: v.GetInt("proxy-port"), ProxyHTTPSPort: v.GetInt("proxy-https-port"), S3Port: v.GetInt("s3-port"),
 		DirectorTunnelAddr: v.GetString("director-tunnel-addr"), DirectorEnrollAddr: v.GetString("director-enroll-addr"),
 		CertTTL: v.GetDuration("cert-ttl"), Runtime: v.GetString("runtime"), Labels: v.GetStringMapString("label"),
 		StartTimeout: v.GetDuration("start-timeout"), Timeout: v.GetDuration("timeout"), Containers: v.GetBool("containers"),

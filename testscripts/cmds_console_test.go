@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"paddock/engine/s3server"
 )
 
 // Commands of the console and `paddock up` scripts (up_*.txtar,
@@ -36,6 +38,8 @@ func cmdNeed(ts *testscript.TestScript, neg bool, args []string) {
 			cancel()
 		case "java":
 			_, err = exec.LookPath("java")
+		case "weed":
+			_, err = s3server.Binary()
 		case "python-elasticsearch":
 			// Debian's package (scripts/setup.sh installs it), for the
 			// system Python whatever python3 is first on PATH.

@@ -2,12 +2,14 @@ package testscripts
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"paddock/cmd"
+	"paddock/engine/s3server"
 )
 
 // commands holds the custom script commands, added by cmds_*.go files.
@@ -37,6 +39,11 @@ func TestScripts(t *testing.T) {
 				}
 			}
 			env.Setenv("PADDOCK_TEST_NAME", env.WorkDir)
+			// HOME moves: the tools scripts/setup.sh built (weed) stay
+			// where they are.
+			if bin, err := s3server.Binary(); err == nil && os.Getenv("PADDOCK_TOOLS") == "" {
+				env.Setenv("PADDOCK_TOOLS", filepath.Dir(bin))
+			}
 			return nil
 		},
 	})

@@ -29,6 +29,9 @@ type Config struct {
 	// platform CA, one per deployment host): 0 picks a free port, -1
 	// turns HTTPS off.
 	ProxyHTTPSPort int
+	// S3Port is the object store's S3 port (snapshots): 0 picks a free
+	// port (kept across restarts), -1 starts no object store.
+	S3Port int
 	// DirectorTunnelAddr and DirectorEnrollAddr ("-" disables one).
 	DirectorTunnelAddr, DirectorEnrollAddr string
 	// CertTTL of the agents' tunnel certificates.
@@ -154,7 +157,7 @@ func (cfg Config) Args(logLevel string) []string {
 		"--zones", strconv.Itoa(cfg.Zones), "--allocators-per-zone", strconv.Itoa(cfg.AllocatorsPerZone),
 		"--allocator-memory", strconv.Itoa(cfg.AllocatorMemoryMB) + "m", "--zk-port", strconv.Itoa(cfg.ZKPort),
 		"--api-port", strconv.Itoa(cfg.APIPort), "--proxy-port", strconv.Itoa(cfg.ProxyPort),
-		"--proxy-https-port", strconv.Itoa(cfg.ProxyHTTPSPort),
+		"--proxy-https-port", strconv.Itoa(cfg.ProxyHTTPSPort), "--s3-port", strconv.Itoa(cfg.S3Port),
 		"--runtime", cfg.Runtime, "--start-timeout", cfg.StartTimeout.String(), "--timeout", cfg.Timeout.String(),
 		"--director-tunnel-addr", cfg.DirectorTunnelAddr, "--director-enroll-addr", cfg.DirectorEnrollAddr,
 		"--cert-ttl", cfg.CertTTL.String()}

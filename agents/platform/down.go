@@ -75,7 +75,7 @@ func Down(ctx context.Context, dc DownConfig) error {
 		fmt.Fprintf(dc.Out, "data kept in %s (paddock down --purge deletes it)\n", dir)
 		return nil
 	}
-	for _, p := range []string{"zookeeper", "allocators", "snapshots", "credentials", "director", "tls", "logs", "run", "config.yaml", "proxy-routes.json", "console.log", StatusFile} {
+	for _, p := range []string{"zookeeper", "allocators", "snapshots", objectStoreDir, "credentials", "director", "tls", "logs", "run", "config.yaml", "proxy-routes.json", "console.log", StatusFile} {
 		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
 			return fmt.Errorf("purge %s: %w", p, err)
 		}

@@ -74,6 +74,7 @@ func (r *run) phases() []phase {
 	return []phase{
 		{name: "zookeeper", run: r.zookeeper},
 		{name: "platform", run: r.platform},
+		{name: "objectstore", run: r.objectStore},
 		{name: "director", run: func(ctx context.Context) error { return r.mode.director(ctx, r) }, timed: true},
 		{name: "link", run: func(ctx context.Context) error { return r.mode.link(ctx, r) }, timed: true},
 		{name: "agents", run: func(ctx context.Context) error { return r.mode.agents(ctx, r) }, timed: true},

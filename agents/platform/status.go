@@ -53,13 +53,16 @@ type Status struct {
 	ProxyURL string `json:"proxy_url,omitempty"`
 	// ProxyHTTPSURL serves deployments over TLS with certificates from
 	// the platform CA (CAFile: give it to clients as their trust root).
-	ProxyHTTPSURL string    `json:"proxy_https_url,omitempty"`
-	CAFile        string    `json:"ca_file,omitempty"`
-	APIKeyFile    string    `json:"api_key_file,omitempty"`
-	Label         string    `json:"label"`
-	Containers    bool      `json:"containers,omitempty"`
-	Missing       []string  `json:"not_available,omitempty"`
-	Services      []Service `json:"services"`
+	ProxyHTTPSURL string `json:"proxy_https_url,omitempty"`
+	CAFile        string `json:"ca_file,omitempty"`
+	// ObjectStore is the S3 endpoint of the platform's object store (the
+	// default snapshot repository).
+	ObjectStore string    `json:"object_store,omitempty"`
+	APIKeyFile  string    `json:"api_key_file,omitempty"`
+	Label       string    `json:"label"`
+	Containers  bool      `json:"containers,omitempty"`
+	Missing     []string  `json:"not_available,omitempty"`
+	Services    []Service `json:"services"`
 }
 
 // ReadStatus reads up.json of the state dir.
@@ -150,6 +153,9 @@ func PrintWhere(w io.Writer, st Status) {
 		fmt.Fprintf(w, "  ZooKeeper  %s\n", st.ZooKeeper)
 	}
 	fmt.Fprintf(w, "  admin key  %s\n", st.APIKeyFile)
+	if st.ObjectStore != "" {
+		fmt.Fprintf(w, "  snapshots  %s (SeaweedFS, the default repository)\n", st.ObjectStore)
+	}
 	var allocs []string
 	for _, s := range st.Services {
 		if s.Kind == "allocator" {
