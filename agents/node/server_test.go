@@ -35,7 +35,7 @@ type call struct {
 	want []string
 }
 
-func do(t *testing.T, base string, c call) map[string]any {
+func do(t testing.TB, base string, c call) map[string]any {
 	t.Helper()
 	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
 	if err != nil {

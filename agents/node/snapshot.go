@@ -531,8 +531,35 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p params
 	sn.mu.Lock()
 	out := m.copy()
 	sn.mu.Unlock()
+	if out.State == stateFailed {
+		// The whole snapshot failed (the repository, not one shard):
+		// an error, so callers that only check the status see it.
+		// GET still shows it as FAILED with its reason.
+		return errf(http.StatusInternalServerError, "snapshot_exception", "[%s:%s] failed: %s", repo, snap, out.Reason)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"snapshot": out.render(repo)})
 	return nil
+}
+
+// maxFailed is how many failed snapshots a node remembers per repository.
+const maxFailed = 20
+
+// pruneFailed forgets the oldest failed snapshots of repo past
+// maxFailed (the caller holds sn.mu).
+func (sn *snapshots) pruneFailed(repo string) {
+	var failed []string
+	for k, m := range sn.local {
+		if strings.HasPrefix(k, repo+"/") && m.State == stateFailed {
+			failed = append(failed, k)
+		}
+	}
+	if len(failed) <= maxFailed {
+		return
+	}
+	sort.Slice(failed, func(i, j int) bool { return sn.local[failed[i]].StartTime.Before(sn.local[failed[j]].StartTime) })
+	for _, k := range failed[:len(failed)-maxFailed] {
+		delete(sn.local, k)
+	}
 }
 
 // forget drops a local entry if it still is m.

@@ -164,7 +164,7 @@ func TestSnapshotStoreDown(t *testing.T) {
 	bulkDocs(t, u, "logs", 0, 500)
 	var once sync.Once
 	s.snaps.beforeUpload = func() { once.Do(st.Stop) }
-	do(t, u, call{"PUT", "/_snapshot/r/snap-a?wait_for_completion=true", "", 200, []string{`"state":"FAILED"`}})
+	do(t, u, call{"PUT", "/_snapshot/r/snap-a?wait_for_completion=true", "", 500, []string{`snapshot_exception`, `[r:snap-a] failed`}})
 	s.snaps.beforeUpload = nil
 	st.Restart()
 	do(t, u, call{"GET", "/_snapshot/r/snap-a", "", 200, []string{`"state":"FAILED"`, `"reason"`}})

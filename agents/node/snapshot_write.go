@@ -78,6 +78,7 @@ func (s *Server) runSnapshot(ctx context.Context, repo string, st snaprepo.Store
 	m.EndTime = time.Now().UTC()
 	if err != nil {
 		m.State, m.Reason = stateFailed, err.Error()
+		sn.pruneFailed(repo)
 	} else {
 		m.State = stateSuccess
 	}
