@@ -99,15 +99,27 @@ func (w *ackWriter) checkOn(t *testing.T, d engine.Deployment, r engine.Replicat
 	t.Logf("%d acknowledged writes, all on the %d copies; %d failed attempts", len(acked), len(r.Copies), w.fails.Load())
 }
 
-// containerOf is the container of an instance.
-func containerOf(t *testing.T, cli *client.Client, iid string) string {
-	t.Helper()
-	cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", allocator.LabelInstance+"="+iid))})
-	if err != nil || len(cs) != 1 {
-		t.Fatalf("%d containers for instance %s (%v), want 1", len(cs), iid, err)
+// keepDown kills (or removes) every running container of an instance
+// every 100 ms until ctx ends.
+func keepDown(ctx context.Context, t *testing.T, cli *client.Client, iid string, remove bool) {
+	f := filters.NewArgs(filters.Arg("label", allocator.LabelInstance+"="+iid))
+	for {
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: remove, Filters: f})
+		if err == nil {
+			for _, c := range cs {
+				if remove {
+					_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+				} else {
+					_ = cli.ContainerKill(ctx, c.ID, "KILL")
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return cs[0].ID
 }
 
 // dockerAllocators starts one Docker allocator per zone.
@@ -197,24 +209,25 @@ func TestDockerPrimaryKilledFailover(t *testing.T) {
 	var took []time.Duration
 	for i := 0; i < runs; i++ {
 		cur, _, _ := h.replication(id)
-		victim := containerOf(t, cli, cur.Primary)
 		how := "docker kill"
-		killed := time.Now()
 		if i%2 == 1 {
 			how = "docker rm -f"
-			err := cli.ContainerRemove(context.Background(), victim, container.RemoveOptions{Force: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-		} else if err := cli.ContainerKill(context.Background(), victim, "KILL"); err != nil {
-			t.Fatal(err)
 		}
+		// Its allocator restarts (or re-creates) a dead node within a
+		// second, before the failover grace: the node is kept down
+		// (killed again as it comes back) until a replica is promoted.
+		killed := time.Now()
+		downCtx, stopKilling := context.WithCancel(context.Background())
+		downDone := make(chan struct{})
+		go func() { defer close(downDone); keepDown(downCtx, t, cli, cur.Primary, i%2 == 1) }()
 		var next engine.Replication
 		h.waitFor("a replica promoted after "+how, 60*time.Second, func() bool {
 			next, _, _ = h.replication(id)
 			return next.Primary != cur.Primary
 		})
 		promoted := time.Now()
+		stopKilling()
+		<-downDone
 		if next.Term != cur.Term+1 || !cur.IsInSync(next.Primary) {
 			t.Fatalf("after %s: %+v, was %+v: want term+1 and a copy that was in sync", how, next, cur)
 		}
