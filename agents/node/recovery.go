@@ -84,7 +84,7 @@ func (s *Server) recoverOnce(ctx context.Context, t *copyTrack, term int64) erro
 	if err := s.ensureMetadata(ctx, t); err != nil {
 		return err
 	}
-	code, b, err := s.call(ctx, http.MethodGet, t.url+ReplicationPath, nil)
+	code, b, err := s.call(ctx, http.MethodGet, t.base()+ReplicationPath, nil)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (s *Server) sendOpsSince(ctx context.Context, t *copyTrack, sh *shard.Shard
 // tombstone.
 func (s *Server) fullCopy(ctx context.Context, t *copyTrack, sh *shard.Shard, term int64) error {
 	b, _ := json.Marshal(map[string]any{"term": term, "index": sh.Name()})
-	code, resp, err := s.call(ctx, http.MethodPost, t.url+ReplicationResetPath, b)
+	code, resp, err := s.call(ctx, http.MethodPost, t.base()+ReplicationResetPath, b)
 	if err != nil {
 		return err
 	}

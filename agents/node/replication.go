@@ -131,9 +131,10 @@ type Event struct {
 
 // copyTrack is the primary's view of one other copy.
 type copyTrack struct {
-	id, url string
-	state   string // under repl.mu
-	err     string
+	id    string
+	url   atomic.Pointer[string] // changes with the routing
+	state string                 // under repl.mu
+	err   string
 	// metaSent is the metadata version the copy holds.
 	metaSent atomic.Int64
 	// dirty: a live operation did not reach the recovering copy.
@@ -141,6 +142,13 @@ type copyTrack struct {
 	checkpoint atomic.Int64
 	cancel     context.CancelFunc
 	reported   bool // a failed event was sent for this term
+}
+
+func (t *copyTrack) base() string {
+	if u := t.url.Load(); u != nil {
+		return *u
+	}
+	return ""
 }
 
 type ticket struct {
@@ -159,6 +167,9 @@ type repl struct {
 	evNext  int64
 	evCh    chan struct{}
 	metaVer int64 // the metadata version (primary)
+	// ready is closed when no promotion is in progress: writes wait
+	// for it (the new primary first steps past its copies' seq_nos).
+	ready   chan struct{}
 	metaGot [2]int64
 	// inflight: per index, the writes being replicated (for the global
 	// checkpoint).
@@ -180,7 +191,9 @@ func newRepl(base *http.Client) *repl {
 	if base != nil {
 		tr = base.Transport
 	}
-	return &repl{changed: make(chan struct{}), evCh: make(chan struct{}), evNext: 1, copies: map[string]*copyTrack{},
+	ready := make(chan struct{})
+	close(ready)
+	return &repl{changed: make(chan struct{}), evCh: make(chan struct{}), evNext: 1, ready: ready, copies: map[string]*copyTrack{},
 		inflight: map[string]map[*ticket]struct{}{}, ctx: ctx, stop: cancel, client: &http.Client{Transport: tr},
 		holdTimeout: 30 * time.Second, sendTimeout: 5 * time.Second}
 }
@@ -340,6 +353,7 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 			delete(p.copies, id)
 		}
 		s.log.Info("primary of the replication group", "term", rt.Term)
+		defer s.startPromotionLocked(rt)
 	}
 	for _, n := range s.indexNames() {
 		if sh := s.index(n); sh != nil {
@@ -362,14 +376,15 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 		}
 		t := p.copies[c.ID]
 		if t == nil {
-			t = &copyTrack{id: c.ID, url: strings.TrimRight(c.URL, "/"), state: copyRecovering}
+			t = &copyTrack{id: c.ID, state: copyRecovering}
 			t.checkpoint.Store(-1)
 			p.copies[c.ID] = t
 			if rt.inSync(c.ID) {
 				t.state = copyInSync
 			}
 		}
-		t.url = strings.TrimRight(c.URL, "/")
+		u := strings.TrimRight(c.URL, "/")
+		t.url.Store(&u)
 		switch {
 		case rt.inSync(c.ID) && t.state != copyFailed:
 			t.state, t.err = copyInSync, ""
@@ -421,6 +436,9 @@ func (s *Server) replicationEvents(w http.ResponseWriter, r *http.Request, _ par
 	wait := time.Duration(0)
 	if v := q.Get("wait"); v != "" {
 		d, err := shard.ParseDuration(v)
+		if err != nil {
+			d, err = time.ParseDuration(v) // Go's form ("1m0s") too
+		}
 		if err != nil || d < 0 {
 			return eserr.BadRequest("[wait] must be a duration such as 25s, got [%s]", v)
 		}
@@ -518,6 +536,9 @@ func (s *Server) writeShard(ctx context.Context, sh *shard.Shard, ops []shard.Op
 	}
 	if role := s.repl.role(); role != RolePrimary {
 		return nil, replication{}, unavailable("this node is no longer the primary (role %s): retry the request", role)
+	}
+	if err := s.repl.waitReady(ctx); err != nil {
+		return nil, replication{}, err
 	}
 	tk := s.repl.begin(sh)
 	defer s.repl.end(tk)
@@ -709,7 +730,7 @@ func (s *Server) sendOps(ctx context.Context, t *copyTrack, index string, body [
 		if err = s.ensureMetadata(ctx, t); err == nil {
 			var code int
 			var resp []byte
-			code, resp, err = s.call(ctx, http.MethodPost, t.url+ReplicationOpsPath, body)
+			code, resp, err = s.call(ctx, http.MethodPost, t.base()+ReplicationOpsPath, body)
 			if err == nil {
 				switch {
 				case code == http.StatusOK:
@@ -910,7 +931,7 @@ func (s *Server) ensureMetadata(ctx context.Context, t *copyTrack) error {
 	}
 	mp, ver := s.metadataState()
 	b, _ := json.Marshal(mp)
-	code, resp, err := s.call(ctx, http.MethodPut, t.url+ReplicationMetadataPath, b)
+	code, resp, err := s.call(ctx, http.MethodPut, t.base()+ReplicationMetadataPath, b)
 	if err != nil {
 		return err
 	}
@@ -1093,4 +1114,93 @@ func (s *Server) indexCreated(sh *shard.Shard) {
 			s.log.Error("set primary term", "index", sh.Name(), "err", err)
 		}
 	}
+}
+
+// waitReady waits for a promotion in progress (10 s at most).
+func (p *repl) waitReady(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.ready
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-timer.C:
+		return unavailable("the new primary is still taking over its copies: retry")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startPromotionLocked runs a new primary's takeover (p.mu held): it
+// asks every in-sync copy its seq_nos, steps past the highest (its own
+// writes then supersede whatever an older primary left on a copy), and
+// re-sends the operations above each copy's global checkpoint (a copy
+// may have missed some the new primary holds). Writes wait meanwhile.
+func (s *Server) startPromotionLocked(rt *Routing) {
+	p := s.repl
+	ready := make(chan struct{})
+	p.ready = ready
+	var targets []*copyTrack
+	for _, t := range p.copies {
+		if rt.inSync(t.id) {
+			targets = append(targets, t)
+		}
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(ready)
+		ctx, cancel := context.WithTimeout(p.ctx, 8*time.Second)
+		defer cancel()
+		views := make([]*copyView, len(targets))
+		var wg sync.WaitGroup
+		for i, t := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, b, err := s.call(ctx, http.MethodGet, t.base()+ReplicationPath, nil)
+				if err != nil || code != http.StatusOK {
+					return // unreachable: its next write fails and it leaves in_sync
+				}
+				var v copyView
+				if json.Unmarshal(b, &v) == nil {
+					views[i] = &v
+				}
+			}()
+		}
+		wg.Wait()
+		for _, v := range views {
+			if v == nil {
+				continue
+			}
+			for name, cv := range v.Indices {
+				if sh := s.index(name); sh != nil {
+					if err := sh.AdvanceSeqNo(cv.MaxSeqNo); err != nil {
+						s.log.Error("step past the copies' seq_nos", "index", name, "err", err)
+					}
+				}
+			}
+		}
+		for i, t := range targets {
+			if views[i] == nil {
+				continue
+			}
+			for name, cv := range views[i].Indices {
+				sh := s.index(name)
+				if sh == nil {
+					continue
+				}
+				if _, err := s.sendOpsSince(ctx, t, sh, rt.Term, cv.GlobalCheckpoint+1, -1); err != nil {
+					s.log.Warn("resync of a copy after promotion failed", "copy", t.id, "index", name, "err", err)
+				}
+			}
+		}
+	}()
 }

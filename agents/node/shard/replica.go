@@ -315,3 +315,20 @@ func (s *Shard) ReplaceSettings(next Settings) error {
 	}
 	return s.storeSettingsLocked(next)
 }
+
+// AdvanceSeqNo makes the next seq_no assigned higher than n (a new
+// primary steps past every seq_no its copies may hold, so its writes
+// always supersede an older primary's).
+func (s *Shard) AdvanceSeqNo(n int64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if n <= s.seqNo {
+		return nil
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySeq, i64(n)) }); err != nil {
+		return err
+	}
+	s.seqNo = n
+	s.maxSeq.Store(n)
+	return nil
+}
