@@ -214,6 +214,8 @@ type harness struct {
 	admin     *engine.Store
 	snapshots string
 	allocs    map[string]*agentHandle
+	// runtimes are the allocators' in-process node runtimes.
+	runtimes map[string]*nodeRuntime
 }
 
 type agentHandle struct {
@@ -233,7 +235,7 @@ func (a *agentHandle) kill() {
 func newHarness(t *testing.T, zones ...string) *harness {
 	t.Helper()
 	p := env.Fresh(t, zones...)
-	return &harness{t: t, p: p, admin: p.Admin, snapshots: t.TempDir(), allocs: map[string]*agentHandle{}}
+	return &harness{t: t, p: p, admin: p.Admin, snapshots: t.TempDir(), allocs: map[string]*agentHandle{}, runtimes: map[string]*nodeRuntime{}}
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -272,7 +274,7 @@ func (h *harness) startAllocatorWith(id, zone string, capMB int, tags map[string
 		a.err = allocator.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() { cancel(); <-a.done })
-	h.allocs[id] = a
+	h.allocs[id], h.runtimes[id] = a, rt
 	h.waitFor("allocator "+id+" alive", 20*time.Second, func() bool {
 		ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(id))
 		return ok

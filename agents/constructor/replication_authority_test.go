@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -229,4 +230,88 @@ func TestReplicationAuthority(t *testing.T) {
 	}
 	nodes.emit(replica, ReplicationEvent{Kind: EventInSync, Copy: fresh, Term: 2})
 	waitHeld("the new copy in sync", func(r engine.Replication, _ engine.Version) bool { return len(r.InSync) == 2 })
+}
+
+// TestZoneLostUnderWrites loses, for good, the allocator and the nodes
+// of the zone holding the primary of a 2-zone and a 3-zone deployment
+// (real in-process nodes) while a writer goes on: an in-sync replica is
+// promoted, the deployment is yellow, the rescheduled copy recovers and
+// it is green again; no acknowledged write is lost.
+func TestZoneLostUnderWrites(t *testing.T) {
+	for _, zones := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d zones", zones), func(t *testing.T) {
+			names := []string{"zone-1", "zone-2", "zone-3"}[:zones]
+			h := newHarness(t, names...)
+			h.setGrace(3600)
+			for _, z := range names {
+				h.startAllocator("alloc-"+z, z, 4096, nil)
+			}
+			h.startConstructor("c1", NewHTTPNodes(), func(c *Config) { c.FailoverGrace = 500 * time.Millisecond; c.ReplicationCheck = time.Second })
+			id, planID := h.createDeployment(spec("8.17.0", 1024, zones))
+			if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+				t.Fatalf("create: %s", stepNames(p))
+			}
+			d := checkRunning(t, h, id, zones)
+			r, _, _ := h.replication(id)
+			if len(r.InSync) != zones {
+				t.Fatalf("routing %+v: want every copy in sync", r)
+			}
+			var lost engine.PlacedInstance
+			for _, in := range d.Instances {
+				if in.ID == r.Primary {
+					lost = in
+				}
+			}
+			// A second host in the zone, for the replacement.
+			h.startAllocator("alloc-"+lost.Zone+"-b", lost.Zone, 4096, nil)
+
+			w := &writer{h: h, id: id}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); w.run(ctx) }()
+			defer func() { cancel(); <-done }()
+			h.waitFor("some writes", 20*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > 20 })
+
+			h.allocs[lost.Allocator].kill()
+			h.runtimes[lost.Allocator].stopAll()
+			var after engine.Replication
+			h.waitFor("a replica promoted", 30*time.Second, func() bool {
+				after, _, _ = h.replication(id)
+				return after.Primary != lost.ID
+			})
+			if after.Term != r.Term+1 || after.IsInSync(lost.ID) || !r.IsInSync(after.Primary) {
+				t.Fatalf("after the loss: %+v, was %+v", after, r)
+			}
+			live := func(iid string) bool { return iid != lost.ID }
+			if health, why := engine.ReplicationHealth(after, live); health != engine.HealthYellow {
+				t.Fatalf("health after the loss %s (%s), want yellow", health, why)
+			}
+			w.mu.Lock()
+			n := len(w.acked)
+			w.mu.Unlock()
+			h.waitFor("writes after the promotion", 30*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > n+20 })
+
+			h.setGrace(1)
+			h.waitFor("the lost copy replaced and in sync (green)", 90*time.Second, func() bool {
+				r, _, _ := h.replication(id)
+				if slices.Contains(r.Copies, lost.ID) || len(r.Copies) != zones || len(r.InSync) != zones {
+					return false
+				}
+				health, _ := engine.ReplicationHealth(r, func(string) bool { return true })
+				return health == engine.HealthGreen
+			})
+			w.mu.Lock()
+			n = len(w.acked)
+			w.mu.Unlock()
+			h.waitFor("writes on the new topology", 30*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > n+20 })
+			cancel()
+			<-done
+			h.waitFor("the route on the new topology", 30*time.Second, func() bool {
+				rt, _ := h.route(id)
+				return len(rt.Backends) == zones
+			})
+			w.checkNoLoss(t)
+			t.Logf("%d failed write attempts during the loss", w.fails.Load())
+		})
+	}
 }
