@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"paddock/agents/node/mapping"
@@ -294,30 +295,78 @@ func (u *uploader) uploadBytes(b []byte) (blobRef, error) {
 	return ref, nil
 }
 
-// upload puts the spooled chunks and removes them from the spool.
+// uploadWorkers is how many blobs upload at once.
+const uploadWorkers = 4
+
+// upload puts the spooled chunks not in the repository yet (a few at a
+// time) and removes them from the spool.
 func (u *uploader) upload(cw *chunkWriter) ([]blobRef, error) {
 	defer cw.discard()
 	refs := make([]blobRef, 0, len(cw.chunks))
+	var todo []spooled
+	queued := map[string]bool{}
 	for _, c := range cw.chunks {
-		if err := u.ctx.Err(); err != nil {
-			return nil, err
-		}
-		if !u.have[c.ref.Hash] {
-			f, err := os.Open(c.file)
-			if err != nil {
-				return nil, err
-			}
-			err = u.put(blobPrefix+c.ref.Hash, f, c.ref.Size)
-			f.Close()
-			if err != nil {
-				return nil, err
-			}
-			u.have[c.ref.Hash] = true
-			u.uploaded.add(c.ref)
-		}
 		refs = append(refs, c.ref)
+		if !u.have[c.ref.Hash] && !queued[c.ref.Hash] {
+			queued[c.ref.Hash] = true
+			todo = append(todo, c)
+		}
+	}
+	if len(todo) > 0 && u.hook != nil {
+		u.hook()
+		u.hook = nil
+	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	defer cancel()
+	jobs := make(chan spooled)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range min(uploadWorkers, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				err := putFile(ctx, u.st, c)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				if err == nil {
+					u.have[c.ref.Hash] = true
+					u.uploaded.add(c.ref)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, c := range todo {
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if first == nil {
+		first = u.ctx.Err()
+	}
+	if first != nil {
+		return nil, first
 	}
 	return refs, nil
+}
+
+func putFile(ctx context.Context, st snaprepo.Store, c spooled) error {
+	f, err := os.Open(c.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return st.Put(ctx, blobPrefix+c.ref.Hash, f, c.ref.Size)
 }
 
 func (u *uploader) newChunks() *chunkWriter {
