@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -135,13 +134,39 @@ func docPath(index, id string, version int64, extra url.Values) string {
 	return "/" + url.PathEscape(index) + "/_doc/" + url.PathEscape(id) + "?" + q.Encode()
 }
 
-func writeResponse(index, id string, res shard.Result, rep replication) map[string]any {
-	out := map[string]any{"_index": index, "_id": id, "_version": res.Version, "result": res.Result,
-		"_shards": rep.shards(), "_seq_no": res.SeqNo, "_primary_term": res.PrimaryTerm}
+// docResult is one write's answer: a bulk item encodes it as it is
+// (Status set), a single write through writeResponse. Fields are in
+// name order, the order the maps it replaces were encoded in.
+type docResult struct {
+	ID          string     `json:"_id"`
+	Index       string     `json:"_index"`
+	PrimaryTerm int64      `json:"_primary_term"`
+	SeqNo       int64      `json:"_seq_no"`
+	Shards      shardCount `json:"_shards"`
+	Version     int64      `json:"_version"`
+	Result      string     `json:"result"`
+	Status      int        `json:"status,omitempty"`
+}
+
+type shardCount struct {
+	Failed     int `json:"failed"`
+	Successful int `json:"successful"`
+	Total      int `json:"total"`
+}
+
+func newDocResult(index, id string, res shard.Result, rep replication) docResult {
+	d := docResult{Index: index, ID: id, Version: res.Version, Result: res.Result,
+		Shards: shardCount{Failed: rep.failed, Successful: rep.ok, Total: rep.total}, SeqNo: res.SeqNo, PrimaryTerm: res.PrimaryTerm}
 	if res.Result == "noop" {
-		out["_shards"] = map[string]int{"total": 0, "successful": 0, "failed": 0}
+		d.Shards = shardCount{}
 	}
-	return out
+	return d
+}
+
+func writeResponse(index, id string, res shard.Result, rep replication) map[string]any {
+	d := newDocResult(index, id, res, rep)
+	return map[string]any{"_index": d.Index, "_id": d.ID, "_version": d.Version, "result": d.Result,
+		"_shards": d.Shards, "_seq_no": d.SeqNo, "_primary_term": d.PrimaryTerm}
 }
 
 func statusOf(res shard.Result) int {
@@ -665,14 +690,17 @@ var bulkActions = map[string]bool{"index": true, "create": true, "update": true,
 // for its item only; an unknown action fails the request, as in
 // Elasticsearch.
 func parseBulk(body []byte, defIndex string, defaults writeParams) ([]*bulkItem, error) {
-	var lines [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 64<<10), MaxContentLength+1)
-	for sc.Scan() {
-		lines = append(lines, append([]byte(nil), sc.Bytes()...))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, eserr.BadRequest("read bulk body: %v", err)
+	// Lines are slices of the body (read for this request only), as
+	// bufio.ScanLines cuts them: without "\n" and a "\r" before it.
+	lines := make([][]byte, 0, bytes.Count(body, []byte{'\n'})+1)
+	for rest := body; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		lines = append(lines, bytes.TrimSuffix(line, []byte{'\r'}))
 	}
 	var items []*bulkItem
 	for i := 0; i < len(lines); i++ {
@@ -862,8 +890,13 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 			if res[i].Result == "deleted" {
 				kind = "delete"
 			}
-			meta, _ := json.Marshal(map[string]any{kind: map[string]any{"_index": index, "_id": it.id,
-				"version": res[i].Version, "version_type": shard.VersionExternalGTE}})
+			fm := &forwardMeta{Index: index, ID: it.id, Version: res[i].Version, VersionType: shard.VersionExternalGTE}
+			var meta []byte
+			if kind == "delete" {
+				meta, _ = json.Marshal(forwardAction{Delete: fm})
+			} else {
+				meta, _ = json.Marshal(forwardAction{Index: fm})
+			}
 			fwd.Write(meta)
 			fwd.WriteByte('\n')
 			if kind == "index" {
@@ -881,27 +914,70 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 	if fwd.Len() > 0 {
 		okN, failed = s.replicate(r, http.MethodPost, "/_bulk", fwd.Bytes())
 	}
-	anyErr := false
-	out := make([]any, len(items))
+	resp := bulkResponse{Items: make([]bulkEntry, len(items))}
 	for i, it := range items {
-		entry := map[string]any{"_index": it.index, "_id": it.id}
+		var entry any
 		if it.err != nil {
-			anyErr = true
+			resp.Errors = true
 			e := eserr.From(it.err)
-			entry["status"] = e.Status
 			item := e.Item()
 			if _, ok := item["index"]; !ok && it.index != "" {
 				item["index"] = it.index
 			}
-			entry["error"] = item
+			entry = &bulkFailure{Index: it.index, ID: it.id, Status: e.Status, Error: item}
 		} else {
-			for k, v := range writeResponse(it.index, it.id, it.res, it.rep.plus(okN, failed)) {
-				entry[k] = v
-			}
-			entry["status"] = statusOf(it.res)
+			d := newDocResult(it.index, it.id, it.res, it.rep.plus(okN, failed))
+			d.Status = statusOf(it.res)
+			entry = &d
 		}
-		out[i] = map[string]any{it.action: entry}
+		switch it.action {
+		case "index":
+			resp.Items[i].Index = entry
+		case "create":
+			resp.Items[i].Create = entry
+		case "update":
+			resp.Items[i].Update = entry
+		default:
+			resp.Items[i].Delete = entry
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"took": time.Since(start).Milliseconds(), "errors": anyErr, "items": out})
+	resp.Took = time.Since(start).Milliseconds()
+	writeJSON(w, http.StatusOK, &resp)
 	return nil
+}
+
+// forwardAction is an action line of the bulk forwarded to peers.
+type forwardAction struct {
+	Delete *forwardMeta `json:"delete,omitempty"`
+	Index  *forwardMeta `json:"index,omitempty"`
+}
+
+type forwardMeta struct {
+	ID          string `json:"_id"`
+	Index       string `json:"_index"`
+	Version     int64  `json:"version"`
+	VersionType string `json:"version_type"`
+}
+
+// bulkResponse is the answer to _bulk: typed, so that a thousand items
+// encode without a map per item (fields in name order, as the maps were).
+type bulkResponse struct {
+	Errors bool        `json:"errors"`
+	Items  []bulkEntry `json:"items"`
+	Took   int64       `json:"took"`
+}
+
+// bulkEntry is one item under its action's name.
+type bulkEntry struct {
+	Create any `json:"create,omitempty"`
+	Delete any `json:"delete,omitempty"`
+	Index  any `json:"index,omitempty"`
+	Update any `json:"update,omitempty"`
+}
+
+type bulkFailure struct {
+	ID     string         `json:"_id"`
+	Index  string         `json:"_index"`
+	Error  map[string]any `json:"error"`
+	Status int            `json:"status"`
 }

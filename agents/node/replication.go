@@ -490,10 +490,6 @@ func (rp replication) plus(ok, failed int) replication {
 	return rp
 }
 
-func (rp replication) shards() map[string]int {
-	return map[string]int{"total": rp.total, "successful": rp.ok, "failed": rp.failed}
-}
-
 // begin registers a write about to be done on the primary.
 func (p *repl) begin(sh *shard.Shard) *ticket {
 	p.mu.Lock()
