@@ -149,7 +149,7 @@ func (s *Server) buildRoutes() *router {
 	rt.add("PUT,POST", "/_snapshot/{repo}/{snapshot}", s.createSnapshot)
 	rt.add("GET", "/_snapshot/{repo}/{snapshot}", s.getSnapshots)
 	rt.add("DELETE", "/_snapshot/{repo}/{snapshot}", s.deleteSnapshot)
-	rt.add("POST", "/_snapshot/{repo}/{snapshot}/_restore", s.restore)
+	rt.add("POST", "/_snapshot/{repo}/{snapshot}/_restore", s.metaWrite(s.restore))
 	rt.add("GET", "/_snapshot/{repo}/{snapshot}/_status", s.snapshotStatus)
 	return rt
 }

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
 	"path/filepath"
@@ -407,6 +409,7 @@ func (s *Server) putRepo(w http.ResponseWriter, r *http.Request, p params) error
 		return err
 	}
 	s.replicate(r, http.MethodPut, "/_snapshot/"+name, raw)
+	s.toCopies(r, http.MethodPut, "/_snapshot/"+name, raw)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -439,8 +442,54 @@ func (s *Server) deleteRepo(w http.ResponseWriter, r *http.Request, p params) er
 	if !found {
 		return repoMissing(p["repo"])
 	}
+	s.toCopies(r, http.MethodDelete, "/_snapshot/"+p["repo"], nil)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
+}
+
+// toCopies sends a repository change to the other copies of the
+// replication group, best effort: each node keeps its own repositories,
+// and a restore asked of any copy runs on the primary.
+func (s *Server) toCopies(r *http.Request, method, path string, body []byte) {
+	rt := s.repl.routing()
+	if rt == nil || r.Header.Get(ForwardedHeader) != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range rt.Copies {
+		if c.ID == rt.Self || c.URL == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(id, url string) {
+			defer wg.Done()
+			var rd io.Reader
+			if body != nil {
+				rd = bytes.NewReader(body)
+			}
+			req, err := http.NewRequestWithContext(ctx, method, url+path, rd)
+			if err != nil {
+				return
+			}
+			s.sec.platform().SetAuth(req)
+			req.Header.Set(ForwardedHeader, rt.Self)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := s.repl.client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 300 {
+					err = fmt.Errorf("answered %s", resp.Status)
+				}
+			}
+			if err != nil {
+				s.log.Warn("repository change not applied on a copy", "copy", id, "method", method, "path", path, "err", err)
+			}
+		}(c.ID, c.URL)
+	}
+	wg.Wait()
 }
 
 // matchNames tells whether name matches one of the patterns (* wildcards).

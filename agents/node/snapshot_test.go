@@ -221,3 +221,31 @@ func FuzzChunkLine(f *testing.F) {
 		}
 	})
 }
+
+// TestSnapshotReplicated: in a replication group, a repository put on
+// any copy reaches every copy, a snapshot runs where it is asked, and a
+// restore asked of a replica runs on the primary and reaches every
+// in-sync copy.
+func TestSnapshotReplicated(t *testing.T) {
+	root := t.TempDir()
+	g := newGroup(t, "a", "b")
+	a, b := g.node("a"), g.node("b")
+	for _, n := range []*replNode{a, b} {
+		n.srv.cfg.SnapshotRoot = root
+	}
+	do(t, a.url, call{"PUT", "/logs", "", 200, nil})
+	bulkDocs(t, a.url, "logs", 0, 50)
+	do(t, b.url, call{"PUT", "/_snapshot/r", `{"type":"fs","settings":{"location":"dep"}}`, 200, nil})
+	do(t, a.url, call{"GET", "/_snapshot/r", "", 200, []string{`"type":"fs"`}})
+	do(t, b.url, call{"PUT", "/_snapshot/r/s1?wait_for_completion=true", "", 200, []string{`"SUCCESS"`}})
+	do(t, b.url, call{"POST", "/_snapshot/r/s1/_restore", `{"rename_pattern":"logs","rename_replacement":"copy"}`, 200, []string{`"indices":["copy"]`}})
+	for _, n := range []*replNode{a, b} {
+		for _, id := range []string{"d00000", "d00049"} {
+			if _, _, ok := localDoc(n, "copy", id); !ok {
+				t.Fatalf("%s lacks restored document %s", n.id, id)
+			}
+		}
+	}
+	do(t, b.url, call{"DELETE", "/_snapshot/r", "", 200, nil})
+	do(t, a.url, call{"GET", "/_snapshot/r", "", 404, nil})
+}

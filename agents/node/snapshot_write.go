@@ -503,7 +503,7 @@ func (s *Server) restoreIndex(ctx context.Context, st snaprepo.Store, im *indexM
 	}()
 	apply := func(refs []blobRef) error {
 		for _, ref := range refs {
-			if err := readBlob(ctx, st, ref, func(r io.Reader) error { return applyChunk(ctx, sh, r) }); err != nil {
+			if err := readBlob(ctx, st, ref, func(r io.Reader) error { return s.applyChunk(ctx, sh, r) }); err != nil {
 				return err
 			}
 		}
@@ -548,8 +548,9 @@ func readBlob(ctx context.Context, st snaprepo.Store, ref blobRef, fn func(io.Re
 	return nil
 }
 
-// applyChunk writes a chunk's documents (and deletes) in batches.
-func applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
+// applyChunk writes a chunk's documents (and deletes) in batches; on a
+// primary they reach its in-sync copies like any write.
+func (s *Server) applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), MaxContentLength+1<<20)
 	ops := make([]shard.Op, 0, 1000)
@@ -557,7 +558,7 @@ func applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
 		if len(ops) == 0 {
 			return nil
 		}
-		res, err := sh.Write(ctx, ops)
+		res, _, err := s.writeShard(ctx, sh, ops, "")
 		if err != nil {
 			return err
 		}
