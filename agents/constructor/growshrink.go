@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -112,7 +113,12 @@ func (x *executor) snapshotData(ctx context.Context) error {
 		}
 		x.plan.Progress.NoSource = true
 		// The data is on no running node (its allocator is lost): recover
-		// the newest snapshot of the deployment's repository.
+		// the newest snapshot, the platform schedule's when it is newer
+		// than the last plan (which wrote the plans' own), else the
+		// plans' repository's.
+		if msg, ok := x.recoverFromPlatform(ctx, x.lastPlanEnd(ctx)); ok {
+			return msg, nil
+		}
 		for _, in := range esOnly(x.plan.NewInstances) {
 			addr := x.nodeAddr(in)
 			if addr == "" {
@@ -131,6 +137,9 @@ func (x *executor) snapshotData(ctx context.Context) error {
 			}
 			break
 		}
+		if msg, ok := x.recoverFromPlatform(ctx, time.Time{}); ok {
+			return msg, nil
+		}
 		return "no healthy node holds the data and the repository has no snapshot: the new nodes start empty", nil
 	})
 }
@@ -145,6 +154,10 @@ func (x *executor) migrateData(ctx context.Context) error {
 		snap = r
 	}
 	return x.step(ctx, StepMigrate, "", stepLong, func(ctx context.Context) (string, error) {
+		if strings.HasPrefix(snap, platformRecoverPrefix) {
+			return fmt.Sprintf("restored %s into %d new node(s)", strings.TrimPrefix(snap, platformRecoverPrefix), len(esOnly(x.plan.NewInstances))),
+				x.restorePlatform(ctx, snap, x.plan.NewInstances)
+		}
 		return fmt.Sprintf("restored %s into %d new node(s)", snap, len(esOnly(x.plan.NewInstances))),
 			x.restoreAll(ctx, snap, x.plan.NewInstances)
 	})

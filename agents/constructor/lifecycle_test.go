@@ -496,16 +496,7 @@ func TestLostSingleZoneDeploymentRecoversFromSnapshot(t *testing.T) {
 	}
 	d := checkRunning(t, h, id, 1)
 	h.allocs[d.Instances[0].Allocator].kill()
-	var mv engine.Plan
-	h.waitFor("the move plan off the lost allocator", 60*time.Second, func() bool {
-		for _, p := range h.history(id) {
-			if p.Action == engine.ActionMove {
-				mv = p
-				return true
-			}
-		}
-		return false
-	})
+	mv := h.waitMovePlan(id)
 	if mv.Status != engine.PlanSuccess || !strings.Contains(stepNames(mv), StepMigrate+"=success") {
 		t.Fatalf("move: %s", stepNames(mv))
 	}

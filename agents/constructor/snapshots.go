@@ -466,3 +466,93 @@ func (s *snapshotter) runRestore(ctx context.Context, rn RepositoryNodes, d engi
 	}
 	s.write(ctx, engine.OpSet(engine.RestorePath(d.ID), r, engine.AnyVersion))
 }
+
+// platformRecoverPrefix marks a Progress.Recover that names a platform
+// repository's snapshot ("platform:<repository>/<snapshot>") rather than
+// one of the plans' found-snapshots.
+const platformRecoverPrefix = "platform:"
+
+// recoverFromPlatform is the lost-deployment path of a plan: no healthy
+// node holds the data, so the newest successful snapshot of the
+// platform's schedule is restored into the new nodes, if it ended after
+// since. It records the choice in the plan (resumable) and says which
+// snapshot and how much time of writes is lost.
+func (x *executor) recoverFromPlatform(ctx context.Context, since time.Time) (string, bool) {
+	raw, err := x.l.s.ReadChildren(ctx, engine.SnapshotPolicyPath(x.depID))
+	if err != nil {
+		return "", false
+	}
+	var best *engine.SnapshotRecord
+	for name, b := range raw {
+		var r engine.SnapshotRecord
+		if json.Unmarshal(b, &r) != nil || r.Status != engine.SnapshotSuccess || r.EndedAt == nil {
+			continue
+		}
+		r.Name = name
+		if best == nil || r.Name > best.Name {
+			best = &r
+		}
+	}
+	if best == nil || !best.EndedAt.After(since) {
+		return "", false
+	}
+	x.plan.Progress.Recover = platformRecoverPrefix + best.Repository + "/" + best.Name
+	taken := best.CreatedAt
+	if best.StartedAt != nil {
+		taken = *best.StartedAt
+	}
+	return fmt.Sprintf("no healthy node holds the data (every copy lost): recovering snapshot %s of repository %s, taken %s; "+
+		"writes made after it are lost (up to %s)", best.Name, best.Repository, taken.Format(time.RFC3339),
+		time.Since(taken).Round(time.Second)), true
+}
+
+// restorePlatform restores a platform snapshot (recoverFromPlatform's
+// choice) into every new Elasticsearch node.
+func (x *executor) restorePlatform(ctx context.Context, recover string, targets []engine.PlacedInstance) error {
+	repoName, snap, _ := strings.Cut(strings.TrimPrefix(recover, platformRecoverPrefix), "/")
+	rn, ok := x.l.cfg.Nodes.(RepositoryNodes)
+	if !ok {
+		return fmt.Errorf("this constructor's node API cannot restore from repository %s", repoName)
+	}
+	s := &snapshotter{l: x.l}
+	repo, sec, err := s.repository(ctx, repoName)
+	if err != nil {
+		return err
+	}
+	for _, in := range esOnly(targets) {
+		addr := x.nodeAddr(in)
+		if addr == "" {
+			return fmt.Errorf("new instance %s on %s is not healthy: cannot restore into it", in.ID, in.Allocator)
+		}
+		cctx, cancel := context.WithTimeout(ctx, x.l.cfg.StepTimeout)
+		err := rn.PutRepository(cctx, addr, engine.NodeRepositoryName(repo.Name), repositoryBody(repo, sec, x.depID))
+		if err == nil {
+			err = rn.RestoreSnapshot(cctx, addr, engine.NodeRepositoryName(repo.Name), snap, RestoreBody{Replace: true})
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("restore %s into %s: %s", snap, in.ID, scrub(err.Error(), sec))
+		}
+	}
+	return nil
+}
+
+// lastPlanEnd is when the deployment's newest finished plan ended (the
+// plans' own snapshots are older); far in the future when it cannot be
+// read, so that the plans' repository is tried first.
+func (x *executor) lastPlanEnd(ctx context.Context) time.Time {
+	never := time.Now().Add(100 * 365 * 24 * time.Hour)
+	names, err := x.l.s.Children(ctx, engine.PlanHistoryPath(x.depID))
+	if err != nil {
+		return never
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return time.Time{}
+	}
+	var p engine.Plan
+	if _, err := x.l.s.GetJSON(ctx, engine.PlanHistoryEntryPath(x.depID, names[len(names)-1]), &p); err != nil || p.EndedAt == nil {
+		return never
+	}
+	return *p.EndedAt
+}

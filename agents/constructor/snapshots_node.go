@@ -39,6 +39,9 @@ type RestoreBody struct {
 	Indices           string `json:"indices,omitempty"`
 	RenamePattern     string `json:"rename_pattern,omitempty"`
 	RenameReplacement string `json:"rename_replacement,omitempty"`
+	// Replace lets the platform restore over existing indices (a
+	// recovery into nodes that may hold an earlier copy).
+	Replace bool `json:"-"`
 }
 
 // SnapshotResult is what a finished snapshot reports.
@@ -131,5 +134,9 @@ func (h *HTTPNodes) DeleteSnapshot(ctx context.Context, addr, repo, snap string)
 
 // RestoreSnapshot implements RepositoryNodes.
 func (h *HTTPNodes) RestoreSnapshot(ctx context.Context, addr, repo, snap string, req RestoreBody) error {
-	return h.call(ctx, http.MethodPost, addr, "/_snapshot/"+url.PathEscape(repo)+"/"+url.PathEscape(snap)+"/_restore?wait_for_completion=true", req)
+	q := "?wait_for_completion=true"
+	if req.Replace {
+		q += "&paddock_replace=true"
+	}
+	return h.call(ctx, http.MethodPost, addr, "/_snapshot/"+url.PathEscape(repo)+"/"+url.PathEscape(snap)+"/_restore"+q, req)
 }

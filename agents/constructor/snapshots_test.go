@@ -258,3 +258,71 @@ func metricLabeled(t *testing.T, addr, name, label string) float64 {
 	}
 	return 0
 }
+
+// TestLostDeploymentRecoversFromPlatformSnapshot: the only node of a
+// 1-zone deployment dies with its allocator and no plan ever copied its
+// data: the replacement restores the newest snapshot of the platform's
+// schedule, and the plan's activity names it and the writes lost.
+func TestLostDeploymentRecoversFromPlatformSnapshot(t *testing.T) {
+	h := newHarness(t, "zone-1")
+	h.startAllocator("alloc-1a", "zone-1", 4096, nil)
+	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
+	h.setGrace(1)
+	h.startConstructor("c1", NewHTTPNodes(), nil)
+	ctx := ctxT(t, 3*time.Minute)
+	svc := service.New(h.admin, service.WithLogger(quiet()))
+	if _, err := svc.PutRepository(ctx, "default", service.RepositoryConfig{Type: "fs", Settings: service.RepositorySettings{Location: "/mnt/shared"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 1))
+	h.waitPlan(id, planID, 60*time.Second)
+	r, _ := h.route(id)
+	if err := nodeHTTP(t, "PUT", r.Backends[0].Address, "/logs/_doc/precious?refresh=true", `{"x":1}`, nil); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := svc.TakeSnapshot(ctx, id, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the snapshot", 30*time.Second, func() bool {
+		r, err := svc.GetSnapshot(ctx, id, snap.Name)
+		return err == nil && r.Status == engine.SnapshotSuccess
+	})
+	d := checkRunning(t, h, id, 1)
+	h.allocs[d.Instances[0].Allocator].kill()
+	mv := h.waitMovePlan(id)
+	if mv.Status != engine.PlanSuccess || !strings.Contains(stepNames(mv), StepMigrate+"=success") {
+		t.Fatalf("move: %s", stepNames(mv))
+	}
+	var msg string
+	for _, st := range mv.Steps {
+		if st.Name == StepSnapshot {
+			msg = st.Message
+		}
+	}
+	if !strings.Contains(msg, "recovering snapshot "+snap.Name+" of repository default") || !strings.Contains(msg, "writes made after it are lost") {
+		t.Fatalf("snapshot step says %q", msg)
+	}
+	checkRunning(t, h, id, 1)
+	r, _ = h.route(id)
+	if err := nodeHTTP(t, "GET", r.Backends[0].Address, "/logs/_doc/precious", "", nil); err != nil {
+		t.Fatalf("snapshot not recovered: %v", err)
+	}
+}
+
+// waitMovePlan waits for the move plan the rescheduler writes off a
+// lost allocator to finish, and returns it.
+func (h *harness) waitMovePlan(id string) engine.Plan {
+	h.t.Helper()
+	var mv engine.Plan
+	h.waitFor("the move plan off the lost allocator", 60*time.Second, func() bool {
+		for _, p := range h.history(id) {
+			if p.Action == engine.ActionMove {
+				mv = p
+				return true
+			}
+		}
+		return false
+	})
+	return mv
+}
