@@ -66,7 +66,9 @@ type manifest struct {
 
 // indexManifest is one index in a snapshot.
 type indexManifest struct {
-	UUID     string      `json:"uuid"` // the index's uuid: deltas only apply to the same index
+	UUID string `json:"uuid"` // the index's uuid: deltas only apply to the same index
+	// MaxSeqNo is where the next delta starts: every op up to it is in
+	// this snapshot (ops above it may be too; a delta re-sends them).
 	MaxSeqNo int64       `json:"max_seq_no"`
 	Docs     int64       `json:"docs"`
 	Meta     blobRef     `json:"meta"`

@@ -194,7 +194,7 @@ func (s *Server) snapshotIndex(ctx context.Context, up *uploader, sh *shard.Shar
 		if float64(prev.deltaBytes()+cw.bytes) <= rebaseRatio*float64(prev.baseBytes()) {
 			im.Base = prev.Base
 			im.Deltas = append(append([][]blobRef{}, prev.Deltas...), nil)
-			im.MaxSeqNo = info.MaxSeqNo
+			im.MaxSeqNo = info.ResumeSeqNo
 			im.Docs = info.Docs
 			refs, err := up.upload(cw)
 			if err != nil {
@@ -222,7 +222,7 @@ func (s *Server) snapshotIndex(ctx context.Context, up *uploader, sh *shard.Shar
 	if err := cw.close(); err != nil {
 		return nil, err
 	}
-	im.MaxSeqNo, im.Docs = info.MaxSeqNo, info.Docs
+	im.MaxSeqNo, im.Docs = info.ResumeSeqNo, info.Docs
 	if im.Base, err = up.upload(cw); err != nil {
 		return nil, err
 	}

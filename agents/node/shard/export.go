@@ -19,9 +19,13 @@ type ExportDoc struct {
 
 // ExportInfo describes the point in time an export read.
 type ExportInfo struct {
-	MaxSeqNo int64  // highest seq_no committed at that point
-	Docs     int64  // live documents at that point
-	Mapping  []byte // the mapping at that point (JSON), nil if none stored
+	MaxSeqNo int64 // highest seq_no committed at that point
+	// ResumeSeqNo is where a later export "since" should start so that
+	// it misses nothing: MaxSeqNo, or the global checkpoint when that is
+	// lower (a replica may hold ops above it with gaps below).
+	ResumeSeqNo int64
+	Docs        int64  // live documents at that point
+	Mapping     []byte // the mapping at that point (JSON), nil if none stored
 	// FromOpLog tells whether a "since" export walked the op log (true)
 	// or scanned every document and tombstone (the op log no longer
 	// reached back to since).
@@ -39,6 +43,12 @@ func (s *Shard) Export(since int64, fn func(ExportDoc) error) (ExportInfo, error
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keySeq); v != nil {
 			info.MaxSeqNo = geti64(v)
+		}
+		info.ResumeSeqNo = info.MaxSeqNo
+		if v := meta.Get(keyGCP); v != nil {
+			if g := geti64(v); g >= 0 && g < info.MaxSeqNo {
+				info.ResumeSeqNo = g
+			}
 		}
 		if v := meta.Get(keyMapping); v != nil {
 			info.Mapping = append([]byte(nil), v...)

@@ -59,7 +59,7 @@ func TestExport(t *testing.T) {
 			if got != tc.want {
 				t.Fatalf("export since %d = %q, want %q", tc.since, got, tc.want)
 			}
-			if info.MaxSeqNo != 6 || info.Docs != 3 {
+			if info.MaxSeqNo != 6 || info.ResumeSeqNo != 6 || info.Docs != 3 {
 				t.Fatalf("info = %+v, want max seq_no 6, 3 docs", info)
 			}
 			if tc.since >= 0 && tc.since < 6 && !info.FromOpLog {
