@@ -265,9 +265,15 @@ func (s *snapshotter) write(ctx context.Context, ops ...engine.Op) bool {
 	return true
 }
 
-// node picks a healthy Elasticsearch node of d ("" when none).
+// node picks a healthy Elasticsearch node of d ("" when none): the
+// replication primary (it holds every acknowledged write) when it is
+// healthy, else any.
 func (s *snapshotter) node(d engine.Deployment) (addr, iid string) {
-	for _, in := range esOnly(d.Instances) {
+	ins := esOnly(d.Instances)
+	if r, _, ok := s.l.w.replication(d.ID); ok && r.Primary != "" {
+		sort.SliceStable(ins, func(i, j int) bool { return ins[i].ID == r.Primary && ins[j].ID != r.Primary })
+	}
+	for _, in := range ins {
 		st, ok := s.l.status(in.Allocator, in.ID)
 		if !ok || !st.Healthy || st.State != engine.StateRunning || !s.l.alive(in.Allocator) {
 			continue
