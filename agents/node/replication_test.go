@@ -38,7 +38,7 @@ func (n *replNode) addr() string {
 	return n.url
 }
 
-func (n *replNode) start(t *testing.T) {
+func (n *replNode) start(t testing.TB) {
 	t.Helper()
 	s, err := NewServer(Config{Name: n.id, ClusterName: "dep1", DataDir: n.dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -73,7 +73,7 @@ func (n *replNode) kill() {
 // testAuthority plays the constructor: it holds the routing, pushes it
 // to the nodes and applies the primary's events.
 type testAuthority struct {
-	t     *testing.T
+	t     testing.TB
 	mu    sync.Mutex
 	nodes map[string]*replNode
 	order []string
@@ -82,7 +82,7 @@ type testAuthority struct {
 	wg    sync.WaitGroup
 }
 
-func newGroup(t *testing.T, ids ...string) *testAuthority {
+func newGroup(t testing.TB, ids ...string) *testAuthority {
 	a := &testAuthority{t: t, nodes: map[string]*replNode{}, order: ids}
 	for _, id := range ids {
 		n := &replNode{id: id, dir: t.TempDir()}
