@@ -38,16 +38,17 @@ allocators' node tunnels with that certificate.`,
 			}
 			defer s.Close()
 			return constructor.Run(ctx, constructor.Config{
-				Store:          s,
-				ID:             v.GetString("id"),
-				MetricsAddr:    v.GetString("metrics-addr"),
-				HealthyTimeout: v.GetDuration("healthy-timeout"),
-				StepTimeout:    v.GetDuration("step-timeout"),
-				StepDeadline:   v.GetDuration("step-deadline"),
-				PauseSettle:    v.GetDuration("pause-settle"),
-				FailoverGrace:  v.GetDuration("failover-grace"),
-				NodeLoader:     l.Loader(),
-				Logger:         app.Log,
+				Store:             s,
+				ID:                v.GetString("id"),
+				MetricsAddr:       v.GetString("metrics-addr"),
+				HealthyTimeout:    v.GetDuration("healthy-timeout"),
+				StepTimeout:       v.GetDuration("step-timeout"),
+				StepDeadline:      v.GetDuration("step-deadline"),
+				PauseSettle:       v.GetDuration("pause-settle"),
+				FailoverGrace:     v.GetDuration("failover-grace"),
+				MigrateByRecovery: v.GetBool("migrate-by-recovery"),
+				NodeLoader:        l.Loader(),
+				Logger:            app.Log,
 			})
 		},
 	}
@@ -59,6 +60,7 @@ allocators' node tunnels with that certificate.`,
 	f.Duration("step-timeout", 0, "bound of one node operation: snapshot, restore (default 2m)")
 	f.Duration("step-deadline", 0, "a plan step that waits is blocked past this (alarm and paddock_plan_step_blocked; default 2m)")
 	f.Duration("pause-settle", 0, "how long a route stays paused before the final sync (default 1s)")
+	f.Bool("migrate-by-recovery", false, "grow-and-shrink plans move data to new Elasticsearch nodes by replication recovery (no snapshot, no paused route) when the primary runs")
 	f.Duration("failover-grace", 0, "how long a deployment's primary may look lost before an in-sync replica is promoted (default 3s)")
 	return c
 }

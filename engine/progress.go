@@ -31,6 +31,9 @@ type PlanProgress struct {
 	Paused, Switched bool
 	// Rolling: the plan replaces instances one zone at a time.
 	Rolling bool
+	// ByRecovery: the new Elasticsearch copies take the data by
+	// replication recovery from the primary (no snapshot, no pause).
+	ByRecovery bool
 	// Removed lists the old instances a rolling plan removed.
 	Removed []string
 	// Successor maps an old instance to the one replacing it.
@@ -53,6 +56,7 @@ const (
 	progPaused     = "paused"
 	progSwitched   = "switched"
 	progRolling    = "rolling"
+	progRecovery   = "byrecovery"
 	progRemoved    = "removed:"
 	progSuccessor  = "successor:"
 	progNoSnapshot = "nosnap:"
@@ -136,6 +140,7 @@ func (p PlanProgress) wire() map[string]string {
 	set(progPaused, flag(p.Paused))
 	set(progSwitched, flag(p.Switched))
 	set(progRolling, flag(p.Rolling))
+	set(progRecovery, flag(p.ByRecovery))
 	for _, id := range p.Removed {
 		m[progRemoved+id] = "1"
 	}
@@ -185,6 +190,8 @@ func (p *PlanProgress) UnmarshalJSON(b []byte) error {
 			out.Switched = v != ""
 		case k == progRolling:
 			out.Rolling = v != ""
+		case k == progRecovery:
+			out.ByRecovery = v != ""
 		case strings.HasPrefix(k, progRemoved):
 			if v != "" {
 				out.Removed = append(out.Removed, k[len(progRemoved):])

@@ -53,6 +53,13 @@ type Config struct {
 	// routing is compared with ZooKeeper (re-pushed when behind); copies
 	// whose status changed are checked at once. Default 5 s.
 	ReplicationCheck time.Duration
+	// MigrateByRecovery: a grow-and-shrink plan that adds Elasticsearch
+	// nodes to a deployment whose primary runs moves the data by
+	// replication recovery (new copies join out of sync, recover from
+	// the primary while writes go on, the route switches once they are
+	// in sync: no snapshot, no paused route) instead of snapshot,
+	// restore, pause and final sync.
+	MigrateByRecovery bool
 	// MaxReplicationPolls bounds the event long-polls open on primaries
 	// at once (default 1024).
 	MaxReplicationPolls int

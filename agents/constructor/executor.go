@@ -25,6 +25,7 @@ const (
 	StepWait      = "wait until running and healthy"
 	StepSnapshot  = "snapshot"
 	StepMigrate   = "migrate data"
+	StepRecover   = "recover new copies"
 	StepPause     = "pause route"
 	StepFinalSync = "final sync"
 	StepSwitch    = "switch route"
@@ -920,7 +921,7 @@ func (x *executor) fail(ctx context.Context, cause error) (bool, error) {
 func (x *executor) rollback(ctx context.Context) (string, error) {
 	var did []string
 	old := x.dep.Instances
-	if x.plan.Progress.Switched || x.plan.Progress.Paused {
+	if x.plan.Progress.Switched || x.plan.Progress.Paused || x.plan.Progress.ByRecovery {
 		if peers := x.replicate(ctx, old, nil); peers != "" {
 			did = append(did, strings.TrimPrefix(peers, "; "))
 		}

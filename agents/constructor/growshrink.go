@@ -22,6 +22,7 @@ func (x *executor) runGrowAndShrink(ctx context.Context) error {
 		x.validate,
 		x.placeNew,
 		x.waitNew,
+		x.recoverNew,
 		x.snapshotData,
 		x.migrateData,
 		x.pauseRoute,
@@ -37,10 +38,34 @@ func (x *executor) runGrowAndShrink(ctx context.Context) error {
 	return nil
 }
 
-// migrating: new Elasticsearch nodes take the data of the current ones,
-// from a node that holds it.
+// migrating: new Elasticsearch nodes take the data of the current ones
+// by snapshot and restore, from a node that holds it (not when they
+// take it by replication recovery).
 func (x *executor) migrating() bool {
-	return x.change.NeedsMigration() && !x.plan.Progress.NoSource
+	return x.change.NeedsMigration() && !x.plan.Progress.NoSource && !x.plan.Progress.ByRecovery
+}
+
+// recoverNew makes the new Elasticsearch instances copies of the
+// replication group, out of sync, and waits until they recovered from
+// the primary (operation-based or a full copy, the node's choice) and
+// joined in_sync: the data moves while writes go on, with no snapshot
+// and no paused route. Used when the primary runs and stays until the
+// switch (and Config.MigrateByRecovery); else the plan migrates by
+// snapshot.
+func (x *executor) recoverNew(ctx context.Context) error {
+	if !x.change.NeedsMigration() || !(x.plan.Progress.ByRecovery || (x.l.cfg.MigrateByRecovery && x.canRecover())) {
+		return nil
+	}
+	x.plan.Progress.ByRecovery = true
+	return x.step(ctx, StepRecover, "", stepLong, func(ctx context.Context) (string, error) {
+		all := append(append(append([]engine.PlacedInstance{}, x.change.Keep...), x.change.Retire...), x.plan.NewInstances...)
+		msg, err := x.replicateErr(ctx, all, nil)
+		if err != nil {
+			return "", err
+		}
+		done, err := x.waitInSync(ctx, x.plan.NewInstances)
+		return done + msg, err
+	})
 }
 
 // placeNew decides where the new instances go and queues their
@@ -102,7 +127,7 @@ func (x *executor) waitNew(ctx context.Context) error {
 // snapshotData snapshots a node holding the data or, when none is
 // healthy (its allocator is lost), finds the newest snapshot to recover.
 func (x *executor) snapshotData(ctx context.Context) error {
-	if !x.change.NeedsMigration() {
+	if !x.change.NeedsMigration() || x.plan.Progress.ByRecovery {
 		return nil
 	}
 	return x.step(ctx, StepSnapshot, "", stepLong, func(ctx context.Context) (string, error) {

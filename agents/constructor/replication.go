@@ -309,8 +309,9 @@ func (rp *replicator) copyURL(depID, iid string) string {
 	return fmt.Sprintf("http://paddock-%s:%d", iid, DockerPeerPort)
 }
 
-// push sends the routing to its copies (only: to that copy alone), in
-// parallel; it returns what failed. A node without the replication
+// push sends the routing to its copies (only: to that copy alone, which
+// may be a copy that left the group), in parallel; it returns what
+// failed. A node without the replication
 // endpoints gets the other copies as best-effort peers instead.
 func (rp *replicator) push(ctx context.Context, depID string, r engine.Replication, ver engine.Version, only string) []string {
 	ctx = WithDeployment(ctx, depID) // as the platform
@@ -330,10 +331,11 @@ func (rp *replicator) push(ctx context.Context, depID string, r engine.Replicati
 		failed []string
 		wg     sync.WaitGroup
 	)
-	for _, c := range r.Copies {
-		if only != "" && c != only {
-			continue
-		}
+	targets := r.Copies
+	if only != "" {
+		targets = []string{only}
+	}
+	for _, c := range targets {
 		in, ok := rp.l.w.instanceAt(depID, c)
 		addr := ""
 		if ok {
@@ -392,12 +394,22 @@ func (rp *replicator) live(depID, iid string) bool {
 // tail ("" when there is nothing to say); failures to push are said,
 // not fatal (the replication check pushes again).
 func (x *executor) replicate(ctx context.Context, ins []engine.PlacedInstance, migrated []engine.PlacedInstance) string {
+	msg, err := x.replicateErr(ctx, ins, migrated)
+	if err != nil {
+		return msg + "; " + err.Error()
+	}
+	return msg
+}
+
+// replicateErr is replicate with the failures as an error: the routing
+// not written, or not pushed to every copy.
+func (x *executor) replicateErr(ctx context.Context, ins []engine.PlacedInstance, migrated []engine.PlacedInstance) (string, error) {
 	var ids []string
 	for _, in := range esOnly(ins) {
 		ids = append(ids, in.ID)
 	}
 	if len(ids) == 0 {
-		return ""
+		return "", nil
 	}
 	var fresh []string
 	for _, in := range esOnly(migrated) {
@@ -408,13 +420,74 @@ func (x *executor) replicate(ctx context.Context, ins []engine.PlacedInstance, m
 		return planRouting(cur, ids, created, fresh, "plan "+engine.Short(x.plan.ID))
 	})
 	if err != nil {
-		return "; replication routing not written: " + err.Error()
+		return "", fmt.Errorf("replication routing not written: %w", err)
 	}
 	msg := fmt.Sprintf("; replication term %d, primary %s, %d of %d copies in sync", r.Term, engine.Short(r.Primary), len(r.InSync), len(r.Copies))
-	if failed := x.l.repl.push(ctx, x.depID, r, ver, ""); len(failed) > 0 {
-		msg += "; routing not pushed to every copy (pushed again when they run): " + strings.Join(failed, "; ")
+	failed := x.l.repl.push(ctx, x.depID, r, ver, "")
+	// Copies that left the group learn it too (they step down and
+	// forward what they still receive to the primary).
+	for _, in := range esOnly(append(append([]engine.PlacedInstance{}, x.dep.Instances...), x.plan.NewInstances...)) {
+		if !slices.Contains(r.Copies, in.ID) && x.l.address(in) != "" {
+			x.l.repl.push(ctx, x.depID, r, ver, in.ID)
+		}
 	}
-	return msg
+	if len(failed) > 0 {
+		return msg, fmt.Errorf("routing not pushed to every copy (pushed again when they run): %s", strings.Join(failed, "; "))
+	}
+	return msg, nil
+}
+
+// canRecover reports whether the new Elasticsearch copies can take the
+// data by replication recovery: the deployment has a routing whose
+// primary runs and stays a copy until the switch.
+func (x *executor) canRecover() bool {
+	r, _, ok := x.l.w.replication(x.depID)
+	if !ok {
+		return false
+	}
+	for _, in := range esOnly(append(append([]engine.PlacedInstance{}, x.change.Keep...), x.change.Retire...)) {
+		if in.ID == r.Primary {
+			return x.l.address(in) != "" && !(slices.Contains(x.plan.MoveFrom, in.Allocator) && !x.l.alive(in.Allocator))
+		}
+	}
+	return false
+}
+
+// waitInSync waits until every Elasticsearch instance of ins is in the
+// routing's in-sync set (their recovery finished), woken by the
+// deployment's changes, at most StepTimeout.
+func (x *executor) waitInSync(ctx context.Context, ins []engine.PlacedInstance) (string, error) {
+	changed, stop := x.l.w.watch(x.depID)
+	defer stop()
+	deadline := time.NewTimer(x.l.cfg.StepTimeout)
+	defer deadline.Stop()
+	for {
+		r, _, _ := x.l.w.replication(x.depID)
+		var waiting []string
+		for _, in := range esOnly(ins) {
+			if !r.IsInSync(in.ID) {
+				waiting = append(waiting, engine.Short(in.ID)+" in "+in.Zone)
+			}
+		}
+		if len(waiting) == 0 {
+			return fmt.Sprintf("%d new cop(ies) recovered from primary %s and in sync", len(esOnly(ins)), engine.Short(r.Primary)), nil
+		}
+		if x.cancelled() {
+			return "", errCancelled
+		}
+		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d new copies in sync; recovering: %s", len(esOnly(ins))-len(waiting), len(esOnly(ins)),
+			strings.Join(waiting, ", "))); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-changed:
+		case <-deadline.C:
+			return "", fmt.Errorf("new copies not in sync after %s (still recovering: %s): check the primary's GET /_paddock/replication and the nodes' logs",
+				x.l.cfg.StepTimeout, strings.Join(waiting, ", "))
+		}
+	}
 }
 
 // run is the replicator's work while leading: failover checks every

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,4 +316,77 @@ func TestZoneLostUnderWrites(t *testing.T) {
 			t.Logf("%d failed write attempts during the loss", w.fails.Load())
 		})
 	}
+}
+
+// TestResizeByRecoveryUnderWrites: with MigrateByRecovery a resize
+// moves the data to the new nodes by replication recovery while a
+// writer goes on: no snapshot, no paused route; the primary hands over
+// to a recovered copy at the switch; no acknowledged write is lost.
+func TestResizeByRecoveryUnderWrites(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) { c.MigrateByRecovery = true })
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("create: %s", stepNames(p))
+	}
+	before := checkRunning(t, h, id, 2)
+	r0, _, _ := h.replication(id)
+
+	w := &writer{h: h, id: id}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.waitFor("some writes", 20*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > 20 })
+	paused := atomic.Bool{}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	go func() {
+		for watchCtx.Err() == nil {
+			if r, ok := h.route(id); ok && r.State != engine.RouteLive {
+				paused.Store(true)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	p := h.waitPlan(id, resize, 90*time.Second)
+	stopWatch()
+	if p.Status != engine.PlanSuccess {
+		t.Fatalf("resize %s: %s", p.Status, stepNames(p))
+	}
+	steps := stepNames(p)
+	for _, want := range []string{StepRecover, StepSwitch, StepRemoveOld} {
+		if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
+			t.Fatalf("resize lacks step %q: %s", want, steps)
+		}
+	}
+	for _, not := range []string{StepSnapshot, StepMigrate, StepPause, StepFinalSync} {
+		if strings.Contains(steps, not+"=") {
+			t.Fatalf("a resize by recovery ran %q: %s", not, steps)
+		}
+	}
+	if paused.Load() {
+		t.Fatal("the route was paused during a resize by recovery")
+	}
+	after := checkRunning(t, h, id, 2)
+	r, _, _ := h.replication(id)
+	if r.Term != r0.Term+1 || len(r.InSync) != 2 {
+		t.Fatalf("routing after the resize %+v (was %+v): want the primary handed over (term+1), both new copies in sync", r, r0)
+	}
+	for _, in := range after.Instances {
+		if slices.ContainsFunc(before.Instances, func(o engine.PlacedInstance) bool { return o.ID == in.ID }) || !slices.Contains(r.Copies, in.ID) {
+			t.Fatalf("instance %s: not new or not a copy (%+v)", in.ID, r)
+		}
+	}
+	w.mu.Lock()
+	n := len(w.acked)
+	w.mu.Unlock()
+	h.waitFor("writes on the new nodes", 20*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > n+20 })
+	cancel()
+	<-done
+	w.checkNoLoss(t)
+	t.Logf("route never paused; %d failed write attempts during the resize", w.fails.Load())
 }
