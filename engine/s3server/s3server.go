@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,8 @@ const (
 	Module  = "github.com/seaweedfs/seaweedfs"
 	Version = "v0.0.0-20261109003541-7506e5f91cd6"
 )
+
+var validBucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Binary finds weed: $PADDOCK_TOOLS/weed, then ~/.cache/paddock/bin/weed
 // (where scripts/setup.sh puts it), then weed on PATH.
@@ -96,6 +99,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.AccessKey == "" || o.SecretKey == "" {
 		return nil, errors.New("s3server: an access key and a secret key are required (the object store never runs anonymous)")
 	}
+	for _, b := range o.Buckets {
+		if !validBucket.MatchString(b) {
+			return nil, fmt.Errorf("s3server: bucket name %q is not valid for S3: 3 to 63 lowercase letters, digits, dots and dashes, starting and ending with a letter or digit", b)
+		}
+	}
 	if o.IP == "" {
 		o.IP = "127.0.0.1"
 	}
@@ -138,8 +146,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		"server",
 		"-dir=" + filepath.Join(o.Dir, "data"), "-ip=" + o.IP, "-ip.bind=" + o.IP,
 		"-master.port=" + p(0), "-master.port.grpc=" + p(1), "-master.telemetry=false",
+		// One master: elect it at once on a restart (default 10 s).
+		"-master.electionTimeout=1s",
 		"-master.volumeSizeLimitMB=" + strconv.Itoa(o.VolumeSizeLimitMB),
 		"-volume.port=" + p(2), "-volume.port.grpc=" + p(3), "-volume.max=0",
+		// No peers to drain to: stop in 1 s, not 10.
+		"-volume.preStopSeconds=1",
 		"-filer", "-filer.port=" + p(4), "-filer.port.grpc=" + p(5),
 		"-filer.localSocket=" + filepath.Join(o.Dir, "filer.sock"),
 		"-s3", "-s3.port=" + strconv.Itoa(o.Port), "-s3.port.grpc=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -242,15 +254,22 @@ func probeWrite(ctx context.Context, cli *minio.Client, buckets []string) error 
 	return cli.RemoveObject(ctx, buckets[0], key, minio.RemoveObjectOptions{})
 }
 
-// Stop ends weed (SIGTERM, then SIGKILL after 10 s) and waits for it.
-// Its data stays in Dir: Start again on the same Dir and Port serves it.
+// stopGrace is how long Stop waits after SIGTERM. The volume server
+// (1 s pre-stop) and the filer are down well within it; weed's master
+// and S3 gateway can keep retrying each other for long after, holding
+// nothing that is not already on disk.
+const stopGrace = 4 * time.Second
+
+// Stop ends weed (SIGTERM, then SIGKILL after stopGrace) and waits for
+// it. Its data stays in Dir: Start again on the same Dir and Port
+// serves it.
 func (s *Server) Stop() {
 	s.once.Do(func() {
 		pg := -s.cmd.Process.Pid
 		_ = syscall.Kill(pg, syscall.SIGTERM)
 		select {
 		case <-s.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(stopGrace):
 			_ = syscall.Kill(pg, syscall.SIGKILL)
 			<-s.done
 		}
