@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -187,6 +189,26 @@ func dockerGateway(ctx context.Context) (string, error) {
 	for _, c := range n.IPAM.Config {
 		if c.Gateway != "" {
 			return c.Gateway, nil
+		}
+	}
+	// Older engines leave the default bridge's gateway out: it is the
+	// address of the bridge's interface (docker0), the subnet's first.
+	ifname := n.Options["com.docker.network.bridge.name"]
+	if ifname == "" {
+		ifname = "docker0"
+	}
+	if ifc, err := net.InterfaceByName(ifname); err == nil {
+		if addrs, err := ifc.Addrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+					return ipn.IP.String(), nil
+				}
+			}
+		}
+	}
+	for _, c := range n.IPAM.Config {
+		if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Addr().Is4() {
+			return p.Masked().Addr().Next().String(), nil
 		}
 	}
 	return "", errors.New("Docker's bridge network has no gateway address")
