@@ -530,8 +530,20 @@ func (rp *replicator) failover(ctx context.Context, now time.Time) {
 		if rp.live(id, r.Primary) {
 			rp.mu.Lock()
 			delete(rp.lost, id)
+			wasRed := rp.red[id]
 			delete(rp.red, id)
 			rp.mu.Unlock()
+			if wasRed {
+				// The routing said red: say it is over.
+				_, _, _, _ = rp.update(ctx, id, "failover", func(cur *engine.Replication) (engine.Replication, bool) {
+					if cur == nil || cur.Primary != r.Primary || !strings.Contains(cur.Reason, "red until it returns") {
+						return engine.Replication{}, false
+					}
+					next := *cur
+					next.Reason = "primary " + engine.Short(cur.Primary) + " runs again"
+					return next, true
+				})
+			}
 			continue
 		}
 		rp.mu.Lock()

@@ -390,3 +390,47 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 	w.checkNoLoss(t)
 	t.Logf("route never paused; %d failed write attempts during the resize", w.fails.Load())
 }
+
+// TestNoInSyncCopyStaysRed: the primary of a deployment whose replica is
+// out of sync is lost: nothing is promoted, the routing says red.
+func TestNoInSyncCopyStaysRed(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.setGrace(3600)
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	nodes := newFakeReplNodes()
+	h.startConstructor("c1", nodes, func(c *Config) { c.FailoverGrace = 300 * time.Millisecond })
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("create: %s", stepNames(p))
+	}
+	d := checkRunning(t, h, id, 2)
+	r, _, _ := h.replication(id)
+	var replica string
+	for _, c := range r.Copies {
+		if c != r.Primary {
+			replica = c
+		}
+	}
+	nodes.emit(r.Primary, ReplicationEvent{Kind: EventFailed, Copy: replica, Term: r.Term, Reason: "test"})
+	h.waitFor("the replica out of sync", 20*time.Second, func() bool {
+		r, _, _ := h.replication(id)
+		return len(r.InSync) == 1
+	})
+	for _, in := range d.Instances {
+		if in.ID == r.Primary {
+			h.allocs[in.Allocator].kill()
+		}
+	}
+	var got engine.Replication
+	h.waitFor("the routing to say red", 20*time.Second, func() bool {
+		got, _, _ = h.replication(id)
+		return strings.Contains(got.Reason, "no in-sync copy runs")
+	})
+	if got.Primary != r.Primary || got.Term != r.Term || got.IsInSync(replica) {
+		t.Fatalf("a copy out of sync was promoted: %+v (was %+v)", got, r)
+	}
+	if h, _ := engine.ReplicationHealth(got, func(c string) bool { return c == replica }); h != engine.HealthRed {
+		t.Fatalf("health %s, want red", h)
+	}
+}
