@@ -274,6 +274,9 @@ func (h *harness) startAllocatorWith(id, zone string, capMB int, tags map[string
 		a.err = allocator.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() { cancel(); <-a.done })
+	if h.runtimes == nil {
+		h.runtimes = map[string]*nodeRuntime{}
+	}
 	h.allocs[id], h.runtimes[id] = a, rt
 	h.waitFor("allocator "+id+" alive", 20*time.Second, func() bool {
 		ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(id))
