@@ -765,6 +765,13 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request, p params
 		return err
 	}
 	sn := s.snaps
+	for _, snap := range strings.Split(expr, ",") {
+		if m, ok := sn.localCopy(repo, snap); ok && m.State == stateInProgress {
+			return errf(http.StatusConflict, "concurrent_snapshot_execution_exception", "[%s:%s] cannot delete a snapshot that is in progress: wait for it to finish", repo, snap)
+		}
+	}
+	// Deletes wait for a snapshot of another name running in the
+	// repository on this node.
 	lock := sn.lock(repo)
 	lock.Lock()
 	defer lock.Unlock()

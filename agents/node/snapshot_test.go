@@ -249,3 +249,24 @@ func TestSnapshotReplicated(t *testing.T) {
 	do(t, b.url, call{"DELETE", "/_snapshot/r", "", 200, nil})
 	do(t, a.url, call{"GET", "/_snapshot/r", "", 404, nil})
 }
+
+// TestSnapshotInProgress: a running snapshot shows as IN_PROGRESS (in
+// _current and _status) and cannot be deleted until it ends.
+func TestSnapshotInProgress(t *testing.T) {
+	s, ts := newTestNode(t, t.TempDir(), t.TempDir(), "")
+	u := ts.URL
+	bulkDocs(t, u, "logs", 0, 10)
+	do(t, u, call{"PUT", "/_snapshot/r", `{"type":"fs","settings":{"location":"x"}}`, 200, nil})
+	started, release := make(chan struct{}), make(chan struct{})
+	s.snaps.beforeUpload = func() { close(started); <-release }
+	do(t, u, call{"PUT", "/_snapshot/r/s1", "", 200, []string{`"accepted":true`}})
+	<-started
+	do(t, u, call{"GET", "/_snapshot/r/_current", "", 200, []string{`"snapshot":"s1"`, `"state":"IN_PROGRESS"`}})
+	do(t, u, call{"GET", "/_snapshot/r/s1/_status", "", 200, []string{`"state":"IN_PROGRESS"`, `"stage":"STARTED"`}})
+	do(t, u, call{"PUT", "/_snapshot/r/s1", "", 400, []string{`already in-progress`}})
+	do(t, u, call{"DELETE", "/_snapshot/r/s1", "", 409, []string{`concurrent_snapshot_execution_exception`}})
+	close(release)
+	waitSnapshot(t, u, "r", "s1", "SUCCESS")
+	do(t, u, call{"GET", "/_snapshot/r/_current", "", 200, []string{`"total":0`}})
+	do(t, u, call{"DELETE", "/_snapshot/r/s1", "", 200, nil})
+}
