@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -42,6 +43,37 @@ func (s *Server) metaWrite(h handler) handler {
 		s.metadataChanged()
 		s.pushMetadata(r.Context())
 		if err != nil {
+			return err
+		}
+		for k, v := range bw.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(bw.status)
+		_, _ = w.Write(bw.body.Bytes())
+		return nil
+	})
+}
+
+// restoreWrite wraps a snapshot restore: a metadata write whose
+// restored indices are then fully copied to every other copy before the
+// restore is acknowledged (a copy that fails it is reported and the
+// answer held, as for a write).
+func (s *Server) restoreWrite(h handler) handler {
+	return s.metaWrite(func(w http.ResponseWriter, r *http.Request, p params) error {
+		if !s.replicated() {
+			return h(w, r, p)
+		}
+		bw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		if err := h(bw, r, p); err != nil {
+			return err
+		}
+		var ans struct {
+			Snapshot struct {
+				Indices []string `json:"indices"`
+			} `json:"snapshot"`
+		}
+		_ = json.Unmarshal(bw.body.Bytes(), &ans)
+		if err := s.copyIndicesToAll(r.Context(), ans.Snapshot.Indices); err != nil {
 			return err
 		}
 		for k, v := range bw.header {

@@ -239,3 +239,56 @@ func (s *Server) sendChunk(ctx context.Context, t *copyTrack, index string, term
 	b, _ := json.Marshal(opsRequest{Term: term, Index: index, GlobalCheckpoint: gcp, Ops: ops})
 	return s.sendOps(ctx, t, index, b)
 }
+
+// copyIndicesToAll sends a full copy of indices written outside the
+// operation path (a restore) to every other copy; an in-sync copy that
+// fails it is reported and the caller held until it leaves in_sync.
+func (s *Server) copyIndicesToAll(ctx context.Context, names []string) error {
+	if s.repl.role() != RolePrimary || len(names) == 0 {
+		return nil
+	}
+	s.metadataChanged()
+	targets, term, _ := s.repl.targets()
+	errs := make([]error, len(targets))
+	done := make(chan struct{}, len(targets))
+	for i, tg := range targets {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if tg.dead {
+				return
+			}
+			if err := s.ensureMetadata(ctx, tg.t); err != nil {
+				errs[i] = err
+				return
+			}
+			for _, n := range names {
+				if sh := s.index(n); sh != nil {
+					if err := s.fullCopy(ctx, tg.t, sh, term); err != nil {
+						errs[i] = err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range targets {
+		<-done
+	}
+	var held []string
+	for i, tg := range targets {
+		if errs[i] == nil {
+			continue
+		}
+		if !tg.wait {
+			tg.t.dirty.Store(true)
+			continue
+		}
+		if s.copyFailed(tg.t, term, errs[i]) {
+			held = append(held, tg.t.id)
+		}
+	}
+	if len(held) > 0 {
+		return s.holdFor(ctx, term, held)
+	}
+	return nil
+}

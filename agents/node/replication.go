@@ -887,6 +887,8 @@ type metadataPush struct {
 	Indices  map[string]copyIndexMeta `json:"indices"`
 	Registry json.RawMessage          `json:"registry"`
 	APIKeys  []apiKey                 `json:"api_keys"`
+	// Repos are the registered snapshot repositories.
+	Repos map[string]repository `json:"repositories"`
 }
 
 // metadataChanged bumps the metadata version: copies get the new state
@@ -914,6 +916,7 @@ func (s *Server) metadataState() (metadataPush, int64) {
 		}
 	}
 	mp.APIKeys, _ = s.keys.all()
+	mp.Repos, _ = s.db.repos()
 	return mp, ver
 }
 
@@ -1041,6 +1044,24 @@ func (s *Server) applyMetadata(mp metadataPush) error {
 	if len(mp.Registry) > 0 {
 		if err := s.meta.Import(mp.Registry); err != nil {
 			return err
+		}
+	}
+	if mp.Repos != nil {
+		cur, err := s.db.repos()
+		if err != nil {
+			return err
+		}
+		for name := range cur {
+			if _, ok := mp.Repos[name]; !ok {
+				if _, err := s.db.deleteRepo(name); err != nil {
+					return err
+				}
+			}
+		}
+		for name, r := range mp.Repos {
+			if err := s.db.putRepo(name, r); err != nil {
+				return err
+			}
 		}
 	}
 	for _, k := range mp.APIKeys {

@@ -20,6 +20,7 @@ import (
 type replNode struct {
 	mu      sync.Mutex // srv and url, read by the authority's goroutine
 	id, dir string
+	snaps   string // snapshot root, shared by the group
 	srv     *Server
 	hs      *http.Server
 	url     string
@@ -40,7 +41,7 @@ func (n *replNode) addr() string {
 
 func (n *replNode) start(t testing.TB) {
 	t.Helper()
-	s, err := NewServer(Config{Name: n.id, ClusterName: "dep1", DataDir: n.dir, Logger: slog.New(slog.DiscardHandler)})
+	s, err := NewServer(Config{Name: n.id, ClusterName: "dep1", DataDir: n.dir, SnapshotRoot: n.snaps, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +85,9 @@ type testAuthority struct {
 
 func newGroup(t testing.TB, ids ...string) *testAuthority {
 	a := &testAuthority{t: t, nodes: map[string]*replNode{}, order: ids}
+	snaps := t.TempDir()
 	for _, id := range ids {
-		n := &replNode{id: id, dir: t.TempDir()}
+		n := &replNode{id: id, dir: t.TempDir(), snaps: snaps}
 		n.start(t)
 		a.nodes[id] = n
 	}
@@ -405,4 +407,30 @@ func TestReplicationDeposedPrimaryCannotAcknowledge(t *testing.T) {
 	}
 	// b writes with term 2.
 	do(t, b.url, call{"PUT", "/logs/_doc/3", `{"n":3}`, 201, []string{`"_primary_term":2`}})
+}
+
+// TestReplicationRestoreReachesCopies: a restore on the primary (asked
+// through a replica) is fully copied to the other copies before it is
+// acknowledged; the repository registration follows the metadata.
+func TestReplicationRestoreReachesCopies(t *testing.T) {
+	g := newGroup(t, "a", "b")
+	a, b := g.node("a"), g.node("b")
+	do(t, b.url, call{"PUT", "/_snapshot/r1", `{"type":"fs","settings":{"location":"/snapshots/r1"}}`, 200, nil})
+	if _, ok, _ := b.srv.db.repo("r1"); !ok {
+		t.Fatal("repository registered through a replica did not reach it back from the primary")
+	}
+	do(t, a.url, call{"PUT", "/books/_doc/1", `{"t":"one"}`, 201, nil})
+	do(t, a.url, call{"PUT", "/books/_doc/2", `{"t":"two"}`, 201, nil})
+	do(t, a.url, call{"PUT", "/_snapshot/r1/s1?wait_for_completion=true", "", 200, []string{`"SUCCESS"`}})
+	do(t, a.url, call{"DELETE", "/books", "", 200, nil})
+	if b.srv.index("books") != nil {
+		t.Fatal("deleted index still on the replica")
+	}
+	do(t, b.url, call{"POST", "/_snapshot/r1/s1/_restore", "", 200, []string{`"books"`}})
+	for _, id := range []string{"1", "2"} {
+		if _, _, ok := localDoc(b, "books", id); !ok {
+			t.Fatalf("restored document %s missing on the replica", id)
+		}
+	}
+	do(t, a.url, call{"PUT", "/books/_doc/3", `{"t":"three"}`, 201, []string{`"successful":2`}})
 }

@@ -143,13 +143,13 @@ func (s *Server) buildRoutes() *router {
 
 	// Snapshots (the constructor's migrations and restores).
 	rt.add("GET", "/_snapshot", s.getRepos)
-	rt.add("PUT,POST", "/_snapshot/{repo}", s.putRepo)
+	rt.add("PUT,POST", "/_snapshot/{repo}", s.metaWrite(s.putRepo))
 	rt.add("GET", "/_snapshot/{repo}", s.getRepos)
-	rt.add("DELETE", "/_snapshot/{repo}", s.deleteRepo)
+	rt.add("DELETE", "/_snapshot/{repo}", s.metaWrite(s.deleteRepo))
 	rt.add("PUT,POST", "/_snapshot/{repo}/{snapshot}", s.createSnapshot)
 	rt.add("GET", "/_snapshot/{repo}/{snapshot}", s.getSnapshots)
 	rt.add("DELETE", "/_snapshot/{repo}/{snapshot}", s.deleteSnapshot)
-	rt.add("POST", "/_snapshot/{repo}/{snapshot}/_restore", s.metaWrite(s.restore))
+	rt.add("POST", "/_snapshot/{repo}/{snapshot}/_restore", s.restoreWrite(s.restore))
 	rt.add("GET", "/_snapshot/{repo}/{snapshot}/_status", s.snapshotStatus)
 	return rt
 }

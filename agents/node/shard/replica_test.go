@@ -127,4 +127,3 @@ func TestReplicaSeqNoAndRecoverySources(t *testing.T) {
 		t.Fatal("an unknown op kind was applied")
 	}
 }
-
