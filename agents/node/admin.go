@@ -216,6 +216,15 @@ func (s *Server) nodeViews(r *http.Request) []nodeView {
 		addr = la.String()
 	}
 	out := []nodeView{{id: s.nodeID(), name: s.cfg.Name, addr: addr, self: true}}
+	if rt := s.repl.routing(); rt != nil {
+		// The replication group's other copies.
+		for _, c := range rt.Copies {
+			if c.ID != rt.Self {
+				out = append(out, nodeView{id: idOf(c.ID), name: c.ID, addr: strings.TrimPrefix(strings.TrimPrefix(c.URL, "http://"), "https://")})
+			}
+		}
+		return out
+	}
 	peers := s.Peers()
 	sort.Strings(peers)
 	for _, p := range peers {

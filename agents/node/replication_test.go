@@ -323,6 +323,7 @@ func TestReplicationWritesReachEveryInSyncCopy(t *testing.T) {
 	do(t, a.url, call{"GET", ReplicationPath, "", 200, []string{`"role":"primary"`, `"b":{"checkpoint"`}})
 	do(t, b.url, call{"GET", ReplicationPath, "", 200, []string{`"role":"replica"`}})
 	do(t, a.url, call{"GET", "/_cat/shards/logs?h=prirep,state,node&s=node", "", 200, []string{"p STARTED a", "r STARTED b", "r STARTED c"}})
+	do(t, b.url, call{"GET", "/_cat/nodes?h=name&s=name", "", 200, []string{"a\nb\nc"}})
 	// An older routing is ignored.
 	do(t, a.url, call{"PUT", ReplicationPath, `{"term":1,"version":0,"self":"a","primary":"b","copies":[{"id":"b","url":"http://x"}],"in_sync":["b"]}`, 200, []string{`"applied":false`, `"role":"primary"`}})
 	// Stale primary: a copy with a newer term refuses ops.
