@@ -216,7 +216,7 @@ func addCompanion(doc *document.Document, name string, typ FieldType, v any) {
 		i64 = numeric.Float64ToInt64(f)
 	}
 	term := numeric.MustNewPrefixCodedInt64(i64, 0)
-	doc.AddField(document.NewTextFieldWithIndexingOptions(name, nil, term, index.IndexField|index.DocValues|index.SkipDVCompression))
+	doc.AddField(document.NewTextFieldWithIndexingOptions(name, nil, term, index.IndexField|index.DocValues))
 }
 
 func addField(doc *document.Document, m mapping.IndexMapping, fields testFields, p string, typ FieldType, v any) error {
@@ -226,8 +226,7 @@ func addField(doc *document.Document, m mapping.IndexMapping, fields testFields,
 		a := m.AnalyzerNamed(bleveAnalyzer(fields.analyzers[p]))
 		doc.AddField(document.NewTextFieldCustom(p, nil, []byte(s), index.IndexField|index.IncludeTermVectors, a))
 	case typ == Keyword:
-		// Uncompressed doc values, as the node writes them (mapping).
-		doc.AddField(document.NewTextFieldCustom(p, nil, []byte(s), index.IndexField|index.DocValues|index.SkipDVCompression, m.AnalyzerNamed("keyword")))
+		doc.AddField(document.NewTextFieldCustom(p, nil, []byte(s), index.IndexField|index.DocValues, m.AnalyzerNamed("keyword")))
 	case typ.Numeric():
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {

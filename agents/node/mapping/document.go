@@ -335,7 +335,7 @@ func (b *builder) index(full string, f *Field, v any, ap []uint64) error {
 		}
 		opts := index.IndexField
 		if dv {
-			opts |= docValues
+			opts |= index.DocValues
 		}
 		b.doc.AddField(document.NewTextFieldCustom(full, ap, []byte(s), opts, nil))
 		b.toAll(full)
@@ -380,16 +380,8 @@ const CompanionPrefix = "_dv#"
 func Companion(path string) string { return CompanionPrefix + path }
 
 func (b *builder) companion(full string, ap []uint64, v int64) {
-	b.doc.AddField(document.NewTextFieldCustom(Companion(full), ap, numeric.MustNewPrefixCodedInt64(v, 0), index.IndexField|docValues, nil))
+	b.doc.AddField(document.NewTextFieldCustom(Companion(full), ap, numeric.MustNewPrefixCodedInt64(v, 0), index.IndexField|index.DocValues, nil))
 }
-
-// docValues are the doc values that sorts and aggregations read
-// (keywords, companions): stored without compression, so that a search
-// visiting them for every match does not decompress a chunk per 1,024
-// documents per field (about a quarter of a search's CPU at 100k log
-// documents, for about 1 % more disk). Segments written before keep
-// their compression; a merge with them writes compressed.
-const docValues = index.DocValues | index.SkipDVCompression
 
 func (b *builder) toAll(full string) {
 	if !b.seen[full] {
