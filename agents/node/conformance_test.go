@@ -1,10 +1,12 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // step is one request of a conformance sequence and what Elasticsearch
@@ -245,5 +247,45 @@ func FuzzBulk(f *testing.F) {
 				t.Fatalf("update without an update function: %+v", it)
 			}
 		}
+	})
+}
+
+// TestConformanceDocValuesAtScale: sorts and aggregations read each
+// document's own doc values over several persisted segments of 1,000
+// documents (the small conformance indices hold one chunk of doc values
+// at most).
+func TestConformanceDocValuesAtScale(t *testing.T) {
+	s, ts := newTestNode(t, t.TempDir(), "", "")
+	// Five segments of 1,000 documents (a refresh per bulk).
+	for batch := range 5 {
+		var b strings.Builder
+		for i := batch * 1000; i < (batch+1)*1000; i++ {
+			fmt.Fprintf(&b, "{\"index\":{\"_index\":\"dv\",\"_id\":\"%d\"}}\n{\"n\":%d,\"at\":\"2026-01-01T00:00:%02d.%03dZ\",\"k\":\"k%d\",\"msg\":\"word\"}\n", i, i, i/1000, i%1000, i%4)
+		}
+		do(t, ts.URL, call{"POST", "/_bulk?refresh=true", b.String(), 200, []string{`"errors":false`}})
+	}
+	// Read from the persisted segment, as a node does once bleve's
+	// persister has run.
+	idx := s.index("dv").Index()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mem, _ := idx.StatsMap()["index"].(map[string]any)["num_root_memorysegments"].(uint64)
+		if mem == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bleve kept %d segments in memory for 30 s", mem)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runSteps(t, ts.URL, []step{
+		{"sort on a number", call{"POST", "/dv/_search", `{"query":{"match":{"msg":"word"}},"sort":[{"n":"desc"}],"size":3,"_source":false}`,
+			200, []string{`"_id":"4999","_score":null,"sort":[4999]},{"_index":"dv","_id":"4998","_score":null,"sort":[4998]},{"_index":"dv","_id":"4997"`}}},
+		{"sort on a date", call{"POST", "/dv/_search", `{"sort":[{"at":"asc"}],"size":2,"_source":false}`,
+			200, []string{`"_id":"0","_score":null,"sort":[1767225600000]},{"_index":"dv","_id":"1","_score":null,"sort":[1767225600001]}`}}},
+		{"terms aggregation", call{"POST", "/dv/_search", `{"size":0,"aggs":{"k":{"terms":{"field":"k.keyword"}}}}`,
+			200, []string{`{"doc_count":1250,"key":"k0"},{"doc_count":1250,"key":"k1"},{"doc_count":1250,"key":"k2"},{"doc_count":1250,"key":"k3"}`}}},
+		{"max", call{"POST", "/dv/_search", `{"size":0,"aggs":{"m":{"max":{"field":"n"}},"s":{"sum":{"field":"n"}}}}`,
+			200, []string{`"m":{"value":4999`, `"s":{"value":12497500`}}},
 	})
 }
