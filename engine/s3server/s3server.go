@@ -72,9 +72,15 @@ type Options struct {
 	Internal InternalPorts
 }
 
-// InternalPorts are weed's ports other than S3.
+// InternalPorts are weed's ports other than S3. Every one is given:
+// weed's default for an unset gRPC port is the HTTP port + 10000, which
+// is past 65535 for a port from the upper ephemeral range.
 type InternalPorts struct {
-	Master, MasterGRPC, Volume, VolumeGRPC, Filer, FilerGRPC int
+	Master, MasterGRPC, Volume, VolumeGRPC, Filer, FilerGRPC, S3GRPC int
+}
+
+func (p *InternalPorts) fields() []*int {
+	return []*int{&p.Master, &p.MasterGRPC, &p.Volume, &p.VolumeGRPC, &p.Filer, &p.FilerGRPC, &p.S3GRPC}
 }
 
 // Server is a running weed.
@@ -126,35 +132,42 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := writeIdentity(cfg, o.AccessKey, o.SecretKey); err != nil {
 		return nil, err
 	}
-	if o.Internal.Master == 0 || o.Port == 0 {
-		ports, err := freePorts(o.IP, 7)
-		if err != nil {
-			return nil, err
+	// Free ports for those not given (all on a first start; a restart
+	// passes back what Options() returned).
+	want := 0
+	for _, f := range o.Internal.fields() {
+		if *f == 0 {
+			want++
 		}
-		if o.Internal.Master == 0 {
-			o.Internal = InternalPorts{ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]}
-		}
-		if o.Port == 0 {
-			o.Port = ports[6]
+	}
+	if o.Port == 0 {
+		want++
+	}
+	ports, err := freePorts(o.IP, want)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range append(o.Internal.fields(), &o.Port) {
+		if *f == 0 {
+			*f, ports = ports[0], ports[1:]
 		}
 	}
 	in := o.Internal
-	ports := []int{in.Master, in.MasterGRPC, in.Volume, in.VolumeGRPC, in.Filer, in.FilerGRPC}
-	p := func(i int) string { return strconv.Itoa(ports[i]) }
+	p := func(port int) string { return strconv.Itoa(port) }
 	args := []string{
 		"-logdir=" + filepath.Join(o.Dir, "logs"),
 		"server",
 		"-dir=" + filepath.Join(o.Dir, "data"), "-ip=" + o.IP, "-ip.bind=" + o.IP,
-		"-master.port=" + p(0), "-master.port.grpc=" + p(1), "-master.telemetry=false",
+		"-master.port=" + p(in.Master), "-master.port.grpc=" + p(in.MasterGRPC), "-master.telemetry=false",
 		// One master: elect it at once on a restart (default 10 s).
 		"-master.electionTimeout=1s",
 		"-master.volumeSizeLimitMB=" + strconv.Itoa(o.VolumeSizeLimitMB),
-		"-volume.port=" + p(2), "-volume.port.grpc=" + p(3), "-volume.max=0",
+		"-volume.port=" + p(in.Volume), "-volume.port.grpc=" + p(in.VolumeGRPC), "-volume.max=0",
 		// No peers to drain to: stop in 1 s, not 10.
 		"-volume.preStopSeconds=1",
-		"-filer", "-filer.port=" + p(4), "-filer.port.grpc=" + p(5),
+		"-filer", "-filer.port=" + p(in.Filer), "-filer.port.grpc=" + p(in.FilerGRPC),
 		"-filer.localSocket=" + filepath.Join(o.Dir, "filer.sock"),
-		"-s3", "-s3.port=" + strconv.Itoa(o.Port), "-s3.port.grpc=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-s3", "-s3.port=" + p(o.Port), "-s3.port.grpc=" + p(in.S3GRPC), "-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-s3.config=" + cfg, "-s3.localSocket=" + filepath.Join(o.Dir, "s3.sock"),
 	}
 	logf, err := os.OpenFile(filepath.Join(o.Dir, "weed.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -272,6 +285,12 @@ func (s *Server) Stop() {
 		case <-time.After(stopGrace):
 			_ = syscall.Kill(pg, syscall.SIGKILL)
 			<-s.done
+		}
+		// weed's gRPC servers also listen on unix sockets in the temp
+		// dir, named by port; a killed weed leaves them behind.
+		in := s.opts.Internal
+		for role, port := range map[string]int{"master": in.MasterGRPC, "volume": in.VolumeGRPC, "filer": in.FilerGRPC, "s3": in.S3GRPC} {
+			_ = os.Remove(filepath.Join(os.TempDir(), fmt.Sprintf("seaweedfs-%s-grpc-%d.sock", role, port)))
 		}
 	})
 }

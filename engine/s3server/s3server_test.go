@@ -22,7 +22,7 @@ import (
 func TestRestartKeepsData(t *testing.T) {
 	t0 := time.Now()
 	st := s3test.Start(t)
-	t.Logf("weed serving after %s", time.Since(t0).Round(time.Millisecond))
+	t.Logf("weed serving after %s (ports %+v)", time.Since(t0).Round(time.Millisecond), st.Options().Internal)
 	cli, err := st.Client()
 	if err != nil {
 		t.Fatal(err)
