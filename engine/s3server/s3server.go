@@ -286,11 +286,12 @@ func (s *Server) Stop() {
 			_ = syscall.Kill(pg, syscall.SIGKILL)
 			<-s.done
 		}
-		// weed's gRPC servers also listen on unix sockets in the temp
-		// dir, named by port; a killed weed leaves them behind.
+		// weed's gRPC servers also listen on unix sockets in /tmp
+		// (hard-coded, whatever TMPDIR says), named by port; a killed
+		// weed leaves them behind.
 		in := s.opts.Internal
 		for role, port := range map[string]int{"master": in.MasterGRPC, "volume": in.VolumeGRPC, "filer": in.FilerGRPC, "s3": in.S3GRPC} {
-			_ = os.Remove(filepath.Join(os.TempDir(), fmt.Sprintf("seaweedfs-%s-grpc-%d.sock", role, port)))
+			_ = os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", role, port))
 		}
 	})
 }
