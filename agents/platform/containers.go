@@ -132,16 +132,11 @@ func (m *containers) images(ctx context.Context, r *run) error {
 // director pins the director's addresses (other containers are pointed
 // at its tunnel before they start) and waits for the CA it publishes.
 func (m *containers) director(ctx context.Context, r *run) error {
-	var err error
-	if m.tunnelAddr, err = pinPort(r.cfg.DirectorTunnelAddr); err != nil {
+	pinned, err := pinPorts(r.cfg.DirectorTunnelAddr, r.cfg.DirectorEnrollAddr, "127.0.0.1:0")
+	if err != nil {
 		return err
 	}
-	if m.enrollAddr, err = pinPort(r.cfg.DirectorEnrollAddr); err != nil {
-		return err
-	}
-	if m.dirMetrics, err = pinPort("127.0.0.1:0"); err != nil {
-		return err
-	}
+	m.tunnelAddr, m.enrollAddr, m.dirMetrics = pinned[0], pinned[1], pinned[2]
 	super, err := zkSuperPassword(r.dir)
 	if err != nil {
 		return err
@@ -404,26 +399,33 @@ func (m *containers) start(ctx context.Context, r *run, sp containerSpec, zk []s
 	return nil
 }
 
-// pinPort resolves a port 0 in a listen address to a free port, so the
-// address can be handed to other containers before its owner binds it.
-// "-" (disabled) and fixed ports pass through.
-func pinPort(addr string) (string, error) {
-	if addr == "-" || addr == "" {
-		return addr, nil
+// pinPorts resolves a port 0 in listen addresses to free ports, so the
+// addresses can be handed to other containers before their owners bind
+// them. "-" (disabled) and fixed ports pass through. Every free port
+// stays held until all are chosen, so two never get the same port.
+func pinPorts(addrs ...string) ([]string, error) {
+	out := make([]string, len(addrs))
+	for i, addr := range addrs {
+		if addr == "-" || addr == "" {
+			out[i] = addr
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, configErr("listen address %q: %v", addr, err)
+		}
+		if port != "0" {
+			out[i] = addr
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(LoopbackAddrHost(host), "0"))
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out[i] = net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", configErr("listen address %q: %v", addr, err)
-	}
-	if port != "0" {
-		return addr, nil
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(LoopbackAddrHost(host), "0"))
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), nil
+	return out, nil
 }
 
 // LoopbackAddrHost is host, or 127.0.0.1 for an unspecified one.
