@@ -1,6 +1,7 @@
 package testscripts
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +28,14 @@ func TestScripts(t *testing.T) {
 		Cmds:                commands,
 		RequireExplicitExec: false,
 		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") == "1",
+		// [weed]: SeaweedFS's weed is installed (scripts/setup.sh).
+		Condition: func(cond string) (bool, error) {
+			if cond == "weed" {
+				_, err := s3server.Binary()
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Deadline:            time.Now().Add(20 * time.Minute),
 		Setup: func(env *testscript.Env) error {
 			// Each script gets its own state dir and no inherited config.

@@ -116,37 +116,67 @@ func (r *run) objectStore(ctx context.Context) error {
 	if r.cfg.S3Port > 0 {
 		st.Port = r.cfg.S3Port
 	}
-	r.rec.step("starting the object store (SeaweedFS) on %s", ip)
+	// weed takes seconds to serve (its master's election): it starts in
+	// the background and the rest of the platform does not wait for it;
+	// up.json names it (object_store) once the default repository is
+	// registered.
+	r.rec.step("starting the object store (SeaweedFS) on %s in the background", ip)
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	var keeper *storeKeeper
+	go func() {
+		defer close(done)
+		keeper = r.startObjectStore(bctx, dir, st, ip)
+	}()
+	r.onShutdown(func() {
+		stop()
+		<-done
+		if keeper != nil {
+			keeper.halt()
+		}
+	})
+	return nil
+}
+
+// startObjectStore starts weed, keeps it running and registers it as
+// the default repository; it returns the keeper (nil when weed did not
+// start: the platform runs on without snapshots, and says so).
+func (r *run) startObjectStore(ctx context.Context, dir string, st objectStoreState, ip string) *storeKeeper {
+	fail := func(err error) *storeKeeper {
+		if ctx.Err() == nil {
+			r.log.Error("no object store: deployments are not snapshotted", "err", err)
+			r.rec.set(func(s *Status) { s.Missing = append(s.Missing, "object store: "+err.Error()) })
+		}
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	srv, err := s3server.Start(sctx, s3server.Options{Dir: dir, IP: ip, Port: st.Port, AccessKey: st.AccessKey, SecretKey: st.SecretKey,
 		Buckets: []string{SnapshotBucket}, Internal: st.Internal})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("start the object store: %w (choose its port with --s3-port, or start without it: --s3-port -1)", err)
+		return fail(fmt.Errorf("start the object store: %w (choose its port with --s3-port, or start without it: --s3-port -1)", err))
 	}
 	o := srv.Options()
 	st.IP, st.Port, st.Internal = ip, o.Port, o.Internal
+	keeper := &storeKeeper{srv: srv, opts: o, log: r.log, logFile: filepath.Join(dir, "weed.log"), stop: make(chan struct{}), done: make(chan struct{})}
+	go keeper.keep()
 	if err := st.save(dir); err != nil {
-		srv.Stop()
-		return err
+		keeper.halt()
+		return fail(err)
 	}
-	keeper := &storeKeeper{srv: srv, opts: o, log: r.log, logFile: filepath.Join(dir, "weed.log")}
-	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		keeper.keep(kctx)
-	}()
-	r.onShutdown(func() {
-		stop()
-		<-done
-		keeper.stop()
-	})
-	if err := r.registerDefaultRepository(ctx, srv.Endpoint, st); err != nil {
-		return err
+	admin, err := r.connect(ctx, engine.RoleAdmin, nil, "objectstore")
+	if err != nil {
+		keeper.halt()
+		return fail(err)
 	}
+	defer admin.Close()
+	if err := registerDefaultRepository(ctx, admin, r.log, srv.Endpoint, st); err != nil {
+		keeper.halt()
+		return fail(err)
+	}
+	r.rec.step("object store serving at %s: the default snapshot repository", srv.Endpoint)
 	r.rec.set(func(s *Status) { s.ObjectStore = srv.Endpoint })
-	return nil
+	return keeper
 }
 
 // upActor names up in the records it writes.
@@ -154,18 +184,18 @@ const upActor = "paddock up"
 
 // registerDefaultRepository points the default repository at the
 // object store, unless an operator replaced it with another one.
-func (r *run) registerDefaultRepository(ctx context.Context, endpoint string, st objectStoreState) error {
+func registerDefaultRepository(ctx context.Context, admin *engine.Store, log *slog.Logger, endpoint string, st objectStoreState) error {
 	var cur engine.SnapshotRepository
-	_, err := r.admin.GetJSON(ctx, engine.RepositoryPath(engine.DefaultRepository), &cur)
+	_, err := admin.GetJSON(ctx, engine.RepositoryPath(engine.DefaultRepository), &cur)
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("read the default snapshot repository: %w", err)
 	case cur.CreatedBy != upActor:
-		r.rec.step("the default snapshot repository is an operator's (%s %s): left as it is", cur.Type, cur.Endpoint+cur.Path)
+		log.Info("the default snapshot repository is an operator's: left as it is", "type", cur.Type, "where", cur.Endpoint+cur.Path)
 		return nil
 	}
-	svc := service.New(r.admin, service.WithLogger(r.log))
+	svc := service.New(admin, service.WithLogger(log))
 	_, err = svc.PutRepository(ctx, engine.DefaultRepository, service.RepositoryConfig{Type: engine.RepositoryS3, Settings: service.RepositorySettings{
 		Endpoint: endpoint, Bucket: SnapshotBucket, AccessKey: st.AccessKey, SecretKey: st.SecretKey}}, upActor)
 	if err != nil {
@@ -223,6 +253,8 @@ type storeKeeper struct {
 	opts    s3server.Options
 	log     *slog.Logger
 	logFile string
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func (k *storeKeeper) current() *s3server.Server {
@@ -231,13 +263,24 @@ func (k *storeKeeper) current() *s3server.Server {
 	return k.srv
 }
 
-func (k *storeKeeper) stop() {
-	if s := k.current(); s != nil {
-		s.Stop()
-	}
+// halt stops keeping and stops the store.
+func (k *storeKeeper) halt() {
+	close(k.stop)
+	<-k.done
+	k.current().Stop()
 }
 
-func (k *storeKeeper) keep(ctx context.Context) {
+func (k *storeKeeper) keep() {
+	defer close(k.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-k.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
 	for {
