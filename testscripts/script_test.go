@@ -36,7 +36,7 @@ func TestScripts(t *testing.T) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
-		Deadline:            time.Now().Add(20 * time.Minute),
+		Deadline: time.Now().Add(20 * time.Minute),
 		Setup: func(env *testscript.Env) error {
 			// Each script gets its own state dir and no inherited config.
 			env.Setenv("HOME", env.WorkDir)
