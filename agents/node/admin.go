@@ -30,7 +30,6 @@ func (s *Server) updateAliases(w http.ResponseWriter, r *http.Request, _ params)
 	if err := s.dropIndices(remove); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodPost, "/_aliases", body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "errors": false})
 	return nil
 }
@@ -44,7 +43,6 @@ func (s *Server) putAlias(w http.ResponseWriter, r *http.Request, p params) erro
 	if err := s.meta.PutAlias(p["index"], p["name"], body, s.indexNames()); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodPut, "/"+url0(p["index"])+"/_alias/"+url0(p["name"]), body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -54,7 +52,6 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *http.Request, p params) e
 	if err := s.meta.DeleteAliases(p["index"], p["name"], s.indexNames()); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodDelete, "/"+url0(p["index"])+"/_alias/"+url0(p["name"]), nil)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -99,7 +96,6 @@ func (s *Server) putTemplate(w http.ResponseWriter, r *http.Request, p params) e
 	if err := s.meta.PutTemplate(p["name"], body, r.URL.Query().Get("create") == "true"); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodPut, "/_index_template/"+url0(p["name"]), body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -127,7 +123,6 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request, p params
 	if err := s.meta.DeleteTemplate(p["name"]); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodDelete, "/_index_template/"+url0(p["name"]), nil)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -142,8 +137,8 @@ func (s *Server) indexHealth(name string) string {
 	if g := s.group(context.Background()); g != nil {
 		return s.routedHealth(g, []string{name}).Status
 	}
-	if sh.Settings().Replicas > len(s.Peers()) {
-		return "yellow"
+	if sh.Settings().Replicas > 0 {
+		return "yellow" // standalone: its replicas are unassigned
 	}
 	return "green"
 }
@@ -154,7 +149,7 @@ func (s *Server) copyCount() int {
 	if rt := s.repl.routing(); rt != nil {
 		return max(len(rt.InSync)-1, 0)
 	}
-	return len(s.Peers())
+	return 0
 }
 
 // stats: GET /_stats, /{index}/_stats (docs and store, primaries and total).
@@ -223,12 +218,6 @@ func (s *Server) nodeViews(r *http.Request) []nodeView {
 				out = append(out, nodeView{id: idOf(c.ID), name: c.ID, addr: strings.TrimPrefix(strings.TrimPrefix(c.URL, "http://"), "https://")})
 			}
 		}
-		return out
-	}
-	peers := s.Peers()
-	sort.Strings(peers)
-	for _, p := range peers {
-		out = append(out, nodeView{id: idOf(p), name: p, addr: p})
 	}
 	return out
 }

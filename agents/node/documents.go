@@ -124,16 +124,6 @@ func afterWrite(ctx context.Context, sh *shard.Shard, refresh string, seq int64)
 	return false, nil
 }
 
-// docPath is a document's path for forwarding, with the version the
-// peer must hold.
-func docPath(index, id string, version int64, extra url.Values) string {
-	q := url.Values{"version": {strconv.FormatInt(version, 10)}, "version_type": {shard.VersionExternalGTE}}
-	for k, v := range extra {
-		q[k] = v
-	}
-	return "/" + url.PathEscape(index) + "/_doc/" + url.PathEscape(id) + "?" + q.Encode()
-}
-
 // docResult is one write's answer: a bulk item encodes it as it is
 // (Status set), a single write through writeResponse. Fields are in
 // name order, the order the maps it replaces were encoded in.
@@ -233,7 +223,6 @@ func (s *Server) writeDoc(w http.ResponseWriter, r *http.Request, p params, crea
 	if wp.routing != "" {
 		extra.Set("routing", wp.routing)
 	}
-	rep = rep.plus(s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, extra), src))
 	out := writeResponse(index, id, res[0], rep)
 	if forced {
 		out["forced_refresh"] = true
@@ -433,7 +422,6 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request, p params) err
 		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
 			return err
 		}
-		rep = rep.plus(s.replicate(r, http.MethodDelete, docPath(index, id, res[0].Version, nil), nil))
 	}
 	out := writeResponse(index, id, res[0], rep)
 	if forced {
@@ -598,7 +586,6 @@ func (s *Server) updateDoc(w http.ResponseWriter, r *http.Request, p params) err
 		if forced, err = afterWrite(r.Context(), sh, wp.refresh, res[0].SeqNo); err != nil {
 			return err
 		}
-		rep = rep.plus(s.replicate(r, http.MethodPut, docPath(index, id, res[0].Version, nil), res[0].Source))
 	}
 	out := writeResponse(index, id, res[0], rep)
 	if forced {
@@ -855,7 +842,6 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 		}
 		byIndex[it.index] = append(byIndex[it.index], it)
 	}
-	var fwd bytes.Buffer
 	for _, index := range order {
 		group := byIndex[index]
 		sh := s.index(index)
@@ -886,33 +872,12 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 				continue
 			}
 			maxSeq = max(maxSeq, res[i].SeqNo)
-			kind := "index"
-			if res[i].Result == "deleted" {
-				kind = "delete"
-			}
-			fm := &forwardMeta{Index: index, ID: it.id, Version: res[i].Version, VersionType: shard.VersionExternalGTE}
-			var meta []byte
-			if kind == "delete" {
-				meta, _ = json.Marshal(forwardAction{Delete: fm})
-			} else {
-				meta, _ = json.Marshal(forwardAction{Index: fm})
-			}
-			fwd.Write(meta)
-			fwd.WriteByte('\n')
-			if kind == "index" {
-				fwd.Write(res[i].Source)
-				fwd.WriteByte('\n')
-			}
 		}
 		if maxSeq >= 0 {
 			if _, err := afterWrite(r.Context(), sh, defaults.refresh, maxSeq); err != nil {
 				return err
 			}
 		}
-	}
-	okN, failed := 0, 0
-	if fwd.Len() > 0 {
-		okN, failed = s.replicate(r, http.MethodPost, "/_bulk", fwd.Bytes())
 	}
 	resp := bulkResponse{Items: make([]bulkEntry, len(items))}
 	for i, it := range items {
@@ -926,7 +891,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 			}
 			entry = &bulkFailure{Index: it.index, ID: it.id, Status: e.Status, Error: item}
 		} else {
-			d := newDocResult(it.index, it.id, it.res, it.rep.plus(okN, failed))
+			d := newDocResult(it.index, it.id, it.res, it.rep)
 			d.Status = statusOf(it.res)
 			entry = &d
 		}
@@ -944,19 +909,6 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p params) error {
 	resp.Took = time.Since(start).Milliseconds()
 	writeJSON(w, http.StatusOK, &resp)
 	return nil
-}
-
-// forwardAction is an action line of the bulk forwarded to peers.
-type forwardAction struct {
-	Delete *forwardMeta `json:"delete,omitempty"`
-	Index  *forwardMeta `json:"index,omitempty"`
-}
-
-type forwardMeta struct {
-	ID          string `json:"_id"`
-	Index       string `json:"_index"`
-	Version     int64  `json:"version"`
-	VersionType string `json:"version_type"`
 }
 
 // bulkResponse is the answer to _bulk: typed, so that a thousand items

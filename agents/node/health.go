@@ -158,10 +158,6 @@ func (s *Server) catShards(w http.ResponseWriter, r *http.Request, p params) err
 		if g == nil {
 			rows = append(rows, row("p", "STARTED", s.cfg.Name, true))
 			for i := 0; i < set.Replicas; i++ {
-				if i < len(s.Peers()) {
-					rows = append(rows, row("r", "STARTED", "", false))
-					continue
-				}
 				rows = append(rows, row("r", "UNASSIGNED", "", false))
 			}
 			continue

@@ -255,7 +255,7 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 		return err
 	}
 	var req map[string]any
-	body, err := readJSON(r, &req)
+	err := decodeBody(r, &req)
 	if err != nil {
 		return err
 	}
@@ -297,7 +297,6 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request, p params) e
 	if !created {
 		return errf(http.StatusBadRequest, "resource_already_exists_exception", "index [%s] already exists", name).WithIndex(name)
 	}
-	s.replicate(r, http.MethodPut, "/"+name, body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": name})
 	return nil
 }
@@ -315,7 +314,6 @@ func (s *Server) deleteIndex(w http.ResponseWriter, r *http.Request, p params) e
 	if err := s.dropIndices(names); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodDelete, "/"+url0(p["index"]), nil)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
@@ -405,7 +403,6 @@ func (s *Server) changeIndices(w http.ResponseWriter, r *http.Request, names []s
 			return err
 		}
 	}
-	s.replicate(r, http.MethodPut, path, body)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }

@@ -1064,6 +1064,7 @@ func (s *Server) applyMetadata(mp metadataPush) error {
 			}
 		}
 	}
+	changedKeys := false
 	for _, k := range mp.APIKeys {
 		if cur, ok, _ := s.keys.get(k.ID); ok && cur.Invalidated == k.Invalidated {
 			continue
@@ -1071,6 +1072,10 @@ func (s *Server) applyMetadata(mp metadataPush) error {
 		if err := s.keys.put(k); err != nil {
 			return err
 		}
+		changedKeys = true
+	}
+	if changedKeys {
+		s.sec.forget() // an invalidated key stops working here too
 	}
 	return nil
 }

@@ -48,8 +48,6 @@ func (s *Server) buildRoutes() *router {
 	rt := &router{kibana: s.cfg.Kind == KindKibana}
 	rt.add("GET,HEAD", "/", s.root)
 	rt.add("GET,HEAD", HealthPath, s.paddockHealth)
-	rt.add("GET", "/_paddock/peers", s.getPeers)
-	rt.add("PUT,POST", "/_paddock/peers", s.putPeers)
 	rt.add("GET", ReplicationPath, s.getReplication)
 	rt.add("PUT", ReplicationPath, s.putReplication)
 	rt.add("GET", ReplicationEventsPath, s.replicationEvents)
@@ -143,9 +141,9 @@ func (s *Server) buildRoutes() *router {
 
 	// Snapshots (the constructor's migrations and restores).
 	rt.add("GET", "/_snapshot", s.getRepos)
-	rt.add("PUT,POST", "/_snapshot/{repo}", s.metaWrite(s.putRepo))
+	rt.add("PUT,POST", "/_snapshot/{repo}", s.putRepo)
 	rt.add("GET", "/_snapshot/{repo}", s.getRepos)
-	rt.add("DELETE", "/_snapshot/{repo}", s.metaWrite(s.deleteRepo))
+	rt.add("DELETE", "/_snapshot/{repo}", s.deleteRepo)
 	rt.add("PUT,POST", "/_snapshot/{repo}/{snapshot}", s.createSnapshot)
 	rt.add("GET", "/_snapshot/{repo}/{snapshot}", s.getSnapshots)
 	rt.add("DELETE", "/_snapshot/{repo}/{snapshot}", s.deleteSnapshot)

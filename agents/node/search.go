@@ -237,7 +237,6 @@ func (s *Server) byQuery(w http.ResponseWriter, r *http.Request, p params, del b
 				default:
 					done++
 					maxSeq = max(maxSeq, rs.SeqNo)
-					s.replicateResult(r, t.Name, chunk[i], rs)
 				}
 			}
 		}
@@ -261,15 +260,6 @@ func (s *Server) byQuery(w http.ResponseWriter, r *http.Request, p params, del b
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// replicateResult forwards one write done on the node's own behalf.
-func (s *Server) replicateResult(r *http.Request, index, id string, res shard.Result) {
-	if res.Result == "deleted" {
-		s.replicate(r, http.MethodDelete, docPath(index, id, res.Version, nil), nil)
-		return
-	}
-	s.replicate(r, http.MethodPut, docPath(index, id, res.Version, nil), res.Source)
 }
 
 func (s *Server) deleteByQuery(w http.ResponseWriter, r *http.Request, p params) error {

@@ -380,8 +380,6 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) (*http.Request, e
 		return r, nil
 	}
 	if !p.Platform() {
-		// Only the platform marks writes as replicas.
-		r.Header.Del(ReplicaHeader)
 		if strings.HasPrefix(r.URL.Path, "/_paddock/") && r.URL.Path != HealthPath {
 			return r, forbidden("action [%s %s] is unauthorized for user [%s]: it is reserved to the platform", r.Method, r.URL.Path, p.Username)
 		}

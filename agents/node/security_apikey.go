@@ -99,7 +99,6 @@ func (s *Server) securityRoutes(rt *router) {
 	rt.add("PUT,POST", "/_security/api_key", s.metaWrite(s.createAPIKey))
 	rt.add("GET", "/_security/api_key", s.getAPIKeys)
 	rt.add("DELETE", "/_security/api_key", s.metaWrite(s.invalidateAPIKeys))
-	rt.add("PUT", "/_paddock/security/api_key/{id}", s.replicaAPIKey)
 }
 
 func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, _ params) error {
@@ -138,41 +137,12 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, _ params) 
 	if err := s.keys.put(k); err != nil {
 		return err
 	}
-	s.replicateAPIKey(r, k)
 	out := map[string]any{"id": k.ID, "name": k.Name, "api_key": secret,
 		"encoded": base64.StdEncoding.EncodeToString([]byte(k.ID + ":" + secret))}
 	if k.Expiration > 0 {
 		out["expiration"] = k.Expiration
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// replicateAPIKey copies a key's record (hash only) to the peers.
-func (s *Server) replicateAPIKey(r *http.Request, k apiKey) {
-	b, _ := json.Marshal(k)
-	s.replicate(r, http.MethodPut, "/_paddock/security/api_key/"+k.ID, b)
-}
-
-// replicaAPIKey stores a key record a peer sent (platform only).
-func (s *Server) replicaAPIKey(w http.ResponseWriter, r *http.Request, p params) error {
-	var k apiKey
-	if err := decodeBody(r, &k); err != nil {
-		return err
-	}
-	if k.ID != p["id"] || k.Hash == "" {
-		return eserr.BadRequest("api key record for [%s] is incomplete", p["id"])
-	}
-	if old, found, err := s.keys.get(k.ID); err != nil {
-		return err
-	} else if found && old.Invalidated {
-		k.Invalidated, k.Invalidation = true, old.Invalidation
-	}
-	if err := s.keys.put(k); err != nil {
-		return err
-	}
-	s.sec.forget()
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
 }
 
@@ -303,7 +273,6 @@ func (s *Server) invalidateAPIKeys(w http.ResponseWriter, r *http.Request, _ par
 		if err := s.keys.put(k); err != nil {
 			return err
 		}
-		s.replicateAPIKey(r, k)
 		invalidated = append(invalidated, k.ID)
 	}
 	s.sec.forget()

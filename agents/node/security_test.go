@@ -132,8 +132,8 @@ func TestSecurityAuthentication(t *testing.T) {
 		{"api key", authCall{method: "GET", path: "/logs/_count", auth: good}, 200, ""},
 		{"platform identity", authCall{method: "GET", path: HealthPath, auth: basic(PlatformUser, testPlatform)}, 200, ""},
 		{"customer on health", authCall{method: "GET", path: HealthPath, auth: elastic}, 200, ""},
-		{"customer on platform path", authCall{method: "PUT", path: "/_paddock/peers", auth: elastic, body: `{"peers":[]}`}, 403, "reserved to the platform"},
-		{"platform on platform path", authCall{method: "PUT", path: "/_paddock/peers", auth: basic(PlatformUser, testPlatform), body: `{"peers":[]}`}, 200, ""},
+		{"customer on platform path", authCall{method: "GET", path: "/_paddock/replication", auth: elastic}, 403, "reserved to the platform"},
+		{"platform on platform path", authCall{method: "GET", path: "/_paddock/replication", auth: basic(PlatformUser, testPlatform)}, 200, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -271,18 +271,28 @@ func TestSecurityFileLifecycle(t *testing.T) {
 }
 
 func TestSecurityReplicationUsesPlatformIdentity(t *testing.T) {
-	a, tsA, _ := newSecureNode(t, true, true)
+	_, tsA, _ := newSecureNode(t, true, true)
 	_, tsB, _ := newSecureNode(t, true, true)
-	if err := a.SetPeers([]string{tsB.URL}); err != nil {
-		t.Fatal(err)
+	platform := basic(PlatformUser, testPlatform)
+	for _, self := range []string{"a", "b"} {
+		url := tsA.URL
+		if self == "b" {
+			url = tsB.URL
+		}
+		body := `{"term":1,"version":1,"self":"` + self + `","primary":"a","copies":[{"id":"a","url":"` + tsA.URL + `"},{"id":"b","url":"` + tsB.URL + `"}],"in_sync":["a","b"]}`
+		if code, _, m := doAuth(t, url, authCall{method: "PUT", path: "/_paddock/replication", auth: platform, body: body}); code != 200 {
+			t.Fatalf("routing push = %d %v", code, m)
+		}
 	}
 	elastic := basic("elastic", testPassword)
 	_, _, k := doAuth(t, tsA.URL, authCall{method: "POST", path: "/_security/api_key", auth: elastic, body: `{"name":"shared"}`})
 	key := "ApiKey " + k["encoded"].(string)
 	if code, _, m := doAuth(t, tsB.URL, authCall{method: "GET", path: "/", auth: key}); code != 200 {
-		t.Fatalf("key created on a peer refused: %d %v", code, m)
+		t.Fatalf("key created on the primary refused on its replica: %d %v", code, m)
 	}
-	if code, _, _ := doAuth(t, tsA.URL, authCall{method: "PUT", path: "/docs/_doc/1", auth: key, body: `{"a":1}`}); code != 201 {
+	// Written through the replica: forwarded to the primary with the
+	// key, replicated back with the platform identity.
+	if code, _, _ := doAuth(t, tsB.URL, authCall{method: "PUT", path: "/docs/_doc/1", auth: key, body: `{"a":1}`}); code != 201 {
 		t.Fatalf("write = %d", code)
 	}
 	if code, _, _ := doAuth(t, tsB.URL, authCall{method: "GET", path: "/docs/_doc/1", auth: key}); code != 200 {
@@ -290,12 +300,11 @@ func TestSecurityReplicationUsesPlatformIdentity(t *testing.T) {
 	}
 	doAuth(t, tsA.URL, authCall{method: "DELETE", path: "/_security/api_key", auth: elastic, body: `{"ids":["` + k["id"].(string) + `"]}`})
 	if code, _, _ := doAuth(t, tsB.URL, authCall{method: "GET", path: "/", auth: key}); code != 401 {
-		t.Fatalf("key invalidated on a peer still works there: %d", code)
+		t.Fatalf("key invalidated on the primary still works on its replica: %d", code)
 	}
-	// A customer cannot mark a write as a replica (it would skip peers).
-	doAuth(t, tsA.URL, authCall{method: "PUT", path: "/docs/_doc/2", auth: elastic, body: `{"a":2}`, header: map[string]string{ReplicaHeader: "x"}})
-	if code, _, _ := doAuth(t, tsB.URL, authCall{method: "GET", path: "/docs/_doc/2", auth: elastic}); code != 200 {
-		t.Fatalf("a customer's replica header stopped replication: %d", code)
+	// A customer cannot call the copies' endpoints.
+	if code, _, _ := doAuth(t, tsB.URL, authCall{method: "POST", path: "/_paddock/replication/ops", auth: elastic, body: `{}`}); code != 403 {
+		t.Fatalf("customer on the ops endpoint = %d, want 403", code)
 	}
 }
 

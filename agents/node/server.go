@@ -32,10 +32,6 @@ const (
 // HealthPath is the readiness/health endpoint the allocator probes.
 const HealthPath = "/_paddock/health"
 
-// ReplicaHeader marks a write forwarded by a peer: it is applied locally
-// and not forwarded again (no loops).
-const ReplicaHeader = "X-Paddock-Replica"
-
 // ProductHeader is what Elastic's clients check on every response.
 const ProductHeader = "X-Elastic-Product"
 
@@ -87,9 +83,7 @@ type Server struct {
 	scrolls *dsl.Scrolls
 	snaps   *snapshots
 
-	peersMu sync.RWMutex
-	peers   []string
-	client  *http.Client
+	client *http.Client
 
 	sec  *security
 	keys *apiKeyStore
@@ -140,7 +134,6 @@ func NewServer(cfg Config) (*Server, error) {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}
 	s.repl = newRepl(s.client)
-	s.peers = db.peers()
 	if s.cfg.SecurityFile == "" {
 		s.cfg.SecurityFile = filepath.Join(cfg.DataDir, SecurityFileName)
 	}
@@ -289,7 +282,7 @@ func (s *Server) health(ctx context.Context, expr string) (Health, error) {
 	if g := s.group(ctx); g != nil {
 		return s.routedHealth(g, names), nil
 	}
-	copies := len(s.Peers())
+	copies := 0 // standalone: no copy holds its replicas
 	h := Health{Status: "green", Nodes: copies + 1, ActivePercent: 100}
 	for _, name := range names {
 		sh := s.index(name)
@@ -398,128 +391,6 @@ func (s *Server) paddockHealth(w http.ResponseWriter, r *http.Request, _ params)
 		"uptime_seconds": int(time.Since(s.start).Seconds()),
 	})
 	return nil
-}
-
-func (s *Server) getPeers(w http.ResponseWriter, r *http.Request, _ params) error {
-	writeJSON(w, http.StatusOK, map[string]any{"peers": s.Peers()})
-	return nil
-}
-
-func (s *Server) putPeers(w http.ResponseWriter, r *http.Request, _ params) error {
-	var body struct {
-		Peers []string `json:"peers"`
-	}
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	for _, p := range body.Peers {
-		if !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://") {
-			return eserr.BadRequest("peer %q must be an http:// or https:// URL", p)
-		}
-	}
-	if err := s.SetPeers(body.Peers); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true, "peers": s.Peers()})
-	return nil
-}
-
-// Peers returns the replication peers.
-func (s *Server) Peers() []string {
-	s.peersMu.RLock()
-	defer s.peersMu.RUnlock()
-	return append([]string(nil), s.peers...)
-}
-
-// SetPeers replaces the replication peers (kept across restarts).
-func (s *Server) SetPeers(peers []string) error {
-	clean := make([]string, 0, len(peers))
-	for _, p := range peers {
-		if p = strings.TrimRight(strings.TrimSpace(p), "/"); p != "" {
-			clean = append(clean, p)
-		}
-	}
-	if err := s.db.setPeers(clean); err != nil {
-		return err
-	}
-	s.peersMu.Lock()
-	s.peers = clean
-	s.peersMu.Unlock()
-	return nil
-}
-
-// replicate forwards a write to every peer unless it came from one.
-// It returns the number of peers that took it and that failed.
-func (s *Server) replicate(r *http.Request, method, path string, body []byte) (ok, failed int) {
-	if r.Header.Get(ReplicaHeader) != "" || s.replicated() {
-		return 0, 0
-	}
-	peers := s.Peers()
-	if len(peers) == 0 {
-		return 0, 0
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, p := range peers {
-		wg.Add(1)
-		go func(p string) {
-			defer wg.Done()
-			// Forwarded writes carry explicit ids and versions
-			// (version_type=external_gte), so a retry is idempotent:
-			// retry a transient failure (a peer busy starting, a reset
-			// connection) before reporting the copy failed. The whole
-			// replication of one write is bounded (2 s), so a
-			// partitioned peer costs a write at most that.
-			rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			var err error
-			for attempt, backoff := 0, 50*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, backoff*3 {
-				if err = s.forward(rctx, p, method, path, body); err == nil || rctx.Err() != nil {
-					break
-				}
-				select {
-				case <-time.After(backoff):
-				case <-rctx.Done():
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed++
-				s.log.Warn("replication to peer failed", "peer", p, "path", path, "err", err)
-				return
-			}
-			ok++
-		}(p)
-	}
-	wg.Wait()
-	return ok, failed
-}
-
-func (s *Server) forward(ctx context.Context, peer, method, path string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, peer+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set(ReplicaHeader, s.cfg.Name)
-	s.sec.platform().SetAuth(req)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	// 404 (already deleted) and 409 (the peer already holds this version
-	// or a newer one) mean the peer has the write.
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusConflict {
-		return fmt.Errorf("peer answered %s", resp.Status)
-	}
-	return nil
-}
-
-func shardsInfo(peersOK, peersFailed int) map[string]int {
-	return map[string]int{"total": 1 + peersOK + peersFailed, "successful": 1 + peersOK, "failed": peersFailed}
 }
 
 func readBody(r *http.Request) ([]byte, error) {

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -205,31 +204,4 @@ func TestRepositoryLocation(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "etc")); err != nil {
 		t.Fatalf("cleaned location not created under the root: %v", err)
 	}
-}
-
-// TestPeerReplication: a write on one node reaches its peers, once.
-func TestPeerReplication(t *testing.T) {
-	_, a := newTestNode(t, t.TempDir(), "", "")
-	_, b := newTestNode(t, t.TempDir(), "", "")
-	do(t, a.URL, call{"PUT", "/_paddock/peers", `{"peers":["` + b.URL + `"]}`, 200, nil})
-	do(t, b.URL, call{"PUT", "/_paddock/peers", `{"peers":["` + a.URL + `"]}`, 200, nil})
-	do(t, a.URL, call{"PUT", "/books/_doc/1", `{"t":1}`, 201, []string{`"successful":2`}})
-	do(t, a.URL, call{"POST", "/books/_doc", `{"t":2}`, 201, nil})
-	do(t, b.URL, call{"POST", "/_bulk", "{\"index\":{\"_index\":\"books\"}}\n{\"t\":3}\n", 200, nil})
-	do(t, b.URL, call{"DELETE", "/books/_doc/1?refresh=true", "", 200, nil})
-	do(t, a.URL, call{"POST", "/books/_refresh", "", 200, nil})
-	ca := do(t, a.URL, call{"GET", "/books/_search?size=10", "", 200, []string{`"value":2`}})
-	cb := do(t, b.URL, call{"GET", "/books/_search?size=10", "", 200, []string{`"value":2`}})
-	ids := func(m map[string]any) string {
-		var out []string
-		for _, h := range m["hits"].(map[string]any)["hits"].([]any) {
-			out = append(out, h.(map[string]any)["_id"].(string))
-		}
-		sort.Strings(out)
-		return strings.Join(out, ",")
-	}
-	if ids(ca) != ids(cb) {
-		t.Fatalf("peers hold different documents: %s vs %s", ids(ca), ids(cb))
-	}
-	do(t, a.URL, call{"PUT", "/_paddock/peers", `{"peers":["ftp://x"]}`, 400, nil})
 }

@@ -410,7 +410,6 @@ func (s *Server) putRepo(w http.ResponseWriter, r *http.Request, p params) error
 	if err := s.db.putRepo(name, repository{Type: body.Type, Settings: body.Settings}); err != nil {
 		return err
 	}
-	s.replicate(r, http.MethodPut, "/_snapshot/"+name, raw)
 	s.toCopies(r, http.MethodPut, "/_snapshot/"+name, raw)
 	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
 	return nil
@@ -944,14 +943,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, p params) error
 		}
 		restored = append(restored, target)
 	}
-	// Peers restore from the same repository themselves.
-	b, _ := json.Marshal(map[string]any{"indices": strings.Join(want, ","), "rename_pattern": body.RenamePattern,
-		"rename_replacement": body.RenameReplacement, "include_aliases": aliases})
-	fwd := "/_snapshot/" + repo + "/" + snap + "/_restore"
-	if replace {
-		fwd += "?paddock_replace=true"
-	}
-	s.replicate(r, http.MethodPost, fwd, b)
+	// With replication, restoreWrite copies the restored indices to the other copies.
 	writeJSON(w, http.StatusOK, map[string]any{"snapshot": map[string]any{
 		"snapshot": snap, "indices": restored,
 		"shards": map[string]int{"total": len(restored), "successful": len(restored), "failed": 0}}})

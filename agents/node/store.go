@@ -16,7 +16,6 @@ var (
 	bucketRepos   = []byte("repos")
 	bucketMeta    = []byte("meta")
 	keyUUID       = []byte("uuid")
-	keyPeers      = []byte("peers")
 	keyRouting    = []byte("replication")
 )
 
@@ -76,22 +75,6 @@ func (s *store) uuid() string {
 		return nil
 	})
 	return id
-}
-
-func (s *store) peers() []string {
-	var out []string
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketMeta).Get(keyPeers); b != nil {
-			return json.Unmarshal(b, &out)
-		}
-		return nil
-	})
-	return out
-}
-
-func (s *store) setPeers(p []string) error {
-	b, _ := json.Marshal(p)
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyPeers, b) })
 }
 
 // legacyIndices returns the documents of the indices an older node kept
