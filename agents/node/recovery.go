@@ -164,9 +164,14 @@ func (s *Server) recoverOnce(ctx context.Context, t *copyTrack, term int64) erro
 			p.mu.Unlock()
 			return nil
 		}
-		if p.rt.inSync(t.id) || t.state != copyTracking {
+		if p.rt.inSync(t.id) {
 			p.mu.Unlock()
 			return nil
+		}
+		if t.state != copyTracking {
+			// It failed a write before joining in_sync: recover again.
+			p.mu.Unlock()
+			return fmt.Errorf("copy [%s] missed a write before joining in_sync", t.id)
 		}
 		p.emitLocked("in_sync", t.id, fmt.Sprintf("recovered (%d indices operation-based, %d full copy)", opBased, full))
 		ch := p.changed
