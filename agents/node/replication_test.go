@@ -435,3 +435,28 @@ func TestReplicationRestoreReachesCopies(t *testing.T) {
 	}
 	do(t, a.url, call{"PUT", "/books/_doc/3", `{"t":"three"}`, 201, []string{`"successful":2`}})
 }
+
+// TestReplicationHealthRedWithoutPrimary: a replica whose primary is
+// gone says red, and _cat/shards shows the primary unassigned; a write
+// through it is refused, not applied locally.
+func TestReplicationHealthRedWithoutPrimary(t *testing.T) {
+	g := newGroup(t, "a", "b")
+	a, b := g.node("a"), g.node("b")
+	do(t, a.url, call{"PUT", "/logs/_doc/1", `{"n":1}`, 201, nil})
+	do(t, b.url, call{"GET", "/_cluster/health", "", 200, []string{`"status":"green"`}})
+	a.kill()
+	do(t, b.url, call{"GET", "/_cluster/health", "", 200, []string{`"status":"red"`}})
+	do(t, b.url, call{"GET", "/_cat/shards?h=prirep,state,node", "", 200, []string{"p UNASSIGNED"}})
+	code, _, _ := httpDo("PUT", b.url+"/logs/_doc/2", `{"n":2}`)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("write through a replica without its primary = %d, want 503", code)
+	}
+	if _, _, ok := localDoc(b, "logs", "2"); ok {
+		t.Fatal("the replica applied a write itself")
+	}
+	// Promoted, it is yellow while the lost copy is out of in_sync.
+	g.promote("b")
+	g.change(func(rt *Routing) { rt.InSync = []string{"b"} })
+	do(t, b.url, call{"GET", "/_cluster/health", "", 200, []string{`"status":"yellow"`, `"initializing_shards":1`}})
+	do(t, b.url, call{"PUT", "/logs/_doc/2", `{"n":2}`, 201, []string{`"_primary_term":2`}})
+}
