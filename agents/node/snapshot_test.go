@@ -270,3 +270,29 @@ func TestSnapshotInProgress(t *testing.T) {
 	do(t, u, call{"GET", "/_snapshot/r/_current", "", 200, []string{`"total":0`}})
 	do(t, u, call{"DELETE", "/_snapshot/r/s1", "", 200, nil})
 }
+
+// TestPruneFailed: a node remembers the newest maxFailed failed
+// snapshots of a repository, whatever the other repositories hold.
+func TestPruneFailed(t *testing.T) {
+	sn := newSnapshots()
+	defer sn.close()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range maxFailed + 5 {
+		name := fmt.Sprintf("s%02d", i)
+		sn.local["r/"+name] = &manifest{Snapshot: name, State: stateFailed, StartTime: start.Add(time.Duration(i) * time.Minute)}
+	}
+	sn.local["r/running"] = &manifest{Snapshot: "running", State: stateInProgress, StartTime: start}
+	sn.local["other/s00"] = &manifest{Snapshot: "s00", State: stateFailed, StartTime: start}
+	sn.pruneFailed("r")
+	for _, tc := range []struct {
+		key  string
+		kept bool
+	}{{"r/s00", false}, {"r/s04", false}, {"r/s05", true}, {fmt.Sprintf("r/s%02d", maxFailed+4), true}, {"r/running", true}, {"other/s00", true}} {
+		if _, ok := sn.local[tc.key]; ok != tc.kept {
+			t.Errorf("%s kept = %v, want %v", tc.key, ok, tc.kept)
+		}
+	}
+	if n := len(sn.localList("r")); n != maxFailed+1 {
+		t.Fatalf("repository r holds %d local snapshots, want %d failed + 1 running", n, maxFailed)
+	}
+}
