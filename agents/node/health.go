@@ -72,16 +72,29 @@ func (s *Server) group(ctx context.Context) *groupView {
 	return g
 }
 
-// primaryAlive asks the primary's health endpoint (1 s).
+// primaryAlive asks the primary's health endpoint (1 s); an answer is
+// reused for a second (_cat/indices asks once per index).
 func (s *Server) primaryAlive(ctx context.Context, rt *Routing) bool {
 	url := rt.url(rt.Primary)
 	if url == "" {
 		return false
 	}
+	p := s.repl
+	p.mu.Lock()
+	if p.alive.url == url && time.Since(p.alive.at) < time.Second {
+		ok := p.alive.ok
+		p.mu.Unlock()
+		return ok
+	}
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	code, _, err := s.call(ctx, http.MethodGet, url+HealthPath, nil)
-	return err == nil && code == http.StatusOK
+	ok := err == nil && code == http.StatusOK
+	p.mu.Lock()
+	p.alive.url, p.alive.at, p.alive.ok = url, time.Now(), ok
+	p.mu.Unlock()
+	return ok
 }
 
 // routedHealth is health(expr) for a node with routing.

@@ -179,6 +179,12 @@ type repl struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	client *http.Client // no overall timeout: held writes wait up to holdTimeout
+	// alive caches the last probe of the primary (health on a replica).
+	alive struct {
+		url string
+		at  time.Time
+		ok  bool
+	}
 	// holdTimeout bounds a write held for a failed copy (30 s).
 	holdTimeout time.Duration
 	// sendTimeout bounds one replication of a write to one copy.

@@ -375,8 +375,10 @@ func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request, p params)
 func rank(status string) int {
 	switch status {
 	case "green":
-		return 2
+		return 3
 	case "yellow":
+		return 2
+	case "red":
 		return 1
 	}
 	return 0
