@@ -14,7 +14,7 @@ import (
 // PUTs from 8 concurrent clients, and bulk requests of 100 documents.
 // Figures and commands in docs/benchmarks.md:
 //
-//	go test ./agents/node -run '^$' -bench ReplicatedWrites -benchtime 3000x -count 3
+//	go test ./agents/node -run '^$' -bench ReplicatedWrites -benchtime 500x -count 2
 func BenchmarkReplicatedWrites(b *testing.B) {
 	for _, copies := range []int{1, 2} {
 		for _, kind := range []string{"doc", "bulk100"} {
