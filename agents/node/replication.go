@@ -542,6 +542,10 @@ func (s *Server) writeShard(ctx context.Context, sh *shard.Shard, ops []shard.Op
 	if err := s.repl.waitReady(ctx); err != nil {
 		return nil, replication{}, err
 	}
+	term, primary := s.repl.primaryTerm()
+	if !primary {
+		return nil, replication{}, unavailable("this node is no longer the primary: retry the request")
+	}
 	tk := s.repl.begin(sh)
 	defer s.repl.end(tk)
 	res, err := sh.Write(ctx, ops)
@@ -554,8 +558,18 @@ func (s *Server) writeShard(ctx context.Context, sh *shard.Shard, ops []shard.Op
 			rops = append(rops, op)
 		}
 	}
-	rp, err := s.replicateOps(ctx, sh, rops, refresh)
+	rp, err := s.replicateOps(ctx, sh, rops, refresh, term)
 	return res, rp, err
+}
+
+// primaryTerm is the routing's term and whether this node is its primary.
+func (p *repl) primaryTerm() (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.roleLocked() != RolePrimary {
+		return 0, false
+	}
+	return p.rt.Term, true
 }
 
 func unavailable(format string, args ...any) *eserr.Error {
@@ -597,8 +611,15 @@ func (p *repl) targets() ([]copyTarget, int64, int) {
 
 // replicateOps sends a write's operations to every copy and waits for
 // the in-sync ones; a copy that fails is reported and the write held.
-func (s *Server) replicateOps(ctx context.Context, sh *shard.Shard, rops []shard.ReplicaOp, refresh string) (replication, error) {
+//
+// term is the one the write began in: when the routing moved on in
+// between (this node deposed, its copies forgotten), the write is not
+// acknowledged: no copy was asked for it.
+func (s *Server) replicateOps(ctx context.Context, sh *shard.Shard, rops []shard.ReplicaOp, refresh string, began int64) (replication, error) {
 	targets, term, total := s.repl.targets()
+	if now, primary := s.repl.primaryTerm(); !primary || now != began || term != began {
+		return replication{total: max(total, 1), ok: 1}, unavailable("the routing changed during the write (term %d, then %d; primary here: %v): it is not acknowledged: retry the request", began, now, primary)
+	}
 	rp := replication{total: max(total, 1), ok: 1}
 	if len(rops) == 0 || len(targets) == 0 {
 		return rp, nil
