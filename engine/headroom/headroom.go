@@ -2,8 +2,11 @@ package headroom
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"paddock/engine"
@@ -69,9 +72,15 @@ type Input struct {
 	Strategy    string
 }
 
-// Compute runs the dry-runs. Deployments deleted or being deleted are
-// left out, as the constructor leaves them.
+// Compute runs the dry-runs, on up to as many goroutines as the process
+// may run at once (GOMAXPROCS, at most maxWorkers). Deployments deleted
+// or being deleted are left out, as the constructor leaves them.
 func Compute(in Input) Report {
+	return compute(in, min(runtime.GOMAXPROCS(0), maxWorkers))
+}
+
+// compute is Compute on the given number of workers.
+func compute(in Input, workers int) Report {
 	deps := make([]*engine.Deployment, 0, len(in.Deployments))
 	for i := range in.Deployments {
 		d := &in.Deployments[i]
@@ -105,17 +114,8 @@ func Compute(in Input) Report {
 			}
 		}
 	}
-	w := &world{allocs: in.Allocators, deps: deps, at: at, onAlloc: onAlloc}
 	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true}
-	// One placement state answers every question: each zone's loss and
-	// each vacate is a dry-run on it (Mark, place, Undo), so the state
-	// is built once instead of once per question.
-	w.st = placement.NewState(in.Allocators, placement.PlatformSeed)
 	zones := zonesOf(in.Allocators)
-	rep := Report{Zones: make([]Zone, len(zones)), Allocators: []Allocator{}}
-	for n, z := range zones {
-		rep.Zones[n] = w.loseZone(z, opts)
-	}
 	ids := make([]int, 0, len(in.Allocators))
 	for i := range in.Allocators {
 		if len(onAlloc[i]) > 0 {
@@ -123,11 +123,48 @@ func Compute(in Input) Report {
 		}
 	}
 	sort.Slice(ids, func(x, y int) bool { return in.Allocators[ids[x]].ID < in.Allocators[ids[y]].ID })
-	for _, i := range ids {
-		rep.Allocators = append(rep.Allocators, w.vacate(i, opts))
+	rep := Report{Zones: make([]Zone, len(zones)), Allocators: make([]Allocator, len(ids))}
+	// The questions are independent: each dry-run leaves the state as
+	// it found it (Mark, place, Undo), and what it decides does not
+	// depend on the dry-runs before it. Workers take them in turn (each
+	// zone, then the allocators by chunks), each on its own placement
+	// state, built once per recomputation; each answer goes to its own
+	// place in the report, so the report is the same for any number of
+	// workers.
+	tasks := len(zones) + (len(ids)+vacateChunk-1)/vacateChunk
+	workers = max(1, min(workers, tasks))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			w := &world{allocs: in.Allocators, deps: deps, at: at, onAlloc: onAlloc,
+				st: placement.NewState(in.Allocators, placement.PlatformSeed)}
+			for {
+				t := int(next.Add(1) - 1)
+				if t >= tasks {
+					return
+				}
+				if t < len(zones) {
+					rep.Zones[t] = w.loseZone(zones[t], opts)
+					continue
+				}
+				lo := (t - len(zones)) * vacateChunk
+				for k := lo; k < min(lo+vacateChunk, len(ids)); k++ {
+					rep.Allocators[k] = w.vacate(ids[k], opts)
+				}
+			}
+		})
 	}
+	wg.Wait()
 	return rep
 }
+
+// vacateChunk is how many allocators' vacates a worker takes at a time.
+const vacateChunk = 16
+
+// maxWorkers bounds the goroutines of one recomputation (each keeps a
+// placement state of the whole fleet).
+const maxWorkers = 4
 
 // world is what the dry-runs share: the allocators, the deployments
 // with instances (in id order), which of them each allocator holds, and
