@@ -51,12 +51,23 @@ func benchInput(tb testing.TB, nAlloc, nDep int) Input {
 }
 
 func BenchmarkHeadroom(b *testing.B) {
+	benchHeadroom(b, Compute)
+}
+
+// BenchmarkHeadroomOneWorker is the same on one goroutine: its CPU per
+// recomputation is the work itself, without the second state and the
+// cores' contention.
+func BenchmarkHeadroomOneWorker(b *testing.B) {
+	benchHeadroom(b, func(in Input) Report { return compute(in, 1) })
+}
+
+func benchHeadroom(b *testing.B, compute func(Input) Report) {
 	in := benchInput(b, 1000, 5000)
 	b.ResetTimer()
 	var rep Report
 	cpu0 := cpuTime()
 	for b.Loop() {
-		rep = Compute(in)
+		rep = compute(in)
 	}
 	b.StopTimer()
 	// CPU time per recomputation: on a shared machine wall time counts

@@ -114,7 +114,7 @@ func compute(in Input, workers int) Report {
 			}
 		}
 	}
-	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true}
+	opts := placement.Options{Strategy: in.Strategy, Seed: placement.PlatformSeed, NoExplain: true, Brief: true, Discard: true}
 	zones := zonesOf(in.Allocators)
 	ids := make([]int, 0, len(in.Allocators))
 	for i := range in.Allocators {
@@ -301,9 +301,9 @@ func (w *world) loseZone(zone string, opts placement.Options) Zone {
 			// constructor's move plans name them (the others are lost
 			// too, so placement never picks them either way).
 			mine = mine[:0]
-			for k, pi := range d.Instances {
-				if ai := w.at[di][k]; ai >= 0 && w.allocs[ai].Zone == zone && !slices.Contains(mine, pi.Allocator) {
-					mine = append(mine, pi.Allocator)
+			for k, ai := range w.at[di] {
+				if ai >= 0 && w.allocs[ai].Zone == zone && !slices.Contains(mine, d.Instances[k].Allocator) {
+					mine = append(mine, d.Instances[k].Allocator)
 				}
 			}
 			o.move(w.st, d, mine, opts)

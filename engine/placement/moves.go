@@ -47,8 +47,8 @@ func (mv *Mover) Move(dep *engine.Deployment, moveFrom, targets []string) Move {
 	// dry-run computes thousands of moves).
 	var movBuf [16]bool
 	mov := movBuf[:0]
-	for _, in := range dep.Instances {
-		m := slices.Contains(moveFrom, in.Allocator)
+	for j := range dep.Instances {
+		m := slices.Contains(moveFrom, dep.Instances[j].Allocator)
 		mov = append(mov, m)
 		if m {
 			moving++

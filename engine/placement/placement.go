@@ -54,6 +54,10 @@ type Options struct {
 	// Brief makes an UnplaceableError carry the per-zone summary without
 	// the per-allocator verdicts (dry-runs asking many "could it?").
 	Brief bool
+	// Discard returns no Placements: a dry-run that asks "could it?"
+	// and takes the placements back (State.Mark, Undo) needs only the
+	// error, and saves their allocation.
+	Discard bool
 }
 
 // Placement is one decided instance.
@@ -215,6 +219,8 @@ type State struct {
 		// (indexes), dep the number of its deployment (-1 if none yet).
 		chosen []int
 		dep    int32
+		// placements is the buffer of a Discard Place.
+		placements []Placement
 	}
 	byID map[string]int
 	// depIDs numbers the deployments with an instance; deps holds, per
@@ -367,7 +373,11 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 	for _, r := range reqs {
 		total += min(max(r.Zones, 0), 3)
 	}
-	res.Placements = make([]Placement, 0, total)
+	if opts.Discard {
+		res.Placements = s.scratch.placements[:0]
+	} else {
+		res.Placements = make([]Placement, 0, total)
+	}
 	start := len(s.journal)
 	for ri, r := range reqs {
 		if err := validate(r); err != nil {
@@ -396,6 +406,11 @@ func (s *State) Place(reqs []Request, opts Options) (Result, error) {
 	}
 	if s.marks == 0 {
 		s.journal = s.journal[:0]
+	}
+	if opts.Discard {
+		clear(res.Placements)
+		s.scratch.placements = res.Placements[:0]
+		res.Placements = nil
 	}
 	return res, nil
 }
@@ -701,9 +716,12 @@ func (s *State) unplaceable(ri int, r Request, usable int, brief bool) *Unplacea
 	}
 	excluded := s.indexSet(r.Exclude)
 	targets := s.indexSet(r.Targets)
-	zoneOut := map[string]bool{}
+	zoneOut := s.scratch.zoneOut[:len(s.zones)]
+	clear(zoneOut)
 	for _, z := range r.ExcludeZones {
-		zoneOut[z] = true
+		if zi, ok := s.zoneIx[z]; ok {
+			zoneOut[zi] = true
+		}
 	}
 	var same []int32
 	if d, ok := s.depIx(r.DeploymentID); ok && !r.Replaces {
@@ -733,7 +751,7 @@ func (s *State) unplaceable(ri int, r Request, usable int, brief bool) *Unplacea
 			reason = "excluded"
 		case len(r.Targets) > 0 && !targets.has(i):
 			reason = "target"
-		case zoneOut[a.a.Zone]:
+		case zoneOut[a.zone]:
 			reason = "zone"
 		case len(r.Filter) > 0 && !matches(a.a.Tags, r.Filter):
 			reason = "filter"
@@ -782,11 +800,11 @@ func FromInventory(inv []engine.InventoryAllocator) []Allocator {
 // Allocators, Feasible and LargestFreeMB, without Rejected counts or
 // verdicts. Zones the request excludes, and zones without a usable
 // allocator, are counted without visiting their allocators.
-func (s *State) briefZones(zs []ZoneShortfall, zoneOut map[string]bool, excluded, targets idxSet, same []int32, r Request) {
+func (s *State) briefZones(zs []ZoneShortfall, zoneOut []bool, excluded, targets idxSet, same []int32, r Request) {
 	for zi := range s.zones {
 		z := &zs[zi]
 		z.Allocators = len(s.byZone[zi])
-		if zoneOut[z.Zone] || s.usableIn[zi] == 0 {
+		if zoneOut[zi] || s.usableIn[zi] == 0 {
 			continue
 		}
 		for _, i := range s.byZone[zi] {
