@@ -30,9 +30,10 @@ func (f fields) DocValuesField(p string) string { return f.m.DocValuesField(p) }
 // target is one index as a search target.
 func target(name string, sh *shard.Shard) dsl.Target {
 	return dsl.Target{
-		Name:   name,
-		Index:  sh.Index(),
-		Fields: fields{sh.Mapping()},
+		Name:      name,
+		Index:     sh.Index(),
+		Fields:    fields{sh.Mapping()},
+		DocValues: sh.DocValues(),
 		Source: func(id string) ([]byte, dsl.DocMeta, bool) {
 			src, m, ok, err := sh.Get(id)
 			if err != nil || !ok {

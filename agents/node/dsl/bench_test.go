@@ -198,55 +198,72 @@ func dirSize(dir string) int64 {
 // BenchmarkSearchLogs measures a search with a match query, a terms
 // aggregation and a sort: p50/p99 latency, and the index's memory and disk
 // size per 100k documents.
+//
+// docs=N is the node's search (doc values from the index's DocValues
+// cache, warm after the first search); docs=N-uncached reads them
+// through bleve for every search, as before the cache: the two side by
+// side in one run, on the same index.
 func BenchmarkSearchLogs(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
-			if n > 100_000 && os.Getenv("DSL_BENCH_1M") == "" {
-				b.Skip("set DSL_BENCH_1M=1 for the 1M-document index (several minutes to build)")
+		for _, uncached := range []bool{false, true} {
+			name := fmt.Sprintf("docs=%d", n)
+			if uncached {
+				name += "-uncached"
 			}
-			bi := logIndex(b, n)
-			target := bi.ti.target()
-			target.Source = func(id string) ([]byte, DocMeta, bool) {
-				i, err := strconv.Atoi(id)
-				if err != nil {
-					return nil, DocMeta{}, false
-				}
-				return []byte(logDoc(i)), DocMeta{Version: 1, SeqNo: int64(i), PrimaryTerm: 1}, true
-			}
-			r := rand.New(rand.NewSource(1))
-			lat := make([]time.Duration, 0, b.N)
-			var hits float64
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				w := logWords[r.Intn(40)]
-				body := `{"query":{"match":{"message":"` + w + `"}},"sort":[{"@timestamp":"desc"}],` +
-					`"aggs":{"services":{"terms":{"field":"service","size":10}}},"size":10}`
-				t0 := time.Now()
-				req, err := ParseSearch([]byte(body), nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				resp, err := Search(context.Background(), []Target{target}, req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-				hits += float64(resp.(*response).Hits.Total.(totalJSON).Value)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			pct := func(p float64) float64 {
-				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-			}
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			b.ReportMetric(hits/float64(b.N), "matches/op")
-			per100k := float64(n) / 100_000
-			b.ReportMetric(float64(bi.heapBytes)/per100k/(1<<20), "heap-MB/100k")
-			b.ReportMetric(float64(dirSize(bi.dir))/per100k/(1<<20), "disk-MB/100k")
-			b.ReportMetric(segments(bi.ti.idx), "segments")
-		})
+			b.Run(name, func(b *testing.B) { benchSearchLogs(b, n, uncached) })
+		}
 	}
+}
+
+func benchSearchLogs(b *testing.B, n int, uncached bool) {
+	if n > 100_000 && os.Getenv("DSL_BENCH_1M") == "" {
+		b.Skip("set DSL_BENCH_1M=1 for the 1M-document index (several minutes to build)")
+	}
+	bi := logIndex(b, n)
+	target := bi.ti.target()
+	if uncached {
+		target.DocValues = nil
+	}
+	target.Source = func(id string) ([]byte, DocMeta, bool) {
+		i, err := strconv.Atoi(id)
+		if err != nil {
+			return nil, DocMeta{}, false
+		}
+		return []byte(logDoc(i)), DocMeta{Version: 1, SeqNo: int64(i), PrimaryTerm: 1}, true
+	}
+	r := rand.New(rand.NewSource(1))
+	lat := make([]time.Duration, 0, b.N)
+	var hits float64
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := logWords[r.Intn(40)]
+		body := `{"query":{"match":{"message":"` + w + `"}},"sort":[{"@timestamp":"desc"}],` +
+			`"aggs":{"services":{"terms":{"field":"service","size":10}}},"size":10}`
+		t0 := time.Now()
+		req, err := ParseSearch([]byte(body), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := Search(context.Background(), []Target{target}, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		hits += float64(resp.(*response).Hits.Total.(totalJSON).Value)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(hits/float64(b.N), "matches/op")
+	per100k := float64(n) / 100_000
+	b.ReportMetric(float64(bi.heapBytes)/per100k/(1<<20), "heap-MB/100k")
+	b.ReportMetric(float64(dirSize(bi.dir))/per100k/(1<<20), "disk-MB/100k")
+	b.ReportMetric(segments(bi.ti.idx), "segments")
+	b.ReportMetric(float64(target.DocValues.Bytes())/per100k/(1<<20), "dv-cache-MB/100k")
 }

@@ -94,6 +94,9 @@ type Target struct {
 	// through (raw query JSON): a document must match one of them. Nil
 	// when the index was named directly or through an unfiltered alias.
 	Filters []json.RawMessage
+	// DocValues is the index's cache of decoded doc values (sorts and
+	// aggregations read it); nil reads them through bleve every time.
+	DocValues *DocValues
 }
 
 // MaxResultWindow is index.max_result_window: from+size may not exceed it.

@@ -95,10 +95,17 @@ type testIndex struct {
 	idx    bleve.Index
 	docs   map[string][]byte
 	meta   map[string]DocMeta
+	// dv is the index's doc-values cache (noDV: searches read through
+	// bleve, the reference the cache is checked against).
+	dv   *DocValues
+	noDV bool
 }
 
 func (ti *testIndex) target() Target {
-	return Target{Name: ti.name, Index: ti.idx, Fields: ti.fields, Source: func(id string) ([]byte, DocMeta, bool) {
+	if ti.dv == nil && !ti.noDV {
+		ti.dv = &DocValues{}
+	}
+	return Target{Name: ti.name, Index: ti.idx, Fields: ti.fields, DocValues: ti.dv, Source: func(id string) ([]byte, DocMeta, bool) {
 		src, ok := ti.docs[id]
 		return src, ti.meta[id], ok
 	}}

@@ -410,7 +410,7 @@ func (s *shard) search(ctx context.Context, req *Request, q query.Query, score s
 		}
 		coll.SetFacetsBuilder(ac.builder(s.reader))
 	}
-	if err := coll.Collect(ctx, srch, s.reader); err != nil {
+	if err := coll.Collect(ctx, srch, withDocValues(s.reader, s.t.DocValues)); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

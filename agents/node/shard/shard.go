@@ -33,6 +33,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	bolt "go.etcd.io/bbolt"
 
+	"paddock/agents/node/dsl"
 	"paddock/agents/node/eserr"
 	"paddock/agents/node/mapping"
 )
@@ -62,6 +63,8 @@ type Shard struct {
 	log  *slog.Logger
 	db   *bolt.DB
 	idx  bleve.Index
+	// dv caches the index's decoded doc values for searches.
+	dv *dsl.DocValues
 
 	// state guards mapping and settings (read by searches and writes).
 	state    sync.RWMutex
@@ -184,7 +187,7 @@ func openDB(dir string) (*bolt.DB, error) {
 
 func newShard(name, dir string, db *bolt.DB, idx bleve.Index, m *mapping.Mapping, settings Settings, opts Options) *Shard {
 	return &Shard{
-		name: name, dir: dir, log: opts.logger().With("index", name), db: db, idx: idx,
+		name: name, dir: dir, log: opts.logger().With("index", name), db: db, idx: idx, dv: &dsl.DocValues{},
 		mapping: m, settings: settings,
 		queue:       make(chan *request, 1024),
 		pending:     map[string]*document.Document{},
@@ -349,6 +352,9 @@ func (s *Shard) Name() string { return s.name }
 
 // Index is the bleve index (searches see the last refresh).
 func (s *Shard) Index() bleve.Index { return s.idx }
+
+// DocValues is the index's doc-values cache, for searches (dsl.Target).
+func (s *Shard) DocValues() *dsl.DocValues { return s.dv }
 
 // Mapping is the current mapping.
 func (s *Shard) Mapping() *mapping.Mapping {
