@@ -99,7 +99,7 @@ type TreeCache struct {
 }
 
 type cacheOptions struct {
-	skip, leaf func(p string) bool
+	skip, leaf, container func(p string) bool
 }
 
 // CacheOption tunes a TreeCache.
@@ -118,6 +118,14 @@ func CacheSkip(skip func(p string) bool) CacheOption {
 // listed nor watched, one read less per znode.
 func CacheLeaves(leaf func(p string) bool) CacheOption {
 	return func(o *cacheOptions) { o.leaf = leaf }
+}
+
+// CacheContainers names znodes that never hold data by the layout (a
+// deployment's plans and history folders, an allocator's instances and
+// status folders): only their children are read and watched (the
+// children watch also reports their deletion), one read less per znode.
+func CacheContainers(container func(p string) bool) CacheOption {
+	return func(o *cacheOptions) { o.container = container }
 }
 
 // maxInFlight bounds a cache's concurrent reads (each node load is a
@@ -142,6 +150,10 @@ func NewTreeCache(s *Store, root string, opts ...CacheOption) *TreeCache {
 
 func (c *TreeCache) skipped(p string) bool {
 	return p != c.root && c.opt.skip != nil && c.opt.skip(p)
+}
+
+func (c *TreeCache) isContainer(p string) bool {
+	return p != c.root && c.opt.container != nil && c.opt.container(p)
 }
 
 func (c *TreeCache) isLeaf(p string) bool {
@@ -406,13 +418,18 @@ type fetched struct {
 	err  error
 }
 
-// fetchNodes reads (with watches) the data and, unless a leaf, the
-// children of every path, pipelined.
+// fetchNodes reads (with watches) the data (unless a container) and,
+// unless a leaf, the children of every path, pipelined.
 func (c *TreeCache) fetchNodes(ctx context.Context, paths []string) []fetched {
 	out := make([]fetched, len(paths))
 	parallel(ctx, len(paths), func(i int) {
 		p := paths[i]
 		c.s.stats.reads.Add(1)
+		if c.isContainer(p) {
+			kids, st, _, err := c.s.conn.ChildrenW(p)
+			out[i].kids, out[i].st, out[i].err = kids, st, err
+			return
+		}
 		data, st, _, err := c.s.conn.GetW(p)
 		if err != nil {
 			out[i].err = err

@@ -211,6 +211,83 @@ func TestTreeCacheSkipAndLeaves(t *testing.T) {
 	})
 }
 
+// TestTreeCacheContainers: a container (a znode without data by the
+// layout) costs one read, its children list, and its children's
+// changes and its own deletion still show.
+func TestTreeCacheContainers(t *testing.T) {
+	p := env.Fresh(t)
+	ctx := ctxT(t, 30*time.Second)
+	s := p.Admin
+	for _, n := range []string{engine.DeploymentPath("a"), engine.PlansPath("a"), engine.PlanHistoryPath("a")} {
+		if err := s.Create(ctx, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Create(ctx, engine.PlanHistoryEntryPath("a", "plan-1"), "x"); err != nil {
+		t.Fatal(err)
+	}
+	reader := p.Connect(t, engine.RoleAdmin)
+	c := engine.NewTreeCache(reader, engine.PathDeployments, engine.CacheContainers(engine.ContainerZnode),
+		engine.CacheLeaves(engine.LayoutLeaves(engine.PathDeployments)))
+	before := reader.Stats()
+	go c.Run(ctx)
+	<-c.Ready()
+	// root, deployment: data + children; plans, history: children;
+	// the finished plan: data.
+	if got, want := reader.Stats().Sub(before).Reads, int64(2*2+2+1); got != want {
+		t.Fatalf("initial load made %d reads, want %d (containers' data or leaves' children read?)", got, want)
+	}
+	if n, ok := c.Get(engine.PlanHistoryPath("a")); !ok || n.Stat.Version != 0 || len(n.Data) != 0 {
+		t.Fatalf("history folder cached as %+v, %v", n, ok)
+	}
+	if err := s.Create(ctx, engine.PendingPlanPath("a"), "p"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the pending plan", func() bool {
+		n, ok := c.Get(engine.PendingPlanPath("a"))
+		return ok && string(n.Data) == "p"
+	})
+	if err := s.Delete(ctx, engine.PlanHistoryEntryPath("a", "plan-1"), engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, engine.PlanHistoryPath("a"), engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the history folder's deletion", func() bool {
+		_, ok := c.Get(engine.PlanHistoryPath("a"))
+		return !ok && len(c.Children(engine.PlansPath("a"))) == 1
+	})
+}
+
+func TestLayoutZnodes(t *testing.T) {
+	for _, tc := range []struct {
+		p               string
+		leaf, container bool
+	}{
+		{engine.DeploymentPath("d"), false, false},
+		{engine.PlansPath("d"), false, true},
+		{engine.PlanHistoryPath("d"), false, true},
+		{engine.PendingPlanPath("d"), true, false},
+		{engine.PlanHistoryEntryPath("d", "plan-0000000001"), true, false},
+		{engine.ReplicationPath("d"), true, false},
+		{engine.InstancesPath("a"), false, true},
+		{engine.StatusesPath("a"), false, true},
+		{engine.InstancePath("a", "i"), true, false},
+		{engine.StatusPath("a", "i"), true, false},
+		{engine.AllocatorAlivePath("a"), true, false},
+		{engine.AllocatorPath("a"), false, false},
+		{engine.PathDeployments + "/plans", false, false},
+		{engine.PathSnapshots + "/d/history", false, false},
+	} {
+		t.Run(tc.p, func(t *testing.T) {
+			leaf := engine.LeafDeploymentZnode(tc.p) || engine.LeafAllocatorZnode(tc.p)
+			if leaf != tc.leaf || engine.ContainerZnode(tc.p) != tc.container {
+				t.Fatalf("leaf %v container %v, want %v %v", leaf, engine.ContainerZnode(tc.p), tc.leaf, tc.container)
+			}
+		})
+	}
+}
+
 // TestTreeCacheRootCreatedLater: a cache of a missing root loads it once
 // it appears, and after it is deleted and created again.
 func TestTreeCacheRootCreatedLater(t *testing.T) {

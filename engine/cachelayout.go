@@ -35,10 +35,42 @@ func PlanHistoryZnode(p string) bool {
 }
 
 // LeafDeploymentZnode reports the deployment znodes that never have
-// children (a pending plan, the replication routing).
+// children (a pending plan, the replication routing, a finished plan in
+// the history).
 func LeafDeploymentZnode(p string) bool {
 	if path.Base(p) == "replication" {
 		return path.Dir(path.Dir(p)) == PathDeployments
 	}
+	if PlanHistoryZnode(path.Dir(p)) {
+		return path.Dir(path.Dir(path.Dir(path.Dir(p)))) == PathDeployments
+	}
 	return path.Base(p) == "pending" && path.Base(path.Dir(p)) == "plans"
+}
+
+// LayoutLeaves names the leaf znodes of the subtree at root by the
+// layout (nil: none known), for a cache of the whole subtree
+// (CacheLeaves).
+func LayoutLeaves(root string) func(p string) bool {
+	switch root {
+	case PathAllocators:
+		return LeafAllocatorZnode
+	case PathDeployments:
+		return LeafDeploymentZnode
+	}
+	return nil
+}
+
+// ContainerZnode reports the znodes that never hold data by the layout,
+// only children: a deployment's plans and plans/history, an
+// allocator's instances and status folders.
+func ContainerZnode(p string) bool {
+	switch path.Base(p) {
+	case "plans":
+		return path.Dir(path.Dir(p)) == PathDeployments
+	case "history":
+		return PlanHistoryZnode(p) && path.Dir(path.Dir(path.Dir(p))) == PathDeployments
+	case "instances", "status":
+		return path.Dir(path.Dir(p)) == PathAllocators
+	}
+	return false
 }

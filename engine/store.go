@@ -385,6 +385,18 @@ func (s *Store) allocatorIdentity(ctx context.Context, id string) (string, error
 	return a.Identity, nil
 }
 
+// KnowAllocatorIdentity records an allocator's identity (the digest id
+// in its record) as read elsewhere, by a cache of the allocators: the
+// ACL of its znodes then needs no read of the record.
+func (s *Store) KnowAllocatorIdentity(id, identity string) {
+	if identity == "" {
+		return
+	}
+	s.mu.Lock()
+	s.own[id] = identity
+	s.mu.Unlock()
+}
+
 // Create makes a persistent znode holding v (JSON unless []byte/string),
 // with the ACL of its path.
 func (s *Store) Create(ctx context.Context, p string, v any) error {

@@ -154,7 +154,8 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 	// The cache leaves out what this allocator writes itself (statuses,
 	// alive): it knows them, and a read after each of its own writes
 	// would cost a round trip per acknowledged instance.
-	a.cache = engine.NewTreeCache(a.s, engine.AllocatorPath(a.cfg.ID), engine.CacheSkip(a.ownZnode), engine.CacheLeaves(a.leafZnode))
+	a.cache = engine.NewTreeCache(a.s, engine.AllocatorPath(a.cfg.ID), engine.CacheSkip(a.ownZnode), engine.CacheLeaves(a.leafZnode),
+		engine.CacheContainers(engine.ContainerZnode))
 	events := a.cache.Listen()
 	go func() { _ = a.cache.Run(cctx) }()
 	go a.filterCacheEvents(cctx, events)

@@ -217,11 +217,13 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 		defer wg.Done()
 		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
 	}()
-	// Watch deployments through a cache, as a console would; count the
+	// Watch deployments through a cache, as the console does (tui/data:
+	// the whole subtree, history included, leaves by the layout); count the
 	// finished ones from its events (each deployment record decoded once
 	// per change: a scan of every deployment per poll would cost the
 	// benchmark more than the constructor at 10,000).
-	watch := engine.NewTreeCache(admin, engine.PathDeployments)
+	watch := engine.NewTreeCache(admin, engine.PathDeployments, engine.CacheLeaves(engine.LayoutLeaves(engine.PathDeployments)),
+		engine.CacheContainers(engine.ContainerZnode))
 	wevs := watch.Listen()
 	var smu sync.Mutex
 	state := map[string]string{} // deployment → running | failed | ""
@@ -276,6 +278,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 					dep := engine.Deployment{ID: id, Name: fmt.Sprintf("bench-%d", i), CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
 					plan := engine.Plan{ID: engine.NewID(), DeploymentID: id, Action: engine.ActionCreate, Spec: sp, Strategy: engine.PlanGrowAndShrink,
 						CreatedAt: now, Status: engine.PlanPending, Steps: []engine.PlanStep{}}
+					dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status // as the service layer records it
 					if err := admin.Multi(ctx, engine.OpCreate(engine.DeploymentPath(id), dep), engine.OpCreate(engine.PlansPath(id), nil),
 						engine.OpCreate(engine.PlanHistoryPath(id), nil), engine.OpCreate(engine.PendingPlanPath(id), plan)); err != nil {
 						b.Error(err)

@@ -76,7 +76,15 @@ type executor struct {
 	hadRoute bool
 	// reserved are placements counted in the world and not yet written.
 	reserved []reservation
+	// wroteAt is when the plan was last written; waitingUnwritten says
+	// the running step's waiting text changed since (setWaiting).
+	wroteAt          time.Time
+	waitingUnwritten bool
 }
+
+// waitingEvery is how long a changed waiting text may stay unwritten:
+// an instance acknowledged within it costs the plan no write of its own.
+const waitingEvery = time.Second
 
 // effect is a write queued with the plan's records.
 type effect struct {
@@ -159,7 +167,7 @@ func (x *executor) run(ctx context.Context) (bool, error) {
 			return x.fail(ctx, err)
 		}
 	} else {
-		x.depMark = true
+		x.depMark = x.needsMark()
 	}
 	x.log.Debug("running plan", "change", x.change.Describe, "resumed", resumed)
 	var runErr error
@@ -516,6 +524,7 @@ func (x *executor) dropUnwritten() {
 // written records a successful write: nothing is pending any more.
 func (x *executor) written(ver engine.Version) {
 	x.ver, x.dirty, x.effects, x.route, x.reserved = ver, false, nil, nil, nil
+	x.wroteAt, x.waitingUnwritten = time.Now(), false
 }
 
 // planRace handles a lost compare-and-set on the pending plan: the
@@ -569,6 +578,17 @@ func (x *executor) appliedAfterAll(ctx context.Context, finishing bool) (bool, e
 		return true, nil
 	}
 	return false, nil
+}
+
+// needsMark says the deployment does not show this plan yet. The
+// service layer records a create's or an update's plan on the
+// deployment (its id, pending) in the Multi that asks for it; then the
+// pending znode says the plan runs, and the deployment is written only
+// when the plan ends (a write and, for every watcher, a read saved).
+func (x *executor) needsMark() bool {
+	d := x.dep
+	shown := d.LastPlanID == x.plan.ID && (d.LastPlanStatus == engine.PlanPending || d.LastPlanStatus == engine.PlanRunning)
+	return !shown || x.markedDeployment(d).Status != d.Status
 }
 
 // markedDeployment is the deployment with this plan's start recorded.
@@ -643,6 +663,10 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-changed:
+		case <-x.waitingDue():
+			if err := x.flush(ctx); err != nil {
+				return "", err
+			}
 		case <-deadline.C:
 			return "", fmt.Errorf("not healthy after %s: %s: check the allocators (paddock allocator list) and their logs", x.l.cfg.HealthyTimeout, strings.Join(waiting, "; "))
 		}
@@ -657,8 +681,12 @@ func unhealthy(st engine.InstanceStatus) string {
 	return ""
 }
 
-// setWaiting records what the running step waits for now, written at
-// once when it changed (the activity follows the plan live).
+// setWaiting records what the running step waits for now. The text is
+// written at once when the plan's last write is older than
+// waitingEvery, else with the next write or when waitingDue fires (the
+// waiting loops select on it): a step that waits less than a second,
+// as most do, writes no text of its own, and the activity still follows
+// a longer wait within a second.
 func (x *executor) setWaiting(ctx context.Context, waiting string) error {
 	i := len(x.plan.Steps) - 1
 	if i < 0 || x.plan.Steps[i].Ended != nil || x.plan.Steps[i].Waiting == waiting {
@@ -667,7 +695,19 @@ func (x *executor) setWaiting(ctx context.Context, waiting string) error {
 	x.plan.Steps[i].Waiting = waiting
 	x.l.inflight.wait(x.depID, waiting)
 	x.dirty = true
+	if time.Since(x.wroteAt) < waitingEvery {
+		x.waitingUnwritten = true
+		return nil
+	}
 	return x.flush(ctx)
+}
+
+// waitingDue fires when an unwritten waiting text is due (nil: none is).
+func (x *executor) waitingDue() <-chan time.Time {
+	if !x.waitingUnwritten {
+		return nil
+	}
+	return time.After(time.Until(x.wroteAt.Add(waitingEvery)))
 }
 
 // address of a healthy instance, or "".

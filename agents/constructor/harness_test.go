@@ -232,6 +232,14 @@ func (a *agentHandle) kill() {
 	a.store.Close()
 }
 
+// crash closes the agent's ZooKeeper session under it (its ephemerals
+// go at once; whatever it still sends fails), then stops it.
+func (a *agentHandle) crash() {
+	a.store.Close()
+	a.cancel()
+	<-a.done
+}
+
 func newHarness(t *testing.T, zones ...string) *harness {
 	t.Helper()
 	p := env.Fresh(t, zones...)
@@ -322,6 +330,7 @@ func (h *harness) createDeployment(sp engine.DeploymentSpec) (string, string) {
 	dep := engine.Deployment{ID: id, Name: "test-" + id[:6], CreatedAt: now, UpdatedAt: now, Status: engine.DeploymentInitializing, Instances: []engine.PlacedInstance{}}
 	plan := engine.Plan{ID: engine.NewID(), DeploymentID: id, Action: engine.ActionCreate, Spec: sp, Strategy: engine.PlanGrowAndShrink,
 		CreatedAt: now, Status: engine.PlanPending, Steps: []engine.PlanStep{}}
+	dep.LastPlanID, dep.LastPlanStatus = plan.ID, plan.Status // as the service layer records it
 	if err := h.admin.Multi(ctxT(h.t, 10*time.Second),
 		engine.OpCreate(engine.DeploymentPath(id), dep), engine.OpCreate(engine.PlansPath(id), nil),
 		engine.OpCreate(engine.PlanHistoryPath(id), nil), engine.OpCreate(engine.PendingPlanPath(id), plan)); err != nil {

@@ -59,6 +59,7 @@ func newLeader(cfg Config, m *metrics, st *agentkit.Status, log *slog.Logger, fe
 	}
 	l := &leader{cfg: cfg, s: cfg.Store, log: log, m: m, st: st, fence: fence,
 		platform: engine.DefaultPlatformConfig(), resched: newRescheduler(), w: newWorld(seed)}
+	l.w.identity = cfg.Store.KnowAllocatorIdentity
 	l.routes = newRouteTable()
 	l.plans = newDispatcher(l, cfg.MaxPlans)
 	l.repl = newReplicator(l)
@@ -74,8 +75,10 @@ func skipAllocatorZnode(p string) bool {
 
 func (l *leader) run(ctx context.Context) error {
 	defer l.wg.Wait()
-	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheSkip(skipAllocatorZnode), engine.CacheLeaves(engine.LeafAllocatorZnode))
-	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(engine.PlanHistoryZnode), engine.CacheLeaves(engine.LeafDeploymentZnode))
+	l.allocs = engine.NewTreeCache(l.s, engine.PathAllocators, engine.CacheSkip(skipAllocatorZnode), engine.CacheLeaves(engine.LeafAllocatorZnode),
+		engine.CacheContainers(engine.ContainerZnode))
+	l.deps = engine.NewTreeCache(l.s, engine.PathDeployments, engine.CacheSkip(engine.PlanHistoryZnode), engine.CacheLeaves(engine.LeafDeploymentZnode),
+		engine.CacheContainers(engine.ContainerZnode))
 	aev, dev := l.allocs.Listen(), l.deps.Listen()
 	aReady, dReady := make(chan struct{}), make(chan struct{})
 	for _, c := range []*engine.TreeCache{l.allocs, l.deps} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,17 +116,29 @@ func TestConcurrentPlansAcrossLeaderChange(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// Kill the leader once a third of the plans ended.
+	// Kill the leader mid-burst: once 10 to 19 plans ended and while
+	// plans run with their instances assigned but not yet acknowledged
+	// or finished. Its session is closed under it (its election znode
+	// goes at once, so c2 takes over while c1's executors are still in
+	// their steps and writes), then c1 stops.
 	killAt := rng.IntN(10) + 10
-	h.waitFor(fmt.Sprintf("%d plans to end", killAt), 60*time.Second, func() bool {
+	var midPlan []string
+	h.waitFor(fmt.Sprintf("%d plans to end and some to be mid-plan", killAt), 60*time.Second, func() bool {
 		n := 0
-		for _, d := range deps {
+		midPlan = midPlan[:0]
+		mu.Lock()
+		ds := slices.Clone(deps)
+		mu.Unlock()
+		for _, d := range ds {
 			n += len(h.history(d.id))
+			if p, ok := h.pendingPlan(d.id); ok && p.Status == engine.PlanRunning && len(p.NewInstances) > 0 {
+				midPlan = append(midPlan, fmt.Sprintf("%s (%s)", d.id[:8], lastStep(p).Name))
+			}
 		}
-		return n >= killAt
+		return n >= killAt && len(midPlan) > 0
 	})
-	c1.kill()
-	t.Logf("leader killed after %d plans ended", killAt)
+	c1.crash()
+	t.Logf("leader's session closed after %d plans ended, with %d plans mid-plan: %v", killAt, len(midPlan), midPlan)
 	// Wave 2, while c2 takes over: resizes and deletes of the
 	// deployments that exist.
 	for _, d := range deps {

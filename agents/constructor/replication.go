@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -221,13 +222,21 @@ func (rp *replicator) lock(depID string) *sync.Mutex {
 // lost race (or a connection lost mid-write) reads the znode again and
 // asks fn again, so fn must decide from what it is given only.
 func (rp *replicator) update(ctx context.Context, depID, cause string, fn func(cur *engine.Replication) (engine.Replication, bool)) (engine.Replication, engine.Version, bool, error) {
+	return rp.updateAssuming(ctx, depID, cause, false, fn)
+}
+
+// updateAssuming is update; with absent, a routing the leader's state
+// does not know is taken as not there (a new deployment's) without
+// reading it first: writing it is a create, which fails if one exists
+// after all, and the next attempt reads it.
+func (rp *replicator) updateAssuming(ctx context.Context, depID, cause string, absent bool, fn func(cur *engine.Replication) (engine.Replication, bool)) (engine.Replication, engine.Version, bool, error) {
 	lk := rp.lock(depID)
 	lk.Lock()
 	defer lk.Unlock()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		cur, ver, ok := rp.l.w.replication(depID)
-		if attempt > 0 || !ok {
+		if attempt > 0 || !ok && !absent {
 			r, v, err := rp.l.s.Replication(ctx, depID)
 			switch {
 			case err == nil:
@@ -416,7 +425,7 @@ func (x *executor) replicateErr(ctx context.Context, ins []engine.PlacedInstance
 		fresh = append(fresh, in.ID)
 	}
 	created := x.plan.Action == engine.ActionCreate
-	r, ver, _, err := x.l.repl.update(ctx, x.depID, "plan", func(cur *engine.Replication) (engine.Replication, bool) {
+	r, ver, _, err := x.l.repl.updateAssuming(ctx, x.depID, "plan", created, func(cur *engine.Replication) (engine.Replication, bool) {
 		return planRouting(cur, ids, created, fresh, "plan "+engine.Short(x.plan.ID))
 	})
 	if err != nil {
@@ -483,6 +492,10 @@ func (x *executor) waitInSync(ctx context.Context, ins []engine.PlacedInstance) 
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-changed:
+		case <-x.waitingDue():
+			if err := x.flush(ctx); err != nil {
+				return "", err
+			}
 		case <-deadline.C:
 			return "", fmt.Errorf("new copies not in sync after %s (still recovering: %s): check the primary's GET /_paddock/replication and the nodes' logs",
 				x.l.cfg.StepTimeout, strings.Join(waiting, ", "))
@@ -502,9 +515,28 @@ func (rp *replicator) run(ctx context.Context) {
 	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var full time.Time
 	for {
-		rp.failover(ctx, time.Now())
-		rp.syncPolls(ctx)
+		// Every deployment every failoverFullPass; in between only those
+		// that changed (routing, instances, statuses, allocators' liveness)
+		// and those whose primary looks lost (their grace runs out).
+		now := time.Now()
+		rp.mu.Lock()
+		lost := slices.Collect(maps.Keys(rp.lost))
+		rp.mu.Unlock()
+		ids, gone := rp.l.w.takeFailChanged(lost...)
+		all := now.Sub(full) >= failoverFullPass
+		if all {
+			full = now
+			ids = rp.l.w.replicated()
+		}
+		rp.mu.Lock()
+		for _, id := range gone {
+			delete(rp.lost, id)
+		}
+		rp.mu.Unlock()
+		rp.failover(ctx, now, ids)
+		rp.syncPolls(ctx, ids, gone, all)
 		select {
 		case <-ctx.Done():
 			rp.mu.Lock()
@@ -519,10 +551,15 @@ func (rp *replicator) run(ctx context.Context) {
 	}
 }
 
-// failover promotes an in-sync copy of every deployment whose primary
-// has looked lost for FailoverGrace, or records it red when none runs.
-func (rp *replicator) failover(ctx context.Context, now time.Time) {
-	for _, id := range rp.l.w.replicated() {
+// failoverFullPass is how often the failover pass and the event polls
+// look at every deployment with a routing (in between: the changed ones).
+const failoverFullPass = 5 * time.Second
+
+// failover promotes an in-sync copy of every deployment of ids whose
+// primary has looked lost for FailoverGrace, or records it red when none
+// runs.
+func (rp *replicator) failover(ctx context.Context, now time.Time, ids []string) {
+	for _, id := range ids {
 		r, _, ok := rp.l.w.replication(id)
 		if !ok {
 			continue
@@ -628,20 +665,39 @@ func (rp *replicator) lostReason(depID, iid string) string {
 
 // syncPolls keeps one event poll on the primary of every deployment
 // with more than one copy (at most MaxReplicationPolls), restarted when
-// the primary changes.
-func (rp *replicator) syncPolls(ctx context.Context) {
+// the primary changes. ids are the deployments with a routing to look
+// at, gone those changed without one; all: ids are every deployment
+// with a routing (polls of the others end).
+func (rp *replicator) syncPolls(ctx context.Context, ids, gone []string, all bool) {
 	want := map[string]engine.Replication{}
-	for _, id := range rp.l.w.replicated() {
+	for _, id := range ids {
 		if r, _, ok := rp.l.w.replication(id); ok && len(r.Copies) > 1 {
 			want[id] = r
 		}
 	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	for id, p := range rp.polls {
-		if r, ok := want[id]; !ok || r.Primary != p.primary || r.Term != p.term {
+	stop := func(id string) {
+		if p, ok := rp.polls[id]; ok {
 			p.cancel()
 			delete(rp.polls, id)
+		}
+	}
+	for _, id := range gone {
+		stop(id)
+	}
+	if all {
+		for id := range rp.polls {
+			if _, ok := want[id]; !ok {
+				stop(id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if p, ok := rp.polls[id]; ok {
+			if r, ok := want[id]; !ok || r.Primary != p.primary || r.Term != p.term {
+				stop(id)
+			}
 		}
 	}
 	for id, r := range want {

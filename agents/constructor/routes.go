@@ -245,9 +245,9 @@ func (l *leader) syncRoutes(ctx context.Context) {
 			continue
 		}
 		d, _, ok := l.w.deployment(id)
-		// LastPlanStatus running: the cache has not seen the plan's end
-		// yet (its znodes update independently); wait for it.
-		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 || d.LastPlanStatus == engine.PlanRunning {
+		// LastPlanStatus pending or running: the cache has not seen the
+		// plan's end yet (its znodes update independently); wait for it.
+		if !ok || d.Status == engine.DeploymentDeleted || len(d.Instances) == 0 || planUnfinished(d) {
 			continue
 		}
 		r, _, ok := l.routes.get(id)
@@ -266,7 +266,7 @@ func (l *leader) syncRoutes(ctx context.Context) {
 		// About to change a route: confirm from ZooKeeper itself that no
 		// plan runs and the deployment is what the cache says.
 		var fresh engine.Deployment
-		if _, err := l.s.GetJSON(ctx, engine.DeploymentPath(id), &fresh); err != nil || fresh.LastPlanStatus == engine.PlanRunning {
+		if _, err := l.s.GetJSON(ctx, engine.DeploymentPath(id), &fresh); err != nil || planUnfinished(fresh) {
 			continue
 		}
 		if ok, _, err := l.s.Exists(ctx, engine.PendingPlanPath(id)); err != nil || ok {
@@ -299,4 +299,11 @@ func (l *leader) peerURL(in engine.PlacedInstance, addr string) string {
 		return fmt.Sprintf("http://paddock-%s:%d", in.ID, DockerPeerPort)
 	}
 	return "http://" + addr
+}
+
+// planUnfinished: the deployment's last plan has not ended (the service
+// records a plan pending, a constructor may mark it running; its end
+// writes the result).
+func planUnfinished(d engine.Deployment) bool {
+	return d.LastPlanStatus == engine.PlanPending || d.LastPlanStatus == engine.PlanRunning
 }

@@ -27,8 +27,12 @@ type world struct {
 	// its plan, its instances' statuses.
 	waiters map[string]map[chan struct{}]struct{}
 	// changed collects the deployments changed since the route sweep
-	// last took them; replChanged the same for the replication check.
-	changed, replChanged map[string]struct{}
+	// last took them; replChanged the same for the replication check,
+	// failChanged for the failover pass.
+	changed, replChanged, failChanged map[string]struct{}
+	// identity, when set, learns each allocator's identity from its
+	// record (the ACL of its instance znodes names it).
+	identity func(alloc, identity string)
 }
 
 type allocView struct {
@@ -69,7 +73,7 @@ type depView struct {
 
 func newWorld(seed int64) *world {
 	return &world{seed: seed, allocs: map[string]*allocView{}, deps: map[string]*depView{}, waiters: map[string]map[chan struct{}]struct{}{},
-		changed: map[string]struct{}{}, replChanged: map[string]struct{}{}}
+		changed: map[string]struct{}{}, replChanged: map[string]struct{}{}, failChanged: map[string]struct{}{}}
 }
 
 func (w *world) alloc(id string) *allocView {
@@ -128,6 +132,9 @@ func (w *world) applyAllocators(ev engine.CacheEvent) {
 		a.rec, a.hasRec = engine.Allocator{}, false
 		if !removed && json.Unmarshal(ev.Data, &a.rec) == nil {
 			a.hasRec = true
+			if w.identity != nil {
+				w.identity(a.id, a.rec.Identity)
+			}
 		}
 		if removed {
 			// The allocator was deleted with its subtree (an admin's
@@ -323,6 +330,7 @@ func (w *world) watch(depID string) (<-chan struct{}, func()) {
 func (w *world) signal(depID string) {
 	w.changed[depID] = struct{}{}
 	w.replChanged[depID] = struct{}{}
+	w.failChanged[depID] = struct{}{}
 	for ch := range w.waiters[depID] {
 		select {
 		case ch <- struct{}{}:
@@ -614,6 +622,26 @@ func (w *world) instanceAt(depID, iid string) (engine.PlacedInstance, bool) {
 	}
 	in := w.allocs[alloc].instances[iid]
 	return engine.PlacedInstance{ID: iid, Kind: in.Kind, Allocator: alloc, Zone: in.Zone, SizeMB: in.SizeMB, Version: in.Version}, true
+}
+
+// takeFailChanged returns the deployments changed since the failover
+// pass last took them, and also, those of them that have a routing
+// first, then the others (their polls end).
+func (w *world) takeFailChanged(also ...string) (replicated, others []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range also {
+		w.failChanged[id] = struct{}{}
+	}
+	for id := range w.failChanged {
+		if d := w.deps[id]; d != nil && d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted && d.dep.Status != engine.DeploymentDeleting {
+			replicated = append(replicated, id)
+		} else {
+			others = append(others, id)
+		}
+	}
+	clear(w.failChanged)
+	return replicated, others
 }
 
 // takeReplChanged returns the deployments changed since the replication

@@ -28,9 +28,9 @@ type Cache struct {
 func NewCache(s *engine.Store) *Cache {
 	return &Cache{
 		allocs: engine.NewTreeCache(s, engine.PathAllocators,
-			engine.CacheSkip(engine.AllocatorStatusesZnode), engine.CacheLeaves(engine.LeafAllocatorZnode)),
+			engine.CacheSkip(engine.AllocatorStatusesZnode), engine.CacheLeaves(engine.LeafAllocatorZnode), engine.CacheContainers(engine.ContainerZnode)),
 		deps: engine.NewTreeCache(s, engine.PathDeployments,
-			engine.CacheSkip(engine.PlanHistoryZnode), engine.CacheLeaves(engine.LeafDeploymentZnode)),
+			engine.CacheSkip(engine.PlanHistoryZnode), engine.CacheLeaves(engine.LeafDeploymentZnode), engine.CacheContainers(engine.ContainerZnode)),
 		config: engine.NewTreeCache(s, engine.PathConfig, engine.CacheLeaves(func(string) bool { return true })),
 	}
 }

@@ -80,7 +80,15 @@ func NewLive(s *engine.Store, log *slog.Logger) *Live {
 	}
 	l := &Live{store: s, log: log, dec: NewDecoder(), ch: make(chan struct{}, 1)}
 	for _, p := range Subtrees {
-		l.caches = append(l.caches, engine.NewTreeCache(s, p))
+		var opts []engine.CacheOption
+		if leaf := engine.LayoutLeaves(p); leaf != nil {
+			// Statuses, instances, pending and finished plans: their
+			// children are neither listed nor watched; the plans,
+			// history, instances and status folders: their data is not
+			// read (a read less each).
+			opts = append(opts, engine.CacheLeaves(leaf), engine.CacheContainers(engine.ContainerZnode))
+		}
+		l.caches = append(l.caches, engine.NewTreeCache(s, p, opts...))
 	}
 	l.snap = Snapshot{ZooKeeper: s.Servers(), ByHealth: map[string]int{}}
 	return l
