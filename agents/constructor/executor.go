@@ -84,7 +84,7 @@ type executor struct {
 
 // waitingEvery is how long a changed waiting text may stay unwritten:
 // an instance acknowledged within it costs the plan no write of its own.
-const waitingEvery = time.Second
+const waitingEvery = 2 * time.Second
 
 // effect is a write queued with the plan's records.
 type effect struct {
@@ -684,9 +684,9 @@ func unhealthy(st engine.InstanceStatus) string {
 // setWaiting records what the running step waits for now. The text is
 // written at once when the plan's last write is older than
 // waitingEvery, else with the next write or when waitingDue fires (the
-// waiting loops select on it): a step that waits less than a second,
-// as most do, writes no text of its own, and the activity still follows
-// a longer wait within a second.
+// waiting loops select on it): a step that waits less than that, as
+// most do, writes no text of its own, and the activity still follows a
+// longer wait within waitingEvery.
 func (x *executor) setWaiting(ctx context.Context, waiting string) error {
 	i := len(x.plan.Steps) - 1
 	if i < 0 || x.plan.Steps[i].Ended != nil || x.plan.Steps[i].Waiting == waiting {
