@@ -116,14 +116,15 @@ func TestConcurrentPlansAcrossLeaderChange(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// Kill the leader mid-burst: once 10 to 19 plans ended and while
-	// plans run with their instances assigned but not yet acknowledged
-	// or finished. Its session is closed under it (its election znode
-	// goes at once, so c2 takes over while c1's executors are still in
-	// their steps and writes), then c1 stops.
+	// Kill the leader mid-burst: once 10 to 19 plans ended, preferably
+	// (for up to 5 s more) while plans run with their instances assigned
+	// but not yet acknowledged or finished. Its session is closed under
+	// it (its election znode goes at once, so c2 takes over while c1's
+	// executors are still in their steps and writes), then c1 stops.
 	killAt := rng.IntN(10) + 10
 	var midPlan []string
-	h.waitFor(fmt.Sprintf("%d plans to end and some to be mid-plan", killAt), 60*time.Second, func() bool {
+	var reached time.Time
+	h.waitFor(fmt.Sprintf("%d plans to end", killAt), 60*time.Second, func() bool {
 		n := 0
 		midPlan = midPlan[:0]
 		mu.Lock()
@@ -135,7 +136,13 @@ func TestConcurrentPlansAcrossLeaderChange(t *testing.T) {
 				midPlan = append(midPlan, fmt.Sprintf("%s (%s)", d.id[:8], lastStep(p).Name))
 			}
 		}
-		return n >= killAt && len(midPlan) > 0
+		if n < killAt {
+			return false
+		}
+		if reached.IsZero() {
+			reached = time.Now()
+		}
+		return len(midPlan) > 0 || time.Since(reached) > 5*time.Second
 	})
 	c1.crash()
 	t.Logf("leader's session closed after %d plans ended, with %d plans mid-plan: %v", killAt, len(midPlan), midPlan)
