@@ -4,6 +4,17 @@
 // requests it delays (coordinated omission). scripts/bench-proxy.sh uses
 // it for latency at half of saturation, which wrk cannot do.
 //
+// With -target given several times it measures added latency on a busy
+// machine: every target gets the same schedule (the same rate, the same
+// connections, each request sent at the same scheduled instant to all
+// targets), and besides each target's own percentiles it reports the
+// distribution of the per-request differences to the first target
+// (normally the backend itself): target latency minus the first
+// target's latency for the same scheduled instant. A stall of the whole
+// machine (the client, the backend, the run queue) delays both requests
+// of a pair and cancels out; what is left is what the path through the
+// proxy added at that moment.
+//
 // It is a benchmark tool of the proxy package, not part of paddock.
 package main
 
@@ -30,7 +41,23 @@ func main() {
 	conns := flag.Int("conns", 16, "keep-alive connections")
 	dur := flag.Duration("duration", 10*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 2*time.Second, "unmeasured warm-up")
+	var targets []target
+	flag.Func("target", "name=host:port[/Host header]: measure several targets at once on one schedule and report "+
+		"the differences to the first (repeat the flag; replaces -addr and -host)", func(v string) error {
+		t, err := parseTarget(v)
+		if err == nil {
+			targets = append(targets, t)
+		}
+		return err
+	})
 	flag.Parse()
+	if len(targets) > 0 {
+		if err := runPaired(targets, *path, *rate, *conns, *warm, *dur, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "ratebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*addr, *host, *path, *rate, *conns, *warm, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "ratebench:", err)
 		os.Exit(1)
