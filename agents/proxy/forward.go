@@ -227,17 +227,27 @@ func crlfLine(br *bufio.Reader) ([]byte, error) {
 	return line[:len(line)-2], nil
 }
 
-// parseChunkSize reads a chunk-size line (without its CRLF): hex digits,
-// optional whitespace and extensions, no bare CR (as net/http).
+// maxChunkLine bounds a chunk-size line without its CRLF (net/http
+// refuses lines of 4096 bytes and more).
+const maxChunkLine = 4095
+
+// parseChunkSize reads a chunk-size line (without its CRLF) as net/http
+// does: trailing spaces and tabs dropped, extensions after ';' ignored,
+// and what is left exactly hex digits (no whitespace before the size or
+// before ';'), no bare CR, at most maxChunkLine bytes. A reader more
+// lenient than the backend's could frame the body differently from it.
 func parseChunkSize(line []byte) (int64, error) {
+	if len(line) > maxChunkLine {
+		return 0, errors.New("chunk line longer than 4 KiB")
+	}
 	if bytes.IndexByte(line, '\r') >= 0 {
 		return 0, errors.New("malformed chunk size: bare CR")
 	}
-	size := line
+	size := bytes.TrimRight(line, " \t")
 	if i := bytes.IndexByte(size, ';'); i >= 0 {
 		size = size[:i]
 	}
-	n, ok := parseHex(bytes.TrimSpace(size))
+	n, ok := parseHex(size)
 	if !ok {
 		return 0, errors.New("malformed chunk size")
 	}
