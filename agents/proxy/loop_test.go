@@ -198,3 +198,47 @@ func TestSlowReaderOfALargeResponse(t *testing.T) {
 		t.Fatalf("request after the large answer: %v", err)
 	}
 }
+
+// TestLoopsShareABurstOfConnections: connections opened all at once (a
+// client filling its pool) are spread over the loops, not all served by
+// the loop that woke first, and the per-loop gauge follows them.
+func TestLoopsShareABurstOfConnections(t *testing.T) {
+	es := newTestBackend(t, "es-1")
+	p := startProxy(t, func(c *Config) { c.EventLoops = 2 })
+	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("es-1", "z1", "a1", es.addr()))}, nil)
+	const n = 32
+	var conns []net.Conn
+	for range n {
+		nc, err := net.Dial("tcp", p.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		conns = append(conns, nc)
+	}
+	// Every connection served one request (so each has been accepted).
+	for i, nc := range conns {
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s.localhost\r\n\r\n", testID)
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	gauge := func(loop string) float64 {
+		var m dto.Metric
+		if err := p.met.loopConns.WithLabelValues(loop).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	a, b := gauge("0"), gauge("1")
+	if a+b != n || a < n/2-2 || b < n/2-2 {
+		t.Fatalf("loops serve %v and %v of %d connections opened at once, want about half each", a, b, n)
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	waitFor(t, 10*time.Second, "the loops' gauges back to 0", func() bool { return gauge("0") == 0 && gauge("1") == 0 })
+}

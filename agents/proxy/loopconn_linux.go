@@ -823,6 +823,7 @@ func (c *lconn) release() {
 	if len(l.free) < 1024 {
 		l.free = append(l.free, c)
 	}
+	l.addConns(-1)
 	if l.s.active.Add(-1) == 0 {
 		select {
 		case l.s.idle <- struct{}{}:

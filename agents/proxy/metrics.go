@@ -22,6 +22,8 @@ type metrics struct {
 	handoffs  *prometheus.CounterVec
 	// proxyProto counts PROXY protocol headers by result.
 	proxyProto *prometheus.CounterVec
+	// loopConns: client connections per event loop.
+	loopConns *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	perRoute map[string]*routeMetrics
@@ -78,9 +80,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Client connections the event loops handed over to the goroutine-per-connection server, by reason (http/1.0, expect, chunked-body, paused, large-head)."}, []string{"reason"}),
 		proxyProto: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_proxy_proxy_protocol_total",
 			Help: "PROXY protocol v2 headers by result (ok; refused: missing or malformed; untrusted: from a peer outside --trusted-proxies)."}, []string{"result"}),
+		loopConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_proxy_loop_connections",
+			Help: "Client connections served by each event loop of the plain listener (new connections go to the loop serving the fewest)."}, []string{"loop"}),
 		perRoute: map[string]*routeMetrics{},
 	}
-	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs, m.proxyProto)
+	reg.MustRegister(m.requests, m.upstream, m.retries, m.upErrors, m.held, m.routes, m.tableVer, m.zk, m.down, m.drained, m.cacheSave, m.handoffs, m.proxyProto, m.loopConns)
 	return m
 }
 
