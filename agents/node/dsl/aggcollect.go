@@ -49,6 +49,7 @@ type feeder struct {
 	slot  int
 	field string
 	typ   FieldType
+	strs  map[string]string // interned keyword values
 }
 
 func (f *feeder) StartDoc() {}
@@ -63,7 +64,7 @@ func (f *feeder) UpdateVisitor(term []byte) {
 	v := &f.root.vals
 	switch {
 	case f.typ == Keyword:
-		v.strs[f.slot] = append(v.strs[f.slot], string(term))
+		v.strs[f.slot] = append(v.strs[f.slot], f.intern(term))
 	case f.typ.Numeric():
 		if p := numeric.PrefixCoded(term); validShiftZero(p) {
 			if i64, err := p.Int64(); err == nil {
@@ -84,6 +85,26 @@ func (f *feeder) UpdateVisitor(term []byte) {
 		v.nums[f.slot] = append(v.nums[f.slot], b)
 	}
 	v.has[f.slot] = true
+}
+
+// maxInterned bounds a feeder's table of keyword values.
+const maxInterned = 4096
+
+// intern returns term as a string, the same string for the same bytes
+// while the table has room: a keyword field's few distinct values are
+// not allocated again for every document.
+func (f *feeder) intern(term []byte) string {
+	if s, ok := f.strs[string(term)]; ok {
+		return s
+	}
+	s := string(term)
+	if len(f.strs) < maxInterned {
+		if f.strs == nil {
+			f.strs = map[string]string{}
+		}
+		f.strs[s] = s
+	}
+	return s
 }
 
 func validShiftZero(p numeric.PrefixCoded) bool {

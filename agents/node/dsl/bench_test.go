@@ -143,7 +143,7 @@ func logIndex(b *testing.B, n int) *benchIndex {
 // settle waits until scorch has persisted and merged what it will merge
 // (the segment count holds still), so searches are not timed against a
 // merger's work.
-func settle(b *testing.B, idx bleve.Index) {
+func settle(b testing.TB, idx bleve.Index) {
 	stats := func() (mem, files uint64) {
 		m := idx.StatsMap()
 		im, _ := m["index"].(map[string]interface{})
