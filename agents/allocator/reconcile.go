@@ -764,18 +764,25 @@ func (a *agent) probeAll(ctx context.Context, all []*tracked, now time.Time) {
 		return
 	}
 	errs := make([]error, len(ts))
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
+	ws := make([]Workload, len(ts))
 	for i, t := range ts {
+		ws[i] = *t.w
+	}
+	// At most 32 probes at once, by 32 workers (not a goroutine per
+	// instance: an allocator of hundreds of healthy nodes probes them
+	// all every ProbeInterval).
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(32, len(ws)) {
 		wg.Add(1)
-		go func(i int, w Workload) {
+		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
-			errs[i] = a.rt.Probe(pctx, w)
-			cancel()
-		}(i, *t.w)
+			for i := int(next.Add(1) - 1); i < len(ws); i = int(next.Add(1) - 1) {
+				pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
+				errs[i] = a.rt.Probe(pctx, ws[i])
+				cancel()
+			}
+		}()
 	}
 	wg.Wait()
 	for i, t := range ts {
