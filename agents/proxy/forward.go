@@ -165,6 +165,7 @@ func copyExact(w io.Writer, br *bufio.Reader, n int64, flush func() error) error
 // copyChunked passes a chunked body through verbatim (chunk framing and
 // trailers included), so it streams without re-encoding.
 func copyChunked(w *bufio.Writer, br *bufio.Reader, flush func() error) error {
+	var ov chunkOverhead
 	for {
 		if br.Buffered() == 0 && flush != nil {
 			if err := flush(); err != nil {
@@ -177,6 +178,9 @@ func copyChunked(w *bufio.Writer, br *bufio.Reader, flush func() error) error {
 		}
 		n, err := parseChunkSize(line)
 		if err != nil {
+			return srcError{err}
+		}
+		if err := ov.add(len(line), n); err != nil {
 			return srcError{err}
 		}
 		if n == 0 {
@@ -225,6 +229,22 @@ func crlfLine(br *bufio.Reader) ([]byte, error) {
 		return nil, errors.New("chunked line ends with a bare LF")
 	}
 	return line[:len(line)-2], nil
+}
+
+// chunkOverhead refuses a chunked body that is mostly framing (tiny
+// chunks with long extensions), as net/http does: each chunk may bring
+// 16 bytes of overhead plus twice its data, and more than 16 KiB of
+// overhead beyond that allowance fails the body ("chunked encoding
+// contains too much non-data").
+type chunkOverhead struct{ excess int64 }
+
+func (o *chunkOverhead) add(lineLen int, size int64) error {
+	o.excess += int64(lineLen) + 2
+	o.excess = max(o.excess-16-2*size, 0)
+	if o.excess > 16<<10 {
+		return errors.New("chunked encoding contains too much non-data")
+	}
+	return nil
 }
 
 // maxChunkLine bounds a chunk-size line without its CRLF (net/http

@@ -838,6 +838,7 @@ type chunkReader struct {
 	left    int64 // bytes of the current chunk still to pass
 	inData  bool  // within a chunk's data (or its CRLF when left == 0)
 	trailer bool  // after the last chunk: trailer lines up to an empty one
+	ov      chunkOverhead
 }
 
 // pass moves what br holds to out; done at the end of the body.
@@ -886,6 +887,9 @@ func (k *chunkReader) pass(br *bufio.Reader, out *[]byte) (bool, error) {
 		}
 		n, err := parseChunkSize(line)
 		if err != nil {
+			return false, err
+		}
+		if err := k.ov.add(len(line), n); err != nil {
 			return false, err
 		}
 		if n == 0 {

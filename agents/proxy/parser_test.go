@@ -218,6 +218,7 @@ var smuggling = []struct{ name, req string }{
 	{"empty chunk size", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n" + "GET /smuggled HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"long chunk extension", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3;" + strings.Repeat("e", 8<<10) + "\r\nabc\r\n0\r\n\r\n"},
 	{"last chunk, then LF only", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\n\n"},
+	{"mostly chunk extensions", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1;"+strings.Repeat("e", 60)+"\r\na\r\n", 400) + "0\r\n\r\n"},
 	{"length in the trailer", "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nContent-Length: 40\r\n\r\n"},
 	{"tab in request line", "GET\t/ HTTP/1.1\r\nHost: {host}\r\n\r\n"},
 	{"absolute-form target", "GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n\r\n"},
