@@ -23,7 +23,9 @@ var validIndex = meta.ValidateIndexName
 
 func (s *Server) indexDir(name string) string { return filepath.Join(s.cfg.DataDir, "indices", name) }
 
-func (s *Server) shardOptions() shard.Options { return shard.Options{Logger: s.log} }
+func (s *Server) shardOptions() shard.Options {
+	return shard.Options{Logger: s.log, DocValues: s.dv}
+}
 
 // openIndices opens every index of the data directory, and moves the
 // indices an older node kept in node.db into their own.

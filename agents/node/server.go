@@ -82,6 +82,8 @@ type Server struct {
 
 	scrolls *dsl.Scrolls
 	snaps   *snapshots
+	// dv bounds the doc values the indices' searches keep decoded.
+	dv *dsl.DocValuesBudget
 
 	client *http.Client
 
@@ -129,7 +131,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
-		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls(), snaps: newSnapshots()}
+		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls(), snaps: newSnapshots(),
+		dv: dsl.NewDocValuesBudget(dsl.DefaultDocValuesBytes)}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second}
 	}

@@ -3,6 +3,7 @@ package dsl
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	index "github.com/blevesearch/bleve_index_api"
@@ -25,17 +26,72 @@ import (
 // UpdateFieldsInfo), the one case where a segment's doc values would be
 // hidden by the snapshot rather than the segment.
 type DocValues struct {
-	// MaxBytes bounds the memory of the columns; past it, segments are
-	// read through bleve as before. Zero means DefaultDocValuesBytes.
-	MaxBytes int64
+	// Budget bounds the memory of the columns, shared by the node's
+	// indices; past it, segments are read through bleve as before. Nil
+	// gives this index a budget of its own of DefaultDocValuesBytes.
+	Budget *DocValuesBudget
 
 	mu    sync.Mutex
 	cols  map[dvKey]*dvColumn
 	bytes int64
 }
 
-// DefaultDocValuesBytes is the default bound of one index's columns.
+// DefaultDocValuesBytes is the default bound of the columns of a node's
+// indices together.
 const DefaultDocValuesBytes = 256 << 20
+
+// DocValuesBudget is the memory the doc-values columns of several
+// indices may hold together.
+type DocValuesBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewDocValuesBudget makes a budget of max bytes.
+func NewDocValuesBudget(max int64) *DocValuesBudget { return &DocValuesBudget{max: max} }
+
+// Used is the memory the columns hold.
+func (b *DocValuesBudget) Used() int64 { return b.used.Load() }
+
+func (b *DocValuesBudget) reserve(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *DocValuesBudget) release(n int64) { b.used.Add(-n) }
+
+// Release drops every column and gives their memory back to the budget
+// (the index is closed or deleted).
+func (dv *DocValues) Release() {
+	if dv == nil {
+		return
+	}
+	dv.mu.Lock()
+	defer dv.mu.Unlock()
+	for k, c := range dv.cols {
+		if c.ok {
+			dv.budget().release(c.size())
+		}
+		delete(dv.cols, k)
+	}
+	dv.bytes = 0
+}
+
+// budget is the budget, made on first use when none was given (under
+// dv.mu).
+func (dv *DocValues) budget() *DocValuesBudget {
+	if dv.Budget == nil {
+		dv.Budget = NewDocValuesBudget(DefaultDocValuesBytes)
+	}
+	return dv.Budget
+}
 
 type dvKey struct {
 	seg   uint64 // the segment's id in its index
@@ -90,6 +146,7 @@ func (dv *DocValues) column(ss *scorch.SegmentSnapshot, field string, live []uin
 	if dv.cols == nil {
 		dv.cols = map[dvKey]*dvColumn{}
 	}
+	budget := dv.budget()
 	c, ok := dv.cols[k]
 	if !ok {
 		for old, oc := range dv.cols {
@@ -97,6 +154,7 @@ func (dv *DocValues) column(ss *scorch.SegmentSnapshot, field string, live []uin
 				delete(dv.cols, old)
 				if oc.ok {
 					dv.bytes -= oc.size()
+					budget.release(oc.size())
 				}
 			}
 		}
@@ -108,13 +166,11 @@ func (dv *DocValues) column(ss *scorch.SegmentSnapshot, field string, live []uin
 		if !c.build(ss.Segment(), field) {
 			return
 		}
-		limit := dv.MaxBytes
-		if limit == 0 {
-			limit = DefaultDocValuesBytes
-		}
 		dv.mu.Lock()
 		defer dv.mu.Unlock()
-		if dv.bytes+c.size() > limit {
+		// A column dropped (merged away, Release) while it was built is
+		// not counted: it is used by this search only.
+		if dv.cols[k] != c || !budget.reserve(c.size()) {
 			c.docStart, c.termEnd, c.data = nil, nil, nil
 			return
 		}

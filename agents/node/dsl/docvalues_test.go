@@ -155,3 +155,37 @@ func testDocValuesCache(t *testing.T, companion bool) {
 		t.Fatalf("the cache holds nothing after the searches")
 	}
 }
+
+// A budget too small for every column: the columns that fit are kept,
+// the others read through bleve, the answers are bleve's, the budget is
+// never exceeded and Release gives it all back.
+func TestDocValuesBudget(t *testing.T) {
+	ti := dvIndex(t, true)
+	settle(t, ti.idx)
+	plain := &testIndex{name: ti.name, fields: ti.fields, idx: ti.idx, docs: ti.docs, meta: ti.meta, noDV: true}
+	body := `{"sort":[{"@timestamp":"desc"}],"size":20,"aggs":{"s":{"terms":{"field":"service"}},"t":{"terms":{"field":"tags"}}}}`
+	want := doSearch(t, []Target{plain.target()}, body, nil)
+	delete(want, "took")
+	// What every column takes, then a budget of half of it.
+	all := NewDocValuesBudget(1 << 30)
+	ti.dv = &DocValues{Budget: all}
+	doSearch(t, []Target{ti.target()}, body, nil)
+	limit := all.Used() / 2
+	budget := NewDocValuesBudget(limit)
+	ti.dv = &DocValues{Budget: budget}
+	for range 2 {
+		got := doSearch(t, []Target{ti.target()}, body, nil)
+		delete(got, "took")
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("with a small budget:\n got %v\nwant %v", got, want)
+		}
+	}
+	used := budget.Used()
+	if used <= 0 || used > limit {
+		t.Fatalf("budget of %d bytes holds %d", limit, used)
+	}
+	ti.dv.Release()
+	if n := budget.Used(); n != 0 {
+		t.Fatalf("after Release the budget holds %d bytes", n)
+	}
+}

@@ -103,6 +103,10 @@ type Shard struct {
 // Options configure Create and Open.
 type Options struct {
 	Logger *slog.Logger
+	// DocValues is the memory budget of the decoded doc values searches
+	// keep (dsl.DocValues), shared by the node's indices; nil gives the
+	// index one of its own.
+	DocValues *dsl.DocValuesBudget
 }
 
 func (o Options) logger() *slog.Logger {
@@ -187,7 +191,7 @@ func openDB(dir string) (*bolt.DB, error) {
 
 func newShard(name, dir string, db *bolt.DB, idx bleve.Index, m *mapping.Mapping, settings Settings, opts Options) *Shard {
 	return &Shard{
-		name: name, dir: dir, log: opts.logger().With("index", name), db: db, idx: idx, dv: &dsl.DocValues{},
+		name: name, dir: dir, log: opts.logger().With("index", name), db: db, idx: idx, dv: &dsl.DocValues{Budget: opts.DocValues},
 		mapping: m, settings: settings,
 		queue:       make(chan *request, 1024),
 		pending:     map[string]*document.Document{},
@@ -331,6 +335,7 @@ func (s *Shard) Close() error {
 		if rerr := s.Refresh(context.Background()); rerr != nil {
 			err = rerr
 		}
+		s.dv.Release()
 		if cerr := s.idx.Close(); err == nil {
 			err = cerr
 		}
