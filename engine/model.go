@@ -71,9 +71,13 @@ type Allocator struct {
 	Tags       map[string]string `json:"tags,omitempty"`
 	// Identity is the allocator's own digest id (public, it names the
 	// allocator in the ACLs of its instances).
-	Identity     string    `json:"identity"`
-	Runtime      string    `json:"runtime"`
-	TunnelAddr   string    `json:"tunnel_addr,omitempty"`
+	Identity   string `json:"identity"`
+	Runtime    string `json:"runtime"`
+	TunnelAddr string `json:"tunnel_addr,omitempty"`
+	// PeerEgress: the allocator's nodes reach their peers through it
+	// (node → its allocator → mTLS → the peer's allocator tunnel), so
+	// the constructor gives them <instance>.peer.paddock URLs.
+	PeerEgress   bool      `json:"peer_egress,omitempty"`
 	MetricsAddr  string    `json:"metrics_addr,omitempty"`
 	Version      string    `json:"version"`
 	RegisteredAt time.Time `json:"registered_at"`

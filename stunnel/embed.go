@@ -29,6 +29,30 @@ func BackendFromSNI(serverName string) (string, bool) {
 	return b, true
 }
 
+// Peer traffic (node to node through two allocators): the calling
+// allocator names the target backend and the scope it vouches the
+// caller belongs to (the caller's deployment), as
+// <backend>.<scope>.peer.paddock, so the receiving tunnel can refuse a
+// target outside that scope.
+const peerSNISuffix = ".peer.paddock"
+
+// PeerSNI is the server name an allocator sends to reach backend on
+// behalf of a caller of scope (PeerFromSNI reads it back).
+func PeerSNI(backend, scope string) string { return backend + "." + scope + peerSNISuffix }
+
+// PeerFromSNI splits a PeerSNI server name; ok is false for any other.
+func PeerFromSNI(serverName string) (backend, scope string, ok bool) {
+	rest, ok := strings.CutSuffix(serverName, peerSNISuffix)
+	if !ok {
+		return "", "", false
+	}
+	backend, scope, ok = strings.Cut(rest, ".")
+	if !ok || backend == "" || scope == "" || strings.Contains(scope, ".") {
+		return "", "", false
+	}
+	return backend, scope, true
+}
+
 // SNIRouter is a TargetFunc choosing the plain backend by the SNI the
 // peer sent: lookup maps a backend name (instance id) to its plain
 // address (host loopback or container network), false when unknown.

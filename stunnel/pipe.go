@@ -17,6 +17,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 
 type closeWriter interface{ CloseWrite() error }
 
+// Pipe forwards a<->b until both directions end, idle passes without a
+// byte (0: never) or kill is closed, then closes both; in counts a->b
+// bytes, out b->a. Embedders that open their own connections (an
+// allocator's egress for its nodes) forward with it.
+func Pipe(a, b net.Conn, idle time.Duration, in, out prometheus.Counter, kill <-chan struct{}) {
+	pipe(a, b, idle, in, out, kill)
+}
+
 // pipe forwards a↔b until both directions end, the idle timeout passes,
 // or kill is closed. in counts a→b bytes, out b→a.
 func pipe(a, b net.Conn, idle time.Duration, in, out prometheus.Counter, kill <-chan struct{}) {

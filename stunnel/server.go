@@ -43,7 +43,17 @@ type ServerConfig struct {
 	Target TargetFunc
 	// TargetDesc describes the target for the status endpoint.
 	TargetDesc string
-	Logger     *slog.Logger
+	// Admit, when set, runs in the handshake after the certificate is
+	// verified and allowed, with the peer and the SNI it sent: an error
+	// fails the handshake (reason not_allowed), so the client learns it
+	// was refused before it sends a byte.
+	Admit func(p Peer) error
+	// AdmitName, when set, runs on the ClientHello with the SNI, before
+	// any certificate is seen: an error fails the handshake there, so
+	// the client's own handshake fails (with TLS 1.3 a refusal in Admit
+	// reaches the client only at its first read).
+	AdmitName func(serverName string) error
+	Logger    *slog.Logger
 }
 
 // Server accepts mutual-TLS connections from admitted peers and forwards
@@ -74,7 +84,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.tlsc.build = s.buildTLS
 	s.base = &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.cfg.AdmitName != nil {
+				if err := s.cfg.AdmitName(hello.ServerName); err != nil {
+					return nil, &PeerError{Reason: ReasonNotAllowed, Err: err}
+				}
+			}
 			return s.tlsc.get(s.cfg.Loader.Current()), nil
 		},
 	}
@@ -89,8 +104,14 @@ func (s *Server) buildTLS(m *Material) *tls.Config {
 		ClientAuth:       tls.RequireAnyClientCert,
 		CurvePreferences: s.cfg.Curves,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := verifyPeer(s.cfg.Loader.Current(), cs.PeerCertificates, x509.ExtKeyUsageClientAuth, s.cfg.Allow)
-			return err
+			id, err := verifyPeer(s.cfg.Loader.Current(), cs.PeerCertificates, x509.ExtKeyUsageClientAuth, s.cfg.Allow)
+			if err != nil || s.cfg.Admit == nil {
+				return err
+			}
+			if err := s.cfg.Admit(Peer{Identity: id, ServerName: cs.ServerName, Cert: cs.PeerCertificates[0]}); err != nil {
+				return &PeerError{Reason: ReasonNotAllowed, Peer: id, Err: err}
+			}
+			return nil
 		},
 	}
 }

@@ -114,6 +114,12 @@ type Config struct {
 	TunnelHost string
 	// TunnelMetrics (default stunnel.NewMetrics(Registry)).
 	TunnelMetrics *stunnel.Metrics
+	// IsolateNodes puts this allocator's nodes on a network of their own
+	// per deployment (paddock-dep-<deployment>-<allocator>) instead of
+	// one shared by the host's allocators: nodes of two allocators then
+	// have no plain path between them even on one host (docker runtime
+	// with the node tunnel, whose peer egress carries their traffic).
+	IsolateNodes bool
 
 	// NewRuntime overrides the runtime (tests).
 	NewRuntime func(Config) (Runtime, error)
@@ -131,6 +137,9 @@ func (c *Config) defaults() error {
 	if c.StateDir == "" {
 		return errors.New("allocator state directory is missing: pass --state-dir")
 	}
+	if c.Registry == nil {
+		c.Registry = agentkit.NewRegistry()
+	}
 	if c.PublishIP == "" {
 		c.PublishIP = "127.0.0.1"
 	}
@@ -147,6 +156,9 @@ func (c *Config) defaults() error {
 	}
 	if c.TunnelHost == "" {
 		c.TunnelHost = c.Host
+	}
+	if c.TunnelListen != "" && c.TunnelMetrics == nil {
+		c.TunnelMetrics = stunnel.NewMetrics(c.Registry)
 	}
 	if c.SnapshotDir == "" {
 		c.SnapshotDir = filepath.Join(c.StateDir, "snapshots")
@@ -186,9 +198,6 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.Registry == nil {
-		c.Registry = agentkit.NewRegistry()
 	}
 	return nil
 }
@@ -259,7 +268,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	log = log.With("platform", cfg.PlatformID)
-	rt, err := newRuntime(cfg, log)
+	em := newEgressMetrics(cfg.Registry)
+	var eg *egress
+	if cfg.TunnelListen != "" && cfg.Runtime == RuntimeDocker && cfg.NewRuntime == nil {
+		if eg, err = newEgress(ctx, cfg, log, em); err != nil {
+			return err
+		}
+		defer eg.close()
+	}
+	rt, err := newRuntime(cfg, log, eg)
 	if err != nil {
 		return err
 	}
@@ -270,7 +287,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := agentkit.NewStatus()
 	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
-		tracked: map[string]*tracked{}, statusZ: map[string]bool{}, decoded: map[string]decodedInstance{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+		egress: eg, egressM: em, tracked: map[string]*tracked{}, statusZ: map[string]bool{}, decoded: map[string]decodedInstance{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
 	if cr, ok := rt.(credentialRuntime); ok {
 		a.creds = newCredentials(store)
 		cr.SetPlatformAuth(a.creds.platform)
@@ -289,15 +306,20 @@ func Run(ctx context.Context, cfg Config) error {
 	return a.run(ctx, bound)
 }
 
-func newRuntime(cfg Config, log *slog.Logger) (Runtime, error) {
+func newRuntime(cfg Config, log *slog.Logger, eg *egress) (Runtime, error) {
 	if cfg.NewRuntime != nil {
 		return cfg.NewRuntime(cfg)
 	}
 	if cfg.Runtime == RuntimeSim {
 		return NewSim(HostInfo{}), nil
 	}
-	return NewDocker(DockerConfig{AllocatorID: cfg.ID, PlatformID: cfg.PlatformID, PublishIP: cfg.PublishIP, SnapshotDir: cfg.SnapshotDir,
-		ImageRepo: cfg.ImageRepo, NodeBinary: cfg.NodeBinary, Labels: cfg.Labels, PidsLimit: cfg.PidsLimit, Logger: log})
+	dc := DockerConfig{AllocatorID: cfg.ID, PlatformID: cfg.PlatformID, PublishIP: cfg.PublishIP, SnapshotDir: cfg.SnapshotDir,
+		ImageRepo: cfg.ImageRepo, NodeBinary: cfg.NodeBinary, Labels: cfg.Labels, PidsLimit: cfg.PidsLimit, Logger: log,
+		IsolateNodes: cfg.IsolateNodes}
+	if eg != nil {
+		dc.PeerEgress = eg.prepare
+	}
+	return NewDocker(dc)
 }
 
 // register writes the record and parents, and the ephemeral alive node.
@@ -340,7 +362,7 @@ func (a *agent) record() engine.Allocator {
 		tags = nil
 	}
 	return engine.Allocator{ID: a.cfg.ID, Zone: a.cfg.Zone, Host: a.cfg.Host, CapacityMB: a.capacity(), Tags: tags,
-		Identity: a.own.DigestID(), Runtime: a.rt.Name(), TunnelAddr: a.tunnelAddr, MetricsAddr: a.metricsAddr, Version: a.cfg.Version,
+		Identity: a.own.DigestID(), Runtime: a.rt.Name(), TunnelAddr: a.tunnelAddr, PeerEgress: a.egress != nil, MetricsAddr: a.metricsAddr, Version: a.cfg.Version,
 		RegisteredAt: a.started}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"sync"
@@ -73,6 +74,14 @@ type DockerConfig struct {
 	Logger      *slog.Logger
 	// Client overrides the client built from the environment.
 	Client *client.Client
+	// PeerEgress, when set, gives an instance's egress socket directory
+	// (egress.go): it is mounted read-only at /run/paddock and the node
+	// started with --peer-egress.
+	PeerEgress func(iid, dep string) (string, error)
+	// IsolateNodes: one network per deployment and allocator
+	// (NetworkNameOf) instead of one per deployment shared by the host's
+	// allocators.
+	IsolateNodes bool
 }
 
 // Docker runs nodes as containers on the local Docker engine.
@@ -362,6 +371,19 @@ func VolumeName(alloc, iid string) string { return "paddock-data-" + alloc + "-"
 // NetworkName is a deployment's own network.
 func NetworkName(dep string) string { return "paddock-dep-" + dep }
 
+// NetworkNameOf is the network an allocator puts a deployment's nodes
+// on: the deployment's, or with isolate its own for that deployment.
+func NetworkNameOf(dep, alloc string, isolate bool) string {
+	if isolate {
+		return NetworkName(dep) + "-" + alloc
+	}
+	return NetworkName(dep)
+}
+
+func (d *Docker) networkName(dep string) string {
+	return NetworkNameOf(dep, d.cfg.AllocatorID, d.cfg.IsolateNodes)
+}
+
 // Alias is a node's name on its deployment network.
 func Alias(iid string) string { return "paddock-" + iid }
 
@@ -391,7 +413,7 @@ func (d *Docker) labels(spec Spec) map[string]string {
 func (d *Docker) ensureNetwork(ctx context.Context, dep, image string) (string, error) {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
-	name := NetworkName(dep)
+	name := d.networkName(dep)
 	id, err := d.oldestNetwork(ctx, name)
 	if err != nil || id != "" {
 		return id, err
@@ -566,6 +588,14 @@ func (d *Docker) Create(ctx context.Context, spec Spec) (Workload, error) {
 	if spec.Security != nil {
 		cfg.Cmd = append(cfg.Cmd, "--require-credentials")
 	}
+	if d.cfg.PeerEgress != nil {
+		dir, err := d.cfg.PeerEgress(in.ID, in.DeploymentID)
+		if err != nil {
+			return Workload{}, err
+		}
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: dir, Target: path.Dir(node.ContainerEgressSocket), ReadOnly: true})
+		cfg.Cmd = append(cfg.Cmd, "--peer-egress", node.ContainerEgressSocket)
+	}
 	created, err := d.cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
 	if err != nil {
 		return Workload{}, fmt.Errorf("create container %s: %w", name, err)
@@ -624,14 +654,14 @@ func (d *Docker) dropNetworkIfUnused(ctx context.Context, dep, image string) {
 	}
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
-	id, err := d.oldestNetwork(ctx, NetworkName(dep))
+	id, err := d.oldestNetwork(ctx, d.networkName(dep))
 	if err != nil || id == "" {
 		return
 	}
 	// Under the lock: another allocator may be about to attach a node.
 	unlock, err := d.lockNetwork(ctx, dep, image)
 	if err != nil {
-		d.log.Debug("deployment network kept", "network", NetworkName(dep), "err", err)
+		d.log.Debug("deployment network kept", "network", d.networkName(dep), "err", err)
 		return
 	}
 	defer unlock()

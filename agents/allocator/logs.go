@@ -279,6 +279,16 @@ func (a *agent) tunnelTarget(logs *logEndpoint) stunnel.TargetFunc {
 		if logRole {
 			return nil, fmt.Errorf("client %s may read logs only, not reach node %q", p.Identity, name)
 		}
+		if p.Identity.Role == string(engine.RoleAllocator) {
+			// Admitted by peerAdmit: <instance>.<deployment>.peer.paddock.
+			target, _, ok := stunnel.PeerFromSNI(p.ServerName)
+			addr, running := a.routeOf(target)
+			if !ok || !running {
+				return nil, fmt.Errorf("allocator %s: no running peer instance %q here", p.Identity.ID, target)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
 		return nodes(ctx, p)
 	}
 }

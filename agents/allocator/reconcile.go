@@ -55,8 +55,12 @@ type agent struct {
 	// tunnelAddr is "<TunnelHost>:<port>" when the tunnel runs; routes
 	// maps instance id → node address for it.
 	tunnelAddr string
-	routesMu   sync.RWMutex
-	routes     map[string]string
+	// egress serves the nodes' peer sockets (egress.go); nil without
+	// the tunnel or outside the docker runtime.
+	egress   *egress
+	egressM  *egressMetrics
+	routesMu sync.RWMutex
+	routes   map[string]string
 	// workloads maps instance id → its current workload (log endpoint).
 	workloads  map[string]Workload
 	lastZKWarn time.Time

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,6 +22,11 @@ const DefaultTunnelListen = ":9400"
 // proxies route client traffic to nodes through it, and the constructor
 // reaches nodes through it for snapshots, restores and peers.
 var TunnelRoles = []engine.Role{engine.RoleProxy, engine.RoleConstructor}
+
+// PeerRoles reach this allocator's nodes as peers of nodes on other
+// allocators (their egress, egress.go), only with a peer SNI and only
+// within one deployment (peerAdmit).
+var PeerRoles = []engine.Role{engine.RoleAllocator}
 
 // platformID reads the platform id from /paddock/config. A platform
 // created before platform ids has none: it gets a stable id derived from
@@ -59,12 +65,14 @@ func (a *agent) startTunnel(ctx context.Context) (*tunnel, error) {
 	}
 	srv, err := stunnel.NewServer(stunnel.ServerConfig{
 		Options: stunnel.Options{Name: "allocator-" + a.cfg.ID, Loader: a.cfg.TunnelLoader,
-			Allow: stunnel.Allow{Roles: engine.RoleNames(append(append([]engine.Role(nil), TunnelRoles...), LogRoles...))}, Metrics: metrics,
+			Allow: stunnel.Allow{Roles: engine.RoleNames(slices.Concat(TunnelRoles, LogRoles, PeerRoles))}, Metrics: metrics,
 			// Nodes outlive the allocator: on shutdown proxies just reconnect
 			// to the next allocator process, so do not hold the exit long.
 			DrainTimeout: 5 * time.Second},
 		Target:     a.tunnelTarget(a.startLogEndpoint(ctx)),
-		TargetDesc: "nodes of allocator " + a.cfg.ID + " (by SNI <instance>.node.paddock) and its log endpoint (" + LogsBackend + ".node.paddock, admin role)",
+		Admit:      a.peerAdmit,
+		AdmitName:  a.peerAdmitName,
+		TargetDesc: "nodes of allocator " + a.cfg.ID + " (by SNI <instance>.node.paddock; other allocators' egress by <instance>.<deployment>.peer.paddock) and its log endpoint (" + LogsBackend + ".node.paddock, admin role)",
 		Logger:     a.log,
 	})
 	if err != nil {
@@ -117,4 +125,16 @@ func (a *agent) updateRoutes() {
 	a.routesMu.Lock()
 	a.routes, a.workloads = next, ws
 	a.routesMu.Unlock()
+	if a.egress != nil {
+		live := make(map[string]string, len(a.tracked))
+		for id, t := range a.tracked {
+			switch {
+			case t.desired != nil:
+				live[id] = t.desired.DeploymentID
+			case t.w != nil && t.w.Deployment != "":
+				live[id] = t.w.Deployment
+			}
+		}
+		a.egress.sync(live)
+	}
 }

@@ -294,6 +294,57 @@ func (rp *replicator) updateAssuming(ctx context.Context, depID, cause string, a
 	return engine.Replication{}, 0, false, fmt.Errorf("write the replication routing of %s: %w (after 5 attempts)", depID, lastErr)
 }
 
+// copyAddrs are the addresses pushed for copies: through the
+// allocators' peer egress and tunnels when every copy's allocator
+// offers both (copyVia), else copyURL.
+func (rp *replicator) copyAddrs(depID string, copies []string) []PushCopy {
+	out := make([]PushCopy, len(copies))
+	vias := make([]string, len(copies))
+	egress := len(copies) > 0
+	for i, c := range copies {
+		vias[i] = rp.copyVia(depID, c)
+		egress = egress && vias[i] != ""
+	}
+	for i, c := range copies {
+		if egress {
+			out[i] = PushCopy{ID: c, URL: "http://" + c + PeerHostSuffix, Via: vias[i]}
+			continue
+		}
+		out[i] = PushCopy{ID: c, URL: rp.copyURL(depID, c)}
+	}
+	return out
+}
+
+// PeerHostSuffix ends the URL host of a copy reached through the
+// allocators (node.PeerHostSuffix).
+const PeerHostSuffix = ".peer.paddock"
+
+// copyVia is the allocator tunnel in front of copy iid when its
+// allocator runs Docker nodes with a peer egress ("" otherwise): from
+// the copy's status, else its allocator's record, else the last known.
+func (rp *replicator) copyVia(depID, iid string) string {
+	in, ok := rp.l.w.instanceAt(depID, iid)
+	if !ok {
+		return ""
+	}
+	rec, ok := rp.l.w.allocRecord(in.Allocator)
+	if !ok || rec.Runtime != "docker" || !rec.PeerEgress {
+		return ""
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	key := "via " + iid
+	if st, sok := rp.l.status(in.Allocator, iid); sok && st.TunnelAddr != "" {
+		rp.lastURL[key] = st.TunnelAddr
+		return st.TunnelAddr
+	}
+	if rec.TunnelAddr != "" {
+		rp.lastURL[key] = rec.TunnelAddr
+		return rec.TunnelAddr
+	}
+	return rp.lastURL[key]
+}
+
 // copyURL is how the other copies reach copy iid (peerURL): from its
 // status address, else the last one known, else its Docker network
 // alias (a copy that does not run is unreachable whatever its URL;
@@ -324,15 +375,10 @@ func (rp *replicator) copyURL(depID, iid string) string {
 // endpoints gets the other copies as best-effort peers instead.
 func (rp *replicator) push(ctx context.Context, depID string, r engine.Replication, ver engine.Version, only string) []string {
 	ctx = WithDeployment(ctx, depID) // as the platform
-	copies := make([]PushCopy, len(r.Copies))
-	var urls []string
-	for i, c := range r.Copies {
-		copies[i] = PushCopy{ID: c, URL: rp.copyURL(depID, c)}
-		urls = append(urls, copies[i].URL)
-	}
+	copies := rp.copyAddrs(depID, r.Copies)
 	if only == "" {
 		rp.mu.Lock()
-		rp.pushedURLs[depID] = strings.Join(urls, " ")
+		rp.pushedURLs[depID] = addrsKey(copies)
 		rp.mu.Unlock()
 	}
 	var (
@@ -893,12 +939,9 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 	if !ok {
 		return
 	}
-	var urls []string
-	for _, c := range r.Copies {
-		urls = append(urls, rp.copyURL(depID, c))
-	}
+	key := addrsKey(rp.copyAddrs(depID, r.Copies))
 	rp.mu.Lock()
-	urlsChanged := rp.pushedURLs[depID] != strings.Join(urls, " ")
+	urlsChanged := rp.pushedURLs[depID] != key
 	rp.mu.Unlock()
 	if urlsChanged {
 		rp.push(ctx, depID, r, ver, "")
@@ -939,4 +982,14 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 		}
 		rp.push(ctx, depID, r, ver, c)
 	}
+}
+
+// addrsKey is what a push said of its copies' addresses (a change is
+// pushed again).
+func addrsKey(copies []PushCopy) string {
+	var b strings.Builder
+	for _, c := range copies {
+		b.WriteString(c.URL + "|" + c.Via + " ")
+	}
+	return b.String()
 }

@@ -32,6 +32,9 @@ type ReplicationPush struct {
 type PushCopy struct {
 	ID  string `json:"id"`
 	URL string `json:"url"`
+	// Via is the allocator tunnel in front of the copy when URL is
+	// http://<id>.peer.paddock (reached through the allocators).
+	Via string `json:"via,omitempty"`
 }
 
 // NodeReplication is a node's view (GET /_paddock/replication).

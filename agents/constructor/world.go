@@ -382,6 +382,16 @@ func (w *world) alive(alloc string) bool {
 }
 
 // runtime is the allocator record's runtime ("" when unknown).
+// allocRecord is an allocator's record as last seen.
+func (w *world) allocRecord(alloc string) (engine.Allocator, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a := w.allocs[alloc]; a != nil {
+		return a.rec, true
+	}
+	return engine.Allocator{}, false
+}
+
 func (w *world) runtime(alloc string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()

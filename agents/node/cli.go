@@ -71,6 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Kind, "kind", KindElasticsearch, "elasticsearch or kibana")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/data", "data directory (a volume in containers)")
 	fs.StringVar(&cfg.SnapshotRoot, "snapshot-root", ContainerSnapshotRoot, "directory fs snapshot repositories must live under")
+	fs.StringVar(&cfg.PeerEgress, "peer-egress", "", "unix socket of the allocator's egress: copies at <instance>"+PeerHostSuffix+" are reached through it (allocators set it)")
 	fs.BoolVar(&cfg.RequireSecurity, "require-credentials", false, "refuse every request until the credentials file ("+SecurityFileName+" in the data directory) exists")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "json", "log format: json or text")

@@ -74,6 +74,10 @@ type Routing struct {
 type CopyAddr struct {
 	ID  string `json:"id"`
 	URL string `json:"url"`
+	// Via is the allocator tunnel (host:port) in front of the copy when
+	// its URL host is <id>.peer.paddock: the node reaches it through its
+	// own allocator's egress (egress.go).
+	Via string `json:"via,omitempty"`
 }
 
 func (rt *Routing) validate() error {
@@ -94,6 +98,9 @@ func (rt *Routing) validate() error {
 		seen[c.ID] = true
 		if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
 			return eserr.BadRequest("copy [%s] url %q must be an http:// or https:// URL", c.ID, c.URL)
+		}
+		if peerHost(c.URL) != "" && c.Via == "" {
+			return eserr.BadRequest("copy [%s] url %q is reached through the allocators but has no [via] (its allocator's tunnel)", c.ID, c.URL)
 		}
 	}
 	if !slices.Contains(rt.InSync, rt.Primary) {
@@ -336,6 +343,9 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 	p := s.repl
 	was := p.roleLocked()
 	p.rt = rt
+	if s.egress != nil {
+		s.egress.setRouting(rt)
+	}
 	p.term = max(p.term, rt.Term)
 	role := p.roleLocked()
 	if role != RolePrimary {

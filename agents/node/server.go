@@ -56,8 +56,14 @@ type Config struct {
 	SnapshotRoot string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
-	// PeerClient forwards replicated writes (default: 5s timeout client).
+	// PeerClient forwards replicated writes (default: 5s timeout client
+	// whose transport reaches <instance>.peer.paddock copies through
+	// PeerEgress).
 	PeerClient *http.Client
+	// PeerEgress is the unix socket of the allocator's egress (the
+	// allocator mounts it at ContainerEgressSocket): copies whose URL
+	// host ends in PeerHostSuffix are reached through it. "": none.
+	PeerEgress string
 	// SecurityFile is the credentials file (default: SecurityFileName
 	// in DataDir). While it is absent and RequireSecurity is false, the
 	// node serves without authentication.
@@ -86,6 +92,7 @@ type Server struct {
 	dv *dsl.DocValuesBudget
 
 	client *http.Client
+	egress *egressDialer
 
 	sec  *security
 	keys *apiKeyStore
@@ -133,8 +140,9 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
 		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls(), snaps: newSnapshots(),
 		dv: dsl.NewDocValuesBudget(dsl.DefaultDocValuesBytes)}
+	s.egress = &egressDialer{socket: cfg.PeerEgress}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: 5 * time.Second}
+		s.client = &http.Client{Timeout: 5 * time.Second, Transport: peerTransport(s.egress)}
 	}
 	s.repl = newRepl(s.client)
 	if s.cfg.SecurityFile == "" {
