@@ -94,9 +94,6 @@ func newEgress(ctx context.Context, cfg Config, log *slog.Logger, m *egressMetri
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	if n := len(filepath.Join(dir, "0123456789abcdef0123456789abcdef", "peer.sock")); n > maxUnixPath {
-		return nil, fmt.Errorf("peer egress sockets under %s would be %d characters long, over Linux's %d: use a shorter --state-dir", dir, n, maxUnixPath)
-	}
 	c, err := stunnel.NewClient(stunnel.ClientConfig{Options: stunnel.Options{Name: "allocator-" + cfg.ID + "-egress", Loader: cfg.TunnelLoader,
 		Allow: stunnel.Allow{Roles: engine.RoleNames([]engine.Role{engine.RoleAllocator})}, Metrics: cfg.TunnelMetrics}, Logger: log})
 	if err != nil {
@@ -127,7 +124,7 @@ func (e *egress) prepare(iid, dep string) (string, error) {
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("remove the stale egress socket %s: %w", sock, err)
 	}
-	ln, err := net.Listen("unix", sock)
+	ln, err := listenUnix(dir, sock)
 	if err != nil {
 		return "", fmt.Errorf("peer egress: listen on %s: %w", sock, err)
 	}
@@ -143,6 +140,27 @@ func (e *egress) prepare(iid, dep string) (string, error) {
 	e.m.sockets.Set(float64(len(e.ls)))
 	go e.serve(ctx, l, iid)
 	return dir, nil
+}
+
+// listenUnix listens on sock (in dir). A path over Linux's limit for
+// socket names (a deep --state-dir) is bound through the directory's
+// descriptor (/proc/self/fd/N/<name>), and the listener then leaves
+// the file to its caller to remove.
+func listenUnix(dir, sock string) (net.Listener, error) {
+	if len(sock) <= maxUnixPath {
+		return net.Listen("unix", sock)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	ln, err := net.Listen("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(sock)))
+	if err != nil {
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	return ln, nil
 }
 
 // sync keeps a socket for exactly the instances of live (id →
