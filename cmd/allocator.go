@@ -32,7 +32,14 @@ A host holding an allocator certificate (it joined, or zk-tls is set)
 reaches ZooKeeper through the director's mTLS tunnel, renews the
 certificate while it runs, and serves its nodes to proxies (and the
 constructor) only through its own mTLS tunnel on --tunnel-addr (:9400):
-node ports stay published on --publish-ip (loopback by default).`,
+node ports stay published on --publish-ip (loopback by default).
+Its nodes then reach their peers (replication, recovery, forwarding)
+only through it: each node container gets a unix socket of its own
+(<state-dir>/egress/<instance>, at /run/paddock in the container)
+that forwards to the peer's allocator tunnel over mTLS.
+--isolate-nodes puts this allocator's nodes on networks of their own
+(paddock-dep-<deployment>-<allocator>), so nodes of two allocators of
+one host have no plain path between them either.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAllocator(cmd, app) },
 	}
 	AddJoinFlags(c)
@@ -57,6 +64,7 @@ node ports stay published on --publish-ip (loopback by default).`,
 	f.Duration("volume-grace", 0, "keep the data volume of a removed node this long (default 24h)")
 	f.String("metrics-addr", "127.0.0.1:9401", "address of /metrics, /healthz and /readyz (empty: none)")
 	f.String("tunnel-addr", allocator.DefaultTunnelListen, "listen address of the mTLS tunnel in front of the nodes, used when this host holds an allocator certificate ('-': no tunnel)")
+	f.Bool("isolate-nodes", false, "one Docker network per deployment for this allocator's nodes alone (their peers are reached through the node tunnels)")
 	f.StringToString("label", nil, "extra labels on every Docker object this allocator creates (paddock up --containers: paddock.up=<platform>)")
 	addAllocatorAdminCmds(app, c)
 	return c
@@ -87,6 +95,7 @@ func runAllocator(cmd *cobra.Command, app *App) error {
 		FailureThreshold: v.GetInt("failure-threshold"), StartTimeout: v.GetDuration("start-timeout"),
 		StopTimeout: v.GetDuration("stop-timeout"), VolumeGrace: v.GetDuration("volume-grace"),
 		MetricsAddr: v.GetString("metrics-addr"), Logger: app.Log, Version: Version, Labels: v.GetStringMapString("label"),
+		IsolateNodes: v.GetBool("isolate-nodes"),
 	}
 	if err := allocatorTLS(ctx, cmd, app, &cfg); err != nil {
 		return err

@@ -276,6 +276,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer eg.close()
 	}
+	if cfg.IsolateNodes && eg == nil && cfg.Runtime == RuntimeDocker && cfg.NewRuntime == nil {
+		return errors.New("--isolate-nodes needs the node tunnel (an allocator certificate on this host, --tunnel-addr not '-'): without it isolated nodes could not reach their peers")
+	}
 	rt, err := newRuntime(cfg, log, eg)
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ import (
 	"paddock/stunnel"
 )
 
-func egressLoader(t *testing.T, ca *stunnel.CA, role, id string) *stunnel.Loader {
+func egressLoader(t testing.TB, ca *stunnel.CA, role, id string) *stunnel.Loader {
 	t.Helper()
 	key, keyPEM, err := stunnel.GenerateKey()
 	if err != nil {
@@ -198,4 +198,90 @@ func value(c prometheus.Metric) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+}
+
+// BenchmarkPeerEgress compares a node's peer call made directly (what
+// nodes of one host did over their shared Docker network) with the same
+// call through the egress and an allocator tunnel (what they do now,
+// on one host as across hosts): keep-alive connections both ways, so
+// the difference is the per-request cost of the two extra hops and
+// TLS, not connection setup. Figures: docs/benchmarks.md, "Peer
+// egress".
+func BenchmarkPeerEgress(b *testing.B) {
+	ca, _, err := stunnel.NewCA("egress-bench-ca", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer peer.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := stunnel.NewServer(stunnel.ServerConfig{
+		Options: stunnel.Options{Name: "peer-tunnel", Loader: egressLoader(b, ca, "allocator", "a2"), Allow: stunnel.Allow{Roles: []string{"allocator"}}},
+		Target:  stunnel.DialTarget(peer.Listener.Addr().String()), Logger: quiet,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, ln) }()
+	eg, err := newEgress(ctx, Config{ID: "a1", StateDir: b.TempDir(), TunnelLoader: egressLoader(b, ca, "allocator", "a1")}, quiet,
+		newEgressMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eg.close()
+	dir, err := eg.prepare("src", "dep")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(dir, filepath.Base(node.ContainerEgressSocket))
+	via := ln.Addr().String()
+	egressTr := &http.Transport{MaxIdleConnsPerHost: 16, DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\n\r\n", addr, addr, node.ViaHeader, via)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != 200 {
+			c.Close()
+			return nil, fmt.Errorf("egress: %v %v", resp, err)
+		}
+		return c, nil
+	}}
+	for _, size := range []int{1 << 10, 64 << 10} {
+		body := strings.Repeat("x", size)
+		for _, p := range []struct {
+			name string
+			url  string
+			tr   *http.Transport
+		}{
+			{"direct", peer.URL, &http.Transport{MaxIdleConnsPerHost: 16}},
+			{"egress+tunnel", "http://t1" + node.PeerHostSuffix, egressTr},
+		} {
+			b.Run(fmt.Sprintf("%s/%dKiB", p.name, size>>10), func(b *testing.B) {
+				hc := &http.Client{Transport: p.tr}
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					resp, err := hc.Post(p.url+"/_paddock/replication/ops", "application/json", strings.NewReader(body))
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+	}
 }
