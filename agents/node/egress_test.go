@@ -31,7 +31,9 @@ func TestEgressDialer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	go func() { _ = http.Serve(peer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "peer "+r.URL.Path) })) }()
+	go func() {
+		_ = http.Serve(peer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "peer "+r.URL.Path) }))
+	}()
 	// A stand-in egress: forwards CONNECT c1.peer.paddock to the peer,
 	// refuses the rest with the text the allocator would send.
 	asked := make(chan string, 16)
