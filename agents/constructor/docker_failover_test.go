@@ -123,34 +123,55 @@ func keepDown(ctx context.Context, t *testing.T, cli *client.Client, iid string,
 
 // dockerAllocators starts one Docker allocator per zone.
 func dockerAllocators(t *testing.T, h *harness, label string, zones ...string) {
+	snaps := snapshotDir(t)
+	for _, zone := range zones {
+		startDockerAllocator(t, h, label, snaps, "docker-"+zone, zone, nil)
+	}
+}
+
+// snapshotDir is a snapshot directory the nodes (a numeric non-root
+// user) can write.
+func snapshotDir(t *testing.T) string {
 	snaps := t.TempDir()
-	if err := os.Chmod(snaps, 0o777); err != nil { // nodes run as a numeric non-root user
+	if err := os.Chmod(snaps, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	for _, zone := range zones {
-		id := "docker-" + zone
-		dir := t.TempDir()
-		own, err := allocator.OwnCredential(dir, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := h.p.ConnectAllocator(t, id, own)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := allocator.Run(ctx, allocator.Config{ID: id, Zone: zone, CapacityMB: 4096, StateDir: dir, SnapshotDir: snaps,
-				Runtime: allocator.RuntimeDocker, Store: s, ImageRepo: e2eRepo, Labels: map[string]string{allocator.LabelTest: label},
-				ProbeInterval: 500 * time.Millisecond, StopTimeout: 5 * time.Second, Logger: quiet()}); err != nil {
-				t.Errorf("allocator %s: %v", id, err)
-			}
-		}()
-		t.Cleanup(func() { cancel(); <-done })
-		h.waitFor("allocator "+id+" alive", 60*time.Second, func() bool {
-			ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(id))
-			return ok
-		})
+	return snaps
+}
+
+// startDockerAllocator starts a Docker allocator (mod adjusts its
+// Config), waits until it is alive and returns what stops it (at
+// cleanup too; once).
+func startDockerAllocator(t *testing.T, h *harness, label, snaps, id, zone string, mod func(*allocator.Config)) func() {
+	t.Helper()
+	dir := t.TempDir()
+	own, err := allocator.OwnCredential(dir, id)
+	if err != nil {
+		t.Fatal(err)
 	}
+	s := h.p.ConnectAllocator(t, id, own)
+	cfg := allocator.Config{ID: id, Zone: zone, CapacityMB: 4096, StateDir: dir, SnapshotDir: snaps,
+		Runtime: allocator.RuntimeDocker, Store: s, ImageRepo: e2eRepo, Labels: map[string]string{allocator.LabelTest: label},
+		ProbeInterval: 500 * time.Millisecond, StopTimeout: 5 * time.Second, Logger: quiet()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := allocator.Run(ctx, cfg); err != nil {
+			t.Errorf("allocator %s: %v", id, err)
+		}
+	}()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	h.waitFor("allocator "+id+" alive", 60*time.Second, func() bool {
+		ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(id))
+		return ok
+	})
+	return stop
 }
 
 // TestDockerPrimaryKilledFailover: a 2-zone deployment on real Docker

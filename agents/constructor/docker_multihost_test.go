@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -35,7 +34,6 @@ type host struct {
 	id, zone string
 	reg      *prometheus.Registry
 	stop     func()
-	stopped  atomic.Bool
 }
 
 // proxyWriter writes numbered documents through a real proxy (which
@@ -181,39 +179,14 @@ func TestDockerMultiHostReplication(t *testing.T) {
 	h.setGrace(3600) // no replacement: the cut host's copy stays lost
 	pki := newTunnelPKI(t, "paddock-test-ca")
 
-	snaps := t.TempDir()
-	if err := os.Chmod(snaps, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	snaps := snapshotDir(t)
 	hosts := map[string]*host{}
 	for _, zone := range []string{"zone-1", "zone-2"} {
 		hs := &host{id: "host-" + zone, zone: zone, reg: prometheus.NewRegistry()}
-		dir := t.TempDir()
-		own, err := allocator.OwnCredential(dir, hs.id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := h.p.ConnectAllocator(t, hs.id, own)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := allocator.Run(ctx, allocator.Config{ID: hs.id, Zone: zone, CapacityMB: 4096, StateDir: dir, SnapshotDir: snaps,
-				Runtime: allocator.RuntimeDocker, Store: s, ImageRepo: e2eRepo, Labels: map[string]string{allocator.LabelTest: label},
-				ProbeInterval: 500 * time.Millisecond, StopTimeout: 5 * time.Second, Logger: quiet(), Registry: hs.reg,
-				TunnelLoader: pki.loader("allocator", hs.id), TunnelListen: "127.0.0.1:0", TunnelHost: "127.0.0.1",
-				IsolateNodes: true}); err != nil {
-				t.Errorf("allocator %s: %v", hs.id, err)
-			}
-		}()
-		var once sync.Once
-		hs.stop = func() { once.Do(func() { hs.stopped.Store(true); cancel(); <-done; s.Close() }) }
-		t.Cleanup(hs.stop)
-		hosts[hs.id] = hs
-		h.waitFor("allocator "+hs.id+" alive", 60*time.Second, func() bool {
-			ok, _, _ := h.admin.Exists(context.Background(), engine.AllocatorAlivePath(hs.id))
-			return ok
+		hs.stop = startDockerAllocator(t, h, label, snaps, hs.id, zone, func(c *allocator.Config) {
+			c.Registry, c.TunnelLoader, c.TunnelListen, c.TunnelHost, c.IsolateNodes = hs.reg, pki.loader("allocator", hs.id), "127.0.0.1:0", "127.0.0.1", true
 		})
+		hosts[hs.id] = hs
 	}
 	nodes, plainDials := plainRefused()
 	h.startConstructor("c1", nodes, func(c *Config) {
