@@ -77,15 +77,14 @@ func runStunnel(t *testing.T, svc ConfService) {
 			c.Close()
 			return
 		}
-		select {
-		case <-exited:
-			t.Fatalf("stunnel exited: %s", out.String())
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("stunnel did not accept on %s within 15s", svc.Accept)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("stunnel exited: %s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

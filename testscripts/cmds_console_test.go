@@ -13,6 +13,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"paddock/engine/s3server"
+	"paddock/engine/testenv"
 )
 
 // Commands of the console and `paddock up` scripts (up_*.txtar,
@@ -163,28 +164,25 @@ func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 		pat := rest[len(rest)-1]
 		re, err := regexp.Compile(pat)
 		ts.Check(err)
-		deadline := time.Now().Add(timeout)
-		var screen string
-		for {
-			screen = capture(name)
-			if m := re.FindStringSubmatch(screen); m != nil {
-				if verb == "grab" {
-					if len(m) < 2 {
-						ts.Fatalf("tmux grab: %q has no group", pat)
-					}
-					ts.Setenv(rest[0], m[1])
-				}
-				if neg {
-					ts.Fatalf("screen matches %q:\n%s", pat, screen)
-				}
-				return
-			}
-			if neg || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		if neg {
+			timeout = 0 // one look: the screen must not match now
 		}
-		if !neg {
+		var screen string
+		var m []string
+		testenv.WaitEvery(timeout, 100*time.Millisecond, func() (bool, string) {
+			screen = capture(name)
+			m = re.FindStringSubmatch(screen)
+			return m != nil, ""
+		})
+		switch {
+		case m != nil && neg:
+			ts.Fatalf("screen matches %q:\n%s", pat, screen)
+		case m != nil && verb == "grab":
+			if len(m) < 2 {
+				ts.Fatalf("tmux grab: %q has no group", pat)
+			}
+			ts.Setenv(rest[0], m[1])
+		case m == nil && !neg:
 			ts.Fatalf("screen does not show %q within %s:\n%s", pat, timeout, screen)
 		}
 	case "show":

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"paddock/engine/testenv"
 )
 
 func init() {
@@ -52,14 +54,12 @@ func waitArgs(ts *testscript.TestScript, args []string) (time.Duration, []string
 // eventually retries check until it holds or the timeout passes; it
 // returns the last failure.
 func eventually(timeout time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var err error
+	testenv.WaitEvery(timeout, 200*time.Millisecond, func() (bool, string) {
+		err = check()
+		return err == nil, ""
+	})
+	return err
 }
 
 // ctor-httpok [-t DUR] URL: GET URL answers 2xx (within DUR).

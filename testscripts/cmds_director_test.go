@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"paddock/engine/testenv"
 )
 
 func init() {
@@ -52,23 +54,20 @@ func cmdTCPSend(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: tcpsend ADDR MSG")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := tcpSendOnce(ts, args)
+	var err error
+	testenv.WaitEvery(30*time.Second, 200*time.Millisecond, func() (bool, string) {
+		err = tcpSendOnce(ts, args)
 		var dialErr *dialError
-		if neg && !errors.As(err, &dialErr) {
-			if err == nil {
-				ts.Fatalf("tcpsend %s: echoed, want failure", args[0])
-			}
-			return
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("tcpsend %s: no echo within 30s: %v", args[0], err)
-		}
-		time.Sleep(200 * time.Millisecond)
+		// Refused by the peer (not merely unreachable yet) is the
+		// answer a negated tcpsend waits for.
+		return err == nil || neg && !errors.As(err, &dialErr), ""
+	})
+	var dialErr *dialError
+	switch {
+	case neg && err == nil:
+		ts.Fatalf("tcpsend %s: echoed, want failure", args[0])
+	case err != nil && (!neg || errors.As(err, &dialErr)):
+		ts.Fatalf("tcpsend %s: no echo within 30s: %v", args[0], err)
 	}
 }
 
@@ -99,23 +98,21 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: httpget URL [REGEXP]")
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var b []byte
+	last, ok := testenv.WaitEvery(30*time.Second, 200*time.Millisecond, func() (bool, string) {
 		resp, err := c.Get(args[0])
-		if err == nil {
-			b, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if len(args) == 1 || regexp.MustCompile(args[1]).Match(b) {
-				ts.Stdout().Write(b)
-				return
-			}
-			err = fmt.Errorf("body does not match %s:\n%s", args[1], b)
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("httpget %s: %v", args[0], err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(args) == 1 || regexp.MustCompile(args[1]).Match(b) {
+			ts.Stdout().Write(b)
+			return true, ""
 		}
-		time.Sleep(200 * time.Millisecond)
+		return false, fmt.Sprintf("body does not match %s:\n%s", args[1], b)
+	})
+	if !ok {
+		ts.Fatalf("httpget %s: %s", args[0], last)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 func init() {
@@ -65,7 +66,7 @@ func cmdAllocDrainAtEnd(ts *testscript.TestScript, neg bool, args []string) {
 				_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, strings.Fields(string(out))...)...).Run()
 				continue
 			}
-			time.Sleep(250 * time.Millisecond)
+			testenv.Pause(ctx, 250*time.Millisecond)
 		}
 		if netLabel != "" {
 			out, _ := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", "label="+netLabel).Output()
@@ -82,7 +83,7 @@ func cmdAllocDrainAtEnd(ts *testscript.TestScript, neg bool, args []string) {
 				return
 			}
 			_ = exec.CommandContext(ctx, "docker", append([]string{"volume", "rm", "-f"}, vols...)...).Run()
-			time.Sleep(250 * time.Millisecond)
+			testenv.Pause(ctx, 250*time.Millisecond)
 		}
 	})
 }
@@ -140,16 +141,14 @@ func cmdAllocStatus(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	s := constructorStore(ts)
 	defer s.Close()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
+	last, ok := testenv.WaitEvery(timeout, 200*time.Millisecond, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var st engine.InstanceStatus
 		_, err := s.GetJSON(ctx, engine.StatusPath(args[0], args[1]), &st)
 		cancel()
 		switch {
 		case args[2] == "gone" && errors.Is(err, engine.ErrNotFound):
-			return
+			return true, ""
 		case err == nil && st.State == args[2] && (st.State != engine.StateRunning || st.Healthy):
 			if st.Address != "" {
 				ts.Setenv("NODE_ADDR", st.Address)
@@ -159,16 +158,17 @@ func cmdAllocStatus(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			b, _ := json.Marshal(st)
 			ts.Logf("status: %s", b)
-			return
+			return true, ""
 		case err == nil:
 			b, _ := json.Marshal(st)
-			last = string(b)
+			return false, string(b)
 		default:
-			last = err.Error()
+			return false, err.Error()
 		}
-		time.Sleep(200 * time.Millisecond)
+	})
+	if !ok {
+		ts.Fatalf("allocstatus %v: not %s within %s (last: %s)", args[:2], args[2], timeout, last)
 	}
-	ts.Fatalf("allocstatus %v: not %s within %s (last: %s)", args[:2], args[2], timeout, last)
 }
 
 // imagecleanup REF... removes the images when the script ends.

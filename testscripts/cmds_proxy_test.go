@@ -14,6 +14,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 func init() {
@@ -93,14 +94,14 @@ func cmdProxyGet(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 4 {
 		re = regexp.MustCompile(args[3])
 	}
-	deadline := time.Now().Add(wait)
 	c := &http.Client{Timeout: 10 * time.Second}
-	for {
+	var problem string
+	var body []byte
+	_, ok := testenv.WaitEvery(wait, 100*time.Millisecond, func() (bool, string) {
 		req, err := http.NewRequest(http.MethodGet, args[1], nil)
 		ts.Check(err)
 		req.Host = args[0]
-		var problem string
-		var body []byte
+		problem, body = "", nil
 		resp, err := c.Do(req)
 		if err != nil {
 			problem = err.Error()
@@ -114,16 +115,14 @@ func cmdProxyGet(ts *testscript.TestScript, neg bool, args []string) {
 				problem = fmt.Sprintf("body does not match %s", re)
 			}
 		}
-		if (problem == "") != neg || want < 0 && err == nil {
-			fmt.Fprintf(ts.Stdout(), "%s", body)
-			return
-		}
-		if time.Now().After(deadline) {
-			if neg {
-				ts.Fatalf("GET %s (Host %s): status and body match, want them not to: %s", args[1], args[0], body)
-			}
-			ts.Fatalf("GET %s (Host %s): %s: %s", args[1], args[0], problem, body)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return (problem == "") != neg || want < 0 && err == nil, ""
+	})
+	switch {
+	case ok:
+		fmt.Fprintf(ts.Stdout(), "%s", body)
+	case neg:
+		ts.Fatalf("GET %s (Host %s): status and body match, want them not to: %s", args[1], args[0], body)
+	default:
+		ts.Fatalf("GET %s (Host %s): %s: %s", args[1], args[0], problem, body)
 	}
 }

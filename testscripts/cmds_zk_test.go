@@ -2,6 +2,7 @@ package testscripts
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"paddock/engine/testenv"
 	"paddock/engine/zkserver"
 )
 
@@ -93,15 +95,11 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
 		ts.Fatalf("usage: waitfor [-t dur] command args...")
 	}
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	last, ok := testenv.WaitEvery(timeout, 250*time.Millisecond, func() (bool, string) {
 		err := ts.Exec(args[0], args[1:]...)
-		if (err == nil) != neg {
-			return
-		}
-		lastErr = err
-		time.Sleep(250 * time.Millisecond)
+		return (err == nil) != neg, fmt.Sprint(err)
+	})
+	if !ok {
+		ts.Fatalf("waitfor %v: not true within %s (last: %v)", args, timeout, last)
 	}
-	ts.Fatalf("waitfor %v: not true within %s (last: %v)", args, timeout, lastErr)
 }

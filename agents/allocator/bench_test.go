@@ -10,6 +10,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // BenchmarkAssignToHealthy measures the time from an instance written to
@@ -100,20 +101,19 @@ func waitServing(b *testing.B, s *engine.Store, alloc string, ids []string, t0 t
 		wg.Add(1)
 		go func(i int, iid string) {
 			defer wg.Done()
-			deadline := time.Now().Add(2 * time.Minute)
-			for time.Now().Before(deadline) {
+			out[i] = -1
+			testenv.WaitEvery(2*time.Minute, 10*time.Millisecond, func() (bool, string) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				st, err := readStatus(ctx, s, alloc, iid)
 				cancel()
 				if err == nil && runningHealthy(st) {
 					if code, _, err := httpDo("GET", "http://"+st.Address+"/", ""); err == nil && code == 200 {
 						out[i] = time.Since(t0)
-						return
+						return true, ""
 					}
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			out[i] = -1
+				return false, ""
+			})
 		}(i, iid)
 	}
 	wg.Wait()

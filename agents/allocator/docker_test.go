@@ -21,6 +21,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -413,16 +414,17 @@ func execIn(t testing.TB, cli *client.Client, id string, cmd []string) (string, 
 			break
 		}
 	}
-	for {
+	// The output ends when the command does; its exit code follows.
+	var code int
+	testenv.EventuallyDetail(t, 30*time.Second, "the exec to end", func() (bool, string) {
 		res, err := cli.ContainerExecInspect(ctx, ex.ID)
 		if err != nil {
 			t.Fatalf("exec inspect: %v", err)
 		}
-		if !res.Running {
-			return out.String(), res.ExitCode
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		code = res.ExitCode
+		return !res.Running, "running"
+	})
+	return out.String(), code
 }
 
 // TestBadInputKeepsServing: assignments that cannot run fail with a

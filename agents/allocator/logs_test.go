@@ -10,6 +10,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/stunnel"
 )
 
@@ -88,13 +89,10 @@ func TestNodeLogs(t *testing.T) {
 	})
 	var again string
 	waitLogs := func(what string, cond func(string) bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for again = readLogs(t, lc, st.TunnelAddr, in.ID); !cond(again); again = readLogs(t, lc, st.TunnelAddr, in.ID) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: log is:\n%s", what, again)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		testenv.EventuallyDetail(t, 30*time.Second, what, func() (bool, string) {
+			again = readLogs(t, lc, st.TunnelAddr, in.ID)
+			return cond(again), "log is:\n" + again
+		})
 	}
 	waitLogs("both runs in the log after docker kill", func(s string) bool { return strings.Count(s, "node serving") >= 2 })
 	if !strings.HasPrefix(again, strings.SplitAfter(first, "\n")[0]) {

@@ -232,22 +232,10 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitFor polls cond every 100ms until it holds or d passes.
+// waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	last := ""
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last: %s)", d, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.EventuallyDetail(t, d, what, cond)
 }
 
 func readStatus(ctx context.Context, s *engine.Store, alloc, iid string) (engine.InstanceStatus, error) {

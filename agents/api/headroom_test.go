@@ -15,6 +15,7 @@ import (
 	"paddock/engine/headroom"
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
+	"paddock/engine/testenv"
 )
 
 // TestHeadroomEndpoint, on real ZooKeeper: a zone whose instances fit
@@ -49,18 +50,13 @@ func TestHeadroomEndpoint(t *testing.T) {
 	// poll reads the report until cond holds (the service recomputes it
 	// at most a second after a change).
 	poll := func(cond func(headroom.Report) bool) headroom.Report {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var rep headroom.Report
+		var rep headroom.Report
+		testenv.EventuallyDetail(t, 10*time.Second, "headroom to reach the expected state", func() (bool, string) {
+			rep = headroom.Report{}
 			f.want(f.do(service.RolePlatformViewer, "GET", "/platform/headroom", nil), 200).decode(t, &rep)
-			if cond(rep) {
-				return rep
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("headroom never reached the expected state: %+v", rep)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return cond(rep), fmt.Sprintf("%+v", rep)
+		})
+		return rep
 	}
 
 	d1 := place("one")

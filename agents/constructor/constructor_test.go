@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 func threeAllocators(h *harness) {
@@ -136,7 +137,7 @@ func (w *writer) run(ctx context.Context) {
 	for n := 0; ctx.Err() == nil; n++ {
 		r, ok := w.h.route(w.id)
 		if !ok || r.State != engine.RouteLive || len(r.Backends) == 0 {
-			time.Sleep(5 * time.Millisecond)
+			testenv.Pause(ctx, 5*time.Millisecond)
 			n--
 			continue
 		}
@@ -145,7 +146,7 @@ func (w *writer) run(ctx context.Context) {
 		if err := nodeHTTPAs(nil, w.user, "PUT", b.Address, "/logs/_doc/"+doc, `{"n":`+fmt.Sprint(n)+`}`, nil); err != nil {
 			w.fails.Add(1)
 			n--
-			time.Sleep(5 * time.Millisecond)
+			testenv.Pause(ctx, 5*time.Millisecond)
 			continue
 		}
 		w.mu.Lock()

@@ -17,6 +17,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // ackWriter writes numbered documents through the deployment's route,
@@ -38,7 +39,7 @@ func (w *ackWriter) run(ctx context.Context) {
 	for n := 0; ctx.Err() == nil; {
 		r, ok := w.h.route(w.id)
 		if !ok || r.State != engine.RouteLive || len(r.Backends) == 0 {
-			time.Sleep(5 * time.Millisecond)
+			testenv.Pause(ctx, 5*time.Millisecond)
 			continue
 		}
 		doc := fmt.Sprintf("doc-%d", n)
@@ -46,7 +47,7 @@ func (w *ackWriter) run(ctx context.Context) {
 		if err := nodeHTTPAs(nil, w.user, "PUT", be.Address, "/logs/_doc/"+doc, `{"n":`+fmt.Sprint(n)+`}`, nil); err != nil {
 			w.fails.Add(1)
 			b++
-			time.Sleep(5 * time.Millisecond)
+			testenv.Pause(ctx, 5*time.Millisecond)
 			continue
 		}
 		w.mu.Lock()

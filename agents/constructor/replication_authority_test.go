@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // fakeReplNodes answers the replication calls as nodes following the
@@ -347,7 +348,7 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 			if r, ok := h.route(id); ok && r.State != engine.RouteLive {
 				paused.Store(true)
 			}
-			time.Sleep(5 * time.Millisecond)
+			testenv.Pause(watchCtx, 5*time.Millisecond)
 		}
 	}()
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"paddock/engine/testenv"
 )
 
 // step is one request of a conformance sequence and what Elasticsearch
@@ -267,17 +269,10 @@ func TestConformanceDocValuesAtScale(t *testing.T) {
 	// Read from the persisted segment, as a node does once bleve's
 	// persister has run.
 	idx := s.index("dv").Index()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.EventuallyDetail(t, 30*time.Second, "bleve to persist its segments", func() (bool, string) {
 		mem, _ := idx.StatsMap()["index"].(map[string]any)["num_root_memorysegments"].(uint64)
-		if mem == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bleve kept %d segments in memory for 30 s", mem)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return mem == 0, fmt.Sprintf("%d segments in memory", mem)
+	})
 	runSteps(t, ts.URL, []step{
 		{"sort on a number", call{"POST", "/dv/_search", `{"query":{"match":{"msg":"word"}},"sort":[{"n":"desc"}],"size":3,"_source":false}`,
 			200, []string{`"_id":"4999","_score":null,"sort":[4999]},{"_index":"dv","_id":"4998","_score":null,"sort":[4998]},{"_index":"dv","_id":"4997"`}}},

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"paddock/engine/testenv"
 )
 
 // replNode is one in-process node of a test replication group that the
@@ -243,18 +245,11 @@ func (a *testAuthority) inSync() []string {
 func (a *testAuthority) waitInSync(want ...string) {
 	a.t.Helper()
 	slices.Sort(want)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.EventuallyDetail(a.t, 20*time.Second, fmt.Sprintf("in_sync %v", want), func() (bool, string) {
 		got := a.inSync()
 		slices.Sort(got)
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("in_sync = %v, want %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
 }
 
 func httpDo(method, url, body string) (int, []byte, error) {
@@ -446,15 +441,10 @@ func TestReplicationHealthRedWithoutPrimary(t *testing.T) {
 	do(t, b.url, call{"GET", "/_cluster/health", "", 200, []string{`"status":"green"`}})
 	a.kill()
 	// (the replica reuses its probe of the primary for a second)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testenv.EventuallyDetail(t, 5*time.Second, "health red without a primary", func() (bool, string) {
 		_, ans, err := httpDo("GET", b.url+"/_cluster/health", "")
-		if err == nil && bytes.Contains(ans, []byte(`"status":"red"`)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health without a primary = %s %v, want red", ans, err)
-		}
-	}
+		return err == nil && bytes.Contains(ans, []byte(`"status":"red"`)), fmt.Sprintf("%s %v", ans, err)
+	})
 	do(t, b.url, call{"GET", "/_cat/shards?h=prirep,state,node", "", 200, []string{"p UNASSIGNED"}})
 	code, _, _ := httpDo("PUT", b.url+"/logs/_doc/2", `{"n":2}`)
 	if code != http.StatusServiceUnavailable {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"paddock/agents/node/eserr"
+	"paddock/engine/testenv"
 )
 
 const (
@@ -310,13 +311,7 @@ func TestSecurityReplicationUsesPlatformIdentity(t *testing.T) {
 
 func waitFor(t testing.TB, d time.Duration, ok func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, ok)
 }
 
 // BenchmarkAuthCached is the per-request cost of authentication after

@@ -13,6 +13,7 @@ import (
 
 	"paddock/agents/node/shard"
 	"paddock/engine/s3server/s3test"
+	"paddock/engine/testenv"
 )
 
 // snapStatus reads a snapshot's _status stats.
@@ -106,17 +107,13 @@ func testSnapshotLifecycle(t *testing.T, ts *httptest.Server, repoBody string, b
 
 func waitSnapshot(t *testing.T, base, repo, snap, state string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.EventuallyDetail(t, 60*time.Second, "snapshot "+snap+" "+state, func() (bool, string) {
 		_, _, _, _, got := snapStatus(t, base, repo, snap)
-		if got == state {
-			return
-		}
-		if got != "IN_PROGRESS" || time.Now().After(deadline) {
+		if got != state && got != "IN_PROGRESS" {
 			t.Fatalf("snapshot %s is %s, want %s", snap, got, state)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got == state, got
+	})
 }
 
 func TestSnapshotFS(t *testing.T) {

@@ -249,7 +249,11 @@ func startLoad(t *testing.T, n int, proxyAddr func() string, host string) *load 
 					l.byBackend[a.backend]++
 				}
 				l.mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
+				select { // pace: about one request per 2 ms per client
+				case <-l.stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
 			}
 		}()
 	}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"paddock/engine/backup"
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
+	"paddock/engine/testenv"
 )
 
 // TestBackupRestore: a platform's state (deployments with their plan
@@ -142,18 +142,18 @@ func TestBackupConsistentCut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var stop atomic.Bool
+	busy, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 1; !stop.Load(); i++ {
+		// A busy platform, not a saturated one: a write every 20 ms.
+		for i := 1; testenv.Pause(busy, 20*time.Millisecond); i++ {
 			v := fmt.Sprint(i)
 			_ = p.Admin.Multi(ctx, engine.OpSet(a, v, engine.AnyVersion), engine.OpSet(b, v, engine.AnyVersion))
-			time.Sleep(20 * time.Millisecond) // a busy platform, not a saturated one
 		}
 	}()
-	defer func() { stop.Store(true); wg.Wait() }()
+	defer func() { stop(); wg.Wait() }()
 	taken := 0
 	for range 10 {
 		f, err := backup.Take(ctx, su, backup.Options{MaxWalks: 50})

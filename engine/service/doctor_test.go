@@ -13,6 +13,7 @@ import (
 	"paddock/engine"
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 	"paddock/stunnel"
 )
@@ -211,20 +212,12 @@ func TestDoctorZooKeeperFollowerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ens.Cluster.Node(follower).ClientPort)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.EventuallyDetail(t, 30*time.Second, fmt.Sprintf("a warning naming stopped follower %d (%s)", follower, addr), func() (bool, string) {
 		rep, err = svc.Doctor(ctx)
-		if err == nil {
-			c := checks(rep)["zookeeper"]
-			if c.Severity == service.SeverityWarning && strings.Contains(strings.Join(c.Items, " "), addr) && strings.Contains(c.Detail, "2 of 3") && c.Action != "" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("follower %d (%s) stopped: %+v", follower, addr, c)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatal(err)
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		c := checks(rep)["zookeeper"]
+		return c.Severity == service.SeverityWarning && strings.Contains(strings.Join(c.Items, " "), addr) && strings.Contains(c.Detail, "2 of 3") && c.Action != "", fmt.Sprintf("%+v", c)
+	})
 }

@@ -1,7 +1,9 @@
 // Package testenv holds the one rule every integration test follows when
 // a real component it needs (the Docker engine, a ZooKeeper server) is
 // missing: under CI=true the test fails, elsewhere it skips with the
-// reason. It owns that rule and the Docker probe, nothing else.
+// reason. It owns that rule, the Docker probe, and the way tests wait
+// (Eventually, Wait, Pause): on a condition with a deadline, never a
+// bare sleep.
 package testenv
 
 import (
@@ -49,13 +51,63 @@ func Docker(t testing.TB) *client.Client {
 // way tests wait on a condition, never a bare sleep.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	interval := 10 * time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+	EventuallyDetail(t, d, what, func() (bool, string) { return cond(), "" })
+}
+
+// EventuallyDetail is Eventually for a condition that can say what it
+// saw last: the failure names it.
+func EventuallyDetail(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	if last, ok := Wait(d, cond); !ok {
+		if last != "" {
+			t.Fatalf("timed out after %s waiting for %s (last: %s)", d, what, last)
 		}
-		time.Sleep(interval)
-		interval = min(interval*2, 100*time.Millisecond)
+		t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}
+
+// Wait polls cond (every 10 ms, backing off to 100 ms) until it holds
+// or d has passed, and returns cond's last detail and whether it held:
+// Eventually for callers without a testing.TB (testscript commands,
+// benchmarks that report rather than fail).
+func Wait(d time.Duration, cond func() (bool, string)) (last string, ok bool) {
+	return poll(d, 10*time.Millisecond, 100*time.Millisecond, cond)
+}
+
+// WaitEvery is Wait at a fixed interval: for conditions that are
+// expensive to check (a docker or HTTP call), or a benchmark that times
+// the wait and needs its resolution.
+func WaitEvery(d, every time.Duration, cond func() (bool, string)) (last string, ok bool) {
+	return poll(d, every, every, cond)
+}
+
+func poll(d, first, ceiling time.Duration, cond func() (bool, string)) (last string, ok bool) {
+	deadline := time.Now().Add(d)
+	interval := first
+	for {
+		held, detail := cond()
+		if held {
+			return detail, true
+		}
+		last = detail
+		if !time.Now().Before(deadline) {
+			return last, false
+		}
+		time.Sleep(min(interval, time.Until(deadline)+time.Millisecond))
+		interval = min(interval*2, ceiling)
+	}
+}
+
+// Pause waits d, or less if ctx ends first, and says whether the whole
+// d passed: the pacing of a load loop (a writer's back-off after a
+// failed request), which must stop when its test does.
+func Pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

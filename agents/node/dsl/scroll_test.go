@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"paddock/agents/node/eserr"
+	"paddock/engine/testenv"
 )
 
 func manyDocs(n int, offset int) []testDoc {
@@ -132,13 +133,7 @@ func TestScrollExpiryAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := roundTrip(t, resp)["_scroll_id"].(string)
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Open() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if s.Open() != 0 {
-		t.Fatal("context did not expire")
-	}
+	testenv.Eventually(t, 5*time.Second, "the scroll context to expire", func() bool { return s.Open() == 0 })
 	_, err = s.Next(context.Background(), id, 0)
 	if e := eserr.From(err); err == nil || e.Status != 404 || e.Type != "search_context_missing_exception" {
 		t.Errorf("Next after expiry: %v", err)
