@@ -1,9 +1,13 @@
 package dsl
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"reflect"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +26,36 @@ func TestDocValuesCacheMatchesBleve(t *testing.T) {
 			testDocValuesCache(t, companion)
 		})
 	}
+}
+
+// sameAnswer compares two responses without "took", and floats to 10
+// significant digits: a merge between two searches reorders documents,
+// and a sum's last bits with them.
+func sameAnswer(got, want map[string]any) bool {
+	return reflect.DeepEqual(roundFloats(got), roundFloats(want))
+}
+
+func roundFloats(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if k != "took" {
+				out[k] = roundFloats(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = roundFloats(e)
+		}
+		return out
+	case float64:
+		f, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 10, 64), 64)
+		return f
+	}
+	return v
 }
 
 func dvDoc(r *rand.Rand, i int) string {
@@ -146,7 +180,7 @@ func testDocValuesCache(t *testing.T, companion bool) {
 		for _, round := range []string{"cold", "warm"} {
 			got := doSearch(t, []Target{ti.target()}, body, nil)
 			delete(got, "took")
-			if !reflect.DeepEqual(got, want) {
+			if !sameAnswer(got, want) {
 				t.Fatalf("%s cache, %s:\n got %v\nwant %v", round, body, got, want)
 			}
 		}
@@ -176,7 +210,7 @@ func TestDocValuesBudget(t *testing.T) {
 	for range 2 {
 		got := doSearch(t, []Target{ti.target()}, body, nil)
 		delete(got, "took")
-		if !reflect.DeepEqual(got, want) {
+		if !sameAnswer(got, want) {
 			t.Fatalf("with a small budget:\n got %v\nwant %v", got, want)
 		}
 	}
@@ -187,5 +221,46 @@ func TestDocValuesBudget(t *testing.T) {
 	ti.dv.Release()
 	if n := budget.Used(); n != 0 {
 		t.Fatalf("after Release the budget holds %d bytes", n)
+	}
+}
+
+// Searches at the same time on a cold cache build each column once and
+// answer as bleve does (run with -race).
+func TestDocValuesConcurrentSearches(t *testing.T) {
+	ti := dvIndex(t, true)
+	settle(t, ti.idx)
+	plain := &testIndex{name: ti.name, fields: ti.fields, idx: ti.idx, docs: ti.docs, meta: ti.meta, noDV: true}
+	body := `{"query":{"match":{"message":"error"}},"sort":[{"latency_ms":"desc"},{"_id":"asc"}],"size":10,` +
+		`"aggs":{"s":{"terms":{"field":"service"},"aggs":{"m":{"max":{"field":"@timestamp"}}}}}}`
+	want := doSearch(t, []Target{plain.target()}, body, nil)
+	delete(want, "took")
+	target := ti.target()
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			req, err := ParseSearch([]byte(body), nil)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp, err := Search(context.Background(), []Target{target}, req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			b, _ := json.Marshal(resp)
+			var got map[string]any
+			_ = json.Unmarshal(b, &got)
+			delete(got, "took")
+			if !sameAnswer(got, want) {
+				errs <- fmt.Sprintf("got %v", got)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatalf("concurrent search: %s\nwant %v", e, want)
 	}
 }
