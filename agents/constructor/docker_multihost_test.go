@@ -24,6 +24,7 @@ import (
 	"paddock/agents/node"
 	"paddock/agents/proxy"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/stunnel"
 )
 
@@ -63,10 +64,7 @@ func (w *proxyWriter) run(ctx context.Context) {
 		}
 		if err != nil || resp.StatusCode >= 300 {
 			w.fails.Add(1)
-			select {
-			case <-ctx.Done():
-			case <-time.After(20 * time.Millisecond):
-			}
+			testenv.Pause(ctx, 20*time.Millisecond)
 			continue
 		}
 		w.mu.Lock()
