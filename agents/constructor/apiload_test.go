@@ -18,6 +18,7 @@ import (
 	"paddock/agents/api"
 	"paddock/engine"
 	"paddock/engine/service"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -110,8 +111,7 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 	reader := func(seed uint64, name string, pause time.Duration, path func(id string) string) {
 		defer rwg.Done()
 		rng := rand.New(rand.NewPCG(seed, 3))
-		for burst.Load() && ctx.Err() == nil {
-			time.Sleep(pause)
+		for burst.Load() && testenv.Pause(ctx, pause) {
 			idsMu.Lock()
 			n := len(ids)
 			id := ""
@@ -120,7 +120,7 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 			}
 			idsMu.Unlock()
 			if n == 0 {
-				time.Sleep(10 * time.Millisecond)
+				testenv.Pause(ctx, 10*time.Millisecond)
 				continue
 			}
 			code, body, d, err := call("GET", path(id), "")
@@ -178,8 +178,7 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 	idsMu.Lock()
 	made := len(ids)
 	idsMu.Unlock()
-	deadline := time.Now().Add(20 * time.Minute)
-	for {
+	testenv.EventuallyDetail(b, 20*time.Minute, "every deployment running", func() (bool, string) {
 		d, err := svc.ListDeployments(ctx, false)
 		if err != nil {
 			b.Fatal(err)
@@ -190,14 +189,8 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 				running++
 			}
 		}
-		if running == made {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d deployments running after 20 minutes", running, made)
-		}
-		time.Sleep(2 * time.Second)
-	}
+		return running == made, fmt.Sprintf("%d of %d running", running, made)
+	})
 	if n := failures.Load(); n > 0 {
 		b.Errorf("%d API calls failed during the burst (%d of %d creates made)", n, made, creates)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -131,22 +132,16 @@ func startSimAllocators(tb testing.TB, ctx context.Context, wg *sync.WaitGroup, 
 				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: probe})
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	testenv.EventuallyDetail(tb, 5*time.Minute, "every allocator alive", func() (bool, string) {
 		alive := 0
 		for i := range n {
 			if ok, _, _ := p.Admin.Exists(ctx, engine.AllocatorAlivePath(fmt.Sprintf("sim-%04d", i))); ok {
 				alive++
 			}
 		}
-		if alive == n {
-			return stores
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d of %d allocators alive after 5 minutes", alive, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return alive == n, fmt.Sprintf("%d of %d alive", alive, n)
+	})
+	return stores
 }
 
 func selfCPU() time.Duration {
@@ -259,10 +254,10 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	}()
 	<-watch.Ready()
 	// Let the constructor lead and load before timing.
-	for ok := false; !ok; time.Sleep(50 * time.Millisecond) {
+	testenv.Eventually(b, time.Minute, "a constructor leading", func() bool {
 		kids, _ := admin.Children(ctx, engine.PathLeaderCons)
-		ok = len(kids) == 1
-	}
+		return len(kids) == 1
+	})
 	// A fresh JVM interprets until its JIT has compiled the hot paths:
 	// warm it up with a first batch of deployments (they stay, so the
 	// measured burst lands on a platform that already holds some).
@@ -291,8 +286,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	}
 	warm := benchWarmup
 	create(0, warm, spec("8.17.0", 1024, 3))
-	warmBy := time.Now().Add(10 * time.Minute)
-	for ok := false; !ok; time.Sleep(100 * time.Millisecond) {
+	testenv.EventuallyDetail(b, 10*time.Minute, "the warm-up deployments running", func() (bool, string) {
 		smu.Lock()
 		n, failed := 0, 0
 		for _, st := range state {
@@ -304,11 +298,11 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 			}
 		}
 		smu.Unlock()
-		if failed > 0 || time.Now().After(warmBy) {
+		if failed > 0 {
 			b.Fatalf("warm-up: %d of %d deployments running, %d failed", n, warm, failed)
 		}
-		ok = n == warm
-	}
+		return n == warm, fmt.Sprintf("%d of %d running", n, warm)
+	})
 
 	sumAllocs := func() engine.StoreStats {
 		var t engine.StoreStats

@@ -19,6 +19,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 
 	"paddock/agents/node/mapping"
+	"paddock/engine/testenv"
 )
 
 // Indexing benchmarks: the node's HTTP bulk path against bleve's own
@@ -174,14 +175,10 @@ func BenchmarkMemory100k(b *testing.B) {
 	// Then once bleve has persisted its in-memory segments (files are
 	// mapped, not heap).
 	idx := s.index("logs").Index()
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
+	testenv.WaitEvery(5*time.Minute, 200*time.Millisecond, func() (bool, string) {
 		mem, _ := idx.StatsMap()["index"].(map[string]any)["num_root_memorysegments"].(uint64)
-		if mem == 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return mem == 0, ""
+	})
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	var disk int64

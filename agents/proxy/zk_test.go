@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -294,17 +295,13 @@ func BenchmarkRoutePropagation(b *testing.B) {
 		}
 		written := time.Now()
 		n++
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if rt := p.tbl.Load().routes[testID]; rt != nil && rt.gen == r.Generation {
-				afterWrite += time.Since(written)
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("generation %d not applied within 10s", r.Generation)
-			}
-			time.Sleep(50 * time.Microsecond)
+		if _, ok := testenv.WaitEvery(10*time.Second, 50*time.Microsecond, func() (bool, string) {
+			rt := p.tbl.Load().routes[testID]
+			return rt != nil && rt.gen == r.Generation, ""
+		}); !ok {
+			b.Fatalf("generation %d not applied within 10s", r.Generation)
 		}
+		afterWrite += time.Since(written)
 	}
 	b.ReportMetric(float64(afterWrite.Microseconds())/float64(n), "us-after-write/op")
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
+
+	"paddock/engine/testenv"
 )
 
 // Benchmarks of the search path on small log documents, as the node's
@@ -151,22 +153,21 @@ func settle(b testing.TB, idx bleve.Index) {
 		files, _ = im["num_root_filesegments"].(uint64)
 		return mem, files
 	}
-	deadline := time.Now().Add(5 * time.Minute)
+	// Settled: nothing in memory and the same number of files for four
+	// looks in a row, half a second apart.
 	last, still := uint64(0), 0
-	for time.Now().Before(deadline) {
+	if _, ok := testenv.WaitEvery(5*time.Minute, 500*time.Millisecond, func() (bool, string) {
 		mem, files := stats()
 		if mem == 0 && files == last {
 			still++
-			if still >= 4 {
-				return
-			}
 		} else {
 			still = 0
 		}
 		last = files
-		time.Sleep(500 * time.Millisecond)
+		return still >= 4, ""
+	}); !ok {
+		b.Logf("index still merging after 5 minutes")
 	}
-	b.Logf("index still merging after 5 minutes")
 }
 
 func segments(idx bleve.Index) float64 {
