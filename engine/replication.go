@@ -16,7 +16,9 @@ import (
 // constructor and never read ZooKeeper. See docs/architecture.md,
 // "Replication authority".
 type Replication struct {
-	// Term grows by one on every change of primary (and only then).
+	// Term grows by one on every change of primary, and when the
+	// copies hold a newer routing than the znode (a ZooKeeper restore
+	// brought an older one back): never otherwise.
 	Term int64 `json:"term"`
 	// Primary is the instance id of the primary copy.
 	Primary string `json:"primary"`

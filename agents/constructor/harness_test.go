@@ -216,6 +216,8 @@ type harness struct {
 	allocs    map[string]*agentHandle
 	// runtimes are the allocators' in-process node runtimes.
 	runtimes map[string]*nodeRuntime
+	// allocCfgs are the allocators' configurations (resumeAllocator).
+	allocCfgs map[string]allocator.Config
 }
 
 type agentHandle struct {
@@ -269,14 +271,39 @@ func (h *harness) startAllocatorWith(id, zone string, capMB int, tags map[string
 	}
 	s := h.p.ConnectAllocator(t, id, own)
 	rt := newNodeRuntime(t, h.snapshots)
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentHandle{cancel: cancel, store: s, done: make(chan struct{})}
 	cfg := allocator.Config{ID: id, Zone: zone, CapacityMB: capMB, Tags: tags, StateDir: dir,
 		SnapshotDir: h.snapshots, Runtime: allocator.RuntimeSim, Store: s, ProbeInterval: 200 * time.Millisecond,
 		Logger: quiet(), NewRuntime: func(allocator.Config) (allocator.Runtime, error) { return rt, nil }}
 	if mod != nil {
 		mod(&cfg)
 	}
+	if h.allocCfgs == nil {
+		h.allocCfgs = map[string]allocator.Config{}
+	}
+	h.allocCfgs[id] = cfg
+	return h.runAllocator(id, cfg, rt)
+}
+
+// resumeAllocator starts allocator id again (after kill) on the same
+// state directory and runtime: its nodes kept running, as containers
+// outlive their allocator.
+func (h *harness) resumeAllocator(id string) *agentHandle {
+	t := h.t
+	t.Helper()
+	cfg := h.allocCfgs[id]
+	own, err := allocator.OwnCredential(cfg.StateDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = h.p.ConnectAllocator(t, id, own)
+	return h.runAllocator(id, cfg, h.runtimes[id])
+}
+
+func (h *harness) runAllocator(id string, cfg allocator.Config, rt *nodeRuntime) *agentHandle {
+	t := h.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agentHandle{cancel: cancel, store: cfg.Store, done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
 		a.err = allocator.Run(ctx, cfg)

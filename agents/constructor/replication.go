@@ -148,6 +148,77 @@ func promote(cur engine.Replication, live func(string) bool, why string) (engine
 	return cur, false
 }
 
+// nodesAhead reports whether a copy holds a newer routing than the
+// znode's (r at version ver): it has seen a higher term, or holds a
+// routing of the same term at a higher version. Terms and versions come
+// from the znode only, so it went back: a ZooKeeper restore brought an
+// older copy of it back (with its version restarted), and the nodes
+// would ignore every push of that term.
+func nodesAhead(r engine.Replication, ver engine.Version, views map[string]NodeReplication) bool {
+	for c, v := range views {
+		if !holdsRouting(c, v) {
+			continue
+		}
+		if v.Term > r.Term || (v.RoutingTerm == r.Term && v.Version > ver) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsRouting reports whether view v is copy c's, pushed as c.
+func holdsRouting(c string, v NodeReplication) bool {
+	return v.Self == c && v.Role != RoleStandalone && v.Role != ""
+}
+
+// restoredRouting is the routing to write when the copies are ahead of
+// the znode (nodesAhead): the newest routing a copy holds (its primary
+// and in_sync, kept to the znode's copies), under a term above every
+// term a copy has seen, so that every node takes it and the same-term
+// changes after it. The newest routing a copy holds is at least as new
+// as any the copies acted on (a routing nobody received changed nothing
+// a node did). When no copy names a primary among the znode's copies,
+// the znode's primary stays and the others recover from it.
+func restoredRouting(cur engine.Replication, views map[string]NodeReplication) engine.Replication {
+	term := cur.Term
+	var newest NodeReplication
+	found := false
+	ids := make([]string, 0, len(views))
+	for c := range views {
+		ids = append(ids, c)
+	}
+	slices.Sort(ids)
+	for _, c := range ids {
+		v := views[c]
+		if !holdsRouting(c, v) {
+			continue
+		}
+		term = max(term, v.Term, v.RoutingTerm)
+		if v.Primary == "" || !slices.Contains(v.InSync, v.Primary) {
+			continue
+		}
+		if !found || v.RoutingTerm > newest.RoutingTerm || (v.RoutingTerm == newest.RoutingTerm && v.Version > newest.Version) {
+			newest, found = v, true
+		}
+	}
+	next := engine.Replication{Term: term + 1, Primary: cur.Primary, Copies: slices.Clone(cur.Copies), InSync: []string{cur.Primary}}
+	if found && slices.Contains(cur.Copies, newest.Primary) {
+		var in []string
+		for _, c := range newest.InSync {
+			if slices.Contains(cur.Copies, c) {
+				in = append(in, c)
+			}
+		}
+		next.Primary, next.InSync = newest.Primary, sortedSet(in)
+		next.Reason = fmt.Sprintf("the copies hold a newer routing than ZooKeeper (term %d version %d, ZooKeeper term %d: restored from a backup?): theirs is kept, primary %s, term %d",
+			newest.RoutingTerm, newest.Version, cur.Term, engine.Short(next.Primary), next.Term)
+		return next
+	}
+	next.Reason = fmt.Sprintf("the copies hold a newer routing than ZooKeeper (term %d seen, ZooKeeper term %d) naming no primary among its copies: primary %s kept, the other copies recover, term %d",
+		term, cur.Term, engine.Short(cur.Primary), next.Term)
+	return next
+}
+
 func sortedSet(ids []string) []string {
 	out := slices.Clone(ids)
 	slices.Sort(out)
@@ -606,7 +677,7 @@ const failoverFullPass = 5 * time.Second
 // runs.
 func (rp *replicator) failover(ctx context.Context, now time.Time, ids []string) {
 	for _, id := range ids {
-		r, _, ok := rp.l.w.replication(id)
+		r, rver, ok := rp.l.w.replication(id)
 		if !ok {
 			continue
 		}
@@ -638,6 +709,15 @@ func (rp *replicator) failover(ctx context.Context, now time.Time, ids []string)
 		rp.mu.Unlock()
 		if now.Sub(m.since) < rp.l.cfg.FailoverGrace {
 			continue
+		}
+		if _, ok := promote(r, func(c string) bool { return rp.live(id, c) }, ""); ok {
+			// Never promote from a routing older than the copies' (a
+			// ZooKeeper restore): its in_sync may name a copy that
+			// left it since. Catch up first; the next round decides.
+			if views := rp.views(ctx, id, r, 2*time.Second); nodesAhead(r, rver, views) {
+				rp.catchUpWithNodes(ctx, id, r, views)
+				continue
+			}
 		}
 		why := rp.lostReason(id, r.Primary)
 		next, ver, changed, err := rp.update(ctx, id, "failover", func(cur *engine.Replication) (engine.Replication, bool) {
@@ -947,19 +1027,14 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 		rp.push(ctx, depID, r, ver, "")
 		return
 	}
+	views := rp.views(ctx, depID, r, 5*time.Second)
+	if nodesAhead(r, ver, views) {
+		rp.catchUpWithNodes(ctx, depID, r, views)
+		return
+	}
 	for _, c := range r.Copies {
-		in, ok := rp.l.w.instanceAt(depID, c)
+		view, ok := views[c]
 		if !ok {
-			continue
-		}
-		addr := rp.l.nodeAddr(in)
-		if addr == "" {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		view, err := rp.l.cfg.Nodes.NodeReplication(cctx, addr)
-		cancel()
-		if err != nil {
 			continue
 		}
 		if view.Term > r.Term || (view.Term == r.Term && view.Version >= ver) {
@@ -992,4 +1067,67 @@ func addrsKey(copies []PushCopy) string {
 		b.WriteString(c.URL + "|" + c.Via + " ")
 	}
 	return b.String()
+}
+
+// views reads the view of every running copy of r, in parallel (a copy
+// that does not answer within timeout is left out).
+func (rp *replicator) views(ctx context.Context, depID string, r engine.Replication, timeout time.Duration) map[string]NodeReplication {
+	ctx = WithDeployment(ctx, depID) // as the platform
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = map[string]NodeReplication{}
+	)
+	for _, c := range r.Copies {
+		in, ok := rp.l.w.instanceAt(depID, c)
+		if !ok {
+			continue
+		}
+		addr := rp.l.nodeAddr(in)
+		if addr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			v, err := rp.l.cfg.Nodes.NodeReplication(cctx, addr)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out[c] = v
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// catchUpWithNodes writes restoredRouting when the copies hold a newer
+// routing than the znode (seen: the routing the views were compared
+// with; changed since, it is looked at again on the next check), and
+// pushes it.
+func (rp *replicator) catchUpWithNodes(ctx context.Context, depID string, seen engine.Replication, views map[string]NodeReplication) {
+	next, ver, changed, err := rp.update(ctx, depID, "restored", func(cur *engine.Replication) (engine.Replication, bool) {
+		if cur == nil || !cur.Equal(seen) {
+			return engine.Replication{}, false
+		}
+		return restoredRouting(*cur, views), true
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			rp.l.log.Warn("the copies hold a newer routing than ZooKeeper: routing not written", "deployment", depID, "err", err)
+		}
+		return
+	}
+	if !changed {
+		return
+	}
+	rp.l.log.Warn("the copies held a newer routing than ZooKeeper (restored from a backup?): the term moved past theirs",
+		"deployment", depID, "term", next.Term, "primary", next.Primary, "reason", next.Reason)
+	if failed := rp.push(ctx, depID, next, ver, ""); len(failed) > 0 {
+		rp.l.log.Warn("routing not pushed to every copy", "deployment", depID, "failed", strings.Join(failed, "; "))
+	}
 }

@@ -61,7 +61,7 @@ func (f *fakeReplNodes) NodeReplication(_ context.Context, addr string) (NodeRep
 	if p.Primary == self {
 		role = RolePrimary
 	}
-	return NodeReplication{Self: self, Term: p.Term, Version: p.Version, Role: role}, nil
+	return NodeReplication{Self: self, Term: p.Term, RoutingTerm: p.Term, Version: p.Version, Role: role, Primary: p.Primary, InSync: p.InSync}, nil
 }
 
 func (f *fakeReplNodes) ReplicationEvents(ctx context.Context, addr string, after int64, wait time.Duration) (ReplicationEvents, error) {

@@ -37,14 +37,19 @@ type PushCopy struct {
 	Via string `json:"via,omitempty"`
 }
 
-// NodeReplication is a node's view (GET /_paddock/replication).
+// NodeReplication is a node's view (GET /_paddock/replication). Term
+// is the highest term the node has seen; RoutingTerm, Version, Primary
+// and InSync are the routing it holds.
 type NodeReplication struct {
-	Self    string                       `json:"self"`
-	Term    int64                        `json:"term"`
-	Version int32                        `json:"version"`
-	Role    string                       `json:"role"`
-	Indices map[string]IndexCheckpoints  `json:"indices,omitempty"`
-	Copies  map[string]NodeReplicaOfCopy `json:"copies,omitempty"`
+	Self        string                       `json:"self"`
+	Term        int64                        `json:"term"`
+	RoutingTerm int64                        `json:"routing_term"`
+	Version     int32                        `json:"version"`
+	Primary     string                       `json:"primary"`
+	InSync      []string                     `json:"in_sync"`
+	Role        string                       `json:"role"`
+	Indices     map[string]IndexCheckpoints  `json:"indices,omitempty"`
+	Copies      map[string]NodeReplicaOfCopy `json:"copies,omitempty"`
 }
 
 // IndexCheckpoints are an index's sequence number checkpoints on a node.

@@ -140,3 +140,54 @@ func TestAdoptRouting(t *testing.T) {
 		t.Fatalf("adoptRouting = %+v (%v), want b primary alone in sync of a, b, c at term 1", r, err)
 	}
 }
+
+func TestRestoredRouting(t *testing.T) {
+	view := func(self string, term, rterm int64, ver int32, primary string, inSync ...string) NodeReplication {
+		return NodeReplication{Self: self, Term: term, RoutingTerm: rterm, Version: ver, Role: RoleReplica, Primary: primary, InSync: inSync}
+	}
+	abc := []string{"a", "b", "c"}
+	cases := []struct {
+		name  string
+		cur   engine.Replication
+		ver   engine.Version
+		views map[string]NodeReplication
+		ahead bool
+		want  engine.Replication
+	}{
+		{name: "nodes on the znode's routing: not ahead", cur: rt(2, "a", abc, abc), ver: 4,
+			views: map[string]NodeReplication{"a": view("a", 2, 2, 4, "a", abc...), "b": view("b", 2, 2, 4, "a", abc...)}},
+		{name: "nodes behind: not ahead", cur: rt(2, "a", abc, abc), ver: 4,
+			views: map[string]NodeReplication{"a": view("a", 2, 2, 3, "a", abc...), "b": view("b", 1, 1, 9, "a", abc...)}},
+		{name: "a standalone node or another copy's view does not count", cur: rt(2, "a", abc, abc), ver: 0,
+			views: map[string]NodeReplication{"a": {Self: "a", Term: 5, Role: RoleStandalone}, "b": view("c", 2, 2, 7, "a", abc...)}},
+		{name: "same term, higher version (restored znode): the nodes' in_sync kept, term past theirs", cur: rt(1, "a", abc, abc), ver: 0,
+			views: map[string]NodeReplication{"a": view("a", 1, 1, 3, "a", "a", "b"), "b": view("b", 1, 1, 2, "a", abc...)},
+			ahead: true, want: rt(2, "a", abc, []string{"a", "b"})},
+		{name: "a failover after the backup: the nodes' primary, not the znode's", cur: rt(1, "a", abc, abc), ver: 2,
+			views: map[string]NodeReplication{"b": view("b", 2, 2, 0, "b", "b", "c"), "c": view("c", 2, 2, 0, "b", "b", "c")},
+			ahead: true, want: rt(3, "b", abc, []string{"b", "c"})},
+		{name: "a term seen in ops only counts for the term", cur: rt(2, "a", abc, abc), ver: 5,
+			views: map[string]NodeReplication{"a": view("a", 4, 2, 1, "a", abc...)},
+			ahead: true, want: rt(5, "a", abc, abc)},
+		{name: "the nodes' primary is not a copy: the znode's primary alone in sync", cur: rt(1, "a", abc, abc), ver: 0,
+			views: map[string]NodeReplication{"b": view("b", 3, 3, 1, "z", "z", "b")},
+			ahead: true, want: rt(4, "a", abc, []string{"a"})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := nodesAhead(c.cur, c.ver, c.views); got != c.ahead {
+				t.Fatalf("nodesAhead = %v, want %v", got, c.ahead)
+			}
+			if !c.ahead {
+				return
+			}
+			got := restoredRouting(c.cur, c.views)
+			if !got.Equal(c.want) {
+				t.Fatalf("restoredRouting = %+v, want %+v", got, c.want)
+			}
+			if err := got.Validate(); err != nil || got.Reason == "" {
+				t.Fatalf("routing %+v: invalid (%v) or without a reason", got, err)
+			}
+		})
+	}
+}

@@ -272,6 +272,7 @@ func (s *Server) getReplication(w http.ResponseWriter, r *http.Request, _ params
 	out := map[string]any{"role": p.roleLocked(), "term": p.term, "version": int64(0)}
 	if p.rt != nil {
 		out["self"], out["version"], out["primary"] = p.rt.Self, p.rt.Version, p.rt.Primary
+		out["routing_term"], out["in_sync"] = p.rt.Term, p.rt.InSync
 	} else {
 		out["self"] = s.cfg.Name
 	}
@@ -342,6 +343,10 @@ func (s *Server) SetRouting(rt *Routing) (bool, error) {
 func (s *Server) applyRoutingLocked(rt *Routing) {
 	p := s.repl
 	was := p.roleLocked()
+	oldTerm := int64(0)
+	if p.rt != nil {
+		oldTerm = p.rt.Term
+	}
 	p.rt = rt
 	if s.egress != nil {
 		s.egress.setRouting(rt)
@@ -405,7 +410,14 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 		case rt.inSync(c.ID) && t.state != copyFailed:
 			t.state, t.err = copyInSync, ""
 		case rt.inSync(c.ID):
-			// Failed and still in in_sync: writes stay held.
+			// Failed and still in in_sync: writes stay held. A new term
+			// with this node still primary (the authority moved the term
+			// on, as after a ZooKeeper restore) makes the earlier failed
+			// event stale: ask again under the new term.
+			if rt.Term != oldTerm {
+				t.reported = true
+				p.emitLocked("failed", t.id, t.err)
+			}
 		case t.state == copyTracking:
 		default:
 			if t.state != copyRecovering || t.cancel == nil {
