@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -57,6 +58,8 @@ func (s *Server) recoverCopy(ctx context.Context, t *copyTrack, term int64) {
 // copyView is what GET /_paddock/replication answers, as far as
 // recovery needs it.
 type copyView struct {
+	// Term is the highest term the copy has seen.
+	Term    int64 `json:"term"`
 	Indices map[string]struct {
 		MaxSeqNo         int64  `json:"max_seq_no"`
 		GlobalCheckpoint int64  `json:"global_checkpoint"`
@@ -113,6 +116,20 @@ func (s *Server) recoverOnce(ctx context.Context, t *copyTrack, term int64) erro
 			// Operations above its global checkpoint from an older term
 			// may be ones this primary never had: copy it all.
 			reset = cv.MaxSeqNo > cv.GlobalCheckpoint && cv.LastOpTerm < term
+			if !reset && cv.MaxSeqNo > cv.GlobalCheckpoint {
+				// Its last operation may be one of this term (a live
+				// write reached it first) over older ones this primary
+				// never had: look at each.
+				d, err := s.divergedOps(ctx, t, sh, from)
+				switch {
+				case errors.Is(err, errNotCovered):
+					reset = true
+				case err != nil:
+					return err
+				default:
+					reset = len(d) > 0
+				}
+			}
 		}
 		if !reset {
 			done, err := s.sendOpsSince(ctx, t, sh, term, from, -1)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -898,6 +900,48 @@ func (s *Server) replicaOps(w http.ResponseWriter, r *http.Request, _ params) er
 	return nil
 }
 
+// listReplicaOps: GET /_paddock/replication/ops?index=I&from=N (new
+// primary → copy): the documents the copy's operation log names from
+// seq_no N on, as ids, seq_nos and versions (no sources), at most
+// opsListLimit, with the seq_no to continue from; covered is false when
+// the log no longer holds N.
+func (s *Server) listReplicaOps(w http.ResponseWriter, r *http.Request, _ params) error {
+	q := r.URL.Query()
+	name := q.Get("index")
+	if err := validIndex(name); err != nil {
+		return err
+	}
+	from := int64(0)
+	if v := q.Get("from"); v != "" {
+		if _, err := fmt.Sscan(v, &from); err != nil || from < 0 {
+			return eserr.BadRequest("[from] must be a non-negative seq_no, got [%s]", v)
+		}
+	}
+	sh := s.index(name)
+	if sh == nil {
+		return eserr.IndexNotFound(name)
+	}
+	ops, next, covered, err := sh.OpsSince(from, opsListLimit)
+	if err != nil {
+		return err
+	}
+	for i := range ops {
+		ops[i].Source = nil
+	}
+	if ops == nil {
+		ops = []shard.ReplicaOp{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ops": ops, "next": next, "covered": covered})
+	return nil
+}
+
+// errNotCovered: a copy's operation log no longer holds the seq_nos
+// asked for.
+var errNotCovered = errors.New("its operation log no longer holds those seq_nos")
+
+// opsListLimit bounds one answer of listReplicaOps.
+const opsListLimit = 1000
+
 // decodeOps decodes and checks an operations request.
 func decodeOps(b []byte) (*opsRequest, error) {
 	var req opsRequest
@@ -1247,6 +1291,25 @@ func (s *Server) startPromotionLocked(rt *Routing) {
 			}()
 		}
 		wg.Wait()
+		// A copy that has seen a newer term: this node was deposed (a
+		// restart with the routing it held when it was primary). It
+		// steps down and touches nothing until the routing arrives.
+		newest := int64(0)
+		for _, v := range views {
+			if v != nil {
+				newest = max(newest, v.Term)
+			}
+		}
+		if newest > rt.Term {
+			p.mu.Lock()
+			if newest > p.term {
+				s.log.Warn("a copy holds a newer primary term: stepping down until the routing arrives", "term", rt.Term, "newer", newest)
+				p.term = newest
+				p.notifyLocked()
+			}
+			p.mu.Unlock()
+			return
+		}
 		for _, v := range views {
 			if v == nil {
 				continue
@@ -1259,6 +1322,17 @@ func (s *Server) startPromotionLocked(rt *Routing) {
 				}
 			}
 		}
+		// A copy this node could not bring onto its history is not in
+		// sync: it leaves in_sync and recovers (its operations above the
+		// global checkpoint are of an older term: a full copy).
+		for i, t := range targets {
+			if views[i] == nil {
+				s.promotionMissed(t, rt.Term, "unreachable when this node became primary")
+			}
+		}
+		if err := s.reassertDiverged(ctx, targets, views, rt.Term); err != nil {
+			s.log.Warn("resync of the copies' history after promotion failed", "err", err)
+		}
 		for i, t := range targets {
 			if views[i] == nil {
 				continue
@@ -1269,9 +1343,133 @@ func (s *Server) startPromotionLocked(rt *Routing) {
 					continue
 				}
 				if _, err := s.sendOpsSince(ctx, t, sh, rt.Term, cv.GlobalCheckpoint+1, -1); err != nil {
+					// It may keep what the deposed primary left: out of
+					// in_sync, it recovers.
 					s.log.Warn("resync of a copy after promotion failed", "copy", t.id, "index", name, "err", err)
+					s.promotionMissed(t, rt.Term, "missed the resync after the promotion: "+err.Error())
+					break
 				}
 			}
 		}
 	}()
+}
+
+// promotionMissed takes an in-sync copy the new primary could not bring
+// onto its history out of in_sync (a failed event), as a failed write
+// would.
+func (s *Server) promotionMissed(t *copyTrack, term int64, why string) {
+	s.copyFailed(t, term, fmt.Errorf("copy [%s] %s", t.id, why))
+}
+
+// reassertDiverged makes the in-sync copies' history this new primary's
+// (Elasticsearch rolls copies back above the global checkpoint; here the
+// documents are written again): every document a copy holds above its
+// global checkpoint in a state this node does not hold (an operation of
+// the deposed primary that never reached this node, never acknowledged)
+// is written again here with a fresh seq_no, as this node holds it (or
+// deleted when it holds none). The resend that follows then carries it
+// to every copy, superseding what the deposed primary left. A copy whose
+// operations cannot be listed (unreachable, or its log no longer holds
+// them) leaves in_sync and recovers.
+func (s *Server) reassertDiverged(ctx context.Context, targets []*copyTrack, views []*copyView, term int64) error {
+	diverged := map[string]map[string]int64{} // index → id → version on the copy
+	for i, t := range targets {
+		if views[i] == nil {
+			continue
+		}
+		for name, cv := range views[i].Indices {
+			sh := s.index(name)
+			if sh == nil || cv.MaxSeqNo <= cv.GlobalCheckpoint {
+				continue
+			}
+			d, err := s.divergedOps(ctx, t, sh, cv.GlobalCheckpoint+1)
+			if err != nil {
+				views[i] = nil
+				s.promotionMissed(t, term, "could not list its operations above the global checkpoint: "+err.Error())
+				break
+			}
+			for id, v := range d {
+				if diverged[name] == nil {
+					diverged[name] = map[string]int64{}
+				}
+				diverged[name][id] = max(diverged[name][id], v)
+			}
+		}
+	}
+	return s.reassert(ctx, diverged)
+}
+
+// divergedOps are the documents copy t holds from seq_no from on in a
+// state this node has not got nor superseded (this node holds none of
+// them, or an older seq_no): operations of a deposed primary that
+// never reached this node. Each is named with its version there.
+func (s *Server) divergedOps(ctx context.Context, t *copyTrack, sh *shard.Shard, from int64) (map[string]int64, error) {
+	ops, err := s.copyOpsSince(ctx, t, sh.Name(), from)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, o := range ops {
+		seq, ok, err := sh.SeqNoOf(o.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ok && seq >= o.SeqNo {
+			continue // the same operation here, or a newer one the resend carries
+		}
+		out[o.ID] = max(out[o.ID], o.Version)
+	}
+	return out, nil
+}
+
+// reassert writes the diverged documents (index → id → version on a
+// copy) again on this primary (Shard.Reassert).
+func (s *Server) reassert(ctx context.Context, diverged map[string]map[string]int64) error {
+	for name, byID := range diverged {
+		sh := s.index(name)
+		if sh == nil {
+			continue
+		}
+		ids := make([]string, 0, len(byID))
+		for id := range byID {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		if err := sh.Reassert(ctx, ids, byID); err != nil {
+			return fmt.Errorf("index [%s]: %w", name, err)
+		}
+		s.log.Info("documents a deposed primary left on copies written again from this primary's history", "index", name, "documents", len(ids))
+	}
+	return nil
+}
+
+// copyOpsSince lists the operations a copy's log names from seq_no from
+// on (GET /_paddock/replication/ops), every page.
+func (s *Server) copyOpsSince(ctx context.Context, t *copyTrack, index string, from int64) ([]shard.ReplicaOp, error) {
+	var out []shard.ReplicaOp
+	for {
+		code, b, err := s.call(ctx, http.MethodGet, fmt.Sprintf("%s%s?index=%s&from=%d", t.base(), ReplicationOpsPath, url.QueryEscape(index), from), nil)
+		if err != nil {
+			return nil, err
+		}
+		if code != http.StatusOK {
+			return nil, fmt.Errorf("copy [%s] answered %d: %s", t.id, code, bytes.TrimSpace(b))
+		}
+		var ans struct {
+			Ops     []shard.ReplicaOp `json:"ops"`
+			Next    int64             `json:"next"`
+			Covered bool              `json:"covered"`
+		}
+		if err := json.Unmarshal(b, &ans); err != nil {
+			return nil, fmt.Errorf("copy [%s] operations: %w", t.id, err)
+		}
+		if !ans.Covered {
+			return nil, fmt.Errorf("copy [%s]: %w (from seq_no %d)", t.id, errNotCovered, from)
+		}
+		out = append(out, ans.Ops...)
+		if len(ans.Ops) < opsListLimit || ans.Next <= from {
+			return out, nil
+		}
+		from = ans.Next
+	}
 }

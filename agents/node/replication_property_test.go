@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"paddock/agents/node/shard"
 )
 
 // TestReplicationPropertyKillRestart: random kill/restart sequences of a
@@ -38,7 +41,7 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 	present := map[string]bool{} // acknowledged and not deleted since
 	deleted := map[string]bool{} // acknowledged delete
 	next := 0
-	failedReqs, kills, promotions, restarts := 0, 0, 0, 0
+	failedReqs, kills, promotions, restarts, unacked := 0, 0, 0, 0, 0
 	client := &http.Client{Timeout: 20 * time.Second}
 	aliveNodes := func() []string {
 		var out []string
@@ -69,8 +72,72 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 		}
 		return true
 	}
+	// killPrimary kills the primary and promotes an alive in-sync copy
+	// (never a stale one), at random.
+	killPrimary := func(victim string) {
+		g.node(victim).kill()
+		kills++
+		var candidates []string
+		for _, id := range g.inSync() {
+			if id != victim && g.node(id).alive() {
+				candidates = append(candidates, id)
+			}
+		}
+		if len(candidates) == 0 {
+			return
+		}
+		id := candidates[rng.IntN(len(candidates))]
+		promotions++
+		g.change(func(rt *Routing) {
+			rt.Term++
+			rt.Primary = id
+			rt.InSync = slices.DeleteFunc(rt.InSync, func(x string) bool { return x == victim })
+		})
+	}
 	for step := 0; step < steps; step++ {
-		switch r := rng.IntN(10); {
+		switch r := rng.IntN(12); {
+		case r >= 10:
+			// The primary dies in the middle of a write: it reached one
+			// copy only and was never acknowledged (a new document, and
+			// a new state of an acknowledged one).
+			g.mu.Lock()
+			primary, term := g.rt.Primary, g.rt.Term
+			g.mu.Unlock()
+			var on []string
+			for _, id := range g.inSync() {
+				if id != primary && g.node(id).alive() {
+					on = append(on, id)
+				}
+			}
+			if !g.node(primary).alive() || len(on) == 0 || len(present) == 0 {
+				continue
+			}
+			var view struct {
+				Indices map[string]struct {
+					MaxSeqNo int64 `json:"max_seq_no"`
+				} `json:"indices"`
+			}
+			if err := getJSON(g.node(primary).addr()+ReplicationPath, &view); err != nil {
+				t.Fatalf("seed %d: view of the primary: %v", seed, err)
+			}
+			seq := view.Indices["prop"].MaxSeqNo
+			keys := sortedIDs(present)
+			old := keys[rng.IntN(len(keys))]
+			copyID := on[rng.IntN(len(on))]
+			body := fmt.Sprintf(`{"term":%d,"index":"prop","global_checkpoint":-1,"ops":[`+
+				`{"seq_no":%d,"primary_term":%d,"op":"index","id":"u%d","version":1,"source":{"unacked":true}},`+
+				`{"seq_no":%d,"primary_term":%d,"op":"index","id":"%s","version":99,"source":{"unacked":true}}]}`,
+				term, seq+1, term, step, seq+2, term, old)
+			resp, err := http.Post(g.node(copyID).addr()+ReplicationOpsPath, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("seed %d: unacknowledged ops to %s: %v", seed, copyID, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("seed %d: unacknowledged ops to %s: %s", seed, copyID, resp.Status)
+			}
+			unacked++
+			killPrimary(primary)
 		case r < 6:
 			for range 1 + rng.IntN(5) {
 				id := fmt.Sprint("d", next)
@@ -93,25 +160,15 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 				continue
 			}
 			victim := alive[rng.IntN(len(alive))]
-			g.node(victim).kill()
-			kills++
 			g.mu.Lock()
 			primary := g.rt.Primary
 			g.mu.Unlock()
 			if victim == primary {
-				// Promote an alive in-sync copy, never a stale one.
-				for _, id := range g.inSync() {
-					if id != victim && g.node(id).alive() {
-						promotions++
-						g.change(func(rt *Routing) {
-							rt.Term++
-							rt.Primary = id
-							rt.InSync = slices.DeleteFunc(rt.InSync, func(x string) bool { return x == victim })
-						})
-						break
-					}
-				}
+				killPrimary(victim)
+				continue
 			}
+			g.node(victim).kill()
+			kills++
 		default:
 			for _, id := range ids {
 				if !g.node(id).alive() {
@@ -141,6 +198,38 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 				}
 			}
 		}
+		// Every alive in-sync copy converges on the same documents (an
+		// unacknowledged write a deposed primary left on one copy is
+		// on all of them or on none).
+		var last string
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var first map[string]string
+			firstID := ""
+			last = ""
+			for _, id := range g.inSync() {
+				n := g.node(id)
+				if !n.alive() {
+					continue
+				}
+				docs := allDocs(n, "prop")
+				if first == nil {
+					first, firstID = docs, id
+					continue
+				}
+				if d := docsDiff(first, docs); d != "" {
+					last = fmt.Sprintf("in-sync copies %s and %s differ: %s", firstID, id, d)
+					break
+				}
+			}
+			if last == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("seed %d, %s: %s (in_sync %v)", seed, when, last, g.inSync())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	check("after the sequence")
 	for _, id := range ids {
@@ -153,8 +242,66 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 	// and the group heals around the current one.
 	g.waitInSync(ids...)
 	check("after every copy recovered")
-	t.Logf("seed %d: %d steps (%d kills, %d promotions, %d restarts), %d acknowledged documents, %d acknowledged deletes, %d failed requests",
-		seed, steps, kills, promotions, restarts, len(present), len(deleted), failedReqs)
+	t.Logf("seed %d: %d steps (%d kills, %d promotions, %d restarts, %d primaries lost mid-write), %d acknowledged documents, %d acknowledged deletes, %d failed requests",
+		seed, steps, kills, promotions, restarts, unacked, len(present), len(deleted), failedReqs)
+}
+
+// allDocs is an index's documents on a node: id → version and source.
+func allDocs(n *replNode, index string) map[string]string {
+	out := map[string]string{}
+	n.mu.Lock()
+	srv := n.srv
+	n.mu.Unlock()
+	if srv == nil {
+		return out
+	}
+	sh := srv.index(index)
+	if sh == nil {
+		return out
+	}
+	_ = sh.Scan(func(id string, src []byte, meta shard.Meta) bool {
+		out[id] = fmt.Sprintf("v%d %s", meta.Version, src)
+		return true
+	})
+	return out
+}
+
+// docsDiff names a difference between two copies' documents ("": none).
+func docsDiff(a, b map[string]string) string {
+	for _, id := range sortedKeys(a) {
+		if bv, ok := b[id]; !ok {
+			return fmt.Sprintf("%s only on the first", id)
+		} else if bv != a[id] {
+			return fmt.Sprintf("%s is %q and %q", id, a[id], bv)
+		}
+	}
+	for _, id := range sortedKeys(b) {
+		if _, ok := a[id]; !ok {
+			return fmt.Sprintf("%s only on the second", id)
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func getJSON(url string, out any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func sortedIDs(m map[string]bool) []string {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func (n *replNode) addr() string {
 
 func (n *replNode) start(t testing.TB) {
 	t.Helper()
-	s, err := NewServer(Config{Name: n.id, ClusterName: "dep1", DataDir: n.dir, SnapshotRoot: n.snaps, Logger: slog.New(slog.DiscardHandler)})
+	s, err := NewServer(Config{Name: n.id, ClusterName: "dep1", DataDir: n.dir, SnapshotRoot: n.snaps, Logger: testLogger(n.id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,4 +459,13 @@ func TestReplicationHealthRedWithoutPrimary(t *testing.T) {
 	g.change(func(rt *Routing) { rt.InSync = []string{"b"} })
 	do(t, b.url, call{"GET", "/_cluster/health", "", 200, []string{`"status":"yellow"`, `"initializing_shards":1`}})
 	do(t, b.url, call{"PUT", "/logs/_doc/2", `{"n":2}`, 201, []string{`"_primary_term":2`}})
+}
+
+// testLogger is a test node's logger: discarded unless PADDOCK_TEST_LOG
+// is set.
+func testLogger(id string) *slog.Logger {
+	if os.Getenv("PADDOCK_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
 }

@@ -52,6 +52,7 @@ func (s *Server) buildRoutes() *router {
 	rt.add("PUT", ReplicationPath, s.putReplication)
 	rt.add("GET", ReplicationEventsPath, s.replicationEvents)
 	rt.add("POST", ReplicationOpsPath, s.replicaOps)
+	rt.add("GET", ReplicationOpsPath, s.listReplicaOps)
 	rt.add("PUT", ReplicationMetadataPath, s.replicaMetadata)
 	rt.add("POST", ReplicationResetPath, s.replicaReset)
 	s.securityRoutes(rt)

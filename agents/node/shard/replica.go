@@ -332,3 +332,52 @@ func (s *Shard) AdvanceSeqNo(n int64) error {
 	s.maxSeq.Store(n)
 	return nil
 }
+
+// SeqNoOf is the seq_no of a document's current state here (its
+// record's, or its tombstone's); false when the shard has neither.
+func (s *Shard) SeqNoOf(id string) (int64, bool, error) {
+	seq, found := int64(-1), false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if op, ok := current(tx.Bucket(bucketDocs), tx.Bucket(bucketTombs), []byte(id), 0); ok {
+			seq, found = op.SeqNo, true
+		}
+		return nil
+	})
+	return seq, found, err
+}
+
+// Reassert writes again, with fresh seq_nos above every one assigned
+// and this shard's term, the current state here of each document
+// named: its record, or a delete (version from versions, at least 1)
+// when it has none. Sent to the copies, these operations supersede
+// whatever a deposed primary left on them for those documents. Call it
+// only while no other write runs (a promotion holds writes): the seq_nos
+// are taken from the last one assigned.
+func (s *Shard) Reassert(ctx context.Context, ids []string, versions map[string]int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	term := s.Term()
+	s.wmu.Lock()
+	seq := s.seqNo
+	s.wmu.Unlock()
+	ops := make([]ReplicaOp, 0, len(ids))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		docs, tombs := tx.Bucket(bucketDocs), tx.Bucket(bucketTombs)
+		for _, id := range ids {
+			seq++
+			op, ok := current(docs, tombs, []byte(id), term)
+			if !ok || op.Op == "delete" {
+				op = ReplicaOp{Op: "delete", ID: id, Version: max(op.Version, versions[id], 1)}
+			}
+			op.SeqNo, op.PrimaryTerm = seq, term
+			ops = append(ops, op)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.ApplyReplica(ctx, ops, -1)
+	return err
+}
