@@ -132,6 +132,37 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := writeIdentity(cfg, o.AccessKey, o.SecretKey); err != nil {
 		return nil, err
 	}
+	// Ports taken free can be taken by another process between our
+	// probe and weed's bind (tests start several stores at once): when
+	// weed exits before serving and it was given such ports, try again
+	// on fresh ones.
+	for attempt := 1; ; attempt++ {
+		s, err := launch(ctx, o, bin, cfg)
+		if err == nil || !errors.Is(err, errExited) || !o.picksPorts() || attempt == 3 {
+			return s, err
+		}
+	}
+}
+
+// errExited: weed ended before it served.
+var errExited = errors.New("weed exited")
+
+// picksPorts says whether some port is left to be taken free.
+func (o Options) picksPorts() bool {
+	if o.Port == 0 {
+		return true
+	}
+	for _, f := range o.Internal.fields() {
+		if *f == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// launch starts weed once, on the given ports and free ones for the
+// others, and waits until it serves.
+func launch(ctx context.Context, o Options, bin, cfg string) (*Server, error) {
 	// Free ports for those not given (all on a first start; a restart
 	// passes back what Options() returned).
 	want := 0
@@ -232,7 +263,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("weed exited: %v (last probe: %v)", s.err, last)
+			return fmt.Errorf("%w: %v (last probe: %v)", errExited, s.err, last)
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
 		case <-time.After(wait):

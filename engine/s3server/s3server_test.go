@@ -14,6 +14,7 @@ import (
 
 	"paddock/engine/s3server"
 	"paddock/engine/s3server/s3test"
+	"paddock/engine/testenv"
 )
 
 // TestRestartKeepsData: objects written before a stop are served after
@@ -73,4 +74,38 @@ func TestStartRefusesNoKeys(t *testing.T) {
 
 func credentialsV4(access, secret string) *credentials.Credentials {
 	return credentials.NewStaticV4(access, secret, "")
+}
+
+// TestStartRetriesWhenWeedExitsEarly: a weed that exits before serving
+// (what a free port taken by another process between the probe and
+// weed's bind looks like) is started again on fresh ports; given fixed
+// ports, Start does not retry and says weed exited.
+func TestStartRetriesWhenWeedExitsEarly(t *testing.T) {
+	weed, err := s3server.Binary()
+	if err != nil {
+		testenv.Unavailable(t, "SeaweedFS (weed)", err)
+	}
+	dir := t.TempDir()
+	// A weed that exits 255 on its first start, then is the real one.
+	flaky := filepath.Join(dir, "weed-flaky")
+	script := "#!/bin/sh\nif [ ! -e \"$0.once\" ]; then : > \"$0.once\"; exit 255; fi\nexec " + weed + " \"$@\"\n"
+	if err := os.WriteFile(flaky, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := s3server.Options{Dir: filepath.Join(dir, "store"), Binary: flaky, AccessKey: "paddock-test", SecretKey: "paddock-test-secret", Buckets: []string{"snaps"}}
+	s, err := s3server.Start(ctx, o)
+	if err != nil {
+		t.Fatalf("Start with free ports after one early exit: %v", err)
+	}
+	ports := s.Options()
+	s.Stop()
+
+	// Fixed ports: no second try, a clear error.
+	os.Remove(flaky + ".once")
+	_, err = s3server.Start(ctx, ports)
+	if err == nil || !strings.Contains(err.Error(), "weed exited") {
+		t.Fatalf("Start on fixed ports after an early exit = %v, want weed exited", err)
+	}
 }
