@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"paddock/agents/node/shard"
+	"paddock/engine/testenv"
 )
 
 // TestReplicationPropertyKillRestart: random kill/restart sequences of a
@@ -201,12 +202,9 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 		// Every alive in-sync copy converges on the same documents (an
 		// unacknowledged write a deposed primary left on one copy is
 		// on all of them or on none).
-		var last string
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		testenv.EventuallyDetail(t, 20*time.Second, fmt.Sprintf("seed %d, %s: the in-sync copies to hold the same documents", seed, when), func() (bool, string) {
 			var first map[string]string
 			firstID := ""
-			last = ""
 			for _, id := range g.inSync() {
 				n := g.node(id)
 				if !n.alive() {
@@ -218,18 +216,11 @@ func replicationProperty(t *testing.T, seed uint64, steps int) {
 					continue
 				}
 				if d := docsDiff(first, docs); d != "" {
-					last = fmt.Sprintf("in-sync copies %s and %s differ: %s", firstID, id, d)
-					break
+					return false, fmt.Sprintf("in-sync copies %s and %s differ: %s (in_sync %v)", firstID, id, d, g.inSync())
 				}
 			}
-			if last == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("seed %d, %s: %s (in_sync %v)", seed, when, last, g.inSync())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return true, ""
+		})
 	}
 	check("after the sequence")
 	for _, id := range ids {
