@@ -6,9 +6,10 @@
 //
 // Writes are group-committed: concurrent writes are applied in one bbolt
 // transaction (fsynced: the commit is the acknowledgement) and queued for
-// the next refresh, which applies them to bleve in one batch and records
-// the highest seq_no it holds inside that batch. Searches see the last
-// refresh (near real time, every index.refresh_interval); GET by id reads
+// the next refresh, which applies them to bleve in batches of at most
+// 1,000 and records the highest seq_no it holds inside the last one.
+// Searches see the last refresh (near real time, every
+// index.refresh_interval); GET by id reads
 // bbolt (real time). On open, the operation log entries newer than the
 // bleve index's recorded seq_no are replayed, so a crash between the
 // commit and bleve's own persistence loses nothing.

@@ -216,6 +216,49 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestRefreshInBatches: a refresh holding more writes than one bleve
+// batch (refreshBatch) applies them all, deletes included, and records
+// its highest seq_no in bleve, so a reopen replays nothing.
+func TestRefreshInBatches(t *testing.T) {
+	tests := []struct {
+		name    string
+		n, dels int
+	}{
+		{"one batch", refreshBatch, 0},
+		{"one more than a batch", refreshBatch + 1, 0},
+		{"batches with deletes", 2*refreshBatch + 500, 300},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := testShard(t, -1)
+			ops := make([]Op, 0, tc.n+tc.dels)
+			for i := range tc.n {
+				ops = append(ops, Op{Kind: OpIndex, ID: strconv.Itoa(i), Source: []byte(`{"t":"x"}`)})
+			}
+			for i := range tc.dels {
+				ops = append(ops, Op{Kind: OpDelete, ID: strconv.Itoa(i)})
+			}
+			res, err := s.Write(context.Background(), ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n, want := searchCount(t, s, "t:x"), uint64(tc.n-tc.dels); n != want {
+				t.Fatalf("%d docs searchable, want %d", n, want)
+			}
+			last := res[len(res)-1].SeqNo
+			if got := s.refreshedSeq.Load(); got != last {
+				t.Fatalf("refreshed up to seq_no %d, want %d", got, last)
+			}
+			if v, err := s.idx.GetInternal(internalSeq); err != nil || v == nil || geti64(v) != last {
+				t.Fatalf("bleve records seq_no %v (%v), want %d: a reopen would replay", v, err, last)
+			}
+		})
+	}
+}
+
 func TestReopen(t *testing.T) {
 	s, dir := testShard(t, -1)
 	write1(t, s, Op{Kind: OpIndex, ID: "a", Source: []byte(`{"t":"kept","n":1}`)})
