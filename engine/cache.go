@@ -424,12 +424,13 @@ func (c *TreeCache) fetchNodes(ctx context.Context, paths []string) []fetched {
 	out := make([]fetched, len(paths))
 	parallel(ctx, len(paths), func(i int) {
 		p := paths[i]
-		c.s.stats.reads.Add(1)
 		if c.isContainer(p) {
+			c.s.read("children", p)
 			kids, st, _, err := c.s.conn.ChildrenW(p)
 			out[i].kids, out[i].st, out[i].err = kids, st, err
 			return
 		}
+		c.s.read("get", p)
 		data, st, _, err := c.s.conn.GetW(p)
 		if err != nil {
 			out[i].err = err
@@ -439,7 +440,7 @@ func (c *TreeCache) fetchNodes(ctx context.Context, paths []string) []fetched {
 		if c.isLeaf(p) {
 			return
 		}
-		c.s.stats.reads.Add(1)
+		c.s.read("children", p)
 		kids, _, _, err := c.s.conn.ChildrenW(p)
 		out[i].kids, out[i].err = kids, err
 	})
@@ -501,7 +502,7 @@ func (c *TreeCache) loadRoot(ctx context.Context) (map[string]*cnode, error) {
 		if err != nil || len(m) > 0 {
 			return m, err
 		}
-		c.s.stats.reads.Add(1)
+		c.s.read("exists", c.root)
 		ok, _, _, err := c.s.conn.ExistsW(c.root)
 		if err != nil {
 			return nil, err
@@ -632,10 +633,11 @@ func (c *TreeCache) apply(ctx context.Context, evs []zk.Event) error {
 	}
 	res := make([]result, len(reads))
 	parallel(ctx, len(reads), func(i int) {
-		c.s.stats.reads.Add(1)
 		if reads[i].kids {
+			c.s.read("children", reads[i].p)
 			res[i].kids, _, _, res[i].err = c.s.conn.ChildrenW(reads[i].p)
 		} else {
+			c.s.read("get", reads[i].p)
 			res[i].data, res[i].st, _, res[i].err = c.s.conn.GetW(reads[i].p)
 		}
 	})

@@ -292,7 +292,7 @@ func (s *Store) Get(ctx context.Context, p string) ([]byte, Stat, error) {
 		b  []byte
 		st *zk.Stat
 	}
-	s.stats.reads.Add(1)
+	s.read("get", p)
 	res, err := do(ctx, func() (r, error) {
 		b, st, err := s.conn.Get(p)
 		return r{b, st}, err
@@ -321,7 +321,7 @@ func (s *Store) Exists(ctx context.Context, p string) (bool, Stat, error) {
 		ok bool
 		st *zk.Stat
 	}
-	s.stats.reads.Add(1)
+	s.read("exists", p)
 	res, err := do(ctx, func() (r, error) {
 		ok, st, err := s.conn.Exists(p)
 		return r{ok, st}, err
@@ -334,7 +334,7 @@ func (s *Store) Exists(ctx context.Context, p string) (bool, Stat, error) {
 
 // Children lists a znode's children, sorted.
 func (s *Store) Children(ctx context.Context, p string) ([]string, error) {
-	s.stats.reads.Add(1)
+	s.read("children", p)
 	ch, err := do(ctx, func() ([]string, error) {
 		c, _, err := s.conn.Children(p)
 		return c, err

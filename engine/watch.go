@@ -68,6 +68,29 @@ type StoreStats struct {
 
 type storeStats struct {
 	reads, writes, multis, multiOps, watchEvents atomic.Int64
+	tally                                        atomic.Pointer[func(op, path string)]
+}
+
+// read counts one read request of op ("get", "exists", "children") on
+// p, and tells the tally when one is set.
+func (s *Store) read(op, p string) {
+	s.stats.reads.Add(1)
+	if t := s.stats.tally.Load(); t != nil {
+		(*t)(op, p)
+	}
+}
+
+// TallyReads calls fn with every read request this store sends from
+// now on (op "get", "exists" or "children", with or without a watch,
+// and its path); nil stops. For a benchmark's "which reads, on which
+// znodes" table: fn runs on the reading goroutine and must be cheap
+// and safe for concurrent use.
+func (s *Store) TallyReads(fn func(op, path string)) {
+	if fn == nil {
+		s.stats.tally.Store(nil)
+		return
+	}
+	s.stats.tally.Store(&fn)
 }
 
 // Stats returns the request counts of this store since it connected.

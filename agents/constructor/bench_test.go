@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,7 @@ func BenchmarkZooKeeperPlacement(b *testing.B) {
 		b.ReportMetric(r.zkReads/float64(r.placed), "zk-reads/instance")
 		b.ReportMetric(r.cpu.Seconds()*1000/float64(r.placed), "cpu-ms/instance")
 		b.ReportMetric(r.zkCPU.Seconds()*1000/float64(r.placed), "zk-cpu-ms/instance")
+		b.ReportMetric(r.zkJIT.Seconds()*1000/float64(r.placed), "zk-jit-ms/instance")
 		b.Logf("%d allocators, %d deployments: %s", allocators, deployments, r)
 	}
 }
@@ -88,10 +90,13 @@ type scaleResult struct {
 	// zkWrites and zkReads are ZooKeeper's own counts (mntr) during the
 	// run: write transactions (a Multi is one) and reads.
 	zkWrites, zkReads float64
-	// client is what the constructor, allocators and writers sent.
-	constructor, allocators, writers engine.StoreStats
-	// cpu is this process's CPU time, zkCPU ZooKeeper's.
-	cpu, zkCPU time.Duration
+	// client is what the constructor, allocators, writers and the
+	// console-like observer sent.
+	constructor, allocators, writers, observer engine.StoreStats
+	// cpu is this process's CPU time, zkCPU ZooKeeper's, zkJIT the part
+	// of it its JIT compiler threads took (a fresh JVM's warm-up, not
+	// the requests' cost: it falls with the length of the run).
+	cpu, zkCPU, zkJIT time.Duration
 	// Plan phases (ms): pickup = created → first step; wait = the wait
 	// step (assignments written → acknowledged); total = created → ended.
 	pickup, wait, total [3]float64
@@ -101,12 +106,12 @@ type scaleResult struct {
 func (r scaleResult) String() string {
 	per := func(n int64) string { return fmt.Sprintf("%.2f", float64(n)/float64(r.placed)) }
 	return fmt.Sprintf("%.1f s, %.0f instances/s; ZooKeeper per instance: %.2f write transactions, %.1f reads; "+
-		"per instance sent by the constructor: %s transactions (%s ops), %s reads; by the allocators: %s transactions, %s reads; by the writers: %s transactions; "+
-		"CPU per instance: %.2f ms here, %.2f ms ZooKeeper; plan phases p50/p90/p99 ms: pickup %.0f/%.0f/%.0f, wait %.0f/%.0f/%.0f, created→ended %.0f/%.0f/%.0f; load %s",
+		"per instance sent by the constructor: %s transactions (%s ops), %s reads; by the allocators: %s transactions, %s reads; by the writers: %s transactions; by the observer: %s reads; "+
+		"CPU per instance: %.2f ms here, %.2f ms ZooKeeper (%.2f ms of it JIT compiling); plan phases p50/p90/p99 ms: pickup %.0f/%.0f/%.0f, wait %.0f/%.0f/%.0f, created→ended %.0f/%.0f/%.0f; load %s",
 		r.elapsed.Seconds(), float64(r.placed)/r.elapsed.Seconds(), r.zkWrites/float64(r.placed), r.zkReads/float64(r.placed),
 		per(r.constructor.Transactions()), per(r.constructor.Writes+r.constructor.MultiOps), per(r.constructor.Reads),
-		per(r.allocators.Transactions()), per(r.allocators.Reads), per(r.writers.Transactions()),
-		r.cpu.Seconds()*1000/float64(r.placed), r.zkCPU.Seconds()*1000/float64(r.placed),
+		per(r.allocators.Transactions()), per(r.allocators.Reads), per(r.writers.Transactions()), per(r.observer.Reads),
+		r.cpu.Seconds()*1000/float64(r.placed), r.zkCPU.Seconds()*1000/float64(r.placed), r.zkJIT.Seconds()*1000/float64(r.placed),
 		r.pickup[0], r.pickup[1], r.pickup[2], r.wait[0], r.wait[1], r.wait[2], r.total[0], r.total[1], r.total[2], r.load)
 }
 
@@ -123,14 +128,17 @@ func startSimAllocators(tb testing.TB, ctx context.Context, wg *sync.WaitGroup, 
 		if err != nil {
 			tb.Fatal(err)
 		}
-		s := p.ConnectAllocator(tb, id, own)
+		var s *engine.Store
+		// Labelled for the CPU profile (go tool pprof -tags): the
+		// client's send and receive loops start here and inherit it.
+		pprof.Do(ctx, pprof.Labels("role", "allocators"), func(context.Context) { s = p.ConnectAllocator(tb, id, own) })
 		stores[i] = s
 		wg.Add(1)
-		go func() {
+		go pprof.Do(ctx, pprof.Labels("role", "allocators"), func(ctx context.Context) {
 			defer wg.Done()
 			_ = allocator.Run(ctx, allocator.Config{ID: id, Zone: fmt.Sprintf("zone-%d", i%3+1), CapacityMB: capMB, StateDir: dir,
 				Runtime: allocator.RuntimeSim, Store: s, Logger: quiet(), ProbeInterval: probe})
-		}()
+		})
 	}
 	testenv.EventuallyDetail(tb, 5*time.Minute, "every allocator alive", func() (bool, string) {
 		alive := 0
@@ -142,6 +150,97 @@ func startSimAllocators(tb testing.TB, ctx context.Context, wg *sync.WaitGroup, 
 		return alive == n, fmt.Sprintf("%d of %d alive", alive, n)
 	})
 	return stores
+}
+
+// readTally counts reads by client, request and znode (ids replaced by
+// "*"): engine.Store.TallyReads.
+type readTally struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (t *readTally) hook(client string) func(op, p string) {
+	return func(op, p string) {
+		k := client + "\t" + op + "\t" + znodeKind(p)
+		t.mu.Lock()
+		t.n[k]++
+		t.mu.Unlock()
+	}
+}
+
+// table lists the counts per deployment, largest first.
+func (t *readTally) table(deployments int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	keys := make([]string, 0, len(t.n))
+	for k := range t.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return t.n[keys[i]] > t.n[keys[j]] || t.n[keys[i]] == t.n[keys[j]] && keys[i] < keys[j]
+	})
+	var b strings.Builder
+	b.WriteString("client\trequest\tznode\tper deployment\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s\t%.2f\n", k, float64(t.n[k])/float64(deployments))
+	}
+	return b.String()
+}
+
+// znodeKind replaces the ids in a path by "*": the deployment, the
+// allocator, an instance, a status, a history entry.
+func znodeKind(p string) string {
+	seg := strings.Split(p, "/")
+	for i := 3; i < len(seg); i++ {
+		switch seg[i-1] {
+		case "deployments", "allocators", "instances", "status", "history":
+			seg[i] = "*"
+		}
+	}
+	return strings.Join(seg, "/")
+}
+
+// threadCPU reads the CPU time of each thread of a process from /proc,
+// summed by thread name without its number ("GC Thread#3" → "GC
+// Thread#").
+func threadCPU(pid int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	dirs, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i {
+			continue
+		}
+		name := strings.TrimRight(s[i+1:j], "0123456789-:")
+		f := strings.Fields(s[j+2:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[name] += time.Duration(ut+st) * time.Second / 100
+	}
+	return out
+}
+
+func threadTable(a, b map[string]time.Duration, deployments int) string {
+	var names []string
+	for k := range b {
+		if b[k]-a[k] > 0 {
+			names = append(names, k)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return b[names[i]]-a[names[i]] > b[names[j]]-a[names[j]] })
+	var out strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&out, "%s\t%.2f\n", k, float64((b[k]-a[k]).Microseconds())/1000/float64(deployments))
+	}
+	return out.String()
 }
 
 func selfCPU() time.Duration {
@@ -204,28 +303,33 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	capMB := max(64<<10, 3*(deployments+benchWarmup)*1024/allocators*2) // half full at the end
+	warm := envInt("PADDOCK_BENCH_WARMUP", benchWarmup)
+	capMB := max(64<<10, 3*(deployments+warm)*1024/allocators*2) // half full at the end
 	stores := startSimAllocators(b, ctx, &wg, p, allocators, capMB, 0)
-	cs := p.Connect(b, engine.RoleConstructor)
+	var cs, obs *engine.Store
+	pprof.Do(ctx, pprof.Labels("role", "constructor"), func(context.Context) { cs = p.Connect(b, engine.RoleConstructor) })
 	wg.Add(1)
-	go func() {
+	go pprof.Do(ctx, pprof.Labels("role", "constructor"), func(ctx context.Context) {
 		defer wg.Done()
 		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
-	}()
+	})
+	// The observer has a session of its own (its reads counted apart
+	// from the writers'), and its CPU its own label.
+	pprof.Do(ctx, pprof.Labels("role", "observer"), func(context.Context) { obs = p.Connect(b, engine.RoleAdmin) })
 	// Watch deployments through a cache, as the console does (tui/data:
 	// the whole subtree, history included, leaves by the layout); count the
 	// finished ones from its events (each deployment record decoded once
 	// per change: a scan of every deployment per poll would cost the
 	// benchmark more than the constructor at 10,000).
-	watch := engine.NewTreeCache(admin, engine.PathDeployments, engine.CacheLeaves(engine.LayoutLeaves(engine.PathDeployments)),
+	watch := engine.NewTreeCache(obs, engine.PathDeployments, engine.CacheLeaves(engine.LayoutLeaves(engine.PathDeployments)),
 		engine.CacheContainers(engine.ContainerZnode))
 	wevs := watch.Listen()
 	var smu sync.Mutex
 	state := map[string]string{} // deployment → running | failed | ""
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = watch.Run(ctx) }()
+	go pprof.Do(ctx, pprof.Labels("role", "observer"), func(ctx context.Context) { defer wg.Done(); _ = watch.Run(ctx) })
 	wg.Add(1)
-	go func() {
+	go pprof.Do(ctx, pprof.Labels("role", "observer"), func(ctx context.Context) {
 		defer wg.Done()
 		for {
 			select {
@@ -251,7 +355,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 				smu.Unlock()
 			}
 		}
-	}()
+	})
 	<-watch.Ready()
 	// Let the constructor lead and load before timing.
 	testenv.Eventually(b, time.Minute, "a constructor leading", func() bool {
@@ -265,7 +369,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 		var cwg sync.WaitGroup
 		for w := range 8 {
 			cwg.Add(1)
-			go func() {
+			go pprof.Do(ctx, pprof.Labels("role", "writers"), func(ctx context.Context) {
 				defer cwg.Done()
 				for i := from + w; i < from+n; i += 8 {
 					id := engine.NewID()
@@ -280,11 +384,10 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 						return
 					}
 				}
-			}()
+			})
 		}
 		cwg.Wait()
 	}
-	warm := benchWarmup
 	create(0, warm, spec("8.17.0", 1024, 3))
 	testenv.EventuallyDetail(b, 10*time.Minute, "the warm-up deployments running", func() (bool, string) {
 		smu.Lock()
@@ -315,8 +418,27 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	if err != nil {
 		b.Fatalf("mntr: %v", err)
 	}
-	c0, a0, w0 := cs.Stats(), sumAllocs(), admin.Stats()
-	cpu0, zcpu0 := selfCPU(), processCPU(zkPid(zk))
+	c0, a0, w0, o0 := cs.Stats(), sumAllocs(), admin.Stats(), obs.Stats()
+	tally := &readTally{n: map[string]int64{}}
+	cs.TallyReads(tally.hook("constructor"))
+	obs.TallyReads(tally.hook("observer"))
+	admin.TallyReads(tally.hook("writers"))
+	for _, s := range stores {
+		s.TallyReads(tally.hook("allocators"))
+	}
+	if f := os.Getenv("PADDOCK_BENCH_CPUPROFILE"); f != "" {
+		// The timed burst alone (-test.cpuprofile covers the start and
+		// the warm-up too); go tool pprof -tags splits it by role.
+		pf, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			b.Fatalf("PADDOCK_BENCH_CPUPROFILE with -test.cpuprofile: %v", err)
+		}
+	}
+	cpu0, zcpu0, zth0 := selfCPU(), processCPU(zkPid(zk)), threadCPU(zkPid(zk))
 	start := time.Now()
 	create(warm, deployments, spec("8.17.0", 1024, 3))
 	done, failed := 0, 0
@@ -345,7 +467,23 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	}
 	r := scaleResult{elapsed: time.Since(start), load: loadAvg()}
 	r.cpu, r.zkCPU = selfCPU()-cpu0, processCPU(zkPid(zk))-zcpu0
-	r.constructor, r.allocators, r.writers = cs.Stats().Sub(c0), sumAllocs().Sub(a0), admin.Stats().Sub(w0)
+	zth1 := threadCPU(zkPid(zk))
+	for name, t := range zth1 {
+		if strings.HasPrefix(name, "C1 CompilerThre") || strings.HasPrefix(name, "C2 CompilerThre") {
+			r.zkJIT += t - zth0[name]
+		}
+	}
+	if f := os.Getenv("PADDOCK_BENCH_CPUPROFILE"); f != "" {
+		pprof.StopCPUProfile()
+	}
+	r.constructor, r.allocators, r.writers, r.observer = cs.Stats().Sub(c0), sumAllocs().Sub(a0), admin.Stats().Sub(w0), obs.Stats().Sub(o0)
+	for _, s := range append([]*engine.Store{cs, obs, admin}, stores...) {
+		s.TallyReads(nil)
+	}
+	if f := os.Getenv("PADDOCK_BENCH_READS"); f != "" {
+		_ = os.WriteFile(f, []byte(tally.table(deployments)+"\nZooKeeper JVM CPU by thread (ms per deployment):\n"+
+			threadTable(zth0, zth1, deployments)), 0o644)
+	}
 	m1, err := zk.Mntr(1)
 	if err != nil {
 		b.Fatalf("mntr: %v", err)
