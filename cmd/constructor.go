@@ -46,7 +46,8 @@ allocators' node tunnels with that certificate.`,
 				StepDeadline:      v.GetDuration("step-deadline"),
 				PauseSettle:       v.GetDuration("pause-settle"),
 				FailoverGrace:     v.GetDuration("failover-grace"),
-				MigrateByRecovery: v.GetBool("migrate-by-recovery"),
+				MigrateBySnapshot: v.GetBool("migrate-by-snapshot"),
+				RecoveryStall:     v.GetDuration("recovery-stall"),
 				NodeLoader:        l.Loader(),
 				Logger:            app.Log,
 			})
@@ -60,7 +61,10 @@ allocators' node tunnels with that certificate.`,
 	f.Duration("step-timeout", 0, "bound of one node operation: snapshot, restore (default 2m)")
 	f.Duration("step-deadline", 0, "a plan step that waits is blocked past this (alarm and paddock_plan_step_blocked; default 2m)")
 	f.Duration("pause-settle", 0, "how long a route stays paused before the final sync (default 1s)")
-	f.Bool("migrate-by-recovery", false, "grow-and-shrink plans move data to new Elasticsearch nodes by replication recovery (no snapshot, no paused route) when the primary runs")
+	f.Bool("migrate-by-snapshot", false, "grow-and-shrink plans move data to new Elasticsearch nodes by snapshot, restore and a paused final sync (default: by replication recovery, route never paused, whenever the primary runs)")
+	f.Duration("recovery-stall", 0, "recovery of new copies making no progress this long falls back to snapshot and restore (default 30s)")
+	f.Bool("migrate-by-recovery", true, "no effect: recovery is the default (see --migrate-by-snapshot)")
+	_ = f.MarkDeprecated("migrate-by-recovery", "recovery is the default; --migrate-by-snapshot opts out")
 	f.Duration("failover-grace", 0, "how long a deployment's primary may look lost before an in-sync replica is promoted (default 3s)")
 	return c
 }

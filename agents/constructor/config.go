@@ -53,13 +53,20 @@ type Config struct {
 	// routing is compared with ZooKeeper (re-pushed when behind); copies
 	// whose status changed are checked at once. Default 5 s.
 	ReplicationCheck time.Duration
-	// MigrateByRecovery: a grow-and-shrink plan that adds Elasticsearch
-	// nodes to a deployment whose primary runs moves the data by
-	// replication recovery (new copies join out of sync, recover from
+	// MigrateBySnapshot: grow-and-shrink plans (resize, upgrade, vacate)
+	// move the data to new Elasticsearch nodes by snapshot, restore,
+	// paused route and final sync. By default they move it by
+	// replication recovery whenever the deployment's primary runs and
+	// stays until the switch (new copies join out of sync, recover from
 	// the primary while writes go on, the route switches once they are
-	// in sync: no snapshot, no paused route) instead of snapshot,
-	// restore, pause and final sync.
-	MigrateByRecovery bool
+	// in sync, never paused), and by snapshot only when it does not (a
+	// lost allocator) or when recovery stalls (RecoveryStall).
+	MigrateBySnapshot bool
+	// RecoveryStall is how long the recovery of new copies may make no
+	// progress (no copy joins in_sync, no checkpoint moves on the
+	// primary or on a new copy) before the plan takes them out of the
+	// group and moves the data by snapshot instead. Default 30 s.
+	RecoveryStall time.Duration
 	// MaxReplicationPolls bounds the event long-polls open on primaries
 	// at once (default 1024).
 	MaxReplicationPolls int
@@ -106,6 +113,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ReplicationCheck == 0 {
 		c.ReplicationCheck = 5 * time.Second
+	}
+	if c.RecoveryStall <= 0 {
+		c.RecoveryStall = 30 * time.Second
 	}
 	if c.MaxReplicationPolls <= 0 {
 		c.MaxReplicationPolls = 1024

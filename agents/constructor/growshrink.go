@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,23 +50,163 @@ func (x *executor) migrating() bool {
 // replication group, out of sync, and waits until they recovered from
 // the primary (operation-based or a full copy, the node's choice) and
 // joined in_sync: the data moves while writes go on, with no snapshot
-// and no paused route. Used when the primary runs and stays until the
-// switch (and Config.MigrateByRecovery); else the plan migrates by
-// snapshot.
+// and no paused route. It is the default whenever the primary runs and
+// stays until the switch (canRecover) unless Config.MigrateBySnapshot.
+// A recovery that makes no progress for Config.RecoveryStall (or does
+// not finish within StepTimeout) takes the new copies out of the group
+// again and the plan moves the data by snapshot (the step says why).
 func (x *executor) recoverNew(ctx context.Context) error {
-	if !x.change.NeedsMigration() || !(x.plan.Progress.ByRecovery || (x.l.cfg.MigrateByRecovery && x.canRecover())) {
+	if !x.change.NeedsMigration() || x.plan.Progress.IsDone(StepRecover) {
+		return nil
+	}
+	if !x.plan.Progress.ByRecovery && (x.l.cfg.MigrateBySnapshot || !x.canRecover()) {
 		return nil
 	}
 	x.plan.Progress.ByRecovery = true
 	return x.step(ctx, StepRecover, "", stepLong, func(ctx context.Context) (string, error) {
-		all := append(append(append([]engine.PlacedInstance{}, x.change.Keep...), x.change.Retire...), x.plan.NewInstances...)
-		msg, err := x.replicateErr(ctx, all, nil)
-		if err != nil {
+		old := append(append([]engine.PlacedInstance{}, x.change.Keep...), x.change.Retire...)
+		// A copy that does not run (a lost allocator's, retiring) cannot
+		// take the push; the routing is written and the replication check
+		// pushes again: only an unwritten routing fails the step.
+		msg, err := x.replicateErr(ctx, append(slices.Clone(old), x.plan.NewInstances...), nil)
+		if msg == "" && err != nil {
 			return "", err
 		}
-		done, err := x.waitInSync(ctx, x.plan.NewInstances)
-		return done + msg, err
+		if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		done, err := x.waitRecovered(ctx, x.plan.NewInstances)
+		if !errors.Is(err, errRecoveryStalled) {
+			return done + msg, err
+		}
+		// Fall back: the old copies alone again (the new ones get the
+		// routing too and stop recovering), then snapshot and restore.
+		back, perr := x.replicateErr(ctx, old, nil)
+		if back == "" && perr != nil {
+			return "", fmt.Errorf("%w; the new copies could not be taken out of the replication group: %w", err, perr)
+		}
+		if perr != nil {
+			back += " (" + perr.Error() + ")"
+		}
+		x.plan.Progress.ByRecovery = false
+		x.l.m.recoveryFallbacks.Inc()
+		return fmt.Sprintf("%v: new copies taken out of the group%s; moving the data by snapshot and restore instead", err, back), nil
 	})
+}
+
+// errRecoveryStalled: the new copies' recovery made no progress for
+// RecoveryStall, or did not finish within StepTimeout.
+var errRecoveryStalled = errors.New("recovery of the new copies stalled")
+
+// recoveryPoll is how often waitRecovered reads the primary's and the
+// new copies' checkpoints to see whether recovery progresses.
+const recoveryPoll = 500 * time.Millisecond
+
+// waitRecovered waits until every Elasticsearch instance of ins is in
+// the routing's in-sync set (their recovery finished), woken by the
+// deployment's changes. Progress is a copy joining in_sync or a
+// checkpoint moving (the primary's view of a new copy, or a new copy's
+// own indices); errRecoveryStalled when there is none for
+// RecoveryStall, or when StepTimeout passes.
+func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstance) (string, error) {
+	changed, stop := x.l.w.watch(x.depID)
+	defer stop()
+	deadline := time.NewTimer(x.l.cfg.StepTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(recoveryPoll)
+	defer poll.Stop()
+	var seen, why string
+	progressed := time.Now()
+	for {
+		r, _, _ := x.l.w.replication(x.depID)
+		var waiting []string
+		for _, in := range esOnly(ins) {
+			if !r.IsInSync(in.ID) {
+				waiting = append(waiting, engine.Short(in.ID)+" in "+in.Zone)
+			}
+		}
+		if len(waiting) == 0 {
+			return fmt.Sprintf("%d new cop(ies) recovered from primary %s and in sync", len(esOnly(ins)), engine.Short(r.Primary)), nil
+		}
+		if x.cancelled() {
+			return "", errCancelled
+		}
+		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d new copies in sync; recovering: %s; last progress %s ago",
+			len(esOnly(ins))-len(waiting), len(esOnly(ins)), strings.Join(waiting, ", "), time.Since(progressed).Round(time.Second))); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-changed:
+		case <-x.waitingDue():
+			if err := x.flush(ctx); err != nil {
+				return "", err
+			}
+		case <-poll.C:
+			var fp string
+			fp, why = x.recoveryProgress(ctx, r, ins)
+			fp += fmt.Sprintf(" waiting=%d", len(waiting))
+			if fp != seen {
+				seen, progressed = fp, time.Now()
+			} else if time.Since(progressed) >= x.l.cfg.RecoveryStall {
+				return "", fmt.Errorf("%w: no progress in %s (still recovering: %s%s)", errRecoveryStalled,
+					x.l.cfg.RecoveryStall, strings.Join(waiting, ", "), why)
+			}
+		case <-deadline.C:
+			return "", fmt.Errorf("%w: new copies not in sync after %s (still recovering: %s%s)", errRecoveryStalled,
+				x.l.cfg.StepTimeout, strings.Join(waiting, ", "), why)
+		}
+	}
+}
+
+// recoveryProgress reads how far the new copies of ins got: the
+// primary's view of each (state, checkpoint) and each copy's own
+// indices (count, sum of max_seq_no). fp changes when recovery
+// progresses; why says what the primary last reported (errors) or
+// which node could not be read.
+func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, ins []engine.PlacedInstance) (fp, why string) {
+	read := func(iid string) (NodeReplication, error) {
+		in, ok := x.l.w.instanceAt(x.depID, iid)
+		addr := ""
+		if ok {
+			addr = x.nodeAddr(in)
+		}
+		if addr == "" {
+			return NodeReplication{}, fmt.Errorf("%s not running", engine.Short(iid))
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return x.l.cfg.Nodes.NodeReplication(cctx, addr)
+	}
+	var b strings.Builder
+	var notes []string
+	pv, perr := read(r.Primary)
+	if perr != nil {
+		notes = append(notes, "primary "+engine.Short(r.Primary)+": "+perr.Error())
+	}
+	for _, in := range esOnly(ins) {
+		c := pv.Copies[in.ID]
+		fmt.Fprintf(&b, "%s:%s/%d", in.ID, c.State, c.Checkpoint)
+		if c.Error != "" {
+			notes = append(notes, engine.Short(in.ID)+": "+c.Error)
+		}
+		v, err := read(in.ID)
+		if err != nil {
+			notes = append(notes, err.Error())
+			b.WriteString(" ? ")
+			continue
+		}
+		var sum int64
+		for _, cp := range v.Indices {
+			sum += cp.MaxSeqNo
+		}
+		fmt.Fprintf(&b, " %d/%d ", len(v.Indices), sum)
+	}
+	if len(notes) > 0 {
+		why = "; " + strings.Join(notes, "; ")
+	}
+	return b.String(), why
 }
 
 // placeNew decides where the new instances go and queues their

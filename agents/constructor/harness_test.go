@@ -58,7 +58,7 @@ type nodeWorkload struct {
 	done   chan struct{}
 }
 
-func newNodeRuntime(t *testing.T, snapshots string) *nodeRuntime {
+func newNodeRuntime(t testing.TB, snapshots string) *nodeRuntime {
 	rt := &nodeRuntime{root: t.TempDir(), snapshots: snapshots, ws: map[string]*nodeWorkload{}}
 	t.Cleanup(rt.stopAll)
 	return rt
@@ -209,7 +209,7 @@ func (r *nodeRuntime) stopAll() {
 // harness is one platform: real ZooKeeper, real allocators (in-process)
 // over nodeRuntime, constructors started on demand.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	p         *zktest.Platform
 	admin     *engine.Store
 	snapshots string
@@ -242,13 +242,13 @@ func (a *agentHandle) crash() {
 	<-a.done
 }
 
-func newHarness(t *testing.T, zones ...string) *harness {
+func newHarness(t testing.TB, zones ...string) *harness {
 	t.Helper()
 	p := env.Fresh(t, zones...)
 	return &harness{t: t, p: p, admin: p.Admin, snapshots: t.TempDir(), allocs: map[string]*agentHandle{}, runtimes: map[string]*nodeRuntime{}}
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -496,12 +496,12 @@ func (h *harness) instanceZnodes(depID string) map[string][]string {
 }
 
 // nodeHTTP does a request against a node and decodes the answer.
-func nodeHTTP(t *testing.T, method, addr, path, body string, out any) error {
+func nodeHTTP(t testing.TB, method, addr, path, body string, out any) error {
 	return nodeHTTPAs(t, "", method, addr, path, body, out)
 }
 
 // nodeHTTPAs is nodeHTTP as a user ("name:password"; "" for none).
-func nodeHTTPAs(t *testing.T, user, method, addr, path, body string, out any) error {
+func nodeHTTPAs(t testing.TB, user, method, addr, path, body string, out any) error {
 	req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if name, pass, ok := strings.Cut(user, ":"); ok {
@@ -549,7 +549,7 @@ func (h *harness) startConstructorWithMetrics(id string, nodes NodeAPI, mod func
 }
 
 // metric reads one sample from an agent's /metrics (0 when absent).
-func metric(t *testing.T, addr, name string) float64 {
+func metric(t testing.TB, addr, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

@@ -65,6 +65,7 @@ func TestMaintenanceAndVacate(t *testing.T) {
 	if p.Status != engine.PlanSuccess {
 		t.Fatalf("vacate: %s", stepNames(p))
 	}
+	checkByRecovery(t, "vacate", p)
 	d = checkRunning(t, h, id, 2)
 	if got := allocatorsOf(d); !slices.Equal(got, []string{"alloc-1a", "alloc-2a"}) {
 		t.Fatalf("after vacate on %v, want alloc-1a (same zone) and alloc-2a", got)
@@ -163,12 +164,12 @@ func TestLeaderKilledMidPlanNewLeaderFinishes(t *testing.T) {
 	h := newHarness(t, "zone-1", "zone-2", "zone-3")
 	threeAllocators(h)
 	block := &blockingNodes{NodeAPI: NewHTTPNodes(), entered: make(chan struct{}), release: make(chan struct{})}
-	c1 := h.startConstructor("c1", block, nil)
+	c1 := h.startConstructor("c1", block, func(c *Config) { c.MigrateBySnapshot = true }) // blocks in "migrate data"
 	h.waitFor("c1 to lead", 20*time.Second, func() bool {
 		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
 		return len(kids) == 1
 	})
-	c2 := h.startConstructor("c2", NewHTTPNodes(), nil)
+	c2 := h.startConstructor("c2", NewHTTPNodes(), func(c *Config) { c.MigrateBySnapshot = true })
 	h.waitFor("c2 to stand by", 20*time.Second, func() bool {
 		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
 		return len(kids) == 2
@@ -482,7 +483,9 @@ func TestLostSingleZoneDeploymentRecoversFromSnapshot(t *testing.T) {
 	h.startAllocator("alloc-1b", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2a", "zone-2", 4096, nil)
 	h.setGrace(1)
-	h.startConstructor("c1", NewHTTPNodes(), nil)
+	// Plans by snapshot: the resize below leaves its snapshot in the
+	// deployment's repository (a resize by recovery takes none).
+	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) { c.MigrateBySnapshot = true })
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 1))
 	h.waitPlan(id, planID, 60*time.Second)
 	r, _ := h.route(id)

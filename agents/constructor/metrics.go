@@ -22,7 +22,10 @@ type metrics struct {
 	replRed     prometheus.Gauge
 	replPushes  *prometheus.CounterVec
 	replPollers prometheus.Gauge
-	snap        *snapMetrics
+	// recoveryFallbacks counts grow-and-shrink plans whose recovery
+	// stalled and that moved the data by snapshot instead (growshrink.go).
+	recoveryFallbacks prometheus.Counter
+	snap              *snapMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -58,7 +61,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Pushes of routing to nodes, by result (applied, ignored, error)."}, []string{"result"})
 	m.replPollers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_constructor_replication_polls",
 		Help: "Event long-polls open on deployments' primaries."})
-	reg.MustRegister(m.replWrites, m.promotions, m.replRed, m.replPushes, m.replPollers)
+	m.recoveryFallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_constructor_recovery_fallbacks_total",
+		Help: "Grow-and-shrink plans whose recovery of new copies stalled and that moved the data by snapshot instead."})
+	reg.MustRegister(m.replWrites, m.promotions, m.replRed, m.replPushes, m.replPollers, m.recoveryFallbacks)
 	reg.MustRegister(m.blocked, m.leader, m.plans, m.steps, m.planSeconds, m.placements, m.replacements, m.frozen, m.lost, m.routeWrites, m.running,
 		m.sweeps, m.held)
 	m.snap = newSnapMetrics(reg)

@@ -579,47 +579,6 @@ func (x *executor) canRecover() bool {
 	return false
 }
 
-// waitInSync waits until every Elasticsearch instance of ins is in the
-// routing's in-sync set (their recovery finished), woken by the
-// deployment's changes, at most StepTimeout.
-func (x *executor) waitInSync(ctx context.Context, ins []engine.PlacedInstance) (string, error) {
-	changed, stop := x.l.w.watch(x.depID)
-	defer stop()
-	deadline := time.NewTimer(x.l.cfg.StepTimeout)
-	defer deadline.Stop()
-	for {
-		r, _, _ := x.l.w.replication(x.depID)
-		var waiting []string
-		for _, in := range esOnly(ins) {
-			if !r.IsInSync(in.ID) {
-				waiting = append(waiting, engine.Short(in.ID)+" in "+in.Zone)
-			}
-		}
-		if len(waiting) == 0 {
-			return fmt.Sprintf("%d new cop(ies) recovered from primary %s and in sync", len(esOnly(ins)), engine.Short(r.Primary)), nil
-		}
-		if x.cancelled() {
-			return "", errCancelled
-		}
-		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d new copies in sync; recovering: %s", len(esOnly(ins))-len(waiting), len(esOnly(ins)),
-			strings.Join(waiting, ", "))); err != nil {
-			return "", err
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-changed:
-		case <-x.waitingDue():
-			if err := x.flush(ctx); err != nil {
-				return "", err
-			}
-		case <-deadline.C:
-			return "", fmt.Errorf("new copies not in sync after %s (still recovering: %s): check the primary's GET /_paddock/replication and the nodes' logs",
-				x.l.cfg.StepTimeout, strings.Join(waiting, ", "))
-		}
-	}
-}
-
 // run is the replicator's work while leading: failover checks every
 // quarter second, event polls kept on every primary, and the check of
 // the copies' views.

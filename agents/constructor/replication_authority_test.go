@@ -211,28 +211,30 @@ func TestReplicationAuthority(t *testing.T) {
 	// Events of the deposed primary are stale now.
 	nodes.emit(primary, ReplicationEvent{Kind: EventFailed, Copy: replica, Term: 1})
 
-	// Rescheduling replaces the lost copy; the new one recovers from the
-	// new primary and the deployment is green again.
+	// Rescheduling replaces the lost copy: the new one joins out of sync
+	// and recovers from the new primary (the plan waits for it), then the
+	// lost copy leaves the group and the deployment is green again.
 	h.startAllocator("alloc-new", lostZone, 4096, nil)
 	h.setGrace(1)
 	var fresh string
-	h.waitFor("the lost copy replaced by a new one", 60*time.Second, func() bool {
-		r, _, _ := h.replication(id)
+	r = waitHeld("the new copy out of sync, recovering", func(r engine.Replication, _ engine.Version) bool {
 		for _, c := range r.Copies {
 			if c != primary && c != replica {
 				fresh = c
 			}
 		}
-		return fresh != "" && !slices.Contains(r.Copies, primary)
-	})
-	r = waitHeld("the new copy out of sync, recovering", func(r engine.Replication, _ engine.Version) bool {
-		return r.Primary == replica && slices.Contains(r.Copies, fresh)
+		return fresh != "" && r.Primary == replica
 	})
 	if r.IsInSync(fresh) || r.Term != 2 {
 		t.Fatalf("a new copy joined in sync or the term moved: %+v", r)
 	}
 	nodes.emit(replica, ReplicationEvent{Kind: EventInSync, Copy: fresh, Term: 2})
-	waitHeld("the new copy in sync", func(r engine.Replication, _ engine.Version) bool { return len(r.InSync) == 2 })
+	r = waitHeld("the new copy in sync, the lost one gone", func(r engine.Replication, _ engine.Version) bool {
+		return len(r.InSync) == 2 && !slices.Contains(r.Copies, primary)
+	})
+	if !r.IsInSync(fresh) || r.Primary != replica || r.Term != 2 {
+		t.Fatalf("after the replacement: %+v, want %s and the recovered %s in sync, term 2", r, replica, fresh)
+	}
 }
 
 // TestZoneLostUnderWrites loses, for good, the allocator and the nodes
@@ -319,15 +321,15 @@ func TestZoneLostUnderWrites(t *testing.T) {
 	}
 }
 
-// TestResizeByRecoveryUnderWrites: with MigrateByRecovery a resize
-// moves the data to the new nodes by replication recovery while a
-// writer goes on: no snapshot, no paused route; the primary hands over
-// to a recovered copy at the switch; no acknowledged write is lost.
+// TestResizeByRecoveryUnderWrites: by default a resize moves the data
+// to the new nodes by replication recovery while a writer goes on: no
+// snapshot, no paused route; the primary hands over to a recovered copy
+// at the switch; no acknowledged write is lost.
 func TestResizeByRecoveryUnderWrites(t *testing.T) {
 	h := newHarness(t, "zone-1", "zone-2")
 	h.startAllocator("alloc-1", "zone-1", 4096, nil)
 	h.startAllocator("alloc-2", "zone-2", 4096, nil)
-	h.startConstructor("c1", NewHTTPNodes(), func(c *Config) { c.MigrateByRecovery = true })
+	h.startConstructor("c1", NewHTTPNodes(), nil)
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
 	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
 		t.Fatalf("create: %s", stepNames(p))
@@ -358,17 +360,7 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 	if p.Status != engine.PlanSuccess {
 		t.Fatalf("resize %s: %s", p.Status, stepNames(p))
 	}
-	steps := stepNames(p)
-	for _, want := range []string{StepRecover, StepSwitch, StepRemoveOld} {
-		if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
-			t.Fatalf("resize lacks step %q: %s", want, steps)
-		}
-	}
-	for _, not := range []string{StepSnapshot, StepMigrate, StepPause, StepFinalSync} {
-		if strings.Contains(steps, not+"=") {
-			t.Fatalf("a resize by recovery ran %q: %s", not, steps)
-		}
-	}
+	checkByRecovery(t, "resize", p)
 	if paused.Load() {
 		t.Fatal("the route was paused during a resize by recovery")
 	}
@@ -390,6 +382,89 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 	<-done
 	w.checkNoLoss(t)
 	t.Logf("route never paused; %d failed write attempts during the resize", w.fails.Load())
+}
+
+// checkByRecovery fails t unless plan p moved the data by recovery: the
+// recover, switch and remove steps succeeded, none of the snapshot
+// path's ran.
+func checkByRecovery(t *testing.T, what string, p engine.Plan) {
+	t.Helper()
+	steps := stepNames(p)
+	for _, want := range []string{StepRecover, StepSwitch, StepRemoveOld} {
+		if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
+			t.Fatalf("%s lacks step %q: %s", what, want, steps)
+		}
+	}
+	for _, not := range []string{StepSnapshot, StepMigrate, StepPause, StepFinalSync} {
+		if strings.Contains(steps, not+"=") {
+			t.Fatalf("%s by recovery ran %q: %s", what, not, steps)
+		}
+	}
+}
+
+// TestRecoveryStallFallsBackToSnapshot: a resize whose recovery makes
+// no progress for RecoveryStall takes the new copies out of the group
+// and moves the data by snapshot, restore, paused final sync; the step
+// says why; the data is on the new nodes and the plan succeeds. The
+// fake replication nodes never report a new copy in sync nor any
+// checkpoint: recovery stalls.
+func TestRecoveryStallFallsBackToSnapshot(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	nodes := newFakeReplNodes()
+	_, metrics := h.startConstructorWithMetrics("c1", nodes, func(c *Config) { c.RecoveryStall = time.Second })
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("create: %s", stepNames(p))
+	}
+	before := checkRunning(t, h, id, 2)
+	rt, _ := h.route(id)
+	for _, b := range rt.Backends { // fake replication: the test writes each copy
+		if err := nodeHTTP(t, "PUT", b.Address, "/logs/_doc/kept", `{"a":1}`, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r0, _, _ := h.replication(id)
+
+	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	p := h.waitPlan(id, resize, 90*time.Second)
+	if p.Status != engine.PlanSuccess {
+		t.Fatalf("resize %s: %s", p.Status, stepNames(p))
+	}
+	steps := stepNames(p)
+	for _, want := range []string{StepRecover, StepSnapshot, StepMigrate, StepPause, StepFinalSync, StepSwitch, StepResumeRt, StepRemoveOld} {
+		if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
+			t.Fatalf("resize lacks step %q: %s", want, steps)
+		}
+	}
+	for _, s := range p.Steps {
+		if s.Name == StepRecover {
+			for _, want := range []string{"stalled", "no progress in 1s", "taken out of the group", "by snapshot"} {
+				if !strings.Contains(s.Message, want) {
+					t.Fatalf("recover step message %q lacks %q", s.Message, want)
+				}
+			}
+			t.Logf("recover step: %s", s.Message)
+		}
+	}
+	if n := metric(t, metrics, "paddock_constructor_recovery_fallbacks_total"); n != 1 {
+		t.Fatalf("paddock_constructor_recovery_fallbacks_total = %v, want 1", n)
+	}
+	after := checkRunning(t, h, id, 2)
+	r, _, _ := h.replication(id)
+	if r.Term != r0.Term+1 || slices.ContainsFunc(before.Instances, func(in engine.PlacedInstance) bool { return slices.Contains(r.Copies, in.ID) }) {
+		t.Fatalf("routing after the fallback %+v (was %+v): want the new copies only, a migrated one primary", r, r0)
+	}
+	rt, _ = h.route(id)
+	for _, b := range rt.Backends {
+		if !slices.ContainsFunc(after.Instances, func(in engine.PlacedInstance) bool { return in.ID == b.InstanceID }) {
+			t.Fatalf("route backend %s is not an instance of the new topology", b.InstanceID)
+		}
+		if err := nodeHTTP(t, "GET", b.Address, "/logs/_doc/kept", "", nil); err != nil {
+			t.Fatalf("new node %s lacks the document: %v", b.InstanceID, err)
+		}
+	}
 }
 
 // TestNoInSyncCopyStaysRed: the primary of a deployment whose replica is
