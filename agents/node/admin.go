@@ -152,18 +152,23 @@ func (s *Server) copyCount() int {
 	return 0
 }
 
-// stats: GET /_stats, /{index}/_stats (docs and store, primaries and total).
+// stats: GET /_stats, /{index}/_stats (docs, store and fielddata, primaries
+// and total).
 func (s *Server) stats(w http.ResponseWriter, r *http.Request, p params) error {
 	names, err := s.resolve(p["index"], true)
 	if err != nil {
 		return err
 	}
 	copies := s.copyCount()
-	block := func(docs uint64, bytes int64) map[string]any {
-		return map[string]any{"docs": map[string]any{"count": docs, "deleted": 0}, "store": map[string]any{"size_in_bytes": bytes}}
+	// fielddata is this node's doc-values cache (dsl.DocValues): the
+	// copies' caches on other nodes are not known here, so total shows
+	// this node's as primaries does.
+	block := func(docs uint64, bytes, fdBytes, fdEvictions int64) map[string]any {
+		return map[string]any{"docs": map[string]any{"count": docs, "deleted": 0}, "store": map[string]any{"size_in_bytes": bytes},
+			"fielddata": map[string]any{"memory_size_in_bytes": fdBytes, "evictions": fdEvictions}}
 	}
 	var allDocs, totalDocs uint64
-	var allBytes, totalBytes int64
+	var allBytes, totalBytes, allFD, allEvictions int64
 	shards, successful := 0, 0
 	indices := map[string]any{}
 	for _, n := range names {
@@ -172,6 +177,9 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, p params) error {
 			continue
 		}
 		st, set := sh.Stats(), sh.Settings()
+		fd, evictions := sh.DocValues().Stats()
+		allFD += fd
+		allEvictions += evictions
 		c := uint64(1 + min(set.Replicas, copies))
 		allDocs += st.Docs
 		allBytes += st.StoreBytes
@@ -180,11 +188,11 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, p params) error {
 		shards += set.Shards * (1 + set.Replicas)
 		successful += set.Shards * int(c)
 		indices[n] = map[string]any{"uuid": set.UUID, "health": s.indexHealth(n), "status": "open",
-			"primaries": block(st.Docs, st.StoreBytes), "total": block(st.Docs*c, st.StoreBytes*int64(c))}
+			"primaries": block(st.Docs, st.StoreBytes, fd, evictions), "total": block(st.Docs*c, st.StoreBytes*int64(c), fd, evictions)}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"_shards": map[string]any{"total": shards, "successful": successful, "failed": 0},
-		"_all":    map[string]any{"primaries": block(allDocs, allBytes), "total": block(totalDocs, totalBytes)},
+		"_all":    map[string]any{"primaries": block(allDocs, allBytes, allFD, allEvictions), "total": block(totalDocs, totalBytes, allFD, allEvictions)},
 		"indices": indices,
 	})
 	return nil

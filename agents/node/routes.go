@@ -48,6 +48,7 @@ func (s *Server) buildRoutes() *router {
 	rt := &router{kibana: s.cfg.Kind == KindKibana}
 	rt.add("GET,HEAD", "/", s.root)
 	rt.add("GET,HEAD", HealthPath, s.paddockHealth)
+	rt.add("GET", MetricsPath, s.metrics)
 	rt.add("GET", ReplicationPath, s.getReplication)
 	rt.add("PUT", ReplicationPath, s.putReplication)
 	rt.add("GET", ReplicationEventsPath, s.replicationEvents)

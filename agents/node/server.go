@@ -98,6 +98,8 @@ type Server struct {
 	keys *apiKeyStore
 
 	repl *repl
+
+	metricsHandler http.Handler // MetricsPath
 }
 
 // NewServer opens the node's data directory and returns the node. Close
@@ -154,6 +156,7 @@ func NewServer(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.metricsHandler = s.newMetricsHandler()
 	s.routes = s.buildRoutes()
 	if err := s.openIndices(); err != nil {
 		s.Close()

@@ -34,6 +34,8 @@ type DocValues struct {
 	mu    sync.Mutex
 	cols  map[dvKey]*dvColumn
 	bytes int64
+	// refused counts the columns the budget turned away.
+	refused int64
 }
 
 // DefaultDocValuesBytes is the default bound of the columns of a node's
@@ -43,8 +45,9 @@ const DefaultDocValuesBytes = 256 << 20
 // DocValuesBudget is the memory the doc-values columns of several
 // indices may hold together.
 type DocValuesBudget struct {
-	max  int64
-	used atomic.Int64
+	max              int64
+	used             atomic.Int64
+	refused, dropped atomic.Int64
 }
 
 // NewDocValuesBudget makes a budget of max bytes.
@@ -52,6 +55,18 @@ func NewDocValuesBudget(max int64) *DocValuesBudget { return &DocValuesBudget{ma
 
 // Used is the memory the columns hold.
 func (b *DocValuesBudget) Used() int64 { return b.used.Load() }
+
+// Max is the budget's bound.
+func (b *DocValuesBudget) Max() int64 { return b.max }
+
+// Refused counts the columns built and not kept because the budget was
+// full: their searches read through bleve. It is the cache's answer to
+// memory pressure, where Elasticsearch's fielddata cache evicts.
+func (b *DocValuesBudget) Refused() int64 { return b.refused.Load() }
+
+// Dropped counts the columns let go because their segment left the index
+// (merged away) or their index closed.
+func (b *DocValuesBudget) Dropped() int64 { return b.dropped.Load() }
 
 func (b *DocValuesBudget) reserve(n int64) bool {
 	for {
@@ -78,6 +93,7 @@ func (dv *DocValues) Release() {
 	for k, c := range dv.cols {
 		if c.ok {
 			dv.budget().release(c.size())
+			dv.budget().dropped.Add(1)
 		}
 		delete(dv.cols, k)
 	}
@@ -128,12 +144,19 @@ func (c *dvColumn) visit(d uint64, field string, visitor index.DocValueVisitor) 
 
 // Bytes is the memory the columns hold.
 func (dv *DocValues) Bytes() int64 {
+	b, _ := dv.Stats()
+	return b
+}
+
+// Stats is the memory the columns hold and how many columns the budget
+// turned away (DocValuesBudget.Refused), for this index.
+func (dv *DocValues) Stats() (bytes, refused int64) {
 	if dv == nil {
-		return 0
+		return 0, 0
 	}
 	dv.mu.Lock()
 	defer dv.mu.Unlock()
-	return dv.bytes
+	return dv.bytes, dv.refused
 }
 
 // column returns the column of field in segment ss (id), building it on
@@ -155,6 +178,7 @@ func (dv *DocValues) column(ss *scorch.SegmentSnapshot, field string, live []uin
 				if oc.ok {
 					dv.bytes -= oc.size()
 					budget.release(oc.size())
+					budget.dropped.Add(1)
 				}
 			}
 		}
@@ -170,8 +194,14 @@ func (dv *DocValues) column(ss *scorch.SegmentSnapshot, field string, live []uin
 		defer dv.mu.Unlock()
 		// A column dropped (merged away, Release) while it was built is
 		// not counted: it is used by this search only.
-		if dv.cols[k] != c || !budget.reserve(c.size()) {
+		if dv.cols[k] != c {
 			c.docStart, c.termEnd, c.data = nil, nil, nil
+			return
+		}
+		if !budget.reserve(c.size()) {
+			c.docStart, c.termEnd, c.data = nil, nil, nil
+			dv.refused++
+			budget.refused.Add(1)
 			return
 		}
 		dv.bytes += c.size()

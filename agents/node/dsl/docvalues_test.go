@@ -218,9 +218,15 @@ func TestDocValuesBudget(t *testing.T) {
 	if used <= 0 || used > limit {
 		t.Fatalf("budget of %d bytes holds %d", limit, used)
 	}
+	if bytes, refused := ti.dv.Stats(); bytes != used || refused == 0 || refused != budget.Refused() {
+		t.Fatalf("index stats: %d bytes and %d columns refused; budget: %d bytes and %d refused", bytes, refused, used, budget.Refused())
+	}
 	ti.dv.Release()
 	if n := budget.Used(); n != 0 {
 		t.Fatalf("after Release the budget holds %d bytes", n)
+	}
+	if budget.Dropped() == 0 {
+		t.Fatal("Release dropped no column")
 	}
 }
 
