@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,7 +88,7 @@ func Connect(ctx context.Context, opts Options) (*Store, error) {
 		dialer = net.DialTimeout
 	}
 	conn, _, err := zk.Connect(servers, opts.SessionTimeout,
-		zk.WithLogger(zkLogger{s.log}), zk.WithEventCallback(s.onEvent), zk.WithDialer(dialer))
+		zk.WithLogger(zkLogger{s.log}), zk.WithEventCallback(s.onEvent), zk.WithDialer(bufferedDialer(dialer)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to ZooKeeper at %s: %w", opts.Servers, err)
 	}
@@ -114,6 +115,27 @@ func Connect(ctx context.Context, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// bufferedDialer wraps dial's connections in a read buffer: the
+// client reads each answer's 4-byte length, then its body, a system
+// call each; through the buffer one call reads every answer that has
+// arrived (a burst of pipelined reads or watch events).
+func bufferedDialer(dial zk.Dialer) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
+	}
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func splitServers(s string) []string {
 	var out []string
