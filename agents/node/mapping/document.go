@@ -340,20 +340,15 @@ func (b *builder) index(full string, f *Field, v any, ap []uint64) error {
 		b.doc.AddField(document.NewTextFieldCustom(full, ap, []byte(s), opts, nil))
 		b.toAll(full)
 	case Long, Integer, Short, Byte, Double, Float:
-		opts := index.IndexField
-		if dv {
-			opts |= index.DocValues
-		}
-		b.doc.AddField(document.NewNumericFieldWithIndexingOptions(full, ap, val.(float64), opts))
+		// Numbers and dates keep their doc values in the companion
+		// only: bleve's own would hold the 16 precision-step terms of
+		// each value again, which nothing reads.
+		b.doc.AddField(document.NewNumericFieldWithIndexingOptions(full, ap, val.(float64), index.IndexField))
 		if dv {
 			b.companion(full, ap, numeric.Float64ToInt64(val.(float64)))
 		}
 	case Date:
-		opts := index.IndexField
-		if dv {
-			opts |= index.DocValues
-		}
-		df, err := document.NewDateTimeFieldWithIndexingOptions(full, ap, val.(time.Time), time.RFC3339Nano, opts)
+		df, err := document.NewDateTimeFieldWithIndexingOptions(full, ap, val.(time.Time), time.RFC3339Nano, index.IndexField)
 		if err != nil {
 			return b.badValue(full, f, v, err)
 		}
