@@ -112,8 +112,26 @@ func BenchmarkBleveBatch(b *testing.B) {
 // whichever runs first grows the process's heap and touches its pages
 // for the first time. Here each side first indexes b.N documents
 // unmeasured, then the sides alternate for three measured rounds each,
-// and the ratio is of the totals.
+// and the ratio is of the totals. Both sides run under the same garbage
+// collector settings: the runtime's (gc=runtime), then those a node
+// gives itself in a container of 2 GiB (gc=node-2GiB, tuneGC).
 func BenchmarkBulkVsBleve(b *testing.B) {
+	for _, gc := range []struct {
+		name string
+		plan gcPlan
+	}{
+		{"runtime", gcPlan{keep: "runtime"}},
+		{"node-2GiB", planGC("2147483648", func(string) string { return "" })},
+	} {
+		b.Run("gc="+gc.name, func(b *testing.B) {
+			prev := gc.plan.apply()
+			defer prev.apply()
+			bulkVsBleve(b)
+		})
+	}
+}
+
+func bulkVsBleve(b *testing.B) {
 	b.StopTimer()
 	const rounds = 3
 	bulkRound(b, b.N)

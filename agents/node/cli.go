@@ -84,6 +84,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.Logger = log
+	tuneGC(log)
 	srv, err := NewServer(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "paddock node: %v\n", err)
