@@ -79,7 +79,7 @@ type admission struct {
 // the others are admitted oldest first. Invalid ones are rejected with
 // their reason.
 func admit(desired map[string]engine.Instance, invalid map[string]error, running map[string]bool, capacityMB int) admission {
-	a := admission{admitted: map[string]bool{}, rejected: map[string]string{}}
+	a := admission{admitted: make(map[string]bool, len(desired)), rejected: map[string]string{}}
 	ids := make([]string, 0, len(desired))
 	for id := range desired {
 		if err := invalid[id]; err != nil {
