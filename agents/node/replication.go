@@ -151,6 +151,8 @@ type copyTrack struct {
 	checkpoint atomic.Int64
 	cancel     context.CancelFunc
 	reported   bool // a failed event was sent for this term
+	// batches queue live writes' operations for the next call.
+	batches copyBatches
 }
 
 func (t *copyTrack) base() string {
@@ -649,10 +651,6 @@ func (s *Server) replicateOps(ctx context.Context, sh *shard.Shard, rops []shard
 		return rp, nil
 	}
 	gcp := s.repl.globalCheckpoint(sh)
-	synced, _ := json.Marshal(opsRequest{Term: term, Index: sh.Name(), GlobalCheckpoint: gcp, Refresh: refresh, Ops: rops})
-	// Copies not (yet) in in_sync must not take the global checkpoint:
-	// they may lack operations below it.
-	unsynced, _ := json.Marshal(opsRequest{Term: term, Index: sh.Name(), GlobalCheckpoint: -1, Refresh: refresh, Ops: rops})
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, tg := range targets {
@@ -660,17 +658,16 @@ func (s *Server) replicateOps(ctx context.Context, sh *shard.Shard, rops []shard
 			errs[i] = fmt.Errorf("copy [%s] failed earlier: %s", tg.t.id, tg.t.err)
 			continue
 		}
-		body := unsynced
-		if tg.sync {
-			body = synced
-		}
+		// Copies not (yet) in in_sync must not take the global
+		// checkpoint: they may lack operations below it.
+		k := batchKey{index: sh.Name(), term: term, synced: tg.sync, refresh: refresh}
 		if !tg.wait {
 			// Recovering: sent, not waited for; a miss restarts its
 			// recovery's catch-up.
 			s.repl.wg.Add(1)
 			go func(t *copyTrack) {
 				defer s.repl.wg.Done()
-				if err := s.sendOps(s.repl.ctx, t, sh.Name(), body); err != nil {
+				if err := s.sendBatched(s.repl.ctx, t, k, gcp, rops); err != nil {
 					t.dirty.Store(true)
 				}
 			}(tg.t)
@@ -679,7 +676,7 @@ func (s *Server) replicateOps(ctx context.Context, sh *shard.Shard, rops []shard
 		wg.Add(1)
 		go func(i int, t *copyTrack) {
 			defer wg.Done()
-			errs[i] = s.sendOps(ctx, t, sh.Name(), body)
+			errs[i] = s.sendBatched(ctx, t, k, gcp, rops)
 		}(i, tg.t)
 	}
 	wg.Wait()
