@@ -2,12 +2,9 @@ package constructor
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,75 +14,18 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
-	"paddock/engine/testenv"
 )
 
-// ackWriter writes numbered documents through the deployment's route,
-// moving to the next backend when one fails, and keeps when each write
-// was acknowledged.
-type ackWriter struct {
-	h    *harness
-	id   string
-	user string
-
-	mu    sync.Mutex
-	acked []string
-	at    []time.Time
-	fails atomic.Int64
-}
-
-func (w *ackWriter) run(ctx context.Context) {
-	b := 0
-	for n := 0; ctx.Err() == nil; {
-		r, ok := w.h.route(w.id)
-		if !ok || r.State != engine.RouteLive || len(r.Backends) == 0 {
-			testenv.Pause(ctx, 5*time.Millisecond)
-			continue
-		}
-		doc := fmt.Sprintf("doc-%d", n)
-		be := r.Backends[b%len(r.Backends)]
-		if err := nodeHTTPAs(nil, w.user, "PUT", be.Address, "/logs/_doc/"+doc, `{"n":`+fmt.Sprint(n)+`}`, nil); err != nil {
-			w.fails.Add(1)
-			b++
-			testenv.Pause(ctx, 5*time.Millisecond)
-			continue
-		}
-		w.mu.Lock()
-		w.acked, w.at = append(w.acked, doc), append(w.at, time.Now())
-		w.mu.Unlock()
-		n++
-	}
-}
-
-func (w *ackWriter) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.acked)
-}
-
-// firstAckAfter is when the first write acknowledged after t was.
-func (w *ackWriter) firstAckAfter(t time.Time) (time.Time, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	i := sort.Search(len(w.at), func(i int) bool { return w.at[i].After(t) })
-	if i == len(w.at) {
-		return time.Time{}, false
-	}
-	return w.at[i], true
-}
-
-// checkOn asserts every acknowledged document is on every copy of the
-// routing (read at each node's published address).
-func (w *ackWriter) checkOn(t *testing.T, d engine.Deployment, r engine.Replication) {
+// checkAckedOn asserts every document the writer had acknowledged is
+// on every copy of the routing (read at each node's published address).
+func checkAckedOn(t *testing.T, h *harness, w *proxyWriter, d engine.Deployment, r engine.Replication) {
 	t.Helper()
-	w.mu.Lock()
-	acked := slices.Clone(w.acked)
-	w.mu.Unlock()
+	acked := w.ackedDocs()
 	for _, in := range d.Instances {
 		if !slices.Contains(r.Copies, in.ID) {
 			continue
 		}
-		st := w.h.instanceStatus(in)
+		st := h.instanceStatus(in)
 		var missing []string
 		for _, doc := range acked {
 			if err := nodeHTTPAs(t, w.user, "GET", st.Address, "/logs/_doc/"+doc, "", nil); err != nil {
@@ -176,7 +116,7 @@ func startDockerAllocator(t *testing.T, h *harness, label, snaps, id, zone strin
 }
 
 // TestDockerPrimaryKilledFailover: a 2-zone deployment on real Docker
-// allocators under a writer going through the node API; the primary's
+// allocators under a writer going through a real proxy; the primary's
 // container is killed (docker kill), then the new primary's removed
 // (docker rm -f). Each time the in-sync replica is promoted, the writer
 // carries on, the lost copy comes back (its allocator restarts or
@@ -216,11 +156,10 @@ func TestDockerPrimaryKilledFailover(t *testing.T) {
 		t.Fatalf("GET /_paddock/replication: %v", err)
 	}
 
-	w := &ackWriter{h: h, id: id, user: user}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	// A client of the deployment: writes through a real proxy (straight
+	// to the nodes: these allocators run no node tunnels).
+	w := newProxyWriter(startTestProxy(t, h, nil), id, user)
+	stopWriter := w.start(t)
 	h.waitFor("some writes", 30*time.Second, func() bool { return w.count() > 20 })
 
 	runs := envInt("PADDOCK_FAILOVER_RUNS", 2)
@@ -264,10 +203,9 @@ func TestDockerPrimaryKilledFailover(t *testing.T) {
 	}
 	n := w.count()
 	h.waitFor("writes after the last recovery", 30*time.Second, func() bool { return w.count() > n+20 })
-	cancel()
-	<-done
+	stopWriter()
 	r, _, _ = h.replication(id)
-	w.checkOn(t, h.deployment(id), r)
+	checkAckedOn(t, h, w, h.deployment(id), r)
 	slices.Sort(took)
 	t.Logf("kill → first acknowledged write after promotion over %d runs: p50 %s, max %s", len(took),
 		took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))

@@ -3,14 +3,10 @@ package constructor
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +18,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/agents/node"
-	"paddock/agents/proxy"
 	"paddock/engine"
-	"paddock/engine/testenv"
 	"paddock/stunnel"
 )
 
@@ -35,49 +29,6 @@ type host struct {
 	id, zone string
 	reg      *prometheus.Registry
 	stop     func()
-}
-
-// proxyWriter writes numbered documents through a real proxy (which
-// reaches nodes through the allocators' node tunnels) and keeps the
-// acknowledged ones.
-type proxyWriter struct {
-	addr, dep, user string
-	client          *http.Client
-
-	mu    sync.Mutex
-	acked []string
-	fails atomic.Int64
-}
-
-func (w *proxyWriter) run(ctx context.Context) {
-	for n := 0; ctx.Err() == nil; {
-		doc := fmt.Sprintf("doc-%d", n)
-		req, _ := http.NewRequestWithContext(ctx, "PUT", "http://"+w.addr+"/logs/_doc/"+doc, strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Found-Cluster", w.dep)
-		name, pass, _ := strings.Cut(w.user, ":")
-		req.SetBasicAuth(name, pass)
-		resp, err := w.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		if err != nil || resp.StatusCode >= 300 {
-			w.fails.Add(1)
-			testenv.Pause(ctx, 20*time.Millisecond)
-			continue
-		}
-		w.mu.Lock()
-		w.acked = append(w.acked, doc)
-		w.mu.Unlock()
-		n++
-	}
-}
-
-func (w *proxyWriter) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.acked)
 }
 
 // counterSum sums the counter or gauge name over the series whose
@@ -230,22 +181,8 @@ func TestDockerMultiHostReplication(t *testing.T) {
 	}
 
 	// A real proxy, through the node tunnels.
-	pcfg := proxy.Config{ID: "p1", HTTPAddr: "127.0.0.1:0", BackendLoader: pki.loader("proxy", "p1"), Store: h.p.Connect(t, engine.RoleProxy),
-		Logger: quiet(), Registry: prometheus.NewRegistry()}
-	px, err := proxy.New(pcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(context.Background())
-	pdone := make(chan struct{})
-	go func() { defer close(pdone); _ = px.Serve(pctx) }()
-	t.Cleanup(func() { pcancel(); <-pdone })
-
-	w := &proxyWriter{addr: px.HTTPAddr(), dep: id, user: user, client: &http.Client{Timeout: 40 * time.Second}}
-	wctx, wcancel := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); w.run(wctx) }()
-	defer func() { wcancel(); <-wdone }()
+	w := newProxyWriter(startTestProxy(t, h, pki.loader("proxy", "p1")), id, user)
+	stopWriter := w.start(t)
 	h.waitFor("100 writes acknowledged through the proxy", 2*time.Minute, func() bool { return w.count() >= 100 })
 
 	// The replication crossed the hosts through the egress and tunnels.
@@ -314,8 +251,7 @@ func TestDockerMultiHostReplication(t *testing.T) {
 		return ok && r2.Primary == replica.ID && r2.Term > r.Term
 	})
 	h.waitFor("100 more writes acknowledged after the cut", 2*time.Minute, func() bool { return w.count() >= before+100 })
-	wcancel()
-	<-wdone
+	stopWriter()
 	t.Logf("host %s cut off; %d writes acknowledged before, %d after; %d failed attempts; promotion and writes resumed within %v",
 		primary.Allocator, before, w.count()-before, w.fails.Load(), time.Since(cut).Round(time.Millisecond))
 
@@ -323,9 +259,7 @@ func TestDockerMultiHostReplication(t *testing.T) {
 	if !slices.Contains(r2.InSync, replica.ID) || slices.Contains(r2.InSync, primary.ID) {
 		t.Fatalf("routing after the cut: %+v", r2)
 	}
-	w.mu.Lock()
-	acked := slices.Clone(w.acked)
-	w.mu.Unlock()
+	acked := w.ackedDocs()
 	st := h.instanceStatus(replica)
 	nodeHTTPAs(t, user, "POST", st.Address, "/logs/_refresh", "", nil)
 	var missing []string
