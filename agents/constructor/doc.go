@@ -4,8 +4,9 @@
 // deployments and allocators, and:
 //
 //   - runs every pending plan step by step (validate, place, wait until
-//     running and healthy, snapshot, migrate data, pause route, final sync,
-//     switch route, resume route, remove old instances, completed),
+//     running and healthy, then recover new copies by replication while
+//     the primary runs, else snapshot, migrate data, pause route, final
+//     sync; switch route, resume route, remove old instances, completed),
 //     logging each step in the plan's activity by compare-and-set on the
 //     pending znode, rolling back to the last good topology on failure or
 //     cancellation, and resuming (or rolling back) a plan a previous leader
@@ -13,7 +14,7 @@
 //   - writes instance assignments (/paddock/allocators/<id>/instances/<iid>)
 //     chosen by the pure placement core (engine/placement);
 //   - writes routes (/paddock/routes/<id>) from healthy Elasticsearch
-//     instances, pausing them during a migration's final sync;
+//     instances, pausing them during a snapshot migration's final sync;
 //   - replaces the instances of allocators lost longer than the platform's
 //     grace period, with a rate limit and a freeze when a whole zone or
 //     most allocators look lost at once.

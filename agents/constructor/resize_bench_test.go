@@ -150,15 +150,27 @@ func resizeWindows(b *testing.B, bySnapshot bool, docs, resizes int) windows {
 			return len(w.at) > 0 && w.at[len(w.at)-1].After(end)
 		})
 		w.mu.Lock()
-		gap, prev := time.Duration(0), start
+		gap, gapEnd, prev := time.Duration(0), start, start
 		for _, at := range w.at[first:] {
-			gap, prev = max(gap, at.Sub(prev)), at
+			if at.Sub(prev) > gap {
+				gap, gapEnd = at.Sub(prev), at
+			}
+			prev = at
 			if at.After(end) {
 				break
 			}
 		}
 		w.mu.Unlock()
 		out.gap = append(out.gap, gap)
+		// Where the gap fell among the plan's steps (seconds from the
+		// submit), for the log.
+		var steps []string
+		for _, st := range p.Steps {
+			if st.Ended != nil {
+				steps = append(steps, fmt.Sprintf("%s %.2f-%.2f", st.Name, st.Started.Sub(start).Seconds(), st.Ended.Sub(start).Seconds()))
+			}
+		}
+		b.Logf("resize %d: longest write gap %v ending at +%.2f s; steps: %s", i, gap.Round(time.Millisecond), gapEnd.Sub(start).Seconds(), strings.Join(steps, ", "))
 		out.plan = append(out.plan, end.Sub(start))
 	}
 	out.fails = w.fails.Load()
