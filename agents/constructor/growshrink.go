@@ -145,8 +145,13 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 			}
 		case <-poll.C:
 			var fp string
-			fp, why = x.recoveryProgress(ctx, r, ins)
+			var noAPI bool
+			fp, why, noAPI = x.recoveryProgress(ctx, r, ins)
 			fp += fmt.Sprintf(" waiting=%d", len(waiting))
+			if noAPI {
+				return "", fmt.Errorf("%w: the primary %s cannot recover copies (a node version without the replication endpoints)",
+					errRecoveryStalled, engine.Short(r.Primary))
+			}
 			if fp != seen {
 				seen, progressed = fp, time.Now()
 			} else if time.Since(progressed) >= x.l.cfg.RecoveryStall {
@@ -164,8 +169,9 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 // primary's view of each (state, checkpoint) and each copy's own
 // indices (count, sum of max_seq_no). fp changes when recovery
 // progresses; why says what the primary last reported (errors) or
-// which node could not be read.
-func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, ins []engine.PlacedInstance) (fp, why string) {
+// which node could not be read; noAPI: the primary has no replication
+// endpoints (it will never recover a copy).
+func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, ins []engine.PlacedInstance) (fp, why string, noAPI bool) {
 	read := func(iid string) (NodeReplication, error) {
 		in, ok := x.l.w.instanceAt(x.depID, iid)
 		addr := ""
@@ -182,6 +188,9 @@ func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, i
 	var b strings.Builder
 	var notes []string
 	pv, perr := read(r.Primary)
+	if errors.Is(perr, errNoReplicationAPI) {
+		return "", "", true
+	}
 	if perr != nil {
 		notes = append(notes, "primary "+engine.Short(r.Primary)+": "+perr.Error())
 	}
@@ -206,7 +215,7 @@ func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, i
 	if len(notes) > 0 {
 		why = "; " + strings.Join(notes, "; ")
 	}
-	return b.String(), why
+	return b.String(), why, false
 }
 
 // placeNew decides where the new instances go and queues their

@@ -402,68 +402,89 @@ func checkByRecovery(t *testing.T, what string, p engine.Plan) {
 	}
 }
 
-// TestRecoveryStallFallsBackToSnapshot: a resize whose recovery makes
-// no progress for RecoveryStall takes the new copies out of the group
-// and moves the data by snapshot, restore, paused final sync; the step
-// says why; the data is on the new nodes and the plan succeeds. The
-// fake replication nodes never report a new copy in sync nor any
-// checkpoint: recovery stalls.
-func TestRecoveryStallFallsBackToSnapshot(t *testing.T) {
-	h := newHarness(t, "zone-1", "zone-2")
-	h.startAllocator("alloc-1", "zone-1", 4096, nil)
-	h.startAllocator("alloc-2", "zone-2", 4096, nil)
-	nodes := newFakeReplNodes()
-	_, metrics := h.startConstructorWithMetrics("c1", nodes, func(c *Config) { c.RecoveryStall = time.Second })
-	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
-	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
-		t.Fatalf("create: %s", stepNames(p))
-	}
-	before := checkRunning(t, h, id, 2)
-	rt, _ := h.route(id)
-	for _, b := range rt.Backends { // fake replication: the test writes each copy
-		if err := nodeHTTP(t, "PUT", b.Address, "/logs/_doc/kept", `{"a":1}`, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r0, _, _ := h.replication(id)
+// noViewNodes are fakeReplNodes whose nodes have no replication view
+// (GET /_paddock/replication unknown, as a node of an older version).
+type noViewNodes struct{ *fakeReplNodes }
 
-	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
-	p := h.waitPlan(id, resize, 90*time.Second)
-	if p.Status != engine.PlanSuccess {
-		t.Fatalf("resize %s: %s", p.Status, stepNames(p))
-	}
-	steps := stepNames(p)
-	for _, want := range []string{StepRecover, StepSnapshot, StepMigrate, StepPause, StepFinalSync, StepSwitch, StepResumeRt, StepRemoveOld} {
-		if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
-			t.Fatalf("resize lacks step %q: %s", want, steps)
-		}
-	}
-	for _, s := range p.Steps {
-		if s.Name == StepRecover {
-			for _, want := range []string{"stalled", "no progress in 1s", "taken out of the group", "by snapshot"} {
-				if !strings.Contains(s.Message, want) {
-					t.Fatalf("recover step message %q lacks %q", s.Message, want)
+func (noViewNodes) NodeReplication(context.Context, string) (NodeReplication, error) {
+	return NodeReplication{}, errNoReplicationAPI
+}
+
+// TestRecoveryStallFallsBackToSnapshot: a resize whose recovery cannot
+// finish takes the new copies out of the group and moves the data by
+// snapshot, restore, paused final sync; the step says why; the data is
+// on the new nodes and the plan succeeds. The fake replication nodes
+// never report a new copy in sync: recovery makes no progress for
+// RecoveryStall, or (no replication view on the primary) cannot start.
+func TestRecoveryStallFallsBackToSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes func() NodeAPI
+		stall time.Duration
+		want  []string
+	}{
+		{"no progress", func() NodeAPI { return newFakeReplNodes() }, time.Second,
+			[]string{"stalled", "no progress in 1s", "taken out of the group", "by snapshot"}},
+		{"primary without replication endpoints", func() NodeAPI { return noViewNodes{newFakeReplNodes()} }, 10 * time.Minute,
+			[]string{"stalled", "cannot recover copies", "taken out of the group", "by snapshot"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "zone-1", "zone-2")
+			h.startAllocator("alloc-1", "zone-1", 4096, nil)
+			h.startAllocator("alloc-2", "zone-2", 4096, nil)
+			_, metrics := h.startConstructorWithMetrics("c1", tc.nodes(), func(c *Config) { c.RecoveryStall = tc.stall })
+			id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+			if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+				t.Fatalf("create: %s", stepNames(p))
+			}
+			before := checkRunning(t, h, id, 2)
+			rt, _ := h.route(id)
+			for _, b := range rt.Backends { // fake replication: the test writes each copy
+				if err := nodeHTTP(t, "PUT", b.Address, "/logs/_doc/kept", `{"a":1}`, nil); err != nil {
+					t.Fatal(err)
 				}
 			}
-			t.Logf("recover step: %s", s.Message)
-		}
-	}
-	if n := metric(t, metrics, "paddock_constructor_recovery_fallbacks_total"); n != 1 {
-		t.Fatalf("paddock_constructor_recovery_fallbacks_total = %v, want 1", n)
-	}
-	after := checkRunning(t, h, id, 2)
-	r, _, _ := h.replication(id)
-	if r.Term != r0.Term+1 || slices.ContainsFunc(before.Instances, func(in engine.PlacedInstance) bool { return slices.Contains(r.Copies, in.ID) }) {
-		t.Fatalf("routing after the fallback %+v (was %+v): want the new copies only, a migrated one primary", r, r0)
-	}
-	rt, _ = h.route(id)
-	for _, b := range rt.Backends {
-		if !slices.ContainsFunc(after.Instances, func(in engine.PlacedInstance) bool { return in.ID == b.InstanceID }) {
-			t.Fatalf("route backend %s is not an instance of the new topology", b.InstanceID)
-		}
-		if err := nodeHTTP(t, "GET", b.Address, "/logs/_doc/kept", "", nil); err != nil {
-			t.Fatalf("new node %s lacks the document: %v", b.InstanceID, err)
-		}
+			r0, _, _ := h.replication(id)
+
+			resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+			p := h.waitPlan(id, resize, 90*time.Second)
+			if p.Status != engine.PlanSuccess {
+				t.Fatalf("resize %s: %s", p.Status, stepNames(p))
+			}
+			steps := stepNames(p)
+			for _, want := range []string{StepRecover, StepSnapshot, StepMigrate, StepPause, StepFinalSync, StepSwitch, StepResumeRt, StepRemoveOld} {
+				if !strings.Contains(steps, want+"="+engine.PlanSuccess) {
+					t.Fatalf("resize lacks step %q: %s", want, steps)
+				}
+			}
+			for _, s := range p.Steps {
+				if s.Name == StepRecover {
+					for _, want := range tc.want {
+						if !strings.Contains(s.Message, want) {
+							t.Fatalf("recover step message %q lacks %q", s.Message, want)
+						}
+					}
+					t.Logf("recover step: %s", s.Message)
+				}
+			}
+			if n := metric(t, metrics, "paddock_constructor_recovery_fallbacks_total"); n != 1 {
+				t.Fatalf("paddock_constructor_recovery_fallbacks_total = %v, want 1", n)
+			}
+			after := checkRunning(t, h, id, 2)
+			r, _, _ := h.replication(id)
+			if r.Term != r0.Term+1 || slices.ContainsFunc(before.Instances, func(in engine.PlacedInstance) bool { return slices.Contains(r.Copies, in.ID) }) {
+				t.Fatalf("routing after the fallback %+v (was %+v): want the new copies only, a migrated one primary", r, r0)
+			}
+			rt, _ = h.route(id)
+			for _, b := range rt.Backends {
+				if !slices.ContainsFunc(after.Instances, func(in engine.PlacedInstance) bool { return in.ID == b.InstanceID }) {
+					t.Fatalf("route backend %s is not an instance of the new topology", b.InstanceID)
+				}
+				if err := nodeHTTP(t, "GET", b.Address, "/logs/_doc/kept", "", nil); err != nil {
+					t.Fatalf("new node %s lacks the document: %v", b.InstanceID, err)
+				}
+			}
+		})
 	}
 }
 
