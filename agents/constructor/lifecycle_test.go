@@ -256,7 +256,7 @@ func TestRestartAndScaleOutInAndCancel(t *testing.T) {
 	h := newHarness(t, "zone-1", "zone-2", "zone-3")
 	threeAllocators(h)
 	block := &blockingNodes{NodeAPI: NewHTTPNodes(), entered: make(chan struct{}), release: make(chan struct{})}
-	h.startConstructor("c1", block, nil)
+	h.startConstructor("c1", block, func(c *Config) { c.MigrateBySnapshot = true }) // the cancel comes in "migrate data"
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 1))
 	h.waitPlan(id, planID, 60*time.Second)
 	d := checkRunning(t, h, id, 1)
@@ -273,7 +273,11 @@ func TestRestartAndScaleOutInAndCancel(t *testing.T) {
 
 	// Scale out 1 → 3 zones is cancelled mid-migration: rolled back.
 	out := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 1024, 3)})
-	<-block.entered
+	select {
+	case <-block.entered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the scale-out never reached the migration")
+	}
 	var p engine.Plan
 	if _, err := h.admin.Update(ctxT(t, 10*time.Second), engine.PendingPlanPath(id), &p, func() error {
 		p.CancelRequested = true
@@ -383,12 +387,12 @@ func TestPartitionedLeaderHandsOver(t *testing.T) {
 	t.Cleanup(part.Close)
 	viaPart := h.p.ConnectVia(t, part.Addr(), engine.RoleConstructor)
 	block := &blockingNodes{NodeAPI: NewHTTPNodes(), entered: make(chan struct{}), release: make(chan struct{})}
-	h.startConstructor("c1", block, func(c *Config) { c.Store = viaPart })
+	h.startConstructor("c1", block, func(c *Config) { c.Store = viaPart; c.MigrateBySnapshot = true }) // blocks in "migrate data"
 	h.waitFor("c1 to lead", 20*time.Second, func() bool {
 		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
 		return len(kids) == 1
 	})
-	h.startConstructor("c2", NewHTTPNodes(), nil)
+	h.startConstructor("c2", NewHTTPNodes(), func(c *Config) { c.MigrateBySnapshot = true })
 	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
 	if p := h.waitPlan(id, planID, 60*time.Second); p.Leader != "c1" {
 		t.Fatalf("create plan led by %q, want c1", p.Leader)
