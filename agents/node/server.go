@@ -413,9 +413,19 @@ func readBody(r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxContentLength {
 		return nil, tooLong(r.ContentLength)
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, MaxContentLength+1))
+	// Sized from Content-Length when known: io.ReadAll grows from 512
+	// bytes by copying, two to three times a bulk body's size.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxContentLength+1))
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "parse_exception", "read request body: %v", err)
+	}
+	b := buf.Bytes()
+	if b == nil {
+		b = []byte{} // as io.ReadAll answers an empty body
 	}
 	if len(b) > MaxContentLength {
 		return nil, tooLong(int64(len(b)))
