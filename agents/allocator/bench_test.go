@@ -33,7 +33,7 @@ func BenchmarkAssignToHealthy(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			p := env.Fresh(b, "zone-1")
 			label := testLabel(b)
-			cleanupDocker(b, cli, label)
+			testenv.CleanupDocker(b, cli, allocator.LabelTest, label)
 			cons := p.Connect(b, engine.RoleConstructor)
 			id := "b-" + engine.RandomToken(4)
 			cfg := dockerAllocator(b, id, label, b.TempDir())

@@ -13,6 +13,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // TestNodeCredentials: a node of a deployment with credentials starts
@@ -24,7 +25,7 @@ func TestNodeCredentials(t *testing.T) {
 	p := env.Fresh(t, "zone-1")
 	needImages(t, cli)
 	label := testLabel(t)
-	cleanupDocker(t, cli, label)
+	testenv.CleanupDocker(t, cli, allocator.LabelTest, label)
 	cons := p.Connect(t, engine.RoleConstructor)
 	ctx := ctxT(t, 3*time.Minute)
 

@@ -17,10 +17,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
 	"paddock/agents/allocator"
@@ -130,28 +127,6 @@ func removeTestImages() {
 	for _, v := range testVersions {
 		_, _ = cli.ImageRemove(ctx, allocator.ImageRef(testRepo, v), image.RemoveOptions{Force: true, PruneChildren: true})
 	}
-}
-
-// cleanupDocker removes every container, volume and network labelled
-// paddock.test=<label>.
-func cleanupDocker(t testing.TB, cli *client.Client, label string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		f := filters.NewArgs(filters.Arg("label", allocator.LabelTest+"="+label))
-		cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		for _, c := range cs {
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		}
-		vs, _ := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
-		for _, v := range vs.Volumes {
-			_ = cli.VolumeRemove(ctx, v.Name, true)
-		}
-		ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
-		for _, n := range ns {
-			_ = cli.NetworkRemove(ctx, n.ID)
-		}
-	})
 }
 
 func testLabel(t testing.TB) string {

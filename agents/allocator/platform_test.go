@@ -32,7 +32,7 @@ func TestPlatformsApart(t *testing.T) {
 	pb := env2.Fresh(t, "zone-1")
 	needImages(t, cli)
 	label := testLabel(t)
-	cleanupDocker(t, cli, label)
+	testenv.CleanupDocker(t, cli, allocator.LabelTest, label)
 	ctx := ctxT(t, 4*time.Minute)
 
 	platA, _, err := pa.Admin.Platform(ctx)

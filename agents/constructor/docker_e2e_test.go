@@ -14,8 +14,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
 	"paddock/agents/allocator"
@@ -103,28 +101,6 @@ func removeE2EImages() {
 	}
 }
 
-// cleanupDocker removes every container, volume and network labelled
-// paddock.test=<label>.
-func cleanupDocker(t *testing.T, cli *client.Client, label string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		f := filters.NewArgs(filters.Arg("label", allocator.LabelTest+"="+label))
-		cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		for _, c := range cs {
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		}
-		vs, _ := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
-		for _, v := range vs.Volumes {
-			_ = cli.VolumeRemove(ctx, v.Name, true)
-		}
-		ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
-		for _, n := range ns {
-			_ = cli.NetworkRemove(ctx, n.ID)
-		}
-	})
-}
-
 // TestDockerEndToEnd: three real allocators on Docker in three zones, a
 // 2-zone deployment created, then resized and upgraded while a client
 // writes through the node API: every acknowledged write survives on
@@ -134,7 +110,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	env.Need(t)
 	needImages(t, cli)
 	label := "constructor-e2e-" + engine.RandomToken(3)
-	cleanupDocker(t, cli, label)
+	testenv.CleanupDocker(t, cli, allocator.LabelTest, label)
 	h := newHarness(t, "zone-1", "zone-2", "zone-3")
 	snaps := t.TempDir()
 	if err := os.Chmod(snaps, 0o777); err != nil { // nodes run as a numeric non-root user

@@ -14,6 +14,7 @@ import (
 
 	"paddock/agents/allocator"
 	"paddock/engine"
+	"paddock/engine/testenv"
 )
 
 // checkAckedOn asserts every document the writer had acknowledged is
@@ -130,7 +131,7 @@ func TestDockerPrimaryKilledFailover(t *testing.T) {
 	env.Need(t)
 	needImages(t, cli)
 	label := "constructor-failover-" + engine.RandomToken(3)
-	cleanupDocker(t, cli, label)
+	testenv.CleanupDocker(t, cli, allocator.LabelTest, label)
 	h := newHarness(t, "zone-1", "zone-2")
 	h.setGrace(3600) // the allocators stay; only containers die
 	dockerAllocators(t, h, label, "zone-1", "zone-2")

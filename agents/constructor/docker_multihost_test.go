@@ -19,6 +19,7 @@ import (
 	"paddock/agents/allocator"
 	"paddock/agents/node"
 	"paddock/engine"
+	"paddock/engine/testenv"
 	"paddock/stunnel"
 )
 
@@ -123,7 +124,7 @@ func TestDockerMultiHostReplication(t *testing.T) {
 	env.Need(t)
 	needImages(t, cli)
 	label := "constructor-multihost-" + engine.RandomToken(3)
-	cleanupDocker(t, cli, label)
+	testenv.CleanupDocker(t, cli, allocator.LabelTest, label)
 	h := newHarness(t, "zone-1", "zone-2")
 	h.setGrace(3600) // no replacement: the cut host's copy stays lost
 	pki := newTunnelPKI(t, "paddock-test-ca")

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 )
 
@@ -110,4 +114,27 @@ func Pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// CleanupDocker removes, when the test ends, every container (with its
+// volumes), volume and network whose label key has value: what the
+// test created, labelled as every test labels what it creates.
+func CleanupDocker(t testing.TB, cli *client.Client, key, value string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		f := filters.NewArgs(filters.Arg("label", key+"="+value))
+		cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		for _, c := range cs {
+			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		}
+		vs, _ := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+		for _, v := range vs.Volumes {
+			_ = cli.VolumeRemove(ctx, v.Name, true)
+		}
+		ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+		for _, n := range ns {
+			_ = cli.NetworkRemove(ctx, n.ID)
+		}
+	})
 }
