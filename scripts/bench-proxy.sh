@@ -9,15 +9,35 @@
 #
 # Usage: scripts/bench-proxy.sh [duration=10s] [connections=32]
 # Env:   RUNS (rounds; every target once per round, nginx and paddock
-#        alternating first; medians and min–max over rounds; default 5),
+#        alternating first (ABBA...); medians and min–max over rounds;
+#        default 5),
 #        CORES ("1 2": the equal-core configurations to run),
-#        PROXY_CPU / LOAD_CPU (taskset lists for the proxies and for
-#        wrk + backend; default 0,1 for both: on 2 cores, pinning wrk and
-#        the backend to one core starves them),
+#        PIN=on|off (default on; see "Pinning" below),
+#        PROXY_CPU1 / LOAD_CPU1 (the 1-core rows' CPUs when pinned:
+#        default 1 for the proxy under test, 0 for wrk/ratebench, the
+#        backend and the tunnel server),
 #        ACCESS_LOG=on|off (both proxies log each request; default on),
 #        TLS=on|off (the mTLS row; default on),
 #        GOROUTINES=on|off (also measure paddock's goroutine-per-
-#        connection front end, --event-loops=-1, at 1 core; default on).
+#        connection front end, --event-loops=-1, at 1 core; default on),
+#        COUNTS=on|off (default on: after the rounds, one more wrk run per
+#        target under `perf stat`, not in the medians, for system calls,
+#        context switches and CPU migrations per request: counts, unlike
+#        µs, do not depend on the machine's load).
+#
+# Pinning (PIN=on). The 1-core rows run the proxy under test (nginx's
+# worker, or every thread of paddock at GOMAXPROCS=1) alone on CPU
+# PROXY_CPU1 and everything else of the benchmark (wrk or ratebench, the
+# backend, the tunnel server) on LOAD_CPU1, so the proxy never waits for
+# a CPU behind its own load generator or backend and never moves between
+# cores. Unpinned, where the scheduler happened to put a single-threaded
+# proxy relative to wrk and the backend decided much of a 1-core row's
+# req/s. The 2-core rows cannot be separated on a 2-core machine:
+# everything runs on both CPUs, and their p99s include waits for a CPU.
+# The backend's and tunnel server's affinity is set before each run
+# (taskset -a -p). Each run prints how busy each CPU was (from
+# /proc/stat): when the load CPU is near 100 % in a 1-core row, the load
+# side, not the proxy, set that run's req/s (CPU per request still holds).
 #
 # The mTLS row, as on a platform: the backend sits behind `paddock tunnel
 # server` (the allocator's :9400 end: allocator certificate, admits
@@ -33,14 +53,20 @@
 # lower of nginx's and paddock's median req/s of that row and core count)
 # and measures from each request's scheduled time. Added latency is
 # measured in pairs: each request goes at the same scheduled instant to
-# the backend directly and through the proxy, and the script reports the
-# percentiles of the per-pair difference (a machine-wide stall delays both
-# and cancels out, so this shows the proxy's share even under load).
+# the backend directly and through the proxy, on equal connections, and
+# the script reports the percentiles of the per-pair difference (proxy
+# minus direct for the same instant: a stall of the load CPU delays both
+# and cancels out, so this shows the proxy's share). The direct path's
+# own p99 is printed beside it: with PIN=on it is the load CPU's own
+# scheduling noise.
 set -euo pipefail
 DUR=${1:-10s}
 CONNS=${2:-32}
-PROXY_CPU=${PROXY_CPU:-0,1}
-LOAD_CPU=${LOAD_CPU:-0,1}
+PIN=${PIN:-on}
+PROXY_CPU1=${PROXY_CPU1:-1}
+LOAD_CPU1=${LOAD_CPU1:-0}
+ALL_CPU=0-$(($(nproc) - 1))
+COUNTS=${COUNTS:-on}
 RUNS=${RUNS:-5}
 CORES=${CORES:-1 2}
 ACCESS_LOG=${ACCESS_LOG:-on}
@@ -86,22 +112,26 @@ http {
   }
 }
 CONF
-taskset -c "$LOAD_CPU" nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
+nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
 PIDS+=($!)
 declare -A PIDOF PORTOF HOSTOF METRICS
 PIDOF[direct]=$!
 PORTOF[direct]=$BPORT
 HOSTOF[direct]=$ID
+declare -A COREOF
+COREOF[direct]=${CORES%% *} # the direct runs are pinned as the first row's
 
+TUNNEL_PID=
 PKI="$WORK/pki"
 if [ "$TLS" = on ]; then
 	"$WORK/paddock" tunnel cert --ca-dir "$PKI" --role allocator --id a1 --dns "$SNI" >/dev/null
 	"$WORK/paddock" tunnel cert --ca-dir "$PKI" --role proxy --id p1 >/dev/null
 	# The allocator's node tunnel in front of the backend (load cores).
-	taskset -c "$LOAD_CPU" "$WORK/paddock" tunnel server --name nodes --listen "127.0.0.1:$TPORT" --target "127.0.0.1:$BPORT" \
+	GOMAXPROCS=2 "$WORK/paddock" tunnel server --name nodes --listen "127.0.0.1:$TPORT" --target "127.0.0.1:$BPORT" \
 		--cert "$PKI/allocator-a1.crt" --key "$PKI/allocator-a1.key" --ca "$PKI/ca.pem" --allow role:proxy --log-level error \
 		--metrics-addr "127.0.0.1:$TMPORT" &
 	PIDS+=($!)
+	TUNNEL_PID=$!
 fi
 
 cat >"$WORK/routes.json" <<JSON
@@ -113,6 +143,20 @@ cat >"$WORK/routes.json" <<JSON
 JSON
 BACKEND_TLS=()
 [ "$TLS" = on ] && BACKEND_TLS=(--backend-cert "$PKI/proxy-p1.crt" --backend-key "$PKI/proxy-p1.key" --backend-ca "$PKI/ca.pem")
+
+# proxycpus N / loadcpus N: the CPUs of a proxy with N cores and of the
+# load side of its runs.
+proxycpus() { if [ "$PIN" = on ] && [ "$1" = 1 ]; then echo "$PROXY_CPU1"; else echo "$ALL_CPU"; fi; }
+loadcpus() { if [ "$PIN" = on ] && [ "$1" = 1 ]; then echo "$LOAD_CPU1"; else echo "$ALL_CPU"; fi; }
+# pinload N: the backend and the tunnel server (every process and
+# thread) onto the load CPUs of an N-core row.
+pinload() {
+	local c p
+	c=$(loadcpus "$1")
+	for p in ${PIDOF[direct]} $(pgrep -P "${PIDOF[direct]}" || true) $TUNNEL_PID; do
+		taskset -a -p -c "$c" "$p" >/dev/null
+	done
+}
 
 # start_nginx N: nginx with N workers, plain and mTLS servers.
 start_nginx() {
@@ -167,10 +211,10 @@ http {
   $tlsconf
 }
 CONF
-	taskset -c "$PROXY_CPU" nginx -c "$dir/nginx.conf" -p "$dir" &
+	taskset -c "$(proxycpus "$n")" nginx -c "$dir/nginx.conf" -p "$dir" &
 	PIDS+=($!)
-	PIDOF[nginx$n]=$!; PORTOF[nginx$n]=$port; HOSTOF[nginx$n]=$ID
-	PIDOF[nginx$n-tls]=$!; PORTOF[nginx$n-tls]=$tport; HOSTOF[nginx$n-tls]=$TID
+	PIDOF[nginx$n]=$!; PORTOF[nginx$n]=$port; HOSTOF[nginx$n]=$ID; COREOF[nginx$n]=$n
+	PIDOF[nginx$n-tls]=$!; PORTOF[nginx$n-tls]=$tport; HOSTOF[nginx$n-tls]=$TID; COREOF[nginx$n-tls]=$n
 }
 
 # start_paddock NAME GOMAXPROCS [flags]: a paddock proxy.
@@ -180,12 +224,12 @@ start_paddock() {
 	port=$(freeport); mport=$(freeport)
 	plog=""
 	[ "$ACCESS_LOG" = on ] && plog="$WORK/$name-access.log"
-	GOMAXPROCS=$procs taskset -c "$PROXY_CPU" "$WORK/paddock" proxy --routes-file "$WORK/routes.json" \
+	GOMAXPROCS=$procs taskset -c "$(proxycpus "$procs")" "$WORK/paddock" proxy --routes-file "$WORK/routes.json" \
 		--http-addr "127.0.0.1:$port" --https-addr "" --access-log "$plog" --log-level warn \
 		--metrics-addr "127.0.0.1:$mport" --state-dir "$WORK/state-$name" "${BACKEND_TLS[@]}" "$@" &
 	PIDS+=($!)
-	PIDOF[$name]=$!; PORTOF[$name]=$port; HOSTOF[$name]=$ID; METRICS[$name]=$mport
-	PIDOF[$name-tls]=$!; PORTOF[$name-tls]=$port; HOSTOF[$name-tls]=$TID
+	PIDOF[$name]=$!; PORTOF[$name]=$port; HOSTOF[$name]=$ID; METRICS[$name]=$mport; COREOF[$name]=$procs
+	PIDOF[$name-tls]=$!; PORTOF[$name-tls]=$port; HOSTOF[$name-tls]=$TID; COREOF[$name-tls]=$procs
 }
 
 PAIRS=()
@@ -215,27 +259,61 @@ cputicks() {
 	done
 	echo "$t"
 }
+# cpustat: per-CPU busy and total jiffies, "busy0 total0 busy1 total1 ...".
+cpustat() { awk '/^cpu[0-9]/ {b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat | tr '\n' ' '; }
+# busy BEFORE AFTER: per-CPU busy percentages between two cpustat samples.
+busy() { python3 -c "
+import sys
+a, b = list(map(int, sys.argv[1].split())), list(map(int, sys.argv[2].split()))
+print('/'.join(str(round(100 * (b[i] - a[i]) / max(1, b[i + 1] - a[i + 1]))) for i in range(0, len(a), 2)))" "$1" "$2"; }
 run() { # target round
 	local name=$1 round=$2
-	local pid=${PIDOF[$name]} t0 t1
-	t0=$(cputicks "$pid")
-	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DUR" --latency -H "Host: ${HOSTOF[$name]}.localhost" "http://127.0.0.1:${PORTOF[$name]}/" >"$WORK/wrk.txt"
-	t1=$(cputicks "$pid")
+	local pid=${PIDOF[$name]} t0 t1 s0 s1 cores=${COREOF[$name]}
+	pinload "$cores"
+	t0=$(cputicks "$pid"); s0=$(cpustat)
+	taskset -c "$(loadcpus "$cores")" wrk -t1 -c"$CONNS" -d"$DUR" --latency -H "Host: ${HOSTOF[$name]}.localhost" "http://127.0.0.1:${PORTOF[$name]}/" >"$WORK/wrk.txt"
+	t1=$(cputicks "$pid"); s1=$(cpustat)
 	local rps n cpu p99 load
 	rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 	n=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 	p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
 	cpu=$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)*1e6/$n:.1f}')")
 	load=$(cut -d' ' -f1 /proc/loadavg)
-	printf '%-16s %5s %10s %10s %10s %6s\n' "$name" "$round" "$rps" "$p99" "$cpu" "$load"
+	printf '%-16s %5s %10s %10s %10s %6s %9s\n' "$name" "$round" "$rps" "$p99" "$cpu" "$load" "$(busy "$s0" "$s1")"
 	echo "$name $round $rps $cpu $load" >>"$WORK/runs"
 }
-echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; cores: $CORES; proxies on cpus $PROXY_CPU, wrk and backend on cpus $LOAD_CPU; access log $ACCESS_LOG; $(nproc) cores; $(date -u +%FT%TZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+cat >"$WORK/count.py" <<'PY'
+import sys
+path, n, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+v = {}
+for line in open(path):
+    f = line.strip().split(",")
+    if len(f) > 3 and f[0][:1].isdigit():
+        v[f[2].replace("raw_syscalls:sys_enter", "all").replace("syscalls:sys_enter_", "")] = float(f[0])
+g = lambda *k: sum(v.get(x, 0) for x in k) / n
+print(f"{name:16} {g('all'):8.2f} {g('read', 'recvfrom'):6.2f} {g('write', 'writev'):6.2f} {g('epoll_wait', 'epoll_pwait'):6.2f} "
+      f"{g('futex'):6.2f} {g('nanosleep'):7.2f} {g('context-switches'):6.2f} {g('cpu-migrations'):7.3f} {v.get('task-clock', 0) * 1e3 / n:8.1f}")
+PY
+# count TARGET: one wrk run under perf stat on the proxy's processes (all
+# threads); system calls, context switches and migrations per request.
+count() {
+	local name=$1 cores=${COREOF[$1]} pids n
+	pids=$(echo "${PIDOF[$1]}" $(pgrep -P "${PIDOF[$1]}" || true) | tr ' ' ',')
+	pinload "$cores"
+	perf stat -x, -o "$WORK/perf.txt" -p "$pids" \
+		-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_writev \
+		-e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
+		-e context-switches,cpu-migrations,task-clock \
+		-- taskset -c "$(loadcpus "$cores")" wrk -t1 -c"$CONNS" -d"$DUR" -H "Host: ${HOSTOF[$name]}.localhost" "http://127.0.0.1:${PORTOF[$name]}/" >"$WORK/wrk.txt"
+	n=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+	python3 "$WORK/count.py" "$WORK/perf.txt" "$n" "$name"
+}
+echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; cores: $CORES; pinning $PIN (1-core rows: proxy on cpu $PROXY_CPU1, wrk, backend and tunnel server on cpu $LOAD_CPU1; 2-core rows: all on $ALL_CPU); access log $ACCESS_LOG; $(nproc) cores; $(date -u +%FT%TZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up (connections, pools, caches).
 for t in "${!PORTOF[@]}"; do
 	wrk -t1 -c"$CONNS" -d1s -H "Host: ${HOSTOF[$t]}.localhost" "http://127.0.0.1:${PORTOF[$t]}/" >/dev/null
 done
-printf '%-16s %5s %10s %10s %10s %6s\n' target round "req/s" "wrk p99" "cpu-us/req" load
+printf '%-16s %5s %10s %10s %10s %6s %9s\n' target round "req/s" "wrk p99" "cpu-us/req" load "busy% cpu0/1.."
 for r in $(seq "$RUNS"); do
 	run direct "$r"
 	for pair in "${PAIRS[@]}"; do
@@ -244,6 +322,16 @@ for r in $(seq "$RUNS"); do
 	done
 	[ "$GOROUTINES" = on ] && run paddock1-g "$r"
 done
+if [ "$COUNTS" = on ]; then
+	echo
+	echo "per request, one more wrk run per target under perf stat (not in the medians; the proxy's processes only; task-us is inflated by perf):"
+	printf '%-16s %8s %6s %6s %6s %6s %7s %6s %7s %8s\n' target syscalls reads writes epoll futex nanoslp ctxsw migr task-us
+	for pair in "${PAIRS[@]}"; do
+		set -- $pair
+		count "$1"; count "$2"
+	done
+	[ "$GOROUTINES" = on ] && count paddock1-g
+fi
 
 # Medians and spread; the latency rates.
 python3 - "$WORK/runs" "${PAIRS[@]}" >"$WORK/rates" <<'PY'
@@ -280,7 +368,8 @@ echo "(proxy - direct), in which stalls of the whole machine cancel out. Own per
 lat() { # proxy-target rate
 	local t=$1 rate=$2
 	local res load
-	res=$(taskset -c "$LOAD_CPU" "$WORK/ratebench" -rate "$rate" -conns 32 -duration 10s \
+	pinload "${COREOF[$t]}"
+	res=$(taskset -c "$(loadcpus "${COREOF[$t]}")" "$WORK/ratebench" -rate "$rate" -conns 32 -duration 10s \
 		-target "direct=127.0.0.1:${PORTOF[direct]}/${HOSTOF[direct]}.localhost" -target "$t=127.0.0.1:${PORTOF[$t]}/${HOSTOF[$t]}.localhost")
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	echo "$res" | sed "s/^/  /"
