@@ -34,7 +34,7 @@ func OpenAccessLog(name string, stderr io.Writer) (w io.Writer, close func(), er
 		if err != nil {
 			return nil, nil, fmt.Errorf("access log %s: %w (choose another path with --access-log, or \"\" to turn it off)", name, err)
 		}
-		out, closeFile = f, func() { f.Close() }
+		out, closeFile = logFileWriter(f), func() { f.Close() }
 	}
 	bw := NewBufferedWriter(out, 200*time.Millisecond)
 	return bw, func() { bw.Close(); closeFile() }, nil
