@@ -10,7 +10,7 @@
 # Usage: scripts/bench-proxy.sh [duration=10s] [connections=32]
 # Env:   RUNS (rounds; every target once per round, nginx and paddock
 #        alternating first (ABBA...); medians and min–max over rounds;
-#        default 5),
+#        default 5; 0: only the COUNTS pass),
 #        CORES ("1 2": the equal-core configurations to run),
 #        PIN=on|off (default on; see "Pinning" below),
 #        PROXY_CPU1 / LOAD_CPU1 (the 1-core rows' CPUs when pinned:
@@ -296,17 +296,24 @@ print(f"{name:16} {g('all'):8.2f} {g('read', 'recvfrom'):6.2f} {g('write', 'writ
 PY
 # count TARGET: one wrk run under perf stat on the proxy's processes (all
 # threads); system calls, context switches and migrations per request.
+# Through the tunnel, the tunnel server is counted too (same run).
+PERF_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,context-switches,cpu-migrations,task-clock
 count() {
-	local name=$1 cores=${COREOF[$1]} pids n
+	local name=$1 cores=${COREOF[$1]} pids n tp=
 	pids=$(echo "${PIDOF[$1]}" $(pgrep -P "${PIDOF[$1]}" || true) | tr ' ' ',')
 	pinload "$cores"
-	perf stat -x, -o "$WORK/perf.txt" -p "$pids" \
-		-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_writev \
-		-e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
-		-e context-switches,cpu-migrations,task-clock \
+	if [ "${name%-tls}" != "$name" ] && [ -n "$TUNNEL_PID" ]; then
+		perf stat -x, -o "$WORK/perf-tunnel.txt" -p "$TUNNEL_PID" -e "$PERF_EVENTS" -- sleep "$DUR" &
+		tp=$!
+	fi
+	perf stat -x, -o "$WORK/perf.txt" -p "$pids" -e "$PERF_EVENTS" \
 		-- taskset -c "$(loadcpus "$cores")" wrk -t1 -c"$CONNS" -d"$DUR" -H "Host: ${HOSTOF[$name]}.localhost" "http://127.0.0.1:${PORTOF[$name]}/" >"$WORK/wrk.txt"
 	n=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 	python3 "$WORK/count.py" "$WORK/perf.txt" "$n" "$name"
+	if [ -n "$tp" ]; then
+		wait "$tp" || true
+		python3 "$WORK/count.py" "$WORK/perf-tunnel.txt" "$n" "  tunnel server"
+	fi
 }
 echo "wrk -t1 -c$CONNS -d$DUR, $RUNS rounds; cores: $CORES; pinning $PIN (1-core rows: proxy on cpu $PROXY_CPU1, wrk, backend and tunnel server on cpu $LOAD_CPU1; 2-core rows: all on $ALL_CPU); access log $ACCESS_LOG; $(nproc) cores; $(date -u +%FT%TZ); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up (connections, pools, caches).
@@ -314,6 +321,7 @@ for t in "${!PORTOF[@]}"; do
 	wrk -t1 -c"$CONNS" -d1s -H "Host: ${HOSTOF[$t]}.localhost" "http://127.0.0.1:${PORTOF[$t]}/" >/dev/null
 done
 printf '%-16s %5s %10s %10s %10s %6s %9s\n' target round "req/s" "wrk p99" "cpu-us/req" load "busy% cpu0/1.."
+touch "$WORK/runs" "$WORK/added"
 for r in $(seq "$RUNS"); do
 	run direct "$r"
 	for pair in "${PAIRS[@]}"; do
@@ -351,6 +359,8 @@ for n in rps:
 print("\nratios of medians (paddock/nginx req/s; nginx/paddock CPU per request: above 1.0 paddock is ahead)", file=out)
 for p in pairs:
     ng, pd = p.split()
+    if pd not in rps or ng not in rps:
+        continue  # RUNS=0: counts only
     print(f"{pd:16} req/s {st.median(rps[pd])/st.median(rps[ng]):.2f}x   cpu/req {st.median(cpu[ng])/st.median(cpu[pd]):.2f}x   "
           f"(per round: req/s {min(a/b for a,b in zip(rps[pd],rps[ng])):.2f}–{max(a/b for a,b in zip(rps[pd],rps[ng])):.2f}x, "
           f"cpu {min(b/a for a,b in zip(cpu[pd],cpu[ng])):.2f}–{max(b/a for a,b in zip(cpu[pd],cpu[ng])):.2f}x)", file=out)
