@@ -176,10 +176,14 @@ func TestDockerEndToEnd(t *testing.T) {
 	resize := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 1024, 2)})
 	if p := h.waitPlan(id, resize, 3*time.Minute); p.Status != engine.PlanSuccess {
 		t.Fatalf("resize: %s: %s", p.Status, stepNames(p))
+	} else {
+		checkByRecovery(t, "resize", p) // the containers recover from each other
 	}
 	upgrade := h.submit(id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.18.0", 1024, 2)})
 	if p := h.waitPlan(id, upgrade, 3*time.Minute); p.Status != engine.PlanSuccess {
 		t.Fatalf("upgrade: %s: %s", p.Status, stepNames(p))
+	} else {
+		checkByRecovery(t, "upgrade", p)
 	}
 	after := checkRunning(t, h, id, 2)
 	h.waitFor("a few writes on the new nodes", 30*time.Second, func() bool {
