@@ -64,6 +64,12 @@ func healthOf(d engine.Deployment, r engine.Replication, running func(engine.Pla
 // reads at once); nil when the deployment has no routing yet.
 func (s *Service) health(ctx context.Context, d engine.Deployment) (*HealthView, error) {
 	r, _, err := s.store.Replication(ctx, d.ID)
+	return s.healthOf(ctx, d, r, err)
+}
+
+// healthOf is health with the routing (or the error reading it) already
+// read; the copies' statuses are read at once.
+func (s *Service) healthOf(ctx context.Context, d engine.Deployment, r engine.Replication, err error) (*HealthView, error) {
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, nil
 	}
@@ -95,15 +101,20 @@ func (s *Service) health(ctx context.Context, d engine.Deployment) (*HealthView,
 // instanceRunning reads whether an instance runs healthy on a live
 // allocator.
 func (s *Service) instanceRunning(ctx context.Context, in engine.PlacedInstance) bool {
+	// Both reads at once: one round trip, not two in a row.
+	var (
+		alive bool
+		aerr  error
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		alive, _, aerr = s.store.Exists(ctx, engine.AllocatorAlivePath(in.Allocator))
+	}()
 	var st engine.InstanceStatus
-	if _, err := s.store.GetJSON(ctx, engine.StatusPath(in.Allocator, in.ID), &st); err != nil {
-		return false
-	}
-	if st.State != engine.StateRunning || !st.Healthy {
-		return false
-	}
-	ok, _, err := s.store.Exists(ctx, engine.AllocatorAlivePath(in.Allocator))
-	return err == nil && ok
+	_, err := s.store.GetJSON(ctx, engine.StatusPath(in.Allocator, in.ID), &st)
+	<-done
+	return err == nil && st.State == engine.StateRunning && st.Healthy && aerr == nil && alive
 }
 
 // cachedHealth is health from the cache: the routing from the
