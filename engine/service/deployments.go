@@ -675,33 +675,61 @@ func (s *Service) Activity(ctx context.Context, id string) (Activity, error) {
 		return Activity{}, err
 	}
 	act := Activity{DeploymentID: id, History: []engine.Plan{}}
-	if ok, _, err := s.store.Exists(ctx, engine.DeploymentPath(id)); err != nil {
-		return act, storeErr(err, "deployment", id)
-	} else if !ok {
+	// The reads go out together (they pipeline on the session, where
+	// during a burst each round trip waits behind the session's writes):
+	// the deployment's existence, its pending plan, the history's names
+	// and the credentials record, then every history entry at once.
+	var (
+		exists         bool
+		p              engine.Plan
+		names          []string
+		sec            *SecurityView
+		ee, pe, he, se error
+		wg             sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); _, pe = s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p) }()
+	go func() { defer wg.Done(); names, he = s.store.Children(ctx, engine.PlanHistoryPath(id)) }()
+	go func() { defer wg.Done(); sec, se = s.Security(ctx, id) }()
+	exists, _, ee = s.store.Exists(ctx, engine.DeploymentPath(id))
+	wg.Wait()
+	switch {
+	case ee != nil:
+		return act, storeErr(ee, "deployment", id)
+	case !exists:
 		return act, notFound("deployment", id)
 	}
-	var p engine.Plan
-	if _, err := s.store.GetJSON(ctx, engine.PendingPlanPath(id), &p); err == nil {
+	if pe == nil {
 		act.Pending = &p
-	} else if !errors.Is(err, engine.ErrNotFound) {
-		return act, storeErr(err, "deployment", id)
+	} else if !errors.Is(pe, engine.ErrNotFound) {
+		return act, storeErr(pe, "deployment", id)
 	}
-	names, err := s.store.Children(ctx, engine.PlanHistoryPath(id))
-	if err != nil && !errors.Is(err, engine.ErrNotFound) {
-		return act, storeErr(err, "deployment", id)
+	if he != nil && !errors.Is(he, engine.ErrNotFound) {
+		return act, storeErr(he, "deployment", id)
 	}
-	for _, n := range names {
-		var h engine.Plan
-		if _, err := s.store.GetJSON(ctx, engine.PlanHistoryEntryPath(id, n), &h); err != nil {
-			if errors.Is(err, engine.ErrNotFound) {
+	hist := make([]engine.Plan, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 16)
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, errs[i] = s.store.GetJSON(ctx, engine.PlanHistoryEntryPath(id, n), &hist[i])
+		}()
+	}
+	wg.Wait()
+	for i := range names {
+		if errs[i] != nil {
+			if errors.Is(errs[i], engine.ErrNotFound) {
 				continue
 			}
-			return act, storeErr(err, "deployment", id)
+			return act, storeErr(errs[i], "deployment", id)
 		}
-		act.History = append(act.History, h)
+		act.History = append(act.History, hist[i])
 	}
-	act.Security, err = s.Security(ctx, id)
-	return act, err
+	act.Security = sec
+	return act, se
 }
 
 // Plan finds a plan by id among the pending one and the history.
