@@ -30,9 +30,8 @@
 # PROXY_CPU1 and everything else of the benchmark (wrk or ratebench, the
 # backend, the tunnel server) on LOAD_CPU1, so the proxy never waits for
 # a CPU behind its own load generator or backend and never moves between
-# cores. Unpinned, where the scheduler happened to put a single-threaded
-# proxy relative to wrk and the backend decided much of a 1-core row's
-# req/s. The 2-core rows cannot be separated on a 2-core machine:
+# cores. Unpinned (PIN=off), the proxy shares both CPUs with its load
+# and its waits for a CPU are part of every figure. The 2-core rows cannot be separated on a 2-core machine:
 # everything runs on both CPUs, and their p99s include waits for a CPU.
 # The backend's and tunnel server's affinity is set before each run
 # (taskset -a -p). Each run prints how busy each CPU was (from
