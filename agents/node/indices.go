@@ -162,6 +162,9 @@ func (s *Server) createShard(name string, m *mapping.Mapping, rawSettings map[st
 	if sh := s.indices[name]; sh != nil {
 		return sh, false, nil
 	}
+	if s.closed {
+		return nil, false, errNodeClosed()
+	}
 	sh, err := shard.Create(s.indexDir(name), name, m, settings, s.shardOptions())
 	if err != nil {
 		return nil, false, err

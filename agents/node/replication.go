@@ -598,6 +598,12 @@ func (p *repl) primaryTerm() (int64, bool) {
 	return p.rt.Term, true
 }
 
+// errNodeClosed: a request that would open an index arrived while the
+// node shuts down.
+func errNodeClosed() *eserr.Error {
+	return unavailable("the node is shutting down: retry the request on another node")
+}
+
 func unavailable(format string, args ...any) *eserr.Error {
 	return eserr.New(http.StatusServiceUnavailable, "unavailable_shards_exception", format, args...)
 }
@@ -1177,6 +1183,9 @@ func (s *Server) createCopy(name string, im copyIndexMeta) (*shard.Shard, error)
 	defer s.imu.Unlock()
 	if sh := s.indices[name]; sh != nil {
 		return sh, nil
+	}
+	if s.closed {
+		return nil, errNodeClosed()
 	}
 	sh, err := shard.Create(s.indexDir(name), name, im.Mapping, im.Settings, s.shardOptions())
 	if err != nil {

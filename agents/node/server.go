@@ -83,6 +83,9 @@ type Server struct {
 
 	imu     sync.RWMutex
 	indices map[string]*shard.Shard
+	// closed (under imu): Close has closed the indices; a request still
+	// in flight may not open a new one (its files would stay locked).
+	closed bool
 	// meta holds aliases and index templates.
 	meta *meta.Registry
 
@@ -176,6 +179,7 @@ func (s *Server) Close() error {
 	s.snaps.close()
 	s.imu.Lock()
 	defer s.imu.Unlock()
+	s.closed = true
 	var first error
 	for name, sh := range s.indices {
 		if err := sh.Close(); err != nil && first == nil {
