@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"paddock/engine/freeport"
 	"regexp"
 	"strconv"
 	"strings"
@@ -116,16 +117,18 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// freeport VAR... sets each VAR to a free TCP port on 127.0.0.1.
+// freeport VAR... sets each VAR to a free TCP port on 127.0.0.1, outside
+// the kernel's ephemeral range: a port picked by listening on :0 could be
+// handed to another :0 listener (the director's enrollment endpoint of the
+// very `paddock up` under test) before the test's binary binds it.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
 		ts.Fatalf("usage: freeport VAR...")
 	}
-	for _, v := range args {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		ts.Check(err)
-		ts.Setenv(v, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-		ln.Close()
+	ports, err := freeport.Pick("127.0.0.1", len(args))
+	ts.Check(err)
+	for i, v := range args {
+		ts.Setenv(v, strconv.Itoa(ports[i]))
 	}
 }
 

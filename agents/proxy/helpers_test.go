@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"paddock/engine/freeport"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,13 +86,11 @@ func (tb *testBackend) close() {
 // deadAddr is a loopback address nothing listens on.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.One("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 }
 
 // blackhole accepts connections and never answers.

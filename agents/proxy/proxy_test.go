@@ -187,20 +187,15 @@ func TestErrorAnswers(t *testing.T) {
 func TestBackendComesBack(t *testing.T) {
 	p := startProxy(t, nil)
 	// Reserve an address, route to it while nothing listens, then listen.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := deadAddr(t)
 	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("es-1", "z1", "a1", addr))}, nil)
 	c := newClient()
 	if a, _ := get(t, c, p.HTTPAddr(), testID+".localhost", "/", nil); a.code != 503 {
 		t.Fatalf("with nothing listening: %d, want 503", a.code)
 	}
-	ln, err = net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("address %s taken meanwhile: %v", addr, err)
+		t.Fatalf("listen on %s (picked outside the ephemeral range, so nothing else should hold it): %v", addr, err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Backend", "back") })}
 	go srv.Serve(ln)

@@ -108,9 +108,7 @@ func TestThroughNode(t *testing.T) {
 
 func TestMetricsAndHealth(t *testing.T) {
 	es := newTestBackend(t, "es-1")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	maddr := ln.Addr().String()
-	ln.Close()
+	maddr := deadAddr(t)
 	p := startProxy(t, func(c *Config) { c.MetricsAddr = maddr })
 	p.setTable(map[string]engine.Route{testID: liveRoute(testID, 1, esBackend("es-1", "z1", "a1", es.addr()))}, nil)
 	c := newClient()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"paddock/engine/freeport"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -351,22 +352,8 @@ func writeIdentity(file, access, secret string) error {
 	return os.Rename(tmp, file)
 }
 
-// freePorts returns n distinct free TCP ports on ip.
+// freePorts returns n distinct free TCP ports on ip, outside the kernel's
+// ephemeral range (see package freeport).
 func freePorts(ip string, n int) ([]int, error) {
-	var out []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for len(out) < n {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("find a free port on %s: %w", ip, err)
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
+	return freeport.Pick(ip, n)
 }

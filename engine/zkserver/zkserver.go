@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"paddock/engine/freeport"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,14 +77,10 @@ func SuperDigest(password string) string {
 	return "super:" + base64.StdEncoding.EncodeToString(h[:])
 }
 
-// FreePort asks the kernel for a free loopback TCP port.
+// FreePort returns a free loopback TCP port outside the kernel's ephemeral
+// range, so no other socket is handed it before ZooKeeper binds it.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return freeport.One("127.0.0.1")
 }
 
 // Check verifies that Java and the ZooKeeper jars are installed, and says
