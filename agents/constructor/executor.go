@@ -210,6 +210,9 @@ func (x *executor) resume(ctx context.Context, previous string) error {
 		}
 	}
 	msg := fmt.Sprintf("constructor %s took over from %s and resumes at %s", x.l.cfg.ID, orUnknown(previous), next)
+	if x.cancelled() {
+		msg = fmt.Sprintf("constructor %s took over from %s; the plan was cancelled: rolling back", x.l.cfg.ID, orUnknown(previous))
+	}
 	x.log.Warn("resuming a plan left half-done", "previous_leader", previous)
 	if err := x.step(ctx, StepResume, fmt.Sprintf("resume:%d", len(x.plan.Steps)), stepInstant, func(context.Context) (string, error) { return msg, nil }); err != nil {
 		return err
@@ -255,7 +258,9 @@ func (x *executor) step(ctx context.Context, name, key string, kind stepKind, fn
 	if x.plan.Progress.IsDone(key) {
 		return nil
 	}
-	if name != StepRollback && name != StepCompleted && x.cancelled() {
+	// A resumed plan records who took over even when it was cancelled
+	// meanwhile (the rollback follows).
+	if name != StepRollback && name != StepCompleted && name != StepResume && x.cancelled() {
 		return errCancelled
 	}
 	started := time.Now().UTC()

@@ -1,0 +1,349 @@
+package constructor
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"paddock/engine"
+	"paddock/engine/service"
+	"paddock/engine/testenv"
+)
+
+// inSyncGate holds the constructor's side of a recovery at its end: the
+// nodes recover the new copies for real (they take live writes), but
+// the primary's in_sync events do not reach the constructor while
+// hold is set, so the plan stays in "recover new copies" (the primary
+// asks again every 10 s until the routing has the copy in sync).
+type inSyncGate struct {
+	NodeAPI
+	hold atomic.Bool
+	once sync.Once
+	// held is closed the first time an in_sync event was held back.
+	held chan struct{}
+}
+
+func newInSyncGate(n NodeAPI) *inSyncGate {
+	g := &inSyncGate{NodeAPI: n, held: make(chan struct{})}
+	g.hold.Store(true)
+	return g
+}
+
+func (g *inSyncGate) ReplicationEvents(ctx context.Context, addr string, after int64, wait time.Duration) (ReplicationEvents, error) {
+	evs, err := g.NodeAPI.ReplicationEvents(ctx, addr, after, wait)
+	if err != nil || !g.hold.Load() {
+		return evs, err
+	}
+	kept := evs.Events[:0:0]
+	for _, ev := range evs.Events {
+		if ev.Kind == EventInSync {
+			g.once.Do(func() { close(g.held) })
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	evs.Events = kept
+	return evs, nil
+}
+
+// recoveryRun is a two-zone deployment under a writer, about to be
+// resized by recovery.
+type recoveryRun struct {
+	h      *harness
+	id     string
+	before engine.Deployment
+	r0     engine.Replication
+	w      *writer
+	stop   func()
+	paused *atomic.Bool
+}
+
+// startWrites creates the deployment, waits for it and starts a writer
+// and a watch of the route's state.
+func startWrites(t *testing.T, h *harness) *recoveryRun {
+	t.Helper()
+	id, planID := h.createDeployment(spec("8.17.0", 1024, 2))
+	if p := h.waitPlan(id, planID, 60*time.Second); p.Status != engine.PlanSuccess {
+		t.Fatalf("create: %s", stepNames(p))
+	}
+	run := &recoveryRun{h: h, id: id, before: checkRunning(t, h, id, 2), paused: &atomic.Bool{}}
+	run.r0, _, _ = h.replication(id)
+	run.w = &writer{h: h, id: id}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); run.w.run(ctx) }()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if r, ok := h.route(id); ok && r.State != engine.RouteLive {
+				run.paused.Store(true)
+			}
+			testenv.Pause(ctx, 5*time.Millisecond)
+		}
+	}()
+	run.stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(run.stop)
+	h.waitFor("some writes", 20*time.Second, func() bool { return run.acked() > 20 })
+	return run
+}
+
+func (run *recoveryRun) acked() int {
+	run.w.mu.Lock()
+	defer run.w.mu.Unlock()
+	return len(run.w.acked)
+}
+
+// finish lets the writer go on a little on the final topology, stops
+// it, and checks that every acknowledged write is on every backend and
+// that the route never paused.
+func (run *recoveryRun) finish(t *testing.T) {
+	t.Helper()
+	n := run.acked()
+	run.h.waitFor("writes on the final topology", 20*time.Second, func() bool { return run.acked() > n+20 })
+	run.stop()
+	run.w.checkNoLoss(t)
+	if run.paused.Load() {
+		t.Fatal("the route was paused during a resize by recovery")
+	}
+}
+
+// checkTopology fails t unless exactly the instances of want run as the
+// deployment, hold the instance znodes, are the routing's copies (all
+// in sync) and the route's backends.
+func checkTopology(t *testing.T, h *harness, id string, want []engine.PlacedInstance) {
+	t.Helper()
+	var ids []string
+	for _, in := range want {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	var znodes []string
+	for _, kids := range h.instanceZnodes(id) {
+		znodes = append(znodes, kids...)
+	}
+	slices.Sort(znodes)
+	if !slices.Equal(znodes, ids) {
+		t.Fatalf("instance znodes %v, want %v (an orphan copy, or one missing)", znodes, ids)
+	}
+	r, _, _ := h.replication(id)
+	if !slices.Equal(sortedSet(r.Copies), ids) || !slices.Equal(sortedSet(r.InSync), ids) || !slices.Contains(ids, r.Primary) {
+		t.Fatalf("routing %+v, want copies and in_sync %v", r, ids)
+	}
+	rt, _ := h.route(id)
+	var backends []string
+	for _, b := range rt.Backends {
+		backends = append(backends, b.InstanceID)
+	}
+	slices.Sort(backends)
+	if !slices.Equal(backends, ids) || rt.State != engine.RouteLive {
+		t.Fatalf("route %s to %v, want live to %v", rt.State, backends, ids)
+	}
+	h.waitFor("the allocators to run the final copies only", 20*time.Second, func() bool {
+		return slices.Equal(h.workloads(id), ids)
+	})
+	d := h.deployment(id)
+	if d.Status != engine.DeploymentRunning {
+		t.Fatalf("deployment %s after the plan", d.Status)
+	}
+	if hl, _ := engine.ReplicationHealth(r, func(string) bool { return true }); hl != engine.HealthGreen {
+		t.Fatalf("replication health %s, want green (%+v)", hl, r)
+	}
+}
+
+// TestLeaderChangeDuringRecovery: the constructor leading a resize by
+// recovery dies while the new copies recover; the next leader resumes
+// the plan in "recover new copies" and finishes it: the data moved by
+// recovery (no snapshot, no pause), no acknowledged write lost, the new
+// copies alone in the routing and in sync, no orphan instance. With a
+// cancel asked just before the leader dies (the old leader may have
+// begun the rollback), the next leader rolls back to the old copies.
+func TestLeaderChangeDuringRecovery(t *testing.T) {
+	for _, cancel := range []bool{false, true} {
+		name := "resumed"
+		if cancel {
+			name = "cancelled"
+		}
+		t.Run(name, func(t *testing.T) { testLeaderChangeDuringRecovery(t, cancel) })
+	}
+}
+
+func testLeaderChangeDuringRecovery(t *testing.T, cancel bool) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	gate := newInSyncGate(NewHTTPNodes())
+	gate.hold.Store(false) // the create's copies join as they are
+	c1 := h.startConstructor("c1", gate, nil)
+	h.waitFor("c1 to lead", 20*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 1
+	})
+	h.startConstructor("c2", NewHTTPNodes(), nil)
+	h.waitFor("c2 to stand by", 20*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 2
+	})
+	run := startWrites(t, h)
+	gate.hold.Store(true)
+
+	resize := h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	select {
+	case <-gate.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no new copy finished its recovery")
+	}
+	if p, ok := h.pendingPlan(run.id); !ok || lastStep(p).Name != StepRecover || lastStep(p).Status != engine.PlanRunning {
+		t.Fatalf("plan not in %q when the leader dies: %s", StepRecover, stepNames(p))
+	}
+	if cancel {
+		svc := service.New(h.admin, service.WithLogger(quiet()))
+		if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1.kill()
+	p := h.waitPlan(run.id, resize, 90*time.Second)
+	if p.Leader != "c2" {
+		t.Fatalf("plan finished by %q: %s", p.Leader, stepNames(p))
+	}
+	applied := appliedOnce(t, p)
+	if cancel {
+		if p.Status != engine.PlanCancelled || applied[StepRollback] != 1 || applied[StepSwitch] != 0 || applied[StepResume] != 1 {
+			t.Fatalf("cancel across the leader change: %s %s", p.Status, stepNames(p))
+		}
+		run.checkRolledBack(t, p)
+		return
+	}
+	if p.Status != engine.PlanSuccess {
+		t.Fatalf("resize %s after the leader change: %s", p.Status, stepNames(p))
+	}
+	var interrupted string
+	for _, s := range p.Steps {
+		if s.Status == engine.PlanError && strings.Contains(s.Message, "interrupted") {
+			interrupted = s.Name
+		}
+		if s.Name == StepRecover && s.Status == engine.PlanSuccess && s.AppliedBy != "c2" {
+			t.Fatalf("recover step finished by %q: %s", s.AppliedBy, stepNames(p))
+		}
+	}
+	if interrupted != StepRecover {
+		t.Fatalf("interrupted %q: %s", interrupted, stepNames(p))
+	}
+	checkByRecovery(t, "resize", p)
+	after := checkRunning(t, h, run.id, 2)
+	for _, in := range after.Instances {
+		if in.SizeMB != 2048 || slices.ContainsFunc(run.before.Instances, func(o engine.PlacedInstance) bool { return o.ID == in.ID }) {
+			t.Fatalf("instance %+v: not a new one", in)
+		}
+	}
+	checkTopology(t, h, run.id, after.Instances)
+	run.finish(t)
+	t.Logf("%d writes acknowledged, %d failed attempts; steps: %s", run.acked(), run.w.fails.Load(), stepNames(p))
+}
+
+// TestCancelDuringRecovery: a resize by recovery is cancelled (the API's
+// cancel) while the new copies recover: the plan rolls back to the old
+// copies (routing, route), the new instances go, no acknowledged write
+// is lost and the writer goes on.
+func TestCancelDuringRecovery(t *testing.T) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	gate := newInSyncGate(NewHTTPNodes())
+	gate.hold.Store(false)
+	h.startConstructor("c1", gate, nil)
+	run := startWrites(t, h)
+	gate.hold.Store(true)
+	svc := service.New(h.admin, service.WithLogger(quiet()))
+
+	resize := h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	select {
+	case <-gate.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no new copy finished its recovery")
+	}
+	if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	p := h.waitPlan(run.id, resize, 60*time.Second)
+	if p.Status != engine.PlanCancelled || !strings.Contains(stepNames(p), StepRollback+"="+engine.PlanSuccess) {
+		t.Fatalf("cancel: %s %s", p.Status, stepNames(p))
+	}
+	for _, not := range []string{StepSnapshot, StepMigrate, StepPause, StepSwitch, StepRemoveOld} {
+		if strings.Contains(stepNames(p), not+"=") {
+			t.Fatalf("cancelled resize ran %q: %s", not, stepNames(p))
+		}
+	}
+	run.checkRolledBack(t, p)
+}
+
+// checkRolledBack fails t unless cancelled plan p left the deployment
+// on its old copies alone, green, with every acknowledged write.
+func (run *recoveryRun) checkRolledBack(t *testing.T, p engine.Plan) {
+	t.Helper()
+	t.Logf("rollback: %s", stepMessage(p, StepRollback))
+	after := checkRunning(t, run.h, run.id, 2)
+	if !slices.Equal(instanceIDs(after.Instances), instanceIDs(run.before.Instances)) {
+		t.Fatalf("instances after the cancel %v, want the old ones %v", instanceIDs(after.Instances), instanceIDs(run.before.Instances))
+	}
+	checkTopology(t, run.h, run.id, after.Instances)
+	run.finish(t)
+	t.Logf("%d writes acknowledged, %d failed attempts; steps: %s", run.acked(), run.w.fails.Load(), stepNames(p))
+}
+
+// appliedOnce counts plan p's successful steps by name and fails t when
+// one was applied twice (a resumed plan redid a step).
+func appliedOnce(t *testing.T, p engine.Plan) map[string]int {
+	t.Helper()
+	applied := map[string]int{}
+	for _, s := range p.Steps {
+		if s.Status == engine.PlanSuccess {
+			applied[s.Name]++
+		}
+	}
+	for name, n := range applied {
+		if n > 1 {
+			t.Fatalf("step %q applied %d times: %s", name, n, stepNames(p))
+		}
+	}
+	return applied
+}
+
+func instanceIDs(ins []engine.PlacedInstance) []string {
+	var ids []string
+	for _, in := range ins {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func stepMessage(p engine.Plan, name string) string {
+	for _, s := range p.Steps {
+		if s.Name == name {
+			return s.Message
+		}
+	}
+	return ""
+}
+
+// workloads are the instances whose nodes run on the allocators'
+// runtimes for deployment id (an orphan copy's node shows here).
+func (h *harness) workloads(id string) []string {
+	var out []string
+	for _, rt := range h.runtimes {
+		ws, _ := rt.List(context.Background())
+		for _, w := range ws {
+			if w.Deployment == id && w.Running {
+				out = append(out, w.Instance)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
