@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	bolt "go.etcd.io/bbolt"
 
@@ -85,9 +84,9 @@ type Shard struct {
 
 	queue chan *request
 
-	// pending holds committed writes not yet in bleve (nil = delete).
+	// pending holds committed writes not yet in bleve, by id.
 	pmu        sync.Mutex
-	pending    map[string]*document.Document
+	pending    map[string]pendingWrite
 	pendingSeq int64
 
 	rmu          sync.Mutex // serialises refreshes
@@ -195,7 +194,7 @@ func newShard(name, dir string, db *bolt.DB, idx bleve.Index, m *mapping.Mapping
 		name: name, dir: dir, log: opts.logger().With("index", name), db: db, idx: idx, dv: &dsl.DocValues{Budget: opts.DocValues},
 		mapping: m, settings: settings,
 		queue:       make(chan *request, 1024),
-		pending:     map[string]*document.Document{},
+		pending:     map[string]pendingWrite{},
 		refreshedCh: make(chan struct{}),
 		settingsCh:  make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -276,7 +275,7 @@ func (s *Shard) replay(applied int64) error {
 			}
 			n++
 			if rec == nil {
-				s.pending[id] = nil
+				s.pending[id] = pendingWrite{seq: seq}
 				continue
 			}
 			_, src := decodeRecord(rec)
@@ -288,7 +287,7 @@ func (s *Shard) replay(applied int64) error {
 			if err != nil {
 				return fmt.Errorf("document [%s]: %w", id, err)
 			}
-			s.pending[id] = doc
+			s.pending[id] = pendingWrite{doc: doc, seq: seq}
 		}
 		return nil
 	})
