@@ -92,6 +92,10 @@ type TreeCache struct {
 	// and replaced each time applied moves.
 	queued, taken, applied uint64
 	synced                 chan struct{}
+	// own maps a znode this store wrote to the number of events queued
+	// when ZooKeeper answered the write: its watch events are among
+	// them (SyncPath). Entries leave once applied passes them.
+	own map[string]uint64
 
 	listeners []chan CacheEvent
 	changed   []chan struct{}
@@ -100,6 +104,7 @@ type TreeCache struct {
 
 type cacheOptions struct {
 	skip, leaf, container func(p string) bool
+	data                  func(p string, data []byte) []byte
 }
 
 // CacheOption tunes a TreeCache.
@@ -126,6 +131,20 @@ func CacheLeaves(leaf func(p string) bool) CacheOption {
 // children watch also reports their deletion), one read less per znode.
 func CacheContainers(container func(p string) bool) CacheOption {
 	return func(o *cacheOptions) { o.container = container }
+}
+
+// CacheData keeps what keep returns of each znode's data instead of the
+// data itself: a cache keeps only the fields its readers use (no
+// password hashes or secrets in a cache of credentials records).
+func CacheData(keep func(p string, data []byte) []byte) CacheOption {
+	return func(o *cacheOptions) { o.data = keep }
+}
+
+func (c *TreeCache) keep(p string, data []byte) []byte {
+	if c.opt.data == nil || data == nil {
+		return data
+	}
+	return c.opt.data(p, data)
 }
 
 // maxInFlight bounds a cache's concurrent reads (each node load is a
@@ -256,6 +275,11 @@ func (c *TreeCache) caughtUp() {
 	defer c.evMu.Unlock()
 	if c.applied != c.taken {
 		c.applied = c.taken
+		for p, seq := range c.own {
+			if seq <= c.applied {
+				delete(c.own, p)
+			}
+		}
 		close(c.synced)
 		c.synced = make(chan struct{})
 	}
@@ -273,6 +297,59 @@ func (c *TreeCache) Sync(ctx context.Context) error {
 	c.evMu.Lock()
 	target := c.queued
 	c.evMu.Unlock()
+	return c.waitApplied(ctx, target)
+}
+
+// SyncPath is Sync for this store's own writes at p: it waits only
+// while an event received before the answer to this store's last write
+// on p (or below it; with ancestors, above it too: a parent's children
+// list may add or remove p) is not yet applied. ZooKeeper delivers a
+// write's watch events before its answer, so after SyncPath the cache
+// shows every write this store made at p, and a reader of one
+// deployment waits only for that deployment's writes by this store,
+// not for other sessions' changes nor for a burst of changes elsewhere
+// (those show as soon as the cache applies them, as in any watch
+// cache). Pass ancestors when p is not cached yet.
+func (c *TreeCache) SyncPath(ctx context.Context, p string, ancestors bool) error {
+	c.evMu.Lock()
+	var target uint64
+	for q, seq := range c.own {
+		if seq > c.applied && seq > target && relevant(q, p, ancestors) {
+			target = seq
+		}
+	}
+	c.evMu.Unlock()
+	if target == 0 {
+		return nil
+	}
+	return c.waitApplied(ctx, target)
+}
+
+// wrote records this store's write at p, answered just now.
+func (c *TreeCache) wrote(p string) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.queued == c.applied {
+		return // its events, if any, are applied
+	}
+	if c.own == nil {
+		c.own = map[string]uint64{}
+	}
+	c.own[p] = c.queued
+}
+
+// relevant reports whether an event on q can change what the cache
+// shows at p: q is p, below p or (with ancestors) above it.
+func relevant(q, p string, ancestors bool) bool {
+	if q == p || (strings.HasPrefix(q, p) && q[len(p)] == '/') {
+		return true
+	}
+	return ancestors && strings.HasPrefix(p, q) && (q == "/" || p[len(q)] == '/')
+}
+
+// waitApplied waits until every event up to sequence number target is
+// applied.
+func (c *TreeCache) waitApplied(ctx context.Context, target uint64) error {
 	for {
 		c.evMu.Lock()
 		done, ch := c.applied >= target, c.synced
@@ -294,7 +371,7 @@ func (c *TreeCache) Sync(ctx context.Context) error {
 
 // Run keeps the cache in step with ZooKeeper until ctx ends.
 func (c *TreeCache) Run(ctx context.Context) error {
-	unwatch := c.s.watchPrefix(c.root, c.enqueue)
+	unwatch := c.s.watchPrefix(c.root, c.enqueue, c.wrote)
 	defer unwatch()
 	sess, cancel := c.s.Subscribe()
 	defer cancel()
@@ -470,7 +547,7 @@ func (c *TreeCache) loadTrees(ctx context.Context, roots []string) (map[string]*
 			if r.err != nil {
 				return nil, r.err
 			}
-			n := &cnode{CachedNode: CachedNode{Path: p, Data: r.data, Stat: toStat(r.st)}, children: map[string]struct{}{}}
+			n := &cnode{CachedNode: CachedNode{Path: p, Data: c.keep(p, r.data), Stat: toStat(r.st)}, children: map[string]struct{}{}}
 			m[p] = n
 			for _, k := range r.kids {
 				cp := path.Join(p, k)
@@ -718,8 +795,8 @@ func (c *TreeCache) setData(p string, data []byte, st *zk.Stat) bool {
 		c.mu.Unlock()
 		return false
 	}
-	n.Data, n.Stat = data, toStat(st)
-	ev := CacheEvent{Type: NodeUpdated, Path: p, Data: data, Stat: n.Stat}
+	n.Data, n.Stat = c.keep(p, data), toStat(st)
+	ev := CacheEvent{Type: NodeUpdated, Path: p, Data: n.Data, Stat: n.Stat}
 	c.mu.Unlock()
 	c.emit(ev)
 	return true

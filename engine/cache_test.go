@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"sort"
@@ -356,5 +357,71 @@ func TestTreeCacheSyncReadsOwnWrites(t *testing.T) {
 				t.Fatalf("update %d not in the cache after Sync: %q", i-1, got.Data)
 			}
 		}
+	}
+}
+
+// runDeploymentsCache starts a cache of the deployments on a fresh
+// platform's admin store.
+func runDeploymentsCache(t *testing.T, opts ...engine.CacheOption) (*engine.Store, *engine.TreeCache, context.Context) {
+	t.Helper()
+	p := env.Fresh(t)
+	ctx := ctxT(t, 60*time.Second)
+	c := engine.NewTreeCache(p.Admin, engine.PathDeployments, opts...)
+	go c.Run(ctx)
+	<-c.Ready()
+	return p.Admin, c, ctx
+}
+
+// A write on the cache's session is visible through SyncPath alone (no
+// round trip of its own), at the written znode, both for a new znode
+// (with ancestors) and for a change of a cached one.
+func TestTreeCacheSyncPathReadsOwnWrites(t *testing.T) {
+	s, c, ctx := runDeploymentsCache(t)
+	for i := range 200 {
+		dp := engine.DeploymentPath(fmt.Sprintf("d%03d", i))
+		if err := s.Create(ctx, dp, "v1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SyncPath(ctx, dp, true); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		if got, ok := c.Get(dp); !ok || string(got.Data) != "v1" {
+			t.Fatalf("create %d not in the cache after SyncPath: %q %v", i, got.Data, ok)
+		}
+		if _, err := s.Set(ctx, dp, "v2", engine.AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SyncPath(ctx, dp, false); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		if got, _ := c.Get(dp); string(got.Data) != "v2" {
+			t.Fatalf("update %d not in the cache after SyncPath: %q", i, got.Data)
+		}
+	}
+}
+
+// CacheData keeps only what the option returns.
+func TestTreeCacheData(t *testing.T) {
+	s, c, ctx := runDeploymentsCache(t, engine.CacheData(func(_ string, b []byte) []byte {
+		return []byte(strings.ToUpper(string(b)))
+	}))
+	dp := engine.DeploymentPath("d1")
+	if err := s.Create(ctx, dp, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncPath(ctx, dp, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Get(dp); string(got.Data) != "SECRET" {
+		t.Fatalf("cached %q, want the kept form", got.Data)
+	}
+	if _, err := s.Set(ctx, dp, "other", engine.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncPath(ctx, dp, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Get(dp); string(got.Data) != "OTHER" {
+		t.Fatalf("cached %q after an update, want the kept form", got.Data)
 	}
 }

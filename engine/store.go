@@ -452,7 +452,11 @@ func (s *Store) create(ctx context.Context, p string, v any, flags int32) (strin
 		return "", err
 	}
 	s.stats.writes.Add(1)
-	out, err := do(ctx, func() (string, error) { return s.conn.Create(p, b, flags, acl) })
+	out, err := do(ctx, func() (string, error) {
+		out, err := s.conn.Create(p, b, flags, acl)
+		s.noteWrites(p)
+		return out, err
+	})
 	return out, wrapErr("create", p, err)
 }
 
@@ -464,7 +468,11 @@ func (s *Store) Set(ctx context.Context, p string, v any, version Version) (Vers
 		return 0, fmt.Errorf("encode %s: %w", p, err)
 	}
 	s.stats.writes.Add(1)
-	st, err := do(ctx, func() (*zk.Stat, error) { return s.conn.Set(p, b, version) })
+	st, err := do(ctx, func() (*zk.Stat, error) {
+		st, err := s.conn.Set(p, b, version)
+		s.noteWrites(p)
+		return st, err
+	})
 	if err != nil {
 		return 0, wrapErr("set", p, err)
 	}
@@ -486,7 +494,11 @@ func (s *Store) Put(ctx context.Context, p string, v any) error {
 // Delete removes p if its version is still version.
 func (s *Store) Delete(ctx context.Context, p string, version Version) error {
 	s.stats.writes.Add(1)
-	_, err := do(ctx, func() (struct{}, error) { return struct{}{}, s.conn.Delete(p, version) })
+	_, err := do(ctx, func() (struct{}, error) {
+		err := s.conn.Delete(p, version)
+		s.noteWrites(p)
+		return struct{}{}, err
+	})
 	return wrapErr("delete", p, err)
 }
 
@@ -641,7 +653,17 @@ func (s *Store) MultiResults(ctx context.Context, ops ...Op) ([]OpResult, error)
 	}
 	s.stats.multis.Add(1)
 	s.stats.multiOps.Add(int64(len(reqs)))
-	res, err := do(ctx, func() ([]zk.MultiResponse, error) { return s.conn.Multi(reqs...) })
+	res, err := do(ctx, func() ([]zk.MultiResponse, error) {
+		res, err := s.conn.Multi(reqs...)
+		paths := make([]string, 0, len(ops))
+		for _, op := range ops {
+			if op.kind != "check" {
+				paths = append(paths, op.path)
+			}
+		}
+		s.noteWrites(paths...)
+		return res, err
+	})
 	if err != nil {
 		failed := "multi"
 		for i, r := range res {

@@ -18,6 +18,10 @@ import (
 type watchSub struct {
 	prefix string
 	fn     func(zk.Event)
+	// wrote, when set, is told of every write this store makes on
+	// prefix or below it, when ZooKeeper has answered it (the write's
+	// watch events have been dispatched by then).
+	wrote func(p string)
 }
 
 type watchHub struct {
@@ -28,8 +32,8 @@ type watchHub struct {
 // watchPrefix calls fn (on the receive loop: it must not block nor call
 // ZooKeeper) for every watch event on prefix or below it, until the
 // returned function is called.
-func (s *Store) watchPrefix(prefix string, fn func(zk.Event)) func() {
-	sub := &watchSub{prefix: prefix, fn: fn}
+func (s *Store) watchPrefix(prefix string, fn func(zk.Event), wrote func(p string)) func() {
+	sub := &watchSub{prefix: prefix, fn: fn, wrote: wrote}
 	s.watches.mu.Lock()
 	if s.watches.subs == nil {
 		s.watches.subs = map[*watchSub]struct{}{}
@@ -40,6 +44,25 @@ func (s *Store) watchPrefix(prefix string, fn func(zk.Event)) func() {
 		s.watches.mu.Lock()
 		delete(s.watches.subs, sub)
 		s.watches.mu.Unlock()
+	}
+}
+
+// noteWrites tells the subscribers of each path that this store's write
+// there was answered. Called on the writing goroutine as soon as the
+// answer arrives (go-zookeeper dispatches a session's watch events on
+// its receive loop before it hands over a later answer).
+func (s *Store) noteWrites(paths ...string) {
+	s.watches.mu.RLock()
+	defer s.watches.mu.RUnlock()
+	for sub := range s.watches.subs {
+		if sub.wrote == nil {
+			continue
+		}
+		for _, p := range paths {
+			if p == sub.prefix || strings.HasPrefix(p, sub.prefix+"/") {
+				sub.wrote(p)
+			}
+		}
 	}
 }
 

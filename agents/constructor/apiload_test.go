@@ -141,6 +141,7 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 	go reader(99, "list", 2*time.Second, func(string) string { return "/deployments" })
 
 	start := time.Now()
+	statsAt := apiStore.Stats()
 	var cwg sync.WaitGroup
 	for w := range 8 {
 		cwg.Add(1)
@@ -197,6 +198,18 @@ func runAPIBurst(b *testing.B, zk *zktest.Env, creates int) (map[string][]float6
 	elapsed := time.Since(start)
 	burst.Store(false)
 	rwg.Wait()
+	// The API session's ZooKeeper requests during the burst (its watch
+	// cache's reads included) per API call, and how many reads of one
+	// deployment the cache answered.
+	st := apiStore.Stats().Sub(statsAt)
+	calls := 0
+	for _, v := range lat {
+		calls += len(v)
+	}
+	served, missed := cache.ReadStats()
+	b.Logf("API session during the burst: %d reads, %d writes, %d multis, %d watch events for %d API calls (%.2f reads per call); GET and activity from the cache: %d, from ZooKeeper: %d",
+		st.Reads, st.Writes, st.Multis, st.WatchEvents, calls, float64(st.Reads)/float64(max(calls, 1)), served, missed)
+	b.ReportMetric(float64(st.Reads)/float64(max(calls, 1)), "zk-reads/call")
 	for _, v := range lat {
 		sort.Float64s(v)
 	}

@@ -192,12 +192,17 @@ func (s *Service) AuthenticateKey(ctx context.Context, key string) (Principal, e
 	if !ok || !keyIDRe.MatchString(id) || !keySecRe.MatchString(secret) {
 		return Principal{}, errBadAuth
 	}
+	// From the watch cache: every API request authenticates, and a read
+	// on the service's session waits behind its writes.
 	var r APIKeyRecord
-	if _, err := s.store.GetJSON(ctx, engine.APIKeyPath(id), &r); err != nil {
-		if errors.Is(err, engine.ErrNotFound) {
-			return Principal{}, errBadAuth
+	if !s.cache.apiKey(ctx, id, &r) {
+		r = APIKeyRecord{}
+		if _, err := s.store.GetJSON(ctx, engine.APIKeyPath(id), &r); err != nil {
+			if errors.Is(err, engine.ErrNotFound) {
+				return Principal{}, errBadAuth
+			}
+			return Principal{}, storeErr(err, "apikey", id)
 		}
-		return Principal{}, storeErr(err, "apikey", id)
 	}
 	if r.Kind != CredKey || subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(r.Hash)) != 1 {
 		return Principal{}, errBadAuth

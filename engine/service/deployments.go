@@ -255,7 +255,7 @@ func (s *Service) replay(ctx context.Context, requestID string) (CreateResult, b
 		}
 		return CreateResult{}, false, storeErr(err, "request", requestID)
 	}
-	v, err := s.GetDeployment(ctx, rec.DeploymentID)
+	v, err := s.currentDeployment(ctx, rec.DeploymentID)
 	if err != nil {
 		return CreateResult{}, false, err
 	}
@@ -268,14 +268,34 @@ func (s *Service) newPlan(depID, action string, spec engine.DeploymentSpec, acto
 		Status: engine.PlanPending, Steps: []engine.PlanStep{}}
 }
 
-// GetDeployment reads one deployment with its pending plan.
+// GetDeployment reads one deployment with its pending plan: from the
+// service's watch cache when it has one (the caller's own writes
+// through this service included; see Cache), else from ZooKeeper.
 func (s *Service) GetDeployment(ctx context.Context, id string) (DeploymentView, error) {
+	return s.readDeployment(ctx, id, true)
+}
+
+// currentDeployment is GetDeployment from ZooKeeper, for the actions
+// that write what they read (its resource version is the current one,
+// other sessions' changes included).
+func (s *Service) currentDeployment(ctx context.Context, id string) (DeploymentView, error) {
+	return s.readDeployment(ctx, id, false)
+}
+
+func (s *Service) readDeployment(ctx context.Context, id string, cached bool) (DeploymentView, error) {
 	if err := checkID(id); err != nil {
 		return DeploymentView{}, err
 	}
 	cfg, err := s.platformConfig(ctx)
 	if err != nil {
 		return DeploymentView{}, storeErr(err, "platform", "config")
+	}
+	// From the watch cache when it shows every write this service made
+	// to the deployment (no ZooKeeper request; see Cache).
+	if cached {
+		if v, ok := s.cache.getDeployment(ctx, id, cfg.Domain); ok {
+			return v, nil
+		}
 	}
 	// The reads that need only the id go out together (they pipeline on
 	// the session): during a burst of writes each round trip waits
@@ -447,7 +467,7 @@ type PlanResult struct {
 // UpdateDeployment renames and/or asks for a new topology or version. A
 // spec change writes a plan (refused while another plan is pending).
 func (s *Service) UpdateDeployment(ctx context.Context, id string, req UpdateRequest) (PlanResult, error) {
-	cur, err := s.GetDeployment(ctx, id)
+	cur, err := s.currentDeployment(ctx, id)
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -563,7 +583,7 @@ func topoEqual(a, b engine.Topology) bool {
 
 // Resize changes the Elasticsearch size (and keeps everything else).
 func (s *Service) Resize(ctx context.Context, id string, sizeMB int, actor Actor) (PlanResult, error) {
-	cur, err := s.GetDeployment(ctx, id)
+	cur, err := s.currentDeployment(ctx, id)
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -575,7 +595,7 @@ func (s *Service) Resize(ctx context.Context, id string, sizeMB int, actor Actor
 
 // Upgrade changes the version (and keeps everything else).
 func (s *Service) Upgrade(ctx context.Context, id, version string, actor Actor) (PlanResult, error) {
-	cur, err := s.GetDeployment(ctx, id)
+	cur, err := s.currentDeployment(ctx, id)
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -600,7 +620,7 @@ func (s *Service) RestartDeployment(ctx context.Context, id string, actor Actor)
 // planReady reads a deployment that may take a new plan: live (not
 // deleted or being deleted) and with no plan pending.
 func (s *Service) planReady(ctx context.Context, id string) (DeploymentView, error) {
-	cur, err := s.GetDeployment(ctx, id)
+	cur, err := s.currentDeployment(ctx, id)
 	if err != nil {
 		return cur, err
 	}
@@ -669,10 +689,20 @@ type Activity struct {
 	Security *SecurityView `json:"security,omitempty"`
 }
 
-// Activity reads the plan steps, live and history.
+// Activity reads the plan steps, live and history (from the cache as
+// GetDeployment does).
 func (s *Service) Activity(ctx context.Context, id string) (Activity, error) {
+	return s.readActivity(ctx, id, true)
+}
+
+func (s *Service) readActivity(ctx context.Context, id string, cached bool) (Activity, error) {
 	if err := checkID(id); err != nil {
 		return Activity{}, err
+	}
+	if cached {
+		if act, ok := s.cache.activity(ctx, id); ok {
+			return act, nil
+		}
 	}
 	act := Activity{DeploymentID: id, History: []engine.Plan{}}
 	// The reads go out together (they pipeline on the session, where

@@ -117,10 +117,10 @@ func (s *Service) instanceRunning(ctx context.Context, in engine.PlacedInstance)
 	return err == nil && st.State == engine.StateRunning && st.Healthy && aerr == nil && alive
 }
 
-// cachedHealth is health from the cache: the routing from the
-// deployments cache and, as the cache holds no instance statuses, a
-// copy counts as running while its allocator is alive (GetDeployment
-// reads the statuses).
+// health is a deployment's health from the cache: the routing from the
+// deployments cache, each copy's status and its allocator's liveness
+// from the allocators cache; ok is false when the routing does not
+// decode.
 func (c *Cache) health(d engine.Deployment) (*HealthView, bool) {
 	n, ok := c.deps.Get(engine.ReplicationPath(d.ID))
 	if !ok {
@@ -131,7 +131,11 @@ func (c *Cache) health(d engine.Deployment) (*HealthView, bool) {
 		return nil, false
 	}
 	return healthOf(d, r, func(in engine.PlacedInstance) bool {
-		_, alive := c.allocs.Get(engine.AllocatorAlivePath(in.Allocator))
-		return alive
+		if _, alive := c.allocs.Get(engine.AllocatorAlivePath(in.Allocator)); !alive {
+			return false
+		}
+		sn, ok := c.allocs.Get(engine.StatusPath(in.Allocator, in.ID))
+		var st engine.InstanceStatus
+		return ok && json.Unmarshal(sn.Data, &st) == nil && st.State == engine.StateRunning && st.Healthy
 	}), true
 }

@@ -28,7 +28,7 @@ func (s *Service) RetryPlan(ctx context.Context, id string, actor Actor) (PlanRe
 	if err != nil {
 		return PlanResult{}, err
 	}
-	act, err := s.Activity(ctx, id)
+	act, err := s.readActivity(ctx, id, false)
 	if err != nil {
 		return PlanResult{}, err
 	}

@@ -147,13 +147,18 @@ func (s *Service) trafficFilters(ctx context.Context) ([]engine.TrafficFilterRul
 		r.ID = id
 		out = append(out, r)
 	}
+	sortRuleSets(out)
+	return out, nil
+}
+
+// sortRuleSets sorts rule sets by name, then id.
+func sortRuleSets(out []engine.TrafficFilterRuleSet) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
 			return out[i].Name < out[j].Name
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out, nil
 }
 
 // GetTrafficFilter reads one rule set.
@@ -244,7 +249,7 @@ func (s *Service) AttachTrafficFilter(ctx context.Context, id string, a engine.T
 	if a.EntityType != engine.AssociationDeployment {
 		return TrafficFilterView{}, invalid(field("entity_type", "unsupported entity type %q: rule sets attach to %q", a.EntityType, engine.AssociationDeployment))
 	}
-	if d, err := s.GetDeployment(ctx, a.ID); err != nil {
+	if d, err := s.currentDeployment(ctx, a.ID); err != nil {
 		return TrafficFilterView{}, err
 	} else if d.Status == engine.DeploymentDeleted {
 		return TrafficFilterView{}, &Error{Kind: KindNotFound, Code: "deployment.deleted", Message: fmt.Sprintf("deployment %s was deleted", a.ID)}
