@@ -2,8 +2,10 @@ package constructor
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +13,10 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/elastic/go-elasticsearch/v8"
 
 	"paddock/agents/allocator"
+	"paddock/agents/node/esclienttest"
 	"paddock/engine"
 	"paddock/engine/testenv"
 )
@@ -159,7 +163,28 @@ func TestDockerPrimaryKilledFailover(t *testing.T) {
 
 	// A client of the deployment: writes through a real proxy (straight
 	// to the nodes: these allocators run no node tunnels).
-	w := newProxyWriter(startTestProxy(t, h, nil), id, user)
+	pxAddr := startTestProxy(t, h, nil)
+	// Elastic's official Go client runs an application's whole sequence
+	// through the proxy first: the proxy spreads reads over both copies,
+	// so scroll pages and reads after writes reach either node.
+	name, pass, _ := strings.Cut(user, ":")
+	h.waitFor("the deployment's route in the proxy", 30*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", "http://"+pxAddr+"/", nil)
+		req.Header.Set("X-Found-Cluster", id)
+		req.SetBasicAuth(name, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err := esclienttest.Run(ctxT(t, 2*time.Minute), elasticsearch.Config{Addresses: []string{"http://" + pxAddr},
+		Header: http.Header{"X-Found-Cluster": {id}}, Username: name, Password: pass},
+		esclienttest.Options{Log: t.Logf}); err != nil {
+		t.Fatalf("the Go client's sequence through the proxy on 2 copies: %v", err)
+	}
+	w := newProxyWriter(pxAddr, id, user)
 	stopWriter := w.start(t)
 	h.waitFor("some writes", 30*time.Second, func() bool { return w.count() > 20 })
 

@@ -160,8 +160,9 @@ func (s *Server) forwardTo(r *http.Request, write bool) (string, error) {
 	return url, nil
 }
 
-// proxy forwards the request to the primary, with the client's own
-// credentials, and copies its answer.
+// proxy forwards the request to another copy (the primary, or the
+// holder of a scroll), with the client's own credentials, and copies its
+// answer.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, base string) error {
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), r.Body)
 	if err != nil {
@@ -182,7 +183,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, base string) erro
 	req.Header.Set(ForwardedHeader, s.cfg.Name)
 	resp, err := s.repl.client.Do(req)
 	if err != nil {
-		return unavailable("forward to the primary %s: %v: retry", base, err)
+		return unavailable("forward to %s: %v: retry", base, err)
 	}
 	defer resp.Body.Close()
 	for k, v := range resp.Header {

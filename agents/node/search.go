@@ -303,6 +303,11 @@ func (s *Server) scroll(w http.ResponseWriter, r *http.Request, p params) error 
 	if err != nil {
 		return err
 	}
+	if !s.scrolls.Has(id) {
+		if url := s.scrollHolderURL(r, id); url != "" {
+			return s.forwardScroll(w, r, url, body)
+		}
+	}
 	resp, err := s.scrolls.Next(r.Context(), id, keepAlive)
 	if err != nil {
 		return err
@@ -328,7 +333,7 @@ func (s *Server) clearScroll(w http.ResponseWriter, r *http.Request, p params) e
 	for _, id := range ids {
 		all = all || id == "_all"
 	}
-	status, resp := dsl.ClearResponse(s.scrolls.Clear(ids), all)
+	status, resp := dsl.ClearResponse(s.clearScrolls(r, ids, all), all)
 	writeJSON(w, status, resp)
 	return nil
 }

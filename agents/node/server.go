@@ -143,8 +143,9 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), db: db, start: time.Now(), client: cfg.PeerClient,
-		indices: map[string]*shard.Shard{}, meta: reg, scrolls: dsl.NewScrolls(), snaps: newSnapshots(),
+		indices: map[string]*shard.Shard{}, meta: reg, snaps: newSnapshots(),
 		dv: dsl.NewDocValuesBudget(dsl.DefaultDocValuesBytes)}
+	s.scrolls = dsl.NewScrollsHeldBy(s.scrollHolder)
 	s.egress = &egressDialer{socket: cfg.PeerEgress}
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 5 * time.Second, Transport: peerTransport(s.egress)}

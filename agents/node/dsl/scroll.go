@@ -20,8 +20,9 @@ const MaxOpenScrolls = 500
 // in-time readers on its indices and a cursor per index, and is freed when
 // its keep-alive passes without a Next, by Clear, or by Close.
 type Scrolls struct {
-	mu   sync.Mutex
-	ctxs map[string]*scrollCtx
+	mu     sync.Mutex
+	ctxs   map[string]*scrollCtx
+	holder func() string
 }
 
 type scrollCtx struct {
@@ -34,12 +35,55 @@ type scrollCtx struct {
 }
 
 // NewScrolls returns an empty set of scroll contexts.
-func NewScrolls() *Scrolls { return &Scrolls{ctxs: map[string]*scrollCtx{}} }
+func NewScrolls() *Scrolls { return NewScrollsHeldBy(nil) }
 
-func newScrollID() string {
+// NewScrollsHeldBy returns an empty set of scroll contexts whose ids name
+// the copy that holds them, holder() at the time each scroll starts. A
+// deployment's proxy spreads reads over its in-sync copies, so the next
+// page of a scroll can reach a copy that does not hold the context: that
+// copy reads the holder from the id (ScrollHolder) and forwards the
+// request there, as an Elasticsearch node routes a scroll id to the node
+// named in it.
+func NewScrollsHeldBy(holder func() string) *Scrolls {
+	return &Scrolls{ctxs: map[string]*scrollCtx{}, holder: holder}
+}
+
+// A scroll id is base64url(holder NUL 18 random bytes); without a holder,
+// 24 random bytes.
+func newScrollID(holder string) string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
+	if holder != "" {
+		b = append(append([]byte(holder), 0), b[:18]...)
+	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ScrollHolder is the copy named in a scroll id, "" when the id names
+// none (an id from a node without a holder, or not an id at all).
+func ScrollHolder(id string) string {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil {
+		return ""
+	}
+	h, _, ok := bytes.Cut(b, []byte{0})
+	if !ok || len(h) == 0 || len(h) > 128 {
+		return ""
+	}
+	for _, c := range h {
+		if c < 0x21 || c > 0x7e {
+			return ""
+		}
+	}
+	return string(h)
+}
+
+// Has reports whether the context id is open here.
+func (s *Scrolls) Has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ctxs[id]
+	return ok
 }
 
 // Start runs the first page of a scroll search (req.Scroll > 0) and keeps
@@ -67,7 +111,11 @@ func (s *Scrolls) Start(ctx context.Context, targets []Target, req *Request) (an
 		closeShards(shards)
 		return nil, err
 	}
-	id := newScrollID()
+	holder := ""
+	if s.holder != nil {
+		holder = s.holder()
+	}
+	id := newScrollID(holder)
 	s.mu.Lock()
 	s.ctxs[id] = sc
 	sc.timer = time.AfterFunc(req.Scroll, func() { s.free(id) })
