@@ -315,7 +315,7 @@ func runZKScale(b *testing.B, zk *zktest.Env, allocators, deployments int) scale
 	wg.Add(1)
 	go pprof.Do(ctx, pprof.Labels("role", "constructor"), func(ctx context.Context) {
 		defer wg.Done()
-		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute})
+		_ = Run(ctx, Config{Store: cs, ID: "bench", Nodes: simNodes{}, Logger: quiet(), HealthyTimeout: 5 * time.Minute, MaxPlans: envInt("PADDOCK_BENCH_MAXPLANS", 0)})
 	})
 	// The observer has a session of its own (its reads counted apart
 	// from the writers'), and its CPU its own label.

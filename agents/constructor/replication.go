@@ -254,9 +254,7 @@ type replicator struct {
 	pushedURLs map[string]string
 	// lastURL: the last URL known of each copy.
 	lastURL map[string]string
-	// fullCheck is when every deployment's copies were last checked.
-	fullCheck time.Time
-	wg        sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 type lostMark struct {
@@ -591,28 +589,27 @@ func (rp *replicator) run(ctx context.Context) {
 	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var full time.Time
+	sw := &sweep{period: failoverFullPass, limit: failoverSweepLimit}
 	for {
-		// Every deployment every failoverFullPass; in between only those
-		// that changed (routing, instances, statuses, allocators' liveness)
-		// and those whose primary looks lost (their grace runs out).
+		// The deployments that changed (routing, instances, statuses,
+		// allocators' liveness) and those whose primary looks lost
+		// (their grace runs out), and the next slice of the sweep over
+		// every deployment (all of them every failoverFullPass, at most
+		// failoverSweepLimit a pass).
 		now := time.Now()
 		rp.mu.Lock()
 		lost := slices.Collect(maps.Keys(rp.lost))
 		rp.mu.Unlock()
 		ids, gone := rp.l.w.takeFailChanged(lost...)
-		all := now.Sub(full) >= failoverFullPass
-		if all {
-			full = now
-			ids = rp.l.w.replicated()
-		}
+		swept, round := sw.next(now, rp.l.w.replicated)
+		ids = union(ids, rp.l.w.stillRouted(swept))
 		rp.mu.Lock()
 		for _, id := range gone {
 			delete(rp.lost, id)
 		}
 		rp.mu.Unlock()
 		rp.failover(ctx, now, ids)
-		rp.syncPolls(ctx, ids, gone, all)
+		rp.syncPolls(ctx, ids, gone, round)
 		select {
 		case <-ctx.Done():
 			rp.mu.Lock()
@@ -628,8 +625,34 @@ func (rp *replicator) run(ctx context.Context) {
 }
 
 // failoverFullPass is how often the failover pass and the event polls
-// look at every deployment with a routing (in between: the changed ones).
-const failoverFullPass = 5 * time.Second
+// look at every deployment with a routing (in between: the changed ones),
+// failoverSweepLimit how many of them a pass (4 a second) looks at
+// besides the changed ones at most: above 5,000 deployments the sweep's
+// rounds last longer than failoverFullPass (10 s at 10,000).
+const (
+	failoverFullPass   = 5 * time.Second
+	failoverSweepLimit = 250
+)
+
+// union is a with the ids of b not in it.
+func union(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	seen := make(map[string]struct{}, len(a))
+	for _, id := range a {
+		seen[id] = struct{}{}
+	}
+	for _, id := range b {
+		if _, ok := seen[id]; !ok {
+			a = append(a, id)
+		}
+	}
+	return a
+}
 
 // failover promotes an in-sync copy of every deployment of ids whose
 // primary has looked lost for FailoverGrace, or records it red when none
@@ -751,8 +774,8 @@ func (rp *replicator) lostReason(depID, iid string) string {
 // syncPolls keeps one event poll on the primary of every deployment
 // with more than one copy (at most MaxReplicationPolls), restarted when
 // the primary changes. ids are the deployments with a routing to look
-// at, gone those changed without one; all: ids are every deployment
-// with a routing (polls of the others end).
+// at, gone those changed without one; all (a sweep's round starts):
+// the polls of deployments no longer polled end.
 func (rp *replicator) syncPolls(ctx context.Context, ids, gone []string, all bool) {
 	want := map[string]engine.Replication{}
 	for _, id := range ids {
@@ -773,7 +796,7 @@ func (rp *replicator) syncPolls(ctx context.Context, ids, gone []string, all boo
 	}
 	if all {
 		for id := range rp.polls {
-			if _, ok := want[id]; !ok {
+			if _, ok := want[id]; !ok && !rp.l.w.polled(id) {
 				stop(id)
 			}
 		}
@@ -888,10 +911,14 @@ func (rp *replicator) applyPolled(ctx context.Context, depID, from string, evs [
 
 // checkLoop compares the copies' views with the routing: at once for
 // deployments whose instances changed (a node restarted, a container
-// re-created), every ReplicationCheck for all.
+// re-created), and every deployment by a sweep, all of them every
+// ReplicationCheck, at most replicationCheckLimit a second (a larger
+// platform is swept in longer rounds: the check reads every running
+// copy's view, a request per copy).
 func (rp *replicator) checkLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	sw := &sweep{period: rp.l.cfg.ReplicationCheck, limit: replicationCheckLimit}
 	for {
 		select {
 		case <-ctx.Done():
@@ -899,9 +926,9 @@ func (rp *replicator) checkLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		ids := rp.l.w.takeReplChanged()
-		if time.Since(rp.fullCheck) >= rp.l.cfg.ReplicationCheck {
-			rp.fullCheck = time.Now()
-			ids = rp.l.w.replicated()
+		swept, round := sw.next(time.Now(), rp.l.w.replicated)
+		ids = union(ids, rp.l.w.stillRouted(swept))
+		if round {
 			for _, id := range rp.l.w.unreplicated() {
 				if !rp.l.busy(id) {
 					rp.adopt(ctx, id)
@@ -925,6 +952,11 @@ func (rp *replicator) checkLoop(ctx context.Context) {
 		wg.Wait()
 	}
 }
+
+// replicationCheckLimit bounds the deployments the check's sweep looks
+// at per second (besides those that changed): above 1,250 deployments
+// its rounds last longer than ReplicationCheck (40 s at 10,000).
+const replicationCheckLimit = 250
 
 // adopt writes the first routing of a running deployment made before
 // the replication authority: a running copy is primary, the others

@@ -596,11 +596,40 @@ func (w *world) replicated() []string {
 	defer w.mu.Unlock()
 	var out []string
 	for id, d := range w.deps {
-		if d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted && d.dep.Status != engine.DeploymentDeleting {
+		if d.routed() {
 			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// routed reports whether the deployment has a routing and is not being
+// deleted (replicated lists those). Call with w.mu held.
+func (d *depView) routed() bool {
+	return d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted && d.dep.Status != engine.DeploymentDeleting
+}
+
+// stillRouted keeps the ids that are routed now (a sweep's list is taken
+// at the start of its round).
+func (w *world) stillRouted(ids []string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := ids[:0:0]
+	for _, id := range ids {
+		if d := w.deps[id]; d != nil && d.routed() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// polled reports whether the deployment is one whose primary's events
+// are polled: routed, with more than one copy.
+func (w *world) polled(depID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.deps[depID]
+	return d != nil && d.routed() && len(d.repl.Copies) > 1
 }
 
 // unreplicated lists the running deployments with Elasticsearch
@@ -644,7 +673,7 @@ func (w *world) takeFailChanged(also ...string) (replicated, others []string) {
 		w.failChanged[id] = struct{}{}
 	}
 	for id := range w.failChanged {
-		if d := w.deps[id]; d != nil && d.repl != nil && d.hasDep && d.dep.Status != engine.DeploymentDeleted && d.dep.Status != engine.DeploymentDeleting {
+		if d := w.deps[id]; d != nil && d.routed() {
 			replicated = append(replicated, id)
 		} else {
 			others = append(others, id)
