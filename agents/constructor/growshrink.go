@@ -53,8 +53,9 @@ func (x *executor) migrating() bool {
 // and no paused route. It is the default whenever the primary runs and
 // stays until the switch (canRecover) unless Config.MigrateBySnapshot.
 // A recovery that makes no progress for Config.RecoveryStall (or does
-// not finish within StepTimeout) takes the new copies out of the group
-// again and the plan moves the data by snapshot (the step says why).
+// not finish within StepTimeout), or that certainly cannot finish
+// (recoveryDoomed), takes the new copies out of the group again and the
+// plan moves the data by snapshot (the step says why).
 func (x *executor) recoverNew(ctx context.Context) error {
 	if !x.change.NeedsMigration() || x.plan.Progress.IsDone(StepRecover) {
 		return nil
@@ -76,7 +77,7 @@ func (x *executor) recoverNew(ctx context.Context) error {
 			msg += " (" + err.Error() + ")"
 		}
 		done, err := x.waitRecovered(ctx, x.plan.NewInstances)
-		if !errors.Is(err, errRecoveryStalled) {
+		if !errors.Is(err, errRecoveryStalled) && !errors.Is(err, errRecoveryFailed) {
 			return done + msg, err
 		}
 		// Fall back: the old copies alone again (the new ones get the
@@ -98,6 +99,86 @@ func (x *executor) recoverNew(ctx context.Context) error {
 // RecoveryStall, or did not finish within StepTimeout.
 var errRecoveryStalled = errors.New("recovery of the new copies stalled")
 
+// errRecoveryFailed: the new copies' recovery certainly cannot finish
+// (recoveryDoomed), whatever progress it makes.
+var errRecoveryFailed = errors.New("recovery of the new copies cannot finish")
+
+// copyObs is what the leader knows of one new copy while it recovers.
+type copyObs struct {
+	id, zone string
+	// removed: its instance znode is gone.
+	removed bool
+	// failed: the allocator reports its container failed (why).
+	failed string
+	// lost: why it does not run healthy on a live allocator ("" when it
+	// does), as the failover sees a primary.
+	lost string
+	// refused: the primary's last recovery error for it, when the copy's
+	// answer was one retrying will not change (the node's view says
+	// "refused").
+	refused string
+	// noAPI: the copy has no replication endpoints.
+	noAPI bool
+}
+
+// recoveryDoomed says why the recovery of the copies cannot finish, ""
+// while it may. At once: a copy removed, its container failed (the
+// allocator gave up on it), a copy without the replication endpoints.
+// After grace (the failover's, so a container re-created at once keeps
+// recovering): a copy lost (no status, container not running or not
+// healthy, allocator lost), or refused by the primary's every attempt.
+// since holds when each condition was first seen (updated; conditions
+// that cleared are forgotten).
+func recoveryDoomed(obs []copyObs, since map[string]time.Time, now time.Time, grace time.Duration) string {
+	held := func(key string, on bool) (time.Duration, bool) {
+		if !on {
+			delete(since, key)
+			return 0, false
+		}
+		t, ok := since[key]
+		if !ok {
+			since[key], t = now, now
+		}
+		return now.Sub(t), now.Sub(t) >= grace
+	}
+	for _, o := range obs {
+		name := "new copy " + engine.Short(o.id) + " in " + o.zone
+		switch {
+		case o.removed:
+			return name + " was removed (its instance is gone)"
+		case o.failed != "":
+			return name + ": its container failed (" + o.failed + ")"
+		case o.noAPI:
+			return name + " has no replication endpoints (a node version without them)"
+		}
+		if d, ok := held("lost:"+o.id, o.lost != ""); ok {
+			return fmt.Sprintf("%s lost for %s: %s", name, d.Round(100*time.Millisecond), o.lost)
+		}
+		if d, ok := held("refused:"+o.id, o.refused != ""); ok {
+			return fmt.Sprintf("%s refuses the primary's recovery (for %s): %s", name, d.Round(100*time.Millisecond), o.refused)
+		}
+	}
+	return ""
+}
+
+// observeCopies gathers what the leader knows of the waiting new
+// copies (refused and noAPI from the last poll of the nodes).
+func (x *executor) observeCopies(waiting []engine.PlacedInstance, pv recoveryView) []copyObs {
+	obs := make([]copyObs, 0, len(waiting))
+	for _, in := range waiting {
+		o := copyObs{id: in.ID, zone: in.Zone, refused: pv.refused[in.ID], noAPI: pv.noAPI[in.ID]}
+		if _, ok := x.l.w.instanceAt(x.depID, in.ID); !ok {
+			o.removed = true
+		} else if st, ok := x.l.status(in.Allocator, in.ID); ok && st.State == engine.StateFailed {
+			o.failed = orUnknownReason(st.Reason)
+		} else if !x.l.repl.live(x.depID, in.ID) {
+			o.lost = x.l.repl.lostReason(x.depID, in.ID)
+		}
+		obs = append(obs, o)
+	}
+	return obs
+}
+
 // recoveryPoll is how often waitRecovered reads the primary's and the
 // new copies' checkpoints to see whether recovery progresses.
 const recoveryPoll = 500 * time.Millisecond
@@ -107,7 +188,8 @@ const recoveryPoll = 500 * time.Millisecond
 // deployment's changes. Progress is a copy joining in_sync or a
 // checkpoint moving (the primary's view of a new copy, or a new copy's
 // own indices); errRecoveryStalled when there is none for
-// RecoveryStall, or when StepTimeout passes.
+// RecoveryStall, or when StepTimeout passes; errRecoveryFailed as soon
+// as recoveryDoomed says a copy cannot recover.
 func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstance) (string, error) {
 	changed, stop := x.l.w.watch(x.depID)
 	defer stop()
@@ -116,13 +198,17 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 	poll := time.NewTicker(recoveryPoll)
 	defer poll.Stop()
 	var seen, why string
+	var pv recoveryView
+	doomedSince := map[string]time.Time{}
 	progressed := time.Now()
 	for {
 		r, _, _ := x.l.w.replication(x.depID)
 		var waiting []string
+		var waitingIns []engine.PlacedInstance
 		for _, in := range esOnly(ins) {
 			if !r.IsInSync(in.ID) {
 				waiting = append(waiting, engine.Short(in.ID)+" in "+in.Zone)
+				waitingIns = append(waitingIns, in)
 			}
 		}
 		if len(waiting) == 0 {
@@ -130,6 +216,9 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 		}
 		if x.cancelled() {
 			return "", errCancelled
+		}
+		if doomed := recoveryDoomed(x.observeCopies(waitingIns, pv), doomedSince, time.Now(), x.l.cfg.FailoverGrace); doomed != "" {
+			return "", fmt.Errorf("%w: %s", errRecoveryFailed, doomed)
 		}
 		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d new copies in sync; recovering: %s; last progress %s ago",
 			len(esOnly(ins))-len(waiting), len(esOnly(ins)), strings.Join(waiting, ", "), time.Since(progressed).Round(time.Second))); err != nil {
@@ -144,11 +233,10 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 				return "", err
 			}
 		case <-poll.C:
-			var fp string
-			var noAPI bool
-			fp, why, noAPI = x.recoveryProgress(ctx, r, ins)
-			fp += fmt.Sprintf(" waiting=%d", len(waiting))
-			if noAPI {
+			pv = x.recoveryProgress(ctx, r, ins)
+			why = pv.why
+			fp := pv.fp + fmt.Sprintf(" waiting=%d", len(waiting))
+			if pv.primaryNoAPI {
 				return "", fmt.Errorf("%w: the primary %s cannot recover copies (a node version without the replication endpoints)",
 					errRecoveryStalled, engine.Short(r.Primary))
 			}
@@ -165,13 +253,26 @@ func (x *executor) waitRecovered(ctx context.Context, ins []engine.PlacedInstanc
 	}
 }
 
+// recoveryView is what recoveryProgress read from the nodes.
+type recoveryView struct {
+	// fp changes when recovery progresses.
+	fp string
+	// why says what the primary last reported (errors) or which node
+	// could not be read.
+	why string
+	// primaryNoAPI: the primary has no replication endpoints (it will
+	// never recover a copy).
+	primaryNoAPI bool
+	// refused: the primary's error for each copy that refuses recovery.
+	refused map[string]string
+	// noAPI: the copies without replication endpoints.
+	noAPI map[string]bool
+}
+
 // recoveryProgress reads how far the new copies of ins got: the
-// primary's view of each (state, checkpoint) and each copy's own
-// indices (count, sum of max_seq_no). fp changes when recovery
-// progresses; why says what the primary last reported (errors) or
-// which node could not be read; noAPI: the primary has no replication
-// endpoints (it will never recover a copy).
-func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, ins []engine.PlacedInstance) (fp, why string, noAPI bool) {
+// primary's view of each (state, checkpoint, error, refused) and each
+// copy's own indices (count, sum of max_seq_no).
+func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, ins []engine.PlacedInstance) recoveryView {
 	read := func(iid string) (NodeReplication, error) {
 		in, ok := x.l.w.instanceAt(x.depID, iid)
 		addr := ""
@@ -187,9 +288,11 @@ func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, i
 	}
 	var b strings.Builder
 	var notes []string
+	out := recoveryView{refused: map[string]string{}, noAPI: map[string]bool{}}
 	pv, perr := read(r.Primary)
 	if errors.Is(perr, errNoReplicationAPI) {
-		return "", "", true
+		out.primaryNoAPI = true
+		return out
 	}
 	if perr != nil {
 		notes = append(notes, "primary "+engine.Short(r.Primary)+": "+perr.Error())
@@ -200,7 +303,13 @@ func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, i
 		if c.Error != "" {
 			notes = append(notes, engine.Short(in.ID)+": "+c.Error)
 		}
+		if c.Refused {
+			out.refused[in.ID] = c.Error
+		}
 		v, err := read(in.ID)
+		if errors.Is(err, errNoReplicationAPI) {
+			out.noAPI[in.ID] = true
+		}
 		if err != nil {
 			notes = append(notes, err.Error())
 			b.WriteString(" ? ")
@@ -213,9 +322,10 @@ func (x *executor) recoveryProgress(ctx context.Context, r engine.Replication, i
 		fmt.Fprintf(&b, " %d/%d ", len(v.Indices), sum)
 	}
 	if len(notes) > 0 {
-		why = "; " + strings.Join(notes, "; ")
+		out.why = "; " + strings.Join(notes, "; ")
 	}
-	return b.String(), why, false
+	out.fp = b.String()
+	return out
 }
 
 // placeNew decides where the new instances go and queues their

@@ -49,6 +49,8 @@ type nodeRuntime struct {
 	seq             int
 	ws              map[string]*nodeWorkload
 	subs            []chan struct{}
+	// gone: instances whose containers cannot be created again (loseFor).
+	gone map[string]bool
 }
 
 type nodeWorkload struct {
@@ -117,8 +119,11 @@ func (r *nodeRuntime) stop(w *nodeWorkload) {
 func (r *nodeRuntime) Create(_ context.Context, spec allocator.Spec) (allocator.Workload, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seq++
 	in := spec.Instance
+	if r.gone[in.ID] {
+		return allocator.Workload{}, fmt.Errorf("test: the container of %s cannot be created again", in.ID)
+	}
+	r.seq++
 	w := &nodeWorkload{w: allocator.Workload{ID: fmt.Sprintf("node-%d", r.seq), Name: "node-" + in.ID, Instance: in.ID,
 		Deployment: in.DeploymentID, Kind: in.Kind, Version: in.Version, SizeMB: in.SizeMB, Generation: in.Generation,
 		CPUShares: spec.Resources.CPUShares, NanoCPUs: spec.Resources.NanoCPUs}}

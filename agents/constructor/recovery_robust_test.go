@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,8 @@ type recoveryRun struct {
 	w      *writer
 	stop   func()
 	paused *atomic.Bool
+	// mayPause: the plan may take the snapshot path (a fallback).
+	mayPause bool
 }
 
 // startWrites creates the deployment, waits for it and starts a writer
@@ -92,6 +95,21 @@ func startWrites(t *testing.T, h *harness) *recoveryRun {
 	return run
 }
 
+// resizeHeld submits a resize (1 GB to 2 GB) with gate holding the
+// in_sync events, and returns once a new copy recovered: the plan is in
+// "recover new copies".
+func (run *recoveryRun) resizeHeld(t *testing.T, gate *inSyncGate) string {
+	t.Helper()
+	gate.hold.Store(true)
+	resize := run.h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	select {
+	case <-gate.held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no new copy finished its recovery")
+	}
+	return resize
+}
+
 func (run *recoveryRun) acked() int {
 	run.w.mu.Lock()
 	defer run.w.mu.Unlock()
@@ -100,14 +118,15 @@ func (run *recoveryRun) acked() int {
 
 // finish lets the writer go on a little on the final topology, stops
 // it, and checks that every acknowledged write is on every backend and
-// that the route never paused.
+// (unless the plan fell back to the snapshot path) that the route never
+// paused.
 func (run *recoveryRun) finish(t *testing.T) {
 	t.Helper()
 	n := run.acked()
 	run.h.waitFor("writes on the final topology", 20*time.Second, func() bool { return run.acked() > n+20 })
 	run.stop()
 	run.w.checkNoLoss(t)
-	if run.paused.Load() {
+	if run.paused.Load() && !run.mayPause {
 		t.Fatal("the route was paused during a resize by recovery")
 	}
 }
@@ -130,10 +149,12 @@ func checkTopology(t *testing.T, h *harness, id string, want []engine.PlacedInst
 	if !slices.Equal(znodes, ids) {
 		t.Fatalf("instance znodes %v, want %v (an orphan copy, or one missing)", znodes, ids)
 	}
-	r, _, _ := h.replication(id)
-	if !slices.Equal(sortedSet(r.Copies), ids) || !slices.Equal(sortedSet(r.InSync), ids) || !slices.Contains(ids, r.Primary) {
-		t.Fatalf("routing %+v, want copies and in_sync %v", r, ids)
-	}
+	var r engine.Replication
+	testenv.EventuallyDetail(t, 30*time.Second, "the final copies alone in the routing, all in sync", func() (bool, string) {
+		r, _, _ = h.replication(id)
+		return slices.Equal(sortedSet(r.Copies), ids) && slices.Equal(sortedSet(r.InSync), ids) && slices.Contains(ids, r.Primary),
+			fmt.Sprintf("%+v, want %v", r, ids)
+	})
 	rt, _ := h.route(id)
 	var backends []string
 	for _, b := range rt.Backends {
@@ -189,14 +210,7 @@ func testLeaderChangeDuringRecovery(t *testing.T, cancel bool) {
 		return len(kids) == 2
 	})
 	run := startWrites(t, h)
-	gate.hold.Store(true)
-
-	resize := h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
-	select {
-	case <-gate.held:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no new copy finished its recovery")
-	}
+	resize := run.resizeHeld(t, gate)
 	if p, ok := h.pendingPlan(run.id); !ok || lastStep(p).Name != StepRecover || lastStep(p).Status != engine.PlanRunning {
 		t.Fatalf("plan not in %q when the leader dies: %s", StepRecover, stepNames(p))
 	}
@@ -258,15 +272,8 @@ func TestCancelDuringRecovery(t *testing.T) {
 	gate.hold.Store(false)
 	h.startConstructor("c1", gate, nil)
 	run := startWrites(t, h)
-	gate.hold.Store(true)
 	svc := service.New(h.admin, service.WithLogger(quiet()))
-
-	resize := h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
-	select {
-	case <-gate.held:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no new copy finished its recovery")
-	}
+	resize := run.resizeHeld(t, gate)
 	if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -346,4 +353,182 @@ func (h *harness) workloads(id string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// loseFor removes instance iid's container behind its allocator's back,
+// for good (it cannot be created again: its image or volume is gone);
+// false when no container of iid runs here.
+func (r *nodeRuntime) loseFor(iid string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone == nil {
+		r.gone = map[string]bool{}
+	}
+	r.gone[iid] = true
+	found := false
+	for id, w := range r.ws {
+		if w.w.Instance == iid {
+			r.stop(w)
+			delete(r.ws, id)
+			found = true
+		}
+	}
+	for _, ch := range r.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	return found
+}
+
+// refusingNodes are nodes whose primary reports every recovering copy
+// "refused" (as when the copy answers 403 to it).
+type refusingNodes struct{ *inSyncGate }
+
+func (n refusingNodes) NodeReplication(ctx context.Context, addr string) (NodeReplication, error) {
+	v, err := n.inSyncGate.NodeReplication(ctx, addr)
+	if err != nil || v.Role != RolePrimary {
+		return v, err
+	}
+	for id, c := range v.Copies {
+		if c.State != "in_sync" {
+			c.Error, c.Refused = "copy ["+id+"] answered 403: test", true
+			v.Copies[id] = c
+		}
+	}
+	return v, nil
+}
+
+// TestRecoveryCertainFailureFallsBackAtOnce: when a new copy certainly
+// cannot recover, the recovery step does not wait for --recovery-stall
+// (ten minutes here): it takes the new copies out of the group and the
+// plan goes on by snapshot, the step saying why. A copy the primary's
+// recovery is refused by (after the failover grace): the snapshot path
+// finishes the resize. A copy whose container is gone for good: the
+// restore into it fails and the plan rolls back to the old copies. No
+// acknowledged write is lost either way.
+func TestRecoveryCertainFailureFallsBackAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes func(*inSyncGate) NodeAPI
+		// lose: remove a new copy's container for good.
+		lose bool
+		want []string
+	}{
+		{"copy refuses the primary", func(g *inSyncGate) NodeAPI { return refusingNodes{g} }, false,
+			[]string{"cannot finish", "refuses the primary's recovery", "answered 403", "taken out of the group", "by snapshot"}},
+		{"container gone", func(g *inSyncGate) NodeAPI { return g }, true,
+			[]string{"cannot finish", "taken out of the group", "by snapshot"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "zone-1", "zone-2")
+			h.startAllocator("alloc-1", "zone-1", 4096, nil)
+			h.startAllocator("alloc-2", "zone-2", 4096, nil)
+			gate := newInSyncGate(NewHTTPNodes())
+			gate.hold.Store(false)
+			_, metrics := h.startConstructorWithMetrics("c1", tc.nodes(gate), func(c *Config) { c.RecoveryStall = 10 * time.Minute })
+			run := startWrites(t, h)
+			run.mayPause = true
+			resize := run.resizeHeld(t, gate)
+			if tc.lose {
+				p, _ := h.pendingPlan(run.id)
+				victim := esOnly(p.NewInstances)[0]
+				if !h.runtimes[victim.Allocator].loseFor(victim.ID) {
+					t.Fatalf("no container of %s on %s", victim.ID, victim.Allocator)
+				}
+				tc.want = append(tc.want, "new copy "+engine.Short(victim.ID))
+			}
+			p := h.waitPlan(run.id, resize, 90*time.Second)
+			gate.hold.Store(false) // the copies the snapshot path leaves recovering join
+			var rec engine.PlanStep
+			for _, s := range p.Steps {
+				if s.Name == StepRecover {
+					rec = s
+				}
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(rec.Message, want) {
+					t.Fatalf("recover step message %q lacks %q (steps %s)", rec.Message, want, stepNames(p))
+				}
+			}
+			if rec.Status != engine.PlanSuccess || !strings.Contains(stepNames(p), StepSnapshot+"="+engine.PlanSuccess) {
+				t.Fatalf("no fallback to the snapshot path: %s", stepNames(p))
+			}
+			t.Logf("recover step (%s): %s", rec.Ended.Sub(rec.Started).Round(100*time.Millisecond), rec.Message)
+			if n := metric(t, metrics, "paddock_constructor_recovery_fallbacks_total"); n != 1 {
+				t.Fatalf("paddock_constructor_recovery_fallbacks_total = %v, want 1", n)
+			}
+			if tc.lose {
+				if p.Status != engine.PlanError || !strings.Contains(stepNames(p), StepRollback+"="+engine.PlanSuccess) {
+					t.Fatalf("resize with a copy gone: %s %s", p.Status, stepNames(p))
+				}
+				run.checkRolledBack(t, p)
+				return
+			}
+			if p.Status != engine.PlanSuccess {
+				t.Fatalf("resize %s: %s", p.Status, stepNames(p))
+			}
+			after := checkRunning(t, h, run.id, 2)
+			checkTopology(t, h, run.id, after.Instances)
+			run.finish(t)
+			t.Logf("%d writes acknowledged, %d failed attempts; steps: %s", run.acked(), run.w.fails.Load(), stepNames(p))
+		})
+	}
+}
+
+// TestRecoveryDoomed: which observations of the recovering copies end
+// the wait at once, which after the grace, which never.
+func TestRecoveryDoomed(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 20, 0, 0, 0, time.UTC)
+	grace := 3 * time.Second
+	type at struct {
+		after time.Duration
+		obs   copyObs
+		want  string // "" : not doomed
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []at
+	}{
+		{"recovering", []at{{0, copyObs{}, ""}, {time.Hour, copyObs{}, ""}}},
+		{"removed", []at{{0, copyObs{removed: true}, "was removed"}}},
+		{"container failed", []at{{0, copyObs{failed: "create failed: no image"}, "its container failed (create failed: no image)"}}},
+		{"no replication endpoints", []at{{0, copyObs{noAPI: true}, "has no replication endpoints"}}},
+		{"lost for the grace", []at{
+			{0, copyObs{lost: "container exited on alloc-1"}, ""},
+			{2 * time.Second, copyObs{lost: "container exited on alloc-1"}, ""},
+			{3 * time.Second, copyObs{lost: "container exited on alloc-1"}, "lost for 3s: container exited on alloc-1"},
+		}},
+		{"re-created within the grace", []at{
+			{0, copyObs{lost: "no status on allocator alloc-1"}, ""},
+			{2 * time.Second, copyObs{}, ""},
+			{4 * time.Second, copyObs{lost: "container starting on alloc-1"}, ""},
+			{6 * time.Second, copyObs{lost: "container starting on alloc-1"}, ""},
+		}},
+		{"refused for the grace", []at{
+			{0, copyObs{refused: "answered 403"}, ""},
+			{3 * time.Second, copyObs{refused: "answered 403"}, "refuses the primary's recovery (for 3s): answered 403"},
+		}},
+		{"refused, then not", []at{
+			{0, copyObs{refused: "answered 403"}, ""},
+			{2 * time.Second, copyObs{}, ""},
+			{4 * time.Second, copyObs{refused: "answered 403"}, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			since := map[string]time.Time{}
+			for _, s := range tc.steps {
+				o := s.obs
+				o.id, o.zone = "0123456789abcdef", "zone-1"
+				got := recoveryDoomed([]copyObs{{id: "fedcba9876543210", zone: "zone-2"}, o}, since, t0.Add(s.after), grace)
+				if (s.want == "") != (got == "") || !strings.Contains(got, s.want) {
+					t.Fatalf("at +%s with %+v: %q, want %q", s.after, s.obs, got, s.want)
+				}
+				if got != "" && !strings.Contains(got, "new copy 01234567 in zone-1") {
+					t.Fatalf("%q does not name the copy", got)
+				}
+			}
+		})
+	}
 }

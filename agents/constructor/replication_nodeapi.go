@@ -64,6 +64,9 @@ type NodeReplicaOfCopy struct {
 	State      string `json:"state"`
 	Checkpoint int64  `json:"checkpoint"`
 	Error      string `json:"error,omitempty"`
+	// Refused: Error is an answer of the copy that retrying will not
+	// change (another contract version, no access, no endpoint).
+	Refused bool `json:"refused,omitempty"`
 }
 
 // Node roles a node reports.

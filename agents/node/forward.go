@@ -57,8 +57,31 @@ func (s *Server) metaWrite(h handler) handler {
 // restoreWrite wraps a snapshot restore: a metadata write whose
 // restored indices are then fully copied to every other copy before the
 // restore is acknowledged (a copy that fails it is reported and the
-// answer held, as for a write).
+// answer held, as for a write). The platform's restore
+// (paddock_replace) into a node that left its group runs on that node:
+// it is a new copy whose recovery fell back to snapshot and restore,
+// and forwarding it to the group's primary would replace the serving
+// copies' indices with the (older) snapshot.
 func (s *Server) restoreWrite(h handler) handler {
+	grouped := s.restoreInGroup(h)
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		if r.URL.Query().Get("paddock_replace") == "true" && s.repl.leftGroup() {
+			return h(w, r.WithContext(context.WithValue(r.Context(), restoreHereKey{}, true)), p)
+		}
+		return grouped(w, r, p)
+	}
+}
+
+// restoreHereKey marks a restore that writes this node's shards alone
+// (restoreWrite).
+type restoreHereKey struct{}
+
+func restoresHere(ctx context.Context) bool {
+	v, _ := ctx.Value(restoreHereKey{}).(bool)
+	return v
+}
+
+func (s *Server) restoreInGroup(h handler) handler {
 	return s.metaWrite(func(w http.ResponseWriter, r *http.Request, p params) error {
 		if !s.replicated() {
 			return h(w, r, p)

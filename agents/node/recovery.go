@@ -14,6 +14,32 @@ import (
 // recoveryChunk is how many operations one recovery request carries.
 const recoveryChunk = 500
 
+// refusal is an answer of a copy that retrying will not change: the
+// request is malformed for it (400: another version of the contract),
+// it does not let this node in (401, 403), or it lacks the endpoint
+// (405, 501; 404 to its view). The primary keeps retrying (the copy
+// may be replaced), but its view marks the copy "refused" so the
+// authority need not wait for the recovery to stall.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// refused wraps err as a refusal when code is one.
+func refused(code int, err error) error {
+	switch code {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return refusal{err}
+	}
+	return err
+}
+
+// setErr records why the copy's last replication or recovery failed
+// (repl.mu held).
+func (t *copyTrack) setErr(err error) {
+	t.err = err.Error()
+	t.refused = errors.As(err, new(refusal))
+}
+
 // startRecoveryLocked starts recovering a copy that is in the routing's
 // copies but not in in_sync (p.mu held). It runs until the copy is in
 // sync, the copy leaves the routing, or this node stops being primary.
@@ -43,7 +69,7 @@ func (s *Server) recoverCopy(ctx context.Context, t *copyTrack, term int64) {
 			return
 		}
 		s.repl.mu.Lock()
-		t.err = err.Error()
+		t.setErr(err)
 		s.repl.mu.Unlock()
 		s.log.Debug("recovery of a copy failed: retrying", "copy", t.id, "err", err, "in", backoff)
 		select {
@@ -92,7 +118,11 @@ func (s *Server) recoverOnce(ctx context.Context, t *copyTrack, term int64) erro
 		return err
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("copy [%s] answered %d to its view: %s", t.id, code, b)
+		err := fmt.Errorf("copy [%s] answered %d to its view: %s", t.id, code, b)
+		if code == http.StatusNotFound { // no replication endpoints
+			return refusal{err}
+		}
+		return refused(code, err)
 	}
 	var view copyView
 	if err := json.Unmarshal(b, &view); err != nil {
@@ -171,7 +201,7 @@ func (s *Server) recoverOnce(ctx context.Context, t *copyTrack, term int64) erro
 		p.mu.Unlock()
 		return fmt.Errorf("copy [%s] missed a write during recovery", t.id)
 	}
-	t.err = ""
+	t.err, t.refused = "", false
 	p.mu.Unlock()
 	s.log.Info("copy recovered: asking to add it to in_sync", "copy", t.id, "term", term, "op_based", opBased, "full", full)
 	// Ask until the routing has it in in_sync (or moves on).
@@ -234,7 +264,7 @@ func (s *Server) fullCopy(ctx context.Context, t *copyTrack, sh *shard.Shard, te
 		return err
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("copy [%s] refused to reset [%s] (%d): %s", t.id, sh.Name(), code, resp)
+		return refused(code, fmt.Errorf("copy [%s] refused to reset [%s] (%d): %s", t.id, sh.Name(), code, resp))
 	}
 	for _, tombs := range []bool{false, true} {
 		after := ""

@@ -144,6 +144,10 @@ type copyTrack struct {
 	url   atomic.Pointer[string] // changes with the routing
 	state string                 // under repl.mu
 	err   string
+	// refused: err is an answer of the copy that retrying will not
+	// change (refusal); the view says so, and the authority stops
+	// waiting for this copy's recovery.
+	refused bool
 	// metaSent is the metadata version the copy holds.
 	metaSent atomic.Int64
 	// dirty: a live operation did not reach the recovering copy.
@@ -239,6 +243,14 @@ func (p *repl) roleLocked() string {
 	return RoleStale
 }
 
+// leftGroup reports whether the node holds a routing that does not
+// list it among the copies (it was taken out of the group).
+func (p *repl) leftGroup() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rt != nil && !p.rt.hasCopy(p.rt.Self)
+}
+
 func (p *repl) role() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -289,6 +301,9 @@ func (s *Server) getReplication(w http.ResponseWriter, r *http.Request, _ params
 			}
 			if t.err != "" {
 				c["error"] = t.err
+			}
+			if t.refused {
+				c["refused"] = true
 			}
 			copies[id] = c
 		}
@@ -412,7 +427,7 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 		t.url.Store(&u)
 		switch {
 		case rt.inSync(c.ID) && t.state != copyFailed:
-			t.state, t.err = copyInSync, ""
+			t.state, t.err, t.refused = copyInSync, "", false
 		case rt.inSync(c.ID):
 			// Failed and still in in_sync: writes stay held. A new term
 			// with this node still primary (the authority moved the term
@@ -717,7 +732,7 @@ func (s *Server) copyFailed(t *copyTrack, term int64, err error) bool {
 	if p.rt == nil || p.rt.Term != term || p.copies[t.id] != t {
 		return true // the routing moved on: holdFor sorts it out
 	}
-	t.err = err.Error()
+	t.setErr(err)
 	if !p.rt.inSync(t.id) {
 		// Recovered but not yet in in_sync: recover it again.
 		if t.state == copyTracking {
@@ -797,7 +812,7 @@ func (s *Server) sendOps(ctx context.Context, t *copyTrack, index string, body [
 					t.metaSent.Store(0) // it lacks the index: push metadata again
 					err = fmt.Errorf("copy [%s] lacks index [%s]", t.id, index)
 				default:
-					err = fmt.Errorf("copy [%s] answered %d: %s", t.id, code, bytes.TrimSpace(resp))
+					err = refused(code, fmt.Errorf("copy [%s] answered %d: %s", t.id, code, bytes.TrimSpace(resp)))
 				}
 			}
 		}
@@ -1034,7 +1049,7 @@ func (s *Server) ensureMetadata(ctx context.Context, t *copyTrack) error {
 		s.staleTerm(resp)
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("copy [%s] refused the metadata (%d): %s", t.id, code, bytes.TrimSpace(resp))
+		return refused(code, fmt.Errorf("copy [%s] refused the metadata (%d): %s", t.id, code, bytes.TrimSpace(resp)))
 	}
 	for {
 		cur := t.metaSent.Load()

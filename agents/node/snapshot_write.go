@@ -549,7 +549,8 @@ func readBlob(ctx context.Context, st snaprepo.Store, ref blobRef, fn func(io.Re
 }
 
 // applyChunk writes a chunk's documents (and deletes) in batches; on a
-// primary they reach its in-sync copies like any write.
+// primary they reach its in-sync copies like any write (not in a
+// restore into a node that left its group: restoresHere).
 func (s *Server) applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), MaxContentLength+1<<20)
@@ -558,7 +559,13 @@ func (s *Server) applyChunk(ctx context.Context, sh *shard.Shard, r io.Reader) e
 		if len(ops) == 0 {
 			return nil
 		}
-		res, _, err := s.writeShard(ctx, sh, ops, "")
+		var res []shard.Result
+		var err error
+		if restoresHere(ctx) {
+			res, err = sh.Write(ctx, ops)
+		} else {
+			res, _, err = s.writeShard(ctx, sh, ops, "")
+		}
 		if err != nil {
 			return err
 		}
