@@ -36,11 +36,23 @@ type ResetPasswordResult struct {
 	Password string `json:"password"`
 }
 
+// newSuperUser is engine.NewSuperUser within the service's hash slots
+// (see Service.hashSlots).
+func (s *Service) newSuperUser(ctx context.Context) (string, engine.CredentialUser, error) {
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return "", engine.CredentialUser{}, ctx.Err()
+	}
+	defer func() { <-s.hashSlots }()
+	return engine.NewSuperUser()
+}
+
 // newCredentials generates a deployment's first credentials: the
 // elastic password (returned once) and the record holding its hash and
 // a platform secret.
-func newCredentials(now time.Time) (Credentials, engine.DeploymentCredentials, error) {
-	pw, user, err := engine.NewSuperUser()
+func (s *Service) newCredentials(ctx context.Context, now time.Time) (Credentials, engine.DeploymentCredentials, error) {
+	pw, user, err := s.newSuperUser(ctx)
 	if err != nil {
 		return Credentials{}, engine.DeploymentCredentials{}, err
 	}
@@ -66,7 +78,7 @@ func (s *Service) ResetPassword(ctx context.Context, id string, actor Actor) (Re
 	} else if !ok {
 		return ResetPasswordResult{}, notFound("deployment", id)
 	}
-	pw, user, err := engine.NewSuperUser()
+	pw, user, err := s.newSuperUser(ctx)
 	if err != nil {
 		return ResetPasswordResult{}, err
 	}

@@ -208,7 +208,7 @@ func (s *Service) CreateDeployment(ctx context.Context, req CreateRequest) (Crea
 	if req.ValidateOnly {
 		return CreateResult{Deployment: view, Placement: &rep}, nil
 	}
-	creds, credRec, err := newCredentials(now)
+	creds, credRec, err := s.newCredentials(ctx, now)
 	if err != nil {
 		return CreateResult{}, err
 	}

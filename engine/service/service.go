@@ -2,6 +2,7 @@ package service
 
 import (
 	"log/slog"
+	"runtime"
 	"time"
 
 	"paddock/engine"
@@ -22,6 +23,11 @@ type Service struct {
 	certDir string
 	// headroom caches the last zone-loss report (Headroom).
 	headroom headroomCache
+	// hashSlots bounds the password hashes (bcrypt, tens of ms of CPU
+	// each) computed at once to half the CPUs (at least one): a burst
+	// of creates leaves the other half to reads and to the rest of the
+	// process instead of taking every core.
+	hashSlots chan struct{}
 }
 
 // Option configures a Service.
@@ -35,7 +41,8 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // New returns the service over a store connected as the admin role.
 func New(store *engine.Store, opts ...Option) *Service {
-	s := &Service{store: store, log: slog.Default(), now: func() time.Time { return time.Now().UTC() }}
+	s := &Service{store: store, log: slog.Default(), now: func() time.Time { return time.Now().UTC() },
+		hashSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	for _, o := range opts {
 		o(s)
 	}
