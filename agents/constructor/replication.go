@@ -547,14 +547,23 @@ func (x *executor) replicateErr(ctx context.Context, ins []engine.PlacedInstance
 		return "", fmt.Errorf("replication routing not written: %w", err)
 	}
 	msg := fmt.Sprintf("; replication term %d, primary %s, %d of %d copies in sync", r.Term, engine.Short(r.Primary), len(r.InSync), len(r.Copies))
-	failed := x.l.repl.push(ctx, x.depID, r, ver, "")
 	// Copies that left the group learn it too (they step down and
-	// forward what they still receive to the primary).
+	// forward what they still receive to the primary), at the same time
+	// as the copies: pushed one after the other after the copies', they
+	// held a resize's switch, and so the route's, up to 1.5 s under load
+	// while writes to the old nodes failed (docs/benchmarks.md).
+	var leaving sync.WaitGroup
 	for _, in := range esOnly(append(append([]engine.PlacedInstance{}, x.dep.Instances...), x.plan.NewInstances...)) {
 		if !slices.Contains(r.Copies, in.ID) && x.l.address(in) != "" {
-			x.l.repl.push(ctx, x.depID, r, ver, in.ID)
+			leaving.Add(1)
+			go func() {
+				defer leaving.Done()
+				x.l.repl.push(ctx, x.depID, r, ver, in.ID)
+			}()
 		}
 	}
+	failed := x.l.repl.push(ctx, x.depID, r, ver, "")
+	leaving.Wait()
 	if len(failed) > 0 {
 		return msg, fmt.Errorf("routing not pushed to every copy (pushed again when they run): %s", strings.Join(failed, "; "))
 	}
