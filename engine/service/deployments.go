@@ -412,7 +412,7 @@ func (s *Service) ListDeployments(ctx context.Context, includeDeleted bool) ([]D
 		}()
 	}
 	wg.Wait()
-	filters, err := s.trafficFilters(ctx)
+	filters, err := s.listFilters(ctx)
 	if err != nil {
 		return nil, err
 	}

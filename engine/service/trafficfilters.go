@@ -151,6 +151,17 @@ func (s *Service) trafficFilters(ctx context.Context) ([]engine.TrafficFilterRul
 	return out, nil
 }
 
+// listFilters is trafficFilters from the cache when it shows this
+// service's writes to them (see Cache), else from ZooKeeper.
+func (s *Service) listFilters(ctx context.Context) ([]engine.TrafficFilterRuleSet, error) {
+	if c := s.cache; c != nil && c.fresh(ctx, c.filters, engine.PathTrafficFilters) {
+		if all, ok := c.trafficFilters(); ok {
+			return all, nil
+		}
+	}
+	return s.trafficFilters(ctx)
+}
+
 // sortRuleSets sorts rule sets by name, then id.
 func sortRuleSets(out []engine.TrafficFilterRuleSet) {
 	sort.Slice(out, func(i, j int) bool {
