@@ -79,23 +79,30 @@ type ackOp struct {
 
 // acknowledge writes the changed statuses, deletes those of instances
 // that are gone, and updates the alive node, in Multis of up to
-// maxAckOps operations.
-func (a *agent) acknowledge(ctx context.Context) {
+// maxAckOps operations. only (nil: every instance) are the instances a
+// quick pass looked at: the others' statuses did not change.
+func (a *agent) acknowledge(ctx context.Context, only map[string]struct{}) {
 	counts := map[string]int{}
 	healthy := 0
 	now := time.Now()
 	var ops []ackOp
 	for _, t := range a.tracked {
-		st := a.statusOf(t)
-		counts[st.State]++
-		if st.Healthy {
+		state := t.state // statusOf's State and Healthy
+		if state == "" {
+			state = engine.StateCreating
+		}
+		counts[state]++
+		if t.healthy {
 			healthy++
 		}
+	}
+	ack := func(t *tracked) {
+		st := a.statusOf(t)
 		if t.written != nil && sameStatus(*t.written, st) {
-			continue
+			return
 		}
 		if t.written == nil && t.busy && now.Sub(t.dispatchedAt) < ackDelay {
-			continue // its action's result comes soon: one write instead of two
+			return // its action's result comes soon: one write instead of two
 		}
 		st.UpdatedAt = now.UTC()
 		p := engine.StatusPath(a.cfg.ID, t.id)
@@ -105,9 +112,25 @@ func (a *agent) acknowledge(ctx context.Context) {
 		}
 		ops = append(ops, ackOp{id: t.id, t: t, st: st, op: op})
 	}
-	for id := range a.statusZ {
-		if _, ok := a.tracked[id]; !ok {
+	gone := func(id string) {
+		if _, ok := a.tracked[id]; !ok && a.statusZ[id] {
 			ops = append(ops, ackOp{id: id, op: engine.OpDelete(engine.StatusPath(a.cfg.ID, id), engine.AnyVersion), del: true})
+		}
+	}
+	if only == nil {
+		for _, t := range a.tracked {
+			ack(t)
+		}
+		for id := range a.statusZ {
+			gone(id)
+		}
+	} else {
+		for id := range only {
+			if t := a.tracked[id]; t != nil {
+				ack(t)
+			} else {
+				gone(id)
+			}
 		}
 	}
 	a.healthyN = healthy

@@ -290,7 +290,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st := agentkit.NewStatus()
 	a := &agent{cfg: cfg, log: log, s: store, rt: rt, own: own, m: newMetrics(cfg.Registry), status: st, ledger: led,
-		egress: eg, egressM: em, tracked: map[string]*tracked{}, statusZ: map[string]bool{}, decoded: map[string]decodedInstance{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
+		egress: eg, egressM: em, tracked: map[string]*tracked{}, statusZ: map[string]bool{}, decoded: map[string]decodedInstance{}, changed: map[string]struct{}{}, results: map[string]struct{}{}, unsettled: map[string]struct{}{}, createSem: make(chan struct{}, cfg.ParallelCreates), done: make(chan opResult, 64), trigger: make(chan struct{}, 1)}
 	if cr, ok := rt.(credentialRuntime); ok {
 		a.creds = newCredentials(store)
 		cr.SetPlatformAuth(a.creds.platform)

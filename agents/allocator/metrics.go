@@ -10,6 +10,7 @@ type metrics struct {
 	actions       *prometheus.CounterVec
 	actionErrors  *prometheus.CounterVec
 	passes        prometheus.Counter
+	quickPasses   prometheus.Counter
 	passSeconds   prometheus.Histogram
 	readySeconds  prometheus.Histogram
 	probeFailures prometheus.Counter
@@ -33,6 +34,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		actionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_allocator_action_errors_total",
 			Help: "Failed runtime actions."}, []string{"action"}),
 		passes: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_allocator_reconcile_passes_total", Help: "Reconcile passes."}),
+		quickPasses: prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_allocator_reconcile_quick_passes_total",
+			Help: "Reconcile passes that looked at the changed and unsettled instances only (of the passes)."}),
 		passSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "paddock_allocator_reconcile_seconds",
 			Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		readySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "paddock_allocator_instance_ready_seconds",
@@ -44,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		zkConnected:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paddock_allocator_zookeeper_connected", Help: "1 while a ZooKeeper session is held."}),
 		volumesGC:     prometheus.NewCounter(prometheus.CounterOpts{Name: "paddock_allocator_volumes_removed_total", Help: "Data volumes removed after their grace period."}),
 	}
-	reg.MustRegister(m.instances, m.capacity, m.used, m.restarts, m.actions, m.actionErrors, m.passes, m.passSeconds,
+	reg.MustRegister(m.instances, m.capacity, m.used, m.restarts, m.actions, m.actionErrors, m.passes, m.quickPasses, m.passSeconds,
 		m.readySeconds, m.probeFailures, m.statusWrites, m.statusErrors, m.runtimeUp, m.zkConnected, m.volumesGC)
 	return m
 }

@@ -73,10 +73,26 @@ type agent struct {
 	statusZ map[string]bool
 	// decoded memoises instance records by modification zxid.
 	decoded map[string]decodedInstance
-	// desiredDirty: an instance znode changed since desired() last ran.
+	// desiredDirty: desired() rebuilds from every instance znode (the
+	// cache resynced); otherwise it applies the instances changed.
 	desiredDirty atomic.Bool
 	lastDesired  map[string]engine.Instance
 	lastInvalid  map[string]error
+
+	// Incremental passes (quickPass): changedMu guards changed, the
+	// instances whose znode changed since the last pass (cache events);
+	// fullNeeded is set by any other change (settings, maintenance, the
+	// record, the connection, the runtime's events).
+	changedMu  sync.Mutex
+	changed    map[string]struct{}
+	fullNeeded atomic.Bool
+	// results are the instances whose runtime action ended since the
+	// last pass; unsettled those the last pass left in motion (busy,
+	// starting, unhealthy, retrying, rejected, their status unwritten):
+	// every pass looks at them, as a full pass would.
+	results   map[string]struct{}
+	unsettled map[string]struct{}
+	lastFull  time.Time
 }
 
 type decodedInstance struct {
@@ -89,6 +105,9 @@ type decodedInstance struct {
 type tracked struct {
 	id      string
 	desired *engine.Instance
+	// desiredMzxid is the modification of the record desired was
+	// decoded from.
+	desiredMzxid int64
 	// rejected is why the desired instance is not run ("" when admitted).
 	rejected string
 	w        *Workload
@@ -201,9 +220,11 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 			if !ok {
 				rtEvents = nil
 			}
+			a.fullNeeded.Store(true)
 		case r := <-a.done:
 			a.handleResult(r)
 		case <-tick.C:
+			a.fullNeeded.Store(true)
 		case <-soon.C:
 		}
 		// Coalesce bursts (a batch of assignments, a stream of events).
@@ -221,10 +242,11 @@ const failedActionsBeforeFailed = 3
 // startingProbeInterval is the probe interval of nodes not yet healthy.
 const startingProbeInterval = 100 * time.Millisecond
 
-// starting reports whether a started node awaits its first good probe.
+// starting reports whether a started node awaits its first good probe
+// (such a node is unsettled: the last pass left it in motion).
 func (a *agent) starting() bool {
-	for _, t := range a.tracked {
-		if !t.busy && t.w != nil && t.w.Running && !t.everHealthy {
+	for id := range a.unsettled {
+		if t := a.tracked[id]; t != nil && !t.busy && t.w != nil && t.w.Running && !t.everHealthy {
 			return true
 		}
 	}
@@ -277,8 +299,16 @@ func (a *agent) filterCacheEvents(ctx context.Context, events <-chan engine.Cach
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if ev.Path == instances || strings.HasPrefix(ev.Path, instances+"/") || ev.Type == engine.CacheResynced {
+			switch {
+			case ev.Type == engine.CacheResynced || ev.Type == engine.CacheInitialized:
 				a.desiredDirty.Store(true)
+				a.fullNeeded.Store(true)
+			case strings.HasPrefix(ev.Path, instances+"/") && (ev.Type == engine.NodeAdded || ev.Type == engine.NodeUpdated || ev.Type == engine.NodeRemoved):
+				a.changedMu.Lock()
+				a.changed[strings.TrimPrefix(ev.Path, instances+"/")] = struct{}{}
+				a.changedMu.Unlock()
+			default:
+				a.fullNeeded.Store(true)
 			}
 			a.poke()
 		}
@@ -299,12 +329,24 @@ func (a *agent) readAdminNodes(ctx context.Context) {
 	}
 }
 
+// takeChanged returns the instances whose znode changed since it last
+// ran (cache events).
+func (a *agent) takeChanged() map[string]struct{} {
+	a.changedMu.Lock()
+	defer a.changedMu.Unlock()
+	ch := a.changed
+	a.changed = map[string]struct{}{}
+	return ch
+}
+
 // desired reads the assignments from the cache, decoding each record
-// once per change.
-func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
-	// Passes follow every event and every tick: unless an instance
-	// changed, the last result stands (a pass reads it only).
+// once per change: the instances of changed are read again, the others
+// stand (all are read after a resync).
+func (a *agent) desired(changed map[string]struct{}) (map[string]engine.Instance, map[string]error) {
 	if !a.desiredDirty.Swap(false) && a.lastDesired != nil {
+		for id := range changed {
+			a.desiredOne(id)
+		}
 		return a.lastDesired, a.lastInvalid
 	}
 	ids := a.cache.Children(engine.InstancesPath(a.cfg.ID))
@@ -315,20 +357,7 @@ func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
 		if !ok {
 			continue
 		}
-		d, hit := a.decoded[id]
-		if !hit || d.mzxid != n.Stat.Mzxid {
-			d = decodedInstance{mzxid: n.Stat.Mzxid}
-			if err := json.Unmarshal(n.Data, &d.in); err != nil {
-				d.in = engine.Instance{ID: id}
-				d.err = fmt.Errorf("malformed instance record: %v: the constructor must rewrite it", err)
-			} else {
-				d.err = ValidateInstance(d.in, id)
-				if d.in.ID == "" {
-					d.in.ID = id
-				}
-			}
-			a.decoded[id] = d
-		}
+		d := a.decode(id, n)
 		if d.err != nil {
 			invalid[id] = d.err
 		}
@@ -343,6 +372,44 @@ func (a *agent) desired() (map[string]engine.Instance, map[string]error) {
 	}
 	a.lastDesired, a.lastInvalid = desired, invalid
 	return desired, invalid
+}
+
+// desiredOne reads instance id's record again into the desired set.
+func (a *agent) desiredOne(id string) {
+	n, ok := a.cache.Get(engine.InstancePath(a.cfg.ID, id))
+	if !ok {
+		delete(a.lastDesired, id)
+		delete(a.lastInvalid, id)
+		delete(a.decoded, id)
+		return
+	}
+	d := a.decode(id, n)
+	if d.err != nil {
+		a.lastInvalid[id] = d.err
+	} else {
+		delete(a.lastInvalid, id)
+	}
+	a.lastDesired[id] = d.in
+}
+
+// decode is the instance record of znode n, decoded once per change.
+func (a *agent) decode(id string, n engine.CachedNode) decodedInstance {
+	d, hit := a.decoded[id]
+	if hit && d.mzxid == n.Stat.Mzxid {
+		return d
+	}
+	d = decodedInstance{mzxid: n.Stat.Mzxid}
+	if err := json.Unmarshal(n.Data, &d.in); err != nil {
+		d.in = engine.Instance{ID: id}
+		d.err = fmt.Errorf("malformed instance record: %v: the constructor must rewrite it", err)
+	} else {
+		d.err = ValidateInstance(d.in, id)
+		if d.in.ID == "" {
+			d.in.ID = id
+		}
+	}
+	a.decoded[id] = d
+	return d
 }
 
 func (a *agent) adminNodes() {
@@ -369,7 +436,8 @@ func (a *agent) adminNodes() {
 	a.maintenance = m
 }
 
-// pass is one reconcile of desired instances against the runtime.
+// pass is one reconcile of desired instances against the runtime: a
+// quick pass when only instances changed (quickPass), else a full one.
 func (a *agent) pass(ctx context.Context) {
 	start := time.Now()
 	defer func() {
@@ -377,8 +445,111 @@ func (a *agent) pass(ctx context.Context) {
 		a.m.passSeconds.Observe(time.Since(start).Seconds())
 	}()
 	now := time.Now()
+	changed := a.takeChanged()
+	full := a.fullNeeded.Swap(false) || a.desiredDirty.Load() || a.lastDesired == nil || a.runtimeErr != "" ||
+		now.Sub(a.lastFull) >= a.cfg.ProbeInterval
+	if !full && a.quickPass(ctx, now, changed) {
+		return
+	}
+	a.fullPass(ctx, now, changed)
+}
+
+// quickPass reconciles the instances that changed (their znode, their
+// runtime action's result) and those left unsettled, against the
+// workloads known (the last full pass's list, the actions' results):
+// what is steady is not looked at again until a full pass (every tick,
+// on any other change). It
+// declines (false) when the assignments exceed the capacity: which
+// ones are admitted is decided over all of them, by a full pass.
+func (a *agent) quickPass(ctx context.Context, now time.Time, changed map[string]struct{}) bool {
+	desired, invalid := a.desired(changed)
+	total := 0
+	for id, in := range desired {
+		if invalid[id] == nil {
+			total += in.SizeMB
+		}
+	}
+	if total > a.capacity() {
+		return false
+	}
+	a.m.quickPasses.Inc()
+	a.usedMB, a.desiredN = total, len(desired)
+	ids := changed
+	for id := range a.results {
+		ids[id] = struct{}{}
+	}
+	for id := range a.unsettled {
+		ids[id] = struct{}{}
+	}
+	clear(a.results)
+	a.syncCredentials(ctx)
+	var probe []*tracked
+	for id := range ids {
+		t := a.tracked[id]
+		if t == nil {
+			if _, ok := desired[id]; !ok {
+				continue
+			}
+			t = &tracked{id: id}
+			a.tracked[id] = t
+		}
+		rejected := ""
+		if err := invalid[id]; err != nil {
+			rejected = err.Error()
+		}
+		a.setDesired(t, desired, rejected, now)
+		if t.busy {
+			continue
+		}
+		a.reconcileOne(t, true, now, &probe)
+	}
+	a.probeAll(ctx, probe, now)
+	a.acknowledge(ctx, ids)
+	a.publish(ctx)
+	for id := range ids {
+		a.settle(id)
+	}
+	return true
+}
+
+// setDesired records an instance's assignment (nil: none) and why it is
+// rejected ("" when admitted).
+func (a *agent) setDesired(t *tracked, desired map[string]engine.Instance, rejected string, now time.Time) {
+	t.rejected = rejected
+	in, ok := desired[t.id]
+	if !ok {
+		t.desired, t.rejected = nil, ""
+		return
+	}
+	// The record as decoded last time (same modification): kept.
+	mzxid := a.decoded[t.id].mzxid
+	if t.desired != nil && t.desiredMzxid == mzxid && mzxid != 0 {
+		return
+	}
+	if t.desired == nil && t.firstSeen.IsZero() && !t.everHealthy && t.written == nil {
+		t.firstSeen = now
+	}
+	t.desired, t.desiredMzxid = &in, mzxid
+}
+
+// settle files an instance as settled (steady: a quick pass need not
+// look at it) or not.
+func (a *agent) settle(id string) {
+	t := a.tracked[id]
+	if t == nil || (!t.busy && t.desired != nil && t.rejected == "" && t.w != nil && t.w.Running && t.healthy && t.everHealthy &&
+		t.written != nil && !time.Now().Before(t.nextAttempt) && sameStatus(*t.written, a.statusOf(t))) {
+		delete(a.unsettled, id)
+		return
+	}
+	a.unsettled[id] = struct{}{}
+}
+
+// fullPass reconciles every instance against the runtime's list.
+func (a *agent) fullPass(ctx context.Context, now time.Time, changed map[string]struct{}) {
+	a.lastFull = now
+	clear(a.results)
 	a.adminNodes()
-	desired, invalid := a.desired()
+	desired, invalid := a.desired(changed)
 	a.syncCredentials(ctx)
 
 	lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -460,16 +631,7 @@ func (a *agent) pass(ctx context.Context) {
 			t = &tracked{id: id}
 			a.tracked[id] = t
 		}
-		if in, ok := desired[id]; ok {
-			in := in
-			if t.desired == nil && t.firstSeen.IsZero() && !t.everHealthy && t.written == nil {
-				t.firstSeen = now
-			}
-			t.desired = &in
-			t.rejected = adm.rejected[id]
-		} else {
-			t.desired, t.rejected = nil, ""
-		}
+		a.setDesired(t, desired, adm.rejected[id], now)
 		if t.busy {
 			continue
 		}
@@ -478,63 +640,75 @@ func (a *agent) pass(ctx context.Context) {
 		} else if runtimeOK {
 			t.w = nil
 		}
-		if !runtimeOK {
-			if t.desired != nil || t.w != nil {
-				t.reason = "container runtime unreachable: " + a.runtimeErr
-			}
-			if t.w != nil && t.w.Running {
-				probe = append(probe, t)
-			}
-			continue
-		}
-		switch {
-		case t.desired == nil && t.w == nil:
-			// Gone and removed: drop it (its status is deleted below).
-			delete(a.tracked, id)
-		case t.desired == nil:
-			t.state, t.reason, t.healthy = engine.StateStopping, "instance no longer assigned", false
-			a.dispatch(t, actRemove, a.removeFn(*t.w))
-		case t.rejected != "":
-			if t.w == nil {
-				t.state, t.reason, t.healthy = engine.StateFailed, t.rejected, false
-			} else {
-				// Never destroy a running node over a bad record.
-				t.reason = t.rejected
-				if t.w.Running {
-					probe = append(probe, t)
-				}
-			}
-		case now.Before(t.nextAttempt):
-			if t.w != nil && t.w.Running {
-				probe = append(probe, t)
-			}
-		case t.w == nil:
-			t.state, t.reason, t.healthy = engine.StateCreating, "", false
-			a.dispatch(t, actCreate, a.createFn(*t.desired))
-		default:
-			if why := needsRecreate(*t.w, *t.desired); why != "" {
-				t.state, t.reason, t.healthy = engine.StateRestarting, why, false
-				a.dispatch(t, actRecreate, a.recreateFn(*t.w, *t.desired))
-				continue
-			}
-			if !t.w.Running {
-				a.restartStopped(t)
-				continue
-			}
-			if r := a.resources(*t.desired); a.host.CPUs > 0 && (r.NanoCPUs != t.w.NanoCPUs || r.CPUShares != t.w.CPUShares) {
-				// The capacity changed: the CPU quota follows, live.
-				a.dispatch(t, actUpdate, a.updateFn(t.w.ID, r))
-				continue
-			}
-			probe = append(probe, t)
-		}
+		a.reconcileOne(t, runtimeOK, now, &probe)
 	}
 	a.probeAll(ctx, probe, now)
-	a.acknowledge(ctx)
+	a.acknowledge(ctx, nil)
 	a.publish(ctx)
+	clear(a.unsettled)
+	for id := range a.tracked {
+		a.settle(id)
+	}
 	if runtimeOK && time.Since(a.lastGC) > gcInterval(a.cfg.VolumeGrace) {
 		a.lastGC = time.Now()
 		a.collectVolumes(ctx, desired)
+	}
+}
+
+// reconcileOne decides what instance t needs (not busy; its workload
+// t.w as last known): an action dispatched, a probe (added to probe),
+// or its state. runtimeOK: the runtime answered (else nothing is done).
+func (a *agent) reconcileOne(t *tracked, runtimeOK bool, now time.Time, probe *[]*tracked) {
+	id := t.id
+	if !runtimeOK {
+		if t.desired != nil || t.w != nil {
+			t.reason = "container runtime unreachable: " + a.runtimeErr
+		}
+		if t.w != nil && t.w.Running {
+			*probe = append(*probe, t)
+		}
+		return
+	}
+	switch {
+	case t.desired == nil && t.w == nil:
+		// Gone and removed: drop it (its status is deleted below).
+		delete(a.tracked, id)
+	case t.desired == nil:
+		t.state, t.reason, t.healthy = engine.StateStopping, "instance no longer assigned", false
+		a.dispatch(t, actRemove, a.removeFn(*t.w))
+	case t.rejected != "":
+		if t.w == nil {
+			t.state, t.reason, t.healthy = engine.StateFailed, t.rejected, false
+		} else {
+			// Never destroy a running node over a bad record.
+			t.reason = t.rejected
+			if t.w.Running {
+				*probe = append(*probe, t)
+			}
+		}
+	case now.Before(t.nextAttempt):
+		if t.w != nil && t.w.Running {
+			*probe = append(*probe, t)
+		}
+	case t.w == nil:
+		t.state, t.reason, t.healthy = engine.StateCreating, "", false
+		a.dispatch(t, actCreate, a.createFn(*t.desired))
+	default:
+		if why := needsRecreate(*t.w, *t.desired); why != "" {
+			t.state, t.reason, t.healthy = engine.StateRestarting, why, false
+			a.dispatch(t, actRecreate, a.recreateFn(*t.w, *t.desired))
+			return
+		}
+		if !t.w.Running {
+			a.restartStopped(t)
+			return
+		}
+		if r := a.resources(*t.desired); a.host.CPUs > 0 && (r.NanoCPUs != t.w.NanoCPUs || r.CPUShares != t.w.CPUShares) {
+			// The capacity changed: the CPU quota follows, live.
+			a.dispatch(t, actUpdate, a.updateFn(t.w.ID, r))
+			return
+		}
+		*probe = append(*probe, t)
 	}
 }
 
@@ -679,6 +853,13 @@ func (a *agent) dispatch(t *tracked, action string, fn func(context.Context) (*W
 
 func (a *agent) handleResult(r opResult) {
 	defer a.poke()
+	a.results[r.iid] = struct{}{}
+	if r.err != nil || (r.w == nil && r.action != actRemove) {
+		// The workload is not known from the result (start, restart, a
+		// failed action that may have done part of its work): the next
+		// pass lists the runtime.
+		a.fullNeeded.Store(true)
+	}
 	t := a.tracked[r.iid]
 	if t == nil {
 		return
@@ -757,10 +938,13 @@ func (a *agent) saveLedger() {
 // probeAll probes running nodes in parallel and updates their state.
 func (a *agent) probeAll(ctx context.Context, all []*tracked, now time.Time) {
 	// A healthy node is probed every ProbeInterval, not on every pass
-	// (passes follow every assignment); the others on every pass.
+	// (passes follow every assignment); the others on every pass. A
+	// probe due within a quarter interval is done now: the full pass
+	// that probes healthy nodes follows the tick, which does not wait
+	// for the last probes' times to the millisecond.
 	ts := all[:0:0]
 	for _, t := range all {
-		if t.healthy && t.everHealthy && now.Before(t.nextProbe) {
+		if t.healthy && t.everHealthy && now.Add(a.cfg.ProbeInterval/4).Before(t.nextProbe) {
 			continue
 		}
 		t.nextProbe = now.Add(a.cfg.ProbeInterval)

@@ -134,3 +134,69 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestSimQuickPasses: with no probe tick (an hour) and no other change,
+// passes are quick ones (the changed and unsettled instances only), and
+// they alone take instances through their lives: created, started,
+// probed healthy and acknowledged; re-created on a new version; removed
+// with their status when unassigned.
+func TestSimQuickPasses(t *testing.T) {
+	p := env.Fresh(t, "zone-1")
+	cons := p.Connect(t, engine.RoleConstructor)
+	ctx := ctxT(t, 2*time.Minute)
+	id := "simq-" + engine.RandomToken(3)
+	cfg := allocator.Config{ID: id, Zone: "zone-1", StateDir: t.TempDir(), Runtime: allocator.RuntimeSim, CapacityMB: 64 * 1024,
+		MetricsAddr: "127.0.0.1:0", ProbeInterval: time.Hour}
+	own, _ := allocator.OwnCredential(cfg.StateDir, id)
+	cfg.Store = p.ConnectAllocator(t, id, own)
+	r := start(t, p, "", cfg)
+	defer r.stop(t)
+
+	dep := engine.NewID()
+	inst := func(i int, version string) engine.Instance {
+		return engine.Instance{ID: fmt.Sprintf("q-%02d", i), DeploymentID: dep, Kind: engine.KindElasticsearch, Version: version, SizeMB: 256}
+	}
+	// Several bursts, each acknowledged before the next.
+	for b := range 3 {
+		for i := range 5 {
+			assign(t, cons, id, inst(b*5+i, "8.17.0"))
+		}
+		for i := range 5 {
+			waitStatus(t, cons, id, inst(b*5+i, "").ID, 30*time.Second, "running and healthy", runningHealthy)
+		}
+	}
+	first, err := readStatus(ctx, cons, id, "q-00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new version re-creates the node (a new container).
+	if err := cons.Put(ctx, engine.InstancePath(id, "q-00"), inst(0, "8.18.0")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, cons, id, "q-00", 30*time.Second, "re-created on the new version", func(s engine.InstanceStatus) bool {
+		return runningHealthy(s) && s.Version == "8.18.0" && s.ContainerID != first.ContainerID
+	})
+	// Unassigned: removed, its status deleted.
+	unassign(t, cons, id, "q-01")
+	waitFor(t, 30*time.Second, "status of the unassigned instance removed", func() (bool, string) {
+		ok, _, err := cons.Exists(ctx, engine.StatusPath(id, "q-01"))
+		return err == nil && !ok, fmt.Sprint(ok, err)
+	})
+	var rec engine.Allocator
+	if _, err := cons.GetJSON(ctx, engine.AllocatorPath(id), &rec); err != nil || rec.MetricsAddr == "" {
+		t.Fatalf("record has no metrics address: %+v %v", rec, err)
+	}
+	var passes, quick float64
+	for _, l := range strings.Split(get(t, "http://"+rec.MetricsAddr+"/metrics"), "\n") {
+		if v, ok := strings.CutPrefix(l, "paddock_allocator_reconcile_passes_total "); ok {
+			_, _ = fmt.Sscan(v, &passes)
+		}
+		if v, ok := strings.CutPrefix(l, "paddock_allocator_reconcile_quick_passes_total "); ok {
+			_, _ = fmt.Sscan(v, &quick)
+		}
+	}
+	if quick == 0 || quick < passes/2 {
+		t.Fatalf("%v quick passes of %v: the instances' changes should take quick passes", quick, passes)
+	}
+	t.Logf("%v passes, %v of them quick", passes, quick)
+}
