@@ -80,6 +80,8 @@ type executor struct {
 	// the running step's waiting text changed since (setWaiting).
 	wroteAt          time.Time
 	waitingUnwritten bool
+	// cancelIgnored: a cancel came after the handover (logged once).
+	cancelIgnored bool
 }
 
 // waitingEvery is how long a changed waiting text may stay unwritten:
@@ -349,15 +351,38 @@ func (x *executor) routeEffect() effect {
 	}
 }
 
-// cancelled reports a cancellation request (from the leader's state).
+// cancelled reports a cancellation request (from the leader's state)
+// that can be honoured: not once the routing made one of this plan's new
+// instances primary (handedOver).
 func (x *executor) cancelled() bool {
-	if x.plan.CancelRequested {
-		return true
+	if !x.plan.CancelRequested {
+		if p, _, ok := x.l.w.pending(x.depID); ok && p.ID == x.plan.ID && p.CancelRequested {
+			x.plan.CancelRequested = true
+		}
 	}
-	if p, _, ok := x.l.w.pending(x.depID); ok && p.ID == x.plan.ID && p.CancelRequested {
-		x.plan.CancelRequested = true
+	if x.plan.CancelRequested && x.handedOver() {
+		if !x.cancelIgnored {
+			x.cancelIgnored = true
+			x.log.Warn("cancel not honoured: the primary is a new instance already, the old copies are out of sync; the plan goes on")
+		}
+		return false
 	}
 	return x.plan.CancelRequested
+}
+
+// handedOver reports whether the deployment's routing made one of this
+// plan's new instances primary in place of an old copy (a switch
+// written, perhaps by a leader that died before recording it, or a
+// failover to a recovered copy): from then on the old copies are out of
+// sync, and rolling back to them would lose the writes made since. A
+// deployment without Elasticsearch instances before (a create) has no
+// old copies to lose.
+func (x *executor) handedOver() bool {
+	if len(esOnly(x.dep.Instances)) == 0 {
+		return false
+	}
+	r, _, ok := x.l.w.replication(x.depID)
+	return ok && slices.ContainsFunc(x.plan.NewInstances, func(in engine.PlacedInstance) bool { return in.ID == r.Primary })
 }
 
 // flush writes the plan with what was recorded since the last write.

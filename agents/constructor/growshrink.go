@@ -65,6 +65,12 @@ func (x *executor) recoverNew(ctx context.Context) error {
 	}
 	x.plan.Progress.ByRecovery = true
 	return x.step(ctx, StepRecover, "", stepLong, func(ctx context.Context) (string, error) {
+		if r, _, ok := x.l.w.replication(x.depID); ok && inSyncAll(r, x.plan.NewInstances) {
+			// A leader that died in the switch wrote its routing (the new
+			// copies in sync, maybe alone) before this step's end: the
+			// old copies are not added back to recover.
+			return fmt.Sprintf("%d new cop(ies) in sync already (term %d, primary %s)", len(esOnly(x.plan.NewInstances)), r.Term, engine.Short(r.Primary)), nil
+		}
 		old := append(append([]engine.PlacedInstance{}, x.change.Keep...), x.change.Retire...)
 		// A copy that does not run (a lost allocator's, retiring) cannot
 		// take the push; the routing is written and the replication check
@@ -93,6 +99,18 @@ func (x *executor) recoverNew(ctx context.Context) error {
 		x.l.m.recoveryFallbacks.Inc()
 		return fmt.Sprintf("%v: new copies taken out of the group%s; moving the data by snapshot and restore instead", err, back), nil
 	})
+}
+
+// inSyncAll reports whether every Elasticsearch instance of ins is in
+// the routing's in-sync set (false when there is none).
+func inSyncAll(r engine.Replication, ins []engine.PlacedInstance) bool {
+	es := esOnly(ins)
+	for _, in := range es {
+		if !r.IsInSync(in.ID) {
+			return false
+		}
+	}
+	return len(es) > 0
 }
 
 // errRecoveryStalled: the new copies' recovery made no progress for

@@ -184,41 +184,20 @@ func checkTopology(t *testing.T, h *harness, id string, want []engine.PlacedInst
 // cancel asked just before the leader dies (the old leader may have
 // begun the rollback), the next leader rolls back to the old copies.
 func TestLeaderChangeDuringRecovery(t *testing.T) {
-	for _, cancel := range []bool{false, true} {
-		name := "resumed"
-		if cancel {
-			name = "cancelled"
-		}
-		t.Run(name, func(t *testing.T) { testLeaderChangeDuringRecovery(t, cancel) })
-	}
+	resumedOrCancelled(t, testLeaderChangeDuringRecovery)
 }
 
 func testLeaderChangeDuringRecovery(t *testing.T, cancel bool) {
-	h := newHarness(t, "zone-1", "zone-2")
-	h.startAllocator("alloc-1", "zone-1", 4096, nil)
-	h.startAllocator("alloc-2", "zone-2", 4096, nil)
 	gate := newInSyncGate(NewHTTPNodes())
 	gate.hold.Store(false) // the create's copies join as they are
-	c1 := h.startConstructor("c1", gate, nil)
-	h.waitFor("c1 to lead", 20*time.Second, func() bool {
-		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
-		return len(kids) == 1
-	})
-	h.startConstructor("c2", NewHTTPNodes(), nil)
-	h.waitFor("c2 to stand by", 20*time.Second, func() bool {
-		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
-		return len(kids) == 2
-	})
+	h, c1 := twoLeaders(t, gate)
 	run := startWrites(t, h)
 	resize := run.resizeHeld(t, gate)
 	if p, ok := h.pendingPlan(run.id); !ok || lastStep(p).Name != StepRecover || lastStep(p).Status != engine.PlanRunning {
 		t.Fatalf("plan not in %q when the leader dies: %s", StepRecover, stepNames(p))
 	}
 	if cancel {
-		svc := service.New(h.admin, service.WithLogger(quiet()))
-		if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
-			t.Fatal(err)
-		}
+		run.cancel(t)
 	}
 	c1.kill()
 	p := h.waitPlan(run.id, resize, 90*time.Second)
@@ -272,11 +251,8 @@ func TestCancelDuringRecovery(t *testing.T) {
 	gate.hold.Store(false)
 	h.startConstructor("c1", gate, nil)
 	run := startWrites(t, h)
-	svc := service.New(h.admin, service.WithLogger(quiet()))
 	resize := run.resizeHeld(t, gate)
-	if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
-		t.Fatal(err)
-	}
+	run.cancel(t)
 	p := h.waitPlan(run.id, resize, 60*time.Second)
 	if p.Status != engine.PlanCancelled || !strings.Contains(stepNames(p), StepRollback+"="+engine.PlanSuccess) {
 		t.Fatalf("cancel: %s %s", p.Status, stepNames(p))
@@ -330,13 +306,15 @@ func instanceIDs(ins []engine.PlacedInstance) []string {
 	return ids
 }
 
+// stepMessage is the message of plan p's last step called name.
 func stepMessage(p engine.Plan, name string) string {
+	msg := ""
 	for _, s := range p.Steps {
 		if s.Name == name {
-			return s.Message
+			msg = s.Message
 		}
 	}
-	return ""
+	return msg
 }
 
 // workloads are the instances whose nodes run on the allocators'
@@ -530,5 +508,115 @@ func TestRecoveryDoomed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// switchBlocker holds every routing push of a term above base (the
+// switch's handover) until its caller gives up, entered closed at the
+// first.
+type switchBlocker struct {
+	NodeAPI
+	base    atomic.Int64
+	once    sync.Once
+	entered chan struct{}
+}
+
+func (b *switchBlocker) PushReplication(ctx context.Context, addr string, p ReplicationPush) (bool, error) {
+	if base := b.base.Load(); base > 0 && p.Term > base {
+		b.once.Do(func() { close(b.entered) })
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	return b.NodeAPI.PushReplication(ctx, addr, p)
+}
+
+// TestLeaderChangeAtTheSwitch: the leader dies in "switch route" of a
+// resize by recovery, after writing the routing that hands the primary
+// over (term+1) and before the route (and before the end of "recover
+// new copies" was written: both go with the next write). The next leader
+// does not add the old copies back to recover (it used to: the new
+// primary then began copying its data to the retiring nodes), switches
+// without a second handover (the term moves once), writes the route and
+// removes the old copies; no acknowledged write lost.
+//
+// With a cancel asked before the leader died, the same: once the primary
+// is a new copy the old ones are out of sync, and rolling back to them
+// would lose the writes made since (it used to: the rollback removed the
+// new copies, primary included).
+func TestLeaderChangeAtTheSwitch(t *testing.T) {
+	resumedOrCancelled(t, testLeaderChangeAtTheSwitch)
+}
+
+func testLeaderChangeAtTheSwitch(t *testing.T, cancel bool) {
+	block := &switchBlocker{NodeAPI: NewHTTPNodes(), entered: make(chan struct{})}
+	h, c1 := twoLeaders(t, block)
+	run := startWrites(t, h)
+	block.base.Store(run.r0.Term)
+	resize := h.submit(run.id, engine.Plan{Action: engine.ActionUpdate, Spec: spec("8.17.0", 2048, 2)})
+	select {
+	case <-block.entered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the resize never reached its switch")
+	}
+	if r, _, _ := h.replication(run.id); r.Term != run.r0.Term+1 {
+		t.Fatalf("routing %+v at the switch, want term %d", r, run.r0.Term+1)
+	}
+	if cancel {
+		run.cancel(t)
+	}
+	c1.kill()
+	p := h.waitPlan(run.id, resize, 90*time.Second)
+	if p.Status != engine.PlanSuccess || p.Leader != "c2" {
+		t.Fatalf("resize %s led by %s after a leader change at the switch: %s", p.Status, p.Leader, stepNames(p))
+	}
+	appliedOnce(t, p)
+	if msg := stepMessage(p, StepRecover); !strings.Contains(msg, "in sync already") {
+		t.Fatalf("the next leader recovered again after the switch's routing was written (%q): %s", msg, stepNames(p))
+	}
+	after := checkRunning(t, h, run.id, 2)
+	checkTopology(t, h, run.id, after.Instances)
+	if r, _, _ := h.replication(run.id); r.Term != run.r0.Term+1 {
+		t.Fatalf("routing %+v: the primary changed hands more than once (term was %d)", r, run.r0.Term)
+	}
+	run.finish(t)
+	t.Logf("%d writes acknowledged, %d failed attempts; steps: %s", run.acked(), run.w.fails.Load(), stepNames(p))
+}
+
+// resumedOrCancelled runs test without and with a cancel.
+func resumedOrCancelled(t *testing.T, test func(t *testing.T, cancel bool)) {
+	for _, cancel := range []bool{false, true} {
+		name := "resumed"
+		if cancel {
+			name = "cancelled"
+		}
+		t.Run(name, func(t *testing.T) { test(t, cancel) })
+	}
+}
+
+// twoLeaders is a two-zone platform whose constructor c1 (over nodes)
+// leads, c2 (plain) standing by.
+func twoLeaders(t *testing.T, nodes NodeAPI) (*harness, *agentHandle) {
+	h := newHarness(t, "zone-1", "zone-2")
+	h.startAllocator("alloc-1", "zone-1", 4096, nil)
+	h.startAllocator("alloc-2", "zone-2", 4096, nil)
+	c1 := h.startConstructor("c1", nodes, nil)
+	h.waitFor("c1 to lead", 20*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 1
+	})
+	h.startConstructor("c2", NewHTTPNodes(), nil)
+	h.waitFor("c2 to stand by", 20*time.Second, func() bool {
+		kids, _ := h.admin.Children(context.Background(), engine.PathLeaderCons)
+		return len(kids) == 2
+	})
+	return h, c1
+}
+
+// cancel asks to cancel the pending plan, as the API does.
+func (run *recoveryRun) cancel(t *testing.T) {
+	t.Helper()
+	svc := service.New(run.h.admin, service.WithLogger(quiet()))
+	if _, err := svc.CancelPlan(ctxT(t, 10*time.Second), run.id, "test"); err != nil {
+		t.Fatal(err)
 	}
 }
