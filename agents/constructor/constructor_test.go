@@ -161,6 +161,40 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
+// startWriter runs a writer on deployment id until stop is called (or
+// the test ends) and waits for its first writes.
+func startWriter(t *testing.T, h *harness, id string) (w *writer, stop func()) {
+	t.Helper()
+	w = &writer{h: h, id: id}
+	stop = runBackground(t, w.run)
+	h.waitFor("some writes", 20*time.Second, func() bool { return w.count() > 20 })
+	return w, stop
+}
+
+// runBackground runs f until the returned stop is called or the test
+// ends; stop cancels f's context and waits for it to return.
+func runBackground(t *testing.T, f func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// waitMore waits for 20 more acknowledged writes than now.
+func (w *writer) waitMore(what string) {
+	n := w.count()
+	w.h.waitFor(what, 20*time.Second, func() bool { return w.count() > n+20 })
+}
+
 // checkNoLoss asserts every acknowledged document is on every backend.
 func (w *writer) checkNoLoss(t *testing.T) {
 	t.Helper()

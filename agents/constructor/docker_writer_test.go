@@ -58,15 +58,7 @@ func newProxyWriter(addr, dep, user string) *proxyWriter {
 
 // start runs the writer until the test ends or the returned stop is
 // called (which waits for the write in flight).
-func (w *proxyWriter) start(t *testing.T) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.run(ctx) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return stop
-}
+func (w *proxyWriter) start(t *testing.T) (stop func()) { return runBackground(t, w.run) }
 
 func (w *proxyWriter) run(ctx context.Context) {
 	for n := 0; ctx.Err() == nil; {

@@ -2,6 +2,7 @@ package constructor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -682,25 +683,38 @@ func (x *executor) waitHealthy(ctx context.Context, ins []engine.PlacedInstance,
 		if len(waiting) == 0 {
 			return fmt.Sprintf("%d instance(s) running and healthy", len(ins)), nil
 		}
-		if x.cancelled() {
-			return "", errCancelled
-		}
-		if err := x.setWaiting(ctx, fmt.Sprintf("%d of %d instances healthy; waiting for instance %s", len(ins)-len(waiting), len(ins),
-			strings.Join(waiting, "; instance "))); err != nil {
+		late, err := x.waitTurn(ctx, fmt.Sprintf("%d of %d instances healthy; waiting for instance %s", len(ins)-len(waiting), len(ins),
+			strings.Join(waiting, "; instance ")), changed, deadline.C)
+		if err != nil {
 			return "", err
 		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-changed:
-		case <-x.waitingDue():
-			if err := x.flush(ctx); err != nil {
-				return "", err
-			}
-		case <-deadline.C:
+		if late {
 			return "", fmt.Errorf("not healthy after %s: %s: check the allocators (paddock allocator list) and their logs", x.l.cfg.HealthyTimeout, strings.Join(waiting, "; "))
 		}
 	}
+}
+
+// waitTurn is one turn of a step's wait: it records what the step waits
+// for (setWaiting) and blocks until the deployment changes, the waiting
+// text is due (written), or deadline fires (late). A cancelled plan
+// ends the wait with errCancelled.
+func (x *executor) waitTurn(ctx context.Context, waiting string, changed <-chan struct{}, deadline <-chan time.Time) (late bool, err error) {
+	if x.cancelled() {
+		return false, errCancelled
+	}
+	if err := x.setWaiting(ctx, waiting); err != nil {
+		return false, err
+	}
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-changed:
+	case <-x.waitingDue():
+		return false, x.flush(ctx)
+	case <-deadline:
+		return true, nil
+	}
+	return false, nil
 }
 
 // unhealthy adds ", not healthy" to a running instance that is not.
@@ -916,11 +930,23 @@ func (x *executor) runRestart(ctx context.Context) error {
 	if err := x.validate(ctx); err != nil {
 		return err
 	}
-	// One instance at a time: the others keep serving.
-	for _, in := range x.change.Restart {
+	// One instance at a time: the others keep serving. The primary's
+	// node goes last, so the primary is handed over once.
+	order := slices.Clone(x.change.Restart)
+	if r, _, ok := x.l.w.replication(x.depID); ok {
+		slices.SortStableFunc(order, func(a, b engine.PlacedInstance) int {
+			return cmp.Compare(boolInt(a.ID == r.Primary), boolInt(b.ID == r.Primary))
+		})
+	}
+	for _, in := range order {
 		if err := x.step(ctx, StepRestart, "restart:"+in.ID, stepLong, func(ctx context.Context) (string, error) {
 			g, asked := x.plan.Progress.Generation[in.ID]
+			var left string
 			if !asked {
+				var err error
+				if left, err = x.leaveBeforeRestart(ctx, in); err != nil {
+					return "", err
+				}
 				var cur engine.Instance
 				p := engine.InstancePath(in.Allocator, in.ID)
 				v, err := x.l.s.GetJSON(ctx, p, &cur)
@@ -940,6 +966,18 @@ func (x *executor) runRestart(ctx context.Context) error {
 				x.dirty = true
 			}
 			msg, err := x.waitHealthy(ctx, []engine.PlacedInstance{in}, map[string]int{in.ID: g})
+			if left != "" {
+				msg = left + "; " + msg
+			}
+			if rerr := x.rejoinAfterRestart(ctx, in); rerr != nil && err == nil {
+				err = rerr
+			}
+			if err == nil {
+				var back string
+				if back, err = x.waitBackInSync(ctx, in); back != "" {
+					msg += "; " + back
+				}
+			}
 			return fmt.Sprintf("%s on %s restarted (generation %d); %s", in.ID[:min(8, len(in.ID))], in.Allocator, g, msg), err
 		}); err != nil {
 			return err

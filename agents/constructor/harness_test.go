@@ -450,14 +450,23 @@ func (h *harness) history(id string) []engine.Plan {
 func (h *harness) waitPlan(id, planID string, d time.Duration) engine.Plan {
 	h.t.Helper()
 	var got engine.Plan
-	h.waitFor("plan "+planID+" to finish", d, func() bool {
+	testenv.EventuallyDetail(h.t, d, "plan "+planID+" to finish", func() (bool, string) {
 		for _, p := range h.history(id) {
 			if p.ID == planID {
 				got = p
-				return true
+				return true, ""
 			}
 		}
-		return false
+		// Say where a plan that does not finish stands.
+		p, ok := h.pendingPlan(id)
+		if !ok {
+			return false, "no pending plan"
+		}
+		var s []string
+		for _, st := range p.Steps {
+			s = append(s, st.Name+"="+st.Status+" ("+st.Message+st.Waiting+")")
+		}
+		return false, fmt.Sprintf("pending plan %s %s, steps: %s", p.ID, p.Status, strings.Join(s, "; "))
 	})
 	return got
 }

@@ -337,12 +337,7 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 	before := checkRunning(t, h, id, 2)
 	r0, _, _ := h.replication(id)
 
-	w := &writer{h: h, id: id}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.run(ctx) }()
-	defer func() { cancel(); <-done }()
-	h.waitFor("some writes", 20*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > 20 })
+	w, stopWriter := startWriter(t, h, id)
 	paused := atomic.Bool{}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	go func() {
@@ -374,12 +369,8 @@ func TestResizeByRecoveryUnderWrites(t *testing.T) {
 			t.Fatalf("instance %s: not new or not a copy (%+v)", in.ID, r)
 		}
 	}
-	w.mu.Lock()
-	n := len(w.acked)
-	w.mu.Unlock()
-	h.waitFor("writes on the new nodes", 20*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.acked) > n+20 })
-	cancel()
-	<-done
+	w.waitMore("writes on the new nodes")
+	stopWriter()
 	w.checkNoLoss(t)
 	t.Logf("route never paused; %d failed write attempts during the resize", w.fails.Load())
 }
