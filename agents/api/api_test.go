@@ -228,6 +228,12 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	if etag := a.hdr.Get("ETag"); etag != fmt.Sprintf("%q", fmt.Sprint(dv.ResourceVersion)) {
 		t.Fatalf("ETag %q for resource version %d", etag, dv.ResourceVersion)
 	}
+	// That GET came from the watch cache, and the metrics count it.
+	served, missed := f.svc.CacheReadStats()
+	if m := gatherText(t, f.reg); served == 0 || !strings.Contains(m, fmt.Sprintf(`paddock_api_cache_reads_total{source="cache"} %d`, served)) ||
+		!strings.Contains(m, fmt.Sprintf(`paddock_api_cache_reads_total{source="zookeeper"} %d`, missed)) {
+		t.Fatalf("cache read counters (%d served, %d missed):\n%s", served, missed, m)
+	}
 	spec := dv.Spec
 	spec.Elasticsearch.SizeMB = 2048
 	stale := dv.ResourceVersion - 1

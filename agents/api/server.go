@@ -83,6 +83,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// cacheReadCounters count the reads of one deployment (GET, activity)
+// the service's watch cache answered and those that went to ZooKeeper
+// (the cache was stale, or lacked the deployment).
+func cacheReadCounters(svc *service.Service) []prometheus.Collector {
+	const name, help = "paddock_api_cache_reads_total", "Reads of one deployment (GET, activity) answered from the API's watch cache (source=cache) or from ZooKeeper (source=zookeeper)."
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"source": "cache"}},
+			func() float64 { served, _ := svc.CacheReadStats(); return float64(served) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"source": "zookeeper"}},
+			func() float64 { _, missed := svc.CacheReadStats(); return float64(missed) }),
+	}
+}
+
 // NewHandler returns the API's HTTP handler over svc (tests and `paddock
 // up` mount it directly).
 func NewHandler(svc *service.Service, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
@@ -96,6 +109,7 @@ func NewHandler(svc *service.Service, log *slog.Logger, reg prometheus.Registere
 	s := &server{svc: svc, log: log.With("agent", "api"), metrics: newMetrics(reg), docJSON: doc}
 	if reg != nil {
 		reg.MustRegister(newHeadroomCollector(svc, s.log))
+		reg.MustRegister(cacheReadCounters(svc)...)
 	}
 	mux := http.NewServeMux()
 	for _, rt := range routes() {

@@ -49,6 +49,15 @@ func (c *Cache) ReadStats() (served, missed int64) {
 	return c.served.Load(), c.missed.Load()
 }
 
+// CacheReadStats is the service cache's ReadStats (zeros without a
+// cache).
+func (s *Service) CacheReadStats() (served, missed int64) {
+	if s.cache == nil {
+		return 0, 0
+	}
+	return s.cache.ReadStats()
+}
+
 // count records whether a read was served.
 func (c *Cache) count(ok bool) bool {
 	if c != nil {
