@@ -417,8 +417,14 @@ func TestRecoveryCertainFailureFallsBackAtOnce(t *testing.T) {
 				}
 				tc.want = append(tc.want, "new copy "+engine.Short(victim.ID))
 			}
+			// Once fallen back, the in_sync events go through again (the
+			// copies the snapshot path leaves recovering join at once).
+			h.waitFor("the fallback to the snapshot path", 60*time.Second, func() bool {
+				p, ok := h.pendingPlan(run.id)
+				return !ok || strings.Contains(stepNames(p), StepSnapshot+"=")
+			})
+			gate.hold.Store(false)
 			p := h.waitPlan(run.id, resize, 90*time.Second)
-			gate.hold.Store(false) // the copies the snapshot path leaves recovering join
 			var rec engine.PlanStep
 			for _, s := range p.Steps {
 				if s.Name == StepRecover {
