@@ -93,7 +93,16 @@ type agent struct {
 	results   map[string]struct{}
 	unsettled map[string]struct{}
 	lastFull  time.Time
+	// ticks counts the probe ticks; probeTick: a tick came since the
+	// last pass (the next quick pass probes the healthy nodes due).
+	ticks     int
+	probeTick bool
 }
+
+// fullPassTicks: every fullPassTicks-th probe tick runs a full pass (the
+// safety net of the quick ones); the others probe the healthy nodes due
+// by a quick pass.
+const fullPassTicks = 5
 
 type decodedInstance struct {
 	mzxid int64
@@ -224,7 +233,11 @@ func (a *agent) run(ctx context.Context, metricsAddr string) error {
 		case r := <-a.done:
 			a.handleResult(r)
 		case <-tick.C:
-			a.fullNeeded.Store(true)
+			a.ticks++
+			if a.ticks%fullPassTicks == 0 {
+				a.fullNeeded.Store(true)
+			}
+			a.probeTick = true
 		case <-soon.C:
 		}
 		// Coalesce bursts (a batch of assignments, a stream of events).
@@ -447,7 +460,7 @@ func (a *agent) pass(ctx context.Context) {
 	now := time.Now()
 	changed := a.takeChanged()
 	full := a.fullNeeded.Swap(false) || a.desiredDirty.Load() || a.lastDesired == nil || a.runtimeErr != "" ||
-		now.Sub(a.lastFull) >= a.cfg.ProbeInterval
+		now.Sub(a.lastFull) >= fullPassTicks*a.cfg.ProbeInterval
 	if !full && a.quickPass(ctx, now, changed) {
 		return
 	}
@@ -457,8 +470,9 @@ func (a *agent) pass(ctx context.Context) {
 // quickPass reconciles the instances that changed (their znode, their
 // runtime action's result) and those left unsettled, against the
 // workloads known (the last full pass's list, the actions' results):
-// what is steady is not looked at again until a full pass (every tick,
-// on any other change). It
+// what is steady is not looked at again until a probe tick (the healthy
+// nodes due) or a full pass (every fullPassTicks-th tick, on any other
+// change). It
 // declines (false) when the assignments exceed the capacity: which
 // ones are admitted is decided over all of them, by a full pass.
 func (a *agent) quickPass(ctx context.Context, now time.Time, changed map[string]struct{}) bool {
@@ -482,6 +496,14 @@ func (a *agent) quickPass(ctx context.Context, now time.Time, changed map[string
 		ids[id] = struct{}{}
 	}
 	clear(a.results)
+	if a.probeTick {
+		a.probeTick = false
+		for id, t := range a.tracked {
+			if t.healthy && t.everHealthy && a.probeDue(t, now) {
+				ids[id] = struct{}{}
+			}
+		}
+	}
 	a.syncCredentials(ctx)
 	var probe []*tracked
 	for id := range ids {
@@ -547,6 +569,7 @@ func (a *agent) settle(id string) {
 // fullPass reconciles every instance against the runtime's list.
 func (a *agent) fullPass(ctx context.Context, now time.Time, changed map[string]struct{}) {
 	a.lastFull = now
+	a.probeTick = false
 	clear(a.results)
 	a.adminNodes()
 	desired, invalid := a.desired(changed)
@@ -935,16 +958,22 @@ func (a *agent) saveLedger() {
 	}
 }
 
+// probeDue reports whether a healthy node's probe is due (within a
+// quarter interval: the pass that probes healthy nodes follows the
+// tick, which does not wait for the last probes' times to the
+// millisecond).
+func (a *agent) probeDue(t *tracked, now time.Time) bool {
+	return !now.Add(a.cfg.ProbeInterval / 4).Before(t.nextProbe)
+}
+
 // probeAll probes running nodes in parallel and updates their state.
 func (a *agent) probeAll(ctx context.Context, all []*tracked, now time.Time) {
-	// A healthy node is probed every ProbeInterval, not on every pass
-	// (passes follow every assignment); the others on every pass. A
-	// probe due within a quarter interval is done now: the full pass
-	// that probes healthy nodes follows the tick, which does not wait
-	// for the last probes' times to the millisecond.
+	// A healthy node is probed every ProbeInterval (probeDue), not on
+	// every pass (passes follow every assignment); the others on every
+	// pass.
 	ts := all[:0:0]
 	for _, t := range all {
-		if t.healthy && t.everHealthy && now.Add(a.cfg.ProbeInterval/4).Before(t.nextProbe) {
+		if t.healthy && t.everHealthy && !a.probeDue(t, now) {
 			continue
 		}
 		t.nextProbe = now.Add(a.cfg.ProbeInterval)
