@@ -105,6 +105,7 @@ type TreeCache struct {
 type cacheOptions struct {
 	skip, leaf, container func(p string) bool
 	data                  func(p string, data []byte) []byte
+	ownWrites             bool
 }
 
 // CacheOption tunes a TreeCache.
@@ -131,6 +132,14 @@ func CacheLeaves(leaf func(p string) bool) CacheOption {
 // children watch also reports their deletion), one read less per znode.
 func CacheContainers(container func(p string) bool) CacheOption {
 	return func(o *cacheOptions) { o.container = container }
+}
+
+// CacheOwnWrites makes the cache note its store's writes under its root
+// as ZooKeeper answers them, for SyncPath. Without it SyncPath never
+// waits (agents that do not read their own writes through the cache pay
+// nothing per write).
+func CacheOwnWrites() CacheOption {
+	return func(o *cacheOptions) { o.ownWrites = true }
 }
 
 // CacheData keeps what keep returns of each znode's data instead of the
@@ -309,7 +318,8 @@ func (c *TreeCache) Sync(ctx context.Context) error {
 // deployment waits only for that deployment's writes by this store,
 // not for other sessions' changes nor for a burst of changes elsewhere
 // (those show as soon as the cache applies them, as in any watch
-// cache). Pass ancestors when p is not cached yet.
+// cache). Pass ancestors when p is not cached yet. It needs
+// CacheOwnWrites.
 func (c *TreeCache) SyncPath(ctx context.Context, p string, ancestors bool) error {
 	c.evMu.Lock()
 	var target uint64
@@ -371,7 +381,11 @@ func (c *TreeCache) waitApplied(ctx context.Context, target uint64) error {
 
 // Run keeps the cache in step with ZooKeeper until ctx ends.
 func (c *TreeCache) Run(ctx context.Context) error {
-	unwatch := c.s.watchPrefix(c.root, c.enqueue, c.wrote)
+	var wrote func(string)
+	if c.opt.ownWrites {
+		wrote = c.wrote
+	}
+	unwatch := c.s.watchPrefix(c.root, c.enqueue, wrote)
 	defer unwatch()
 	sess, cancel := c.s.Subscribe()
 	defer cancel()

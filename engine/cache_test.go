@@ -366,7 +366,7 @@ func runDeploymentsCache(t *testing.T, opts ...engine.CacheOption) (*engine.Stor
 	t.Helper()
 	p := env.Fresh(t)
 	ctx := ctxT(t, 60*time.Second)
-	c := engine.NewTreeCache(p.Admin, engine.PathDeployments, opts...)
+	c := engine.NewTreeCache(p.Admin, engine.PathDeployments, append(opts, engine.CacheOwnWrites())...)
 	go c.Run(ctx)
 	<-c.Ready()
 	return p.Admin, c, ctx

@@ -27,6 +27,10 @@ type watchSub struct {
 type watchHub struct {
 	mu   sync.RWMutex
 	subs map[*watchSub]struct{}
+	// writers counts the subscriptions with a wrote callback: a store
+	// without any (agents whose caches do not track their own writes)
+	// skips noteWrites at once.
+	writers atomic.Int32
 }
 
 // watchPrefix calls fn (on the receive loop: it must not block nor call
@@ -39,9 +43,15 @@ func (s *Store) watchPrefix(prefix string, fn func(zk.Event), wrote func(p strin
 		s.watches.subs = map[*watchSub]struct{}{}
 	}
 	s.watches.subs[sub] = struct{}{}
+	if wrote != nil {
+		s.watches.writers.Add(1)
+	}
 	s.watches.mu.Unlock()
 	return func() {
 		s.watches.mu.Lock()
+		if _, ok := s.watches.subs[sub]; ok && wrote != nil {
+			s.watches.writers.Add(-1)
+		}
 		delete(s.watches.subs, sub)
 		s.watches.mu.Unlock()
 	}
@@ -52,6 +62,9 @@ func (s *Store) watchPrefix(prefix string, fn func(zk.Event), wrote func(p strin
 // answer arrives (go-zookeeper dispatches a session's watch events on
 // its receive loop before it hands over a later answer).
 func (s *Store) noteWrites(paths ...string) {
+	if s.watches.writers.Load() == 0 {
+		return
+	}
 	s.watches.mu.RLock()
 	defer s.watches.mu.RUnlock()
 	for sub := range s.watches.subs {

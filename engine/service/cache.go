@@ -74,15 +74,16 @@ func everyZnode(string) bool { return true }
 
 // NewCache returns a cache over the store; Run drives it.
 func NewCache(s *engine.Store) *Cache {
+	own := engine.CacheOwnWrites() // SyncPath: read-after-write
 	return &Cache{
-		allocs: engine.NewTreeCache(s, engine.PathAllocators,
+		allocs: engine.NewTreeCache(s, engine.PathAllocators, own,
 			engine.CacheLeaves(engine.LeafAllocatorZnode), engine.CacheContainers(engine.ContainerZnode)),
-		deps: engine.NewTreeCache(s, engine.PathDeployments,
+		deps: engine.NewTreeCache(s, engine.PathDeployments, own,
 			engine.CacheLeaves(engine.LeafDeploymentZnode), engine.CacheContainers(engine.ContainerZnode)),
-		config:  engine.NewTreeCache(s, engine.PathConfig, engine.CacheLeaves(everyZnode)),
-		creds:   engine.NewTreeCache(s, engine.PathCredentials, engine.CacheLeaves(everyZnode), engine.CacheData(credentialsSummary)),
-		filters: engine.NewTreeCache(s, engine.PathTrafficFilters, engine.CacheLeaves(everyZnode)),
-		keys:    engine.NewTreeCache(s, engine.PathAPIKeys, engine.CacheLeaves(everyZnode)),
+		config:  engine.NewTreeCache(s, engine.PathConfig, own, engine.CacheLeaves(everyZnode)),
+		creds:   engine.NewTreeCache(s, engine.PathCredentials, own, engine.CacheLeaves(everyZnode), engine.CacheData(credentialsSummary)),
+		filters: engine.NewTreeCache(s, engine.PathTrafficFilters, own, engine.CacheLeaves(everyZnode)),
+		keys:    engine.NewTreeCache(s, engine.PathAPIKeys, own, engine.CacheLeaves(everyZnode)),
 	}
 }
 
