@@ -128,8 +128,8 @@ type copyObs struct {
 	removed bool
 	// failed: the allocator reports its container failed (why).
 	failed string
-	// lost: why it does not run healthy on a live allocator ("" when it
-	// does), as the failover sees a primary.
+	// lost: why it does not run on a live allocator ("" when it does:
+	// running but unhealthy is not lost here), in the failover's words.
 	lost string
 	// refused: the primary's last recovery error for it, when the copy's
 	// answer was one retrying will not change (the node's view says
@@ -143,8 +143,8 @@ type copyObs struct {
 // while it may. At once: a copy removed, its container failed (the
 // allocator gave up on it), a copy without the replication endpoints.
 // After grace (the failover's, so a container re-created at once keeps
-// recovering): a copy lost (no status, container not running or not
-// healthy, allocator lost), or refused by the primary's every attempt.
+// recovering): a copy lost (no status, container not running, allocator
+// lost), or refused by the primary's every attempt.
 // since holds when each condition was first seen (updated; conditions
 // that cleared are forgotten).
 func recoveryDoomed(obs []copyObs, since map[string]time.Time, now time.Time, grace time.Duration) string {
@@ -189,7 +189,9 @@ func (x *executor) observeCopies(waiting []engine.PlacedInstance, pv recoveryVie
 			o.removed = true
 		} else if st, ok := x.l.status(in.Allocator, in.ID); ok && st.State == engine.StateFailed {
 			o.failed = orUnknownReason(st.Reason)
-		} else if !x.l.repl.live(x.depID, in.ID) {
+		} else if !ok || st.State != engine.StateRunning || !x.l.alive(in.Allocator) {
+			// Not "running but unhealthy": a node busy taking a full copy
+			// may miss its probes and still finish (the stall rule waits).
 			o.lost = x.l.repl.lostReason(x.depID, in.ID)
 		}
 		obs = append(obs, o)
