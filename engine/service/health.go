@@ -137,12 +137,30 @@ func (c *Cache) health(d engine.Deployment) (*HealthView, bool) {
 	if json.Unmarshal(n.Data, &r) != nil {
 		return nil, false
 	}
+	// Each copy's status decoded once (healthOf asks several times),
+	// and only the two fields it needs: a list of every deployment
+	// spent most of its CPU here.
+	running := make(map[string]bool, len(r.Copies))
 	return healthOf(d, r, func(in engine.PlacedInstance) bool {
-		if _, alive := c.allocs.Get(engine.AllocatorAlivePath(in.Allocator)); !alive {
-			return false
+		if v, ok := running[in.ID]; ok {
+			return v
 		}
-		sn, ok := c.allocs.Get(engine.StatusPath(in.Allocator, in.ID))
-		var st engine.InstanceStatus
-		return ok && json.Unmarshal(sn.Data, &st) == nil && st.State == engine.StateRunning && st.Healthy
+		v := c.running(in)
+		running[in.ID] = v
+		return v
 	}), true
+}
+
+// running reports whether the cache shows in running healthy on a live
+// allocator.
+func (c *Cache) running(in engine.PlacedInstance) bool {
+	if _, alive := c.allocs.Get(engine.AllocatorAlivePath(in.Allocator)); !alive {
+		return false
+	}
+	sn, ok := c.allocs.Get(engine.StatusPath(in.Allocator, in.ID))
+	var st struct {
+		State   string `json:"state"`
+		Healthy bool   `json:"healthy"`
+	}
+	return ok && json.Unmarshal(sn.Data, &st) == nil && st.State == engine.StateRunning && st.Healthy
 }
