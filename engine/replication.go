@@ -26,13 +26,8 @@ type Replication struct {
 	Copies []string `json:"copies"`
 	// InSync are the copies that have every acknowledged write: only
 	// they may be promoted.
-	InSync []string `json:"in_sync"`
-	// Restarting are copies taken out of the group for a planned
-	// restart (a restart plan): they keep their data but get no writes
-	// and are not recovered until the plan adds them back to Copies,
-	// once their node runs again. Health counts them as missing.
-	Restarting []string  `json:"restarting,omitempty"`
-	Updated    time.Time `json:"updated"`
+	InSync  []string  `json:"in_sync"`
+	Updated time.Time `json:"updated"`
 	// Reason says why the last change was made.
 	Reason string `json:"reason,omitempty"`
 }
@@ -70,11 +65,6 @@ func (r Replication) Validate() error {
 		}
 		in[c] = true
 	}
-	for _, c := range r.Restarting {
-		if seen[c] {
-			return fmt.Errorf("replication copy %s is both a copy and restarting", c)
-		}
-	}
 	if !in[r.Primary] {
 		return fmt.Errorf("replication primary %s is not in in_sync %v", r.Primary, r.InSync)
 	}
@@ -87,8 +77,7 @@ func (r Replication) IsInSync(iid string) bool { return slices.Contains(r.InSync
 // Equal reports whether two routings name the same group (Updated and
 // Reason aside).
 func (r Replication) Equal(o Replication) bool {
-	return r.Term == o.Term && r.Primary == o.Primary && slices.Equal(r.Copies, o.Copies) && slices.Equal(r.InSync, o.InSync) &&
-		slices.Equal(r.Restarting, o.Restarting)
+	return r.Term == o.Term && r.Primary == o.Primary && slices.Equal(r.Copies, o.Copies) && slices.Equal(r.InSync, o.InSync)
 }
 
 // ReplicationHealth is a deployment's health from its routing and which
@@ -108,11 +97,8 @@ func ReplicationHealth(r Replication, live func(iid string) bool) (string, strin
 			out = append(out, Short(c)+" recovering")
 		}
 	}
-	for _, c := range r.Restarting {
-		out = append(out, Short(c)+" restarting")
-	}
 	if len(out) > 0 {
-		return HealthYellow, fmt.Sprintf("%d of %d copies in sync (%s)", len(r.InSync)-countNotLive(r.InSync, live), len(r.Copies)+len(r.Restarting), joinComma(out))
+		return HealthYellow, fmt.Sprintf("%d of %d copies in sync (%s)", len(r.InSync)-countNotLive(r.InSync, live), len(r.Copies), joinComma(out))
 	}
 	return HealthGreen, ""
 }

@@ -18,7 +18,6 @@ func TestReplicationValidate(t *testing.T) {
 		{"primary not in sync", Replication{Term: 1, Primary: "a", Copies: []string{"a", "b"}, InSync: []string{"b"}}, "not in in_sync"},
 		{"in sync not a copy", Replication{Term: 1, Primary: "a", Copies: []string{"a"}, InSync: []string{"a", "c"}}, "not a set of copies"},
 		{"repeated copy", Replication{Term: 1, Primary: "a", Copies: []string{"a", "a"}, InSync: []string{"a"}}, "repeated"},
-		{"restarting and a copy", Replication{Term: 1, Primary: "a", Copies: []string{"a", "b"}, InSync: []string{"a"}, Restarting: []string{"b"}}, "both a copy and restarting"},
 		{"repeated in sync", Replication{Term: 1, Primary: "a", Copies: []string{"a", "b"}, InSync: []string{"a", "a"}}, "not a set"},
 	}
 	for _, c := range cases {
@@ -47,7 +46,6 @@ func TestReplicationHealth(t *testing.T) {
 		{"one recovering", r, nil, HealthYellow, "r2 recovering"},
 		{"in-sync replica down", Replication{Term: 1, Primary: "p", Copies: []string{"p", "r1"}, InSync: []string{"p", "r1"}}, []string{"r1"}, HealthYellow, "1 of 2 copies in sync (r1 not running)"},
 		{"primary down", r, []string{"p"}, HealthRed, "primary p is not running"},
-		{"replica restarting", Replication{Term: 2, Primary: "p", Copies: []string{"p"}, InSync: []string{"p"}, Restarting: []string{"r1"}}, []string{"r1"}, HealthYellow, "1 of 2 copies in sync (r1 restarting)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -320,8 +320,6 @@ func (d *deployments) View() string {
 // is no copy).
 func copyRole(r *engine.Replication, iid string) string {
 	switch {
-	case r != nil && slices.Contains(r.Restarting, iid):
-		return "restarting"
 	case r == nil || !slices.Contains(r.Copies, iid):
 		return ""
 	case r.Primary == iid:

@@ -944,7 +944,7 @@ func (x *executor) runRestart(ctx context.Context) error {
 			var left string
 			if !asked {
 				var err error
-				if left, err = x.leaveBeforeRestart(ctx, in); err != nil {
+				if left, err = x.handOverBeforeRestart(ctx, in); err != nil {
 					return "", err
 				}
 				var cur engine.Instance
@@ -968,9 +968,6 @@ func (x *executor) runRestart(ctx context.Context) error {
 			msg, err := x.waitHealthy(ctx, []engine.PlacedInstance{in}, map[string]int{in.ID: g})
 			if left != "" {
 				msg = left + "; " + msg
-			}
-			if rerr := x.rejoinAfterRestart(ctx, in); rerr != nil && err == nil {
-				err = rerr
 			}
 			if err == nil {
 				var back string

@@ -1037,6 +1037,13 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 		if !ok {
 			continue
 		}
+		if view.Role == RoleRecovering && r.IsInSync(c) && view.Term == r.Term && view.Version == ver {
+			// A replica that restarted holds the current routing but sends
+			// its reads to the primary until the platform confirms it is
+			// in sync: the routing pushed again does.
+			rp.push(ctx, depID, r, ver, c)
+			continue
+		}
 		if view.Term > r.Term || (view.Term == r.Term && view.Version >= ver) {
 			continue
 		}

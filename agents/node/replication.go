@@ -186,6 +186,14 @@ type repl struct {
 	// for it (the new primary first steps past its copies' seq_nos).
 	ready   chan struct{}
 	metaGot [2]int64
+	// unconfirmed: this copy's own routing says it is an in-sync
+	// replica, but it may lack acknowledged writes: it restarted (the
+	// primary may have written without it meanwhile), or the primary
+	// reset one of its indices to copy it again. Reads go to the primary
+	// until a routing of at least confirm (term, version) lists it in
+	// sync again.
+	unconfirmed bool
+	confirm     [2]int64
 	// inflight: per index, the writes being replicated (for the global
 	// checkpoint).
 	inflight map[string]map[*ticket]struct{}
@@ -235,7 +243,7 @@ func (p *repl) roleLocked() string {
 		return RoleStale // a newer primary exists: wait for its routing
 	case rt.Primary == rt.Self:
 		return RolePrimary
-	case rt.inSync(rt.Self):
+	case rt.inSync(rt.Self) && !p.unconfirmed:
 		return RoleReplica
 	case rt.hasCopy(rt.Self):
 		return RoleRecovering
@@ -367,6 +375,9 @@ func (s *Server) applyRoutingLocked(rt *Routing) {
 		oldTerm = p.rt.Term
 	}
 	p.rt = rt
+	if p.unconfirmed && rt.inSync(rt.Self) && (rt.Term > p.confirm[0] || rt.Term == p.confirm[0] && rt.Version >= p.confirm[1]) {
+		p.unconfirmed = false
+	}
 	if s.egress != nil {
 		s.egress.setRouting(rt)
 	}
@@ -467,7 +478,24 @@ func (s *Server) loadRouting() error {
 	s.repl.mu.Lock()
 	defer s.repl.mu.Unlock()
 	s.applyRoutingLocked(rt)
+	if rt.Primary != rt.Self && rt.inSync(rt.Self) {
+		// A replica that restarted may have missed writes the primary
+		// acknowledged without it: its reads go to the primary until the
+		// platform pushes a routing (the same one or newer) that still
+		// lists it in sync.
+		s.repl.unconfirmed, s.repl.confirm = true, [2]int64{rt.Term, rt.Version}
+		s.log.Info("replica restarted: reads go to the primary until the platform confirms this copy is in sync", "term", rt.Term, "version", rt.Version)
+	}
 	return nil
+}
+
+// unconfirmLocked makes reads go to the primary until a routing newer
+// than the one held lists this copy in sync (p.mu held).
+func (p *repl) unconfirmLocked() {
+	if p.rt == nil {
+		return
+	}
+	p.unconfirmed, p.confirm = true, [2]int64{p.rt.Term, p.rt.Version + 1}
 }
 
 // --- events ---
@@ -1223,6 +1251,11 @@ func (s *Server) replicaReset(w http.ResponseWriter, r *http.Request, _ params) 
 	if err := s.checkTerm(req.Term); err != nil {
 		return err
 	}
+	// From here the index is partial until the copy is done: this copy
+	// serves no read until the platform lists it in sync again.
+	s.repl.mu.Lock()
+	s.repl.unconfirmLocked()
+	s.repl.mu.Unlock()
 	sh := s.takeIndex(req.Index)
 	if sh == nil {
 		return eserr.IndexNotFound(req.Index)

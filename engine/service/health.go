@@ -36,9 +36,6 @@ type CopyView struct {
 	Primary   bool   `json:"primary"`
 	InSync    bool   `json:"in_sync"`
 	Running   bool   `json:"running"`
-	// Restarting: out of the group for a planned restart; it rejoins
-	// and recovers once its node runs again.
-	Restarting bool `json:"restarting,omitempty"`
 }
 
 // healthOf is the view of routing r, with running telling which copies
@@ -59,10 +56,6 @@ func healthOf(d engine.Deployment, r engine.Replication, running func(engine.Pla
 		in := byID[c]
 		v.Copies = append(v.Copies, CopyView{ID: c, Zone: in.Zone, Allocator: in.Allocator, Primary: c == r.Primary,
 			InSync: r.IsInSync(c), Running: live(c)})
-	}
-	for _, c := range r.Restarting {
-		in := byID[c]
-		v.Copies = append(v.Copies, CopyView{ID: c, Zone: in.Zone, Allocator: in.Allocator, Running: live(c), Restarting: true})
 	}
 	return v
 }

@@ -23,7 +23,6 @@ func TestHealthOf(t *testing.T) {
 		{"replica recovering", engine.Replication{Term: 1, Primary: "p", Copies: []string{"p", "r"}, InSync: []string{"p"}}, "", engine.HealthYellow, "p:P+S+R r:R"},
 		{"replica down", engine.Replication{Term: 1, Primary: "p", Copies: []string{"p", "r"}, InSync: []string{"p", "r"}}, "a2", engine.HealthYellow, "p:P+S+R r:S"},
 		{"primary down", engine.Replication{Term: 2, Primary: "p", Copies: []string{"p", "r"}, InSync: []string{"p"}}, "a1", engine.HealthRed, "p:P+S r:R"},
-		{"replica restarting (planned)", engine.Replication{Term: 2, Primary: "p", Copies: []string{"p"}, InSync: []string{"p"}, Restarting: []string{"r"}}, "a2", engine.HealthYellow, "p:P+S+R r:T"},
 		{"a copy without an instance does not run", engine.Replication{Term: 1, Primary: "p", Copies: []string{"p", "gone"}, InSync: []string{"p", "gone"}}, "", engine.HealthYellow, "p:P+S+R gone:S"},
 	}
 	for _, c := range cases {
@@ -42,7 +41,7 @@ func TestHealthOf(t *testing.T) {
 				for _, f := range []struct {
 					on bool
 					s  string
-				}{{cp.Primary, "P"}, {cp.InSync, "S"}, {cp.Running, "R"}, {cp.Restarting, "T"}} {
+				}{{cp.Primary, "P"}, {cp.InSync, "S"}, {cp.Running, "R"}} {
 					if f.on {
 						if flags != "" {
 							flags += "+"

@@ -166,9 +166,6 @@ func CopyState(h *service.HealthView, iid string) string {
 		if c.ID != iid {
 			continue
 		}
-		if c.Restarting {
-			return "replica (restarting)"
-		}
 		role, sync := "replica", "recovering"
 		if c.Primary {
 			role = "primary"
