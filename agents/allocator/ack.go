@@ -98,7 +98,8 @@ func (a *agent) acknowledge(ctx context.Context, only map[string]struct{}) {
 	}
 	ack := func(t *tracked) {
 		st := a.statusOf(t)
-		if t.written != nil && sameStatus(*t.written, st) {
+		t.acked = t.written != nil && sameStatus(*t.written, st)
+		if t.acked {
 			return
 		}
 		if t.written == nil && t.busy && now.Sub(t.dispatchedAt) < ackDelay {
@@ -196,7 +197,7 @@ func (a *agent) acked(o ackOp) {
 	a.statusZ[o.id] = true
 	a.m.statusWrites.Inc()
 	st := o.st
-	o.t.written = &st
+	o.t.written, o.t.acked = &st, true
 }
 
 // ackOneByOne writes a batch whose Multi failed (a status znode created

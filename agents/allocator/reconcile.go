@@ -136,6 +136,9 @@ type tracked struct {
 	firstSeen     time.Time
 
 	written *engine.InstanceStatus
+	// acked: the last acknowledge found written equal to the status
+	// (or wrote it).
+	acked bool
 	// dispatchedAt is when the running action started (a status is
 	// first written once it has a result, or after ackDelay).
 	dispatchedAt time.Time
@@ -529,7 +532,7 @@ func (a *agent) quickPass(ctx context.Context, now time.Time, changed map[string
 	a.acknowledge(ctx, ids)
 	a.publish(ctx)
 	for id := range ids {
-		a.settle(id)
+		a.settle(id, now)
 	}
 	return true
 }
@@ -555,11 +558,12 @@ func (a *agent) setDesired(t *tracked, desired map[string]engine.Instance, rejec
 }
 
 // settle files an instance as settled (steady: a quick pass need not
-// look at it) or not.
-func (a *agent) settle(id string) {
+// look at it) or not; call it after the pass's acknowledge, which
+// compared the instance's status with the one written.
+func (a *agent) settle(id string, now time.Time) {
 	t := a.tracked[id]
 	if t == nil || (!t.busy && t.desired != nil && t.rejected == "" && t.w != nil && t.w.Running && t.healthy && t.everHealthy &&
-		t.written != nil && !time.Now().Before(t.nextAttempt) && sameStatus(*t.written, a.statusOf(t))) {
+		t.acked && !now.Before(t.nextAttempt)) {
 		delete(a.unsettled, id)
 		return
 	}
@@ -670,7 +674,7 @@ func (a *agent) fullPass(ctx context.Context, now time.Time, changed map[string]
 	a.publish(ctx)
 	clear(a.unsettled)
 	for id := range a.tracked {
-		a.settle(id)
+		a.settle(id, now)
 	}
 	if runtimeOK && time.Since(a.lastGC) > gcInterval(a.cfg.VolumeGrace) {
 		a.lastGC = time.Now()
