@@ -18,6 +18,7 @@ import (
 	"paddock/engine"
 	"paddock/engine/service"
 	"paddock/engine/service/servicetest"
+	"paddock/engine/testenv"
 	"paddock/engine/zktest"
 )
 
@@ -97,6 +98,26 @@ func (a answer) errBody(t testing.TB) ErrorBody {
 }
 
 // do sends a request with the key of role ("" for none).
+// finishPlan finishes the deployment's pending plan as the constructor
+// would (another ZooKeeper session) and waits until this API's watch
+// cache shows it: the API serves reads from its cache, which applies
+// other sessions' writes a moment after they happen.
+func (f *fixture) finishPlan(t *testing.T, id, status string, ins []engine.PlacedInstance) {
+	t.Helper()
+	servicetest.FinishPlan(t, f.p, id, status, ins)
+	testenv.Eventually(t, 10*time.Second, "the API's cache to show the finished plan", func() bool {
+		a := f.do(admin, "GET", "/deployments/"+id, nil)
+		if a.status == http.StatusNotFound {
+			return true
+		}
+		var dv service.DeploymentView
+		if a.status != http.StatusOK || json.Unmarshal(a.body, &dv) != nil {
+			return false
+		}
+		return dv.PendingPlan == nil && len(dv.Instances) == len(ins)
+	})
+}
+
 func (f *fixture) do(role, method, path string, body any, hdr ...string) answer {
 	f.t.Helper()
 	var rd io.Reader
@@ -216,7 +237,7 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	if !cancel.CancelRequested || cancel.PlanID != cr.PlanID {
 		t.Fatalf("cancel: %+v", cancel)
 	}
-	servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, []engine.PlacedInstance{
+	f.finishPlan(t, id, engine.PlanSuccess, []engine.PlacedInstance{
 		{ID: "i1", Kind: engine.KindElasticsearch, Allocator: "a1", Zone: "zone-1", SizeMB: 1024, Version: "8.18.0"},
 		{ID: "i2", Kind: engine.KindElasticsearch, Allocator: "a2", Zone: "zone-2", SizeMB: 1024, Version: "8.18.0"}})
 	f.want(f.do(admin, "DELETE", "/deployments/"+id+"/plan/pending", nil), 404)
@@ -259,11 +280,11 @@ func TestDeploymentsEndpoints(t *testing.T) {
 	f.want(f.do(admin, "PUT", "/deployments/"+id, UpdateDeploymentBody{Spec: &spec}), 200) // same as pending: no change
 	spec.Elasticsearch.SizeMB = 512
 	f.want(f.do(admin, "PUT", "/deployments/"+id, UpdateDeploymentBody{Spec: &spec}), 409)
-	servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, dv.Instances)
+	f.finishPlan(t, id, engine.PlanSuccess, dv.Instances)
 	f.want(f.do(admin, "POST", "/deployments/"+id+"/_restart", nil), 202)
-	servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, dv.Instances)
+	f.finishPlan(t, id, engine.PlanSuccess, dv.Instances)
 	f.want(f.do(admin, "DELETE", "/deployments/"+id, nil), 202)
-	servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, nil)
+	f.finishPlan(t, id, engine.PlanSuccess, nil)
 	f.want(f.do(admin, "GET", "/deployments", nil), 200).decode(t, &list)
 	if len(list.Deployments) != 0 {
 		t.Fatalf("deleted deployment listed: %+v", list)

@@ -34,7 +34,7 @@ func TestHeadroomEndpoint(t *testing.T) {
 		id := cr.Deployment.ID
 		iid := name + "-es"
 		servicetest.Assign(t, f.p, "a1", engine.Instance{ID: iid, DeploymentID: id, Kind: engine.KindElasticsearch, Version: "8.15.0", SizeMB: 2048, Zone: "zone-1"})
-		servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, []engine.PlacedInstance{
+		f.finishPlan(t, id, engine.PlanSuccess, []engine.PlacedInstance{
 			{ID: iid, Kind: engine.KindElasticsearch, Allocator: "a1", Zone: "zone-1", SizeMB: 2048, Version: "8.15.0"}})
 		return id
 	}

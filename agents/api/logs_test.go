@@ -46,7 +46,7 @@ func TestLogsEndpoint(t *testing.T) {
 	id := cr.Deployment.ID
 	es1 := engine.PlacedInstance{ID: "aaaa1111" + strings.Repeat("0", 24), Kind: engine.KindElasticsearch, Allocator: "a1", Zone: "zone-1", SizeMB: 1024}
 	es2 := engine.PlacedInstance{ID: "bbbb2222" + strings.Repeat("0", 24), Kind: engine.KindElasticsearch, Allocator: "a2", Zone: "zone-2", SizeMB: 1024}
-	servicetest.FinishPlan(t, f.p, id, engine.PlanSuccess, []engine.PlacedInstance{es2, es1})
+	f.finishPlan(t, id, engine.PlanSuccess, []engine.PlacedInstance{es2, es1})
 	if err := a1.Store.Create(f.ctx, engine.StatusPath("a1", es1.ID), engine.InstanceStatus{ID: es1.ID, TunnelAddr: "127.0.0.1:9400", UpdatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
