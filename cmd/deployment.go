@@ -60,6 +60,12 @@ func newDeploymentCmd(app *App) *cobra.Command {
 	addTrackFlags(retry)
 
 	cancelCmd := &cobra.Command{Use: "cancel ID", Short: "Cancel the pending plan (the constructor stops and rolls back)", Args: cobra.ExactArgs(1),
+		Long: `Cancel the pending plan: the constructor stops at its next step and rolls back to the
+topology the deployment had before (a restart or delete plan just stops).
+
+Once a plan that moves data has handed the primary over to one of its new nodes, there is no
+safe way back: a cancel is then ignored (the constructor logs it) and the plan completes.
+Follow it with 'paddock deployment activity ID'.`,
 		RunE: apiCall[api.CancelResponse]{call: byID((*client.Client).CancelPlan), text: func(w io.Writer, res api.CancelResponse) {
 			fmt.Fprintf(w, "cancel requested for plan %s of %s\n", res.PlanID, res.DeploymentID)
 		}}.runE(app)}
