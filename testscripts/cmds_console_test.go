@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -143,7 +145,15 @@ func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 		if err != nil {
 			ts.Fatalf("tmux new-session: %v\n%s", err, out)
 		}
-		ts.Defer(func() { run("kill-server") })
+		ts.Defer(func() {
+			// Whatever a pane still runs (a console of a failed script)
+			// must not outlive the test.
+			procs := paneProcs(run, "-a")
+			run("kill-server")
+			for _, pid := range waitGone(procs, 10*time.Second) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
 	case "send":
 		out, err := run(append([]string{"send-keys", "-t", name}, rest...)...)
 		if err != nil {
@@ -188,10 +198,69 @@ func cmdTmux(ts *testscript.TestScript, neg bool, args []string) {
 	case "show":
 		ts.Logf("screen %s:\n%s", name, capture(name))
 	case "kill":
+		// A killed pane is a terminal that hangs up (an SSH session that
+		// drops): what ran in it must exit.
+		procs := paneProcs(run, "-t", name)
 		run("kill-session", "-t", name)
+		if left := waitGone(procs, 10*time.Second); len(left) > 0 {
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			ts.Fatalf("tmux kill %s: processes %v still ran 10 s after their terminal hung up", name, left)
+		}
 	default:
 		ts.Fatalf("tmux: unknown verb %q", verb)
 	}
+}
+
+// paneProcs lists the processes the panes run (list-panes args select
+// them): each pane's shell and the shell's children.
+func paneProcs(run func(a ...string) (string, error), sel ...string) []int {
+	out, err := run(append([]string{"list-panes", "-F", "#{pane_pid}"}, sel...)...)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(out) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		pids = append(pids, pid)
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, c := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(c); err == nil {
+				pids = append(pids, n)
+			}
+		}
+	}
+	return pids
+}
+
+// waitGone waits until none of pids runs (zombies count as gone) and
+// returns those still running after d.
+func waitGone(pids []int, d time.Duration) []int {
+	alive := func() []int {
+		var left []int
+		for _, pid := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// state is the field after the command's closing paren.
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+				continue
+			}
+			left = append(left, pid)
+		}
+		return left
+	}
+	var left []int
+	testenv.WaitEvery(d, 50*time.Millisecond, func() (bool, string) {
+		left = alive()
+		return len(left) == 0, ""
+	})
+	return left
 }
 
 func shellJoin(args []string) string {

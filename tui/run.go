@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
@@ -66,6 +69,21 @@ func access(ctx context.Context, svc *service.Service, readOnly bool, apiKey str
 func Run(ctx context.Context, o RunOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A terminal that hangs up (an SSH session that drops, a closed
+	// tmux pane) ends the console. Go's default exit on SIGHUP does not
+	// apply: the certificate loader of the ZooKeeper tunnel catches it
+	// to reload, so consoles outlived their terminals, each holding its
+	// ZooKeeper session and API connections.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		select {
+		case <-hup:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
