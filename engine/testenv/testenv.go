@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -124,17 +125,36 @@ func CleanupDocker(t testing.TB, cli *client.Client, key, value string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		f := filters.NewArgs(filters.Arg("label", key+"="+value))
-		cs, _ := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		for _, c := range cs {
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		}
-		vs, _ := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
-		for _, v := range vs.Volumes {
-			_ = cli.VolumeRemove(ctx, v.Name, true)
-		}
-		ns, _ := cli.NetworkList(ctx, network.ListOptions{Filters: f})
-		for _, n := range ns {
-			_ = cli.NetworkRemove(ctx, n.ID)
+		// Sweep until nothing is left: a remove can fail while the engine
+		// is busy with the same object (an allocator releasing its
+		// network lock container as the test ends left one behind).
+		left, ok := WaitEvery(30*time.Second, 200*time.Millisecond, func() (bool, string) {
+			n := 0
+			cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+			for _, c := range cs {
+				if cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}) != nil {
+					n++
+				}
+			}
+			vs, verr := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+			for _, v := range vs.Volumes {
+				if cli.VolumeRemove(ctx, v.Name, true) != nil {
+					n++
+				}
+			}
+			ns, nerr := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+			for _, nw := range ns {
+				if cli.NetworkRemove(ctx, nw.ID) != nil {
+					n++
+				}
+			}
+			if err != nil || verr != nil || nerr != nil {
+				return false, fmt.Sprintf("list: %v %v %v", err, verr, nerr)
+			}
+			return n == 0, fmt.Sprintf("%d objects not removed", n)
+		})
+		if !ok {
+			t.Logf("docker cleanup of %s=%s: %s", key, value, left)
 		}
 	})
 }
