@@ -68,3 +68,31 @@ func TestReplicaReadsWaitForConfirmation(t *testing.T) {
 		t.Fatalf("b after a newer routing listing it in sync is %s, want replica", r)
 	}
 }
+
+// TestReplicaLeaveOnShutdown: a replica that shuts down tells its
+// primary, which takes it for failed at once (event failed, the routing
+// drops it) instead of after its sends to the stopped node time out; a
+// stale term changes nothing.
+func TestReplicaLeaveOnShutdown(t *testing.T) {
+	g := newGroup(t, "a", "b")
+	a, b := g.node("a"), g.node("b")
+	do(t, a.url, call{"PUT", "/logs/_doc/1", `{"n":1}`, 201, []string{`"successful":2`}})
+	// A leave of an older term is ignored.
+	do(t, a.url, call{"POST", ReplicationLeavePath, fmt.Sprintf(`{"term":%d,"copy":"b"}`, g.rt.Term-1), 200, []string{`"acknowledged":false`}})
+	b.srv.Leave(t.Context())
+	b.kill()
+	do(t, a.url, call{"GET", ReplicationEventsPath + "?after=0", "", 200, []string{`"kind":"failed"`, `"copy":"b"`, `shutting down`}})
+	g.waitInSync("a")
+	// Writes go on without b.
+	do(t, a.url, call{"PUT", "/logs/_doc/2", `{"n":2}`, 201, []string{`"successful":1`}})
+	// It comes back, recovers and is in sync again.
+	b.start(t)
+	g.mu.Lock()
+	g.refreshCopiesLocked()
+	g.mu.Unlock()
+	g.pushAll()
+	g.waitInSync("a", "b")
+	if _, _, ok := localDoc(b, "logs", "2"); !ok {
+		t.Fatal("b lacks the write made while it was away")
+	}
+}

@@ -47,6 +47,7 @@ const (
 	ReplicationOpsPath      = "/_paddock/replication/ops"
 	ReplicationMetadataPath = "/_paddock/replication/metadata"
 	ReplicationResetPath    = "/_paddock/replication/reset"
+	ReplicationLeavePath    = "/_paddock/replication/leave"
 )
 
 // ForwardedHeader marks a request a non-primary forwarded to the
@@ -1526,4 +1527,62 @@ func (s *Server) copyOpsSince(ctx context.Context, t *copyTrack, index string, f
 		}
 		from = ans.Next
 	}
+}
+
+// Leave tells the primary, as this in-sync replica shuts down (a
+// restart, a stop), that it is going: the primary takes it for failed at
+// once (event failed, writes that need it held until the routing drops
+// it, as when a write to it fails) instead of after its sends to the
+// stopped node have timed out. Best effort, within ctx.
+func (s *Server) Leave(ctx context.Context) {
+	p := s.repl
+	p.mu.Lock()
+	rt, role := p.rt, p.roleLocked()
+	p.mu.Unlock()
+	if rt == nil || role != RoleReplica {
+		return
+	}
+	url := rt.url(rt.Primary)
+	if url == "" {
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"term": rt.Term, "copy": rt.Self})
+	code, resp, err := s.call(ctx, http.MethodPost, url+ReplicationLeavePath, b)
+	switch {
+	case err != nil:
+		s.log.Warn("could not tell the primary this copy is leaving: it finds out when a write to it fails", "primary", rt.Primary, "err", err)
+	case code != http.StatusOK:
+		s.log.Warn("the primary refused this copy's leave: it finds out when a write to it fails", "primary", rt.Primary, "status", code, "answer", string(bytes.TrimSpace(resp)))
+	default:
+		s.log.Info("told the primary this copy is leaving", "primary", rt.Primary, "term", rt.Term)
+	}
+}
+
+// replicaLeave: POST /_paddock/replication/leave (copy → primary): an
+// in-sync copy shutting down. The primary treats it as a copy that
+// failed a write: event failed, and writes that need it wait until the
+// routing drops it from in_sync. A stale term or an unknown copy
+// changes nothing.
+func (s *Server) replicaLeave(w http.ResponseWriter, r *http.Request, _ params) error {
+	var req struct {
+		Term int64  `json:"term"`
+		Copy string `json:"copy"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	p := s.repl
+	p.mu.Lock()
+	var t *copyTrack
+	if p.rt != nil && p.rt.Term == req.Term && p.roleLocked() == RolePrimary {
+		t = p.copies[req.Copy]
+	}
+	p.mu.Unlock()
+	if t == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"acknowledged": false})
+		return nil
+	}
+	s.copyFailed(t, req.Term, errors.New("the copy is shutting down (it said so)"))
+	writeJSON(w, http.StatusOK, map[string]any{"acknowledged": true})
+	return nil
 }

@@ -56,6 +56,7 @@ func (s *Server) buildRoutes() *router {
 	rt.add("GET", ReplicationOpsPath, s.listReplicaOps)
 	rt.add("PUT", ReplicationMetadataPath, s.replicaMetadata)
 	rt.add("POST", ReplicationResetPath, s.replicaReset)
+	rt.add("POST", ReplicationLeavePath, s.replicaLeave)
 	s.securityRoutes(rt)
 	if rt.kibana {
 		rt.add("GET", "/api/status", s.kibanaStatus)

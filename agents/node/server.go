@@ -208,6 +208,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	s.Leave(lctx)
+	lcancel()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
