@@ -2,7 +2,6 @@ package constructor
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -934,17 +933,18 @@ func (x *executor) runRestart(ctx context.Context) error {
 	// node goes last, so the primary is handed over once.
 	order := slices.Clone(x.change.Restart)
 	if r, _, ok := x.l.w.replication(x.depID); ok {
-		slices.SortStableFunc(order, func(a, b engine.PlacedInstance) int {
-			return cmp.Compare(boolInt(a.ID == r.Primary), boolInt(b.ID == r.Primary))
-		})
+		if i := slices.IndexFunc(order, func(in engine.PlacedInstance) bool { return in.ID == r.Primary }); i >= 0 {
+			primary := order[i]
+			order = append(slices.Delete(order, i, i+1), primary)
+		}
 	}
 	for _, in := range order {
 		if err := x.step(ctx, StepRestart, "restart:"+in.ID, stepLong, func(ctx context.Context) (string, error) {
 			g, asked := x.plan.Progress.Generation[in.ID]
-			var left string
+			var handedOver string
 			if !asked {
 				var err error
-				if left, err = x.handOverBeforeRestart(ctx, in); err != nil {
+				if handedOver, err = x.handOverBeforeRestart(ctx, in); err != nil {
 					return "", err
 				}
 				var cur engine.Instance
@@ -966,8 +966,8 @@ func (x *executor) runRestart(ctx context.Context) error {
 				x.dirty = true
 			}
 			msg, err := x.waitHealthy(ctx, []engine.PlacedInstance{in}, map[string]int{in.ID: g})
-			if left != "" {
-				msg = left + "; " + msg
+			if handedOver != "" {
+				msg = handedOver + "; " + msg
 			}
 			if err == nil {
 				var back string

@@ -1019,12 +1019,7 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 	if !ok {
 		return
 	}
-	key := addrsKey(rp.copyAddrs(depID, r.Copies))
-	rp.mu.Lock()
-	urlsChanged := rp.pushedURLs[depID] != key
-	rp.mu.Unlock()
-	if urlsChanged {
-		rp.push(ctx, depID, r, ver, "")
+	if rp.pushIfMoved(ctx, depID, r, ver) {
 		return
 	}
 	views := rp.views(ctx, depID, r, 5*time.Second)
@@ -1064,6 +1059,20 @@ func (rp *replicator) check(ctx context.Context, depID string) {
 		}
 		rp.push(ctx, depID, r, ver, c)
 	}
+}
+
+// pushIfMoved pushes routing r (at version ver) when a copy's address
+// changed since the last push (a node re-created: restarted, moved by
+// its allocator), and says whether it did.
+func (rp *replicator) pushIfMoved(ctx context.Context, depID string, r engine.Replication, ver engine.Version) bool {
+	key := addrsKey(rp.copyAddrs(depID, r.Copies))
+	rp.mu.Lock()
+	moved := rp.pushedURLs[depID] != key
+	rp.mu.Unlock()
+	if moved {
+		rp.push(WithDeployment(ctx, depID), depID, r, ver, "")
+	}
+	return moved
 }
 
 // addrsKey is what a push said of its copies' addresses (a change is

@@ -77,10 +77,14 @@ func (x *executor) waitBackInSync(ctx context.Context, in engine.PlacedInstance)
 	defer deadline.Stop()
 	start := time.Now()
 	for {
-		r, _, ok := x.l.w.replication(x.depID)
+		r, ver, ok := x.l.w.replication(x.depID)
 		if !ok || !slices.Contains(r.Copies, in.ID) || len(r.Copies) < 2 {
 			return "", nil
 		}
+		// The replication check leaves a deployment to its running plan:
+		// the restarted node's new address (its container re-created)
+		// reaches the primary, which recovers it, from here.
+		x.l.repl.pushIfMoved(ctx, x.depID, r, ver)
 		if r.IsInSync(in.ID) {
 			return fmt.Sprintf("in sync with primary %s after %s", engine.Short(r.Primary), time.Since(start).Round(100*time.Millisecond)), nil
 		}
@@ -94,11 +98,4 @@ func (x *executor) waitBackInSync(ctx context.Context, in engine.PlacedInstance)
 				engine.Short(in.ID), x.l.cfg.StepTimeout, engine.Short(r.Primary))
 		}
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
